@@ -1,0 +1,136 @@
+# Portico build. `make help` lists the targets.
+#
+# Every .c under src/ is part of the program; tests/unit/test_X.c links against all of them but
+# src/server/main.c. Release objects go to build/release, sanitizer ones to build/asan, fuzzers
+# (clang + libFuzzer) to build/fuzz.
+
+CC       ?= cc
+PKGS     := yaml-0.1 libpcre2-8
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
+            -Wimplicit-fallthrough -Wvla -Wpointer-arith -Wundef -Werror
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -fwrapv -pthread $(WARN) -Isrc $(PKG_CFLAGS) -MMD -MP
+REL_CFLAGS  := $(BASE_CFLAGS) -O2 -g
+ASAN_CFLAGS := $(BASE_CFLAGS) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+               -fno-sanitize-recover=all -DPT_SANITIZE=1
+LDLIBS   := $(PKG_LIBS) -pthread -lm
+
+SRCS     := $(sort $(wildcard src/*/*.c))
+LIB_SRCS := $(filter-out src/server/main.c,$(SRCS))
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+
+REL_OBJS  := $(SRCS:%.c=build/release/%.o)
+ASAN_OBJS := $(SRCS:%.c=build/asan/%.o)
+REL_LIB   := $(LIB_SRCS:%.c=build/release/%.o)
+ASAN_LIB  := $(LIB_SRCS:%.c=build/asan/%.o)
+FUZZ_LIB  := $(LIB_SRCS:%.c=build/fuzz/%.o)
+UNIT_REL  := $(UNIT_SRCS:tests/unit/%.c=build/release/tests/%)
+UNIT_ASAN := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
+FUZZERS   := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
+
+FUZZ_SECONDS ?= 30
+PYTEST   := /usr/bin/python3 -m pytest
+
+.PHONY: all asan test unit unit-asan e2e e2e-asan fuzz fuzz-smoke bench deps run clean \
+        format format-check ban-check help
+
+all: build/portico
+
+help:
+	@echo "make            build build/portico (release, -O2 -g)"
+	@echo "make asan       build build/asan/portico (AddressSanitizer + UBSan)"
+	@echo "make test       format and banned-function checks, unit, end-to-end (release and"
+	@echo "                sanitizer builds) and a bounded fuzz run of every fuzzer"
+	@echo "make fuzz       build the libFuzzer targets into build/fuzz/"
+	@echo "make bench      side-by-side benchmark against nginx (bench/run.sh)"
+	@echo "make deps       install the Debian packages needed to build, test and benchmark"
+	@echo "make run        build and run examples/quickstart.yaml"
+
+build/portico: $(REL_OBJS)
+	$(CC) $(REL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+build/asan/portico: $(ASAN_OBJS)
+	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(LDLIBS)
+
+asan: build/asan/portico
+
+build/release/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(REL_CFLAGS) -c -o $@ $<
+
+build/asan/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ASAN_CFLAGS) -c -o $@ $<
+
+build/release/tests/%: tests/unit/%.c $(REL_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(REL_CFLAGS) -Wno-missing-prototypes -o $@ $^ $(LDLIBS) -lcmocka
+
+build/asan/tests/%: tests/unit/%.c $(ASAN_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ASAN_CFLAGS) -Wno-missing-prototypes -o $@ $^ $(LDLIBS) -lcmocka
+
+# Fuzzers: clang with libFuzzer, ASan and UBSan.
+FUZZ_CC     := clang
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -fwrapv -pthread -Isrc $(PKG_CFLAGS) -g -O1 \
+               -fsanitize=fuzzer-no-link,address,undefined -DPT_SANITIZE=1 -DPT_FUZZING=1 -MMD -MP
+
+build/fuzz/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+fuzz: $(FUZZERS)
+
+# A bounded run of each fuzzer over its committed corpus (new finds go to a scratch dir).
+fuzz-smoke: $(FUZZERS)
+	@set -e; for f in $(FUZZERS); do \
+	  n=$$(basename $$f); mkdir -p build/fuzz/new/$$n; \
+	  echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=0 \
+	      build/fuzz/new/$$n tests/fuzz/corpus/$$n >build/fuzz/$$n.log 2>&1 \
+	      || { tail -50 build/fuzz/$$n.log; exit 1; }; \
+	done; echo "fuzz: all targets clean"
+
+unit: $(UNIT_REL)
+	@set -e; for t in $(UNIT_REL); do echo "unit: $$t"; $$t; done
+
+unit-asan: $(UNIT_ASAN)
+	@set -e; for t in $(UNIT_ASAN); do echo "unit (asan): $$t"; $$t; done
+
+e2e: build/portico
+	PORTICO_BIN=$(CURDIR)/build/portico $(PYTEST) -q tests/e2e
+
+e2e-asan: build/asan/portico
+	PORTICO_BIN=$(CURDIR)/build/asan/portico PORTICO_SANITIZE=1 $(PYTEST) -q tests/e2e
+
+format:
+	clang-format -i $(SRCS) $(wildcard src/*/*.h) $(UNIT_SRCS) $(FUZZ_SRCS)
+
+format-check:
+	@clang-format --dry-run --Werror $(SRCS) $(wildcard src/*/*.h) $(UNIT_SRCS) $(FUZZ_SRCS) \
+	  && echo "format: clean"
+
+ban-check:
+	@scripts/ban-check.sh
+
+test: format-check ban-check unit unit-asan e2e e2e-asan fuzz-smoke
+
+bench: build/portico
+	bench/run.sh
+
+deps:
+	scripts/deps.sh
+
+run: build/portico
+	build/portico run -c examples/quickstart.yaml
+
+clean:
+	rm -rf build
+
+-include $(REL_OBJS:.o=.d) $(ASAN_OBJS:.o=.d) $(FUZZ_LIB:.o=.d)

@@ -1,0 +1,264 @@
+# shellcheck shell=bash disable=SC2034  # (variables set here are read by the scripts sourcing it)
+# Shared shell helpers for the Portico-vs-nginx benchmark (sourced by bench/run.sh and
+# bench/callgrind.sh; not run on its own).
+#
+# Every process the benchmark starts is recorded in BENCH_PIDS and stopped by PID on exit, on
+# Ctrl-C and on SIGTERM (bench_cleanup, installed as a trap by bench_init). nginx is never run as a
+# system service: each instance gets its own config, prefix, pid file, temp and log directories
+# under one temp dir, runs with "daemon off;" and is stopped by its PID (its workers by their
+# parent PID). Ports come from the kernel (bind to port 0, read the port, close) and are passed to
+# the servers' configs. Every wait is bounded in time.
+
+BENCH_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+BENCH_ROOT=$(cd "$BENCH_LIB_DIR/.." && pwd)
+if [ -z "${PYTHON:-}" ]; then # Debian's python3 first, as the Makefile does (no pyenv shim).
+    PYTHON=python3
+    [ -x /usr/bin/python3 ] && PYTHON=/usr/bin/python3
+fi
+NGINX_BIN=${NGINX_BIN:-nginx}
+PORTICO_BIN=${PORTICO_BIN:-$BENCH_ROOT/build/portico}
+BENCH_OUT=${BENCH_OUT:-$BENCH_ROOT/build/bench}
+BENCH_PIDS=()
+
+bench_log() { printf '[bench] %s\n' "$*" >&2; }
+bench_die() {
+    printf '[bench] ERROR: %s\n' "$*" >&2
+    exit 1
+}
+
+# Children of a PID (by parent PID, read from /proc), recursively, then the PID itself.
+bench_tree_pids() {
+    local p c
+    for p in "$@"; do
+        [ -d "/proc/$p" ] || continue
+        for c in $(pgrep -P "$p"); do
+            bench_tree_pids "$c"
+        done
+        echo "$p"
+    done
+}
+
+bench_stop() { # PID...: SIGTERM the tree, wait up to BENCH_STOP_WAIT s (5), then SIGKILL the rest.
+    local pids p i alive
+    pids=$(bench_tree_pids "$@")
+    [ -n "$pids" ] || return 0
+    # shellcheck disable=SC2086
+    kill -TERM $pids 2>/dev/null
+    for ((i = 0; i < ${BENCH_STOP_WAIT:-5} * 10; i++)); do
+        alive=0
+        for p in $pids; do
+            if [ -d "/proc/$p" ] && ! grep -q '^State:.*Z' "/proc/$p/status" 2>/dev/null; then
+                alive=1
+            fi
+        done
+        [ "$alive" = 0 ] && break
+        sleep 0.1
+    done
+    # shellcheck disable=SC2086
+    [ "$alive" = 0 ] || kill -KILL $pids 2>/dev/null
+    for p in "$@"; do wait "$p" 2>/dev/null; done
+    return 0
+}
+
+bench_cleanup() {
+    trap - EXIT INT TERM
+    if [ "${#BENCH_PIDS[@]}" -gt 0 ]; then
+        bench_stop "${BENCH_PIDS[@]}"
+    fi
+    if [ -n "${BENCH_TMP:-}" ] && [ -d "$BENCH_TMP" ] && [ "${BENCH_KEEP_TMP:-0}" != 1 ]; then
+        rm -rf "$BENCH_TMP"
+    fi
+}
+
+bench_init() {
+    BENCH_TMP=$(mktemp -d /tmp/portico-bench.XXXXXX)
+    # nginx workers started by root run as "nobody": they must be able to read the backend's files.
+    chmod 755 "$BENCH_TMP"
+    mkdir -p "$BENCH_OUT"
+    trap bench_cleanup EXIT
+    trap 'bench_log "interrupted"; bench_cleanup; exit 130' INT
+    trap 'bench_log "terminated"; bench_cleanup; exit 143' TERM
+    # Open-file limit for the servers and clients: as high as the hard limit allows, up to 65536.
+    local hard
+    hard=$(ulimit -Hn)
+    if [ "$hard" = unlimited ] || [ "$hard" -gt 65536 ]; then hard=65536; fi
+    BENCH_NOFILE=${BENCH_NOFILE:-$hard}
+    ulimit -n "$BENCH_NOFILE" || bench_die "cannot raise the open-file limit to $BENCH_NOFILE"
+}
+
+bench_forget_pid() { # PID: drop from the cleanup list once stopped.
+    local p keep=()
+    for p in "${BENCH_PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+    BENCH_PIDS=("${keep[@]}")
+}
+
+bench_free_port() {
+    "$PYTHON" -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()'
+}
+
+bench_fill() { # TEMPLATE OUT NAME=VALUE...: replace @NAME@ placeholders.
+    local tpl=$1 out=$2 kv args=()
+    shift 2
+    for kv in "$@"; do args+=(-e "s|@${kv%%=*}@|${kv#*=}|g"); done
+    sed "${args[@]}" "$tpl" >"$out"
+    if grep -q '@[A-Z_]*@' "$out"; then bench_die "unfilled placeholder in $out"; fi
+}
+
+bench_wait_http() { # URL SECONDS PID: wait until URL answers 200 (or PID dies).
+    local url=$1 secs=$2 pid=$3 i code
+    for ((i = 0; i < secs * 10; i++)); do
+        [ -d "/proc/$pid" ] || return 1
+        code=$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$url" 2>/dev/null)
+        [ "$code" = 200 ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+bench_nginx_prefix() { # DIR: an nginx prefix with its own logs and temp dirs.
+    mkdir -p "$1/logs" "$1/tmp"
+}
+
+# Start the backend: sets BACKEND_PORT and BACKEND_PID. CPUS: taskset list; WORKERS: processes.
+bench_start_backend() {
+    local cpus=$1 workers=$2 dir="$BENCH_TMP/backend" try
+    bench_nginx_prefix "$dir"
+    mkdir -p "$dir/www"
+    printf 'hello, world\n' >"$dir/www/small.txt"
+    head -c 65536 /dev/urandom >"$dir/www/64k.bin"
+    for try in 1 2 3; do
+        BACKEND_PORT=$(bench_free_port)
+        bench_fill "$BENCH_LIB_DIR/conf/backend.conf.in" "$dir/nginx.conf" PREFIX="$dir" \
+            PORT="$BACKEND_PORT" DOCROOT="$dir/www" WORKERS="$workers" NOFILE="$BENCH_NOFILE"
+        taskset -c "$cpus" "$NGINX_BIN" -c "$dir/nginx.conf" -p "$dir" -e "$dir/logs/error.log" \
+            >"$dir/logs/stdout.log" 2>&1 &
+        BACKEND_PID=$!
+        BENCH_PIDS+=("$BACKEND_PID")
+        if bench_wait_http "http://127.0.0.1:$BACKEND_PORT/small" 10 "$BACKEND_PID"; then
+            bench_log "backend nginx pid $BACKEND_PID on 127.0.0.1:$BACKEND_PORT (cpus $cpus)"
+            return 0
+        fi
+        bench_stop "$BACKEND_PID"
+        bench_forget_pid "$BACKEND_PID"
+        bench_log "backend did not start (try $try):"
+        tail -5 "$dir/logs/error.log" >&2
+    done
+    bench_die "backend nginx did not start"
+}
+
+# Start a proxy under test: bench_start_proxy KIND NAME CPUS WORKERS [WRAPPER...]
+#   KIND: portico | nginx; NAME: a directory name; WRAPPER: e.g. valgrind and its options.
+# Sets PROXY_PORT and PROXY_PID (the PID of the process started: nginx master, or the wrapper).
+# With a wrapper, nginx runs with master_process off so the traced process is the one serving.
+bench_start_proxy() {
+    local kind=$1 name=$2 cpus=$3 workers=$4 dir try master=on wait=10
+    dir="$BENCH_TMP/$name"
+    shift 4
+    mkdir -p "$dir"
+    [ "$#" -gt 0 ] && master=off && wait=90
+    for try in 1 2 3; do
+        PROXY_PORT=$(bench_free_port)
+        case $kind in
+        portico)
+            bench_fill "$BENCH_LIB_DIR/conf/portico.yaml.in" "$dir/portico.yaml" \
+                PORT="$PROXY_PORT" BACKEND_PORT="$BACKEND_PORT" WORKERS="$workers"
+            if ! "$PORTICO_BIN" check -c "$dir/portico.yaml" >"$dir/check.log" 2>&1; then
+                bench_die "portico check rejects $dir/portico.yaml: $(cat "$dir/check.log")"
+            fi
+            taskset -c "$cpus" "$@" "$PORTICO_BIN" run -c "$dir/portico.yaml" \
+                >"$dir/stdout.log" 2>"$dir/stderr.log" &
+            ;;
+        nginx)
+            bench_nginx_prefix "$dir"
+            bench_fill "$BENCH_LIB_DIR/conf/nginx-proxy.conf.in" "$dir/nginx.conf" PREFIX="$dir" \
+                PORT="$PROXY_PORT" BACKEND_PORT="$BACKEND_PORT" WORKERS="$workers" \
+                MASTER="$master" NOFILE="$BENCH_NOFILE" WCONN="${BENCH_NGINX_WCONN:-4096}"
+            taskset -c "$cpus" "$@" "$NGINX_BIN" -c "$dir/nginx.conf" -p "$dir" \
+                -e "$dir/logs/error.log" >"$dir/stdout.log" 2>"$dir/stderr.log" &
+            ;;
+        *) bench_die "unknown proxy kind $kind" ;;
+        esac
+        PROXY_PID=$!
+        BENCH_PIDS+=("$PROXY_PID")
+        if bench_wait_http "http://127.0.0.1:$PROXY_PORT/small" "$wait" "$PROXY_PID"; then
+            return 0
+        fi
+        bench_stop "$PROXY_PID"
+        bench_forget_pid "$PROXY_PID"
+        bench_log "$name ($kind) did not start (try $try); its stderr:"
+        tail -5 "$dir/stderr.log" >&2
+        [ -f "$dir/logs/error.log" ] && tail -5 "$dir/logs/error.log" >&2
+    done
+    bench_die "$name ($kind) did not start"
+}
+
+bench_stop_proxy() { # PID
+    bench_stop "$1"
+    bench_forget_pid "$1"
+}
+
+bench_cpu_ticks() { # PID: utime+stime (clock ticks) of the process and its children, summed.
+    local p s t=0
+    for p in $(bench_tree_pids "$1"); do
+        s=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+        s=${s##*) }
+        # shellcheck disable=SC2086
+        set -- $s
+        t=$((t + ${12} + ${13}))
+    done
+    echo "$t"
+}
+
+bench_status_kb() { # FIELD PID: the largest FIELD (VmHWM, VmRSS) in kB among the tree's processes.
+    local field=$1 p v m=0
+    for p in $(bench_tree_pids "$2"); do
+        v=$(awk -v f="$field:" '$1 == f { print $2 }' "/proc/$p/status" 2>/dev/null)
+        [ -n "$v" ] && [ "$v" -gt "$m" ] && m=$v
+    done
+    echo "$m"
+}
+
+# Which implementation fills the "portico" slot: the real binary, or a labelled nginx stand-in.
+bench_pick_portico() {
+    if [ -x "$PORTICO_BIN" ]; then
+        A_KIND=portico
+        A_LABEL=portico
+    else
+        A_KIND=nginx
+        A_LABEL="nginx-standin"
+        bench_log "*** $PORTICO_BIN is not built: the 'portico' slot runs a SECOND NGINX,"
+        bench_log "*** labelled nginx-standin. These figures say nothing about Portico."
+    fi
+}
+
+# CPU layout: PROXY_CPUS, BACKEND_CPUS, WRK_CPUS (taskset lists) and BACKEND_WORKERS, each
+# overridable by the BENCH_ variable of the same name. The proxy gets the first BENCH_WORKERS
+# cores; on a 2-core machine the backend and wrk share the other one; with 4 or more cores the
+# rest is split between the backend (first half) and wrk (second half).
+bench_cpu_range() { [ "$1" = "$2" ] && echo "$1" || echo "$1-$2"; }
+
+bench_cpu_layout() {
+    local n w rest half
+    n=$(nproc)
+    w=${BENCH_WORKERS:-1}
+    if [ "$n" -le 1 ]; then
+        PROXY_CPUS=${BENCH_PROXY_CPUS:-0}
+        BACKEND_CPUS=${BENCH_BACKEND_CPUS:-0}
+        WRK_CPUS=${BENCH_WRK_CPUS:-0}
+    elif [ "$n" -lt 4 ] || [ $((n - w)) -lt 2 ]; then
+        PROXY_CPUS=${BENCH_PROXY_CPUS:-$(bench_cpu_range 0 $((w > n - 1 ? n - 2 : w - 1)))}
+        BACKEND_CPUS=${BENCH_BACKEND_CPUS:-$((n - 1))}
+        WRK_CPUS=${BENCH_WRK_CPUS:-$((n - 1))}
+    else
+        rest=$((n - w))
+        half=$(((rest + 1) / 2))
+        PROXY_CPUS=${BENCH_PROXY_CPUS:-$(bench_cpu_range 0 $((w - 1)))}
+        BACKEND_CPUS=${BENCH_BACKEND_CPUS:-$(bench_cpu_range "$w" $((w + half - 1)))}
+        WRK_CPUS=${BENCH_WRK_CPUS:-$(bench_cpu_range $((w + half)) $((n - 1)))}
+    fi
+    BACKEND_WORKERS=${BENCH_BACKEND_WORKERS:-$(taskset -c "$BACKEND_CPUS" nproc)}
+}

@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: Portico vs nginx as a reverse proxy in front of the same nginx backend.
+# `make bench` runs this. See bench/README.md for what is measured and how to read it.
+#
+# Steps: (1) throughput/latency/CPU/RSS with wrk, the two proxies interleaved round by round, for
+# each scenario; (2) memory with 10,000 idle keep-alive connections (bench/idle_conns.py);
+# (3) instructions per request under callgrind (bench/callgrind.sh). Prints a table and writes it,
+# with the raw wrk outputs, under build/bench/ (latest.txt is the newest table).
+#
+# Env (defaults): BENCH_ROUNDS (3), BENCH_SECONDS (5), BENCH_CONNS (50), BENCH_THREADS (1),
+# BENCH_WARMUP (1 s), BENCH_WORKERS (1: Portico workers and nginx worker_processes),
+# BENCH_SCENARIOS ("small 64k"), BENCH_IDLE (1), BENCH_IDLE_CONNS (10000), BENCH_CALLGRIND (1),
+# BENCH_PROXY_CPUS / BENCH_BACKEND_CPUS / BENCH_WRK_CPUS (taskset lists; see bench_cpu_layout),
+# PORTICO_BIN (build/portico; when missing a second nginx, labelled nginx-standin, takes its slot),
+# NGINX_BIN (nginx), PYTHON (/usr/bin/python3).
+set -u
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+ROUNDS=${BENCH_ROUNDS:-3}
+SECS=${BENCH_SECONDS:-5}
+CONNS=${BENCH_CONNS:-50}
+THREADS=${BENCH_THREADS:-1}
+WARMUP=${BENCH_WARMUP:-1}
+WORKERS=${BENCH_WORKERS:-1}
+SCENARIOS=${BENCH_SCENARIOS:-small 64k}
+IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
+CLK_TCK=$(getconf CLK_TCK)
+
+for tool in wrk "$NGINX_BIN" taskset curl "$PYTHON"; do
+    command -v "$tool" >/dev/null || bench_die "$tool is not installed (make deps)"
+done
+bench_init
+bench_cpu_layout
+bench_pick_portico
+RUN_DIR=$BENCH_OUT/run-$(date +%Y%m%d-%H%M%S)
+mkdir -p "$RUN_DIR"
+SAMPLES=$RUN_DIR/samples.tsv
+: >"$SAMPLES"
+bench_log "results go to $RUN_DIR"
+bench_log "cpus: proxy $PROXY_CPUS, backend $BACKEND_CPUS ($BACKEND_WORKERS workers), wrk $WRK_CPUS"
+
+bench_start_backend "$BACKEND_CPUS" "$BACKEND_WORKERS"
+
+scenario_path() {
+    case $1 in
+    small) echo "/small 13" ;;
+    64k) echo "/64k.bin 65536" ;;
+    *) bench_die "unknown scenario $1 (small, 64k)" ;;
+    esac
+}
+
+check_200() { # LABEL PORT PATH LENGTH: one request through the proxy must be a 200 of LENGTH bytes.
+    local got
+    got=$(curl -s -o /dev/null -m 10 -w '%{http_code} %{size_download}' "http://127.0.0.1:$2$3")
+    [ "$got" = "200 $4" ] || bench_die "$1: GET $3 answered '$got', expected '200 $4'"
+}
+
+# run_wrk SCENARIO LABEL PID PORT PATH ROUND: one wrk run; appends a line to $SAMPLES unless
+# ROUND is "warmup". Fails loudly on any non-2xx/3xx response.
+run_wrk() {
+    local scen=$1 label=$2 pid=$3 port=$4 path=$5 round=$6 secs=$SECS out t0 t1 w0 w1 r
+    [ "$round" = warmup ] && secs=$WARMUP
+    out="$RUN_DIR/wrk-$scen-$label-$round.txt"
+    t0=$(bench_cpu_ticks "$pid")
+    w0=$(date +%s.%N)
+    timeout --foreground $((secs + 30)) taskset -c "$WRK_CPUS" \
+        wrk -t"$THREADS" -c"$CONNS" -d"${secs}s" --latency "http://127.0.0.1:$port$path" \
+        >"$out" 2>&1 ||
+        bench_die "wrk failed for $label ($scen): $(tail -5 "$out")"
+    w1=$(date +%s.%N)
+    t1=$(bench_cpu_ticks "$pid")
+    [ -d "/proc/$pid" ] || bench_die "$label died during the $scen run"
+    r=$("$PYTHON" "$BENCH_LIB_DIR/report.py" parse "$out") ||
+        bench_die "cannot parse wrk output $out"
+    # shellcheck disable=SC2086
+    set -- $r # rps p50_us p99_us requests non2xx sockerr
+    [ "$5" = 0 ] || bench_die "$label ($scen): $5 non-2xx/3xx responses, see $out"
+    [ "$4" -gt 0 ] || bench_die "$label ($scen): no request completed, see $out"
+    [ "$6" = 0 ] || bench_log "WARNING: $label ($scen): $6 socket errors, see $out"
+    bench_log "$scen $label $round: $(printf '%.0f req/s, p50 %.0f us, p99 %.0f us' "$1" "$2" \
+        "$3"), cpu $((t1 - t0)) ticks"
+    [ "$round" = warmup ] && return 0
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scen" "$label" "$round" "$1" "$2" "$3" \
+        "$4" "$((t1 - t0))" "$(bench_status_kb VmHWM "$pid")" \
+        "$(awk -v a="$w0" -v b="$w1" 'BEGIN { print b - a }')" >>"$SAMPLES"
+}
+
+for scen in $SCENARIOS; do
+    read -r path length <<<"$(scenario_path "$scen")"
+    bench_start_proxy "$A_KIND" "$A_LABEL-$scen" "$PROXY_CPUS" "$WORKERS"
+    a_pid=$PROXY_PID a_port=$PROXY_PORT
+    bench_start_proxy nginx "nginx-$scen" "$PROXY_CPUS" "$WORKERS"
+    b_pid=$PROXY_PID b_port=$PROXY_PORT
+    bench_log "scenario $scen: $A_LABEL pid $a_pid port $a_port; nginx pid $b_pid port $b_port"
+    check_200 "$A_LABEL" "$a_port" "$path" "$length"
+    check_200 nginx "$b_port" "$path" "$length"
+    run_wrk "$scen" "$A_LABEL" "$a_pid" "$a_port" "$path" warmup
+    run_wrk "$scen" nginx "$b_pid" "$b_port" "$path" warmup
+    for ((round = 1; round <= ROUNDS; round++)); do
+        # Alternate who goes first so a drift in the machine's speed does not favour one side.
+        if ((round % 2)); then
+            run_wrk "$scen" "$A_LABEL" "$a_pid" "$a_port" "$path" "$round"
+            run_wrk "$scen" nginx "$b_pid" "$b_port" "$path" "$round"
+        else
+            run_wrk "$scen" nginx "$b_pid" "$b_port" "$path" "$round"
+            run_wrk "$scen" "$A_LABEL" "$a_pid" "$a_port" "$path" "$round"
+        fi
+    done
+    bench_stop_proxy "$a_pid"
+    bench_stop_proxy "$b_pid"
+done
+
+idle_args=()
+if [ "${BENCH_IDLE:-1}" != 0 ]; then
+    IDLE_TSV=$RUN_DIR/idle.tsv
+    : >"$IDLE_TSV"
+    for side in "$A_KIND $A_LABEL" "nginx nginx"; do
+        read -r kind label <<<"$side"
+        # nginx needs a connection slot per client and per upstream connection, allocated up front.
+        wconn=$((IDLE_CONNS + 1024))
+        [ "$wconn" -le "$BENCH_NOFILE" ] || wconn=$BENCH_NOFILE
+        BENCH_NGINX_WCONN=$wconn bench_start_proxy "$kind" "$label-idle" "$PROXY_CPUS" "$WORKERS"
+        timeout --foreground 300 taskset -c "$WRK_CPUS" "$PYTHON" "$BENCH_LIB_DIR/idle_conns.py" \
+            --port "$PROXY_PORT" --pid "$PROXY_PID" --conns "$IDLE_CONNS" --label "$label" \
+            --tsv "$IDLE_TSV" || bench_die "idle connections test failed for $label"
+        bench_stop_proxy "$PROXY_PID"
+    done
+    idle_args=(--idle "$IDLE_TSV")
+fi
+
+bench_stop_proxy "$BACKEND_PID"
+
+cg_args=()
+if [ "${BENCH_CALLGRIND:-1}" != 0 ]; then
+    PORTICO_BIN=$PORTICO_BIN BENCH_OUT=$BENCH_OUT "$BENCH_LIB_DIR/callgrind.sh" \
+        "$RUN_DIR/callgrind.tsv" || bench_die "callgrind step failed"
+    cg_args=(--callgrind "$RUN_DIR/callgrind.tsv")
+fi
+
+a_version=$A_LABEL
+if [ "$A_KIND" = portico ]; then
+    a_version=$("$PORTICO_BIN" version 2>&1 | head -1)
+fi
+"$PYTHON" "$BENCH_LIB_DIR/report.py" table --samples "$SAMPLES" "${idle_args[@]}" \
+    "${cg_args[@]}" --meta "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)" "cpus=$(nproc)" \
+    "proxy_cpus=$PROXY_CPUS" "backend_cpus=$BACKEND_CPUS" "wrk_cpus=$WRK_CPUS" \
+    "workers=$WORKERS" "wrk=-t$THREADS/-c$CONNS/${SECS}s" "rounds=$ROUNDS" "clk_tck=$CLK_TCK" \
+    "a=$a_version" "b=$("$NGINX_BIN" -v 2>&1 | sed 's/.*version: //')" >"$RUN_DIR/report.txt" ||
+    bench_die "report failed"
+cp "$RUN_DIR/report.txt" "$BENCH_OUT/latest.txt"
+echo
+cat "$RUN_DIR/report.txt"
+bench_log "table: $BENCH_OUT/latest.txt; raw data: $RUN_DIR"

@@ -1,0 +1,22 @@
+#!/bin/sh
+# Installs the Debian 12 packages Portico needs to build, test and benchmark. Idempotent and
+# non-interactive: it runs apt-get only when a package is missing, and `apt-get update` first.
+# RUNLEVEL=1 keeps Debian's maintainer scripts from starting nginx as a system service: the
+# benchmark starts its own nginx with its own configuration.
+set -eu
+PKGS="build-essential pkg-config clang libclang-rt-14-dev clang-format libyaml-dev libpcre2-dev
+libcmocka-dev python3 python3-pytest curl nghttp2-client openssl nginx wrk valgrind procps"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q "install ok installed" \
+        || missing="$missing $p"
+done
+if [ -z "$missing" ]; then
+    echo "deps: all present"
+    exit 0
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "deps: installing$missing"
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
+$SUDO env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -q --no-install-recommends $missing

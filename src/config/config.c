@@ -1,0 +1,1724 @@
+/*
+ * config.c - the schema: walks the YAML node tree (yaml_tree.c) and fills struct pt_config.
+ *
+ * Shape: one function per mapping of the contract (load_root, load_limits, load_upstream,
+ * load_route, load_proxy, ...). Each loops over its pairs, checks the key against the keys valid
+ * at that spot (an unknown key gets a did-you-mean from the edit distance to them, keys that a
+ * later version adds get "not supported yet"), converts the value with the typed getters below
+ * and writes the field. A getter that fails reports "FILE:LINE:COL: message" at the value and
+ * leaves the default in place, so one pass finds every error up to PT_CFG_MAX_ERRORS instead
+ * of stopping at the first. Cross-references are resolved in a fixed order whatever the order
+ * in the file: upstreams before sites, so proxy.to can name an upstream defined further down.
+ *
+ * Memory: the result and everything it points to live in cfg->arena (the struct pt_config
+ * itself included); the tree and scratch in ctx->tmp, freed before returning. Out of memory
+ * and "too many errors" leave through longjmp to run() (see config_internal.h); nothing
+ * between owns anything but arena memory, so nothing leaks.
+ *
+ * Target host names are resolved here with getaddrinfo (blocking, at load time only; the
+ * server re-resolves later if it wants to). Fuzz builds (PT_FUZZING) accept only address
+ * literals and "localhost" so the fuzzer never touches the network.
+ *
+ * Rejected: the libyaml document API (see yaml_tree.c); accepting YAML 1.1 booleans yes/no/on/
+ * off (they turn country codes and "on" into booleans; YAML 1.2 dropped them); anchors and
+ * aliases (a feature few configurations need, and a source of blow-ups).
+ */
+#include "config/config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config/config_internal.h"
+#include "core/common.h"
+#include "core/log.h"
+#include "http/h1_parse.h"
+
+#define MAX_WORKERS 1024
+#define MAX_WEIGHT 1000
+#define PROXY_TIMEOUT_MAX_MS 60000u
+
+/* Bytes of a user string shown in a message, so one huge value cannot drown the others. */
+static int shown(size_t n)
+{
+    return n > 60 ? 60 : (int)n;
+}
+
+static bool is(const struct pt_ynode *n, const char *s)
+{
+    size_t l = strlen(s);
+    return n->kind == PT_YNODE_SCALAR && n->len == l && memcmp(n->s, s, l) == 0;
+}
+
+static bool is_null(const struct pt_ynode *n)
+{
+    return n->kind == PT_YNODE_SCALAR && n->is_plain &&
+           (n->len == 0 || is(n, "~") || is(n, "null") || is(n, "Null") || is(n, "NULL"));
+}
+
+static const char *what_is(const struct pt_ynode *n)
+{
+    if (n->kind == PT_YNODE_MAP)
+        return "a mapping";
+    if (n->kind == PT_YNODE_SEQ)
+        return "a list";
+    return is_null(n) ? "nothing" : "a single value";
+}
+
+#define FOR_PAIRS(m, k, v)                                                                         \
+    for (const struct pt_ynode *k = (m)->child, *v = k ? k->next : NULL; k && v;                   \
+         k = v->next, v = k ? k->next : NULL)
+#define FOR_ITEMS(s, it) for (const struct pt_ynode *it = (s)->child; it; it = it->next)
+
+static bool want_map(struct pt_cfg_ctx *x, const struct pt_ynode *n, const char *key)
+{
+    if (n->kind == PT_YNODE_MAP)
+        return true;
+    pt_config_error(x, n->pos, "expected a mapping (key: value) for \"%s\", found %s", key,
+                    what_is(n));
+    return false;
+}
+
+static bool want_seq(struct pt_cfg_ctx *x, const struct pt_ynode *n, const char *key)
+{
+    if (n->kind == PT_YNODE_SEQ)
+        return true;
+    pt_config_error(x, n->pos, "expected a list for \"%s\", found %s", key, what_is(n));
+    return false;
+}
+
+/* A non-null scalar's text, or NULL after reporting "expected <expect> for key". */
+static const char *scalar(struct pt_cfg_ctx *x, const struct pt_ynode *v, const char *key,
+                          const char *expect)
+{
+    if (v->kind == PT_YNODE_SCALAR && !is_null(v))
+        return v->s;
+    pt_config_error(x, v->pos, "expected %s for \"%s\", found %s", expect, key, what_is(v));
+    return NULL;
+}
+
+/* A string without NUL, CR or LF (every string of the configuration but a respond body). */
+static const char *get_str(struct pt_cfg_ctx *x, const struct pt_ynode *v, const char *key)
+{
+    const char *s = scalar(x, v, key, "a string");
+    if (!s)
+        return NULL;
+    if (memchr(s, '\0', v->len) || memchr(s, '\r', v->len) || memchr(s, '\n', v->len)) {
+        pt_config_error(x, v->pos, "\"%s\" must not contain line breaks or NUL bytes", key);
+        return NULL;
+    }
+    return s;
+}
+
+static bool get_bool(struct pt_cfg_ctx *x, const struct pt_ynode *v, const char *key, bool *out)
+{
+    if (v->kind == PT_YNODE_SCALAR) {
+        if (is(v, "true") || is(v, "True") || is(v, "TRUE")) {
+            *out = true;
+            return true;
+        }
+        if (is(v, "false") || is(v, "False") || is(v, "FALSE")) {
+            *out = false;
+            return true;
+        }
+        static const char *const yaml11[] = {"yes", "no", "on", "off", "y", "n"};
+        for (size_t i = 0; i < PT_ARRAY_LEN(yaml11); i++) {
+            if (v->len == strlen(yaml11[i]) && strncasecmp(v->s, yaml11[i], v->len) == 0) {
+                pt_config_error(x, v->pos,
+                                "expected true or false for \"%s\" (\"%s\" is not a boolean "
+                                "here: write true or false)",
+                                key, v->s);
+                return false;
+            }
+        }
+    }
+    pt_config_error(x, v->pos, "expected true or false for \"%s\"", key);
+    return false;
+}
+
+static bool get_uint(struct pt_cfg_ctx *x, const struct pt_ynode *v, const char *key, uint64_t lo,
+                     uint64_t hi, uint64_t *out)
+{
+    const char *s = scalar(x, v, key, "a whole number");
+    if (!s)
+        return false;
+    uint64_t n = 0;
+    size_t i = 0;
+    for (; i < v->len && s[i] >= '0' && s[i] <= '9'; i++) {
+        if (n > (UINT64_MAX - 9) / 10)
+            break;
+        n = n * 10 + (uint64_t)(s[i] - '0');
+    }
+    if (i == 0 || i != v->len || n < lo || n > hi) {
+        pt_config_error(x, v->pos, "expected a whole number from %llu to %llu for \"%s\"",
+                        (unsigned long long)lo, (unsigned long long)hi, key);
+        return false;
+    }
+    *out = n;
+    return true;
+}
+
+static bool get_ms(struct pt_cfg_ctx *x, const struct pt_ynode *v, const char *key, uint64_t lo,
+                   uint64_t hi, uint32_t *out)
+{
+    const char *s = scalar(x, v, key, "a duration like 30s or 250ms");
+    if (!s)
+        return false;
+    uint64_t ms;
+    if (memchr(s, '\0', v->len) || pt_config_parse_duration(s, &ms) < 0) {
+        pt_config_error(x, v->pos,
+                        "expected a duration like 30s or 250ms for \"%s\" (units: ms, s, m, h)",
+                        key);
+        return false;
+    }
+    if (ms < lo || ms > hi) {
+        if (ms < lo)
+            pt_config_error(x, v->pos, "\"%s\" must be at least %llums", key,
+                            (unsigned long long)lo);
+        else
+            pt_config_error(x, v->pos, "\"%s\" is too long (at most %llus)", key,
+                            (unsigned long long)(hi / 1000));
+        return false;
+    }
+    *out = (uint32_t)ms;
+    return true;
+}
+
+static bool get_size(struct pt_cfg_ctx *x, const struct pt_ynode *v, const char *key, uint64_t lo,
+                     uint64_t hi, uint64_t *out)
+{
+    const char *s = scalar(x, v, key, "a size like 16k or 8m");
+    if (!s)
+        return false;
+    uint64_t n;
+    if (memchr(s, '\0', v->len) || pt_config_parse_size(s, &n) < 0) {
+        pt_config_error(x, v->pos,
+                        "expected a size like 512, 64k, 8m or 1g for \"%s\" (bytes, binary "
+                        "multiples)",
+                        key);
+        return false;
+    }
+    if (n < lo || n > hi) {
+        pt_config_error(x, v->pos, "\"%s\" must be from %llu to %llu bytes", key,
+                        (unsigned long long)lo, (unsigned long long)hi);
+        return false;
+    }
+    *out = n;
+    return true;
+}
+
+/* The closest of names (NULL-terminated) to s within a small edit distance, or NULL. */
+static const char *nearest(const char *s, size_t n, const char *const *names, size_t count)
+{
+    const char *best = NULL;
+    unsigned best_d = 3;
+    for (size_t i = 0; i < count && names[i]; i++) {
+        size_t l = strlen(names[i]);
+        unsigned d = pt_config_distance(s, n, names[i], l);
+        if (d < best_d && d * 2 <= l) {
+            best = names[i];
+            best_d = d;
+        }
+    }
+    return best;
+}
+
+/*
+ * True when key k is one of keys. Otherwise reports it: "not supported yet" for keys a later
+ * version adds (later, may be NULL), else unknown with the nearest valid key or the list.
+ */
+static bool known_key(struct pt_cfg_ctx *x, const struct pt_ynode *k, const char *const *keys,
+                      const char *const *later, const char *where)
+{
+    if (k->kind != PT_YNODE_SCALAR) {
+        pt_config_error(x, k->pos, "expected a key name here, found %s", what_is(k));
+        return false;
+    }
+    if (k->is_dup)
+        return false; /* reported as a duplicate; only the first one counts */
+    for (size_t i = 0; keys[i]; i++)
+        if (is(k, keys[i]))
+            return true;
+    for (size_t i = 0; later && later[i]; i++) {
+        if (is(k, later[i])) {
+            pt_config_error(x, k->pos, "key \"%s\" is not supported yet in this version of Portico",
+                            later[i]);
+            return false;
+        }
+    }
+    const char *best = nearest(k->s, k->len, keys, SIZE_MAX);
+    if (best) {
+        pt_config_error(x, k->pos, "unknown key \"%.*s\"; did you mean \"%s\"?", shown(k->len),
+                        k->s, best);
+        return false;
+    }
+    char list[160];
+    size_t used = 0;
+    list[0] = '\0';
+    for (size_t i = 0; keys[i] && used < sizeof(list); i++) {
+        int w = snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "", keys[i]);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+    pt_config_error(x, k->pos, "unknown key \"%.*s\" in %s (valid keys: %s)", shown(k->len), k->s,
+                    where, list);
+    return false;
+}
+
+static void missing(struct pt_cfg_ctx *x, const struct pt_ynode *map, const char *key,
+                    const char *where)
+{
+    pt_config_error(x, map->pos, "%s needs \"%s\"", where, key);
+}
+
+/* ---- tokens, headers, hosts, addresses ------------------------------------------------ */
+
+static bool is_tchar(unsigned char c)
+{
+    /* RFC 9110 §5.6.2 token characters */
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+        return true;
+    return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static bool is_token(const char *s, size_t n)
+{
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!is_tchar((unsigned char)s[i]))
+            return false;
+    return true;
+}
+
+/* Port number of 1..5 digits in 1..65535; -1 otherwise. */
+static int parse_port(const char *s, size_t n)
+{
+    unsigned v = 0;
+    if (n == 0 || n > 5)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (unsigned)(s[i] - '0');
+    }
+    return (v >= 1 && v <= 65535) ? (int)v : -1;
+}
+
+static bool is_hostname(const char *s, size_t n)
+{
+    if (n == 0 || n > 253 || s[0] == '.' || s[0] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                  c == '-' || c == '_' || c == '.';
+        if (!ok || (c == '.' && i + 1 < n && s[i + 1] == '.'))
+            return false;
+    }
+    return true;
+}
+
+static bool is_ipv6_literal(const char *s, size_t n)
+{
+    char tmp[INET6_ADDRSTRLEN + 1];
+    struct in6_addr a;
+    if (n == 0 || n >= sizeof(tmp))
+        return false;
+    memcpy(tmp, s, n);
+    tmp[n] = '\0';
+    return inet_pton(AF_INET6, tmp, &a) == 1;
+}
+
+/*
+ * "0.0.0.0:8080", "[::]:8080", "127.0.0.1:8080", ":8080" (all IPv4 addresses). Returns NULL on
+ * success or what is wrong.
+ */
+static const char *parse_listen_addr(const char *s, size_t n, struct pt_sockaddr *out)
+{
+    char host[INET6_ADDRSTRLEN + 1];
+    const char *colon;
+    size_t hl;
+    bool v6 = false;
+    memset(out, 0, sizeof(*out));
+    if (n > 0 && s[0] == '[') {
+        const char *rb = memchr(s, ']', n);
+        if (!rb)
+            return "missing ']' after the IPv6 address";
+        hl = (size_t)(rb - s - 1);
+        if (hl >= sizeof(host))
+            return "expected an address like 0.0.0.0:8080, [::]:8080 or :8080";
+        memcpy(host, s + 1, hl);
+        colon = rb + 1;
+        if (colon >= s + n || *colon != ':')
+            return "a port is required, like [::]:8080";
+        v6 = true;
+    } else {
+        colon = memrchr(s, ':', n);
+        if (!colon)
+            return "a port is required, like 0.0.0.0:8080 or :8080";
+        hl = (size_t)(colon - s);
+        if (hl >= sizeof(host))
+            return "expected an address like 0.0.0.0:8080, [::]:8080 or :8080";
+        memcpy(host, s, hl);
+    }
+    host[hl] = '\0';
+    int port = parse_port(colon + 1, (size_t)(s + n - colon - 1));
+    if (port < 0)
+        return "the port must be a number from 1 to 65535";
+    if (v6) {
+        out->u.in6.sin6_family = AF_INET6;
+        out->u.in6.sin6_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET6, host, &out->u.in6.sin6_addr) != 1)
+            return "not a valid IPv6 address";
+        out->len = sizeof(out->u.in6);
+        return NULL;
+    }
+    out->u.in.sin_family = AF_INET;
+    out->u.in.sin_port = htons((uint16_t)port);
+    if (hl == 0)
+        out->u.in.sin_addr.s_addr = htonl(INADDR_ANY);
+    else if (inet_pton(AF_INET, host, &out->u.in.sin_addr) != 1)
+        return "expected an IP address before the port (IPv6 in brackets: [::1]:8080)";
+    out->len = sizeof(out->u.in);
+    return NULL;
+}
+
+struct url_parts {
+    bool is_https;
+    const char *host; /* without brackets */
+    size_t host_len;
+    bool is_v6;
+    uint16_t port; /* 80/443 when absent */
+    bool has_port;
+    size_t origin_len; /* bytes of scheme://authority */
+    const char *rest;  /* what follows the authority (path, query...) */
+    size_t rest_len;
+};
+
+/* Splits an http:// or https:// URL. Returns NULL on success or what is wrong. */
+static const char *parse_url(const char *s, size_t n, struct url_parts *u)
+{
+    size_t p;
+    memset(u, 0, sizeof(*u));
+    if (n >= 7 && strncasecmp(s, "http://", 7) == 0) {
+        p = 7;
+    } else if (n >= 8 && strncasecmp(s, "https://", 8) == 0) {
+        p = 8;
+        u->is_https = true;
+    } else {
+        return "expected a URL like http://host:port";
+    }
+    size_t a = p;
+    while (p < n && s[p] != '/' && s[p] != '?' && s[p] != '#')
+        p++;
+    const char *auth = s + a;
+    size_t al = p - a;
+    u->origin_len = p;
+    u->rest = s + p;
+    u->rest_len = n - p;
+    if (al == 0)
+        return "the URL has no host";
+    if (memchr(auth, '@', al))
+        return "user names and passwords in URLs are not supported";
+    const char *port_s = NULL;
+    if (auth[0] == '[') {
+        const char *rb = memchr(auth, ']', al);
+        if (!rb)
+            return "missing ']' after the IPv6 address";
+        u->host = auth + 1;
+        u->host_len = (size_t)(rb - auth - 1);
+        if (!is_ipv6_literal(u->host, u->host_len))
+            return "not a valid IPv6 address";
+        u->is_v6 = true;
+        if (rb + 1 < auth + al) {
+            if (rb[1] != ':')
+                return "unexpected text after ']'";
+            port_s = rb + 2;
+        }
+    } else {
+        const char *colon = memchr(auth, ':', al);
+        u->host = auth;
+        u->host_len = colon ? (size_t)(colon - auth) : al;
+        if (colon) {
+            if (memchr(colon + 1, ':', (size_t)(auth + al - colon - 1)))
+                return "IPv6 addresses must be written in brackets: http://[::1]:8080";
+            port_s = colon + 1;
+        }
+        if (!is_hostname(u->host, u->host_len))
+            return "not a valid host name";
+    }
+    u->port = u->is_https ? 443 : 80;
+    if (port_s) {
+        int port = parse_port(port_s, (size_t)(auth + al - port_s));
+        if (port < 0)
+            return "the port must be a number from 1 to 65535";
+        u->port = (uint16_t)port;
+        u->has_port = true;
+    }
+    return NULL;
+}
+
+static void set_port(struct pt_sockaddr *sa, uint16_t port)
+{
+    if (sa->u.sa.sa_family == AF_INET)
+        sa->u.in.sin_port = htons(port);
+    else
+        sa->u.in6.sin6_port = htons(port);
+}
+
+/* Resolves host (NUL-terminated, no brackets) to its first address. NULL or the reason. */
+static const char *resolve(const char *host, uint16_t port, struct pt_sockaddr *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (inet_pton(AF_INET, host, &out->u.in.sin_addr) == 1) {
+        out->u.in.sin_family = AF_INET;
+        out->len = sizeof(out->u.in);
+    } else if (inet_pton(AF_INET6, host, &out->u.in6.sin6_addr) == 1) {
+        out->u.in6.sin6_family = AF_INET6;
+        out->len = sizeof(out->u.in6);
+    } else {
+#ifdef PT_FUZZING
+        if (strcasecmp(host, "localhost") != 0)
+            return "name lookups are disabled in fuzzing builds";
+        out->u.in.sin_family = AF_INET;
+        out->u.in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        out->len = sizeof(out->u.in);
+#else
+        struct addrinfo hints, *res = NULL;
+        memset(&hints, 0, sizeof(hints));
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+        int rc = getaddrinfo(host, NULL, &hints, &res);
+        if (rc != 0)
+            return gai_strerror(rc);
+        const struct addrinfo *ai = res;
+        while (ai && ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
+            ai = ai->ai_next;
+        if (!ai || ai->ai_addrlen > sizeof(out->u)) {
+            freeaddrinfo(res);
+            return "no IPv4 or IPv6 address";
+        }
+        memcpy(&out->u, ai->ai_addr, ai->ai_addrlen);
+        out->len = (socklen_t)ai->ai_addrlen;
+        freeaddrinfo(res);
+#endif
+    }
+    set_port(out, port);
+    return NULL;
+}
+
+/*
+ * Fills t from the URL in v. For a named upstream's target (is_inline false) the part after
+ * the authority is the base path (no query or fragment); for a proxy.to URL only
+ * scheme://host:port is used and the caller keeps the rest. Reports errors at v.
+ */
+static bool make_target(struct pt_cfg_ctx *x, const struct pt_ynode *v, const char *key,
+                        bool is_inline, struct pt_target_cfg *t)
+{
+    struct pt_arena *a = &x->cfg->arena;
+    struct url_parts u;
+    const char *s = get_str(x, v, key);
+    if (!s)
+        return false;
+    const char *why = parse_url(s, v->len, &u);
+    if (why) {
+        pt_config_error(x, v->pos, "bad URL \"%.*s\" for \"%s\": %s", shown(v->len), s, key, why);
+        return false;
+    }
+    if (u.is_https) {
+        pt_config_error(x, v->pos, "https targets need TLS support, not available yet");
+        return false;
+    }
+    if (!is_inline) {
+        if (memchr(u.rest, '?', u.rest_len) || memchr(u.rest, '#', u.rest_len)) {
+            pt_config_error(x, v->pos, "a target URL cannot have a query or a fragment");
+            return false;
+        }
+        size_t bl = u.rest_len;
+        while (bl > 0 && u.rest[bl - 1] == '/')
+            bl--;
+        t->base_path = pt_config_strndup(x, a, u.rest, bl);
+        t->url = pt_config_strndup(x, a, s, v->len);
+    } else {
+        t->base_path = "";
+        t->url = pt_config_strndup(x, a, s, u.origin_len);
+    }
+    t->is_https = u.is_https;
+    t->host = pt_config_strndup(x, a, u.host, u.host_len);
+    t->port = u.port;
+    t->weight = 1;
+    t->pos = v->pos;
+    bool dflt = u.port == (u.is_https ? 443 : 80);
+    size_t hhn = u.host_len + 10;
+    char *hh = pt_config_alloc(x, a, hhn);
+    snprintf(hh, hhn, "%s%.*s%s", u.is_v6 ? "[" : "", (int)u.host_len, u.host, u.is_v6 ? "]" : "");
+    if (!dflt)
+        snprintf(hh + strlen(hh), hhn - strlen(hh), ":%u", (unsigned)u.port);
+    t->host_header = hh;
+    why = resolve(t->host, t->port, &t->addr);
+    if (why) {
+        pt_config_error(x, v->pos, "cannot resolve host \"%s\": %s", t->host, why);
+        return false;
+    }
+    return true;
+}
+
+/* ---- top-level sections ----------------------------------------------------------------- */
+
+static void load_listen(struct pt_cfg_ctx *x, const struct pt_ynode *v)
+{
+    struct pt_config *cfg = x->cfg;
+    static const char *const keys[] = {"addr", "tls", NULL};
+    if (!want_seq(x, v, "listen"))
+        return;
+    if (v->len == 0) {
+        pt_config_error(x, v->pos, "\"listen\" needs at least one address, like - addr: \":8080\"");
+        return;
+    }
+    cfg->listens = pt_config_alloc(x, &cfg->arena, v->len * sizeof(*cfg->listens));
+    FOR_ITEMS(v, it)
+    {
+        if (it->kind != PT_YNODE_MAP) {
+            pt_config_error(x, it->pos,
+                            "expected a mapping like {addr: \"0.0.0.0:8080\"} in \"listen\", "
+                            "found %s",
+                            what_is(it));
+            continue;
+        }
+        struct pt_listen_cfg *l = &cfg->listens[cfg->n_listens++];
+        l->pos = it->pos;
+        bool has_addr = false;
+        FOR_PAIRS(it, k, val)
+        {
+            if (!known_key(x, k, keys, NULL, "a listen entry"))
+                continue;
+            if (is(k, "addr")) {
+                has_addr = true;
+                const char *s = get_str(x, val, "addr");
+                if (!s)
+                    continue;
+                const char *why = parse_listen_addr(s, val->len, &l->addr);
+                if (why) {
+                    pt_config_error(x, val->pos, "bad listen address \"%.*s\": %s", shown(val->len),
+                                    s, why);
+                    continue;
+                }
+                l->addr_text = pt_config_strndup(x, &cfg->arena, s, val->len);
+                l->pos = val->pos;
+                for (size_t i = 0; i + 1 < cfg->n_listens; i++) {
+                    const struct pt_listen_cfg *o = &cfg->listens[i];
+                    if (o->addr_text && o->addr.len == l->addr.len &&
+                        memcmp(&o->addr.u, &l->addr.u, l->addr.len) == 0)
+                        pt_config_error(x, val->pos,
+                                        "address \"%s\" is listed twice (first at "
+                                        "line %d)",
+                                        l->addr_text, o->pos.line);
+                }
+            } else {
+                get_bool(x, val, "tls", &l->is_tls);
+            }
+        }
+        if (!has_addr)
+            missing(x, it, "addr", "a listen entry");
+    }
+}
+
+static void load_limits(struct pt_cfg_ctx *x, const struct pt_ynode *v)
+{
+    static const char *const keys[] = {"header_size",       "headers",        "uri_size",
+                                       "body_size",         "header_timeout", "body_timeout",
+                                       "keepalive_timeout", "send_timeout",   NULL};
+    struct pt_limits_cfg *lim = &x->cfg->limits;
+    const uint64_t gib = 1ull << 30;
+    if (!want_map(x, v, "limits"))
+        return;
+    FOR_PAIRS(v, k, val)
+    {
+        uint64_t n;
+        if (!known_key(x, k, keys, NULL, "limits"))
+            continue;
+        if (is(k, "header_size")) {
+            if (get_size(x, val, "header_size", 1, 64ull << 20, &n))
+                lim->header_size = n;
+        } else if (is(k, "headers")) {
+            if (get_uint(x, val, "headers", 1, 65535, &n))
+                lim->headers = (uint32_t)n;
+        } else if (is(k, "uri_size")) {
+            if (get_size(x, val, "uri_size", 1, 64ull << 20, &n))
+                lim->uri_size = n;
+        } else if (is(k, "body_size")) {
+            if (get_size(x, val, "body_size", 0, 1024 * gib * 1024, &n))
+                lim->body_size = n;
+        } else if (is(k, "header_timeout")) {
+            get_ms(x, val, "header_timeout", 1, UINT32_MAX, &lim->header_timeout_ms);
+        } else if (is(k, "body_timeout")) {
+            get_ms(x, val, "body_timeout", 1, UINT32_MAX, &lim->body_timeout_ms);
+        } else if (is(k, "keepalive_timeout")) {
+            get_ms(x, val, "keepalive_timeout", 1, UINT32_MAX, &lim->keepalive_timeout_ms);
+        } else {
+            get_ms(x, val, "send_timeout", 1, UINT32_MAX, &lim->send_timeout_ms);
+        }
+    }
+}
+
+static void load_trusted(struct pt_cfg_ctx *x, const struct pt_ynode *v)
+{
+    struct pt_config *cfg = x->cfg;
+    if (is_null(v))
+        return;
+    if (!want_seq(x, v, "trusted_proxies"))
+        return;
+    cfg->trusted_proxies = pt_config_alloc(x, &cfg->arena, v->len * sizeof(*cfg->trusted_proxies));
+    FOR_ITEMS(v, it)
+    {
+        const char *s = get_str(x, it, "trusted_proxies");
+        if (!s)
+            continue;
+        if (pt_config_parse_cidr(s, &cfg->trusted_proxies[cfg->n_trusted_proxies]) < 0) {
+            pt_config_error(x, it->pos,
+                            "expected an IP address or a CIDR block like 10.0.0.0/8 or "
+                            "2001:db8::/32, found \"%.*s\"",
+                            shown(it->len), s);
+            continue;
+        }
+        cfg->n_trusted_proxies++;
+    }
+}
+
+static void load_log(struct pt_cfg_ctx *x, const struct pt_ynode *v)
+{
+    static const char *const keys[] = {"level", "access", "format", NULL};
+    struct pt_log_cfg *log = &x->cfg->log;
+    if (!want_map(x, v, "log"))
+        return;
+    FOR_PAIRS(v, k, val)
+    {
+        if (!known_key(x, k, keys, NULL, "log"))
+            continue;
+        const char *s = get_str(x, val, k->s);
+        if (!s)
+            continue;
+        if (is(k, "level")) {
+            int lv = pt_log_level_parse(s);
+            if (lv < 0)
+                pt_config_error(x, val->pos,
+                                "expected error, warn, info or debug for \"level\", found "
+                                "\"%.*s\"",
+                                shown(val->len), s);
+            else
+                log->level = lv;
+        } else if (is(k, "access")) {
+            if (val->len == 0)
+                pt_config_error(x, val->pos,
+                                "expected stdout, stderr, off or a file path for \"access\"");
+            else
+                log->access = pt_config_strndup(x, &x->cfg->arena, s, val->len);
+        } else {
+            if (is(val, "combined"))
+                log->format = PT_LOG_FORMAT_COMBINED;
+            else if (is(val, "json"))
+                log->format = PT_LOG_FORMAT_JSON;
+            else
+                pt_config_error(x, val->pos,
+                                "expected combined or json for \"format\", found \"%.*s\"",
+                                shown(val->len), s);
+        }
+    }
+}
+
+static void push_upstream(struct pt_cfg_ctx *x, struct pt_upstream_cfg *u)
+{
+    struct pt_config *cfg = x->cfg;
+    if (cfg->n_upstreams == x->ups_cap) {
+        size_t cap = x->ups_cap ? x->ups_cap * 2 : 8;
+        struct pt_upstream_cfg **n = pt_config_alloc(x, &cfg->arena, cap * sizeof(*n));
+        if (cfg->n_upstreams)
+            memcpy(n, cfg->upstreams, cfg->n_upstreams * sizeof(*n));
+        cfg->upstreams = n;
+        x->ups_cap = cap;
+    }
+    u->index = cfg->n_upstreams;
+    cfg->upstreams[cfg->n_upstreams++] = u;
+}
+
+static struct pt_upstream_cfg *new_upstream(struct pt_cfg_ctx *x, const char *name, size_t len,
+                                            struct pt_cfg_pos pos)
+{
+    struct pt_upstream_cfg *u = pt_config_alloc(x, &x->cfg->arena, sizeof(*u));
+    u->name = pt_config_strndup(x, &x->cfg->arena, name, len);
+    u->balance = PT_BALANCE_ROUND_ROBIN;
+    u->keepalive = 64;
+    u->connect_timeout_ms = 2000;
+    u->retries = 1;
+    u->pos = pos;
+    push_upstream(x, u);
+    return u;
+}
+
+static void load_targets(struct pt_cfg_ctx *x, struct pt_upstream_cfg *u, const struct pt_ynode *v)
+{
+    static const char *const keys[] = {"url", "weight", NULL};
+    if (!want_seq(x, v, "targets"))
+        return;
+    if (v->len == 0) {
+        pt_config_error(x, v->pos, "upstream \"%s\" needs at least one target", u->name);
+        return;
+    }
+    u->targets = pt_config_alloc(x, &x->cfg->arena, v->len * sizeof(*u->targets));
+    FOR_ITEMS(v, it)
+    {
+        if (it->kind != PT_YNODE_MAP) {
+            pt_config_error(x, it->pos,
+                            "expected a mapping like {url: \"http://127.0.0.1:9001\"} in "
+                            "\"targets\", found %s",
+                            what_is(it));
+            continue;
+        }
+        struct pt_target_cfg *t = &u->targets[u->n_targets++];
+        const struct pt_ynode *weight = NULL;
+        bool has_url = false;
+        t->pos = it->pos;
+        FOR_PAIRS(it, k, val)
+        {
+            if (!known_key(x, k, keys, NULL, "a target"))
+                continue;
+            if (is(k, "url")) {
+                has_url = true;
+                make_target(x, val, "url", false, t);
+            } else {
+                weight = val;
+            }
+        }
+        t->weight = 1;
+        uint64_t w;
+        if (weight && get_uint(x, weight, "weight", 1, MAX_WEIGHT, &w))
+            t->weight = (uint32_t)w;
+        if (!has_url)
+            missing(x, it, "url", "a target");
+    }
+}
+
+static void load_balance(struct pt_cfg_ctx *x, struct pt_upstream_cfg *u, const struct pt_ynode *v)
+{
+    static const char *const all[] = {"round_robin", "least_conn", "random", "ewma",
+                                      "hash",        "cookie",     NULL};
+    const char *s = get_str(x, v, "balance");
+    if (!s)
+        return;
+    if (is(v, "round_robin")) {
+        u->balance = PT_BALANCE_ROUND_ROBIN;
+        return;
+    }
+    for (size_t i = 1; all[i]; i++) {
+        if (is(v, all[i])) {
+            pt_config_error(x, v->pos,
+                            "balance \"%s\" is not supported yet (only round_robin for now)",
+                            all[i]);
+            return;
+        }
+    }
+    const char *best = nearest(s, v->len, all, SIZE_MAX);
+    if (best)
+        pt_config_error(x, v->pos, "unknown balance \"%.*s\"; did you mean \"%s\"?", shown(v->len),
+                        s, best);
+    else
+        pt_config_error(x, v->pos, "unknown balance \"%.*s\" (only round_robin for now)",
+                        shown(v->len), s);
+}
+
+static void load_upstream(struct pt_cfg_ctx *x, const struct pt_ynode *k, const struct pt_ynode *v)
+{
+    static const char *const keys[] = {"targets",         "balance", "keepalive",
+                                       "connect_timeout", "retries", NULL};
+    static const char *const later[] = {"health_check", "health",          "outlier",
+                                        "tls",          "max_connections", NULL};
+    bool ok_name = k->len > 0 && k->len <= 128;
+    for (size_t i = 0; ok_name && i < k->len; i++) {
+        unsigned char c = (unsigned char)k->s[i];
+        ok_name = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                  c == '-' || c == '_' || c == '.';
+    }
+    if (!ok_name)
+        pt_config_error(x, k->pos,
+                        "bad upstream name \"%.*s\": use letters, digits, '-', '_' and '.'",
+                        shown(k->len), k->s);
+    struct pt_upstream_cfg *u = new_upstream(x, k->s, k->len, k->pos);
+    if (!want_map(x, v, u->name))
+        return;
+    bool has_targets = false;
+    FOR_PAIRS(v, kk, val)
+    {
+        uint64_t n;
+        if (!known_key(x, kk, keys, later, "an upstream"))
+            continue;
+        if (is(kk, "targets")) {
+            has_targets = true;
+            load_targets(x, u, val);
+        } else if (is(kk, "balance")) {
+            load_balance(x, u, val);
+        } else if (is(kk, "keepalive")) {
+            if (get_uint(x, val, "keepalive", 0, 100000, &n))
+                u->keepalive = (uint32_t)n;
+        } else if (is(kk, "connect_timeout")) {
+            get_ms(x, val, "connect_timeout", 1, 3600 * 1000, &u->connect_timeout_ms);
+        } else {
+            if (get_uint(x, val, "retries", 0, 100, &n))
+                u->retries = (uint32_t)n;
+        }
+    }
+    if (!has_targets)
+        pt_config_error(x, v->pos, "upstream \"%s\" needs \"targets\"", u->name);
+}
+
+static void load_upstreams(struct pt_cfg_ctx *x, const struct pt_ynode *v)
+{
+    if (is_null(v))
+        return;
+    if (!want_map(x, v, "upstreams"))
+        return;
+    FOR_PAIRS(v, k, val)
+    {
+        if (k->kind != PT_YNODE_SCALAR) {
+            pt_config_error(x, k->pos, "expected an upstream name here, found %s", what_is(k));
+            continue;
+        }
+        if (k->is_dup)
+            continue;
+        load_upstream(x, k, val);
+    }
+    x->n_named_ups = x->cfg->n_upstreams;
+}
+
+/* ---- routes ------------------------------------------------------------------------------- */
+
+/* A mapping of header name -> value into an array of pt_kv. */
+static void load_kvs(struct pt_cfg_ctx *x, const struct pt_ynode *v, const char *key,
+                     bool is_respond, struct pt_kv **out, size_t *n_out)
+{
+    struct pt_arena *a = &x->cfg->arena;
+    if (is_null(v))
+        return;
+    if (!want_map(x, v, key))
+        return;
+    *out = pt_config_alloc(x, a, (v->len / 2) * sizeof(**out));
+    FOR_PAIRS(v, k, val)
+    {
+        if (k->is_dup)
+            continue;
+        if (k->kind != PT_YNODE_SCALAR || !is_token(k->s, k->len)) {
+            pt_config_error(x, k->pos,
+                            "bad header name in \"%s\": expected a token like "
+                            "X-Request-Id",
+                            key);
+            continue;
+        }
+        if (is_respond && (strcasecmp(k->s, "content-length") == 0 ||
+                           strcasecmp(k->s, "transfer-encoding") == 0)) {
+            pt_config_error(x, k->pos,
+                            "\"%s\" cannot be set on a respond: Portico frames the body itself",
+                            k->s);
+            continue;
+        }
+        const char *s = get_str(x, val, k->s);
+        if (!s)
+            continue;
+        struct pt_kv *kv = &(*out)[(*n_out)++];
+        kv->name = pt_config_strndup(x, a, k->s, k->len);
+        kv->name_len = k->len;
+        kv->value = pt_config_strndup(x, a, s, val->len);
+        kv->value_len = val->len;
+    }
+}
+
+static void load_header_ops(struct pt_cfg_ctx *x, const struct pt_ynode *v, const char *key,
+                            struct pt_header_ops *ops)
+{
+    static const char *const keys[] = {"set", "add", "remove", NULL};
+    struct pt_arena *a = &x->cfg->arena;
+    if (is_null(v))
+        return;
+    if (!want_map(x, v, key))
+        return;
+    FOR_PAIRS(v, k, val)
+    {
+        if (!known_key(x, k, keys, NULL, key))
+            continue;
+        if (is(k, "set")) {
+            load_kvs(x, val, "set", false, &ops->set, &ops->n_set);
+        } else if (is(k, "add")) {
+            load_kvs(x, val, "add", false, &ops->add, &ops->n_add);
+        } else {
+            if (is_null(val) || !want_seq(x, val, "remove"))
+                continue;
+            ops->remove = pt_config_alloc(x, a, val->len * sizeof(*ops->remove));
+            FOR_ITEMS(val, it)
+            {
+                if (it->kind != PT_YNODE_SCALAR || !is_token(it->s, it->len)) {
+                    pt_config_error(x, it->pos,
+                                    "bad header name in \"remove\": expected a "
+                                    "token like X-Powered-By");
+                    continue;
+                }
+                struct pt_kv *kv = &ops->remove[ops->n_remove++];
+                kv->name = pt_config_strndup(x, a, it->s, it->len);
+                kv->name_len = it->len;
+                kv->value = "";
+            }
+        }
+    }
+}
+
+static void load_proxy_headers(struct pt_cfg_ctx *x, const struct pt_ynode *v,
+                               struct pt_proxy_cfg *p)
+{
+    static const char *const keys[] = {"request", "response", NULL};
+    if (is_null(v))
+        return;
+    if (!want_map(x, v, "headers"))
+        return;
+    FOR_PAIRS(v, k, val)
+    {
+        if (!known_key(x, k, keys, NULL, "headers"))
+            continue;
+        if (is(k, "request"))
+            load_header_ops(x, val, "request", &p->request);
+        else
+            load_header_ops(x, val, "response", &p->response);
+    }
+}
+
+static struct pt_upstream_cfg *inline_upstream(struct pt_cfg_ctx *x, const struct pt_ynode *v,
+                                               struct pt_proxy_cfg *p)
+{
+    struct pt_config *cfg = x->cfg;
+    struct url_parts u;
+    const char *why = parse_url(v->s, v->len, &u);
+    if (why) {
+        pt_config_error(x, v->pos, "bad URL \"%.*s\" for \"to\": %s", shown(v->len), v->s, why);
+        return NULL;
+    }
+    if (u.is_https) {
+        pt_config_error(x, v->pos, "https targets need TLS support, not available yet");
+        return NULL;
+    }
+    if (u.rest_len > 0 && u.rest[0] != '/') {
+        pt_config_error(x, v->pos, "the path after the host in \"to\" must start with '/'");
+        return NULL;
+    }
+    if (memchr(u.rest, '#', u.rest_len)) {
+        pt_config_error(x, v->pos, "\"to\" cannot have a fragment (#...)");
+        return NULL;
+    }
+    /* "url:http://host:port", host lower-cased: one upstream per distinct origin. */
+    size_t nn = u.host_len + 32;
+    char *name = pt_config_alloc(x, &x->tmp, nn);
+    int w =
+        snprintf(name, nn, "url:%s://%s%.*s%s:%u", u.is_https ? "https" : "http",
+                 u.is_v6 ? "[" : "", (int)u.host_len, u.host, u.is_v6 ? "]" : "", (unsigned)u.port);
+    for (int i = 4; i < w; i++)
+        if (name[i] >= 'A' && name[i] <= 'Z')
+            name[i] = (char)(name[i] - 'A' + 'a');
+    p->to_path = pt_config_strndup(x, &cfg->arena, u.rest, u.rest_len);
+    for (size_t i = x->n_named_ups; i < cfg->n_upstreams; i++)
+        if (strcmp(cfg->upstreams[i]->name, name) == 0)
+            return cfg->upstreams[i];
+    struct pt_target_cfg t;
+    memset(&t, 0, sizeof(t));
+    if (!make_target(x, v, "to", true, &t))
+        return NULL;
+    struct pt_upstream_cfg *up = new_upstream(x, name, (size_t)w, v->pos);
+    up->targets = pt_config_alloc(x, &cfg->arena, sizeof(*up->targets));
+    up->targets[0] = t;
+    up->n_targets = 1;
+    return up;
+}
+
+static void load_proxy_to(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_proxy_cfg *p)
+{
+    struct pt_config *cfg = x->cfg;
+    const char *s = get_str(x, v, "to");
+    if (!s)
+        return;
+    p->to = pt_config_strndup(x, &cfg->arena, s, v->len);
+    p->to_path = "";
+    if (memmem(s, v->len, "://", 3)) {
+        p->upstream = inline_upstream(x, v, p);
+        return;
+    }
+    for (size_t i = 0; i < x->n_named_ups; i++) {
+        if (strcmp(cfg->upstreams[i]->name, s) == 0) {
+            p->upstream = cfg->upstreams[i];
+            return;
+        }
+    }
+    const char *best = NULL;
+    unsigned best_d = 3;
+    for (size_t i = 0; i < x->n_named_ups; i++) {
+        const char *name = cfg->upstreams[i]->name;
+        size_t l = strlen(name);
+        unsigned d = pt_config_distance(s, v->len, name, l);
+        if (d < best_d && d * 2 <= l) {
+            best = name;
+            best_d = d;
+        }
+    }
+    if (best)
+        pt_config_error(x, v->pos, "unknown upstream \"%.*s\"; did you mean \"%s\"?", shown(v->len),
+                        s, best);
+    else
+        pt_config_error(x, v->pos,
+                        "unknown upstream \"%.*s\" (name one under upstreams: or give a URL "
+                        "like http://127.0.0.1:9001)",
+                        shown(v->len), s);
+}
+
+static void load_proxy(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_route_cfg *r)
+{
+    static const char *const keys[] = {
+        "to", "strip_prefix", "preserve_host", "timeout", "strip_credentials", "headers", NULL};
+    static const char *const later[] = {"cache", "retry", "websocket", "buffer", NULL};
+    struct pt_proxy_cfg *p = &r->proxy;
+    p->timeout_ms = 30000;
+    p->to_path = "";
+    if (!want_map(x, v, "proxy"))
+        return;
+    bool has_to = false;
+    FOR_PAIRS(v, k, val)
+    {
+        if (!known_key(x, k, keys, later, "proxy"))
+            continue;
+        if (is(k, "to")) {
+            has_to = true;
+            load_proxy_to(x, val, p);
+        } else if (is(k, "strip_prefix")) {
+            get_bool(x, val, "strip_prefix", &p->strip_prefix);
+        } else if (is(k, "preserve_host")) {
+            get_bool(x, val, "preserve_host", &p->preserve_host);
+        } else if (is(k, "strip_credentials")) {
+            get_bool(x, val, "strip_credentials", &p->strip_credentials);
+        } else if (is(k, "timeout")) {
+            get_ms(x, val, "timeout", 1, PROXY_TIMEOUT_MAX_MS, &p->timeout_ms);
+        } else {
+            load_proxy_headers(x, val, p);
+        }
+    }
+    if (!has_to)
+        missing(x, v, "to", "proxy");
+}
+
+static void load_redirect(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_route_cfg *r)
+{
+    static const char *const keys[] = {"to", "status", NULL};
+    struct pt_redirect_cfg *rd = &r->redirect;
+    rd->status = 301;
+    if (!want_map(x, v, "redirect"))
+        return;
+    bool has_to = false;
+    FOR_PAIRS(v, k, val)
+    {
+        if (!known_key(x, k, keys, NULL, "redirect"))
+            continue;
+        if (is(k, "to")) {
+            has_to = true;
+            const char *s = get_str(x, val, "to");
+            if (s && val->len == 0)
+                pt_config_error(x, val->pos, "\"to\" must not be empty");
+            else if (s)
+                rd->to = pt_config_strndup(x, &x->cfg->arena, s, val->len);
+        } else {
+            uint64_t n;
+            if (!get_uint(x, val, "status", 301, 308, &n))
+                continue;
+            if (n != 301 && n != 302 && n != 303 && n != 307 && n != 308)
+                pt_config_error(x, val->pos, "a redirect status must be 301, 302, 303, 307 or 308");
+            else
+                rd->status = (int)n;
+        }
+    }
+    if (!has_to)
+        missing(x, v, "to", "redirect");
+}
+
+static void load_respond(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_route_cfg *r)
+{
+    static const char *const keys[] = {"status", "body", "headers", NULL};
+    struct pt_respond_cfg *rs = &r->respond;
+    rs->status = 200;
+    rs->body = "";
+    if (!want_map(x, v, "respond"))
+        return;
+    FOR_PAIRS(v, k, val)
+    {
+        if (!known_key(x, k, keys, NULL, "respond"))
+            continue;
+        if (is(k, "status")) {
+            uint64_t n;
+            if (get_uint(x, val, "status", 200, 599, &n))
+                rs->status = (int)n;
+        } else if (is(k, "body")) {
+            /* A body is bytes: line breaks and even NULs are fine. */
+            if (val->kind == PT_YNODE_SCALAR && is_null(val))
+                continue;
+            const char *s = scalar(x, val, "body", "a string");
+            if (s) {
+                rs->body = pt_config_strndup(x, &x->cfg->arena, s, val->len);
+                rs->body_len = val->len;
+            }
+        } else {
+            load_kvs(x, val, "headers", true, &rs->headers, &rs->n_headers);
+        }
+    }
+}
+
+static void load_methods(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_route_cfg *r)
+{
+    static const char *const names[] = {NULL,     "GET",     "HEAD",    "POST",  "PUT",
+                                        "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"};
+    if (!want_seq(x, v, "methods"))
+        return;
+    if (v->len == 0) {
+        pt_config_error(x, v->pos, "\"methods\" must not be empty (omit it to allow all)");
+        return;
+    }
+    const char **other = NULL;
+    size_t n_other = 0;
+    FOR_ITEMS(v, it)
+    {
+        if (it->kind != PT_YNODE_SCALAR || !is_token(it->s, it->len)) {
+            pt_config_error(x, it->pos, "expected a method name like GET in \"methods\"");
+            continue;
+        }
+        int id = 0;
+        const char *upper = NULL;
+        for (int m = PT_METHOD_GET; m < PT_METHOD__COUNT; m++) {
+            if (is(it, names[m]))
+                id = m;
+            else if (it->len == strlen(names[m]) && strncasecmp(it->s, names[m], it->len) == 0)
+                upper = names[m];
+        }
+        if (id) {
+            r->methods_mask |= 1u << id;
+            continue;
+        }
+        if (upper) {
+            pt_config_error(x, it->pos, "methods are case-sensitive: did you mean \"%s\"?", upper);
+            continue;
+        }
+        if (!other)
+            other = pt_config_alloc(x, &x->cfg->arena, (v->len + 1) * sizeof(*other));
+        other[n_other++] = pt_config_strndup(x, &x->cfg->arena, it->s, it->len);
+    }
+    r->methods_other = other;
+}
+
+static void load_route(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_route_cfg *r)
+{
+    static const char *const keys[] = {"match", "methods", "proxy", "redirect", "respond", NULL};
+    static const char *const later[] = {"static", "cache",    "rate_limit", "auth", "acl",
+                                        "waf",    "compress", "headers",    NULL};
+    r->pos = v->pos;
+    if (v->kind != PT_YNODE_MAP) {
+        pt_config_error(x, v->pos,
+                        "expected a route mapping like {match: \"/\", proxy: ...}, "
+                        "found %s",
+                        what_is(v));
+        return;
+    }
+    const struct pt_ynode *action_key = NULL;
+    bool has_match = false;
+    FOR_PAIRS(v, k, val)
+    {
+        if (!known_key(x, k, keys, later, "a route"))
+            continue;
+        if (is(k, "match")) {
+            has_match = true;
+            r->match_pos = val->pos;
+            const char *s = get_str(x, val, "match");
+            if (s && val->len == 0)
+                pt_config_error(x, val->pos, "\"match\" must not be empty");
+            else if (s)
+                r->match = pt_config_strndup(x, &x->cfg->arena, s, val->len);
+        } else if (is(k, "methods")) {
+            load_methods(x, val, r);
+        } else {
+            if (action_key) {
+                pt_config_error(x, k->pos,
+                                "a route takes only one of proxy, redirect or respond (\"%s\" "
+                                "already at line %d)",
+                                action_key->s, action_key->pos.line);
+                continue;
+            }
+            action_key = k;
+            if (is(k, "proxy")) {
+                r->action = PT_ACTION_PROXY;
+                load_proxy(x, val, r);
+            } else if (is(k, "redirect")) {
+                r->action = PT_ACTION_REDIRECT;
+                load_redirect(x, val, r);
+            } else {
+                r->action = PT_ACTION_RESPOND;
+                load_respond(x, val, r);
+            }
+        }
+    }
+    if (!has_match)
+        missing(x, v, "match", "a route");
+    if (!action_key)
+        pt_config_error(x, v->pos, "a route needs one of proxy, redirect or respond");
+}
+
+static void load_routes(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_site_cfg *site)
+{
+    if (!want_seq(x, v, "routes"))
+        return;
+    if (v->len == 0) {
+        pt_config_error(x, v->pos, "\"routes\" needs at least one route");
+        return;
+    }
+    site->routes = pt_config_alloc(x, &x->cfg->arena, v->len * sizeof(*site->routes));
+    FOR_ITEMS(v, it)
+    {
+        load_route(x, it, &site->routes[site->n_routes++]);
+    }
+}
+
+/* Lower-cases and checks one site host; returns NULL on success or what is wrong. */
+static const char *norm_host(char *h, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (h[i] >= 'A' && h[i] <= 'Z')
+            h[i] = (char)(h[i] - 'A' + 'a');
+    size_t p = 0, name_end;
+    if (n == 1 && h[0] == '*')
+        return "\"*\" is not a host name: leave hosts out for the default (catch-all) site";
+    if (n >= 2 && h[0] == '*' && h[1] == '.')
+        p = 2;
+    if (memchr(h + p, '*', n - p))
+        return "a wildcard must be a leading \"*.\", like *.example.com";
+    const char *port = NULL;
+    if (p < n && h[p] == '[') {
+        const char *rb = memchr(h + p, ']', n - p);
+        if (!rb || p)
+            return "expected [IPv6]:port or a host name";
+        if (!is_ipv6_literal(h + p + 1, (size_t)(rb - h - p - 1)))
+            return "not a valid IPv6 address";
+        name_end = (size_t)(rb - h) + 1;
+        if (name_end < n && h[name_end] != ':')
+            return "unexpected text after ']'";
+    } else {
+        const char *colon = memchr(h + p, ':', n - p);
+        name_end = colon ? (size_t)(colon - h) : n;
+        if (!is_hostname(h + p, name_end - p) || h[name_end - 1] == '.')
+            return "expected a host name like example.com or *.example.com";
+    }
+    if (name_end < n) {
+        port = h + name_end + 1;
+        if (parse_port(port, (size_t)(h + n - port)) < 0)
+            return "the port must be a number from 1 to 65535";
+    }
+    return NULL;
+}
+
+static void load_hosts(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_site_cfg *site)
+{
+    if (!want_seq(x, v, "hosts"))
+        return;
+    if (v->len == 0) {
+        pt_config_error(x, v->pos,
+                        "\"hosts\" must not be empty (leave it out for the default "
+                        "site)");
+        return;
+    }
+    site->hosts = pt_config_alloc(x, &x->cfg->arena, v->len * sizeof(*site->hosts));
+    FOR_ITEMS(v, it)
+    {
+        const char *s = get_str(x, it, "hosts");
+        if (!s)
+            continue;
+        char *h = pt_config_strndup(x, &x->cfg->arena, s, it->len);
+        const char *why = norm_host(h, it->len);
+        if (why) {
+            pt_config_error(x, it->pos, "bad host \"%.*s\": %s", shown(it->len), s, why);
+            continue;
+        }
+        site->hosts[site->n_hosts++] = h;
+        struct pt_cfg_hostref *ref = pt_config_alloc(x, &x->tmp, sizeof(*ref));
+        ref->host = h;
+        ref->pos = it->pos;
+        ref->next = x->hosts;
+        x->hosts = ref;
+    }
+}
+
+static void load_site(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_site_cfg *site)
+{
+    static const char *const keys[] = {"hosts", "routes", NULL};
+    static const char *const later[] = {"tls", "static", "headers", "redirects", NULL};
+    site->pos = v->pos;
+    if (v->kind != PT_YNODE_MAP) {
+        pt_config_error(x, v->pos,
+                        "expected a site mapping like {hosts: [...], routes: [...]}, "
+                        "found %s",
+                        what_is(v));
+        return;
+    }
+    bool has_routes = false;
+    FOR_PAIRS(v, k, val)
+    {
+        if (!known_key(x, k, keys, later, "a site"))
+            continue;
+        if (is(k, "hosts")) {
+            load_hosts(x, val, site);
+        } else {
+            has_routes = true;
+            load_routes(x, val, site);
+        }
+    }
+    if (!has_routes)
+        missing(x, v, "routes", "a site");
+}
+
+static int hostref_cmp(const void *pa, const void *pb)
+{
+    const struct pt_cfg_hostref *a = *(const struct pt_cfg_hostref *const *)pa;
+    const struct pt_cfg_hostref *b = *(const struct pt_cfg_hostref *const *)pb;
+    int rc = strcmp(a->host, b->host);
+    if (rc)
+        return rc;
+    if (a->pos.line != b->pos.line)
+        return a->pos.line < b->pos.line ? -1 : 1;
+    return a->pos.col < b->pos.col ? -1 : (a->pos.col > b->pos.col);
+}
+
+static void check_sites(struct pt_cfg_ctx *x)
+{
+    struct pt_config *cfg = x->cfg;
+    const struct pt_site_cfg *dflt = NULL;
+    for (size_t i = 0; i < cfg->n_sites; i++) {
+        const struct pt_site_cfg *s = &cfg->sites[i];
+        if (s->n_hosts > 0 || s->hosts)
+            continue;
+        if (dflt)
+            pt_config_error(x, s->pos,
+                            "only one site may leave out hosts (the default site is already "
+                            "at line %d)",
+                            dflt->pos.line);
+        else
+            dflt = s;
+    }
+    size_t n = 0;
+    for (const struct pt_cfg_hostref *r = x->hosts; r; r = r->next)
+        n++;
+    if (n < 2)
+        return;
+    struct pt_cfg_hostref **all = pt_config_alloc(x, &x->tmp, n * sizeof(*all));
+    n = 0;
+    for (struct pt_cfg_hostref *r = x->hosts; r; r = r->next)
+        all[n++] = r;
+    qsort(all, n, sizeof(*all), hostref_cmp);
+    for (size_t i = 1, first = 0; i < n; i++) {
+        if (strcmp(all[i]->host, all[first]->host) == 0)
+            pt_config_error(x, all[i]->pos, "host \"%.60s\" is listed twice (first at line %d)",
+                            all[i]->host, all[first]->pos.line);
+        else
+            first = i;
+    }
+}
+
+static void load_workers(struct pt_cfg_ctx *x, const struct pt_ynode *v)
+{
+    if (is(v, "auto")) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        x->cfg->workers = n < 1 ? 1 : (n > MAX_WORKERS ? MAX_WORKERS : (uint32_t)n);
+        return;
+    }
+    uint64_t n;
+    if (v->kind == PT_YNODE_SCALAR && !is_null(v) && v->len > 0 && v->s[0] >= '0' &&
+        v->s[0] <= '9') {
+        if (get_uint(x, v, "workers", 1, MAX_WORKERS, &n))
+            x->cfg->workers = (uint32_t)n;
+        return;
+    }
+    pt_config_error(x, v->pos, "expected a number of threads or auto for \"workers\"");
+}
+
+static void load_root(struct pt_cfg_ctx *x, const struct pt_ynode *root)
+{
+    static const char *const keys[] = {
+        "workers", "shutdown_timeout", "listen", "limits", "trusted_proxies",
+        "log",     "upstreams",        "sites",  "routes", NULL};
+    static const char *const later[] = {"tls",   "acme", "admin", "cache",       "metrics", "redis",
+                                        "rules", "acl",  "waf",   "rate_limits", NULL};
+    struct pt_config *cfg = x->cfg;
+    if (root->kind != PT_YNODE_MAP) {
+        pt_config_error(x, root->pos,
+                        "expected a mapping of settings (listen:, sites:, ...) at the top level, "
+                        "found %s",
+                        what_is(root));
+        return;
+    }
+    const struct pt_ynode *sites = NULL, *routes = NULL, *routes_key = NULL;
+    bool has_listen = false;
+    FOR_PAIRS(root, k, v)
+    {
+        if (!known_key(x, k, keys, later, "the top level"))
+            continue;
+        if (is(k, "workers")) {
+            load_workers(x, v);
+        } else if (is(k, "shutdown_timeout")) {
+            get_ms(x, v, "shutdown_timeout", 0, UINT32_MAX, &cfg->shutdown_timeout_ms);
+        } else if (is(k, "listen")) {
+            has_listen = true;
+            load_listen(x, v);
+        } else if (is(k, "limits")) {
+            load_limits(x, v);
+        } else if (is(k, "trusted_proxies")) {
+            load_trusted(x, v);
+        } else if (is(k, "log")) {
+            load_log(x, v);
+        } else if (is(k, "upstreams")) {
+            load_upstreams(x, v);
+        } else if (is(k, "sites")) {
+            sites = v;
+        } else {
+            routes = v;
+            routes_key = k;
+        }
+    }
+    if (!has_listen)
+        pt_config_error(x, root->pos,
+                        "missing required key \"listen\" (a list like - addr: \":8080\")");
+    if (!sites && !routes)
+        pt_config_error(x, root->pos,
+                        "missing required key \"sites\" (or \"routes\" for a single site)");
+    size_t cap = (sites && sites->kind == PT_YNODE_SEQ ? sites->len : 0) + 1;
+    cfg->sites = pt_config_alloc(x, &cfg->arena, cap * sizeof(*cfg->sites));
+    if (sites && want_seq(x, sites, "sites")) {
+        if (sites->len == 0 && !routes)
+            pt_config_error(x, sites->pos, "\"sites\" needs at least one site");
+        FOR_ITEMS(sites, it)
+        {
+            load_site(x, it, &cfg->sites[cfg->n_sites++]);
+        }
+    }
+    if (routes) {
+        struct pt_site_cfg *site = &cfg->sites[cfg->n_sites++];
+        site->pos = routes_key->pos;
+        load_routes(x, routes, site);
+    }
+    check_sites(x);
+}
+
+static void set_defaults(struct pt_config *cfg)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    cfg->workers = n < 1 ? 1 : (n > MAX_WORKERS ? MAX_WORKERS : (uint32_t)n);
+    cfg->shutdown_timeout_ms = 30000;
+    cfg->limits.header_size = 16u << 10;
+    cfg->limits.headers = 100;
+    cfg->limits.uri_size = 8u << 10;
+    cfg->limits.body_size = 1ull << 30;
+    cfg->limits.header_timeout_ms = 10000;
+    cfg->limits.body_timeout_ms = 30000;
+    cfg->limits.keepalive_timeout_ms = 60000;
+    cfg->limits.send_timeout_ms = 30000;
+    cfg->log.level = PT_LOG_INFO;
+    cfg->log.access = "stdout";
+    cfg->log.format = PT_LOG_FORMAT_COMBINED;
+}
+
+/* The part of a load that may longjmp; ctx lives in the caller so it survives the jump. */
+static int run(struct pt_cfg_ctx *x)
+{
+    if (setjmp(x->jb))
+        return PT_ERR;
+    set_defaults(x->cfg);
+    x->cfg->path = pt_config_strndup(x, &x->cfg->arena, x->name, strlen(x->name));
+    const struct pt_ynode *root = pt_config_yaml_tree(x);
+    if (!root && x->n_errs == 0) {
+        struct pt_cfg_pos start = {1, 1};
+        pt_config_error(x, start,
+                        "the file is empty: a configuration needs at least listen: "
+                        "and sites:");
+    }
+    if (root && is_null(root)) {
+        pt_config_error(x, root->pos,
+                        "the file is empty: a configuration needs at least "
+                        "listen: and sites:");
+        root = NULL;
+    }
+    if (root)
+        load_root(x, root);
+    return x->n_errs ? PT_ERR : PT_OK;
+}
+
+static int errmsg_cmp(const void *pa, const void *pb)
+{
+    const struct pt_cfg_errmsg *a = pa, *b = pb;
+    if (a->pos.line != b->pos.line)
+        return a->pos.line < b->pos.line ? -1 : 1;
+    if (a->pos.col != b->pos.col)
+        return a->pos.col < b->pos.col ? -1 : 1;
+    return a->seq < b->seq ? -1 : (a->seq > b->seq);
+}
+
+static void append_line(char *err, size_t errlen, size_t *used, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void append_line(char *err, size_t errlen, size_t *used, const char *fmt, ...)
+{
+    if (*used + 1 >= errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(err + *used, errlen - *used, fmt, ap);
+    va_end(ap);
+    if (w > 0)
+        *used = PT_MIN(*used + (size_t)w, errlen - 1);
+}
+
+static void format_errors(struct pt_cfg_ctx *x, char *err, size_t errlen)
+{
+    size_t used = 0;
+    if (!err || errlen == 0)
+        return;
+    err[0] = '\0';
+    qsort(x->errs, x->n_errs, sizeof(x->errs[0]), errmsg_cmp);
+    for (size_t i = 0; i < x->n_errs; i++) {
+        const struct pt_cfg_errmsg *e = &x->errs[i];
+        const char *nl = i ? "\n" : "";
+        if (e->pos.line > 0)
+            append_line(err, errlen, &used, "%s%s:%d:%d: %s", nl, x->name, e->pos.line, e->pos.col,
+                        e->msg);
+        else
+            append_line(err, errlen, &used, "%s%s: %s", nl, x->name, e->msg);
+    }
+    if (x->is_truncated)
+        append_line(err, errlen, &used, "\n%s: too many errors, stopped after %d", x->name,
+                    PT_CFG_MAX_ERRORS);
+}
+
+/*
+ * Loads a configuration from buf (len bytes, need not be NUL-terminated; borrowed). name is
+ * used in messages. On success returns PT_OK and *out (caller frees with pt_config_free); on
+ * failure PT_ERR, *out untouched, err holds the messages. Blocks only in DNS lookups.
+ */
+int pt_config_load_buf(const char *name, const char *buf, size_t len, struct pt_config **out,
+                       char *err, size_t errlen)
+{
+    int rc = PT_ERR;
+    struct pt_arena a;
+    if (err && errlen)
+        err[0] = '\0';
+    if (!name)
+        name = "<config>";
+    struct pt_cfg_ctx *x = calloc(1, sizeof(*x));
+    if (!x) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: out of memory while loading the configuration", name);
+        return PT_ERR;
+    }
+    x->name = name;
+    x->buf = buf ? buf : "";
+    x->len = buf ? len : 0;
+    pt_arena_init(&x->tmp, 16384);
+    pt_arena_init(&a, 16384);
+    x->cfg = pt_arena_alloc(&a, sizeof(*x->cfg));
+    if (!x->cfg) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: out of memory while loading the configuration", name);
+        goto out;
+    }
+    x->cfg->arena = a; /* from here on the arena lives inside the config it owns */
+    if (x->len > PT_CFG_MAX_FILE) {
+        struct pt_cfg_pos start = {1, 1};
+        x->errs[0].pos = start;
+        snprintf(x->errs[0].msg, sizeof(x->errs[0].msg),
+                 "the file is larger than %u MiB; that is not a configuration",
+                 PT_CFG_MAX_FILE >> 20);
+        x->n_errs = 1;
+    } else {
+        rc = run(x);
+    }
+    if (x->has_event)
+        yaml_event_delete(&x->ev);
+    if (x->has_parser)
+        yaml_parser_delete(&x->parser);
+    if (rc == PT_OK && x->n_errs == 0) {
+        *out = x->cfg;
+    } else {
+        rc = PT_ERR;
+        format_errors(x, err, errlen);
+        pt_config_free(x->cfg);
+    }
+out:
+    pt_arena_free(&x->tmp);
+    free(x);
+    return rc;
+}
+
+/*
+ * Reads path (at most PT_CFG_MAX_FILE bytes) and loads it as pt_config_load_buf does. Errors
+ * reading the file come as "FILE: message" without a position.
+ */
+int pt_config_load(const char *path, struct pt_config **out, char *err, size_t errlen)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    int rc = PT_ERR;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return PT_ERR;
+    }
+    buf = malloc(PT_CFG_MAX_FILE + 1);
+    if (!buf) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: out of memory", path);
+        goto out;
+    }
+    for (;;) {
+        ssize_t r = read(fd, buf + len, PT_CFG_MAX_FILE + 1 - len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            if (err && errlen)
+                snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+            goto out;
+        }
+        if (r == 0)
+            break;
+        len += (size_t)r;
+        if (len > PT_CFG_MAX_FILE) {
+            if (err && errlen)
+                snprintf(err, errlen, "%s: the file is larger than %u MiB", path,
+                         PT_CFG_MAX_FILE >> 20);
+            goto out;
+        }
+    }
+    rc = pt_config_load_buf(path, buf, len, out, err, errlen);
+out:
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+/* Frees cfg and everything it points to (NULL is fine). */
+void pt_config_free(struct pt_config *cfg)
+{
+    if (!cfg)
+        return;
+    struct pt_arena a = cfg->arena; /* cfg itself lives in the arena: copy before freeing */
+    pt_arena_free(&a);
+}

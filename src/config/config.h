@@ -1,0 +1,198 @@
+/*
+ * config.h - the validated configuration, as loaded from one YAML (or JSON) file.
+ *
+ * pt_config_load() reads the file with libyaml, checks every key and value, and fills a
+ * struct pt_config whose memory all lives in one arena (cfg->arena), so a configuration is
+ * freed in one call. Nothing here touches sockets or threads: the server builds its runtime
+ * snapshot (router, upstream state) from this. Errors carry FILE:LINE:COL positions.
+ *
+ * See ../shared/spec/config.md for the contract and docs/config.md for every key.
+ */
+#ifndef PT_CONFIG_CONFIG_H
+#define PT_CONFIG_CONFIG_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "core/arena.h"
+
+struct pt_cfg_pos {
+    int line; /* 1-based line in the file; 0 when unknown */
+    int col;  /* 1-based column */
+};
+
+struct pt_sockaddr {
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } u;
+    socklen_t len;
+};
+
+struct pt_listen_cfg {
+    const char *addr_text;   /* as written, e.g. "0.0.0.0:8080" */
+    struct pt_sockaddr addr; /* ":8080" means 0.0.0.0:8080 */
+    bool is_tls;
+    struct pt_cfg_pos pos;
+};
+
+struct pt_limits_cfg {
+    uint64_t header_size;          /* bytes; default 16k; whole request head; over it: 431 */
+    uint32_t headers;              /* count; default 100; over it: 431 */
+    uint64_t uri_size;             /* bytes; default 8k; over it: 414 */
+    uint64_t body_size;            /* bytes; default 1g; over it: 413 */
+    uint32_t header_timeout_ms;    /* default 10s */
+    uint32_t body_timeout_ms;      /* default 30s */
+    uint32_t keepalive_timeout_ms; /* default 60s */
+    uint32_t send_timeout_ms;      /* default 30s */
+};
+
+struct pt_cidr {
+    int family;         /* AF_INET or AF_INET6 (IPv4 stored as such, not mapped) */
+    uint8_t addr[16];   /* network address, host bits zeroed */
+    uint8_t prefix_len; /* 0..32 or 0..128 */
+};
+
+enum pt_log_format { PT_LOG_FORMAT_COMBINED = 0, PT_LOG_FORMAT_JSON = 1 };
+
+struct pt_log_cfg {
+    int level;          /* enum pt_log_level (core/log.h); default info */
+    const char *access; /* "stdout" (default), "stderr", "off", or a file path */
+    int format;         /* enum pt_log_format; default combined */
+};
+
+struct pt_kv {
+    const char *name; /* NUL-terminated */
+    size_t name_len;
+    const char *value; /* NUL-terminated */
+    size_t value_len;
+};
+
+struct pt_header_ops {
+    struct pt_kv *set; /* replace every header of that name (or add when absent) */
+    size_t n_set;
+    struct pt_kv *add; /* append, keeping existing ones */
+    size_t n_add;
+    struct pt_kv *remove; /* only name/name_len used */
+    size_t n_remove;
+};
+
+enum pt_balance { PT_BALANCE_ROUND_ROBIN = 0 };
+
+struct pt_target_cfg {
+    const char *url; /* as written */
+    bool is_https;
+    const char *host;        /* host as written in the URL (name or address literal, no []) */
+    uint16_t port;           /* default 80 / 443 */
+    const char *host_header; /* value for Host when not preserve_host: "host[:port]" */
+    const char *base_path;   /* path of the URL without trailing '/', "" when none */
+    struct pt_sockaddr addr; /* resolved at load time (getaddrinfo, first address) */
+    uint32_t weight;         /* default 1, 1..1000 */
+    struct pt_cfg_pos pos;
+};
+
+struct pt_upstream_cfg {
+    const char *name; /* key under upstreams:, or "url:<url>" for an inline URL */
+    struct pt_target_cfg *targets;
+    size_t n_targets;   /* >= 1 */
+    int balance;        /* enum pt_balance */
+    uint32_t keepalive; /* idle pooled connections kept per worker per target; default 64 */
+    uint32_t connect_timeout_ms; /* default 2s */
+    uint32_t retries;            /* default 1 */
+    size_t index;                /* position in pt_config.upstreams */
+    struct pt_cfg_pos pos;
+};
+
+enum pt_action { PT_ACTION_PROXY = 1, PT_ACTION_REDIRECT, PT_ACTION_RESPOND };
+
+struct pt_proxy_cfg {
+    const char *to;                   /* as written: upstream name or URL (may hold :splat etc) */
+    struct pt_upstream_cfg *upstream; /* the named upstream, or one made for a URL */
+    const char *to_path;              /* for a URL target: its path template ("" when none) */
+    bool strip_prefix;
+    bool preserve_host;
+    bool strip_credentials;
+    uint32_t timeout_ms; /* to the response head; default 30s, at most 60s */
+    struct pt_header_ops request;
+    struct pt_header_ops response;
+};
+
+struct pt_redirect_cfg {
+    const char *to; /* template: may use :splat, :name, $1..$9 */
+    int status;     /* 301 (default), 302, 303, 307, 308 */
+};
+
+struct pt_respond_cfg {
+    int status;       /* default 200 */
+    const char *body; /* default "" */
+    size_t body_len;
+    struct pt_kv *headers;
+    size_t n_headers;
+};
+
+struct pt_route_cfg {
+    const char *match;          /* pattern as written (see route/pattern.h) */
+    uint32_t methods_mask;      /* bit (1u << enum pt_http_method); 0 means all methods */
+    const char **methods_other; /* extension methods listed (tokens), NULL-terminated or NULL */
+    int action;                 /* enum pt_action */
+    struct pt_proxy_cfg proxy;
+    struct pt_redirect_cfg redirect;
+    struct pt_respond_cfg respond;
+    struct pt_cfg_pos pos;       /* position of the route's mapping */
+    struct pt_cfg_pos match_pos; /* position of the match value */
+};
+
+struct pt_site_cfg {
+    const char **hosts; /* lower-cased; "*.example.com" wildcards; may end in ":port" */
+    size_t n_hosts;     /* 0 means default site */
+    struct pt_route_cfg *routes;
+    size_t n_routes;
+    struct pt_cfg_pos pos;
+};
+
+struct pt_config {
+    struct pt_arena arena;        /* owns every byte below */
+    const char *path;             /* file it came from */
+    uint32_t workers;             /* >= 1; "auto" resolved to the CPU count */
+    uint32_t shutdown_timeout_ms; /* default 30s */
+    struct pt_listen_cfg *listens;
+    size_t n_listens; /* >= 1 */
+    struct pt_limits_cfg limits;
+    struct pt_cidr *trusted_proxies;
+    size_t n_trusted_proxies;
+    struct pt_log_cfg log;
+    struct pt_upstream_cfg **upstreams; /* named ones first, then those made for URL targets */
+    size_t n_upstreams;
+    struct pt_site_cfg *sites;
+    size_t n_sites;
+};
+
+/*
+ * Loads and validates path. On success returns PT_OK and *out owns a new configuration (free it
+ * with pt_config_free). On failure returns PT_ERR and writes one or more lines, each
+ * "FILE:LINE:COL: message" (unknown keys add "; did you mean \"key\"?"), into err (always
+ * NUL-terminated, truncated to errlen). Never blocks except on file reads and the DNS lookups
+ * of target host names.
+ */
+int pt_config_load(const char *path, struct pt_config **out, char *err, size_t errlen);
+
+/* Same, from a buffer (fuzzing, unit tests). name is used in error positions. */
+int pt_config_load_buf(const char *name, const char *buf, size_t len, struct pt_config **out,
+                       char *err, size_t errlen);
+
+void pt_config_free(struct pt_config *cfg);
+
+/* Parses "250ms", "30s", "5m", "1h" (also a bare integer of seconds). Returns 0 or -1. */
+int pt_config_parse_duration(const char *s, uint64_t *ms);
+/* Parses "512", "64k", "8m", "1g" (binary multiples). Returns 0 or -1. */
+int pt_config_parse_size(const char *s, uint64_t *bytes);
+/* Parses "10.0.0.0/8", "::1", "192.168.1.1" (no prefix = host). Returns 0 or -1. */
+int pt_config_parse_cidr(const char *s, struct pt_cidr *out);
+/* True when the address (sockaddr_in or sockaddr_in6, v4-mapped handled) is in the CIDR. */
+bool pt_cidr_contains(const struct pt_cidr *c, const struct sockaddr *sa);
+
+#endif

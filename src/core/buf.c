@@ -1,0 +1,82 @@
+/*
+ * buf.c - buffer memory with a thread-local cache per size class (see buf.h).
+ *
+ * Each worker thread keeps up to CACHE_MAX free blocks per class: enough to absorb the churn of
+ * requests starting and ending without calling malloc, small enough that a burst that has
+ * passed does not pin memory (blocks beyond the cap go straight back to malloc).
+ */
+#include "core/buf.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#define CACHE_MAX 64
+
+struct free_block {
+    struct free_block *next;
+};
+
+struct cache {
+    struct free_block *head;
+    unsigned n;
+};
+
+static __thread struct cache caches[2];
+
+static int class_of(uint32_t cap)
+{
+#ifdef PT_SANITIZE
+    (void)cap;
+    return -1;
+#else
+    return cap == PT_BUF_SMALL ? 0 : cap == PT_BUF_LARGE ? 1 : -1;
+#endif
+}
+
+int pt_buf_alloc(struct pt_buf *b, uint32_t cap)
+{
+    int k = class_of(cap);
+    char *p = NULL;
+    if (k >= 0 && caches[k].head) {
+        p = (char *)caches[k].head;
+        caches[k].head = caches[k].head->next;
+        caches[k].n--;
+    } else {
+        p = malloc(cap);
+        if (!p)
+            return -ENOMEM;
+    }
+    b->data = p;
+    b->head = b->tail = 0;
+    b->cap = cap;
+    return 0;
+}
+
+void pt_buf_release(struct pt_buf *b)
+{
+    if (!b->data)
+        return;
+    int k = class_of(b->cap);
+    if (k >= 0 && caches[k].n < CACHE_MAX) {
+        struct free_block *f = (struct free_block *)(void *)b->data;
+        f->next = caches[k].head;
+        caches[k].head = f;
+        caches[k].n++;
+    } else {
+        free(b->data);
+    }
+    b->data = NULL;
+    b->head = b->tail = b->cap = 0;
+}
+
+void pt_buf_cache_drain(void)
+{
+    for (int k = 0; k < 2; k++) {
+        while (caches[k].head) {
+            struct free_block *f = caches[k].head;
+            caches[k].head = f->next;
+            free(f);
+        }
+        caches[k].n = 0;
+    }
+}

@@ -1,0 +1,76 @@
+/*
+ * buf.h - capped byte buffers and the per-thread cache their memory comes from.
+ *
+ * A pt_buf is a window [head, tail) over data[0, cap). Capacity is fixed when the memory is
+ * taken: reaching it is the caller's signal (431, back-pressure), never a reason to grow.
+ * Connections take memory only while they have bytes to hold and give it back when idle, so
+ * an idle keep-alive connection costs no buffer at all.
+ *
+ * Memory comes in two classes (PT_BUF_SMALL for request heads and client input,
+ * PT_BUF_LARGE for response streaming) from a thread-local free list; other sizes are plain
+ * malloc. Under PT_SANITIZE the cache is bypassed so ASan sees every buffer's life.
+ */
+#ifndef PT_CORE_BUF_H
+#define PT_CORE_BUF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define PT_BUF_SMALL (16u * 1024u)
+#define PT_BUF_LARGE (64u * 1024u)
+
+struct pt_buf {
+    char *data;    /* NULL when no memory is held */
+    uint32_t head; /* first unread byte */
+    uint32_t tail; /* one past the last byte written */
+    uint32_t cap;  /* bytes in data */
+};
+
+/* Takes memory of cap bytes for an empty buffer (b->data must be NULL). Returns 0 or -ENOMEM. */
+int pt_buf_alloc(struct pt_buf *b, uint32_t cap);
+/* Gives the memory back (to the thread's cache); the buffer becomes empty with data NULL. */
+void pt_buf_release(struct pt_buf *b);
+/* Frees this thread's cached buffers (thread exit). */
+void pt_buf_cache_drain(void);
+
+static inline uint32_t pt_buf_len(const struct pt_buf *b)
+{
+    return b->tail - b->head;
+}
+static inline char *pt_buf_rpos(const struct pt_buf *b)
+{
+    return b->data + b->head;
+}
+static inline uint32_t pt_buf_room(const struct pt_buf *b)
+{
+    return b->cap - b->tail;
+}
+static inline void pt_buf_consume(struct pt_buf *b, uint32_t n)
+{
+    b->head += n;
+    if (b->head == b->tail)
+        b->head = b->tail = 0;
+}
+/* Moves unread bytes to the front so all free room is at the end. */
+static inline void pt_buf_compact(struct pt_buf *b)
+{
+    if (b->head > 0) {
+        uint32_t n = b->tail - b->head;
+        memmove(b->data, b->data + b->head, n);
+        b->head = 0;
+        b->tail = n;
+    }
+}
+/* Appends n bytes; returns false (nothing written) when they do not fit. */
+static inline bool pt_buf_put(struct pt_buf *b, const void *p, size_t n)
+{
+    if (n > pt_buf_room(b))
+        return false;
+    memcpy(b->data + b->tail, p, n);
+    b->tail += (uint32_t)n;
+    return true;
+}
+
+#endif

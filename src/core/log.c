@@ -1,0 +1,68 @@
+/*
+ * log.c - the error log (see log.h).
+ *
+ * Each line is built in a stack buffer and written with a single write(2) to stderr, which
+ * keeps lines from different threads whole (stderr is unbuffered in stdio terms, and a write
+ * of under PIPE_BUF bytes to a pipe is atomic). Long messages are truncated, never split.
+ */
+#include "core/log.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/common.h"
+
+int pt_log_level_cur = PT_LOG_INFO;
+
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+void pt_log_set_level(int level)
+{
+    if (level >= PT_LOG_ERROR && level <= PT_LOG_DEBUG)
+        __atomic_store_n(&pt_log_level_cur, level, __ATOMIC_RELAXED);
+}
+
+int pt_log_level_parse(const char *s)
+{
+    for (size_t i = 0; i < PT_ARRAY_LEN(level_names); i++)
+        if (strcmp(s, level_names[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+void pt_log_write(int level, const char *fmt, ...)
+{
+    char line[2048];
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    int n = (int)strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
+    n += snprintf(line + n, sizeof(line) - (size_t)n, ".%03ldZ %s ", ts.tv_nsec / 1000000,
+                  level_names[level < 0   ? 0
+                              : level > 3 ? 3
+                                          : level]);
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    if (m < 0)
+        m = 0;
+    n += m;
+    if (n > (int)sizeof(line) - 2)
+        n = (int)sizeof(line) - 2;
+    line[n++] = '\n';
+    ssize_t w = write(STDERR_FILENO, line, (size_t)n);
+    (void)w;
+}
+
+void pt_bug(const char *file, int line, const char *cond)
+{
+    pt_log_write(PT_LOG_ERROR, "BUG at %s:%d: %s", file, line, cond);
+    abort();
+}

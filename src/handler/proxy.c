@@ -1,0 +1,1025 @@
+/*
+ * proxy.c - forwards a request to an upstream target and streams the response back.
+ *
+ * One request drives one upstream connection (taken from the worker's keep-alive pool or newly
+ * connected). Both sockets are edge-triggered; their events only record readiness and call
+ * pt_conn_run(), which calls pt_proxy_run(): a pump that makes every move currently possible
+ * and returns when each direction waits on a socket or on the other side.
+ *
+ *   client --c->in--> [request body slice] --writev(uout + slice)--> upstream
+ *   client <--writev(c->out + slice)-- [response body slice] <--u->in-- upstream
+ *
+ * Bodies are never copied: a slice of the buffer they were read into is written with the
+ * framing bytes (heads, chunk-size lines) in front of it in one writev. Each direction holds at
+ * most one buffer of data, so a slow reader stops the reads on the other side (back-pressure)
+ * instead of growing memory. Chunked bodies are decoded in place and re-encoded (chunk
+ * extensions and trailers do not cross the proxy: they are a smuggling vector and nobody's
+ * contract); a response without a length is re-chunked for HTTP/1.1 clients so their
+ * connection survives.
+ *
+ * Failure policy (contract, "Errors Portico writes"): refused, reset or malformed -> 502; no
+ * response head within the route's timeout -> 504. A connect failure moves to the next target
+ * (round robin, never the same one twice) up to `retries`; a pooled connection found dead
+ * before any response byte is retried once on a fresh connection when the request is
+ * idempotent and no body byte has been sent. Once a response head has gone to the client a
+ * failure can only close the client connection.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/sock.h"
+#include "core/time.h"
+#include "server/worker.h"
+
+#define MAX_CONN_TOKENS 16
+#define UOUT_SLACK 64 /* room kept after the head for chunk framing */
+
+void pt_pool_idle_event(struct pt_uconn *u);
+
+enum fail_kind { FAIL_CONNECT, FAIL_RESET, FAIL_TIMEOUT, FAIL_BAD_RESPONSE };
+
+static void uconn_io(struct pt_io *io, uint32_t events);
+static void uconn_timeout(struct pt_timer *t);
+
+/* ---- header classification ---- */
+
+/* Hop-by-hop and rebuilt headers (RFC 9110 §7.6.1): never forwarded as received. */
+static bool is_hop_by_hop(struct pt_str n)
+{
+    switch (n.n) {
+    case 2:
+        return PT_STR_CASEEQ_LIT(n, "te");
+    case 7:
+        return PT_STR_CASEEQ_LIT(n, "trailer") || PT_STR_CASEEQ_LIT(n, "upgrade");
+    case 10:
+        return PT_STR_CASEEQ_LIT(n, "connection") || PT_STR_CASEEQ_LIT(n, "keep-alive");
+    case 14:
+        return PT_STR_CASEEQ_LIT(n, "content-length");
+    case 17:
+        return PT_STR_CASEEQ_LIT(n, "transfer-encoding");
+    default:
+        break;
+    }
+    return n.n > 6 && strncasecmp(n.p, "proxy-", 6) == 0;
+}
+
+struct conn_tokens {
+    struct pt_str t[MAX_CONN_TOKENS];
+    size_t n;
+};
+
+/* Collects the options of every Connection header: headers they name are hop-by-hop. */
+static void connection_tokens(const struct pt_h1_header *hs, size_t nh, struct conn_tokens *ct)
+{
+    ct->n = 0;
+    for (size_t i = 0; i < nh; i++) {
+        if (!PT_STR_CASEEQ_LIT(hs[i].name, "connection"))
+            continue;
+        const char *p = hs[i].value.p, *end = p + hs[i].value.n;
+        while (p < end && ct->n < MAX_CONN_TOKENS) {
+            while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+                p++;
+            const char *s = p;
+            while (p < end && *p != ',' && *p != ' ' && *p != '\t')
+                p++;
+            if (p > s)
+                ct->t[ct->n++] = (struct pt_str){s, (size_t)(p - s)};
+        }
+    }
+}
+
+static bool in_tokens(const struct conn_tokens *ct, struct pt_str n)
+{
+    for (size_t i = 0; i < ct->n; i++)
+        if (pt_str_caseeq(ct->t[i], n.p, n.n))
+            return true;
+    return false;
+}
+
+static bool in_kv(const struct pt_kv *kv, size_t n, struct pt_str name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (pt_str_caseeq(name, kv[i].name, kv[i].name_len))
+            return true;
+    return false;
+}
+
+/* ---- building heads ---- */
+
+struct out {
+    char *p;
+    size_t n, cap;
+    bool overflow;
+};
+
+static void put(struct out *o, const void *s, size_t n)
+{
+    if (o->overflow || o->cap - o->n < n) {
+        o->overflow = true;
+        return;
+    }
+    memcpy(o->p + o->n, s, n);
+    o->n += n;
+}
+
+#define PUT_LIT(o, lit) put((o), (lit), sizeof(lit) - 1)
+
+static void put_str(struct out *o, struct pt_str s)
+{
+    put(o, s.p, s.n);
+}
+
+static void put_header(struct out *o, const char *name, size_t nlen, const char *val, size_t vlen)
+{
+    put(o, name, nlen);
+    PUT_LIT(o, ": ");
+    put(o, val, vlen);
+    PUT_LIT(o, "\r\n");
+}
+
+static void put_u64(struct out *o, uint64_t v)
+{
+    char tmp[24];
+    int n = snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)v);
+    put(o, tmp, (size_t)n);
+}
+
+static void put_ops(struct out *o, const struct pt_header_ops *ops)
+{
+    for (size_t i = 0; i < ops->n_set; i++)
+        put_header(o, ops->set[i].name, ops->set[i].name_len, ops->set[i].value,
+                   ops->set[i].value_len);
+    for (size_t i = 0; i < ops->n_add; i++)
+        put_header(o, ops->add[i].name, ops->add[i].name_len, ops->add[i].value,
+                   ops->add[i].value_len);
+}
+
+static bool peer_trusted(const struct pt_config *cfg, const struct pt_sockaddr *peer)
+{
+    for (size_t i = 0; i < cfg->n_trusted_proxies; i++)
+        if (pt_cidr_contains(&cfg->trusted_proxies[i], &peer->u.sa))
+            return true;
+    return false;
+}
+
+static bool has_template(const char *s)
+{
+    return strchr(s, ':') || strchr(s, '$');
+}
+
+/* Writes the path (and query) to send upstream into o. */
+static int build_path(struct out *o, const struct pt_req *r, const struct pt_route_match *m,
+                      const char *path, size_t path_len, struct pt_str query)
+{
+    const struct pt_proxy_cfg *pc = &r->route->proxy;
+    char tmp[8192];
+    if (pc->to_path && pc->to_path[0] && has_template(pc->to_path)) {
+        ssize_t n = pt_route_expand(pc->to_path, m, tmp, sizeof(tmp));
+        if (n < 0)
+            return 414;
+        put(o, tmp, (size_t)n);
+        if (memchr(tmp, '?', (size_t)n))
+            return PT_OK;
+    } else {
+        const char *prefix = pc->to_path && pc->to_path[0] ? pc->to_path : r->target->base_path;
+        put(o, prefix, strlen(prefix));
+        const char *rest = path;
+        size_t rest_len = path_len;
+        if (pc->strip_prefix && m->strip_len <= path_len) {
+            rest += m->strip_len;
+            rest_len -= m->strip_len;
+        }
+        if (rest_len == 0 || rest[0] != '/') {
+            if (rest_len == 0) {
+                rest = "/";
+                rest_len = 1;
+            } else {
+                PUT_LIT(o, "/");
+            }
+        }
+        ssize_t n = pt_path_encode(rest, rest_len, tmp, sizeof(tmp));
+        if (n < 0)
+            return 414;
+        put(o, tmp, (size_t)n);
+    }
+    if (query.p) {
+        PUT_LIT(o, "?");
+        put_str(o, query);
+    }
+    return PT_OK;
+}
+
+static int build_request_head(struct pt_req *r, const struct pt_h1_request *h,
+                              const struct pt_route_match *m, const char *path, size_t path_len,
+                              struct pt_str query)
+{
+    const struct pt_proxy_cfg *pc = &r->route->proxy;
+    const struct pt_config *cfg = r->cfg;
+    struct out o = {r->uout.data, 0, r->uout.cap - UOUT_SLACK, false};
+
+    put_str(&o, h->method);
+    PUT_LIT(&o, " ");
+    int rc = build_path(&o, r, m, path, path_len, query);
+    if (rc != PT_OK)
+        return rc;
+    PUT_LIT(&o, " HTTP/1.1\r\nHost: ");
+    if (pc->preserve_host && r->host[0])
+        put(&o, r->host, strlen(r->host));
+    else
+        put(&o, r->target->host_header, strlen(r->target->host_header));
+    PUT_LIT(&o, "\r\n");
+
+    struct conn_tokens ct;
+    connection_tokens(h->headers, h->num_headers, &ct);
+    bool trusted = peer_trusted(cfg, &r->c->peer);
+    struct pt_str xff[8];
+    size_t n_xff = 0;
+    const struct pt_header_ops *ops = &pc->request;
+    for (size_t i = 0; i < h->num_headers; i++) {
+        struct pt_str n = h->headers[i].name;
+        if (is_hop_by_hop(n) || in_tokens(&ct, n))
+            continue;
+        switch (n.n) {
+        case 4:
+            if (PT_STR_CASEEQ_LIT(n, "host"))
+                continue;
+            break;
+        case 6:
+            if (PT_STR_CASEEQ_LIT(n, "expect") ||
+                (pc->strip_credentials && PT_STR_CASEEQ_LIT(n, "cookie")))
+                continue;
+            break;
+        case 12:
+            if (PT_STR_CASEEQ_LIT(n, "x-request-id"))
+                continue;
+            break;
+        case 13:
+            if (pc->strip_credentials && PT_STR_CASEEQ_LIT(n, "authorization"))
+                continue;
+            break;
+        case 15:
+            if (PT_STR_CASEEQ_LIT(n, "x-forwarded-for")) {
+                /* Believed only from trusted peers; else replaced by the peer address. */
+                if (trusted && h->headers[i].value.n && n_xff < (size_t)PT_ARRAY_LEN(xff))
+                    xff[n_xff++] = h->headers[i].value;
+                continue;
+            }
+            break;
+        case 16:
+            if (PT_STR_CASEEQ_LIT(n, "x-forwarded-host"))
+                continue;
+            break;
+        case 17:
+            if (PT_STR_CASEEQ_LIT(n, "x-forwarded-proto"))
+                continue;
+            break;
+        default:
+            break;
+        }
+        if (in_kv(ops->remove, ops->n_remove, n) || in_kv(ops->set, ops->n_set, n))
+            continue;
+        put_str(&o, n);
+        PUT_LIT(&o, ": ");
+        put_str(&o, h->headers[i].value);
+        PUT_LIT(&o, "\r\n");
+    }
+    char peer[64];
+    size_t pn = pt_sock_ntop(&r->c->peer.u.sa, peer, sizeof(peer));
+    PUT_LIT(&o, "X-Forwarded-For: ");
+    for (size_t i = 0; i < n_xff; i++) {
+        put_str(&o, xff[i]);
+        PUT_LIT(&o, ", ");
+    }
+    put(&o, peer, pn);
+    PUT_LIT(&o, "\r\nX-Forwarded-Proto: http\r\n");
+    if (r->host[0]) {
+        PUT_LIT(&o, "X-Forwarded-Host: ");
+        put(&o, r->host, strlen(r->host));
+        PUT_LIT(&o, "\r\n");
+    }
+    PUT_LIT(&o, "X-Request-Id: ");
+    put(&o, r->request_id, r->request_id_len);
+    PUT_LIT(&o, "\r\n");
+    put_ops(&o, ops);
+    if (r->req_body.is_chunked) {
+        PUT_LIT(&o, "Transfer-Encoding: chunked\r\n");
+    } else if (h->framing.content_length >= 0) {
+        PUT_LIT(&o, "Content-Length: ");
+        put_u64(&o, (uint64_t)h->framing.content_length);
+        PUT_LIT(&o, "\r\n");
+    }
+    PUT_LIT(&o, "\r\n");
+    if (o.overflow)
+        return 431;
+    r->uout.head = 0;
+    r->uout.tail = (uint32_t)o.n;
+    r->uhead_len = (uint32_t)o.n;
+    return PT_OK;
+}
+
+/* Builds the client's response head from the upstream's into c->out. */
+static int build_response_head(struct pt_req *r, const struct pt_h1_response *resp, bool interim)
+{
+    struct pt_conn *c = r->c;
+    if (!c->out.data && pt_buf_alloc(&c->out, PT_BUF_SMALL) < 0)
+        return PT_ERR;
+    pt_buf_compact(&c->out);
+    const struct pt_header_ops *ops = &r->route->proxy.response;
+    struct out o = {c->out.data + c->out.tail, 0, pt_buf_room(&c->out), false};
+    char st[64];
+    int sn = snprintf(st, sizeof(st), "HTTP/1.1 %d ", resp->status);
+    put(&o, st, (size_t)sn);
+    if (resp->reason.n)
+        put_str(&o, resp->reason);
+    else
+        put(&o, pt_http_reason(resp->status), strlen(pt_http_reason(resp->status)));
+    PUT_LIT(&o, "\r\n");
+    struct conn_tokens ct;
+    connection_tokens(resp->headers, resp->num_headers, &ct);
+    bool has_date = false;
+    for (size_t i = 0; i < resp->num_headers; i++) {
+        struct pt_str n = resp->headers[i].name;
+        if (is_hop_by_hop(n) || in_tokens(&ct, n))
+            continue;
+        if (PT_STR_CASEEQ_LIT(n, "server") || PT_STR_CASEEQ_LIT(n, "x-request-id"))
+            continue;
+        if (!interim && (in_kv(ops->remove, ops->n_remove, n) || in_kv(ops->set, ops->n_set, n)))
+            continue;
+        if (PT_STR_CASEEQ_LIT(n, "date"))
+            has_date = true;
+        put_str(&o, n);
+        PUT_LIT(&o, ": ");
+        put_str(&o, resp->headers[i].value);
+        PUT_LIT(&o, "\r\n");
+    }
+    if (!interim) {
+        PUT_LIT(&o, "Server: portico\r\n");
+        if (!has_date) {
+            const struct pt_wallclock *wc = pt_wallclock_now();
+            PUT_LIT(&o, "Date: ");
+            put(&o, wc->http_date, wc->http_date_len);
+            PUT_LIT(&o, "\r\n");
+        }
+        PUT_LIT(&o, "X-Request-Id: ");
+        put(&o, r->request_id, r->request_id_len);
+        PUT_LIT(&o, "\r\n");
+        put_ops(&o, ops);
+        if (r->resp_body.rechunk) {
+            PUT_LIT(&o, "Transfer-Encoding: chunked\r\n");
+        } else if (resp->framing.content_length >= 0 && !resp->framing.is_chunked &&
+                   resp->status != 204 && !(resp->status >= 100 && resp->status < 200)) {
+            PUT_LIT(&o, "Content-Length: ");
+            put_u64(&o, (uint64_t)resp->framing.content_length);
+            PUT_LIT(&o, "\r\n");
+        }
+        if (!r->is_keepalive)
+            PUT_LIT(&o, "Connection: close\r\n");
+        else if (r->minor_version == 0)
+            PUT_LIT(&o, "Connection: keep-alive\r\n");
+    }
+    PUT_LIT(&o, "\r\n");
+    if (o.overflow)
+        return PT_ERR;
+    c->out.tail += (uint32_t)o.n;
+    return PT_OK;
+}
+
+/* ---- upstream connections ---- */
+
+static bool is_idempotent(int method)
+{
+    return method == PT_METHOD_GET || method == PT_METHOD_HEAD || method == PT_METHOD_PUT ||
+           method == PT_METHOD_DELETE || method == PT_METHOD_OPTIONS || method == PT_METHOD_TRACE;
+}
+
+static void release_upstream(struct pt_req *r, bool reusable)
+{
+    struct pt_uconn *u = r->u;
+    if (!u)
+        return;
+    r->u = NULL;
+    struct pt_conn *c = r->c;
+    if (c->slice && u->in.data && c->slice >= u->in.data && c->slice < u->in.data + u->in.cap) {
+        c->slice = NULL; /* never leave the client pointing into a buffer that goes away */
+        c->slice_len = 0;
+    }
+    pt_timer_stop(&u->w->loop, &u->timer);
+    if (reusable)
+        pt_pool_put(u->w, u, r->ups->keepalive);
+    else
+        pt_uconn_close(u);
+}
+
+/* Opens (or reuses) a connection to the next untried target. Returns PT_OK or a status. */
+static int connect_next(struct pt_req *r, bool fresh_same_target)
+{
+    struct pt_worker *w = r->c->w;
+    const struct pt_upstream_cfg *ups = r->ups;
+    const struct pt_target_cfg *t = NULL;
+    if (fresh_same_target) {
+        t = r->target;
+    } else {
+        size_t n = ups->n_targets;
+        uint32_t start = r->ws->rr[ups->index]++;
+        for (size_t i = 0; i < n; i++) {
+            size_t idx = (start + i) % n;
+            if (idx < 32 && (r->tried_mask & (1u << idx)))
+                continue;
+            t = &ups->targets[idx];
+            if (idx < 32)
+                r->tried_mask |= 1u << idx;
+            break;
+        }
+        if (!t)
+            return 502;
+    }
+    r->target = t;
+    r->attempts++;
+    struct pt_uconn *u = fresh_same_target ? NULL : pt_pool_get(w, &t->addr);
+    if (u) {
+        u->r = r;
+        u->n_requests++;
+        r->u = u;
+        r->pstate = PT_PS_ACTIVE;
+        pt_timer_set(&w->loop, &u->timer, r->timeout_ms);
+        return PT_OK;
+    }
+    int in_progress = 0;
+    int fd = pt_sock_connect(&t->addr.u.sa, t->addr.len, &in_progress);
+    if (fd < 0) {
+        pt_log_info("request %s: connect to upstream \"%s\" target %s failed: %s", r->request_id,
+                    ups->name, t->url, strerror(-fd));
+        return 502;
+    }
+    u = calloc(1, sizeof(*u));
+    if (!u) {
+        close(fd);
+        return 503;
+    }
+    u->io.fd = fd;
+    u->io.cb = uconn_io;
+    u->w = w;
+    u->r = r;
+    u->addr = t->addr;
+    u->is_connecting = in_progress != 0;
+    u->can_write = !in_progress;
+    u->n_requests = 1;
+    pt_timer_init(&u->timer, uconn_timeout);
+    if (pt_loop_add(&w->loop, &u->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP, false) < 0) {
+        close(fd);
+        free(u);
+        return 503;
+    }
+    r->u = u;
+    r->pstate = u->is_connecting ? PT_PS_CONNECTING : PT_PS_ACTIVE;
+    pt_timer_set(&w->loop, &u->timer, u->is_connecting ? ups->connect_timeout_ms : r->timeout_ms);
+    return PT_OK;
+}
+
+/* Sends Portico's error page instead of a proxied response (nothing was sent yet). */
+static void answer_locally(struct pt_req *r, int status)
+{
+    r->pstate = PT_PS_NONE;
+    if (!r->req_body.is_done)
+        r->is_keepalive = false; /* the rest of the request body is never read */
+    pt_respond_error(r, status, r->wants_json);
+}
+
+/* Handles an upstream failure: retry, answer 502/504, or (response under way) close. */
+static void upstream_failed(struct pt_req *r, enum fail_kind kind)
+{
+    struct pt_uconn *u = r->u;
+    bool was_reused = u && u->n_requests > 1;
+    const char *what = kind == FAIL_CONNECT   ? "connect failed"
+                       : kind == FAIL_RESET   ? "connection closed or reset"
+                       : kind == FAIL_TIMEOUT ? "timed out"
+                                              : "malformed response";
+    release_upstream(r, false);
+    if (r->response_started) {
+        pt_log_info("request %s: upstream \"%s\" %s after the response began; closing client",
+                    r->request_id, r->ups->name, what);
+        pt_conn_close(r->c);
+        return;
+    }
+    bool untouched = !r->req_body_started;
+    int rc = -1;
+    if (untouched && kind == FAIL_RESET && was_reused && is_idempotent(r->method_id)) {
+        rc = connect_next(r, true); /* stale pooled connection: once, on a fresh one */
+    } else if (untouched && kind == FAIL_CONNECT && r->attempts <= r->ups->retries) {
+        rc = connect_next(r, false);
+    }
+    if (rc == PT_OK) {
+        r->uout.head = 0;
+        r->uout.tail = r->uhead_len;
+        r->head_sent = false;
+        r->resp_head_seen = false;
+        return;
+    }
+    if (!was_reused || kind != FAIL_RESET)
+        pt_log_info("request %s: upstream \"%s\" target %s %s", r->request_id, r->ups->name,
+                    r->target ? r->target->url : "-", what);
+    answer_locally(r, kind == FAIL_TIMEOUT ? 504 : 502);
+}
+
+static void uconn_io(struct pt_io *io, uint32_t events)
+{
+    struct pt_uconn *u = PT_CONTAINER_OF(io, struct pt_uconn, io);
+    if (!u->r) {
+        pt_pool_idle_event(u);
+        return;
+    }
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        u->can_read = true;
+    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+        u->can_write = true;
+    pt_conn_run(u->r->c);
+}
+
+static void uconn_timeout(struct pt_timer *t)
+{
+    struct pt_uconn *u = PT_CONTAINER_OF(t, struct pt_uconn, timer);
+    if (!u->r) {
+        pt_pool_idle_event(u);
+        return;
+    }
+    struct pt_req *r = u->r;
+    struct pt_conn *c = r->c;
+    if (u->is_connecting)
+        upstream_failed(r, FAIL_TIMEOUT);
+    else if (!r->resp_head_seen)
+        upstream_failed(r, FAIL_TIMEOUT);
+    else
+        upstream_failed(r, FAIL_RESET); /* idle mid-body: the response cannot be completed */
+    pt_conn_run(c);
+}
+
+/* ---- request direction ---- */
+
+static void put_chunk_size(struct pt_buf *b, uint32_t n)
+{
+    char tmp[16];
+    int k = snprintf(tmp, sizeof(tmp), "%x\r\n", n);
+    bool ok = pt_buf_put(b, tmp, (size_t)k);
+    PT_BUG_ON(!ok);
+}
+
+/* Reads request body bytes from the client into c->in and decides the next slice. Returns
+   PT_OK (maybe with a slice), PT_AGAIN (wait for the client) or a status to fail with. */
+static int pull_request_body(struct pt_req *r)
+{
+    struct pt_conn *c = r->c;
+    struct pt_body *b = &r->req_body;
+    if (b->pending || b->is_done)
+        return PT_OK;
+    if (pt_buf_len(&c->in) == 0) {
+        if (c->is_eof)
+            return 400;
+        if (!c->can_read)
+            return PT_AGAIN;
+        if (!c->in.data && pt_buf_alloc(&c->in, PT_BUF_SMALL) < 0)
+            return 503;
+        c->in.head = c->in.tail = 0;
+        ssize_t n = read(c->io.fd, c->in.data, c->in.cap);
+        if (n == 0) {
+            c->is_eof = true;
+            return 400;
+        }
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR) {
+                if (errno == EAGAIN)
+                    c->can_read = false;
+                pt_timer_set(&c->w->loop, &c->timer, r->cfg->limits.body_timeout_ms);
+                return PT_AGAIN;
+            }
+            return 400;
+        }
+        c->in.tail = (uint32_t)n;
+        pt_timer_set(&c->w->loop, &c->timer, r->cfg->limits.body_timeout_ms);
+    }
+    uint32_t len = pt_buf_len(&c->in);
+    if (b->is_chunked) {
+        size_t dlen = len;
+        ssize_t rc = pt_h1_chunked_decode(&b->dec, pt_buf_rpos(&c->in), &dlen);
+        if (rc == PT_H1_EBAD)
+            return 400;
+        c->in.tail = c->in.head + (uint32_t)dlen + (rc > 0 ? (uint32_t)rc : 0);
+        b->pending = (uint32_t)dlen;
+        b->left += dlen; /* for chunked bodies: total decoded so far */
+        if (b->left > r->cfg->limits.body_size)
+            return 413;
+        if (rc >= 0)
+            b->is_done = true;
+        if (b->pending)
+            put_chunk_size(&r->uout, b->pending);
+        if (b->is_done && !b->pending)
+            pt_buf_put(&r->uout, "0\r\n\r\n", 5);
+    } else {
+        b->pending = (uint32_t)PT_MIN((uint64_t)len, b->left);
+        b->left -= b->pending;
+        if (b->left == 0)
+            b->is_done = true;
+    }
+    if (pt_buf_len(&c->in) == 0)
+        c->in.head = c->in.tail = 0;
+    return PT_OK;
+}
+
+/* Writes the upstream head and body slices. Returns PT_OK (progress or waiting), or a fail
+   kind + 1000 for a dead upstream, or a status (4xx/5xx) to answer the client with. */
+static int push_upstream(struct pt_req *r, bool *progress)
+{
+    struct pt_conn *c = r->c;
+    struct pt_uconn *u = r->u;
+    struct pt_body *b = &r->req_body;
+    for (;;) {
+        if (r->head_sent && !b->pending && !b->is_done) {
+            int rc = pull_request_body(r);
+            if (rc == PT_AGAIN)
+                return PT_OK;
+            if (rc != PT_OK)
+                return rc;
+        }
+        uint32_t ulen = pt_buf_len(&r->uout);
+        uint32_t slen = r->head_sent || ulen == 0 ? b->pending : 0;
+        if (ulen == 0 && slen == 0)
+            return PT_OK;
+        if (!u->can_write)
+            return PT_OK;
+        struct iovec iov[2];
+        int n_iov = 0;
+        if (ulen)
+            iov[n_iov++] = (struct iovec){pt_buf_rpos(&r->uout), ulen};
+        if (slen)
+            iov[n_iov++] = (struct iovec){pt_buf_rpos(&c->in), slen};
+        ssize_t n = writev(u->io.fd, iov, n_iov);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN) {
+                u->can_write = false;
+                return PT_OK;
+            }
+            return 1000 + FAIL_RESET;
+        }
+        *progress = true;
+        size_t k = PT_MIN((size_t)n, (size_t)ulen);
+        pt_buf_consume(&r->uout, (uint32_t)k);
+        if (pt_buf_len(&r->uout) == 0)
+            r->head_sent = true;
+        k = (size_t)n - k;
+        if (k) {
+            r->req_body_started = true;
+            pt_buf_consume(&c->in, (uint32_t)k);
+            b->pending -= (uint32_t)k;
+            if (b->pending == 0 && b->is_chunked) {
+                pt_buf_put(&r->uout, "\r\n", 2);
+                if (b->is_done)
+                    pt_buf_put(&r->uout, "0\r\n\r\n", 5);
+            }
+        }
+        if (r->head_sent && !b->pending && b->is_done && pt_buf_len(&r->uout) == 0) {
+            /* Whole request sent: the response-head timeout starts now. */
+            if (!r->resp_head_seen)
+                pt_timer_set(&c->w->loop, &u->timer, r->timeout_ms);
+            pt_timer_stop(&c->w->loop, &c->timer);
+            return PT_OK;
+        }
+        if (!r->resp_head_seen)
+            pt_timer_set(&c->w->loop, &u->timer, r->timeout_ms);
+    }
+}
+
+/* ---- response direction ---- */
+
+static int handle_response_head(struct pt_req *r, size_t hl)
+{
+    struct pt_uconn *u = r->u;
+    struct pt_worker *w = r->c->w;
+    struct pt_h1_response resp;
+    memset(&resp, 0, sizeof(resp));
+    resp.headers = w->hdrs;
+    resp.num_headers = w->hdrs_cap;
+    int rc = pt_h1_parse_response(pt_buf_rpos(&u->in), hl, &resp);
+    if (rc < 0 || resp.status == 101)
+        return 1000 + FAIL_BAD_RESPONSE;
+    if (resp.status < 200) {
+        /* Interim responses: 100 is ours to give (we removed Expect); others go to HTTP/1.1
+           clients as they are (RFC 9110 §15.2). */
+        if (resp.status != 100 && r->minor_version == 1 &&
+            build_response_head(r, &resp, true) != PT_OK)
+            return 1000 + FAIL_BAD_RESPONSE;
+        pt_buf_consume(&u->in, (uint32_t)hl);
+        r->u->n_requests += 0;
+        return PT_OK;
+    }
+    struct pt_body *b = &r->resp_body;
+    bool no_body = r->is_head || resp.status == 204 || resp.status == 304;
+    if (no_body) {
+        b->is_done = true;
+    } else if (resp.framing.is_chunked) {
+        b->is_chunked = true;
+    } else if (resp.framing.content_length >= 0) {
+        b->left = (uint64_t)resp.framing.content_length;
+        b->is_done = b->left == 0;
+    } else {
+        b->is_close_delimited = true;
+    }
+    r->upstream_reusable = !resp.framing.conn_close && !b->is_close_delimited &&
+                           (resp.minor_version == 1 || resp.framing.conn_keepalive);
+    if (!no_body && (b->is_chunked || b->is_close_delimited)) {
+        if (r->minor_version == 1)
+            b->rechunk = true;
+        else
+            r->is_keepalive = false;
+    }
+    if (!r->req_body.is_done)
+        r->is_keepalive = false; /* answered before the body ended: the rest is never read */
+    if (build_response_head(r, &resp, false) != PT_OK)
+        return 1000 + FAIL_BAD_RESPONSE;
+    pt_buf_consume(&u->in, (uint32_t)hl);
+    r->resp_head_seen = true;
+    r->response_started = true;
+    r->status = resp.status;
+    pt_timer_set(&w->loop, &u->timer, r->timeout_ms);
+    if (b->is_done && b->rechunk)
+        pt_buf_put(&r->c->out, "0\r\n\r\n", 5);
+    return PT_OK;
+}
+
+/* Sets the next response body slice from u->in. */
+static int next_response_slice(struct pt_req *r)
+{
+    struct pt_conn *c = r->c;
+    struct pt_uconn *u = r->u;
+    struct pt_body *b = &r->resp_body;
+    uint32_t len = pt_buf_len(&u->in);
+    if (len == 0 || b->pending || b->is_done)
+        return PT_OK;
+    if (b->is_chunked) {
+        size_t dlen = len;
+        ssize_t rc = pt_h1_chunked_decode(&b->dec, pt_buf_rpos(&u->in), &dlen);
+        if (rc == PT_H1_EBAD)
+            return 1000 + FAIL_BAD_RESPONSE;
+        u->in.tail = u->in.head + (uint32_t)dlen + (rc > 0 ? (uint32_t)rc : 0);
+        b->pending = (uint32_t)dlen;
+        if (rc >= 0) {
+            b->is_done = true;
+            if (rc > 0)
+                r->upstream_reusable = false; /* bytes after the body: out of sync */
+        }
+    } else if (b->is_close_delimited) {
+        b->pending = len;
+    } else {
+        b->pending = (uint32_t)PT_MIN((uint64_t)len, b->left);
+        b->left -= b->pending;
+        if (b->left == 0) {
+            b->is_done = true;
+            if (len > b->pending)
+                r->upstream_reusable = false;
+        }
+    }
+    if (b->pending) {
+        if (b->rechunk)
+            put_chunk_size(&c->out, b->pending);
+        c->slice = pt_buf_rpos(&u->in);
+        c->slice_len = b->pending;
+    } else if (b->is_done && b->rechunk) {
+        pt_buf_put(&c->out, "0\r\n\r\n", 5);
+    }
+    if (b->pending == 0 && pt_buf_len(&u->in) == 0)
+        u->in.head = u->in.tail = 0;
+    return PT_OK;
+}
+
+/* Reads from the upstream while there is room and a use for the bytes. */
+static int pull_upstream(struct pt_req *r, bool *progress)
+{
+    struct pt_uconn *u = r->u;
+    struct pt_body *b = &r->resp_body;
+    for (;;) {
+        if (r->resp_head_seen) {
+            int rc = next_response_slice(r);
+            if (rc != PT_OK)
+                return rc;
+            if (b->pending || b->is_done)
+                return PT_OK; /* wait for the client to take the slice */
+        } else if (pt_buf_len(&u->in)) {
+            ssize_t hl =
+                pt_h1_find_head_end(pt_buf_rpos(&u->in), pt_buf_len(&u->in), &r->resp_scan);
+            if (hl > 0) {
+                r->resp_scan = 0;
+                int rc = handle_response_head(r, (size_t)hl);
+                if (rc != PT_OK)
+                    return rc;
+                *progress = true;
+                continue;
+            }
+            if (pt_buf_room(&u->in) == 0 && u->in.head == 0)
+                return 1000 + FAIL_BAD_RESPONSE; /* head larger than the buffer */
+        }
+        if (!u->can_read)
+            return PT_OK;
+        if (!u->in.data && pt_buf_alloc(&u->in, PT_BUF_LARGE) < 0)
+            return 503;
+        if (pt_buf_room(&u->in) == 0)
+            pt_buf_compact(&u->in);
+        ssize_t n = read(u->io.fd, u->in.data + u->in.tail, pt_buf_room(&u->in));
+        if (n > 0) {
+            u->in.tail += (uint32_t)n;
+            *progress = true;
+            if (r->resp_head_seen)
+                pt_timer_set(&r->c->w->loop, &u->timer, r->timeout_ms);
+            continue;
+        }
+        if (n == 0) {
+            u->is_eof = true;
+            u->can_read = false;
+            if (r->resp_head_seen && b->is_close_delimited) {
+                b->is_done = true;
+                if (b->rechunk)
+                    pt_buf_put(&r->c->out, "0\r\n\r\n", 5);
+                *progress = true;
+                return PT_OK;
+            }
+            return 1000 + FAIL_RESET;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN) {
+            u->can_read = false;
+            return PT_OK;
+        }
+        return 1000 + FAIL_RESET;
+    }
+}
+
+/* ---- the pump ---- */
+
+static bool check_connected(struct pt_req *r)
+{
+    struct pt_uconn *u = r->u;
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(u->io.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (err) {
+        pt_log_info("request %s: connect to upstream \"%s\" target %s failed: %s", r->request_id,
+                    r->ups->name, r->target->url, strerror(err));
+        return false;
+    }
+    u->is_connecting = false;
+    r->pstate = PT_PS_ACTIVE;
+    pt_timer_set(&r->c->w->loop, &u->timer, r->timeout_ms);
+    return true;
+}
+
+static void finish(struct pt_req *r)
+{
+    bool reusable = r->upstream_reusable && r->req_body.is_done && !r->req_body.pending &&
+                    r->head_sent && pt_buf_len(&r->uout) == 0 && r->u &&
+                    pt_buf_len(&r->u->in) == 0 && !r->u->is_eof;
+    release_upstream(r, reusable);
+    r->pstate = PT_PS_DONE;
+    if (!r->req_body.is_done)
+        r->is_keepalive = false;
+    pt_timer_stop(&r->c->w->loop, &r->c->timer);
+    pt_conn_request_done(r->c);
+}
+
+void pt_proxy_run(struct pt_req *r)
+{
+    struct pt_conn *c = r->c;
+    if (r->expect_continue && !r->req_body.is_done && r->minor_version == 1 &&
+        pt_buf_len(&c->in) == 0 && !r->response_started) {
+        r->expect_continue = false;
+        if (c->out.data || pt_buf_alloc(&c->out, PT_BUF_SMALL) == 0)
+            pt_buf_put(&c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    }
+    for (int guard = 0; guard < 1024; guard++) {
+        if (c->is_closed || c->r != r || r->pstate == PT_PS_NONE)
+            return;
+        bool progress = false;
+        struct pt_uconn *u = r->u;
+        int rc = PT_OK;
+        if (u && u->is_connecting) {
+            if (!u->can_write && !u->can_read)
+                goto client_side;
+            if (!check_connected(r)) {
+                upstream_failed(r, FAIL_CONNECT);
+                continue;
+            }
+            progress = true;
+        }
+        if (u && !u->is_connecting) {
+            rc = push_upstream(r, &progress);
+            if (rc == PT_OK)
+                rc = pull_upstream(r, &progress);
+            if (rc >= 1000) {
+                upstream_failed(r, (enum fail_kind)(rc - 1000));
+                continue;
+            }
+            if (rc != PT_OK) {
+                if (r->response_started) {
+                    pt_conn_close(c);
+                    return;
+                }
+                release_upstream(r, false);
+                answer_locally(r, rc);
+                return;
+            }
+        }
+    client_side:;
+        uint32_t had_slice = c->slice_len;
+        int fr = pt_conn_flush(c);
+        if (fr == PT_ERR) {
+            pt_conn_close(c);
+            return;
+        }
+        if (fr == PT_OK && r->u) {
+            struct pt_body *b = &r->resp_body;
+            if (b->pending) {
+                pt_buf_consume(&r->u->in, b->pending);
+                b->pending = 0;
+                c->slice = NULL;
+                if (b->rechunk) {
+                    pt_buf_put(&c->out, "\r\n", 2);
+                    if (b->is_done)
+                        pt_buf_put(&c->out, "0\r\n\r\n", 5);
+                }
+                progress = true;
+            }
+            if (b->is_done && pt_buf_len(&c->out) == 0 && r->resp_head_seen) {
+                finish(r);
+                return;
+            }
+        } else if (fr == PT_OK && !r->u && r->resp_head_seen && r->resp_body.is_done) {
+            finish(r);
+            return;
+        }
+        if (had_slice != c->slice_len)
+            progress = true;
+        if (!progress)
+            return;
+    }
+}
+
+int pt_proxy_start(struct pt_req *r, const struct pt_h1_request *h, const struct pt_route_match *m,
+                   const char *path, size_t path_len, struct pt_str query)
+{
+    const struct pt_proxy_cfg *pc = &r->route->proxy;
+    r->ups = pc->upstream;
+    r->upstream_name = r->ups->name;
+    r->timeout_ms = pc->timeout_ms ? pc->timeout_ms : 30000;
+    uint32_t cap = (uint32_t)PT_MIN((uint64_t)r->cfg->limits.header_size + 8192u, 1u << 24);
+    if (cap < PT_BUF_SMALL)
+        cap = PT_BUF_SMALL;
+    if (pt_buf_alloc(&r->uout, cap) < 0)
+        return 503;
+    /* Target first: the head names its Host and base path. Pick without connecting. */
+    size_t n = r->ups->n_targets;
+    uint32_t start = r->ws->rr[r->ups->index];
+    r->target = &r->ups->targets[start % n];
+    int rc = build_request_head(r, h, m, path, path_len, query);
+    if (rc != PT_OK)
+        return rc;
+    rc = connect_next(r, false);
+    while (rc != PT_OK && r->attempts <= r->ups->retries && r->attempts < n) {
+        rc = connect_next(r, false);
+    }
+    if (rc != PT_OK)
+        return rc;
+    return PT_OK;
+}
+
+void pt_proxy_abort(struct pt_req *r)
+{
+    release_upstream(r, false);
+    r->pstate = PT_PS_NONE;
+}
+
+void pt_proxy_client_timeout(struct pt_req *r)
+{
+    struct pt_conn *c = r->c;
+    bool write_blocked = (pt_buf_len(&c->out) || c->slice_len) && !c->can_write;
+    bool body_wait =
+        !r->req_body.is_done && !r->req_body.pending && pt_buf_len(&c->in) == 0 && !c->can_read;
+    if (write_blocked) {
+        pt_conn_close(c);
+        return;
+    }
+    if (body_wait) {
+        if (r->response_started) {
+            pt_conn_close(c);
+            return;
+        }
+        release_upstream(r, false);
+        answer_locally(r, 408);
+    }
+}

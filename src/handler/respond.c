@@ -1,0 +1,228 @@
+/*
+ * respond.c - responses Portico writes itself: `respond` routes, `redirect` routes and error
+ * pages.
+ *
+ * Every such response is built in one pass into the connection's output buffer (head and, when
+ * it fits, the body), so it leaves in a single write. A large configured `respond` body is not
+ * copied: it is written straight from the configuration snapshot, which the request keeps alive.
+ *
+ * Error pages say the status and the request id and nothing else: no backend address, name or
+ * message ever reaches a client (the contract's "Errors Portico writes"). They are HTML, or JSON
+ * when the client's Accept mentions json.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/time.h"
+#include "server/worker.h"
+
+const char *pt_http_reason(int status)
+{
+    switch (status) {
+    case 100:
+        return "Continue";
+    case 101:
+        return "Switching Protocols";
+    case 103:
+        return "Early Hints";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 206:
+        return "Partial Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 303:
+        return "See Other";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 410:
+        return "Gone";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 417:
+        return "Expectation Failed";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 451:
+        return "Unavailable For Legal Reasons";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return status < 200   ? "Informational"
+               : status < 300 ? "OK"
+               : status < 400 ? "Redirection"
+               : status < 500 ? "Client Error"
+                              : "Server Error";
+    }
+}
+
+static bool ensure_out(struct pt_conn *c)
+{
+    return c->out.data || pt_buf_alloc(&c->out, PT_BUF_SMALL) == 0;
+}
+
+/* Appends formatted text to c->out; false when it does not fit. */
+static bool out_printf(struct pt_conn *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static bool out_printf(struct pt_conn *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    uint32_t room = pt_buf_room(&c->out);
+    int n = vsnprintf(c->out.data + c->out.tail, room, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (uint32_t)n >= room)
+        return false;
+    c->out.tail += (uint32_t)n;
+    return true;
+}
+
+int pt_respond_simple(struct pt_req *r, int status, const char *extra, size_t extra_len,
+                      const char *body, size_t body_len)
+{
+    struct pt_conn *c = r->c;
+    if (!ensure_out(c))
+        return PT_ERR;
+    const struct pt_wallclock *wc = pt_wallclock_now();
+    uint32_t mark = c->out.tail;
+    const char *conn_hdr = !r->is_keepalive        ? "Connection: close\r\n"
+                           : r->minor_version == 0 ? "Connection: keep-alive\r\n"
+                                                   : "";
+    bool ok = out_printf(c,
+                         "HTTP/1.1 %d %s\r\nServer: portico\r\nDate: %s\r\n"
+                         "Content-Length: %zu\r\nX-Request-Id: %s\r\n%s",
+                         status, pt_http_reason(status), wc->http_date, body_len, r->request_id,
+                         conn_hdr) &&
+              pt_buf_put(&c->out, extra, extra_len) && pt_buf_put(&c->out, "\r\n", 2);
+    if (!ok) {
+        c->out.tail = mark;
+        return PT_ERR;
+    }
+    r->status = status;
+    r->response_started = true;
+    if (r->is_head || body_len == 0)
+        return PT_OK;
+    if (pt_buf_put(&c->out, body, body_len)) {
+        r->bytes_out += body_len;
+    } else {
+        c->slice = body; /* borrowed from the snapshot, which r keeps alive */
+        c->slice_len = (uint32_t)body_len;
+    }
+    return PT_OK;
+}
+
+int pt_respond_error(struct pt_req *r, int status, bool wants_json)
+{
+    char body[512], extra[128];
+    int n;
+    const char *reason = pt_http_reason(status);
+    if (wants_json)
+        n = snprintf(body, sizeof(body), "{\"status\":%d,\"error\":\"%s\",\"request_id\":\"%s\"}\n",
+                     status, reason, r->request_id);
+    else
+        n = snprintf(body, sizeof(body),
+                     "<!DOCTYPE html>\n<html><head><title>%d %s</title></head>\n"
+                     "<body><h1>%d %s</h1>\n<p>Request ID: %s</p>\n</body></html>\n",
+                     status, reason, status, reason, r->request_id);
+    int e = snprintf(extra, sizeof(extra), "Content-Type: %s\r\nCache-Control: no-store\r\n%s",
+                     wants_json ? "application/json" : "text/html; charset=utf-8",
+                     status == 503 ? "Retry-After: 1\r\n" : "");
+    if (n < 0 || e < 0)
+        return PT_ERR;
+    /* Errors that leave the request body unread, or the stream out of sync, end the
+       connection: the caller decided is_keepalive. */
+    return pt_respond_simple(r, status, extra, (size_t)e, body,
+                             PT_MIN((size_t)n, sizeof(body) - 1));
+}
+
+int pt_respond_route(struct pt_req *r, const struct pt_route_cfg *route)
+{
+    const struct pt_respond_cfg *rc = &route->respond;
+    char extra[4096];
+    size_t n = 0;
+    for (size_t i = 0; i < rc->n_headers; i++) {
+        const struct pt_kv *kv = &rc->headers[i];
+        if (n + kv->name_len + kv->value_len + 4 > sizeof(extra))
+            break;
+        memcpy(extra + n, kv->name, kv->name_len);
+        n += kv->name_len;
+        extra[n++] = ':';
+        extra[n++] = ' ';
+        memcpy(extra + n, kv->value, kv->value_len);
+        n += kv->value_len;
+        extra[n++] = '\r';
+        extra[n++] = '\n';
+    }
+    int status = rc->status ? rc->status : 200;
+    bool no_body = status == 204 || status == 304 || status < 200;
+    if (pt_respond_simple(r, status, extra, n, rc->body, no_body ? 0 : rc->body_len) != PT_OK)
+        return pt_respond_error(r, 500, r->wants_json);
+    return PT_OK;
+}
+
+int pt_redirect_route(struct pt_req *r, const struct pt_route_cfg *route,
+                      const struct pt_route_match *m, struct pt_str query)
+{
+    char loc[8192];
+    ssize_t n = pt_route_expand(route->redirect.to, m, loc, sizeof(loc));
+    if (n < 0)
+        return pt_respond_error(r, 500, r->wants_json);
+    size_t len = (size_t)n;
+    /* The query string passes through unless the target sets its own. */
+    if (query.n && !memchr(loc, '?', len) && len + 1 + query.n < sizeof(loc)) {
+        loc[len++] = '?';
+        memcpy(loc + len, query.p, query.n);
+        len += query.n;
+    }
+    char extra[8300];
+    int e = snprintf(extra, sizeof(extra), "Location: %.*s\r\n", (int)len, loc);
+    if (e < 0 || (size_t)e >= sizeof(extra))
+        return pt_respond_error(r, 500, r->wants_json);
+    int status = route->redirect.status ? route->redirect.status : 301;
+    if (pt_respond_simple(r, status, extra, (size_t)e, NULL, 0) != PT_OK)
+        return pt_respond_error(r, 500, r->wants_json);
+    return PT_OK;
+}

@@ -1,0 +1,144 @@
+/*
+ * conn.h - the objects of one HTTP/1.1 exchange: client connection, request, upstream
+ * connection.
+ *
+ * Lifetimes nest: worker -> client connection -> request -> upstream connection (borrowed from
+ * the worker's keep-alive pool for the length of one request). A connection never changes
+ * thread, so none of this is locked. Buffers are taken while there are bytes to hold and given
+ * back when idle (core/buf.h), which is what keeps 10,000 idle keep-alive connections cheap.
+ *
+ * Data moves without copies where it can: a request head is parsed in place in c->in; bodies are
+ * written straight from the buffer they were read into (a "slice" written after the small
+ * framing buffer with one writev). Only heads are rewritten, once each.
+ */
+#ifndef PT_HTTP_CONN_H
+#define PT_HTTP_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "core/buf.h"
+#include "core/common.h"
+#include "core/loop.h"
+#include "http/h1_parse.h"
+#include "route/route.h"
+
+struct pt_worker;
+struct pt_wsnap;
+struct pt_req;
+
+enum pt_conn_state {
+    PT_CS_HEAD = 0, /* waiting for (the rest of) a request head; keep-alive idle when empty */
+    PT_CS_REQ,      /* a request is being handled */
+    PT_CS_CLOSING,  /* flushing a last response, then close */
+};
+
+struct pt_conn {
+    struct pt_io io;
+    struct pt_timer timer; /* header, keep-alive, body and send timeouts */
+    struct pt_defer defer;
+    struct pt_worker *w;
+    struct pt_conn *prev, *next; /* worker's list of client connections */
+    struct pt_buf in;            /* bytes from the client: heads, then body */
+    struct pt_buf out;           /* bytes to the client written before the slice */
+    const char *slice;           /* borrowed body bytes written after out (zero copy) */
+    uint32_t slice_len;
+    struct pt_req *r; /* request in progress, NULL between requests */
+    struct pt_sockaddr peer;
+    uint64_t id;               /* connection number, for logs */
+    uint64_t head_deadline_ms; /* header_timeout deadline of the head being read */
+    size_t head_scan;          /* pt_h1_find_head_end position in in */
+    uint32_t n_requests;
+    uint8_t state; /* enum pt_conn_state */
+    bool can_read; /* edge-triggered readiness: no EAGAIN seen since last event */
+    bool can_write;
+    bool is_eof; /* the client half-closed (read returned 0) */
+    bool is_closed;
+    bool again;        /* pt_conn_run: run another step (a request ended) */
+    bool is_lingering; /* write side shut; draining input before close */
+};
+
+enum pt_proxy_state {
+    PT_PS_NONE = 0,
+    PT_PS_CONNECTING, /* non-blocking connect in progress */
+    PT_PS_ACTIVE,     /* sending request / receiving response */
+    PT_PS_DONE,       /* response fully forwarded */
+};
+
+struct pt_uconn {
+    struct pt_io io;
+    struct pt_timer timer; /* connect, response and idle-in-pool timeouts */
+    struct pt_defer defer;
+    struct pt_worker *w;
+    struct pt_req *r; /* NULL while idle in the pool */
+    struct pt_uconn *pool_prev, *pool_next;
+    struct pt_buf in;        /* response bytes; held only while a request uses it */
+    struct pt_sockaddr addr; /* pool key */
+    uint32_t pool_hash;
+    uint32_t n_requests; /* requests sent on this connection */
+    bool is_connecting;
+    bool can_read;
+    bool can_write;
+    bool is_eof;
+    bool is_closed;
+};
+
+/* Body framing of one direction of a proxied exchange. */
+struct pt_body {
+    bool is_chunked;         /* decoded from chunked input */
+    bool is_close_delimited; /* ends at EOF (responses only) */
+    bool is_done;            /* last byte seen */
+    bool rechunk;            /* re-encode as chunked on output */
+    uint64_t left;           /* Content-Length bytes still to come */
+    uint32_t pending;        /* decoded bytes at the front of the input buffer not yet sent */
+    struct pt_h1_chunked dec;
+};
+
+struct pt_req {
+    struct pt_conn *c;
+    struct pt_wsnap *ws;         /* snapshot this request runs on (holds a use) */
+    const struct pt_config *cfg; /* == ws snapshot's config */
+    const struct pt_route_cfg *route;
+    uint64_t start_ms;
+    int method_id;
+    uint8_t minor_version;
+    bool is_keepalive; /* connection may serve another request after this one */
+    bool is_head;
+    bool has_body; /* the request has a body (CL > 0 or chunked) */
+    bool expect_continue;
+    bool wants_json;          /* Accept asks for JSON: error pages in JSON */
+    bool response_started;    /* a final response head went to the client */
+    int status;               /* final status sent (for the log) */
+    uint64_t bytes_out;       /* body bytes sent to the client */
+    struct pt_body req_body;  /* client -> upstream */
+    struct pt_body resp_body; /* upstream -> client */
+
+    /* proxy */
+    int pstate; /* enum pt_proxy_state */
+    const struct pt_upstream_cfg *ups;
+    const struct pt_target_cfg *target;
+    uint32_t tried_mask; /* targets already tried (first 32) */
+    uint32_t attempts;
+    uint32_t timeout_ms; /* route's response timeout */
+    struct pt_uconn *u;
+    struct pt_buf uout;    /* upstream request head, then chunk framing */
+    uint32_t uhead_len;    /* length of the head at the front of uout (for a retry) */
+    size_t resp_scan;      /* pt_h1_find_head_end position in the response */
+    bool head_sent;        /* the whole upstream head was written */
+    bool req_body_started; /* some request body byte went upstream: no replay */
+    bool resp_head_seen;
+    bool upstream_reusable;
+
+    /* for the access log (copied: the head is gone once dispatched) */
+    char request_id[64];
+    uint8_t request_id_len;
+    char method[16];
+    char uri[512]; /* request target, truncated */
+    char host[128];
+    char referer[256];
+    char user_agent[256];
+    const char *upstream_name;
+};
+
+#endif

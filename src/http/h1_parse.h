@@ -1,0 +1,133 @@
+/*
+ * h1_parse.h - HTTP/1.1 message-head parsers and the chunked body decoder (RFC 9112).
+ *
+ * Contract (the picohttpparser model, our own code): the parsers never allocate; the caller
+ * passes the header array; every slice in the result points into the caller's buffer. A head
+ * is parsed once it is complete: the caller finds the end of the head with pt_h1_find_head_end()
+ * (resumable: it takes where the previous scan stopped) and then calls the parser on exactly
+ * those bytes. Parsing is strict: anything RFC 9112 lets a recipient reject is rejected, because
+ * a proxy that is lenient where its backend is strict (or the reverse) is how request smuggling
+ * happens.
+ */
+#ifndef PT_HTTP_H1_PARSE_H
+#define PT_HTTP_H1_PARSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/str.h"
+
+/* Parser results (negative); a positive result is the number of bytes the head occupies. */
+enum pt_h1_err {
+    PT_H1_INCOMPLETE = -2, /* need more bytes */
+    PT_H1_EBAD = -3,       /* malformed: answer 400 (502 for a response) and close */
+    PT_H1_ETOOMANY = -4,   /* more headers than the caller's array holds: 431 */
+    PT_H1_EURI = -5,       /* request target longer than uri_max: 414 */
+    PT_H1_EVERSION = -6,   /* HTTP version other than 1.0/1.1 (incl. 0.9 and 2.0): 505 or 400 */
+};
+
+enum pt_http_method {
+    PT_METHOD_OTHER = 0,
+    PT_METHOD_GET,
+    PT_METHOD_HEAD,
+    PT_METHOD_POST,
+    PT_METHOD_PUT,
+    PT_METHOD_DELETE,
+    PT_METHOD_CONNECT,
+    PT_METHOD_OPTIONS,
+    PT_METHOD_TRACE,
+    PT_METHOD_PATCH,
+    PT_METHOD__COUNT
+};
+
+struct pt_h1_header {
+    struct pt_str name;  /* token, as received (case preserved) */
+    struct pt_str value; /* leading and trailing OWS removed; may be empty */
+};
+
+/* Framing facts every HTTP/1 message head yields, derived while parsing. */
+struct pt_h1_framing {
+    int64_t content_length; /* -1 when absent */
+    bool is_chunked;        /* Transfer-Encoding present and its last coding is chunked */
+    bool conn_close;        /* "close" among the Connection options */
+    bool conn_keepalive;    /* "keep-alive" among the Connection options (matters for 1.0) */
+    bool has_upgrade;       /* an Upgrade header is present */
+};
+
+struct pt_h1_request {
+    struct pt_str method;         /* token */
+    int method_id;                /* enum pt_http_method */
+    struct pt_str target;         /* request-target as received */
+    int minor_version;            /* 0 or 1 (HTTP/1.x) */
+    struct pt_h1_header *headers; /* in: caller's array; out: filled in order */
+    size_t num_headers;           /* in: capacity of headers; out: number used */
+    struct pt_h1_framing framing;
+    struct pt_str host;   /* Host header value (empty when absent) */
+    bool has_host;        /* a Host header was present (exactly one) */
+    bool expect_continue; /* "Expect: 100-continue" */
+};
+
+struct pt_h1_response {
+    int minor_version;
+    int status;                   /* 100..999 */
+    struct pt_str reason;         /* may be empty */
+    struct pt_h1_header *headers; /* in: caller's array; out: filled */
+    size_t num_headers;           /* in: capacity; out: number used */
+    struct pt_h1_framing framing;
+};
+
+/*
+ * Scans buf[0..len) for the blank line ending a message head (CRLF CRLF). *scanned carries the
+ * scan position between calls (start it at 0 for a new message), so each byte is examined once
+ * however the head arrives. Returns the head length including the final CRLF, or
+ * PT_H1_INCOMPLETE. A bare LF line end is found too and the parser rejects it.
+ */
+ssize_t pt_h1_find_head_end(const char *buf, size_t len, size_t *scanned);
+
+/*
+ * Parses a complete request head buf[0..len) (len as returned by pt_h1_find_head_end).
+ * r->headers/r->num_headers must be set on entry. uri_max bounds the request-target (414).
+ * Returns len on success or a negative enum pt_h1_err. Rejected with PT_H1_EBAD (RFC 9112):
+ * both Content-Length and Transfer-Encoding; repeated (even equal) or invalid Content-Length;
+ * a Transfer-Encoding whose last coding is not chunked (or that is present in HTTP/1.0);
+ * whitespace between a field name and the colon; obs-fold; bare CR or LF; NUL or other control
+ * characters in the head; an invalid method, target or version; a missing or repeated Host in
+ * HTTP/1.1; an empty header name. HTTP/0.9 (no version) and versions other than 1.0/1.1 give
+ * PT_H1_EVERSION.
+ */
+int pt_h1_parse_request(const char *buf, size_t len, struct pt_h1_request *r, size_t uri_max);
+
+/*
+ * Parses a complete response head. Same strictness as requests (a malformed response is 502
+ * and the upstream connection is not reused). Returns len or a negative enum pt_h1_err.
+ */
+int pt_h1_parse_response(const char *buf, size_t len, struct pt_h1_response *r);
+
+/* Method token to enum pt_http_method (PT_METHOD_OTHER when not a standard one). */
+int pt_http_method_id(const char *p, size_t n);
+
+/*
+ * Incremental chunked-body decoder (RFC 9112 §7.1). Decodes in place: chunk-size lines and
+ * CRLFs are removed and data is moved to the front of the buffer. Chunk extensions are
+ * validated and dropped; trailers are read and dropped (bounded by max_trailer_bytes).
+ */
+struct pt_h1_chunked {
+    int state;                /* internal; zero-initialise (memset) before the first call */
+    uint64_t remaining;       /* bytes left in the current chunk's data */
+    size_t line_bytes;        /* bytes seen on the current size/trailer line (bounded) */
+    size_t trailer_bytes;     /* bytes of trailer section seen */
+    size_t max_trailer_bytes; /* set by the caller; 0 means the default of 8192 */
+};
+
+/*
+ * Decodes buf[0..*len). On return buf[0..*len) holds the decoded data bytes of this call.
+ * Returns PT_H1_INCOMPLETE when the body has not ended (call again with more bytes), PT_H1_EBAD
+ * on malformed input (bad hex, chunk size over 2^62, missing CRLF, control chars, oversized
+ * line or trailers), or, when the last chunk and trailers are complete, the number (>= 0) of
+ * bytes that followed the body in the input; they were moved to start at buf + *len.
+ */
+ssize_t pt_h1_chunked_decode(struct pt_h1_chunked *d, char *buf, size_t *len);
+
+#endif

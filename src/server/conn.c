@@ -1,0 +1,668 @@
+/*
+ * conn.c - client connections: accept, read and dispatch request heads, write responses,
+ * keep-alive, pipelining, timeouts, lingering close.
+ *
+ * State machine of a client connection (one request at a time; pipelined requests wait in
+ * c->in and are answered in order):
+ *
+ *     accept --> HEAD --(head complete)--> REQ --(response done, keep-alive)--> HEAD
+ *                 |  \                      |
+ *                 |   (bad head: 4xx) --> CLOSING --(flushed, peer drained)--> closed
+ *                 +--(idle timeout / EOF)-------------------------------------> closed
+ *
+ * The single timer of a connection means, by state: HEAD with an empty buffer, keep-alive
+ * (or, before the first request, header_timeout); HEAD with a partial head, the header_timeout
+ * deadline fixed when its first byte arrived (a slow-loris client cannot extend it); REQ, the
+ * body or send timeout the handler armed; CLOSING, the linger limit.
+ *
+ * Every entry point (socket events, timers, the proxy's upstream events) goes through
+ * pt_conn_run(), which steps the machine until nothing more can be done. Handlers end a request
+ * with pt_conn_request_done(), which only sets state: pt_conn_run() then carries on with the
+ * next pipelined request, so handlers never re-enter themselves. Freeing is deferred to the end
+ * of the event batch, so a pointer to a closed connection stays readable (is_closed) until then.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/sock.h"
+#include "server/worker.h"
+
+#define LINGER_MS 2000u
+#define LINGER_MAX_BYTES (256u * 1024u)
+
+static void conn_step(struct pt_conn *c);
+
+/* ---- lifecycle ---- */
+
+static void conn_free(struct pt_defer *d)
+{
+    struct pt_conn *c = PT_CONTAINER_OF(d, struct pt_conn, defer);
+    pt_buf_release(&c->in);
+    pt_buf_release(&c->out);
+    free(c->r);
+    free(c);
+}
+
+static void free_request(struct pt_conn *c)
+{
+    struct pt_req *r = c->r;
+    if (!r)
+        return;
+    if (r->pstate != PT_PS_NONE)
+        pt_proxy_abort(r);
+    pt_buf_release(&r->uout);
+    if (r->ws)
+        pt_worker_snap_put(c->w, r->ws);
+    r->ws = NULL;
+}
+
+void pt_conn_close(struct pt_conn *c)
+{
+    if (c->is_closed)
+        return;
+    c->is_closed = true;
+    struct pt_worker *w = c->w;
+    free_request(c);
+    pt_timer_stop(&w->loop, &c->timer);
+    pt_loop_close(&w->loop, &c->io);
+    c->prev->next = c->next;
+    c->next->prev = c->prev;
+    w->n_conns--;
+    pt_loop_defer(&w->loop, &c->defer, conn_free);
+}
+
+void pt_conn_close_idle(struct pt_worker *w)
+{
+    struct pt_conn *c = w->conns.next;
+    while (c != &w->conns) {
+        struct pt_conn *next = c->next;
+        if (c->state == PT_CS_HEAD && pt_buf_len(&c->in) == 0)
+            pt_conn_close(c);
+        c = next;
+    }
+}
+
+static void conn_io(struct pt_io *io, uint32_t events)
+{
+    struct pt_conn *c = PT_CONTAINER_OF(io, struct pt_conn, io);
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        c->can_read = true;
+    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+        c->can_write = true;
+    pt_conn_run(c);
+}
+
+static void conn_timeout(struct pt_timer *t)
+{
+    struct pt_conn *c = PT_CONTAINER_OF(t, struct pt_conn, timer);
+    if (c->is_closed)
+        return;
+    switch (c->state) {
+    case PT_CS_HEAD:
+        if (pt_buf_len(&c->in) == 0) {
+            pt_conn_close(c); /* idle keep-alive connection: close quietly */
+            return;
+        }
+        /* A head still incomplete at its deadline: 408 (RFC 9110 §15.5.9), then close. */
+        {
+            struct pt_wsnap *ws = pt_worker_snap_get(c->w);
+            if (!ws) {
+                pt_conn_close(c);
+                return;
+            }
+            struct pt_req *r = calloc(1, sizeof(*r));
+            if (!r) {
+                pt_worker_snap_put(c->w, ws);
+                pt_conn_close(c);
+                return;
+            }
+            r->c = c;
+            r->ws = ws;
+            r->cfg = ws->s->cfg;
+            r->start_ms = c->w->loop.now_ms;
+            r->request_id_len = (uint8_t)pt_worker_request_id(c->w, r->request_id);
+            memcpy(r->method, "-", 2);
+            memcpy(r->uri, "-", 2);
+            r->minor_version = 1;
+            c->r = r;
+            c->state = PT_CS_REQ;
+            c->in.head = c->in.tail = 0;
+            pt_respond_error(r, 408, false);
+        }
+        pt_conn_run(c);
+        return;
+    case PT_CS_REQ:
+        if (c->r && c->r->pstate != PT_PS_NONE) {
+            pt_proxy_client_timeout(c->r);
+            pt_conn_run(c);
+            return;
+        }
+        pt_conn_close(c); /* the client did not read its response in send_timeout */
+        return;
+    default:
+        pt_conn_close(c);
+        return;
+    }
+}
+
+void pt_conn_accept(struct pt_listener *l)
+{
+    struct pt_worker *w = l->w;
+    for (int i = 0; i < 256 && l->io.fd >= 0; i++) {
+        struct pt_sockaddr peer;
+        peer.len = sizeof(peer.u);
+        int fd = accept4(l->io.fd, &peer.u.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno != EAGAIN)
+                pt_log_warn("worker %d: accept: %s", w->id, strerror(errno));
+            return;
+        }
+        const struct pt_config *cfg = pt_worker_cfg(w);
+        struct pt_conn *c = calloc(1, sizeof(*c));
+        if (!c || !cfg) {
+            free(c);
+            close(fd);
+            continue;
+        }
+        c->io.fd = fd;
+        c->io.cb = conn_io;
+        c->w = w;
+        c->peer = peer;
+        c->id = ++w->next_conn_id;
+        pt_timer_init(&c->timer, conn_timeout);
+        if (pt_loop_add(&w->loop, &c->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP, false) < 0) {
+            close(fd);
+            free(c);
+            continue;
+        }
+        c->next = &w->conns;
+        c->prev = w->conns.prev;
+        w->conns.prev->next = c;
+        w->conns.prev = c;
+        w->n_conns++;
+        c->state = PT_CS_HEAD;
+        c->can_write = true;
+        pt_timer_set(&w->loop, &c->timer, cfg->limits.header_timeout_ms);
+    }
+}
+
+/* ---- writing ---- */
+
+int pt_conn_flush(struct pt_conn *c)
+{
+    for (;;) {
+        uint32_t olen = pt_buf_len(&c->out);
+        if (olen == 0 && c->slice_len == 0)
+            return PT_OK;
+        if (!c->can_write)
+            return PT_AGAIN;
+        struct iovec iov[2];
+        int n_iov = 0;
+        if (olen)
+            iov[n_iov++] = (struct iovec){pt_buf_rpos(&c->out), olen};
+        if (c->slice_len)
+            iov[n_iov++] = (struct iovec){(void *)c->slice, c->slice_len};
+        ssize_t n = writev(c->io.fd, iov, n_iov);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN) {
+                c->can_write = false;
+                const struct pt_config *cfg = c->r ? c->r->cfg : pt_worker_cfg(c->w);
+                pt_timer_set(&c->w->loop, &c->timer, cfg ? cfg->limits.send_timeout_ms : 30000);
+                return PT_AGAIN;
+            }
+            return PT_ERR;
+        }
+        size_t k = PT_MIN((size_t)n, (size_t)olen);
+        pt_buf_consume(&c->out, (uint32_t)k);
+        k = (size_t)n - k;
+        if (k) {
+            c->slice += k;
+            c->slice_len -= (uint32_t)k;
+            if (c->r)
+                c->r->bytes_out += k;
+        }
+    }
+}
+
+/* ---- requests ---- */
+
+void pt_conn_request_done(struct pt_conn *c)
+{
+    struct pt_req *r = c->r;
+    struct pt_worker *w = c->w;
+    PT_BUG_ON(r == NULL);
+    pt_worker_access_log(w, r);
+    bool keep = r->is_keepalive && !w->is_draining && !c->is_eof;
+    free_request(c);
+    free(r);
+    c->r = NULL;
+    c->slice = NULL;
+    c->slice_len = 0;
+    if (pt_buf_len(&c->out) == 0)
+        pt_buf_release(&c->out);
+    if (!keep) {
+        c->state = PT_CS_CLOSING; /* flush what is left, then linger */
+        c->again = true;
+        return;
+    }
+    c->state = PT_CS_HEAD;
+    c->head_scan = 0;
+    if (pt_buf_len(&c->in) == 0) {
+        pt_buf_release(&c->in);
+        const struct pt_config *cfg = pt_worker_cfg(w);
+        pt_timer_set(&w->loop, &c->timer, cfg ? cfg->limits.keepalive_timeout_ms : 60000);
+    } else {
+        pt_buf_compact(&c->in);
+        /* Pipelined bytes are already here: their header_timeout starts now. */
+        const struct pt_config *cfg = pt_worker_cfg(w);
+        c->head_deadline_ms = w->loop.now_ms + (cfg ? cfg->limits.header_timeout_ms : 10000);
+        pt_timer_set_at(&w->loop, &c->timer, c->head_deadline_ms);
+    }
+    c->again = true;
+}
+
+/* Answers a request locally with Portico's error page; close: the connection ends after it. */
+static void fail_local(struct pt_req *r, int status, bool close)
+{
+    if (close)
+        r->is_keepalive = false;
+    pt_respond_error(r, status, r->wants_json);
+}
+
+static void copy_field(char *dst, size_t cap, struct pt_str s)
+{
+    size_t n = PT_MIN(s.n, cap - 1);
+    memcpy(dst, s.p, n);
+    dst[n] = '\0';
+}
+
+static bool request_id_ok(struct pt_str v)
+{
+    if (v.n == 0 || v.n > 63)
+        return false;
+    for (size_t i = 0; i < v.n; i++) {
+        unsigned char ch = (unsigned char)v.p[i];
+        bool ok = (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
+                  (ch >= 'A' && ch <= 'Z') || ch == '-' || ch == '_' || ch == '.' || ch == ':' ||
+                  ch == '+' || ch == '=' || ch == '/';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+static bool ensure_scratch(struct pt_worker *w, const struct pt_config *cfg)
+{
+    size_t nh = cfg->limits.headers ? cfg->limits.headers : 1;
+    if (w->hdrs_cap < nh) {
+        struct pt_h1_header *h = realloc(w->hdrs, nh * sizeof(*h));
+        if (!h)
+            return false;
+        w->hdrs = h;
+        w->hdrs_cap = nh;
+    }
+    size_t np = (size_t)cfg->limits.uri_size + 2;
+    if (w->path_cap < np) {
+        char *p = realloc(w->path_buf, np);
+        if (!p)
+            return false;
+        w->path_buf = p;
+        w->path_cap = np;
+    }
+    return true;
+}
+
+/* Splits the request-target into host override (absolute-form), path and query. Returns false
+   for a target Portico does not serve (asterisk- and authority-form). */
+static bool split_target(struct pt_str t, struct pt_str *host, struct pt_str *path,
+                         struct pt_str *query)
+{
+    const char *p = t.p, *end = t.p + t.n;
+    if (t.n > 0 && p[0] != '/') {
+        /* absolute-form (RFC 9112 §3.2.2): the authority replaces Host */
+        const char *s = memchr(p, ':', t.n);
+        if (!s || end - s < 3 || s[1] != '/' || s[2] != '/')
+            return false;
+        const char *a = s + 3, *ae = a;
+        while (ae < end && *ae != '/' && *ae != '?')
+            ae++;
+        *host = (struct pt_str){a, (size_t)(ae - a)};
+        p = ae;
+        if (p == end || *p == '?') {
+            path->p = "/";
+            path->n = 1;
+            *query =
+                p == end ? (struct pt_str){NULL, 0} : (struct pt_str){p + 1, (size_t)(end - p - 1)};
+            return true;
+        }
+    }
+    if (p == end || *p != '/')
+        return false;
+    const char *q = memchr(p, '?', (size_t)(end - p));
+    if (q) {
+        *path = (struct pt_str){p, (size_t)(q - p)};
+        *query = (struct pt_str){q + 1, (size_t)(end - q - 1)};
+    } else {
+        *path = (struct pt_str){p, (size_t)(end - p)};
+        *query = (struct pt_str){NULL, 0};
+    }
+    return true;
+}
+
+static struct pt_str header_value(const struct pt_h1_request *h, const char *name, size_t n)
+{
+    for (size_t i = 0; i < h->num_headers; i++)
+        if (pt_str_caseeq(h->headers[i].name, name, n))
+            return h->headers[i].value;
+    return (struct pt_str){NULL, 0};
+}
+
+static void dispatch(struct pt_conn *c, size_t head_len)
+{
+    struct pt_worker *w = c->w;
+    struct pt_wsnap *ws = pt_worker_snap_get(w);
+    struct pt_req *r = ws ? calloc(1, sizeof(*r)) : NULL;
+    if (!r) {
+        if (ws)
+            pt_worker_snap_put(w, ws);
+        pt_conn_close(c);
+        return;
+    }
+    const struct pt_config *cfg = ws->s->cfg;
+    r->c = c;
+    r->ws = ws;
+    r->cfg = cfg;
+    r->start_ms = w->loop.now_ms;
+    r->minor_version = 1;
+    c->r = r;
+    c->state = PT_CS_REQ;
+    c->n_requests++;
+    pt_timer_stop(&w->loop, &c->timer);
+    if (!ensure_scratch(w, cfg)) {
+        r->request_id_len = (uint8_t)pt_worker_request_id(w, r->request_id);
+        pt_buf_consume(&c->in, (uint32_t)head_len);
+        fail_local(r, 503, true);
+        return;
+    }
+
+    struct pt_h1_request h;
+    memset(&h, 0, sizeof(h));
+    h.headers = w->hdrs;
+    h.num_headers = cfg->limits.headers;
+    int rc = pt_h1_parse_request(pt_buf_rpos(&c->in), head_len, &h, cfg->limits.uri_size);
+    if (rc < 0) {
+        h.num_headers = 0;
+        memcpy(r->method, "-", 2);
+        memcpy(r->uri, "-", 2);
+    } else {
+        copy_field(r->method, sizeof(r->method), h.method);
+        copy_field(r->uri, sizeof(r->uri), h.target);
+        copy_field(r->host, sizeof(r->host), h.host);
+        copy_field(r->referer, sizeof(r->referer), header_value(&h, "referer", 7));
+        copy_field(r->user_agent, sizeof(r->user_agent), header_value(&h, "user-agent", 10));
+        r->minor_version = (uint8_t)h.minor_version;
+        r->method_id = h.method_id;
+        r->is_head = h.method_id == PT_METHOD_HEAD;
+        struct pt_str accept = header_value(&h, "accept", 6);
+        r->wants_json = accept.n && memmem(accept.p, accept.n, "json", 4) != NULL;
+    }
+    struct pt_str rid = rc < 0 ? (struct pt_str){NULL, 0} : header_value(&h, "x-request-id", 12);
+    if (request_id_ok(rid)) {
+        memcpy(r->request_id, rid.p, rid.n);
+        r->request_id[rid.n] = '\0';
+        r->request_id_len = (uint8_t)rid.n;
+    } else {
+        r->request_id_len = (uint8_t)pt_worker_request_id(w, r->request_id);
+    }
+    if (rc < 0) {
+        pt_buf_consume(&c->in, (uint32_t)head_len);
+        int status = rc == PT_H1_ETOOMANY   ? 431
+                     : rc == PT_H1_EURI     ? 414
+                     : rc == PT_H1_EVERSION ? 505
+                                            : 400;
+        fail_local(r, status, true);
+        return;
+    }
+    r->is_keepalive = h.minor_version == 1 ? !h.framing.conn_close : h.framing.conn_keepalive;
+    r->expect_continue = h.expect_continue;
+    if (h.framing.is_chunked) {
+        r->has_body = true;
+        r->req_body.is_chunked = true;
+    } else if (h.framing.content_length > 0) {
+        r->has_body = true;
+        r->req_body.left = (uint64_t)h.framing.content_length;
+        if ((uint64_t)h.framing.content_length > cfg->limits.body_size) {
+            pt_buf_consume(&c->in, (uint32_t)head_len);
+            fail_local(r, 413, true);
+            return;
+        }
+    }
+    if (!r->has_body)
+        r->req_body.is_done = true;
+
+    struct pt_str host = h.host, path, query;
+    if (!split_target(h.target, &host, &path, &query)) {
+        pt_buf_consume(&c->in, (uint32_t)head_len);
+        fail_local(r, h.method_id == PT_METHOD_CONNECT ? 405 : 400, true);
+        return;
+    }
+    ssize_t plen = pt_path_normalize(path.p, path.n, w->path_buf, w->path_cap);
+    if (plen < 0) {
+        pt_buf_consume(&c->in, (uint32_t)head_len);
+        fail_local(r, 400, true);
+        return;
+    }
+    const struct pt_site *site = pt_router_site(ws->s->router, host.p ? host.p : "", host.n);
+    struct pt_route_match m;
+    int mismatch = 0;
+    const struct pt_route_cfg *route =
+        site ? pt_router_match(ws->s->router, site, h.method_id, h.method, w->path_buf,
+                               (size_t)plen, &m, &mismatch)
+             : NULL;
+    if (!route) {
+        pt_buf_consume(&c->in, (uint32_t)head_len);
+        fail_local(r, mismatch ? 405 : 404, r->has_body);
+        return;
+    }
+    r->route = route;
+    switch (route->action) {
+    case PT_ACTION_RESPOND:
+        pt_respond_route(r, route);
+        break;
+    case PT_ACTION_REDIRECT:
+        pt_redirect_route(r, route, &m, query);
+        break;
+    case PT_ACTION_PROXY:
+        rc = pt_proxy_start(r, &h, &m, w->path_buf, (size_t)plen, query);
+        if (rc != PT_OK) {
+            pt_buf_consume(&c->in, (uint32_t)head_len);
+            fail_local(r, rc >= 400 ? rc : 500, r->has_body);
+            return;
+        }
+        break;
+    default:
+        fail_local(r, 500, true);
+        break;
+    }
+    /* A local answer leaves the request body unread: the connection cannot be reused. */
+    if (route->action != PT_ACTION_PROXY && r->has_body)
+        r->is_keepalive = false;
+    pt_buf_consume(&c->in, (uint32_t)head_len);
+}
+
+/* ---- reading heads ---- */
+
+static void head_too_large(struct pt_conn *c, const struct pt_config *cfg)
+{
+    /* 414 when the request line alone is over uri_size, else 431 (RFC 6585 §5). */
+    uint32_t len = pt_buf_len(&c->in);
+    const char *nl = memchr(pt_buf_rpos(&c->in), '\n', len);
+    int status = (!nl && len > cfg->limits.uri_size) ? 414 : 431;
+    struct pt_wsnap *ws = pt_worker_snap_get(c->w);
+    struct pt_req *r = ws ? calloc(1, sizeof(*r)) : NULL;
+    if (!r) {
+        if (ws)
+            pt_worker_snap_put(c->w, ws);
+        pt_conn_close(c);
+        return;
+    }
+    r->c = c;
+    r->ws = ws;
+    r->cfg = ws->s->cfg;
+    r->start_ms = c->w->loop.now_ms;
+    r->minor_version = 1;
+    r->request_id_len = (uint8_t)pt_worker_request_id(c->w, r->request_id);
+    memcpy(r->method, "-", 2);
+    memcpy(r->uri, "-", 2);
+    c->r = r;
+    c->state = PT_CS_REQ;
+    c->in.head = c->in.tail = 0;
+    fail_local(r, status, true);
+}
+
+static void read_head(struct pt_conn *c)
+{
+    struct pt_worker *w = c->w;
+    const struct pt_config *cfg = pt_worker_cfg(w);
+    if (!cfg) {
+        pt_conn_close(c);
+        return;
+    }
+    size_t limit = cfg->limits.header_size;
+    for (;;) {
+        uint32_t len = pt_buf_len(&c->in);
+        if (len > 0) {
+            ssize_t hl =
+                pt_h1_find_head_end(pt_buf_rpos(&c->in), PT_MIN(len, limit), &c->head_scan);
+            if (hl > 0) {
+                dispatch(c, (size_t)hl);
+                c->again = true;
+                return;
+            }
+            if (len >= limit) {
+                head_too_large(c, cfg);
+                c->again = true;
+                return;
+            }
+        }
+        if (!c->can_read)
+            return;
+        if (!c->in.data) {
+            uint32_t cap = limit + 1 > PT_BUF_SMALL ? (uint32_t)limit + 1 : PT_BUF_SMALL;
+            if (pt_buf_alloc(&c->in, cap) < 0) {
+                pt_conn_close(c);
+                return;
+            }
+        }
+        if (pt_buf_room(&c->in) == 0)
+            pt_buf_compact(&c->in);
+        ssize_t n = read(c->io.fd, c->in.data + c->in.tail, pt_buf_room(&c->in));
+        if (n > 0) {
+            if (len == 0) {
+                c->head_deadline_ms = w->loop.now_ms + cfg->limits.header_timeout_ms;
+                pt_timer_set_at(&w->loop, &c->timer, c->head_deadline_ms);
+            }
+            c->in.tail += (uint32_t)n;
+            continue;
+        }
+        if (n == 0) {
+            c->is_eof = true;
+            pt_conn_close(c); /* idle or partial head: nothing to answer */
+            return;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN) {
+            pt_conn_close(c);
+            return;
+        }
+        c->can_read = false;
+        if (len == 0)
+            pt_buf_release(&c->in); /* idle: hold no buffer */
+        return;
+    }
+}
+
+/* ---- the pump ---- */
+
+static void linger(struct pt_conn *c)
+{
+    int rc = pt_conn_flush(c);
+    if (rc == PT_ERR) {
+        pt_conn_close(c);
+        return;
+    }
+    if (rc == PT_AGAIN)
+        return;
+    if (!c->is_lingering) {
+        c->is_lingering = true;
+        shutdown(c->io.fd, SHUT_WR);
+        pt_timer_set(&c->w->loop, &c->timer, LINGER_MS);
+    }
+    /* Read and drop what the client still sends so closing does not reset the connection and
+       destroy the response in flight (RFC 9112 §9.6). */
+    char sink[4096];
+    size_t total = 0;
+    while (c->can_read && total < LINGER_MAX_BYTES) {
+        ssize_t n = read(c->io.fd, sink, sizeof(sink));
+        if (n > 0) {
+            total += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            c->can_read = false;
+            return;
+        }
+        break; /* EOF or error */
+    }
+    pt_conn_close(c);
+}
+
+static void conn_step(struct pt_conn *c)
+{
+    switch (c->state) {
+    case PT_CS_HEAD:
+        read_head(c);
+        return;
+    case PT_CS_REQ: {
+        struct pt_req *r = c->r;
+        if (r->pstate != PT_PS_NONE) {
+            pt_proxy_run(r);
+            return;
+        }
+        int rc = pt_conn_flush(c);
+        if (rc == PT_ERR)
+            pt_conn_close(c);
+        else if (rc == PT_OK)
+            pt_conn_request_done(c);
+        return;
+    }
+    case PT_CS_CLOSING:
+        linger(c);
+        return;
+    default:
+        pt_conn_close(c);
+    }
+}
+
+void pt_conn_run(struct pt_conn *c)
+{
+    do {
+        c->again = false;
+        if (c->is_closed)
+            return;
+        conn_step(c);
+    } while (c->again && !c->is_closed);
+}

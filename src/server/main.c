@@ -1,0 +1,303 @@
+/*
+ * main.c - the command line, process setup, signals and configuration reload.
+ *
+ * The main thread parses the command, loads the configuration into a snapshot, binds every
+ * listener (so a bind error is one clear line and exit 1 before anything starts), starts the
+ * workers, and then only waits for signals with sigwaitinfo(): SIGHUP builds a new snapshot
+ * and hands it to the workers (an invalid file is logged and the old snapshot keeps serving);
+ * SIGTERM and SIGINT drain the workers and exit 0. All signals are blocked in every thread, so
+ * no handler ever runs asynchronously.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "core/log.h"
+#include "core/sock.h"
+#include "server/worker.h"
+
+#define PT_VERSION "0.1.0"
+#define ERR_BYTES 8192
+
+static const char *const usage_text =
+    "usage: portico <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  run   [-c FILE]   run in the foreground (default FILE: ./portico.yaml)\n"
+    "  check [-c FILE]   validate FILE; print \"ok\" or FILE:LINE:COL: errors\n"
+    "  version           print the version of portico and of its libraries\n"
+    "  help [COMMAND]    print this help, or a command's\n";
+
+static int cmd_help(const char *what)
+{
+    if (what && strcmp(what, "run") == 0)
+        printf("usage: portico run [-c FILE]\n\n"
+               "Runs Portico in the foreground with FILE (default ./portico.yaml).\n"
+               "SIGHUP reloads the file (an invalid one is rejected and the old configuration\n"
+               "keeps serving); SIGTERM or SIGINT stop accepting, let requests in flight finish\n"
+               "for up to shutdown_timeout, and exit 0.\n");
+    else if (what && strcmp(what, "check") == 0)
+        printf("usage: portico check [-c FILE]\n\n"
+               "Validates FILE and prints \"ok\" (exit 0) or one FILE:LINE:COL: message line per\n"
+               "error (exit 1).\n");
+    else if (what && strcmp(what, "version") == 0)
+        printf("usage: portico version\n\nPrints Portico's version and its libraries'.\n");
+    else if (what && strcmp(what, "help") != 0) {
+        fprintf(stderr, "portico: unknown command \"%s\"\n%s", what, usage_text);
+        return 1;
+    } else
+        fputs(usage_text, stdout);
+    return 0;
+}
+
+static int cmd_version(void)
+{
+    char pcre[64] = "";
+    pcre2_config(PCRE2_CONFIG_VERSION, pcre);
+    printf("portico %s\nlibyaml %s\npcre2 %s\n", PT_VERSION, yaml_get_version_string(), pcre);
+    return 0;
+}
+
+/* Loads path and builds everything a snapshot holds. Returns NULL with err filled. */
+static struct pt_snapshot *snapshot_build(const char *path, char *err, size_t errlen)
+{
+    struct pt_config *cfg = NULL;
+    struct pt_router *rt = NULL;
+    if (pt_config_load(path, &cfg, err, errlen) != PT_OK)
+        return NULL;
+    if (pt_router_build(cfg, &rt, err, errlen) != PT_OK) {
+        pt_config_free(cfg);
+        return NULL;
+    }
+    struct pt_snapshot *s = calloc(1, sizeof(*s));
+    if (!s) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        goto fail;
+    }
+    s->cfg = cfg;
+    s->router = rt;
+    s->access_fd = -1;
+    const char *a = cfg->log.access ? cfg->log.access : "stdout";
+    if (strcmp(a, "stdout") == 0) {
+        s->access_fd = STDOUT_FILENO;
+    } else if (strcmp(a, "stderr") == 0) {
+        s->access_fd = STDERR_FILENO;
+    } else if (strcmp(a, "off") != 0) {
+        s->access_fd = open(a, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+        if (s->access_fd < 0) {
+            snprintf(err, errlen, "%s: cannot open access log \"%s\": %s", path, a,
+                     strerror(errno));
+            free(s);
+            goto fail;
+        }
+        s->owns_access_fd = true;
+    }
+    atomic_init(&s->refs, 1);
+    return s;
+fail:
+    pt_router_free(rt);
+    pt_config_free(cfg);
+    return NULL;
+}
+
+static int cmd_check(const char *path)
+{
+    char *err = malloc(ERR_BYTES);
+    if (!err)
+        return 1;
+    err[0] = '\0';
+    struct pt_config *cfg = NULL;
+    struct pt_router *rt = NULL;
+    int rc = pt_config_load(path, &cfg, err, ERR_BYTES);
+    if (rc == PT_OK)
+        rc = pt_router_build(cfg, &rt, err, ERR_BYTES);
+    if (rc == PT_OK) {
+        printf("ok\n");
+    } else {
+        size_t n = strlen(err);
+        fprintf(stderr, "%s%s", err, n && err[n - 1] == '\n' ? "" : "\n");
+    }
+    pt_router_free(rt);
+    pt_config_free(cfg);
+    free(err);
+    return rc == PT_OK ? 0 : 1;
+}
+
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static bool same_listeners(const struct pt_config *a, const struct pt_config *b)
+{
+    if (a->workers != b->workers || a->n_listens != b->n_listens)
+        return false;
+    for (size_t i = 0; i < a->n_listens; i++)
+        if (a->listens[i].addr.len != b->listens[i].addr.len ||
+            memcmp(&a->listens[i].addr.u, &b->listens[i].addr.u, a->listens[i].addr.len) != 0)
+            return false;
+    return true;
+}
+
+static struct pt_snapshot *reload(const char *path, struct pt_snapshot *cur,
+                                  struct pt_worker *workers, uint32_t n_workers)
+{
+    char *err = malloc(ERR_BYTES);
+    if (!err)
+        return cur;
+    err[0] = '\0';
+    struct pt_snapshot *s = snapshot_build(path, err, ERR_BYTES);
+    if (!s) {
+        size_t n = strlen(err);
+        while (n && err[n - 1] == '\n')
+            err[--n] = '\0';
+        pt_log_error("reload failed, still serving the previous configuration: %s", err);
+        free(err);
+        return cur;
+    }
+    free(err);
+    if (!same_listeners(cur->cfg, s->cfg))
+        pt_log_warn("reload: changes to listen or workers take effect after a restart");
+    s->generation = cur->generation + 1;
+    pt_log_set_level(s->cfg->log.level);
+    for (uint32_t i = 0; i < n_workers; i++)
+        pt_worker_publish(&workers[i], s);
+    pt_snapshot_unref(cur);
+    pt_log_info("configuration reloaded (generation %llu)", (unsigned long long)s->generation);
+    return s;
+}
+
+static int cmd_run(const char *path)
+{
+    char *err = malloc(ERR_BYTES);
+    if (!err)
+        return 1;
+    err[0] = '\0';
+    struct pt_snapshot *snap = snapshot_build(path, err, ERR_BYTES);
+    if (!snap) {
+        size_t n = strlen(err);
+        fprintf(stderr, "%s%s", err, n && err[n - 1] == '\n' ? "" : "\n");
+        free(err);
+        return 1;
+    }
+    free(err);
+    snap->generation = 1;
+    const struct pt_config *cfg = snap->cfg;
+    pt_log_set_level(cfg->log.level);
+    signal(SIGPIPE, SIG_IGN);
+    raise_nofile();
+
+    uint32_t nw = cfg->workers ? cfg->workers : 1;
+    size_t nl = cfg->n_listens;
+    int *fds = calloc((size_t)nw * nl, sizeof(int));
+    bool *tls = calloc(nl ? nl : 1, sizeof(bool));
+    struct pt_worker *workers = calloc(nw, sizeof(*workers));
+    if (!fds || !tls || !workers) {
+        fprintf(stderr, "portico: out of memory\n");
+        return 1;
+    }
+    for (size_t j = 0; j < nl; j++) {
+        tls[j] = cfg->listens[j].is_tls;
+        if (tls[j]) {
+            fprintf(stderr, "portico: %s: listen %s: tls: true is not supported yet\n", path,
+                    cfg->listens[j].addr_text);
+            return 1;
+        }
+    }
+    for (uint32_t i = 0; i < nw; i++)
+        for (size_t j = 0; j < nl; j++) {
+            const struct pt_listen_cfg *l = &cfg->listens[j];
+            int fd = pt_sock_listen(&l->addr.u.sa, l->addr.len, 4096);
+            if (fd < 0) {
+                fprintf(stderr, "portico: cannot listen on %s: %s\n", l->addr_text, strerror(-fd));
+                return 1;
+            }
+            fds[i * nl + j] = fd;
+        }
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    for (uint32_t i = 0; i < nw; i++) {
+        int rc = pt_worker_init(&workers[i], (int)i, &fds[i * nl], tls, nl);
+        if (rc < 0) {
+            fprintf(stderr, "portico: cannot start worker %u: %s\n", i, strerror(-rc));
+            return 1;
+        }
+        pt_worker_publish(&workers[i], snap);
+    }
+    for (uint32_t i = 0; i < nw; i++) {
+        int rc = pt_worker_start(&workers[i]);
+        if (rc < 0) {
+            fprintf(stderr, "portico: cannot start worker thread: %s\n", strerror(-rc));
+            return 1;
+        }
+    }
+    for (size_t j = 0; j < nl; j++)
+        pt_log_info("listening on %s", cfg->listens[j].addr_text);
+    pt_log_info("portico %s started: %u worker(s), configuration %s", PT_VERSION, nw, path);
+
+    for (;;) {
+        siginfo_t si;
+        int sig = sigwaitinfo(&set, &si);
+        if (sig < 0)
+            continue;
+        if (sig == SIGHUP) {
+            snap = reload(path, snap, workers, nw);
+            continue;
+        }
+        pt_log_info("received %s: draining connections", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        break;
+    }
+    for (uint32_t i = 0; i < nw; i++)
+        pt_worker_request_stop(&workers[i]);
+    for (uint32_t i = 0; i < nw; i++)
+        pt_worker_join(&workers[i]);
+    pt_log_info("stopped");
+    pt_snapshot_unref(snap);
+    free(workers);
+    free(fds);
+    free(tls);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return cmd_help(NULL) == 0 ? 2 : 2;
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0)
+        return cmd_help(argc > 2 ? argv[2] : NULL);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)
+        return cmd_version();
+    if (strcmp(cmd, "run") != 0 && strcmp(cmd, "check") != 0) {
+        fprintf(stderr, "portico: unknown command \"%s\"\n%s", cmd, usage_text);
+        return 2;
+    }
+    const char *path = "portico.yaml";
+    for (int i = 2; i < argc; i++) {
+        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
+            path = argv[++i];
+        } else {
+            fprintf(stderr, "portico: unexpected argument \"%s\"\n%s", argv[i], usage_text);
+            return 2;
+        }
+    }
+    return strcmp(cmd, "run") == 0 ? cmd_run(path) : cmd_check(path);
+}

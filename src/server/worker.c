@@ -1,0 +1,515 @@
+/*
+ * worker.c - a worker thread: its loop, listeners, snapshot handles, upstream keep-alive pool,
+ * request ids and access-log batching (see worker.h for the snapshot design).
+ *
+ * Threading: everything here runs on the worker's own thread except pt_worker_request_stop(),
+ * which only sets an atomic flag and writes the worker's eventfd.
+ *
+ * Access log: lines are appended to a per-worker buffer and written with one write(2) at the
+ * end of each loop iteration (or when the buffer fills), so a busy worker issues one log
+ * syscall per batch of requests rather than one per request.
+ */
+#include "server/worker.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/sock.h"
+#include "core/time.h"
+
+#define LOG_BUF_BYTES (64u * 1024u)
+#define UPSTREAM_IDLE_MS 30000u
+
+void pt_snapshot_ref(struct pt_snapshot *s)
+{
+    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+}
+
+void pt_snapshot_unref(struct pt_snapshot *s)
+{
+    if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    pt_router_free(s->router);
+    pt_config_free(s->cfg);
+    if (s->owns_access_fd && s->access_fd >= 0)
+        close(s->access_fd);
+    free(s);
+}
+
+/* ---- snapshot handles ---- */
+
+static void log_flush(struct pt_worker *w);
+
+static struct pt_wsnap *wsnap_new(struct pt_snapshot *s)
+{
+    struct pt_wsnap *ws = calloc(1, sizeof(*ws));
+    if (!ws)
+        return NULL;
+    ws->rr = calloc(s->cfg->n_upstreams ? s->cfg->n_upstreams : 1, sizeof(uint32_t));
+    if (!ws->rr) {
+        free(ws);
+        return NULL;
+    }
+    ws->s = s; /* the caller's reference passes to the handle */
+    return ws;
+}
+
+static void wsnap_free(struct pt_wsnap *ws)
+{
+    pt_snapshot_unref(ws->s);
+    free(ws->rr);
+    free(ws);
+}
+
+static void wsnap_retire(struct pt_worker *w, struct pt_wsnap *ws)
+{
+    if (ws->users == 0) {
+        wsnap_free(ws);
+        return;
+    }
+    ws->next = w->old_ws;
+    w->old_ws = ws;
+}
+
+static void refresh(struct pt_worker *w)
+{
+    if (PT_LIKELY(atomic_load_explicit(&w->pending, memory_order_relaxed) == NULL))
+        return;
+    struct pt_snapshot *s = atomic_exchange_explicit(&w->pending, NULL, memory_order_acquire);
+    struct pt_wsnap *ws = s ? wsnap_new(s) : NULL;
+    if (ws) {
+        if (w->ws) {
+            log_flush(w);
+            wsnap_retire(w, w->ws);
+        }
+        w->ws = ws;
+    } else if (s) {
+        atomic_store(&w->pending, s); /* out of memory: try again on the next request */
+    }
+}
+
+const struct pt_config *pt_worker_cfg(struct pt_worker *w)
+{
+    refresh(w);
+    return w->ws ? w->ws->s->cfg : NULL;
+}
+
+struct pt_wsnap *pt_worker_snap_get(struct pt_worker *w)
+{
+    refresh(w);
+    if (PT_UNLIKELY(!w->ws))
+        return NULL;
+    w->ws->users++;
+    return w->ws;
+}
+
+void pt_worker_snap_put(struct pt_worker *w, struct pt_wsnap *ws)
+{
+    PT_BUG_ON(ws->users == 0);
+    ws->users--;
+    if (ws->users == 0 && ws != w->ws) {
+        struct pt_wsnap **pp = &w->old_ws;
+        while (*pp && *pp != ws)
+            pp = &(*pp)->next;
+        if (*pp) {
+            *pp = ws->next;
+            wsnap_free(ws);
+        }
+    }
+}
+
+/* ---- upstream keep-alive pool ---- */
+
+static uint32_t addr_hash(const struct pt_sockaddr *a)
+{
+    uint32_t h = 2166136261u;
+    const unsigned char *p = (const unsigned char *)&a->u;
+    for (socklen_t i = 0; i < a->len; i++)
+        h = (h ^ p[i]) * 16777619u;
+    return h;
+}
+
+static bool addr_eq(const struct pt_sockaddr *a, const struct pt_sockaddr *b)
+{
+    return a->len == b->len && memcmp(&a->u, &b->u, a->len) == 0;
+}
+
+static void pool_unlink(struct pt_worker *w, struct pt_uconn *u)
+{
+    if (u->pool_prev)
+        u->pool_prev->pool_next = u->pool_next;
+    else
+        w->pool[u->pool_hash % PT_POOL_BUCKETS] = u->pool_next;
+    if (u->pool_next)
+        u->pool_next->pool_prev = u->pool_prev;
+    u->pool_prev = u->pool_next = NULL;
+}
+
+static void uconn_free(struct pt_defer *d)
+{
+    struct pt_uconn *u = PT_CONTAINER_OF(d, struct pt_uconn, defer);
+    pt_buf_release(&u->in);
+    free(u);
+}
+
+void pt_uconn_close(struct pt_uconn *u)
+{
+    if (u->is_closed)
+        return;
+    u->is_closed = true;
+    pt_timer_stop(&u->w->loop, &u->timer);
+    pt_loop_close(&u->w->loop, &u->io);
+    pt_loop_defer(&u->w->loop, &u->defer, uconn_free);
+}
+
+struct pt_uconn *pt_pool_get(struct pt_worker *w, const struct pt_sockaddr *addr)
+{
+    uint32_t h = addr_hash(addr);
+    for (struct pt_uconn *u = w->pool[h % PT_POOL_BUCKETS]; u; u = u->pool_next) {
+        if (u->pool_hash == h && addr_eq(&u->addr, addr)) {
+            pool_unlink(w, u);
+            pt_timer_stop(&w->loop, &u->timer);
+            return u;
+        }
+    }
+    return NULL;
+}
+
+void pt_pool_put(struct pt_worker *w, struct pt_uconn *u, uint32_t keepalive)
+{
+    u->r = NULL;
+    pt_buf_release(&u->in);
+    if (w->is_draining || keepalive == 0 || u->is_eof) {
+        pt_uconn_close(u);
+        return;
+    }
+    u->pool_hash = addr_hash(&u->addr);
+    struct pt_uconn **head = &w->pool[u->pool_hash % PT_POOL_BUCKETS];
+    uint32_t same = 0;
+    struct pt_uconn *last = NULL;
+    for (struct pt_uconn *p = *head; p; p = p->pool_next)
+        if (p->pool_hash == u->pool_hash && addr_eq(&p->addr, &u->addr)) {
+            same++;
+            last = p;
+        }
+    if (same >= keepalive && last) { /* evict the least recently used of this address */
+        pool_unlink(w, last);
+        pt_uconn_close(last);
+    }
+    u->pool_prev = NULL;
+    u->pool_next = *head;
+    if (*head)
+        (*head)->pool_prev = u;
+    *head = u;
+    pt_timer_set(&w->loop, &u->timer, UPSTREAM_IDLE_MS);
+}
+
+/* Called for an idle pooled connection's events and its idle timer: any readiness while idle
+   means the peer closed (or sent garbage); either way the connection is done. */
+void pt_pool_idle_event(struct pt_uconn *u);
+void pt_pool_idle_event(struct pt_uconn *u)
+{
+    pool_unlink(u->w, u);
+    pt_uconn_close(u);
+}
+
+/* ---- request ids ---- */
+
+static uint64_t xorshift128p(uint64_t s[2])
+{
+    uint64_t a = s[0];
+    const uint64_t b = s[1];
+    s[0] = b;
+    a ^= a << 23;
+    s[1] = a ^ b ^ (a >> 17) ^ (b >> 26);
+    return s[1] + b;
+}
+
+size_t pt_worker_request_id(struct pt_worker *w, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    uint64_t v[2] = {xorshift128p(w->rid_seed), xorshift128p(w->rid_seed)};
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 16; j++)
+            out[i * 16 + j] = hex[(v[i] >> (60 - 4 * j)) & 15];
+    out[32] = '\0';
+    return 32;
+}
+
+/* ---- access log ---- */
+
+static void log_flush(struct pt_worker *w)
+{
+    if (w->log_len == 0)
+        return;
+    int fd = w->ws ? w->ws->s->access_fd : -1;
+    size_t off = 0;
+    while (fd >= 0 && off < w->log_len) {
+        ssize_t n = write(fd, w->log_buf + off, w->log_len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break; /* a full disk or closed pipe must not stop serving; lines are dropped */
+        off += (size_t)n;
+    }
+    w->log_len = 0;
+}
+
+/* Appends s with JSON string escaping (or, for combined, with '"' and controls escaped). */
+static size_t esc(char *dst, size_t room, const char *s, bool json)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t n = 0;
+    for (; *s && n + 6 < room; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') {
+            dst[n++] = '\\';
+            dst[n++] = (char)ch;
+        } else if (ch < 0x20 || ch == 0x7f || (json && ch >= 0x80)) {
+            if (json) {
+                memcpy(dst + n, "\\u00", 4);
+                dst[n + 4] = hex[ch >> 4];
+                dst[n + 5] = hex[ch & 15];
+                n += 6;
+            } else {
+                dst[n++] = '\\';
+                dst[n++] = 'x';
+                dst[n++] = hex[ch >> 4];
+                dst[n++] = hex[ch & 15];
+            }
+        } else {
+            dst[n++] = (char)ch;
+        }
+    }
+    return n;
+}
+
+void pt_worker_access_log(struct pt_worker *w, const struct pt_req *r)
+{
+    if (!r->ws || r->ws->s->access_fd < 0)
+        return;
+    if (w->log_len > LOG_BUF_BYTES - 4096)
+        log_flush(w);
+    const struct pt_wallclock *wc = pt_wallclock_now();
+    char peer[64];
+    if (!pt_sock_ntop(&r->c->peer.u.sa, peer, sizeof(peer)))
+        memcpy(peer, "-", 2);
+    double secs = (double)(w->loop.now_ms - r->start_ms) / 1000.0;
+    char *p = w->log_buf + w->log_len;
+    size_t room = LOG_BUF_BYTES - w->log_len - 2, n = 0;
+    bool json = r->cfg->log.format == PT_LOG_FORMAT_JSON;
+#define PUT_LIT(s)                                                                                 \
+    do {                                                                                           \
+        size_t l_ = sizeof(s) - 1;                                                                 \
+        if (n + l_ < room) {                                                                       \
+            memcpy(p + n, s, l_);                                                                  \
+            n += l_;                                                                               \
+        }                                                                                          \
+    } while (0)
+#define PUT_ESC(s) (n += esc(p + n, room - n, (s), json))
+#define PUT_FMT(...)                                                                               \
+    do {                                                                                           \
+        int k_ = snprintf(p + n, room - n, __VA_ARGS__);                                           \
+        if (k_ > 0)                                                                                \
+            n += PT_MIN((size_t)k_, room - n - 1);                                                 \
+    } while (0)
+    if (json) {
+        PUT_FMT("{\"time\":\"%s\",\"remote_addr\":\"%s\",\"method\":\"", wc->iso_date, peer);
+        PUT_ESC(r->method);
+        PUT_LIT("\",\"uri\":\"");
+        PUT_ESC(r->uri);
+        PUT_FMT("\",\"protocol\":\"HTTP/1.%d\",\"status\":%d,\"bytes\":%llu,\"host\":\"",
+                r->minor_version, r->status, (unsigned long long)r->bytes_out);
+        PUT_ESC(r->host);
+        PUT_LIT("\",\"referer\":\"");
+        PUT_ESC(r->referer);
+        PUT_LIT("\",\"user_agent\":\"");
+        PUT_ESC(r->user_agent);
+        PUT_FMT("\",\"duration_ms\":%.3f,\"request_id\":\"%s\",\"upstream\":\"", secs * 1000.0,
+                r->request_id);
+        PUT_ESC(r->upstream_name ? r->upstream_name : "");
+        PUT_LIT("\"}\n");
+    } else {
+        PUT_FMT("%s - - [%s] \"", peer, wc->clf_date);
+        PUT_ESC(r->method);
+        PUT_LIT(" ");
+        PUT_ESC(r->uri);
+        PUT_FMT(" HTTP/1.%d\" %d %llu \"", r->minor_version, r->status,
+                (unsigned long long)r->bytes_out);
+        PUT_ESC(r->referer[0] ? r->referer : "-");
+        PUT_LIT("\" \"");
+        PUT_ESC(r->user_agent[0] ? r->user_agent : "-");
+        PUT_FMT("\" %.3f %s\n", secs, r->request_id);
+    }
+#undef PUT_LIT
+#undef PUT_ESC
+#undef PUT_FMT
+    if (n == 0 || p[n - 1] != '\n')
+        p[n++] = '\n';
+    w->log_len += n;
+}
+
+/* ---- lifecycle ---- */
+
+static void on_listener(struct pt_io *io, uint32_t events)
+{
+    (void)events;
+    pt_conn_accept(PT_CONTAINER_OF(io, struct pt_listener, io));
+}
+
+static void close_listeners(struct pt_worker *w)
+{
+    for (size_t i = 0; i < w->n_listeners; i++)
+        pt_loop_close(&w->loop, &w->listeners[i].io);
+}
+
+static void start_drain(struct pt_worker *w)
+{
+    if (w->is_draining)
+        return;
+    w->is_draining = true;
+    close_listeners(w);
+    pt_conn_close_idle(w);
+    for (unsigned i = 0; i < PT_POOL_BUCKETS; i++)
+        while (w->pool[i]) {
+            struct pt_uconn *u = w->pool[i];
+            pool_unlink(w, u);
+            pt_uconn_close(u);
+        }
+    const struct pt_config *cfg = pt_worker_cfg(w);
+    uint32_t ms = cfg ? cfg->shutdown_timeout_ms : 30000;
+    pt_timer_set(&w->loop, &w->drain_timer, ms);
+}
+
+static void on_drain_timeout(struct pt_timer *t)
+{
+    struct pt_worker *w = PT_CONTAINER_OF(t, struct pt_worker, drain_timer);
+    pt_log_warn("worker %d: shutdown_timeout reached, closing %zu connection(s)", w->id,
+                w->n_conns);
+    while (w->conns.next != &w->conns)
+        pt_conn_close(w->conns.next);
+}
+
+static void on_wake(struct pt_io *io, uint32_t events)
+{
+    (void)events;
+    struct pt_worker *w = PT_CONTAINER_OF(io, struct pt_worker, wake);
+    uint64_t v;
+    ssize_t n = read(io->fd, &v, sizeof(v));
+    (void)n;
+    if (atomic_load(&w->stop_requested))
+        start_drain(w);
+}
+
+int pt_worker_init(struct pt_worker *w, int id, const int *fds, const bool *is_tls, size_t n)
+{
+    memset(w, 0, sizeof(*w));
+    w->id = id;
+    w->conns.next = w->conns.prev = &w->conns;
+    int rc = pt_loop_init(&w->loop);
+    if (rc < 0)
+        return rc;
+    pt_timer_init(&w->drain_timer, on_drain_timeout);
+    w->log_buf = malloc(LOG_BUF_BYTES);
+    w->listeners = calloc(n ? n : 1, sizeof(*w->listeners));
+    if (!w->log_buf || !w->listeners)
+        return -ENOMEM;
+    if (getrandom(w->rid_seed, sizeof(w->rid_seed), 0) != sizeof(w->rid_seed))
+        w->rid_seed[0] = (uint64_t)time(NULL) ^ ((uint64_t)id << 32), w->rid_seed[1] = 0x9e37;
+    w->rid_seed[0] |= 1;
+    int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (efd < 0)
+        return -errno;
+    w->wake.fd = efd;
+    w->wake.cb = on_wake;
+    if ((rc = pt_loop_add(&w->loop, &w->wake, EPOLLIN, true)) < 0)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        struct pt_listener *l = &w->listeners[i];
+        l->io.fd = fds[i];
+        l->io.cb = on_listener;
+        l->w = w;
+        l->is_tls = is_tls[i];
+        if ((rc = pt_loop_add(&w->loop, &l->io, EPOLLIN, false)) < 0)
+            return rc;
+        w->n_listeners++;
+    }
+    return 0;
+}
+
+static void *worker_main(void *arg)
+{
+    struct pt_worker *w = arg;
+    for (;;) {
+        pt_loop_run_once(&w->loop, 1000);
+        log_flush(w);
+        if (w->is_draining && w->n_conns == 0)
+            break;
+    }
+    pt_timer_stop(&w->loop, &w->drain_timer);
+    /* Release what the loop still holds. */
+    for (unsigned i = 0; i < PT_POOL_BUCKETS; i++)
+        while (w->pool[i]) {
+            struct pt_uconn *u = w->pool[i];
+            pool_unlink(w, u);
+            pt_uconn_close(u);
+        }
+    pt_loop_run_once(&w->loop, 0);
+    log_flush(w);
+    if (w->ws) {
+        PT_BUG_ON(w->ws->users != 0);
+        wsnap_free(w->ws);
+        w->ws = NULL;
+    }
+    struct pt_snapshot *pend = atomic_exchange(&w->pending, NULL);
+    if (pend)
+        pt_snapshot_unref(pend);
+    while (w->old_ws) {
+        struct pt_wsnap *ws = w->old_ws;
+        w->old_ws = ws->next;
+        wsnap_free(ws);
+    }
+    close(w->wake.fd);
+    pt_loop_destroy(&w->loop);
+    free(w->hdrs);
+    free(w->path_buf);
+    free(w->log_buf);
+    free(w->listeners);
+    pt_buf_cache_drain();
+    return NULL;
+}
+
+int pt_worker_start(struct pt_worker *w)
+{
+    int rc = pthread_create(&w->thread, NULL, worker_main, w);
+    return rc ? -rc : 0;
+}
+
+void pt_worker_publish(struct pt_worker *w, struct pt_snapshot *s)
+{
+    pt_snapshot_ref(s);
+    struct pt_snapshot *old = atomic_exchange_explicit(&w->pending, s, memory_order_acq_rel);
+    if (old)
+        pt_snapshot_unref(old);
+}
+
+void pt_worker_request_stop(struct pt_worker *w)
+{
+    atomic_store(&w->stop_requested, true);
+    uint64_t one = 1;
+    ssize_t n = write(w->wake.fd, &one, sizeof(one));
+    (void)n;
+}
+
+void pt_worker_join(struct pt_worker *w)
+{
+    pthread_join(w->thread, NULL);
+}

@@ -1,0 +1,145 @@
+/*
+ * worker.h - worker threads, configuration snapshots, and the per-worker services that
+ * requests use (upstream keep-alive pool, access log, request ids).
+ *
+ * Snapshots: the main thread builds a struct pt_snapshot (configuration + router + access log
+ * fd) whole, then hands it to every worker: it takes one reference per worker and stores the
+ * pointer in the worker's `pending` slot with one atomic exchange. A worker looks at its slot
+ * when a request starts (one atomic load of a line only it and a reload touch) and wraps a new
+ * snapshot in a pt_wsnap, a worker-local handle whose use count is a plain integer: requests
+ * never touch a shared cache line for reference counting. When a worker's old handle has no
+ * user left it drops its reference on the old snapshot; the last reference frees it. A reload
+ * therefore never stops, drops or half-applies anything, and no thread can see a snapshot
+ * after its last reference is gone.
+ */
+#ifndef PT_SERVER_WORKER_H
+#define PT_SERVER_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "core/loop.h"
+#include "http/conn.h"
+#include "route/route.h"
+
+struct pt_snapshot {
+    atomic_int refs;     /* one for "current", one per worker handle */
+    uint64_t generation; /* 1, 2, ... per successful load */
+    struct pt_config *cfg;
+    struct pt_router *router;
+    int access_fd;       /* -1 when access logging is off */
+    bool owns_access_fd; /* false for stdout/stderr */
+};
+
+void pt_snapshot_ref(struct pt_snapshot *s);
+void pt_snapshot_unref(struct pt_snapshot *s);
+
+struct pt_wsnap {
+    struct pt_snapshot *s;
+    uint32_t users;        /* requests of this worker running on s */
+    uint32_t *rr;          /* round-robin position per upstream (cfg->n_upstreams) */
+    struct pt_wsnap *next; /* older handles still in use */
+};
+
+#define PT_POOL_BUCKETS 64
+
+struct pt_listener {
+    struct pt_io io;
+    struct pt_worker *w;
+    bool is_tls;
+};
+
+struct pt_worker {
+    int id;
+    pthread_t thread;
+    struct pt_loop loop;
+    struct pt_io wake; /* eventfd: the main thread wants attention */
+    struct pt_listener *listeners;
+    size_t n_listeners;
+    struct pt_wsnap *ws;     /* handle on the newest snapshot seen */
+    struct pt_wsnap *old_ws; /* older handles with users left */
+    struct pt_conn conns;    /* list head of client connections */
+    size_t n_conns;
+    uint64_t next_conn_id;
+    struct pt_h1_header *hdrs; /* scratch header array for parsing (limits.headers) */
+    size_t hdrs_cap;
+    char *path_buf; /* scratch for the normalised path */
+    size_t path_cap;
+    struct pt_uconn *pool[PT_POOL_BUCKETS]; /* idle upstream connections by address */
+    char *log_buf;                          /* access-log lines waiting for one write */
+    size_t log_len;
+    uint64_t rid_seed[2]; /* request-id generator state */
+    bool is_draining;
+    struct pt_timer drain_timer;
+    atomic_bool stop_requested;            /* set by the main thread */
+    _Atomic(struct pt_snapshot *) pending; /* newer snapshot from the main thread (owns a ref) */
+};
+
+/* Creates the worker's loop and listeners. fds: the listening sockets made by the main thread
+   for this worker (ownership passes to the worker). Returns 0 or -errno. */
+int pt_worker_init(struct pt_worker *w, int id, const int *fds, const bool *is_tls, size_t n);
+int pt_worker_start(struct pt_worker *w);
+/* Hands snapshot s to the worker (takes a reference for it; thread-safe). */
+void pt_worker_publish(struct pt_worker *w, struct pt_snapshot *s);
+/* Asks the worker to drain and stop (thread-safe). */
+void pt_worker_request_stop(struct pt_worker *w);
+void pt_worker_join(struct pt_worker *w);
+
+/* Returns the worker's handle on the current snapshot, taking a use (refreshes it first when
+   the main thread published a newer one). NULL only when out of memory. */
+struct pt_wsnap *pt_worker_snap_get(struct pt_worker *w);
+/* The current configuration, borrowed: valid until the worker's next request starts. */
+const struct pt_config *pt_worker_cfg(struct pt_worker *w);
+/* Drops a use taken by pt_worker_snap_get. */
+void pt_worker_snap_put(struct pt_worker *w, struct pt_wsnap *ws);
+
+/* Upstream keep-alive pool. get: an idle connection to addr or NULL. put: keeps u idle for
+   reuse (at most keepalive per address) or closes it. */
+struct pt_uconn *pt_pool_get(struct pt_worker *w, const struct pt_sockaddr *addr);
+void pt_pool_put(struct pt_worker *w, struct pt_uconn *u, uint32_t keepalive);
+void pt_uconn_close(struct pt_uconn *u);
+
+/* Writes a fresh request id (32 lower-case hex digits) into out (>= 33 bytes). */
+size_t pt_worker_request_id(struct pt_worker *w, char *out);
+
+/* Appends one access-log line for r (written out at the end of the loop iteration). */
+void pt_worker_access_log(struct pt_worker *w, const struct pt_req *r);
+
+/* Client connection lifecycle (server/conn.c). */
+void pt_conn_accept(struct pt_listener *l);
+void pt_conn_close(struct pt_conn *c);
+/* Drives a client connection after its handler made progress. */
+void pt_conn_run(struct pt_conn *c);
+/* Ends the request in progress: logs it, then reads the next one or closes. */
+void pt_conn_request_done(struct pt_conn *c);
+/* Writes c->out then the slice. Returns PT_OK when everything went out, PT_AGAIN when the
+   socket is full (send timer armed), or PT_ERR when the connection failed. */
+int pt_conn_flush(struct pt_conn *c);
+/* Closes idle connections; used when draining. */
+void pt_conn_close_idle(struct pt_worker *w);
+
+/* Handlers (handler/). */
+/* Queues a complete Portico response (status, optional extra header lines, body) in c->out. */
+int pt_respond_simple(struct pt_req *r, int status, const char *extra_headers, size_t extra_len,
+                      const char *body, size_t body_len);
+/* Queues Portico's error page for status (HTML or JSON by Accept). */
+int pt_respond_error(struct pt_req *r, int status, bool wants_json);
+int pt_respond_route(struct pt_req *r, const struct pt_route_cfg *route);
+int pt_redirect_route(struct pt_req *r, const struct pt_route_cfg *route,
+                      const struct pt_route_match *m, struct pt_str query);
+const char *pt_http_reason(int status);
+
+/* Proxy (handler/proxy.c). Starts proxying r; hdrs are the parsed request headers (valid only
+   during the call). Returns PT_OK (the proxy drives the request from now on) or an HTTP status
+   to answer locally (>= 400). */
+int pt_proxy_start(struct pt_req *r, const struct pt_h1_request *h, const struct pt_route_match *m,
+                   const char *path, size_t path_len, struct pt_str query);
+/* Makes whatever progress the proxy can (called on client or upstream readiness). */
+void pt_proxy_run(struct pt_req *r);
+/* The client connection is going away: release the upstream side. */
+void pt_proxy_abort(struct pt_req *r);
+void pt_proxy_client_timeout(struct pt_req *r);
+
+#endif

@@ -1,0 +1,799 @@
+/*
+ * test_config.c - the configuration loader: every key of the contract, the defaults, the value
+ * formats, and every kind of error with its FILE:LINE:COL position and message.
+ *
+ * Inputs are YAML (or JSON) text in string literals loaded with pt_config_load_buf under the
+ * name "t.yaml", so positions in the expected messages count lines of those literals. Failed
+ * loads are run under the ASan build too, whose leak checker proves they free everything.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <arpa/inet.h>
+#include <cmocka.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "core/log.h"
+#include "http/h1_parse.h"
+
+static char errbuf[8192];
+
+static struct pt_config *load_ok(const char *yaml)
+{
+    struct pt_config *cfg = NULL;
+    int rc = pt_config_load_buf("t.yaml", yaml, strlen(yaml), &cfg, errbuf, sizeof(errbuf));
+    if (rc != 0)
+        fprintf(stderr, "unexpected errors:\n%s\n", errbuf);
+    assert_int_equal(rc, 0);
+    assert_non_null(cfg);
+    return cfg;
+}
+
+static const char *load_err(const char *yaml)
+{
+    struct pt_config *cfg = NULL;
+    int rc = pt_config_load_buf("t.yaml", yaml, strlen(yaml), &cfg, errbuf, sizeof(errbuf));
+    assert_true(rc < 0);
+    assert_null(cfg);
+    return errbuf;
+}
+
+/* Fails with the whole error text when needle is not in it. */
+static void expect_has(const char *err, const char *needle)
+{
+    if (!strstr(err, needle))
+        fail_msg("expected \"%s\" in:\n%s", needle, err);
+}
+
+#define BASE "listen:\n  - addr: \":8080\"\n"
+#define ROUTE_OK "sites:\n  - routes:\n      - match: /\n        respond: {status: 200}\n"
+
+static const char full_example[] =
+    "workers: 3\n"
+    "shutdown_timeout: 20s\n"
+    "\n"
+    "listen:\n"
+    "  - addr: \"0.0.0.0:8080\"\n"
+    "  - addr: \"[::]:8443\"\n"
+    "    tls: true\n"
+    "  - addr: \"127.0.0.1:9090\"\n"
+    "\n"
+    "limits:\n"
+    "  header_size: 32k\n"
+    "  headers: 50\n"
+    "  uri_size: 4k\n"
+    "  body_size: 2g\n"
+    "  header_timeout: 5s\n"
+    "  body_timeout: 250ms\n"
+    "  keepalive_timeout: 2m\n"
+    "  send_timeout: 1h\n"
+    "\n"
+    "trusted_proxies: [\"10.0.0.0/8\", \"2001:db8::/32\", \"192.168.1.1\"]\n"
+    "\n"
+    "log:\n"
+    "  level: debug\n"
+    "  access: /var/log/portico/access.log\n"
+    "  format: json\n"
+    "\n"
+    "upstreams:\n"
+    "  api:\n"
+    "    targets:\n"
+    "      - url: \"http://127.0.0.1:9001\"\n"
+    "        weight: 2\n"
+    "      - url: \"http://[::1]:9002/base/\"\n"
+    "    balance: round_robin\n"
+    "    keepalive: 16\n"
+    "    connect_timeout: 500ms\n"
+    "    retries: 3\n"
+    "  local:\n"
+    "    targets:\n"
+    "      - url: \"http://localhost\"\n"
+    "\n"
+    "sites:\n"
+    "  - hosts: [\"Example.COM\", \"*.example.com\", \"example.org:8080\"]\n"
+    "    routes:\n"
+    "      - match: \"/api/*\"\n"
+    "        methods: [GET, POST, PURGE]\n"
+    "        proxy:\n"
+    "          to: api\n"
+    "          strip_prefix: true\n"
+    "          preserve_host: false\n"
+    "          timeout: 45s\n"
+    "          strip_credentials: true\n"
+    "          headers:\n"
+    "            request:  { set: {X-Api-Key: \"k1\"}, add: {X-A: b}, remove: [] }\n"
+    "            response: { set: {}, add: {}, remove: [X-Powered-By, Server] }\n"
+    "      - match: \"/old/*\"\n"
+    "        redirect: { to: \"/new/:splat\", status: 308 }\n"
+    "      - match: \"/healthz\"\n"
+    "        respond: { status: 200, body: \"ok\\n\", headers: {Content-Type: text/plain} }\n"
+    "      - match: \"/ext/*\"\n"
+    "        proxy: { to: \"http://127.0.0.1:7000/v1/:splat\" }\n"
+    "  - routes:\n"
+    "      - match: /\n"
+    "        proxy: { to: local }\n";
+
+static void test_full_example(void **state)
+{
+    (void)state;
+    struct pt_config *cfg = load_ok(full_example);
+    assert_string_equal(cfg->path, "t.yaml");
+    assert_int_equal(cfg->workers, 3);
+    assert_int_equal(cfg->shutdown_timeout_ms, 20000);
+
+    assert_int_equal(cfg->n_listens, 3);
+    assert_string_equal(cfg->listens[0].addr_text, "0.0.0.0:8080");
+    assert_int_equal(cfg->listens[0].addr.u.sa.sa_family, AF_INET);
+    assert_int_equal(ntohs(cfg->listens[0].addr.u.in.sin_port), 8080);
+    assert_false(cfg->listens[0].is_tls);
+    assert_int_equal(cfg->listens[1].addr.u.sa.sa_family, AF_INET6);
+    assert_int_equal(cfg->listens[1].addr.len, sizeof(struct sockaddr_in6));
+    assert_int_equal(ntohs(cfg->listens[1].addr.u.in6.sin6_port), 8443);
+    assert_true(cfg->listens[1].is_tls);
+    assert_int_equal(cfg->listens[1].pos.line, 6);
+    assert_int_equal(cfg->listens[2].addr.u.in.sin_addr.s_addr, htonl(INADDR_LOOPBACK));
+
+    assert_int_equal(cfg->limits.header_size, 32 * 1024);
+    assert_int_equal(cfg->limits.headers, 50);
+    assert_int_equal(cfg->limits.uri_size, 4096);
+    assert_int_equal(cfg->limits.body_size, 2ull << 30);
+    assert_int_equal(cfg->limits.header_timeout_ms, 5000);
+    assert_int_equal(cfg->limits.body_timeout_ms, 250);
+    assert_int_equal(cfg->limits.keepalive_timeout_ms, 120000);
+    assert_int_equal(cfg->limits.send_timeout_ms, 3600000);
+
+    assert_int_equal(cfg->n_trusted_proxies, 3);
+    assert_int_equal(cfg->trusted_proxies[0].family, AF_INET);
+    assert_int_equal(cfg->trusted_proxies[0].prefix_len, 8);
+    assert_int_equal(cfg->trusted_proxies[1].family, AF_INET6);
+    assert_int_equal(cfg->trusted_proxies[2].prefix_len, 32);
+
+    assert_int_equal(cfg->log.level, PT_LOG_DEBUG);
+    assert_string_equal(cfg->log.access, "/var/log/portico/access.log");
+    assert_int_equal(cfg->log.format, PT_LOG_FORMAT_JSON);
+
+    /* api, local, then the one made for the inline URL */
+    assert_int_equal(cfg->n_upstreams, 3);
+    const struct pt_upstream_cfg *api = cfg->upstreams[0];
+    assert_string_equal(api->name, "api");
+    assert_int_equal(api->index, 0);
+    assert_int_equal(api->n_targets, 2);
+    assert_int_equal(api->keepalive, 16);
+    assert_int_equal(api->connect_timeout_ms, 500);
+    assert_int_equal(api->retries, 3);
+    assert_int_equal(api->balance, PT_BALANCE_ROUND_ROBIN);
+    assert_string_equal(api->targets[0].url, "http://127.0.0.1:9001");
+    assert_string_equal(api->targets[0].host, "127.0.0.1");
+    assert_int_equal(api->targets[0].port, 9001);
+    assert_string_equal(api->targets[0].host_header, "127.0.0.1:9001");
+    assert_string_equal(api->targets[0].base_path, "");
+    assert_int_equal(api->targets[0].weight, 2);
+    assert_int_equal(api->targets[0].addr.u.sa.sa_family, AF_INET);
+    assert_int_equal(ntohs(api->targets[0].addr.u.in.sin_port), 9001);
+    assert_int_equal(api->targets[0].pos.line, 30);
+    assert_string_equal(api->targets[1].host, "::1");
+    assert_string_equal(api->targets[1].host_header, "[::1]:9002");
+    assert_string_equal(api->targets[1].base_path, "/base");
+    assert_int_equal(api->targets[1].weight, 1);
+    assert_int_equal(api->targets[1].addr.u.sa.sa_family, AF_INET6);
+    assert_int_equal(ntohs(api->targets[1].addr.u.in6.sin6_port), 9002);
+    const struct pt_upstream_cfg *local = cfg->upstreams[1];
+    assert_string_equal(local->targets[0].host_header, "localhost");
+    assert_int_equal(local->targets[0].port, 80);
+    assert_int_equal(local->keepalive, 64);
+    assert_int_equal(local->connect_timeout_ms, 2000);
+    assert_int_equal(local->retries, 1);
+
+    assert_int_equal(cfg->n_sites, 2);
+    const struct pt_site_cfg *s = &cfg->sites[0];
+    assert_int_equal(s->n_hosts, 3);
+    assert_string_equal(s->hosts[0], "example.com");
+    assert_string_equal(s->hosts[1], "*.example.com");
+    assert_string_equal(s->hosts[2], "example.org:8080");
+    assert_int_equal(s->n_routes, 4);
+
+    const struct pt_route_cfg *r = &s->routes[0];
+    assert_string_equal(r->match, "/api/*");
+    assert_int_equal(r->match_pos.line, 44);
+    assert_int_equal(r->match_pos.col, 16);
+    assert_int_equal(r->pos.line, 44);
+    assert_int_equal(r->methods_mask, (1u << PT_METHOD_GET) | (1u << PT_METHOD_POST));
+    assert_non_null(r->methods_other);
+    assert_string_equal(r->methods_other[0], "PURGE");
+    assert_null(r->methods_other[1]);
+    assert_int_equal(r->action, PT_ACTION_PROXY);
+    assert_string_equal(r->proxy.to, "api");
+    assert_ptr_equal(r->proxy.upstream, api);
+    assert_string_equal(r->proxy.to_path, "");
+    assert_true(r->proxy.strip_prefix);
+    assert_false(r->proxy.preserve_host);
+    assert_true(r->proxy.strip_credentials);
+    assert_int_equal(r->proxy.timeout_ms, 45000);
+    assert_int_equal(r->proxy.request.n_set, 1);
+    assert_string_equal(r->proxy.request.set[0].name, "X-Api-Key");
+    assert_int_equal(r->proxy.request.set[0].name_len, 9);
+    assert_string_equal(r->proxy.request.set[0].value, "k1");
+    assert_int_equal(r->proxy.request.n_add, 1);
+    assert_int_equal(r->proxy.request.n_remove, 0);
+    assert_int_equal(r->proxy.response.n_set, 0);
+    assert_int_equal(r->proxy.response.n_remove, 2);
+    assert_string_equal(r->proxy.response.remove[1].name, "Server");
+
+    r = &s->routes[1];
+    assert_int_equal(r->action, PT_ACTION_REDIRECT);
+    assert_string_equal(r->redirect.to, "/new/:splat");
+    assert_int_equal(r->redirect.status, 308);
+    assert_int_equal(r->methods_mask, 0);
+    assert_null(r->methods_other);
+
+    r = &s->routes[2];
+    assert_int_equal(r->action, PT_ACTION_RESPOND);
+    assert_int_equal(r->respond.status, 200);
+    assert_int_equal(r->respond.body_len, 3);
+    assert_memory_equal(r->respond.body, "ok\n", 3);
+    assert_int_equal(r->respond.n_headers, 1);
+    assert_string_equal(r->respond.headers[0].name, "Content-Type");
+    assert_string_equal(r->respond.headers[0].value, "text/plain");
+
+    r = &s->routes[3];
+    assert_string_equal(r->proxy.to, "http://127.0.0.1:7000/v1/:splat");
+    assert_string_equal(r->proxy.to_path, "/v1/:splat");
+    assert_int_equal(r->proxy.timeout_ms, 30000);
+    assert_ptr_equal(r->proxy.upstream, cfg->upstreams[2]);
+    assert_string_equal(cfg->upstreams[2]->name, "url:http://127.0.0.1:7000");
+    assert_int_equal(cfg->upstreams[2]->index, 2);
+    assert_int_equal(cfg->upstreams[2]->targets[0].port, 7000);
+
+    assert_int_equal(cfg->sites[1].n_hosts, 0);
+    assert_ptr_equal(cfg->sites[1].routes[0].proxy.upstream, local);
+    pt_config_free(cfg);
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    struct pt_config *cfg = load_ok(BASE ROUTE_OK);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    assert_int_equal(cfg->workers, ncpu < 1 ? 1 : ncpu);
+    assert_int_equal(cfg->shutdown_timeout_ms, 30000);
+    assert_int_equal(cfg->n_listens, 1);
+    assert_int_equal(cfg->listens[0].addr.u.in.sin_addr.s_addr, htonl(INADDR_ANY));
+    assert_int_equal(cfg->limits.header_size, 16384);
+    assert_int_equal(cfg->limits.headers, 100);
+    assert_int_equal(cfg->limits.uri_size, 8192);
+    assert_int_equal(cfg->limits.body_size, 1ull << 30);
+    assert_int_equal(cfg->limits.header_timeout_ms, 10000);
+    assert_int_equal(cfg->limits.body_timeout_ms, 30000);
+    assert_int_equal(cfg->limits.keepalive_timeout_ms, 60000);
+    assert_int_equal(cfg->limits.send_timeout_ms, 30000);
+    assert_int_equal(cfg->n_trusted_proxies, 0);
+    assert_int_equal(cfg->log.level, PT_LOG_INFO);
+    assert_string_equal(cfg->log.access, "stdout");
+    assert_int_equal(cfg->log.format, PT_LOG_FORMAT_COMBINED);
+    assert_int_equal(cfg->n_upstreams, 0);
+    assert_int_equal(cfg->n_sites, 1);
+    assert_int_equal(cfg->sites[0].n_hosts, 0);
+    assert_int_equal(cfg->sites[0].routes[0].respond.status, 200);
+    assert_string_equal(cfg->sites[0].routes[0].respond.body, "");
+    pt_config_free(cfg);
+
+    cfg = load_ok("workers: auto\n" BASE "routes:\n  - {match: /, redirect: {to: /x}}\n");
+    assert_int_equal(cfg->workers, ncpu < 1 ? 1 : ncpu);
+    assert_int_equal(cfg->n_sites, 1);
+    assert_int_equal(cfg->sites[0].routes[0].redirect.status, 301);
+    assert_int_equal(cfg->sites[0].routes[0].pos.line, 5);
+    pt_config_free(cfg);
+}
+
+static void test_json_input(void **state)
+{
+    (void)state;
+    struct pt_config *cfg =
+        load_ok("{\"workers\": 2, \"listen\": [{\"addr\": \"127.0.0.1:8080\", \"tls\": false}],\n"
+                " \"upstreams\": {\"b\": {\"targets\": [{\"url\": \"http://127.0.0.1:9000\"}]}},\n"
+                " \"sites\": [{\"hosts\": [\"a.test\"], \"routes\": [\n"
+                "   {\"match\": \"/\", \"methods\": [\"GET\"], \"proxy\": {\"to\": \"b\", "
+                "\"timeout\": 5}}]}]}\n");
+    assert_int_equal(cfg->workers, 2);
+    assert_int_equal(cfg->sites[0].routes[0].proxy.timeout_ms, 5000);
+    assert_int_equal(cfg->sites[0].routes[0].methods_mask, 1u << PT_METHOD_GET);
+    pt_config_free(cfg);
+
+    const char *e = load_err("{\"listen\": [{\"addr\": \":80\"}], \"sitse\": []}");
+    expect_has(e, "t.yaml:1:31: unknown key \"sitse\"; did you mean \"sites\"?");
+}
+
+static void test_inline_url_dedup(void **state)
+{
+    (void)state;
+    struct pt_config *cfg =
+        load_ok(BASE "routes:\n"
+                     "  - {match: /a/*, proxy: {to: \"http://127.0.0.1:81/a/:splat\"}}\n"
+                     "  - {match: /b/*, proxy: {to: \"HTTP://127.0.0.1:81\"}}\n"
+                     "  - {match: /c/*, proxy: {to: \"http://127.0.0.1:82/\"}}\n"
+                     "  - {match: /d/*, proxy: {to: \"http://[::1]/x\"}}\n"
+                     "  - {match: /e/*, proxy: {to: \"http://[::1]:80\"}}\n");
+    assert_int_equal(cfg->n_upstreams, 3);
+    const struct pt_route_cfg *r = cfg->sites[0].routes;
+    assert_ptr_equal(r[0].proxy.upstream, r[1].proxy.upstream);
+    assert_true(r[0].proxy.upstream != r[2].proxy.upstream);
+    assert_string_equal(r[0].proxy.upstream->name, "url:http://127.0.0.1:81");
+    assert_string_equal(r[0].proxy.to_path, "/a/:splat");
+    assert_string_equal(r[1].proxy.to_path, "");
+    assert_string_equal(r[2].proxy.to_path, "/");
+    assert_string_equal(r[3].proxy.upstream->name, "url:http://[::1]:80");
+    assert_string_equal(r[3].proxy.upstream->targets[0].host_header, "[::1]");
+    assert_ptr_equal(r[3].proxy.upstream, r[4].proxy.upstream);
+    for (size_t i = 0; i < cfg->n_upstreams; i++)
+        assert_int_equal(cfg->upstreams[i]->index, i);
+    pt_config_free(cfg);
+}
+
+static void test_unknown_keys(void **state)
+{
+    (void)state;
+    const char *e = load_err(BASE "sitse:\n  - routes: []\n");
+    expect_has(e, "t.yaml:3:1: unknown key \"sitse\"; did you mean \"sites\"?");
+
+    e = load_err(BASE "limits:\n  header_szie: 1k\n  bogus_thing_here: 1\n" ROUTE_OK);
+    expect_has(e, "t.yaml:4:3: unknown key \"header_szie\"; did you mean \"header_size\"?");
+    expect_has(e, "t.yaml:5:3: unknown key \"bogus_thing_here\" in limits (valid keys: ");
+
+    e = load_err(BASE "sites:\n  - routes:\n      - match: /\n        respnd: {}\n");
+    expect_has(e, "t.yaml:6:9: unknown key \"respnd\"; did you mean \"respond\"?");
+    expect_has(e, "t.yaml:5:9: a route needs one of proxy, redirect or respond");
+
+    e = load_err("tls: {}\n" BASE ROUTE_OK);
+    expect_has(e, "t.yaml:1:1: key \"tls\" is not supported yet");
+}
+
+static void test_type_errors(void **state)
+{
+    (void)state;
+    const char *e = load_err("listen: \":8080\"\n" ROUTE_OK);
+    expect_has(e, "t.yaml:1:9: expected a list for \"listen\"");
+
+    e = load_err(BASE "limits: [1]\n" ROUTE_OK);
+    expect_has(e, "t.yaml:3:9: expected a mapping (key: value) for \"limits\"");
+
+    e = load_err(BASE "shutdown_timeout: soon\n" ROUTE_OK);
+    expect_has(e, "t.yaml:3:19: expected a duration like 30s");
+
+    e = load_err(BASE "limits:\n  header_size: 12q\n  headers: -1\n" ROUTE_OK);
+    expect_has(e, "t.yaml:4:16: expected a size like 512, 64k, 8m or 1g");
+    expect_has(e, "t.yaml:5:12: expected a whole number from 1 to 65535");
+
+    e = load_err("listen:\n  - addr: \":8080\"\n    tls: yes\n" ROUTE_OK);
+    expect_has(e, "t.yaml:3:10: expected true or false for \"tls\" (\"yes\" is not a boolean");
+
+    e = load_err(BASE "workers: 0\n" ROUTE_OK);
+    expect_has(e, "t.yaml:3:10: expected a whole number from 1 to 1024");
+    e = load_err(BASE "workers: many\n" ROUTE_OK);
+    expect_has(e, "t.yaml:3:10: expected a number of threads or auto");
+
+    e = load_err(BASE "log: {level: loud, format: xml}\n" ROUTE_OK);
+    expect_has(e, "t.yaml:3:14: expected error, warn, info or debug");
+    expect_has(e, "t.yaml:3:28: expected combined or json");
+
+    e = load_err(BASE "trusted_proxies: [\"10.0.0.0/33\"]\n" ROUTE_OK);
+    expect_has(e, "t.yaml:3:19: expected an IP address or a CIDR block");
+
+    e = load_err(BASE "limits:\n  send_timeout: 99999999999999999999999s\n" ROUTE_OK);
+    expect_has(e, "t.yaml:4:17: expected a duration");
+    e = load_err(BASE "limits:\n  send_timeout: 5000h\n" ROUTE_OK);
+    expect_has(e, "t.yaml:4:17: \"send_timeout\" is too long");
+}
+
+static void test_missing_required(void **state)
+{
+    (void)state;
+    const char *e = load_err("workers: 1\n" ROUTE_OK);
+    expect_has(e, "t.yaml:1:1: missing required key \"listen\"");
+
+    e = load_err(BASE);
+    expect_has(e, "t.yaml:1:1: missing required key \"sites\"");
+
+    e = load_err("listen: []\n" ROUTE_OK);
+    expect_has(e, "t.yaml:1:9: \"listen\" needs at least one address");
+
+    e = load_err("listen:\n  - tls: true\n" ROUTE_OK);
+    expect_has(e, "t.yaml:2:5: a listen entry needs \"addr\"");
+
+    e = load_err(BASE "sites:\n  - routes:\n      - proxy: {to: x}\n");
+    expect_has(e, "t.yaml:5:9: a route needs \"match\"");
+
+    e = load_err(BASE "upstreams:\n  api:\n    retries: 1\n" ROUTE_OK);
+    expect_has(e, "t.yaml:5:5: upstream \"api\" needs \"targets\"");
+
+    e = load_err(BASE "upstreams:\n  api:\n    targets: []\n" ROUTE_OK);
+    expect_has(e, "t.yaml:5:14: upstream \"api\" needs at least one target");
+
+    e = load_err(BASE "sites:\n  - hosts: [a.test]\n");
+    expect_has(e, "t.yaml:4:5: a site needs \"routes\"");
+
+    e = load_err(BASE "routes:\n  - match: /\n    redirect: {status: 302}\n");
+    expect_has(e, "t.yaml:5:15: redirect needs \"to\"");
+
+    e = load_err(BASE "routes:\n  - match: \"\"\n    respond: {}\n");
+    expect_has(e, "t.yaml:4:12: \"match\" must not be empty");
+}
+
+static void test_routes_errors(void **state)
+{
+    (void)state;
+    const char *e =
+        load_err(BASE "upstreams:\n  api:\n    targets: [{url: \"http://127.0.0.1:1\"}]\n"
+                      "routes:\n  - match: /\n    proxy: {to: apj}\n");
+    expect_has(e, "t.yaml:8:17: unknown upstream \"apj\"; did you mean \"api\"?");
+
+    /* the upstream may be defined after the routes that use it */
+    struct pt_config *cfg =
+        load_ok(BASE "routes:\n  - match: /\n    proxy: {to: api}\n"
+                     "upstreams:\n  api:\n    targets: [{url: \"http://127.0.0.1:1\"}]\n");
+    pt_config_free(cfg);
+
+    e = load_err(BASE "routes:\n  - match: /\n    proxy: {to: \"https://127.0.0.1/\"}\n");
+    expect_has(e, "t.yaml:5:17: https targets need TLS support, not available yet");
+
+    e = load_err(BASE "routes:\n  - match: /\n    proxy: {to: \"ftp://h/\"}\n");
+    expect_has(e, "t.yaml:5:17: bad URL \"ftp://h/\" for \"to\"");
+
+    e = load_err(BASE "routes:\n  - match: /\n    proxy: {to: x, timeout: 61s}\n");
+    expect_has(e, "t.yaml:5:29: \"timeout\" is too long (at most 60s)");
+
+    e = load_err(BASE "routes:\n  - match: /\n    respond: {}\n    redirect: {to: /}\n");
+    expect_has(e, "t.yaml:6:5: a route takes only one of proxy, redirect or respond");
+
+    e = load_err(BASE "routes:\n  - match: /\n    redirect: {to: /x, status: 300}\n");
+    expect_has(e, "t.yaml:5:32: expected a whole number from 301 to 308");
+    e = load_err(BASE "routes:\n  - match: /\n    redirect: {to: /x, status: 304}\n");
+    expect_has(e, "t.yaml:5:32: a redirect status must be 301, 302, 303, 307 or 308");
+
+    e = load_err(BASE "routes:\n  - match: /\n    respond: {status: 99}\n");
+    expect_has(e, "t.yaml:5:23: expected a whole number from 200 to 599");
+
+    e = load_err(BASE "routes:\n  - match: /\n    methods: [get, \"G T\"]\n    respond: {}\n");
+    expect_has(e, "t.yaml:5:15: methods are case-sensitive: did you mean \"GET\"?");
+    expect_has(e, "t.yaml:5:20: expected a method name");
+
+    e = load_err(BASE "routes:\n  - match: /\n    respond:\n      headers: {\"Bad Name\": x, "
+                      "Content-Length: 3, X-Ok: \"a\\r\\nb\"}\n");
+    expect_has(e, "t.yaml:6:17: bad header name in \"headers\"");
+    expect_has(e, "t.yaml:6:32: \"Content-Length\" cannot be set on a respond");
+    expect_has(e, "t.yaml:6:57: \"X-Ok\" must not contain line breaks or NUL bytes");
+
+    e = load_err(BASE "routes:\n  - match: /\n    proxy:\n      to: x\n      headers:\n"
+                      "        request: {remove: [\"a:b\"], sett: {}}\n");
+    expect_has(e, "t.yaml:8:28: bad header name in \"remove\"");
+    expect_has(e, "t.yaml:8:36: unknown key \"sett\"; did you mean \"set\"?");
+}
+
+static void test_upstream_errors(void **state)
+{
+    (void)state;
+    const char *e = load_err(BASE "upstreams:\n  a:\n    targets: [{url: \"http://127.0.0.1:1\"}]\n"
+                                  "    balance: least_conn\n"
+                                  "  b:\n    targets: [{url: \"http://127.0.0.1:1\", weight: 0}]\n"
+                                  "    balance: round_robn\n"
+                                  "  c:\n    targets: [{url: \"https://127.0.0.1\"}, {url: "
+                                  "\"http://127.0.0.1:0\"}, {url: \"http://h/x?y\"}]\n" ROUTE_OK);
+    expect_has(e, "t.yaml:6:14: balance \"least_conn\" is not supported yet");
+    expect_has(e, "t.yaml:8:51: expected a whole number from 1 to 1000 for \"weight\"");
+    expect_has(e, "t.yaml:9:14: unknown balance \"round_robn\"; did you mean \"round_robin\"?");
+    expect_has(e, "t.yaml:11:21: https targets need TLS support");
+    expect_has(e, "t.yaml:11:49: bad URL \"http://127.0.0.1:0\" for \"url\": the port must be");
+    expect_has(e, "t.yaml:11:78: a target URL cannot have a query");
+
+    e = load_err(
+        BASE "upstreams:\n  a:\n    targets: [{url: \"http://no-such-host.invalid\"}]\n" ROUTE_OK);
+    expect_has(e, "t.yaml:5:21: cannot resolve host \"no-such-host.invalid\"");
+}
+
+static void test_site_errors(void **state)
+{
+    (void)state;
+    const char *e =
+        load_err(BASE "sites:\n"
+                      "  - hosts: [a.test, \"*.b.test\"]\n    routes: [{match: /, respond: {}}]\n"
+                      "  - hosts: [A.Test, \"x*.c\", \"*\", \"d:99999\"]\n"
+                      "    routes: [{match: /, respond: {}}]\n"
+                      "  - routes: [{match: /, respond: {}}]\n"
+                      "  - routes: [{match: /, respond: {}}]\n");
+    expect_has(e, "t.yaml:6:13: host \"a.test\" is listed twice (first at line 4)");
+    expect_has(e, "t.yaml:6:21: bad host \"x*.c\": a wildcard must be a leading");
+    expect_has(e, "t.yaml:6:29: bad host \"*\"");
+    expect_has(e, "t.yaml:6:34: bad host \"d:99999\": the port");
+    expect_has(e, "t.yaml:9:5: only one site may leave out hosts (the default site is already "
+                  "at line 8)");
+}
+
+static void test_listen_errors(void **state)
+{
+    (void)state;
+    const char *e = load_err("listen:\n  - addr: \"1.2.3.4\"\n  - addr: \":0\"\n"
+                             "  - addr: \"[::1:80\"\n  - addr: \"host:80\"\n"
+                             "  - addr: \"0.0.0.0:80\"\n  - addr: \":80\"\n" ROUTE_OK);
+    expect_has(e, "t.yaml:2:11: bad listen address \"1.2.3.4\": a port is required");
+    expect_has(e, "t.yaml:3:11: bad listen address \":0\": the port must be");
+    expect_has(e, "t.yaml:4:11: bad listen address \"[::1:80\": missing ']'");
+    expect_has(e, "t.yaml:5:11: bad listen address \"host:80\"");
+    expect_has(e, "t.yaml:7:11: address \":80\" is listed twice (first at line 6)");
+}
+
+static void test_yaml_level_errors(void **state)
+{
+    (void)state;
+    const char *e = load_err("");
+    expect_has(e, "t.yaml:1:1: the file is empty");
+    e = load_err("# only a comment\n");
+    expect_has(e, "t.yaml:1:1: the file is empty");
+    e = load_err("---\n");
+    expect_has(e, "the file is empty");
+
+    e = load_err(BASE "workers: 2\nworkers: 3\n" ROUTE_OK);
+    expect_has(e, "t.yaml:4:1: duplicate key \"workers\" (first at line 3)");
+
+    /* a repeated section is ignored after the error (found by the fuzzer: no overflow) */
+    e = load_err(BASE "listen:\n  - addr: \":1\"\n  - addr: \":2\"\n" ROUTE_OK);
+    expect_has(e, "t.yaml:3:1: duplicate key \"listen\" (first at line 1)");
+
+    e = load_err(BASE "limits: {headers: 1\n" ROUTE_OK);
+    expect_has(e, "t.yaml:");
+    expect_has(e, "YAML syntax error");
+
+    e = load_err("listen:\n  - addr: \":80\"\n   tls: true\n");
+    expect_has(e, "t.yaml:3:");
+    expect_has(e, "YAML syntax error");
+
+    e = load_err("a: &x 1\nb: *x\n");
+    expect_has(e, "t.yaml:1:4: YAML anchors (&x) are not supported");
+    expect_has(e, "t.yaml:2:4: YAML aliases (*x) are not supported");
+
+    e = load_err(BASE ROUTE_OK "---\nworkers: 1\n");
+    expect_has(e, "t.yaml:7:1: only one YAML document is allowed");
+
+    e = load_err("- 1\n");
+    expect_has(e, "t.yaml:1:1: expected a mapping of settings");
+
+    /* nesting deeper than the cap */
+    char deep[400];
+    memset(deep, '[', 200);
+    memset(deep + 200, ']', 199);
+    deep[399] = '\0';
+    e = load_err(deep);
+    expect_has(e, "nesting is too deep");
+
+    /* invalid UTF-8 on line 3 */
+    e = load_err(BASE "log: {access: \"\xff\xfe\"}\n");
+    expect_has(e, "t.yaml:3:");
+    expect_has(e, "YAML syntax error");
+}
+
+static void test_many_errors(void **state)
+{
+    (void)state;
+    char buf[4096];
+    size_t n = 0;
+    n += (size_t)snprintf(buf + n, sizeof(buf) - n, BASE ROUTE_OK "limits:\n");
+    for (int i = 0; i < 30; i++)
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "  unknown%02d: 1\n", i);
+    const char *e = load_err(buf);
+    size_t lines = 1;
+    for (const char *p = e; *p; p++)
+        lines += *p == '\n';
+    assert_int_equal(lines, 21);
+    expect_has(e, "t.yaml:8:3: unknown key \"unknown00\"");
+    expect_has(e, "t.yaml: too many errors, stopped after 20");
+
+    /* several errors, reported in file order */
+    e = load_err("workers: x\nlisten: 1\nsitse: 2\n");
+    const char *a = strstr(e, "t.yaml:1:10:"), *b = strstr(e, "t.yaml:2:9:"),
+               *c = strstr(e, "t.yaml:3:1:");
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_non_null(c);
+    assert_true(a < b && b < c);
+
+    /* a tiny error buffer is truncated but terminated */
+    char small[16];
+    struct pt_config *cfg = NULL;
+    assert_true(pt_config_load_buf("t.yaml", "x: 1\n", 5, &cfg, small, sizeof(small)) < 0);
+    assert_int_equal(strlen(small), 15);
+}
+
+static void test_durations(void **state)
+{
+    (void)state;
+    uint64_t ms;
+    assert_int_equal(pt_config_parse_duration("250ms", &ms), 0);
+    assert_int_equal(ms, 250);
+    assert_int_equal(pt_config_parse_duration("30s", &ms), 0);
+    assert_int_equal(ms, 30000);
+    assert_int_equal(pt_config_parse_duration("5m", &ms), 0);
+    assert_int_equal(ms, 300000);
+    assert_int_equal(pt_config_parse_duration("1h", &ms), 0);
+    assert_int_equal(ms, 3600000);
+    assert_int_equal(pt_config_parse_duration("12", &ms), 0);
+    assert_int_equal(ms, 12000);
+    assert_int_equal(pt_config_parse_duration("0", &ms), 0);
+    assert_int_equal(ms, 0);
+    static const char *const bad[] = {"",
+                                      "s",
+                                      "-1s",
+                                      "+1s",
+                                      " 1s",
+                                      "1s ",
+                                      "1.5s",
+                                      "1d",
+                                      "1m30s",
+                                      "1S",
+                                      "1 s",
+                                      "18446744073709551616",
+                                      "18446744073709551615s",
+                                      "5124095576030432h",
+                                      "0x10"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (pt_config_parse_duration(bad[i], &ms) == 0)
+            fail_msg("duration \"%s\" accepted", bad[i]);
+    assert_int_equal(pt_config_parse_duration("18446744073709551615ms", &ms), 0);
+    assert_int_equal(ms, UINT64_MAX);
+}
+
+static void test_sizes(void **state)
+{
+    (void)state;
+    uint64_t b;
+    assert_int_equal(pt_config_parse_size("512", &b), 0);
+    assert_int_equal(b, 512);
+    assert_int_equal(pt_config_parse_size("64k", &b), 0);
+    assert_int_equal(b, 65536);
+    assert_int_equal(pt_config_parse_size("64K", &b), 0);
+    assert_int_equal(b, 65536);
+    assert_int_equal(pt_config_parse_size("8m", &b), 0);
+    assert_int_equal(b, 8u << 20);
+    assert_int_equal(pt_config_parse_size("1G", &b), 0);
+    assert_int_equal(b, 1u << 30);
+    assert_int_equal(pt_config_parse_size("2t", &b), 0);
+    assert_int_equal(b, 2ull << 40);
+    static const char *const bad[] = {
+        "", "k", "-1", "1kb", "1x", "1.5m", " 1", "16777216t", "18446744073709551616"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (pt_config_parse_size(bad[i], &b) == 0)
+            fail_msg("size \"%s\" accepted", bad[i]);
+    assert_int_equal(pt_config_parse_size("16777215t", &b), 0);
+}
+
+static struct sockaddr_in sin4(const char *a)
+{
+    struct sockaddr_in s;
+    memset(&s, 0, sizeof(s));
+    s.sin_family = AF_INET;
+    assert_int_equal(inet_pton(AF_INET, a, &s.sin_addr), 1);
+    return s;
+}
+
+static struct sockaddr_in6 sin6(const char *a)
+{
+    struct sockaddr_in6 s;
+    memset(&s, 0, sizeof(s));
+    s.sin6_family = AF_INET6;
+    assert_int_equal(inet_pton(AF_INET6, a, &s.sin6_addr), 1);
+    return s;
+}
+
+static bool in(const char *cidr, const struct sockaddr *sa)
+{
+    struct pt_cidr c;
+    assert_int_equal(pt_config_parse_cidr(cidr, &c), 0);
+    return pt_cidr_contains(&c, sa);
+}
+
+static void test_cidr(void **state)
+{
+    (void)state;
+    struct pt_cidr c;
+    assert_int_equal(pt_config_parse_cidr("10.1.2.3/8", &c), 0);
+    assert_int_equal(c.family, AF_INET);
+    assert_int_equal(c.prefix_len, 8);
+    assert_int_equal(c.addr[0], 10);
+    assert_int_equal(c.addr[1], 0); /* host bits cleared */
+    assert_int_equal(pt_config_parse_cidr("::1", &c), 0);
+    assert_int_equal(c.family, AF_INET6);
+    assert_int_equal(c.prefix_len, 128);
+    assert_int_equal(pt_config_parse_cidr("::ffff:10.0.0.0/104", &c), 0);
+    assert_int_equal(c.family, AF_INET); /* mapped block stored as IPv4 */
+    assert_int_equal(c.prefix_len, 8);
+    assert_int_equal(pt_config_parse_cidr("192.168.1.1", &c), 0);
+    assert_int_equal(c.prefix_len, 32);
+    static const char *const bad[] = {"",
+                                      "/8",
+                                      "10.0.0.0/",
+                                      "10.0.0.0/33",
+                                      "::/129",
+                                      "10.0.0/8",
+                                      "10.0.0.0/8/8",
+                                      "10.0.0.0/-1",
+                                      "10.0.0.0/0008",
+                                      "host",
+                                      "10.0.0.0/ 8",
+                                      "fe80::1%eth0"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (pt_config_parse_cidr(bad[i], &c) == 0)
+            fail_msg("cidr \"%s\" accepted", bad[i]);
+
+    struct sockaddr_in a = sin4("10.200.3.4"), b = sin4("11.0.0.1");
+    struct sockaddr_in6 m = sin6("::ffff:10.9.9.9"), v6 = sin6("2001:db8::5"),
+                        other6 = sin6("2001:db9::5");
+    const struct sockaddr *A = (const struct sockaddr *)&a, *B = (const struct sockaddr *)&b,
+                          *M = (const struct sockaddr *)&m, *V6 = (const struct sockaddr *)&v6,
+                          *O6 = (const struct sockaddr *)&other6;
+    assert_true(in("10.0.0.0/8", A));
+    assert_false(in("10.0.0.0/8", B));
+    assert_true(in("10.0.0.0/8", M)); /* v4-mapped peer matches the IPv4 block */
+    assert_false(in("10.0.0.0/8", V6));
+    assert_true(in("10.200.3.4", A));
+    assert_false(in("10.200.3.5", A));
+    assert_true(in("10.200.0.0/13", A));
+    assert_false(in("10.192.0.0/13", B));
+    assert_true(in("0.0.0.0/0", B));
+    assert_true(in("2001:db8::/32", V6));
+    assert_false(in("2001:db8::/32", O6));
+    assert_false(in("2001:db8::/32", A));
+    assert_true(in("::/0", A)); /* an IPv4 peer is in ::/0 through its mapped form */
+    assert_true(in("::ffff:0:0/96", A));
+    assert_true(in("2001:db8::5/128", V6));
+    assert_false(in("2001:db8::4/128", V6));
+    assert_true(in("2001:db8::/31", V6));
+    assert_true(in("::ffff:10.9.0.0/112", M));
+}
+
+static void test_file_load(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/pt_test_config_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *text = BASE ROUTE_OK;
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    struct pt_config *cfg = NULL;
+    assert_int_equal(pt_config_load(path, &cfg, errbuf, sizeof(errbuf)), 0);
+    assert_string_equal(cfg->path, path);
+    pt_config_free(cfg);
+    unlink(path);
+    cfg = NULL;
+    assert_true(pt_config_load(path, &cfg, errbuf, sizeof(errbuf)) < 0);
+    expect_has(errbuf, "cannot open");
+    assert_null(cfg);
+    pt_config_free(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_full_example),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_json_input),
+        cmocka_unit_test(test_inline_url_dedup),
+        cmocka_unit_test(test_unknown_keys),
+        cmocka_unit_test(test_type_errors),
+        cmocka_unit_test(test_missing_required),
+        cmocka_unit_test(test_routes_errors),
+        cmocka_unit_test(test_upstream_errors),
+        cmocka_unit_test(test_site_errors),
+        cmocka_unit_test(test_listen_errors),
+        cmocka_unit_test(test_yaml_level_errors),
+        cmocka_unit_test(test_many_errors),
+        cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_cidr),
+        cmocka_unit_test(test_file_load),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
