@@ -37,6 +37,7 @@
 #include "core/sock.h"
 #include "core/time.h"
 #include "server/worker.h"
+#include "upstream/balance.h"
 
 #define MAX_CONN_TOKENS 16
 #define UOUT_SLACK 64 /* room kept after the head for chunk framing */
@@ -417,30 +418,29 @@ static void release_upstream(struct pt_req *r, bool reusable)
         pt_uconn_close(u);
 }
 
-/* Opens (or reuses) a connection to the next untried target. Returns PT_OK or a status. */
-static int connect_next(struct pt_req *r, bool fresh_same_target)
+/* Chooses the next untried target (smooth weighted round robin). False when none is left. */
+static bool pick_target(struct pt_req *r)
+{
+    const struct pt_upstream_cfg *ups = r->ups;
+    int idx = pt_lb_rr_pick(ups, r->ws->scores[ups->index], r->tried_mask);
+    if (idx < 0)
+        return false;
+    if (idx < 32)
+        r->tried_mask |= 1u << idx;
+    r->target = &ups->targets[idx];
+    return true;
+}
+
+/* Opens (or reuses) a connection to r->target, or to the next untried target when next is
+   set. Returns PT_OK or a status. */
+static int connect_next(struct pt_req *r, bool next)
 {
     struct pt_worker *w = r->c->w;
     const struct pt_upstream_cfg *ups = r->ups;
-    const struct pt_target_cfg *t = NULL;
-    if (fresh_same_target) {
-        t = r->target;
-    } else {
-        size_t n = ups->n_targets;
-        uint32_t start = r->ws->rr[ups->index]++;
-        for (size_t i = 0; i < n; i++) {
-            size_t idx = (start + i) % n;
-            if (idx < 32 && (r->tried_mask & (1u << idx)))
-                continue;
-            t = &ups->targets[idx];
-            if (idx < 32)
-                r->tried_mask |= 1u << idx;
-            break;
-        }
-        if (!t)
-            return 502;
-    }
-    r->target = t;
+    if (next && !pick_target(r))
+        return 502;
+    const struct pt_target_cfg *t = r->target;
+    bool fresh_same_target = !next && r->attempts > 0;
     r->attempts++;
     struct pt_uconn *u = fresh_same_target ? NULL : pt_pool_get(w, &t->addr);
     if (u) {
@@ -490,6 +490,7 @@ static void answer_locally(struct pt_req *r, int status)
     if (!r->req_body.is_done)
         r->is_keepalive = false; /* the rest of the request body is never read */
     pt_respond_error(r, status, r->wants_json);
+    r->c->again = true; /* pt_conn_run flushes it as a local response */
 }
 
 /* Handles an upstream failure: retry, answer 502/504, or (response under way) close. */
@@ -511,9 +512,9 @@ static void upstream_failed(struct pt_req *r, enum fail_kind kind)
     bool untouched = !r->req_body_started;
     int rc = -1;
     if (untouched && kind == FAIL_RESET && was_reused && is_idempotent(r->method_id)) {
-        rc = connect_next(r, true); /* stale pooled connection: once, on a fresh one */
+        rc = connect_next(r, false); /* stale pooled connection: once, on a fresh one */
     } else if (untouched && kind == FAIL_CONNECT && r->attempts <= r->ups->retries) {
-        rc = connect_next(r, false);
+        rc = connect_next(r, true);
     }
     if (rc == PT_OK) {
         r->uout.head = 0;
@@ -982,20 +983,16 @@ int pt_proxy_start(struct pt_req *r, const struct pt_h1_request *h, const struct
         cap = PT_BUF_SMALL;
     if (pt_buf_alloc(&r->uout, cap) < 0)
         return 503;
-    /* Target first: the head names its Host and base path. Pick without connecting. */
-    size_t n = r->ups->n_targets;
-    uint32_t start = r->ws->rr[r->ups->index];
-    r->target = &r->ups->targets[start % n];
+    /* Target first: the head names its Host and base path. */
+    if (!pick_target(r))
+        return 502;
     int rc = build_request_head(r, h, m, path, path_len, query);
     if (rc != PT_OK)
         return rc;
     rc = connect_next(r, false);
-    while (rc != PT_OK && r->attempts <= r->ups->retries && r->attempts < n) {
-        rc = connect_next(r, false);
-    }
-    if (rc != PT_OK)
-        return rc;
-    return PT_OK;
+    while (rc != PT_OK && r->attempts <= r->ups->retries && r->attempts < r->ups->n_targets)
+        rc = connect_next(r, true);
+    return rc;
 }
 
 void pt_proxy_abort(struct pt_req *r)

@@ -37,6 +37,7 @@
 #define LINGER_MAX_BYTES (256u * 1024u)
 
 static void conn_step(struct pt_conn *c);
+static int version_status(const char *buf, size_t len);
 
 /* ---- lifecycle ---- */
 
@@ -425,11 +426,11 @@ static void dispatch(struct pt_conn *c, size_t head_len)
         r->request_id_len = (uint8_t)pt_worker_request_id(w, r->request_id);
     }
     if (rc < 0) {
-        pt_buf_consume(&c->in, (uint32_t)head_len);
         int status = rc == PT_H1_ETOOMANY   ? 431
                      : rc == PT_H1_EURI     ? 414
-                     : rc == PT_H1_EVERSION ? 505
+                     : rc == PT_H1_EVERSION ? version_status(pt_buf_rpos(&c->in), head_len)
                                             : 400;
+        pt_buf_consume(&c->in, (uint32_t)head_len);
         fail_local(r, status, true);
         return;
     }
@@ -502,12 +503,50 @@ static void dispatch(struct pt_conn *c, size_t head_len)
 
 /* ---- reading heads ---- */
 
-static void head_too_large(struct pt_conn *c, const struct pt_config *cfg)
+/* The request line of buf, without a leading empty line (RFC 9112 §2.2) or its CR LF. */
+static bool first_line(const char *buf, size_t len, struct pt_str *line)
 {
-    /* 414 when the request line alone is over uri_size, else 431 (RFC 6585 §5). */
-    uint32_t len = pt_buf_len(&c->in);
-    const char *nl = memchr(pt_buf_rpos(&c->in), '\n', len);
-    int status = (!nl && len > cfg->limits.uri_size) ? 414 : 431;
+    if (len >= 2 && buf[0] == '\r' && buf[1] == '\n') {
+        buf += 2;
+        len -= 2;
+    }
+    const char *nl = memchr(buf, '\n', len);
+    if (!nl)
+        return false;
+    size_t n = (size_t)(nl - buf);
+    if (n && buf[n - 1] == '\r')
+        n--;
+    *line = (struct pt_str){buf, n};
+    return true;
+}
+
+/* A complete request line without "method SP target SP version" is HTTP/0.9 or garbage: it
+   gets 400 at once instead of waiting for a blank line that will never come. */
+static bool request_line_hopeless(const char *buf, size_t len)
+{
+    struct pt_str l;
+    if (!first_line(buf, len, &l))
+        return false;
+    const char *sp = memchr(l.p, ' ', l.n);
+    return !sp || !memchr(sp + 1, ' ', l.n - (size_t)(sp + 1 - l.p));
+}
+
+/* 505 for a well-formed version Portico does not speak ("HTTP/2.0"), 400 for anything else
+   ("http/1.1", "HTTP/1", none at all). */
+static int version_status(const char *buf, size_t len)
+{
+    struct pt_str l;
+    if (!first_line(buf, len, &l) || l.n < 8)
+        return 400;
+    const char *v = l.p + l.n - 8;
+    bool ok = memcmp(v, "HTTP/", 5) == 0 && v[5] >= '0' && v[5] <= '9' && v[6] == '.' &&
+              v[7] >= '0' && v[7] <= '9' && l.n > 8 && v[-1] == ' ';
+    return ok ? 505 : 400;
+}
+
+/* Answers status to a head that cannot be parsed, then closes. */
+static void head_rejected(struct pt_conn *c, int status)
+{
     struct pt_wsnap *ws = pt_worker_snap_get(c->w);
     struct pt_req *r = ws ? calloc(1, sizeof(*r)) : NULL;
     if (!r) {
@@ -528,6 +567,14 @@ static void head_too_large(struct pt_conn *c, const struct pt_config *cfg)
     c->state = PT_CS_REQ;
     c->in.head = c->in.tail = 0;
     fail_local(r, status, true);
+}
+
+static void head_too_large(struct pt_conn *c, const struct pt_config *cfg)
+{
+    /* 414 when the request line alone is over uri_size, else 431 (RFC 6585 §5). */
+    uint32_t len = pt_buf_len(&c->in);
+    const char *nl = memchr(pt_buf_rpos(&c->in), '\n', len);
+    head_rejected(c, (!nl && len > cfg->limits.uri_size) ? 414 : 431);
 }
 
 static void read_head(struct pt_conn *c)
@@ -551,6 +598,11 @@ static void read_head(struct pt_conn *c)
             }
             if (len >= limit) {
                 head_too_large(c, cfg);
+                c->again = true;
+                return;
+            }
+            if (request_line_hopeless(pt_buf_rpos(&c->in), len)) {
+                head_rejected(c, 400);
                 c->again = true;
                 return;
             }

@@ -53,10 +53,20 @@ static struct pt_wsnap *wsnap_new(struct pt_snapshot *s)
     struct pt_wsnap *ws = calloc(1, sizeof(*ws));
     if (!ws)
         return NULL;
-    ws->rr = calloc(s->cfg->n_upstreams ? s->cfg->n_upstreams : 1, sizeof(uint32_t));
-    if (!ws->rr) {
+    /* One block: the per-upstream pointers, then every upstream's scores. */
+    const struct pt_config *cfg = s->cfg;
+    size_t n_scores = 0;
+    for (size_t i = 0; i < cfg->n_upstreams; i++)
+        n_scores += cfg->upstreams[i]->n_targets;
+    ws->scores = calloc(1, (cfg->n_upstreams + 1) * sizeof(int64_t *) + n_scores * sizeof(int64_t));
+    if (!ws->scores) {
         free(ws);
         return NULL;
+    }
+    int64_t *p = (int64_t *)(void *)(ws->scores + cfg->n_upstreams + 1);
+    for (size_t i = 0; i < cfg->n_upstreams; i++) {
+        ws->scores[i] = p;
+        p += cfg->upstreams[i]->n_targets;
     }
     ws->s = s; /* the caller's reference passes to the handle */
     return ws;
@@ -65,7 +75,7 @@ static struct pt_wsnap *wsnap_new(struct pt_snapshot *s)
 static void wsnap_free(struct pt_wsnap *ws)
 {
     pt_snapshot_unref(ws->s);
-    free(ws->rr);
+    free(ws->scores);
     free(ws);
 }
 
@@ -326,6 +336,14 @@ void pt_worker_access_log(struct pt_worker *w, const struct pt_req *r)
         PUT_ESC(r->method);
         PUT_LIT("\",\"uri\":\"");
         PUT_ESC(r->uri);
+        PUT_LIT("\",\"path\":\"");
+        {
+            char path[sizeof(r->uri)];
+            size_t k = strcspn(r->uri, "?");
+            memcpy(path, r->uri, k);
+            path[k] = '\0';
+            PUT_ESC(path);
+        }
         PUT_FMT("\",\"protocol\":\"HTTP/1.%d\",\"status\":%d,\"bytes\":%llu,\"host\":\"",
                 r->minor_version, r->status, (unsigned long long)r->bytes_out);
         PUT_ESC(r->host);

@@ -39,7 +39,7 @@ void pt_snapshot_unref(struct pt_snapshot *s);
 struct pt_wsnap {
     struct pt_snapshot *s;
     uint32_t users;        /* requests of this worker running on s */
-    uint32_t *rr;          /* round-robin position per upstream (cfg->n_upstreams) */
+    int64_t **scores;      /* balancer scores per upstream, n_targets each (upstream/balance.h) */
     struct pt_wsnap *next; /* older handles still in use */
 };
 
