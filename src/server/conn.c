@@ -283,7 +283,8 @@ static void fail_local(struct pt_req *r, int status, bool close)
 static void copy_field(char *dst, size_t cap, struct pt_str s)
 {
     size_t n = PT_MIN(s.n, cap - 1);
-    memcpy(dst, s.p, n);
+    if (n)
+        memcpy(dst, s.p, n);
     dst[n] = '\0';
 }
 

@@ -201,19 +201,23 @@ static int cmd_run(const char *path)
 
     uint32_t nw = cfg->workers ? cfg->workers : 1;
     size_t nl = cfg->n_listens;
-    int *fds = calloc((size_t)nw * nl, sizeof(int));
+    int rc = 1;
+    uint32_t started = 0;
+    int *fds = malloc((size_t)nw * nl * sizeof(int));
     bool *tls = calloc(nl ? nl : 1, sizeof(bool));
     struct pt_worker *workers = calloc(nw, sizeof(*workers));
     if (!fds || !tls || !workers) {
         fprintf(stderr, "portico: out of memory\n");
-        return 1;
+        goto out;
     }
+    for (size_t k = 0; k < (size_t)nw * nl; k++)
+        fds[k] = -1;
     for (size_t j = 0; j < nl; j++) {
         tls[j] = cfg->listens[j].is_tls;
         if (tls[j]) {
             fprintf(stderr, "portico: %s: listen %s: tls: true is not supported yet\n", path,
                     cfg->listens[j].addr_text);
-            return 1;
+            goto out;
         }
     }
     for (uint32_t i = 0; i < nw; i++)
@@ -222,7 +226,7 @@ static int cmd_run(const char *path)
             int fd = pt_sock_listen(&l->addr.u.sa, l->addr.len, 4096);
             if (fd < 0) {
                 fprintf(stderr, "portico: cannot listen on %s: %s\n", l->addr_text, strerror(-fd));
-                return 1;
+                goto out;
             }
             fds[i * nl + j] = fd;
         }
@@ -235,19 +239,20 @@ static int cmd_run(const char *path)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
     for (uint32_t i = 0; i < nw; i++) {
-        int rc = pt_worker_init(&workers[i], (int)i, &fds[i * nl], tls, nl);
-        if (rc < 0) {
-            fprintf(stderr, "portico: cannot start worker %u: %s\n", i, strerror(-rc));
-            return 1;
+        int e = pt_worker_init(&workers[i], (int)i, &fds[i * nl], tls, nl);
+        for (size_t j = 0; j < nl; j++)
+            fds[i * nl + j] = -1; /* the worker owns them now, even on failure */
+        if (e < 0) {
+            fprintf(stderr, "portico: cannot start worker %u: %s\n", i, strerror(-e));
+            goto stop;
         }
         pt_worker_publish(&workers[i], snap);
-    }
-    for (uint32_t i = 0; i < nw; i++) {
-        int rc = pt_worker_start(&workers[i]);
-        if (rc < 0) {
-            fprintf(stderr, "portico: cannot start worker thread: %s\n", strerror(-rc));
-            return 1;
+        e = pt_worker_start(&workers[i]);
+        if (e < 0) {
+            fprintf(stderr, "portico: cannot start worker thread: %s\n", strerror(-e));
+            goto stop;
         }
+        started++;
     }
     for (size_t j = 0; j < nl; j++)
         pt_log_info("listening on %s", cfg->listens[j].addr_text);
@@ -265,16 +270,24 @@ static int cmd_run(const char *path)
         pt_log_info("received %s: draining connections", sig == SIGTERM ? "SIGTERM" : "SIGINT");
         break;
     }
-    for (uint32_t i = 0; i < nw; i++)
+    rc = 0;
+stop:
+    for (uint32_t i = 0; i < started; i++)
         pt_worker_request_stop(&workers[i]);
-    for (uint32_t i = 0; i < nw; i++)
+    for (uint32_t i = 0; i < started; i++)
         pt_worker_join(&workers[i]);
-    pt_log_info("stopped");
+    if (rc == 0)
+        pt_log_info("stopped");
+out:
+    if (fds)
+        for (size_t k = 0; k < (size_t)nw * nl; k++)
+            if (fds[k] >= 0)
+                close(fds[k]);
     pt_snapshot_unref(snap);
     free(workers);
     free(fds);
     free(tls);
-    return 0;
+    return rc;
 }
 
 int main(int argc, char **argv)

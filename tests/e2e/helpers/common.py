@@ -11,7 +11,7 @@ SANITIZE = os.environ.get("PORTICO_SANITIZE", "") not in ("", "0")
 
 # Every socket operation in the suite is bounded by IO_TIMEOUT; waits for a process to start or
 # stop by START_TIMEOUT.
-IO_TIMEOUT = 30.0 if SANITIZE else 10.0
+IO_TIMEOUT = float(os.environ.get("PORTICO_IO_TIMEOUT") or (30.0 if SANITIZE else 10.0))
 START_TIMEOUT = 30.0 if SANITIZE else 10.0
 
 
