@@ -21,7 +21,7 @@ struct cache {
     unsigned n;
 };
 
-static __thread struct cache caches[2];
+static __thread struct cache caches[3];
 
 static int class_of(uint32_t cap)
 {
@@ -29,7 +29,7 @@ static int class_of(uint32_t cap)
     (void)cap;
     return -1;
 #else
-    return cap == PT_BUF_SMALL ? 0 : cap == PT_BUF_LARGE ? 1 : -1;
+    return cap == PT_BUF_SMALL ? 0 : cap == PT_BUF_MEDIUM ? 1 : cap == PT_BUF_LARGE ? 2 : -1;
 #endif
 }
 
@@ -71,7 +71,7 @@ void pt_buf_release(struct pt_buf *b)
 
 void pt_buf_cache_drain(void)
 {
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 3; k++) {
         while (caches[k].head) {
             struct free_block *f = caches[k].head;
             caches[k].head = f->next;

@@ -6,9 +6,10 @@
  * Connections take memory only while they have bytes to hold and give it back when idle, so
  * an idle keep-alive connection costs no buffer at all.
  *
- * Memory comes in two classes (PT_BUF_SMALL for request heads and client input,
- * PT_BUF_LARGE for response streaming) from a thread-local free list; other sizes are plain
- * malloc. Under PT_SANITIZE the cache is bypassed so ASan sees every buffer's life.
+ * Memory comes in three classes (PT_BUF_SMALL for request heads and client input,
+ * PT_BUF_MEDIUM for rewritten upstream heads, PT_BUF_LARGE for response streaming) from a
+ * thread-local free list; other sizes are plain malloc. pt_buf_class() rounds a size up to a
+ * class where one fits. Under PT_SANITIZE the cache is bypassed so ASan sees every buffer's life.
  */
 #ifndef PT_CORE_BUF_H
 #define PT_CORE_BUF_H
@@ -19,6 +20,7 @@
 #include <string.h>
 
 #define PT_BUF_SMALL (16u * 1024u)
+#define PT_BUF_MEDIUM (32u * 1024u)
 #define PT_BUF_LARGE (64u * 1024u)
 
 struct pt_buf {
@@ -32,6 +34,14 @@ struct pt_buf {
 int pt_buf_alloc(struct pt_buf *b, uint32_t cap);
 /* Gives the memory back (to the thread's cache); the buffer becomes empty with data NULL. */
 void pt_buf_release(struct pt_buf *b);
+/* The smallest class holding n bytes, or n itself when it is larger than every class. */
+static inline uint32_t pt_buf_class(uint32_t n)
+{
+    return n <= PT_BUF_SMALL    ? PT_BUF_SMALL
+           : n <= PT_BUF_MEDIUM ? PT_BUF_MEDIUM
+           : n <= PT_BUF_LARGE  ? PT_BUF_LARGE
+                                : n;
+}
 /* Frees this thread's cached buffers (thread exit). */
 void pt_buf_cache_drain(void);
 

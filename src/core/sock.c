@@ -23,6 +23,10 @@ int pt_sock_listen(const struct sockaddr *sa, socklen_t len, int backlog)
     if (sa->sa_family == AF_INET6 &&
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
         goto fail;
+    /* Accepted sockets inherit TCP_NODELAY: responses go out as written, never held back by
+       Nagle waiting for the client's delayed ACK. */
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+        goto fail;
     if (bind(fd, sa, len) < 0 || listen(fd, backlog) < 0)
         goto fail;
     return fd;

@@ -9,8 +9,8 @@
 
 /*
  * Creates a non-blocking listening socket bound to sa with SO_REUSEADDR and SO_REUSEPORT (one
- * per worker, so the kernel spreads connections), IPV6_V6ONLY for IPv6 addresses. Returns the
- * fd or -errno.
+ * per worker, so the kernel spreads connections), IPV6_V6ONLY for IPv6 addresses, and
+ * TCP_NODELAY, which accepted sockets inherit. Returns the fd or -errno.
  */
 int pt_sock_listen(const struct sockaddr *sa, socklen_t len, int backlog);
 

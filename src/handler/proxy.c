@@ -538,6 +538,8 @@ static void uconn_io(struct pt_io *io, uint32_t events)
     }
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         u->can_read = true;
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        u->saw_hup = true;
     if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
         u->can_write = true;
     pt_conn_run(u->r->c);
@@ -582,8 +584,10 @@ static int pull_request_body(struct pt_req *r)
     if (pt_buf_len(&c->in) == 0) {
         if (c->is_eof)
             return 400;
-        if (!c->can_read)
+        if (!c->can_read) {
+            pt_timer_set(&c->w->loop, &c->timer, r->cfg->limits.body_timeout_ms);
             return PT_AGAIN;
+        }
         if (!c->in.data && pt_buf_alloc(&c->in, PT_BUF_SMALL) < 0)
             return 503;
         c->in.head = c->in.tail = 0;
@@ -592,6 +596,8 @@ static int pull_request_body(struct pt_req *r)
             c->is_eof = true;
             return 400;
         }
+        if (n > 0 && (size_t)n < c->in.cap && !c->saw_hup)
+            c->can_read = false; /* drained; edge-triggered epoll reports the next byte */
         if (n < 0) {
             if (errno == EAGAIN || errno == EINTR) {
                 if (errno == EAGAIN)
@@ -831,8 +837,11 @@ static int pull_upstream(struct pt_req *r, bool *progress)
             return 503;
         if (pt_buf_room(&u->in) == 0)
             pt_buf_compact(&u->in);
-        ssize_t n = read(u->io.fd, u->in.data + u->in.tail, pt_buf_room(&u->in));
+        size_t want = pt_buf_room(&u->in);
+        ssize_t n = read(u->io.fd, u->in.data + u->in.tail, want);
         if (n > 0) {
+            if ((size_t)n < want && !u->saw_hup)
+                u->can_read = false; /* drained; edge-triggered epoll reports the next byte */
             u->in.tail += (uint32_t)n;
             *progress = true;
             if (r->resp_head_seen)
@@ -978,9 +987,9 @@ int pt_proxy_start(struct pt_req *r, const struct pt_h1_request *h, const struct
     r->ups = pc->upstream;
     r->upstream_name = r->ups->name;
     r->timeout_ms = pc->timeout_ms ? pc->timeout_ms : 30000;
-    uint32_t cap = (uint32_t)PT_MIN((uint64_t)r->cfg->limits.header_size + 8192u, 1u << 24);
-    if (cap < PT_BUF_SMALL)
-        cap = PT_BUF_SMALL;
+    /* The rewritten head may grow by what Portico adds (X-Forwarded-*, set/add rules). */
+    uint32_t cap =
+        pt_buf_class((uint32_t)PT_MIN((uint64_t)r->cfg->limits.header_size + 8192u, 1u << 24));
     if (pt_buf_alloc(&r->uout, cap) < 0)
         return 503;
     /* Target first: the head names its Host and base path. */

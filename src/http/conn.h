@@ -53,7 +53,8 @@ struct pt_conn {
     uint8_t state; /* enum pt_conn_state */
     bool can_read; /* edge-triggered readiness: no EAGAIN seen since last event */
     bool can_write;
-    bool is_eof; /* the client half-closed (read returned 0) */
+    bool is_eof;  /* the client half-closed (read returned 0) */
+    bool saw_hup; /* epoll reported RDHUP/HUP/ERR: read until EOF, never assume */
     bool is_closed;
     bool again;        /* pt_conn_run: run another step (a request ended) */
     bool is_lingering; /* write side shut; draining input before close */
@@ -81,6 +82,7 @@ struct pt_uconn {
     bool can_read;
     bool can_write;
     bool is_eof;
+    bool saw_hup; /* epoll reported RDHUP/HUP/ERR: read until EOF, never assume */
     bool is_closed;
 };
 

@@ -38,6 +38,70 @@
 
 static void conn_step(struct pt_conn *c);
 static int version_status(const char *buf, size_t len);
+static void head_rejected(struct pt_conn *c, int status);
+
+#define REQ_CACHE_MAX 256
+
+/* Request objects are recycled per worker: a request is ~2 KiB, and malloc's larger size
+   classes cost more than a free-list pop. Only the part before the log fields is cleared. */
+static struct pt_req *req_alloc(struct pt_worker *w)
+{
+    struct pt_req *r;
+#ifndef PT_SANITIZE
+    if (w->free_reqs) {
+        r = w->free_reqs;
+        w->free_reqs = (struct pt_req *)(void *)r->c;
+        w->n_free_reqs--;
+    } else
+#endif
+    {
+        r = malloc(sizeof(*r));
+        if (!r)
+            return NULL;
+    }
+    memset(r, 0, offsetof(struct pt_req, request_id));
+    r->method[0] = r->uri[0] = r->host[0] = r->referer[0] = r->user_agent[0] = '\0';
+    r->request_id[0] = '\0';
+    return r;
+}
+
+static void req_free(struct pt_worker *w, struct pt_req *r)
+{
+    if (!r)
+        return;
+#ifndef PT_SANITIZE
+    if (w->n_free_reqs < REQ_CACHE_MAX) {
+        r->c = (struct pt_conn *)(void *)w->free_reqs;
+        w->free_reqs = r;
+        w->n_free_reqs++;
+        return;
+    }
+#endif
+    free(r);
+}
+
+/* Starts a request on c: takes a use of the current snapshot and a request object. On
+   failure closes c and returns NULL. */
+static struct pt_req *request_begin(struct pt_conn *c)
+{
+    struct pt_worker *w = c->w;
+    struct pt_wsnap *ws = pt_worker_snap_get(w);
+    struct pt_req *r = ws ? req_alloc(w) : NULL;
+    if (!r) {
+        if (ws)
+            pt_worker_snap_put(w, ws);
+        pt_conn_close(c);
+        return NULL;
+    }
+    r->c = c;
+    r->ws = ws;
+    r->cfg = ws->s->cfg;
+    r->start_ms = w->loop.now_ms;
+    r->minor_version = 1;
+    c->r = r;
+    c->state = PT_CS_REQ;
+    return r;
+}
 
 /* ---- lifecycle ---- */
 
@@ -46,7 +110,7 @@ static void conn_free(struct pt_defer *d)
     struct pt_conn *c = PT_CONTAINER_OF(d, struct pt_conn, defer);
     pt_buf_release(&c->in);
     pt_buf_release(&c->out);
-    free(c->r);
+    req_free(c->w, c->r);
     free(c);
 }
 
@@ -94,6 +158,8 @@ static void conn_io(struct pt_io *io, uint32_t events)
     struct pt_conn *c = PT_CONTAINER_OF(io, struct pt_conn, io);
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         c->can_read = true;
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        c->saw_hup = true;
     if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
         c->can_write = true;
     pt_conn_run(c);
@@ -111,31 +177,7 @@ static void conn_timeout(struct pt_timer *t)
             return;
         }
         /* A head still incomplete at its deadline: 408 (RFC 9110 §15.5.9), then close. */
-        {
-            struct pt_wsnap *ws = pt_worker_snap_get(c->w);
-            if (!ws) {
-                pt_conn_close(c);
-                return;
-            }
-            struct pt_req *r = calloc(1, sizeof(*r));
-            if (!r) {
-                pt_worker_snap_put(c->w, ws);
-                pt_conn_close(c);
-                return;
-            }
-            r->c = c;
-            r->ws = ws;
-            r->cfg = ws->s->cfg;
-            r->start_ms = c->w->loop.now_ms;
-            r->request_id_len = (uint8_t)pt_worker_request_id(c->w, r->request_id);
-            memcpy(r->method, "-", 2);
-            memcpy(r->uri, "-", 2);
-            r->minor_version = 1;
-            c->r = r;
-            c->state = PT_CS_REQ;
-            c->in.head = c->in.tail = 0;
-            pt_respond_error(r, 408, false);
-        }
+        head_rejected(c, 408);
         pt_conn_run(c);
         return;
     case PT_CS_REQ:
@@ -245,7 +287,7 @@ void pt_conn_request_done(struct pt_conn *c)
     pt_worker_access_log(w, r);
     bool keep = r->is_keepalive && !w->is_draining && !c->is_eof;
     free_request(c);
-    free(r);
+    req_free(w, r);
     c->r = NULL;
     c->slice = NULL;
     c->slice_len = 0;
@@ -372,22 +414,11 @@ static struct pt_str header_value(const struct pt_h1_request *h, const char *nam
 static void dispatch(struct pt_conn *c, size_t head_len)
 {
     struct pt_worker *w = c->w;
-    struct pt_wsnap *ws = pt_worker_snap_get(w);
-    struct pt_req *r = ws ? calloc(1, sizeof(*r)) : NULL;
-    if (!r) {
-        if (ws)
-            pt_worker_snap_put(w, ws);
-        pt_conn_close(c);
+    struct pt_req *r = request_begin(c);
+    if (!r)
         return;
-    }
-    const struct pt_config *cfg = ws->s->cfg;
-    r->c = c;
-    r->ws = ws;
-    r->cfg = cfg;
-    r->start_ms = w->loop.now_ms;
-    r->minor_version = 1;
-    c->r = r;
-    c->state = PT_CS_REQ;
+    struct pt_wsnap *ws = r->ws;
+    const struct pt_config *cfg = r->cfg;
     c->n_requests++;
     pt_timer_stop(&w->loop, &c->timer);
     if (!ensure_scratch(w, cfg)) {
@@ -548,24 +579,12 @@ static int version_status(const char *buf, size_t len)
 /* Answers status to a head that cannot be parsed, then closes. */
 static void head_rejected(struct pt_conn *c, int status)
 {
-    struct pt_wsnap *ws = pt_worker_snap_get(c->w);
-    struct pt_req *r = ws ? calloc(1, sizeof(*r)) : NULL;
-    if (!r) {
-        if (ws)
-            pt_worker_snap_put(c->w, ws);
-        pt_conn_close(c);
+    struct pt_req *r = request_begin(c);
+    if (!r)
         return;
-    }
-    r->c = c;
-    r->ws = ws;
-    r->cfg = ws->s->cfg;
-    r->start_ms = c->w->loop.now_ms;
-    r->minor_version = 1;
     r->request_id_len = (uint8_t)pt_worker_request_id(c->w, r->request_id);
     memcpy(r->method, "-", 2);
     memcpy(r->uri, "-", 2);
-    c->r = r;
-    c->state = PT_CS_REQ;
     c->in.head = c->in.tail = 0;
     fail_local(r, status, true);
 }
@@ -619,8 +638,13 @@ static void read_head(struct pt_conn *c)
         }
         if (pt_buf_room(&c->in) == 0)
             pt_buf_compact(&c->in);
-        ssize_t n = read(c->io.fd, c->in.data + c->in.tail, pt_buf_room(&c->in));
+        size_t want = pt_buf_room(&c->in);
+        ssize_t n = read(c->io.fd, c->in.data + c->in.tail, want);
         if (n > 0) {
+            /* A short read drained the socket; with edge-triggered epoll any later byte
+               raises a new event, so skip the read that would only return EAGAIN. */
+            if ((size_t)n < want && !c->saw_hup)
+                c->can_read = false;
             if (len == 0) {
                 c->head_deadline_ms = w->loop.now_ms + cfg->limits.header_timeout_ms;
                 pt_timer_set_at(&w->loop, &c->timer, c->head_deadline_ms);

@@ -497,6 +497,11 @@ static void *worker_main(void *arg)
     }
     close(w->wake.fd);
     pt_loop_destroy(&w->loop);
+    while (w->free_reqs) {
+        struct pt_req *r = w->free_reqs;
+        w->free_reqs = (struct pt_req *)(void *)r->c;
+        free(r);
+    }
     free(w->hdrs);
     free(w->path_buf);
     free(w->log_buf);

@@ -68,7 +68,9 @@ struct pt_worker {
     char *path_buf; /* scratch for the normalised path */
     size_t path_cap;
     struct pt_uconn *pool[PT_POOL_BUCKETS]; /* idle upstream connections by address */
-    char *log_buf;                          /* access-log lines waiting for one write */
+    struct pt_req *free_reqs;               /* recycled request objects (server/conn.c) */
+    unsigned n_free_reqs;
+    char *log_buf; /* access-log lines waiting for one write */
     size_t log_len;
     uint64_t rid_seed[2]; /* request-id generator state */
     bool is_draining;
