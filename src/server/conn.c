@@ -47,6 +47,7 @@ static void head_rejected(struct pt_conn *c, int status);
 static struct pt_req *req_alloc(struct pt_worker *w)
 {
     struct pt_req *r;
+    (void)w;
 #ifndef PT_SANITIZE
     if (w->free_reqs) {
         r = w->free_reqs;
@@ -67,6 +68,7 @@ static struct pt_req *req_alloc(struct pt_worker *w)
 
 static void req_free(struct pt_worker *w, struct pt_req *r)
 {
+    (void)w;
     if (!r)
         return;
 #ifndef PT_SANITIZE
