@@ -24,6 +24,7 @@ int pt_loop_init(struct pt_loop *l)
     l->heap = NULL;
     l->n_timers = l->cap_timers = 0;
     l->deferred = NULL;
+    l->posted = NULL;
     l->is_stopping = false;
     pt_loop_update_time(l);
     return 0;
@@ -197,6 +198,13 @@ void pt_loop_defer(struct pt_loop *l, struct pt_defer *d, pt_defer_cb cb)
     l->deferred = d;
 }
 
+void pt_loop_post(struct pt_loop *l, struct pt_defer *d, pt_defer_cb cb)
+{
+    d->cb = cb;
+    d->next = l->posted;
+    l->posted = d;
+}
+
 static void run_deferred(struct pt_loop *l)
 {
     while (l->deferred) {
@@ -213,12 +221,19 @@ static void run_deferred(struct pt_loop *l)
 int pt_loop_run_once(struct pt_loop *l, int max_wait_ms)
 {
     struct epoll_event evs[MAX_EVENTS];
-    int n = epoll_wait(l->epfd, evs, MAX_EVENTS, next_timeout(l, max_wait_ms));
+    struct pt_defer *posted = l->posted;
+    l->posted = NULL;
+    int n = epoll_wait(l->epfd, evs, MAX_EVENTS, posted ? 0 : next_timeout(l, max_wait_ms));
     pt_loop_update_time(l);
     for (int i = 0; i < n; i++) {
         struct pt_io *io = evs[i].data.ptr;
         if (io->fd >= 0)
             io->cb(io, evs[i].events);
+    }
+    while (posted) {
+        struct pt_defer *next = posted->next;
+        posted->cb(posted);
+        posted = next;
     }
     run_deferred(l);
     run_timers(l);

@@ -53,6 +53,7 @@ struct pt_loop {
     size_t n_timers;
     size_t cap_timers;
     struct pt_defer *deferred; /* freed after the current batch */
+    struct pt_defer *posted;   /* work yielded to the next iteration (pt_loop_post) */
     bool is_stopping;
 };
 
@@ -81,6 +82,11 @@ static inline bool pt_timer_is_armed(const struct pt_timer *t)
 {
     return t->idx != SIZE_MAX;
 }
+
+/* Queues d->cb(d) to run at the start of the next iteration, after that iteration's events:
+   a busy stream yields this way so other connections of the worker get their turn. The loop
+   does not sleep while posts are pending. */
+void pt_loop_post(struct pt_loop *l, struct pt_defer *d, pt_defer_cb cb);
 
 /* Queues d->cb(d) to run after the current event batch (frees objects safely). */
 void pt_loop_defer(struct pt_loop *l, struct pt_defer *d, pt_defer_cb cb);

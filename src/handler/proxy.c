@@ -723,7 +723,6 @@ static int handle_response_head(struct pt_req *r, size_t hl)
             build_response_head(r, &resp, true) != PT_OK)
             return 1000 + FAIL_BAD_RESPONSE;
         pt_buf_consume(&u->in, (uint32_t)hl);
-        r->u->n_requests += 0;
         return PT_OK;
     }
     struct pt_body *b = &r->resp_body;
@@ -912,7 +911,14 @@ void pt_proxy_run(struct pt_req *r)
         if (c->out.data || pt_buf_alloc(&c->out, PT_BUF_SMALL) == 0)
             pt_buf_put(&c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
     }
-    for (int guard = 0; guard < 1024; guard++) {
+    /* Bounded: a stream whose both sockets stay ready yields after a few buffers so the
+       worker's other connections are served; the post resumes it (edge-triggered epoll would
+       not report the sockets again). */
+    for (int round = 0;; round++) {
+        if (round == 64) {
+            pt_conn_yield(c);
+            return;
+        }
         if (c->is_closed || c->r != r || r->pstate == PT_PS_NONE)
             return;
         bool progress = false;

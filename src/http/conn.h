@@ -38,6 +38,7 @@ struct pt_conn {
     struct pt_io io;
     struct pt_timer timer; /* header, keep-alive, body and send timeouts */
     struct pt_defer defer;
+    struct pt_defer post; /* pt_loop_post: continue in the next loop iteration */
     struct pt_worker *w;
     struct pt_conn *prev, *next; /* worker's list of client connections */
     struct pt_buf in;            /* bytes from the client: heads, then body */
@@ -57,6 +58,7 @@ struct pt_conn {
     bool saw_hup; /* epoll reported RDHUP/HUP/ERR: read until EOF, never assume */
     bool is_closed;
     bool again;        /* pt_conn_run: run another step (a request ended) */
+    bool is_posted;    /* post is queued */
     bool is_lingering; /* write side shut; draining input before close */
 };
 
@@ -132,7 +134,10 @@ struct pt_req {
     bool resp_head_seen;
     bool upstream_reusable;
 
-    /* for the access log (copied: the head is gone once dispatched) */
+    const char *upstream_name; /* for the access log; borrowed from the snapshot */
+
+    /* for the access log (copied: the head is gone once dispatched); not cleared between
+       requests: each is written NUL-terminated before use */
     char request_id[64];
     uint8_t request_id_len;
     char method[16];
@@ -140,7 +145,6 @@ struct pt_req {
     char host[128];
     char referer[256];
     char user_agent[256];
-    const char *upstream_name;
 };
 
 #endif

@@ -107,13 +107,39 @@ static struct pt_req *request_begin(struct pt_conn *c)
 
 /* ---- lifecycle ---- */
 
-static void conn_free(struct pt_defer *d)
+static void conn_free_now(struct pt_conn *c)
 {
-    struct pt_conn *c = PT_CONTAINER_OF(d, struct pt_conn, defer);
     pt_buf_release(&c->in);
     pt_buf_release(&c->out);
     req_free(c->w, c->r);
     free(c);
+}
+
+static void conn_free(struct pt_defer *d)
+{
+    struct pt_conn *c = PT_CONTAINER_OF(d, struct pt_conn, defer);
+    if (c->is_posted)
+        return; /* conn_posted() frees it when the post comes up */
+    conn_free_now(c);
+}
+
+static void conn_posted(struct pt_defer *d)
+{
+    struct pt_conn *c = PT_CONTAINER_OF(d, struct pt_conn, post);
+    c->is_posted = false;
+    if (c->is_closed) {
+        conn_free_now(c);
+        return;
+    }
+    pt_conn_run(c);
+}
+
+void pt_conn_yield(struct pt_conn *c)
+{
+    if (c->is_posted || c->is_closed)
+        return;
+    c->is_posted = true;
+    pt_loop_post(&c->w->loop, &c->post, conn_posted);
 }
 
 static void free_request(struct pt_conn *c)

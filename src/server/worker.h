@@ -119,6 +119,8 @@ void pt_conn_request_done(struct pt_conn *c);
 /* Writes c->out then the slice. Returns PT_OK when everything went out, PT_AGAIN when the
    socket is full (send timer armed), or PT_ERR when the connection failed. */
 int pt_conn_flush(struct pt_conn *c);
+/* Continues c in the next loop iteration (a busy stream yielding to the worker's others). */
+void pt_conn_yield(struct pt_conn *c);
 /* Closes idle connections; used when draining. */
 void pt_conn_close_idle(struct pt_worker *w);
 
