@@ -747,6 +747,8 @@ static int handle_response_head(struct pt_req *r, size_t hl)
     }
     if (!r->req_body.is_done)
         r->is_keepalive = false; /* answered before the body ended: the rest is never read */
+    if (r->c->w->is_draining)
+        r->is_keepalive = false; /* shutting down: say so rather than reset a next request */
     if (build_response_head(r, &resp, false) != PT_OK)
         return 1000 + FAIL_BAD_RESPONSE;
     pt_buf_consume(&u->in, (uint32_t)hl);

@@ -128,6 +128,8 @@ int pt_respond_simple(struct pt_req *r, int status, const char *extra, size_t ex
         return PT_ERR;
     const struct pt_wallclock *wc = pt_wallclock_now();
     uint32_t mark = c->out.tail;
+    if (c->w->is_draining)
+        r->is_keepalive = false; /* shutting down: say so rather than reset a next request */
     const char *conn_hdr = !r->is_keepalive        ? "Connection: close\r\n"
                            : r->minor_version == 0 ? "Connection: keep-alive\r\n"
                                                    : "";

@@ -31,3 +31,32 @@ def test_recycled_request_does_not_inherit_upstream_name_in_json_log(portico):
     finally:
         b.close()
 
+
+
+def test_response_finished_while_draining_says_connection_close(portico):
+    """During a graceful stop the connection is closed after the response in flight; the
+    response must say so, or a client sending its next request meanwhile gets a reset."""
+    import signal
+    import threading
+
+    b = B.Backend(B.slow(1.5), "drain")
+    try:
+        p = portico({"upstreams": {"app": {"targets": [{"url": b.url}]}},
+                     "sites": [{"routes": [{"match": "/*", "proxy": {"to": "app"}}]}]})
+        result = {}
+
+        def client():
+            with RawConn(p.port, timeout=15) as c:
+                result["resp"] = c.request("GET", "/slow")
+
+        t = threading.Thread(target=client)
+        t.start()
+        assert b.wait_requests(1, 10)
+        p.signal(signal.SIGTERM)
+        t.join(20)
+        r = result["resp"]
+        assert r.status == 200
+        assert (r.header("Connection") or "").lower() == "close", r
+        assert p.wait_exit(15) == 0
+    finally:
+        b.close()
