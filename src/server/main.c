@@ -66,8 +66,10 @@ static int cmd_version(void)
     return 0;
 }
 
-/* Loads path and builds everything a snapshot holds. Returns NULL with err filled. */
-static struct pt_snapshot *snapshot_build(const char *path, char *err, size_t errlen)
+/* Loads path and builds everything a snapshot holds (the access log is opened only when
+   open_logs is set: `check` must not create files). Returns NULL with err filled. */
+static struct pt_snapshot *snapshot_build(const char *path, char *err, size_t errlen,
+                                          bool open_logs)
 {
     struct pt_config *cfg = NULL;
     struct pt_router *rt = NULL;
@@ -86,7 +88,9 @@ static struct pt_snapshot *snapshot_build(const char *path, char *err, size_t er
     s->router = rt;
     s->access_fd = -1;
     const char *a = cfg->log.access ? cfg->log.access : "stdout";
-    if (strcmp(a, "stdout") == 0) {
+    if (!open_logs) {
+        s->access_fd = -1;
+    } else if (strcmp(a, "stdout") == 0) {
         s->access_fd = STDOUT_FILENO;
     } else if (strcmp(a, "stderr") == 0) {
         s->access_fd = STDERR_FILENO;
@@ -108,27 +112,27 @@ fail:
     return NULL;
 }
 
+/* Prints the loader's error lines to stderr, each ending in exactly one newline. */
+static void print_errors(const char *err)
+{
+    size_t n = strlen(err);
+    fprintf(stderr, "%s%s", err, n && err[n - 1] == '\n' ? "" : "\n");
+}
+
 static int cmd_check(const char *path)
 {
-    char *err = malloc(ERR_BYTES);
+    char *err = calloc(1, ERR_BYTES);
     if (!err)
         return 1;
-    err[0] = '\0';
-    struct pt_config *cfg = NULL;
-    struct pt_router *rt = NULL;
-    int rc = pt_config_load(path, &cfg, err, ERR_BYTES);
-    if (rc == PT_OK)
-        rc = pt_router_build(cfg, &rt, err, ERR_BYTES);
-    if (rc == PT_OK) {
+    struct pt_snapshot *s = snapshot_build(path, err, ERR_BYTES, false);
+    if (s) {
         printf("ok\n");
+        pt_snapshot_unref(s);
     } else {
-        size_t n = strlen(err);
-        fprintf(stderr, "%s%s", err, n && err[n - 1] == '\n' ? "" : "\n");
+        print_errors(err);
     }
-    pt_router_free(rt);
-    pt_config_free(cfg);
     free(err);
-    return rc == PT_OK ? 0 : 1;
+    return s ? 0 : 1;
 }
 
 static void raise_nofile(void)
@@ -158,7 +162,7 @@ static struct pt_snapshot *reload(const char *path, struct pt_snapshot *cur,
     if (!err)
         return cur;
     err[0] = '\0';
-    struct pt_snapshot *s = snapshot_build(path, err, ERR_BYTES);
+    struct pt_snapshot *s = snapshot_build(path, err, ERR_BYTES, true);
     if (!s) {
         size_t n = strlen(err);
         while (n && err[n - 1] == '\n')
@@ -185,10 +189,9 @@ static int cmd_run(const char *path)
     if (!err)
         return 1;
     err[0] = '\0';
-    struct pt_snapshot *snap = snapshot_build(path, err, ERR_BYTES);
+    struct pt_snapshot *snap = snapshot_build(path, err, ERR_BYTES, true);
     if (!snap) {
-        size_t n = strlen(err);
-        fprintf(stderr, "%s%s", err, n && err[n - 1] == '\n' ? "" : "\n");
+        print_errors(err);
         free(err);
         return 1;
     }
