@@ -38,6 +38,9 @@ PYTEST   := /usr/bin/python3 -m pytest
 
 all: build/portico
 
+# Objects built through pattern rules are intermediates to make; keep them between runs.
+.SECONDARY:
+
 help:
 	@echo "make            build build/portico (release, -O2 -g)"
 	@echo "make asan       build build/asan/portico (AddressSanitizer + UBSan)"
