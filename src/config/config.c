@@ -761,17 +761,39 @@ static struct pt_upstream_cfg *new_upstream(struct pt_cfg_ctx *x, const char *na
     u->connect_timeout_ms = 2000;
     u->retries = 1;
     u->pos = pos;
+    u->retry_on = PT_RETRY_CONNECT_FAILURE | PT_RETRY_RESET;
+    u->retry_budget_pct = 20;
+    u->max_pending = 100;
+    u->resolve_interval_ms = 30000;
+    u->outlier.consecutive_failures = 5;
+    u->outlier.base_ejection_time_ms = 30000;
+    u->outlier.max_ejection_time_ms = 300000;
+    u->outlier.max_ejection_percent = 50;
+    u->health.method = "GET";
+    u->health.path = "/";
+    u->health.interval_ms = 5000;
+    u->health.timeout_ms = 2000;
+    u->health.rise = 2;
+    u->health.fall = 3;
+    static struct pt_status_range dflt_expect = {200, 399};
+    u->health.expect = &dflt_expect;
+    u->health.n_expect = 1;
     push_upstream(x, u);
     return u;
 }
 
 static void load_targets(struct pt_cfg_ctx *x, struct pt_upstream_cfg *u, const struct pt_ynode *v)
 {
-    static const char *const keys[] = {"url", "weight", NULL};
+    static const char *const keys[] = {"url", "weight", "backup", "max_connections", NULL};
     if (!want_seq(x, v, "targets"))
         return;
     if (v->len == 0) {
         pt_config_error(x, v->pos, "upstream \"%s\" needs at least one target", u->name);
+        return;
+    }
+    if (v->len > PT_MAX_TARGETS) {
+        pt_config_error(x, v->pos, "upstream \"%s\" has more than %d targets", u->name,
+                        PT_MAX_TARGETS);
         return;
     }
     u->targets = pt_config_alloc(x, &x->cfg->arena, v->len * sizeof(*u->targets));
@@ -795,6 +817,12 @@ static void load_targets(struct pt_cfg_ctx *x, struct pt_upstream_cfg *u, const 
             if (is(k, "url")) {
                 has_url = true;
                 make_target(x, val, "url", false, t);
+            } else if (is(k, "backup")) {
+                get_bool(x, val, "backup", &t->is_backup);
+            } else if (is(k, "max_connections")) {
+                uint64_t n;
+                if (get_uint(x, val, "max_connections", 0, 1000000, &n))
+                    t->max_connections = (uint32_t)n;
             } else {
                 weight = val;
             }
@@ -805,7 +833,17 @@ static void load_targets(struct pt_cfg_ctx *x, struct pt_upstream_cfg *u, const 
             t->weight = (uint32_t)w;
         if (!has_url)
             missing(x, it, "url", "a target");
+        if (!t->is_backup)
+            u->n_primary++;
+        for (size_t i = 0; t->url && i + 1 < u->n_targets; i++)
+            if (u->targets[i].url && strcmp(u->targets[i].url, t->url) == 0)
+                t->occurrence++;
     }
+    if (u->n_targets > 0 && u->n_primary == 0)
+        pt_config_error(x, v->pos,
+                        "upstream \"%s\" has only backup targets: at least one must not be a "
+                        "backup",
+                        u->name);
 }
 
 static void load_balance(struct pt_cfg_ctx *x, struct pt_upstream_cfg *u, const struct pt_ynode *v)
@@ -815,15 +853,9 @@ static void load_balance(struct pt_cfg_ctx *x, struct pt_upstream_cfg *u, const 
     const char *s = get_str(x, v, "balance");
     if (!s)
         return;
-    if (is(v, "round_robin")) {
-        u->balance = PT_BALANCE_ROUND_ROBIN;
-        return;
-    }
-    for (size_t i = 1; all[i]; i++) {
+    for (size_t i = 0; all[i]; i++) {
         if (is(v, all[i])) {
-            pt_config_error(x, v->pos,
-                            "balance \"%s\" is not supported yet (only round_robin for now)",
-                            all[i]);
+            u->balance = (int)i; /* all[] follows enum pt_balance */
             return;
         }
     }
@@ -832,16 +864,263 @@ static void load_balance(struct pt_cfg_ctx *x, struct pt_upstream_cfg *u, const 
         pt_config_error(x, v->pos, "unknown balance \"%.*s\"; did you mean \"%s\"?", shown(v->len),
                         s, best);
     else
-        pt_config_error(x, v->pos, "unknown balance \"%.*s\" (only round_robin for now)",
+        pt_config_error(x, v->pos,
+                        "unknown balance \"%.*s\" (round_robin, least_conn, random, ewma, hash "
+                        "or cookie)",
                         shown(v->len), s);
+}
+
+/* A header, cookie or query-argument name of hash_key (token characters). */
+static bool is_name_token(const char *s, size_t n)
+{
+    return n > 0 && n <= 128 && is_token(s, n);
+}
+
+static void load_hash_key(struct pt_cfg_ctx *x, struct pt_upstream_cfg *u, const struct pt_ynode *v)
+{
+    static const struct {
+        const char *prefix;
+        int kind;
+    } named[] = {{"header:", PT_HASH_KEY_HEADER},
+                 {"cookie:", PT_HASH_KEY_COOKIE},
+                 {"query:", PT_HASH_KEY_QUERY}};
+    const char *s = get_str(x, v, "hash_key");
+    if (!s)
+        return;
+    struct pt_hash_key_cfg *hk = &u->hash_key;
+    if (is(v, "ip") || is(v, "path")) {
+        hk->kind = is(v, "ip") ? PT_HASH_KEY_IP : PT_HASH_KEY_PATH;
+        hk->name = "";
+        return;
+    }
+    for (size_t i = 0; i < PT_ARRAY_LEN(named); i++) {
+        size_t pl = strlen(named[i].prefix);
+        if (v->len < pl || memcmp(s, named[i].prefix, pl) != 0)
+            continue;
+        if (!is_name_token(s + pl, v->len - pl)) {
+            pt_config_error(x, v->pos, "\"hash_key\" needs a name after \"%s\", like %sX-User",
+                            named[i].prefix, named[i].prefix);
+            return;
+        }
+        hk->kind = named[i].kind;
+        hk->name = pt_config_strndup(x, &x->cfg->arena, s + pl, v->len - pl);
+        hk->name_len = v->len - pl;
+        return;
+    }
+    pt_config_error(x, v->pos,
+                    "bad hash_key \"%.*s\": expected ip, path, header:NAME, cookie:NAME or "
+                    "query:NAME",
+                    shown(v->len), s);
+}
+
+/* "200-399" or "200,204,300-399" into ranges. */
+static void load_expect(struct pt_cfg_ctx *x, struct pt_health_cfg *h, const struct pt_ynode *v)
+{
+    const char *s = scalar(x, v, "expect", "status codes like \"200-399\"");
+    if (!s)
+        return;
+    size_t n_max = 1;
+    for (size_t i = 0; i < v->len; i++)
+        n_max += s[i] == ',';
+    struct pt_status_range *r = pt_config_alloc(x, &x->cfg->arena, n_max * sizeof(*r));
+    size_t n = 0, i = 0;
+    while (i <= v->len) {
+        unsigned lo = 0, hi = 0;
+        size_t d = 0;
+        while (i < v->len && s[i] == ' ')
+            i++;
+        for (; i < v->len && s[i] >= '0' && s[i] <= '9' && d < 4; i++, d++)
+            lo = lo * 10 + (unsigned)(s[i] - '0');
+        if (d != 3)
+            goto bad;
+        hi = lo;
+        if (i < v->len && s[i] == '-') {
+            i++;
+            hi = 0;
+            for (d = 0; i < v->len && s[i] >= '0' && s[i] <= '9' && d < 4; i++, d++)
+                hi = hi * 10 + (unsigned)(s[i] - '0');
+            if (d != 3)
+                goto bad;
+        }
+        while (i < v->len && s[i] == ' ')
+            i++;
+        if (lo < 100 || hi > 599 || lo > hi)
+            goto bad;
+        r[n].lo = (uint16_t)lo;
+        r[n].hi = (uint16_t)hi;
+        n++;
+        if (i == v->len)
+            break;
+        if (s[i] != ',')
+            goto bad;
+        i++;
+    }
+    h->expect = r;
+    h->n_expect = n;
+    return;
+bad:
+    pt_config_error(x, v->pos,
+                    "bad \"expect\" \"%.*s\": expected status codes 100..599 and ranges, like "
+                    "\"200-399\" or \"200,204,300-399\"",
+                    shown(v->len), s);
+}
+
+static void load_health(struct pt_cfg_ctx *x, struct pt_upstream_cfg *u, const struct pt_ynode *v)
+{
+    static const char *const keys[] = {"type",   "path",   "interval", "timeout", "rise", "fall",
+                                       "expect", "method", "host",     "body",    NULL};
+    struct pt_health_cfg *h = &u->health;
+    struct pt_arena *a = &x->cfg->arena;
+    if (!want_map(x, v, "health"))
+        return;
+    h->is_enabled = true;
+    h->pos = v->pos;
+    const struct pt_ynode *timeout = NULL;
+    FOR_PAIRS(v, k, val)
+    {
+        uint64_t n;
+        if (!known_key(x, k, keys, NULL, "health"))
+            continue;
+        if (is(k, "type")) {
+            if (is(val, "http"))
+                h->type = PT_HEALTH_HTTP;
+            else if (is(val, "tcp"))
+                h->type = PT_HEALTH_TCP;
+            else
+                pt_config_error(x, val->pos, "expected http or tcp for \"type\"");
+        } else if (is(k, "path")) {
+            const char *s = get_str(x, val, "path");
+            if (s && (val->len == 0 || s[0] != '/' || memchr(s, ' ', val->len)))
+                pt_config_error(x, val->pos,
+                                "\"path\" must start with '/' and hold no spaces, like /healthz");
+            else if (s)
+                h->path = pt_config_strndup(x, a, s, val->len);
+        } else if (is(k, "interval")) {
+            get_ms(x, val, "interval", 100, 3600 * 1000, &h->interval_ms);
+        } else if (is(k, "timeout")) {
+            timeout = val;
+            get_ms(x, val, "timeout", 1, 3600 * 1000, &h->timeout_ms);
+        } else if (is(k, "rise")) {
+            if (get_uint(x, val, "rise", 1, 1000, &n))
+                h->rise = (uint32_t)n;
+        } else if (is(k, "fall")) {
+            if (get_uint(x, val, "fall", 1, 1000, &n))
+                h->fall = (uint32_t)n;
+        } else if (is(k, "expect")) {
+            load_expect(x, h, val);
+        } else if (is(k, "method")) {
+            const char *s = get_str(x, val, "method");
+            if (s && !is_token(s, val->len))
+                pt_config_error(x, val->pos, "expected a method name like GET or HEAD");
+            else if (s)
+                h->method = pt_config_strndup(x, a, s, val->len);
+        } else if (is(k, "host")) {
+            const char *s = get_str(x, val, "host");
+            if (s && (val->len == 0 || memchr(s, ' ', val->len)))
+                pt_config_error(x, val->pos, "\"host\" must be a host name, like example.com");
+            else if (s)
+                h->host = pt_config_strndup(x, a, s, val->len);
+        } else {
+            const char *s = get_str(x, val, "body");
+            if (s && val->len == 0)
+                pt_config_error(x, val->pos, "\"body\" must not be empty (leave it out)");
+            else if (s)
+                h->body = pt_config_strndup(x, a, s, val->len);
+        }
+    }
+    if (h->timeout_ms > h->interval_ms)
+        pt_config_error(x, timeout ? timeout->pos : v->pos,
+                        "health \"timeout\" (%ums) must not be longer than \"interval\" (%ums)",
+                        (unsigned)h->timeout_ms, (unsigned)h->interval_ms);
+}
+
+static void load_outlier(struct pt_cfg_ctx *x, struct pt_upstream_cfg *u, const struct pt_ynode *v)
+{
+    static const char *const keys[] = {"consecutive_failures", "include_5xx",
+                                       "base_ejection_time",   "max_ejection_time",
+                                       "max_ejection_percent", NULL};
+    struct pt_outlier_cfg *o = &u->outlier;
+    if (!want_map(x, v, "outlier"))
+        return;
+    o->is_enabled = true;
+    const struct pt_ynode *max_pos = NULL;
+    FOR_PAIRS(v, k, val)
+    {
+        uint64_t n;
+        if (!known_key(x, k, keys, NULL, "outlier"))
+            continue;
+        if (is(k, "consecutive_failures")) {
+            if (get_uint(x, val, "consecutive_failures", 1, 1000, &n))
+                o->consecutive_failures = (uint32_t)n;
+        } else if (is(k, "include_5xx")) {
+            get_bool(x, val, "include_5xx", &o->include_5xx);
+        } else if (is(k, "base_ejection_time")) {
+            get_ms(x, val, "base_ejection_time", 1, 24 * 3600 * 1000, &o->base_ejection_time_ms);
+        } else if (is(k, "max_ejection_time")) {
+            max_pos = val;
+            get_ms(x, val, "max_ejection_time", 1, 24 * 3600 * 1000, &o->max_ejection_time_ms);
+        } else {
+            if (get_uint(x, val, "max_ejection_percent", 0, 100, &n))
+                o->max_ejection_percent = (uint32_t)n;
+        }
+    }
+    if (o->max_ejection_time_ms < o->base_ejection_time_ms)
+        pt_config_error(x, max_pos ? max_pos->pos : v->pos,
+                        "\"max_ejection_time\" must not be shorter than \"base_ejection_time\"");
+}
+
+static void load_retry_on(struct pt_cfg_ctx *x, struct pt_upstream_cfg *u, const struct pt_ynode *v)
+{
+    if (!want_seq(x, v, "retry_on"))
+        return;
+    u->retry_on = 0;
+    u->retry_statuses = pt_config_alloc(x, &x->cfg->arena, (v->len + 1) * sizeof(uint16_t));
+    FOR_ITEMS(v, it)
+    {
+        if (is(it, "connect_failure")) {
+            u->retry_on |= PT_RETRY_CONNECT_FAILURE;
+        } else if (is(it, "reset")) {
+            u->retry_on |= PT_RETRY_RESET;
+        } else if (is(it, "timeout")) {
+            u->retry_on |= PT_RETRY_TIMEOUT;
+        } else if (it->kind == PT_YNODE_SCALAR && it->len == 3 && it->s[0] == '5' &&
+                   it->s[1] >= '0' && it->s[1] <= '9' && it->s[2] >= '0' && it->s[2] <= '9') {
+            u->retry_statuses[u->n_retry_statuses++] =
+                (uint16_t)(500 + (it->s[1] - '0') * 10 + (it->s[2] - '0'));
+        } else {
+            pt_config_error(x, it->pos,
+                            "expected connect_failure, reset, timeout or a status from 500 to 599 "
+                            "in \"retry_on\"");
+        }
+    }
+}
+
+static void load_budget(struct pt_cfg_ctx *x, struct pt_upstream_cfg *u, const struct pt_ynode *v)
+{
+    const char *s = scalar(x, v, "retry_budget", "a percentage like 20%");
+    if (!s)
+        return;
+    size_t n = v->len;
+    if (n > 0 && s[n - 1] == '%')
+        n--;
+    unsigned pct = 0;
+    size_t i = 0;
+    for (; i < n && i < 3 && s[i] >= '0' && s[i] <= '9'; i++)
+        pct = pct * 10 + (unsigned)(s[i] - '0');
+    if (i == 0 || i != n || pct > 100) {
+        pt_config_error(x, v->pos, "expected a percentage from 0%% to 100%% for \"retry_budget\"");
+        return;
+    }
+    u->retry_budget_pct = pct;
 }
 
 static void load_upstream(struct pt_cfg_ctx *x, const struct pt_ynode *k, const struct pt_ynode *v)
 {
-    static const char *const keys[] = {"targets",         "balance", "keepalive",
-                                       "connect_timeout", "retries", NULL};
-    static const char *const later[] = {"health_check", "health",          "outlier",
-                                        "tls",          "max_connections", NULL};
+    static const char *const keys[] = {
+        "targets",      "balance",         "keepalive",   "connect_timeout",  "retries",
+        "hash_key",     "health",          "outlier",     "slow_start",       "retry_on",
+        "retry_budget", "per_try_timeout", "max_pending", "resolve_interval", NULL};
+    static const char *const later[] = {"health_check", "tls", NULL};
     bool ok_name = k->len > 0 && k->len <= 128;
     for (size_t i = 0; ok_name && i < k->len; i++) {
         unsigned char c = (unsigned char)k->s[i];
@@ -856,6 +1135,7 @@ static void load_upstream(struct pt_cfg_ctx *x, const struct pt_ynode *k, const 
     if (!want_map(x, v, u->name))
         return;
     bool has_targets = false;
+    const struct pt_ynode *hash_key = NULL, *balance = NULL;
     FOR_PAIRS(v, kk, val)
     {
         uint64_t n;
@@ -865,7 +1145,28 @@ static void load_upstream(struct pt_cfg_ctx *x, const struct pt_ynode *k, const 
             has_targets = true;
             load_targets(x, u, val);
         } else if (is(kk, "balance")) {
+            balance = val;
             load_balance(x, u, val);
+        } else if (is(kk, "hash_key")) {
+            hash_key = val;
+            load_hash_key(x, u, val);
+        } else if (is(kk, "health")) {
+            load_health(x, u, val);
+        } else if (is(kk, "outlier")) {
+            load_outlier(x, u, val);
+        } else if (is(kk, "slow_start")) {
+            get_ms(x, val, "slow_start", 0, 3600 * 1000, &u->slow_start_ms);
+        } else if (is(kk, "retry_on")) {
+            load_retry_on(x, u, val);
+        } else if (is(kk, "retry_budget")) {
+            load_budget(x, u, val);
+        } else if (is(kk, "per_try_timeout")) {
+            get_ms(x, val, "per_try_timeout", 1, 3600 * 1000, &u->per_try_timeout_ms);
+        } else if (is(kk, "max_pending")) {
+            if (get_uint(x, val, "max_pending", 0, 1000000, &n))
+                u->max_pending = (uint32_t)n;
+        } else if (is(kk, "resolve_interval")) {
+            get_ms(x, val, "resolve_interval", 1000, 24 * 3600 * 1000, &u->resolve_interval_ms);
         } else if (is(kk, "keepalive")) {
             if (get_uint(x, val, "keepalive", 0, 100000, &n))
                 u->keepalive = (uint32_t)n;
@@ -878,6 +1179,12 @@ static void load_upstream(struct pt_cfg_ctx *x, const struct pt_ynode *k, const 
     }
     if (!has_targets)
         pt_config_error(x, v->pos, "upstream \"%s\" needs \"targets\"", u->name);
+    if (u->balance == PT_BALANCE_HASH && !hash_key && balance)
+        pt_config_error(x, balance->pos,
+                        "balance \"hash\" needs \"hash_key\" (ip, path, header:NAME, cookie:NAME "
+                        "or query:NAME)");
+    if (u->balance != PT_BALANCE_HASH && hash_key)
+        pt_config_error(x, hash_key->pos, "\"hash_key\" is only used with balance: hash");
 }
 
 static void load_upstreams(struct pt_cfg_ctx *x, const struct pt_ynode *v)
@@ -1043,6 +1350,9 @@ static struct pt_upstream_cfg *inline_upstream(struct pt_cfg_ctx *x, const struc
     return up;
 }
 
+static struct pt_upstream_cfg *named_upstream(struct pt_cfg_ctx *x, const struct pt_ynode *v,
+                                              const char *s);
+
 static void load_proxy_to(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_proxy_cfg *p)
 {
     struct pt_config *cfg = x->cfg;
@@ -1055,12 +1365,17 @@ static void load_proxy_to(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct
         p->upstream = inline_upstream(x, v, p);
         return;
     }
-    for (size_t i = 0; i < x->n_named_ups; i++) {
-        if (strcmp(cfg->upstreams[i]->name, s) == 0) {
-            p->upstream = cfg->upstreams[i];
-            return;
-        }
-    }
+    p->upstream = named_upstream(x, v, s);
+}
+
+/* The upstream named s (the scalar v) under upstreams:, or NULL after reporting it unknown. */
+static struct pt_upstream_cfg *named_upstream(struct pt_cfg_ctx *x, const struct pt_ynode *v,
+                                              const char *s)
+{
+    struct pt_config *cfg = x->cfg;
+    for (size_t i = 0; i < x->n_named_ups; i++)
+        if (strcmp(cfg->upstreams[i]->name, s) == 0)
+            return cfg->upstreams[i];
     const char *best = NULL;
     unsigned best_d = 3;
     for (size_t i = 0; i < x->n_named_ups; i++) {
@@ -1080,26 +1395,154 @@ static void load_proxy_to(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct
                         "unknown upstream \"%.*s\" (name one under upstreams: or give a URL "
                         "like http://127.0.0.1:9001)",
                         shown(v->len), s);
+    return NULL;
+}
+
+/* force_header: "Name: value". */
+static void load_force_header(struct pt_cfg_ctx *x, const struct pt_ynode *v,
+                              struct pt_split_cfg *sp)
+{
+    const char *s = get_str(x, v, "force_header");
+    if (!s)
+        return;
+    const char *colon = memchr(s, ':', v->len);
+    size_t nl = colon ? (size_t)(colon - s) : 0;
+    if (!colon || !is_token(s, nl)) {
+        pt_config_error(x, v->pos,
+                        "expected \"Name: value\" for \"force_header\", like \"X-Canary: always\"");
+        return;
+    }
+    const char *val = colon + 1;
+    size_t vl = v->len - nl - 1;
+    while (vl > 0 && (*val == ' ' || *val == '\t')) {
+        val++;
+        vl--;
+    }
+    while (vl > 0 && (val[vl - 1] == ' ' || val[vl - 1] == '\t'))
+        vl--;
+    if (vl == 0) {
+        pt_config_error(x, v->pos, "\"force_header\" needs a value after the colon");
+        return;
+    }
+    sp->force_header = pt_config_strndup(x, &x->cfg->arena, s, nl);
+    sp->force_header_len = nl;
+    sp->force_header_value = pt_config_strndup(x, &x->cfg->arena, val, vl);
+    sp->force_header_value_len = vl;
+}
+
+/* force_cookie: "name" (any value) or "name=value". */
+static void load_force_cookie(struct pt_cfg_ctx *x, const struct pt_ynode *v,
+                              struct pt_split_cfg *sp)
+{
+    const char *s = get_str(x, v, "force_cookie");
+    if (!s)
+        return;
+    const char *eq = memchr(s, '=', v->len);
+    size_t nl = eq ? (size_t)(eq - s) : v->len;
+    bool ok = is_token(s, nl);
+    for (size_t i = nl; ok && i < v->len; i++)
+        ok =
+            s[i] > 0x20 && s[i] < 0x7f && s[i] != ';' && s[i] != ',' && s[i] != '"' && s[i] != '\\';
+    if (!ok) {
+        pt_config_error(x, v->pos,
+                        "expected \"name\" or \"name=value\" for \"force_cookie\", like "
+                        "\"canary=1\"");
+        return;
+    }
+    sp->force_cookie = pt_config_strndup(x, &x->cfg->arena, s, nl);
+    sp->force_cookie_len = nl;
+    if (eq) {
+        sp->force_cookie_value = pt_config_strndup(x, &x->cfg->arena, eq + 1, v->len - nl - 1);
+        sp->force_cookie_value_len = v->len - nl - 1;
+    }
+}
+
+static void load_split(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_proxy_cfg *p)
+{
+    static const char *const keys[] = {"to", "weight", "force_header", "force_cookie", NULL};
+    if (!want_seq(x, v, "split"))
+        return;
+    if (v->len == 0) {
+        pt_config_error(x, v->pos, "\"split\" needs at least one {to: NAME, weight: N}");
+        return;
+    }
+    p->split = pt_config_alloc(x, &x->cfg->arena, v->len * sizeof(*p->split));
+    uint64_t sum = 0;
+    FOR_ITEMS(v, it)
+    {
+        if (it->kind != PT_YNODE_MAP) {
+            pt_config_error(x, it->pos,
+                            "expected a mapping like {to: app_v1, weight: 90} in \"split\", "
+                            "found %s",
+                            what_is(it));
+            continue;
+        }
+        struct pt_split_cfg *sp = &p->split[p->n_split++];
+        sp->pos = it->pos;
+        sp->weight = 1;
+        bool has_to = false;
+        FOR_PAIRS(it, k, val)
+        {
+            uint64_t n;
+            if (!known_key(x, k, keys, NULL, "a split entry"))
+                continue;
+            if (is(k, "to")) {
+                has_to = true;
+                const char *s = get_str(x, val, "to");
+                if (!s)
+                    continue;
+                if (memmem(s, val->len, "://", 3)) {
+                    pt_config_error(x, val->pos,
+                                    "\"to\" in \"split\" must name an upstream, not a URL");
+                    continue;
+                }
+                sp->to = pt_config_strndup(x, &x->cfg->arena, s, val->len);
+                sp->upstream = named_upstream(x, val, s);
+            } else if (is(k, "weight")) {
+                if (get_uint(x, val, "weight", 0, MAX_WEIGHT, &n))
+                    sp->weight = (uint32_t)n;
+            } else if (is(k, "force_header")) {
+                load_force_header(x, val, sp);
+            } else {
+                load_force_cookie(x, val, sp);
+            }
+        }
+        if (!has_to)
+            missing(x, it, "to", "a split entry");
+        sum += sp->weight;
+    }
+    if (p->n_split > 0 && sum == 0)
+        pt_config_error(x, v->pos, "the weights of \"split\" must not all be 0");
+    if (p->n_split > 0) {
+        p->to = p->split[0].to;
+        p->upstream = p->split[0].upstream;
+    }
 }
 
 static void load_proxy(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_route_cfg *r)
 {
     static const char *const keys[] = {
-        "to", "strip_prefix", "preserve_host", "timeout", "strip_credentials", "headers", NULL};
+        "to", "strip_prefix", "preserve_host", "timeout", "strip_credentials", "headers", "split",
+        NULL};
     static const char *const later[] = {"cache", "retry", "websocket", "buffer", NULL};
     struct pt_proxy_cfg *p = &r->proxy;
     p->timeout_ms = 30000;
     p->to_path = "";
     if (!want_map(x, v, "proxy"))
         return;
-    bool has_to = false;
+    const struct pt_ynode *to_key = NULL, *split_key = NULL;
     FOR_PAIRS(v, k, val)
     {
         if (!known_key(x, k, keys, later, "proxy"))
             continue;
         if (is(k, "to")) {
-            has_to = true;
-            load_proxy_to(x, val, p);
+            to_key = k;
+            if (!split_key)
+                load_proxy_to(x, val, p);
+        } else if (is(k, "split")) {
+            split_key = k;
+            if (!to_key)
+                load_split(x, val, p);
         } else if (is(k, "strip_prefix")) {
             get_bool(x, val, "strip_prefix", &p->strip_prefix);
         } else if (is(k, "preserve_host")) {
@@ -1112,8 +1555,16 @@ static void load_proxy(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt
             load_proxy_headers(x, val, p);
         }
     }
-    if (!has_to)
+    if (to_key && split_key) {
+        const struct pt_ynode *second =
+            to_key->pos.line > split_key->pos.line || (to_key->pos.line == split_key->pos.line &&
+                                                       to_key->pos.col > split_key->pos.col)
+                ? to_key
+                : split_key;
+        pt_config_error(x, second->pos, "a proxy takes \"to\" or \"split\", not both");
+    } else if (!to_key && !split_key) {
         missing(x, v, "to", "proxy");
+    }
 }
 
 static void load_redirect(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_route_cfg *r)

@@ -81,7 +81,70 @@ struct pt_header_ops {
     size_t n_remove;
 };
 
-enum pt_balance { PT_BALANCE_ROUND_ROBIN = 0 };
+enum pt_balance {
+    PT_BALANCE_ROUND_ROBIN = 0,
+    PT_BALANCE_LEAST_CONN,
+    PT_BALANCE_RANDOM,
+    PT_BALANCE_EWMA,
+    PT_BALANCE_HASH,
+    PT_BALANCE_COOKIE,
+};
+
+#define PT_MAX_TARGETS 256 /* targets per upstream */
+
+/* hash_key: what balance: hash hashes. */
+enum pt_hash_key_kind {
+    PT_HASH_KEY_NONE = 0,
+    PT_HASH_KEY_IP,     /* client address (after trusted_proxies) */
+    PT_HASH_KEY_PATH,   /* request path, without the query */
+    PT_HASH_KEY_HEADER, /* value of header `name` */
+    PT_HASH_KEY_COOKIE, /* value of cookie `name` */
+    PT_HASH_KEY_QUERY,  /* value of query argument `name` */
+};
+
+struct pt_hash_key_cfg {
+    int kind;         /* enum pt_hash_key_kind; NONE when balance is not hash */
+    const char *name; /* header/cookie/query name (NUL-terminated), "" for ip/path */
+    size_t name_len;
+};
+
+enum pt_health_type { PT_HEALTH_HTTP = 0, PT_HEALTH_TCP = 1 };
+
+struct pt_status_range {
+    uint16_t lo, hi; /* inclusive, 100..599 */
+};
+
+struct pt_health_cfg {
+    bool is_enabled;                /* a health: section was given */
+    int type;                       /* enum pt_health_type; default http */
+    const char *method;             /* default "GET" (a token) */
+    const char *path;               /* default "/"; starts with '/' */
+    const char *host;               /* Host header; NULL means the target's host_header */
+    const char *body;               /* substring the body must contain; NULL: not checked */
+    struct pt_status_range *expect; /* default one range 200-399 */
+    size_t n_expect;
+    uint32_t interval_ms; /* default 5s */
+    uint32_t timeout_ms;  /* default 2s, at most interval */
+    uint32_t rise;        /* passes in a row to mark a down target up; default 2 */
+    uint32_t fall;        /* failures in a row to mark an up target down; default 3 */
+    struct pt_cfg_pos pos;
+};
+
+struct pt_outlier_cfg {
+    bool is_enabled;                /* an outlier: section was given */
+    uint32_t consecutive_failures;  /* default 5 */
+    bool include_5xx;               /* count 5xx responses as failures; default false */
+    uint32_t base_ejection_time_ms; /* default 30s */
+    uint32_t max_ejection_time_ms;  /* default 300s, >= base */
+    uint32_t max_ejection_percent;  /* 0..100, default 50 */
+};
+
+/* retry_on flags (pt_upstream_cfg.retry_on). */
+enum pt_retry_on {
+    PT_RETRY_CONNECT_FAILURE = 1u << 0,
+    PT_RETRY_RESET = 1u << 1,
+    PT_RETRY_TIMEOUT = 1u << 2,
+};
 
 struct pt_target_cfg {
     const char *url; /* as written */
@@ -93,6 +156,9 @@ struct pt_target_cfg {
     struct pt_sockaddr addr; /* resolved at load time (getaddrinfo, first address) */
     uint32_t weight;         /* default 1, 1..1000 */
     struct pt_cfg_pos pos;
+    bool is_backup;           /* used only when no primary target is available */
+    uint32_t max_connections; /* concurrent requests across workers; 0 = unlimited */
+    uint32_t occurrence;      /* 0, or n for the n-th repeat of the same url in this upstream */
 };
 
 struct pt_upstream_cfg {
@@ -105,13 +171,43 @@ struct pt_upstream_cfg {
     uint32_t retries;            /* default 1 */
     size_t index;                /* position in pt_config.upstreams */
     struct pt_cfg_pos pos;
+    struct pt_hash_key_cfg hash_key; /* set when balance is hash */
+    struct pt_health_cfg health;
+    struct pt_outlier_cfg outlier;
+    uint32_t slow_start_ms;   /* weight ramp after a target becomes available; 0 = off */
+    uint32_t retry_on;        /* enum pt_retry_on flags; default connect_failure|reset */
+    uint16_t *retry_statuses; /* 5xx statuses that may be retried (idempotent requests) */
+    size_t n_retry_statuses;
+    uint32_t retry_budget_pct;    /* retries per request over a sliding window; default 20 */
+    uint32_t per_try_timeout_ms;  /* 0 = off (the route timeout alone) */
+    uint32_t max_pending;         /* requests queued for max_connections; default 100 */
+    uint32_t resolve_interval_ms; /* DNS re-resolution; default 30s */
+    size_t n_primary;             /* targets with is_backup false */
 };
 
 enum pt_action { PT_ACTION_PROXY = 1, PT_ACTION_REDIRECT, PT_ACTION_RESPOND };
 
+/* One arm of proxy.split. */
+struct pt_split_cfg {
+    const char *to;                   /* upstream name */
+    struct pt_upstream_cfg *upstream; /* resolved */
+    uint32_t weight;                  /* 0..1000; the arms' sum is > 0 */
+    const char *force_header;         /* header name that forces this arm, or NULL */
+    size_t force_header_len;
+    const char *force_header_value; /* its value (compared exactly, case-sensitive) */
+    size_t force_header_value_len;
+    const char *force_cookie; /* cookie name that forces this arm, or NULL */
+    size_t force_cookie_len;
+    const char *force_cookie_value; /* required value, or NULL: any value */
+    size_t force_cookie_value_len;
+    struct pt_cfg_pos pos;
+};
+
 struct pt_proxy_cfg {
-    const char *to;                   /* as written: upstream name or URL (may hold :splat etc) */
-    struct pt_upstream_cfg *upstream; /* the named upstream, or one made for a URL */
+    const char *to;                   /* as written: upstream name or URL (may hold :splat etc);
+                                         with split: the first arm's upstream name */
+    struct pt_upstream_cfg *upstream; /* the named upstream, or one made for a URL; with split:
+                                         the first arm's (a fallback until split is wired) */
     const char *to_path;              /* for a URL target: its path template ("" when none) */
     bool strip_prefix;
     bool preserve_host;
@@ -119,6 +215,8 @@ struct pt_proxy_cfg {
     uint32_t timeout_ms; /* to the response head; default 30s, at most 60s */
     struct pt_header_ops request;
     struct pt_header_ops response;
+    struct pt_split_cfg *split; /* NULL unless proxy.split was given (then n_split >= 1) */
+    size_t n_split;
 };
 
 struct pt_redirect_cfg {

@@ -478,12 +478,12 @@ static void test_upstream_errors(void **state)
 {
     (void)state;
     const char *e = load_err(BASE "upstreams:\n  a:\n    targets: [{url: \"http://127.0.0.1:1\"}]\n"
-                                  "    balance: least_conn\n"
+                                  "    balance: hash\n"
                                   "  b:\n    targets: [{url: \"http://127.0.0.1:1\", weight: 0}]\n"
                                   "    balance: round_robn\n"
                                   "  c:\n    targets: [{url: \"https://127.0.0.1\"}, {url: "
                                   "\"http://127.0.0.1:0\"}, {url: \"http://h/x?y\"}]\n" ROUTE_OK);
-    expect_has(e, "t.yaml:6:14: balance \"least_conn\" is not supported yet");
+    expect_has(e, "t.yaml:6:14: balance \"hash\" needs \"hash_key\"");
     expect_has(e, "t.yaml:8:51: expected a whole number from 1 to 1000 for \"weight\"");
     expect_has(e, "t.yaml:9:14: unknown balance \"round_robn\"; did you mean \"round_robin\"?");
     expect_has(e, "t.yaml:11:21: https targets need TLS support");
@@ -774,6 +774,170 @@ static void test_file_load(void **state)
     pt_config_free(NULL);
 }
 
+static void test_upstream_pool_keys(void **state)
+{
+    (void)state;
+    struct pt_config *cfg = load_ok(
+        BASE "upstreams:\n"
+             "  api:\n"
+             "    targets:\n"
+             "      - {url: \"http://10.0.0.1:8080\", weight: 3, max_connections: 200}\n"
+             "      - {url: \"http://127.0.0.1:8081\"}\n"
+             "      - {url: \"http://10.0.0.9:8080\", backup: true}\n"
+             "    balance: hash\n"
+             "    hash_key: \"header:X-User\"\n"
+             "    health: {path: /healthz, interval: 2s, timeout: 1s, rise: 2, fall: 3, expect: "
+             "\"200,204,300-399\", method: HEAD, host: h.example, body: ok, type: http}\n"
+             "    outlier: {consecutive_failures: 5, include_5xx: true, base_ejection_time: 10s, "
+             "max_ejection_time: 5m, max_ejection_percent: 50}\n"
+             "    slow_start: 30s\n"
+             "    retries: 2\n"
+             "    retry_on: [connect_failure, reset, timeout, 502, 503, 504]\n"
+             "    retry_budget: 20%\n"
+             "    per_try_timeout: 2s\n"
+             "    max_pending: 100\n"
+             "    resolve_interval: 30s\n"
+             "  app_v1: {targets: [{url: \"http://127.0.0.1:7001\"}]}\n"
+             "  app_v2: {targets: [{url: \"http://127.0.0.1:7002\"}], balance: ewma}\n"
+             "sites:\n  - routes:\n      - match: \"/app/*\"\n        proxy:\n          split:\n"
+             "            - {to: app_v1, weight: 90}\n"
+             "            - {to: app_v2, weight: 10, force_header: \"X-Canary: always\", "
+             "force_cookie: \"canary=1\"}\n");
+    const struct pt_upstream_cfg *u = cfg->upstreams[0];
+    assert_int_equal(u->n_targets, 3);
+    assert_int_equal(u->n_primary, 2);
+    assert_int_equal(u->targets[0].weight, 3);
+    assert_int_equal(u->targets[0].max_connections, 200);
+    assert_false(u->targets[1].is_backup);
+    assert_true(u->targets[2].is_backup);
+    assert_int_equal(u->balance, PT_BALANCE_HASH);
+    assert_int_equal(u->hash_key.kind, PT_HASH_KEY_HEADER);
+    assert_string_equal(u->hash_key.name, "X-User");
+    assert_true(u->health.is_enabled);
+    assert_string_equal(u->health.path, "/healthz");
+    assert_int_equal(u->health.interval_ms, 2000);
+    assert_int_equal(u->health.timeout_ms, 1000);
+    assert_int_equal(u->health.rise, 2);
+    assert_int_equal(u->health.fall, 3);
+    assert_int_equal(u->health.n_expect, 3);
+    assert_int_equal(u->health.expect[1].lo, 204);
+    assert_int_equal(u->health.expect[1].hi, 204);
+    assert_int_equal(u->health.expect[2].lo, 300);
+    assert_int_equal(u->health.expect[2].hi, 399);
+    assert_string_equal(u->health.method, "HEAD");
+    assert_string_equal(u->health.host, "h.example");
+    assert_string_equal(u->health.body, "ok");
+    assert_int_equal(u->health.type, PT_HEALTH_HTTP);
+    assert_true(u->outlier.is_enabled);
+    assert_int_equal(u->outlier.consecutive_failures, 5);
+    assert_true(u->outlier.include_5xx);
+    assert_int_equal(u->outlier.base_ejection_time_ms, 10000);
+    assert_int_equal(u->outlier.max_ejection_time_ms, 300000);
+    assert_int_equal(u->outlier.max_ejection_percent, 50);
+    assert_int_equal(u->slow_start_ms, 30000);
+    assert_int_equal(u->retries, 2);
+    assert_int_equal(u->retry_on, PT_RETRY_CONNECT_FAILURE | PT_RETRY_RESET | PT_RETRY_TIMEOUT);
+    assert_int_equal(u->n_retry_statuses, 3);
+    assert_int_equal(u->retry_statuses[0], 502);
+    assert_int_equal(u->retry_statuses[2], 504);
+    assert_int_equal(u->retry_budget_pct, 20);
+    assert_int_equal(u->per_try_timeout_ms, 2000);
+    assert_int_equal(u->max_pending, 100);
+    assert_int_equal(u->resolve_interval_ms, 30000);
+    assert_int_equal(cfg->upstreams[2]->balance, PT_BALANCE_EWMA);
+    const struct pt_proxy_cfg *p = &cfg->sites[0].routes[0].proxy;
+    assert_int_equal(p->n_split, 2);
+    assert_ptr_equal(p->split[0].upstream, cfg->upstreams[1]);
+    assert_ptr_equal(p->split[1].upstream, cfg->upstreams[2]);
+    assert_ptr_equal(p->upstream, cfg->upstreams[1]);
+    assert_int_equal(p->split[0].weight, 90);
+    assert_null(p->split[0].force_header);
+    assert_string_equal(p->split[1].force_header, "X-Canary");
+    assert_string_equal(p->split[1].force_header_value, "always");
+    assert_string_equal(p->split[1].force_cookie, "canary");
+    assert_string_equal(p->split[1].force_cookie_value, "1");
+    pt_config_free(cfg);
+
+    /* Defaults. */
+    cfg = load_ok(BASE "upstreams:\n  a:\n    targets: [{url: \"http://127.0.0.1:1\"}]\n"
+                       "    health: {}\n    outlier: {}\n" ROUTE_OK);
+    u = cfg->upstreams[0];
+    assert_int_equal(u->balance, PT_BALANCE_ROUND_ROBIN);
+    assert_int_equal(u->hash_key.kind, PT_HASH_KEY_NONE);
+    assert_false(u->targets[0].is_backup);
+    assert_int_equal(u->targets[0].max_connections, 0);
+    assert_string_equal(u->health.method, "GET");
+    assert_string_equal(u->health.path, "/");
+    assert_int_equal(u->health.interval_ms, 5000);
+    assert_int_equal(u->health.timeout_ms, 2000);
+    assert_int_equal(u->health.n_expect, 1);
+    assert_int_equal(u->health.expect[0].lo, 200);
+    assert_int_equal(u->health.expect[0].hi, 399);
+    assert_int_equal(u->outlier.consecutive_failures, 5);
+    assert_false(u->outlier.include_5xx);
+    assert_int_equal(u->outlier.base_ejection_time_ms, 30000);
+    assert_int_equal(u->outlier.max_ejection_time_ms, 300000);
+    assert_int_equal(u->retry_on, PT_RETRY_CONNECT_FAILURE | PT_RETRY_RESET);
+    assert_int_equal(u->retry_budget_pct, 20);
+    assert_int_equal(u->per_try_timeout_ms, 0);
+    assert_int_equal(u->slow_start_ms, 0);
+    pt_config_free(cfg);
+}
+
+static void test_upstream_pool_errors(void **state)
+{
+    (void)state;
+    const char *e = load_err(
+        BASE "upstreams:\n"
+             "  a:\n"
+             "    targets: [{url: \"http://127.0.0.1:1\", backup: yes, max_connections: -1}]\n"
+             "    hash_key: ip\n"
+             "    health: {expect: \"200-99\", interval: 1s, timeout: 2s, type: udp, path: x}\n"
+             "    outlier: {base_ejection_time: 10s, max_ejection_time: 5s, max_ejection_percent: "
+             "101}\n"
+             "    retry_on: [reset, 404, often]\n"
+             "    retry_budget: 120%\n"
+             "  b:\n"
+             "    targets: [{url: \"http://127.0.0.1:1\"}]\n"
+             "    balance: hash\n"
+             "    hash_key: \"header:\"\n"
+             "  c:\n"
+             "    targets: [{url: \"http://127.0.0.1:1\", backup: true}]\n"
+             "    balance: random\n"
+             "sites:\n  - routes:\n"
+             "      - match: /a\n        proxy: {to: a, split: [{to: b}]}\n"
+             "      - match: /b\n        proxy: {split: [{to: bb, weight: 0}, {to: "
+             "\"http://x:1\"}]}\n"
+             "      - match: /c\n        proxy: {split: [{to: a, weight: 0, force_header: "
+             "nocolon, force_cookie: \"a b\"}]}\n");
+    expect_has(e, "t.yaml:5:51: expected true or false for \"backup\"");
+    expect_has(e, "t.yaml:5:73: expected a whole number from 0 to 1000000 for \"max_connections\"");
+    expect_has(e, "t.yaml:6:15: \"hash_key\" is only used with balance: hash");
+    expect_has(e, "t.yaml:7:22: bad \"expect\" \"200-99\"");
+    expect_has(
+        e,
+        "t.yaml:7:55: health \"timeout\" (2000ms) must not be longer than \"interval\" (1000ms)");
+    expect_has(e, "t.yaml:7:65: expected http or tcp for \"type\"");
+    expect_has(e, "t.yaml:7:76: \"path\" must start with '/'");
+    expect_has(
+        e, "t.yaml:8:59: \"max_ejection_time\" must not be shorter than \"base_ejection_time\"");
+    expect_has(e,
+               "t.yaml:8:85: expected a whole number from 0 to 100 for \"max_ejection_percent\"");
+    expect_has(e,
+               "t.yaml:9:23: expected connect_failure, reset, timeout or a status from 500 to 599");
+    expect_has(e,
+               "t.yaml:9:28: expected connect_failure, reset, timeout or a status from 500 to 599");
+    expect_has(e, "t.yaml:10:19: expected a percentage from 0% to 100% for \"retry_budget\"");
+    expect_has(e, "t.yaml:14:15: \"hash_key\" needs a name after \"header:\"");
+    expect_has(e, "t.yaml:16:14: upstream \"c\" has only backup targets");
+    expect_has(e, "t.yaml:21:24: a proxy takes \"to\" or \"split\", not both");
+    expect_has(e, "t.yaml:23:30: unknown upstream \"bb\"");
+    expect_has(e, "t.yaml:23:51: \"to\" in \"split\" must name an upstream, not a URL");
+    expect_has(e, "t.yaml:25:24: the weights of \"split\" must not all be 0");
+    expect_has(e, "t.yaml:25:58: expected \"Name: value\" for \"force_header\"");
+    expect_has(e, "t.yaml:25:81: expected \"name\" or \"name=value\" for \"force_cookie\"");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -786,6 +950,8 @@ int main(void)
         cmocka_unit_test(test_missing_required),
         cmocka_unit_test(test_routes_errors),
         cmocka_unit_test(test_upstream_errors),
+        cmocka_unit_test(test_upstream_pool_keys),
+        cmocka_unit_test(test_upstream_pool_errors),
         cmocka_unit_test(test_site_errors),
         cmocka_unit_test(test_listen_errors),
         cmocka_unit_test(test_yaml_level_errors),

@@ -1,0 +1,464 @@
+/*
+ * health.c - the active health checker (see health.h).
+ *
+ * One thread, one pt_loop, one struct check per (upstream, target) with health enabled. A
+ * check is a small state machine driven by edge-triggered events and two timers:
+ *
+ *     IDLE --interval timer--> CONNECTING --writable--> SENDING --sent--> READING
+ *       ^                          |  (tcp: pass)                            |
+ *       +-------- verdict: pass / fail (error, timeout timer, bad status, body) ----+
+ *
+ * HTTP checks send one "METHOD path HTTP/1.1" request with Host and Connection: close, wait for
+ * the complete head (pt_h1_find_head_end, then the strict pt_h1_parse_response: a malformed
+ * response fails the check), test the status against the expect ranges and, when body is set,
+ * look for the substring in the first CHECK_BUF_MAX bytes of the body (raw bytes: with a
+ * chunked body a chunk boundary may split the text; keep health bodies short).
+ *
+ * Verdicts: fall failures in a row take an up target down, rise passes in a row bring it
+ * back; both are logged once per change. The counters and the verdict are atomics in the
+ * shared target state; only this thread writes the counters.
+ *
+ * Why one thread and not per worker: N workers would multiply the probes by N and could
+ * disagree; one checker gives one verdict that all workers read at once. Why a thread and not
+ * the main thread: main blocks in configuration loading (DNS) and signal handling.
+ *
+ * Reload: pt_health_update hands the new runtime state over under a mutex and waits on a
+ * condition variable until this thread has switched, so the caller knows when the old state
+ * is no longer referenced. In-flight checks of the old state are closed and freed after the
+ * current event batch (pt_loop_defer).
+ */
+#include "upstream/health.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/common.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/sock.h"
+#include "http/h1_parse.h"
+
+#define CHECK_BUF_MAX 16384
+#define CHECK_REQ_MAX 1024
+
+enum check_state { CK_IDLE = 0, CK_CONNECTING, CK_SENDING, CK_READING };
+
+struct check {
+    struct pt_health *h;
+    const struct pt_upstream_cfg *u;
+    const struct pt_target_cfg *tc;
+    struct pt_target_state *t;
+    struct pt_io io;
+    struct pt_timer interval; /* next check */
+    struct pt_timer timeout;  /* this check's deadline */
+    int state;                /* enum check_state */
+    char req[CHECK_REQ_MAX];
+    size_t req_len, sent;
+    char *buf; /* CHECK_BUF_MAX bytes, while READING */
+    size_t len, scanned;
+};
+
+struct check_set {
+    struct pt_defer d;
+    struct check *checks;
+    size_t n;
+};
+
+struct pt_health {
+    pthread_t thread;
+    bool is_started;
+    struct pt_loop loop;
+    struct pt_io wake; /* eventfd */
+    atomic_bool stop;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    const struct pt_upstreams_rt *pending; /* guarded by mu */
+    bool has_pending;                      /* guarded by mu */
+    struct check_set *set;                 /* this thread's checks */
+};
+
+static void verdict(struct check *ck, bool ok, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void end_check(struct check *ck)
+{
+    if (ck->io.fd >= 0)
+        pt_loop_close(&ck->h->loop, &ck->io);
+    pt_timer_stop(&ck->h->loop, &ck->timeout);
+    free(ck->buf);
+    ck->buf = NULL;
+    ck->state = CK_IDLE;
+}
+
+static void verdict(struct check *ck, bool ok, const char *fmt, ...)
+{
+    struct pt_target_state *t = ck->t;
+    uint64_t now = ck->h->loop.now_ms;
+    end_check(ck);
+    if (ok) {
+        atomic_store_explicit(&t->hc_fails, 0, memory_order_relaxed);
+        unsigned p = atomic_fetch_add_explicit(&t->hc_passes, 1, memory_order_relaxed) + 1;
+        if (p >= ck->u->health.rise && pt_target_set_healthy(t, true, now))
+            pt_log_info("upstream %s target %s is up", ck->u->name, ck->tc->url);
+        return;
+    }
+    atomic_store_explicit(&t->hc_passes, 0, memory_order_relaxed);
+    unsigned f = atomic_fetch_add_explicit(&t->hc_fails, 1, memory_order_relaxed) + 1;
+    if (f >= ck->u->health.fall && atomic_load(&t->is_healthy)) {
+        char why[200];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why, sizeof(why), fmt, ap);
+        va_end(ap);
+        if (pt_target_set_healthy(t, false, now))
+            pt_log_info("upstream %s target %s is down: %s", ck->u->name, ck->tc->url, why);
+    }
+}
+
+static bool status_ok(const struct pt_health_cfg *hc, int status)
+{
+    for (size_t i = 0; i < hc->n_expect; i++)
+        if (status >= hc->expect[i].lo && status <= hc->expect[i].hi)
+            return true;
+    return false;
+}
+
+/* Looks at what was read so far. Returns true when a verdict was given. */
+static bool judge(struct check *ck, bool at_eof)
+{
+    const struct pt_health_cfg *hc = &ck->u->health;
+    size_t scanned = ck->scanned;
+    ssize_t head = pt_h1_find_head_end(ck->buf, ck->len, &scanned);
+    ck->scanned = scanned;
+    if (head == PT_H1_INCOMPLETE) {
+        if (at_eof || ck->len == CHECK_BUF_MAX) {
+            verdict(ck, false,
+                    at_eof ? "connection closed before a response" : "response head too large");
+            return true;
+        }
+        return false;
+    }
+    struct pt_h1_header hdrs[100];
+    struct pt_h1_response r;
+    memset(&r, 0, sizeof(r));
+    r.headers = hdrs;
+    r.num_headers = PT_ARRAY_LEN(hdrs);
+    if (pt_h1_parse_response(ck->buf, (size_t)head, &r) < 0) {
+        verdict(ck, false, "malformed response");
+        return true;
+    }
+    if (r.status < 200) {
+        /* 1xx interim: drop it and wait for the final head. */
+        memmove(ck->buf, ck->buf + head, ck->len - (size_t)head);
+        ck->len -= (size_t)head;
+        ck->scanned = 0;
+        return judge(ck, at_eof);
+    }
+    if (!status_ok(hc, r.status)) {
+        verdict(ck, false, "status %d", r.status);
+        return true;
+    }
+    if (!hc->body || strcmp(hc->method, "HEAD") == 0) {
+        verdict(ck, true, "ok");
+        return true;
+    }
+    const char *body = ck->buf + head;
+    size_t bl = ck->len - (size_t)head;
+    if (memmem(body, bl, hc->body, strlen(hc->body))) {
+        verdict(ck, true, "ok");
+        return true;
+    }
+    bool complete = r.framing.content_length >= 0 && bl >= (uint64_t)r.framing.content_length;
+    if (at_eof || complete || ck->len == CHECK_BUF_MAX) {
+        verdict(ck, false, "body does not contain \"%.40s\"", hc->body);
+        return true;
+    }
+    return false;
+}
+
+static void drive(struct check *ck, uint32_t events)
+{
+    if (ck->state == CK_CONNECTING) {
+        int err = 0;
+        socklen_t el = sizeof(err);
+        if (getsockopt(ck->io.fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+            err = errno;
+        if (err) {
+            verdict(ck, false, "connect: %s", strerror(err));
+            return;
+        }
+        if (!(events & (EPOLLOUT | EPOLLIN | EPOLLHUP | EPOLLERR)))
+            return;
+        if (ck->u->health.type == PT_HEALTH_TCP) {
+            verdict(ck, true, "ok");
+            return;
+        }
+        ck->state = CK_SENDING;
+    }
+    if (ck->state == CK_SENDING) {
+        while (ck->sent < ck->req_len) {
+            ssize_t w = send(ck->io.fd, ck->req + ck->sent, ck->req_len - ck->sent, MSG_NOSIGNAL);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0 && errno == EAGAIN)
+                return;
+            if (w < 0) {
+                verdict(ck, false, "send: %s", strerror(errno));
+                return;
+            }
+            ck->sent += (size_t)w;
+        }
+        ck->buf = malloc(CHECK_BUF_MAX);
+        if (!ck->buf) {
+            verdict(ck, false, "out of memory");
+            return;
+        }
+        ck->state = CK_READING;
+    }
+    if (ck->state == CK_READING) {
+        for (;;) {
+            ssize_t r = recv(ck->io.fd, ck->buf + ck->len, CHECK_BUF_MAX - ck->len, 0);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r < 0 && errno == EAGAIN)
+                return;
+            if (r < 0) {
+                verdict(ck, false, "read: %s", strerror(errno));
+                return;
+            }
+            ck->len += (size_t)r;
+            if (judge(ck, r == 0))
+                return;
+        }
+    }
+}
+
+static void on_io(struct pt_io *io, uint32_t events)
+{
+    drive(PT_CONTAINER_OF(io, struct check, io), events);
+}
+
+static void on_timeout(struct pt_timer *tm)
+{
+    struct check *ck = PT_CONTAINER_OF(tm, struct check, timeout);
+    if (ck->state != CK_IDLE)
+        verdict(ck, false, "no answer in %ums", (unsigned)ck->u->health.timeout_ms);
+}
+
+static void on_interval(struct pt_timer *tm)
+{
+    struct check *ck = PT_CONTAINER_OF(tm, struct check, interval);
+    struct pt_loop *l = &ck->h->loop;
+    pt_timer_set(l, &ck->interval, ck->u->health.interval_ms);
+    if (ck->state != CK_IDLE)
+        return; /* cannot happen while timeout <= interval; stay safe */
+    int in_progress = 0;
+    int fd = pt_sock_connect(&ck->tc->addr.u.sa, ck->tc->addr.len, &in_progress);
+    if (fd < 0) {
+        verdict(ck, false, "connect: %s", strerror(-fd));
+        return;
+    }
+    ck->io.fd = fd;
+    ck->io.cb = on_io;
+    ck->sent = 0;
+    ck->len = 0;
+    ck->scanned = 0;
+    ck->state = CK_CONNECTING;
+    int rc = pt_loop_add(l, &ck->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP, false);
+    if (rc < 0) {
+        verdict(ck, false, "epoll: %s", strerror(-rc));
+        return;
+    }
+    pt_timer_set(l, &ck->timeout, ck->u->health.timeout_ms);
+    if (!in_progress)
+        drive(ck, EPOLLOUT);
+}
+
+static void free_set(struct pt_defer *d)
+{
+    struct check_set *s = PT_CONTAINER_OF(d, struct check_set, d);
+    for (size_t i = 0; i < s->n; i++)
+        free(s->checks[i].buf);
+    free(s->checks);
+    free(s);
+}
+
+/* Builds (and arms, staggered) the checks of rt. NULL when out of memory. */
+static struct check_set *make_set(struct pt_health *h, const struct pt_upstreams_rt *rt)
+{
+    struct check_set *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < rt->n_ups; i++)
+        if (rt->ups[i].cfg->health.is_enabled)
+            n += rt->ups[i].n_targets;
+    s->checks = calloc(n ? n : 1, sizeof(*s->checks));
+    if (!s->checks) {
+        free(s);
+        return NULL;
+    }
+    pt_loop_update_time(&h->loop);
+    for (size_t i = 0; i < rt->n_ups; i++) {
+        const struct pt_upstream_state *us = &rt->ups[i];
+        const struct pt_health_cfg *hc = &us->cfg->health;
+        if (!hc->is_enabled)
+            continue;
+        for (size_t j = 0; j < us->n_targets; j++) {
+            struct check *ck = &s->checks[s->n++];
+            ck->h = h;
+            ck->u = us->cfg;
+            ck->tc = &us->cfg->targets[j];
+            ck->t = us->targets[j];
+            ck->io.fd = -1;
+            pt_timer_init(&ck->interval, on_interval);
+            pt_timer_init(&ck->timeout, on_timeout);
+            int w = snprintf(ck->req, sizeof(ck->req),
+                             "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: portico-health\r\n"
+                             "Accept: */*\r\nConnection: close\r\n\r\n",
+                             hc->method, hc->path, hc->host ? hc->host : ck->tc->host_header);
+            ck->req_len = w > 0 && (size_t)w < sizeof(ck->req) ? (size_t)w : 0;
+            /* Spread the first checks over the first tenth of the interval. */
+            uint64_t first = s->n * 7919u % (hc->interval_ms / 10 + 1);
+            pt_timer_set(&h->loop, &ck->interval, first);
+        }
+    }
+    return s;
+}
+
+static void drop_set(struct pt_health *h, struct check_set *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n; i++) {
+        struct check *ck = &s->checks[i];
+        if (ck->io.fd >= 0)
+            pt_loop_close(&h->loop, &ck->io);
+        pt_timer_stop(&h->loop, &ck->interval);
+        pt_timer_stop(&h->loop, &ck->timeout);
+    }
+    pt_loop_defer(&h->loop, &s->d, free_set);
+}
+
+static void on_wake(struct pt_io *io, uint32_t events)
+{
+    (void)events;
+    struct pt_health *h = PT_CONTAINER_OF(io, struct pt_health, wake);
+    uint64_t v;
+    while (read(io->fd, &v, sizeof(v)) > 0) {
+    }
+    pthread_mutex_lock(&h->mu);
+    if (h->has_pending) {
+        struct check_set *s = make_set(h, h->pending);
+        if (s) {
+            drop_set(h, h->set);
+            h->set = s;
+        } else {
+            pt_log_error("health checks: out of memory adopting the new configuration");
+            drop_set(h, h->set);
+            h->set = NULL;
+        }
+        h->has_pending = false;
+        pthread_cond_broadcast(&h->cv);
+    }
+    pthread_mutex_unlock(&h->mu);
+}
+
+static void *run(void *arg)
+{
+    struct pt_health *h = arg;
+    while (!atomic_load_explicit(&h->stop, memory_order_acquire))
+        pt_loop_run_once(&h->loop, 1000);
+    return NULL;
+}
+
+struct pt_health *pt_health_create(const struct pt_upstreams_rt *rt)
+{
+    struct pt_health *h = calloc(1, sizeof(*h));
+    if (!h)
+        return NULL;
+    h->wake.fd = -1;
+    if (pt_loop_init(&h->loop) < 0) {
+        free(h);
+        return NULL;
+    }
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_cond_init(&h->cv, NULL);
+    atomic_init(&h->stop, false);
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (fd < 0)
+        goto fail;
+    h->wake.fd = fd;
+    h->wake.cb = on_wake;
+    if (pt_loop_add(&h->loop, &h->wake, EPOLLIN, false) < 0)
+        goto fail;
+    h->set = make_set(h, rt);
+    if (!h->set)
+        goto fail;
+    return h;
+fail:
+    pt_health_destroy(h);
+    return NULL;
+}
+
+int pt_health_start(struct pt_health *h)
+{
+    int rc = pthread_create(&h->thread, NULL, run, h);
+    if (rc != 0)
+        return -rc;
+    h->is_started = true;
+    return 0;
+}
+
+int pt_health_update(struct pt_health *h, const struct pt_upstreams_rt *rt)
+{
+    if (!h->is_started) {
+        struct check_set *s = make_set(h, rt);
+        if (!s)
+            return -ENOMEM;
+        drop_set(h, h->set);
+        h->set = s;
+        pt_loop_run_once(&h->loop, 0); /* frees the old set */
+        return 0;
+    }
+    pthread_mutex_lock(&h->mu);
+    h->pending = rt;
+    h->has_pending = true;
+    uint64_t one = 1;
+    if (write(h->wake.fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        pt_log_error("health checks: cannot wake the checker: %s", strerror(errno));
+    while (h->has_pending)
+        pthread_cond_wait(&h->cv, &h->mu);
+    pthread_mutex_unlock(&h->mu);
+    return 0;
+}
+
+void pt_health_destroy(struct pt_health *h)
+{
+    if (!h)
+        return;
+    if (h->is_started) {
+        atomic_store_explicit(&h->stop, true, memory_order_release);
+        uint64_t one = 1;
+        if (write(h->wake.fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+            pt_log_error("health checks: cannot wake the checker: %s", strerror(errno));
+        pthread_join(h->thread, NULL);
+    }
+    drop_set(h, h->set);
+    h->set = NULL;
+    if (h->wake.fd >= 0)
+        pt_loop_close(&h->loop, &h->wake);
+    pt_loop_run_once(&h->loop, 0); /* runs the deferred frees */
+    pt_loop_destroy(&h->loop);
+    pthread_cond_destroy(&h->cv);
+    pthread_mutex_destroy(&h->mu);
+    free(h);
+}
