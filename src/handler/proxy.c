@@ -44,7 +44,7 @@
 
 void pt_pool_idle_event(struct pt_uconn *u);
 
-enum fail_kind { FAIL_CONNECT, FAIL_RESET, FAIL_TIMEOUT, FAIL_BAD_RESPONSE };
+enum fail_kind { FAIL_CONNECT, FAIL_CONNECT_TIMEOUT, FAIL_RESET, FAIL_TIMEOUT, FAIL_BAD_RESPONSE };
 
 static void uconn_io(struct pt_io *io, uint32_t events);
 static void uconn_timeout(struct pt_timer *t);
@@ -372,6 +372,7 @@ static int build_response_head(struct pt_req *r, const struct pt_h1_response *re
         put(&o, r->request_id, r->request_id_len);
         PUT_LIT(&o, "\r\n");
         put_ops(&o, ops);
+        put(&o, r->set_cookie, r->set_cookie_len);
         if (r->resp_body.rechunk) {
             PUT_LIT(&o, "Transfer-Encoding: chunked\r\n");
         } else if (resp->framing.content_length >= 0 && !resp->framing.is_chunked &&
@@ -418,17 +419,71 @@ static void release_upstream(struct pt_req *r, bool reusable)
         pt_uconn_close(u);
 }
 
-/* Chooses the next untried target (smooth weighted round robin). False when none is left. */
-static bool pick_target(struct pt_req *r)
+/* The timer for the response head of this attempt: per_try_timeout when set (and shorter),
+   else the route's timeout. */
+static uint32_t head_timeout(struct pt_req *r)
+{
+    uint32_t pt = r->ups->per_try_timeout_ms;
+    r->head_timer_is_per_try = pt && pt < r->timeout_ms;
+    return r->head_timer_is_per_try ? pt : r->timeout_ms;
+}
+
+#define AFFINITY_COOKIE "portico_affinity"
+#define SPLIT_COOKIE "portico_split"
+
+/* Appends "Set-Cookie: name=value; Path=/; HttpOnly; SameSite=Lax" to the response's extra
+   lines (split and cookie affinity). */
+static void add_set_cookie(struct pt_req *r, const char *name, const char *value, size_t vlen)
+{
+    size_t room = sizeof(r->set_cookie) - r->set_cookie_len;
+    int n =
+        snprintf(r->set_cookie + r->set_cookie_len, room,
+                 "Set-Cookie: %s=%.*s; Path=/; HttpOnly; SameSite=Lax\r\n", name, (int)vlen, value);
+    if (n > 0 && (size_t)n < room)
+        r->set_cookie_len += (uint16_t)n;
+}
+
+/* Ends the balancer's view of the attempt in progress (in-flight count, latency, outlier
+   verdict); once per attempt. */
+static void attempt_end(struct pt_req *r, int outcome)
+{
+    if (!r->attempt_open)
+        return;
+    r->attempt_open = false;
+    uint64_t now = r->c->w->loop.now_ms;
+    uint64_t lat_us = (outcome == PT_OUTCOME_OK || outcome == PT_OUTCOME_STATUS_5XX)
+                          ? r->head_latency_us
+                          : (now - r->attempt_start_ms) * 1000u;
+    pt_upstream_on_request_end(r->us, (size_t)r->target_idx, lat_us, outcome, now);
+}
+
+/* Chooses the next untried target with the upstream's balancer. Returns PT_OK, or 503 when no
+   target is available (all down, ejected, tried, or at max_connections). */
+static int pick_target(struct pt_req *r)
 {
     const struct pt_upstream_cfg *ups = r->ups;
-    int idx = pt_lb_rr_pick(ups, r->ws->scores[ups->index], r->tried_mask);
-    if (idx < 0)
-        return false;
-    if (idx < 32)
-        r->tried_mask |= 1u << idx;
-    r->target = &ups->targets[idx];
-    return true;
+    uint64_t now = r->c->w->loop.now_ms;
+    struct pt_lb_key key = {r->lb_key, r->lb_key_len};
+    for (int tries = 0; tries < 8; tries++) {
+        int idx = pt_lb_pick(r->us, &r->ws->lb[ups->index], &key, r->tried_mask, now);
+        if (idx < 0)
+            return 503;
+        if (idx < 32)
+            r->tried_mask |= 1u << idx;
+        if (!pt_upstream_on_request_start(r->us, (size_t)idx))
+            continue; /* reached max_connections since the pick: choose again */
+        r->target_idx = idx;
+        r->target = &ups->targets[idx];
+        r->attempt_open = true;
+        r->attempt_start_ms = now;
+        if (ups->balance == PT_BALANCE_COOKIE) {
+            const char *tok = pt_lb_cookie_token(r->us, (size_t)idx);
+            if (tok && (r->lb_key_len != strlen(tok) || memcmp(r->lb_key, tok, r->lb_key_len)))
+                add_set_cookie(r, AFFINITY_COOKIE, tok, strlen(tok));
+        }
+        return PT_OK;
+    }
+    return 503;
 }
 
 /* Opens (or reuses) a connection to r->target, or to the next untried target when next is
@@ -437,8 +492,11 @@ static int connect_next(struct pt_req *r, bool next)
 {
     struct pt_worker *w = r->c->w;
     const struct pt_upstream_cfg *ups = r->ups;
-    if (next && !pick_target(r))
-        return 502;
+    if (next) {
+        int rc = pick_target(r);
+        if (rc != PT_OK)
+            return rc;
+    }
     const struct pt_target_cfg *t = r->target;
     bool fresh_same_target = !next && r->attempts > 0;
     r->attempts++;
@@ -448,7 +506,7 @@ static int connect_next(struct pt_req *r, bool next)
         u->n_requests++;
         r->u = u;
         r->pstate = PT_PS_ACTIVE;
-        pt_timer_set(&w->loop, &u->timer, r->timeout_ms);
+        pt_timer_set(&w->loop, &u->timer, head_timeout(r));
         return PT_OK;
     }
     int in_progress = 0;
@@ -456,6 +514,7 @@ static int connect_next(struct pt_req *r, bool next)
     if (fd < 0) {
         pt_log_info("request %s: connect to upstream \"%s\" target %s failed: %s", r->request_id,
                     ups->name, t->url, strerror(-fd));
+        attempt_end(r, PT_OUTCOME_CONNECT_FAILURE);
         return 502;
     }
     u = calloc(1, sizeof(*u));
@@ -479,13 +538,14 @@ static int connect_next(struct pt_req *r, bool next)
     }
     r->u = u;
     r->pstate = u->is_connecting ? PT_PS_CONNECTING : PT_PS_ACTIVE;
-    pt_timer_set(&w->loop, &u->timer, u->is_connecting ? ups->connect_timeout_ms : r->timeout_ms);
+    pt_timer_set(&w->loop, &u->timer, u->is_connecting ? ups->connect_timeout_ms : head_timeout(r));
     return PT_OK;
 }
 
 /* Sends Portico's error page instead of a proxied response (nothing was sent yet). */
 static void answer_locally(struct pt_req *r, int status)
 {
+    attempt_end(r, PT_OUTCOME_OK); /* whatever is still open was not the target's fault */
     r->pstate = PT_PS_NONE;
     if (!r->req_body.is_done)
         r->is_keepalive = false; /* the rest of the request body is never read */
@@ -493,47 +553,98 @@ static void answer_locally(struct pt_req *r, int status)
     r->c->again = true; /* pt_conn_run flushes it as a local response */
 }
 
-/* Handles an upstream failure: retry, answer 502/504, or (response under way) close. */
+/* Whether a failure of this kind may be retried on another target (upstream retry_on,
+   retries and retry budget; never once a body byte went upstream). Consumes budget. */
+static bool may_retry(struct pt_req *r, enum fail_kind kind)
+{
+    const struct pt_upstream_cfg *ups = r->ups;
+    if (r->req_body_started || r->retries >= ups->retries)
+        return false;
+    bool idem = is_idempotent(r->method_id);
+    bool ok;
+    switch (kind) {
+    case FAIL_CONNECT:
+    case FAIL_CONNECT_TIMEOUT:
+        ok = ups->retry_on & PT_RETRY_CONNECT_FAILURE;
+        break;
+    case FAIL_RESET:
+        ok = (ups->retry_on & PT_RETRY_RESET) && idem;
+        break;
+    case FAIL_TIMEOUT:
+        /* A per-try timeout exists to be retried; the route timeout only with retry_on. */
+        ok = ((ups->retry_on & PT_RETRY_TIMEOUT) || r->head_timer_is_per_try) && idem;
+        break;
+    default:
+        ok = false;
+    }
+    return ok && pt_budget_try_retry(&r->us->budget, ups->retry_budget_pct, r->c->w->loop.now_ms);
+}
+
+/* Rewinds the exchange for another attempt: the head is still at the front of uout. */
+static void restart_request(struct pt_req *r)
+{
+    r->uout.head = 0;
+    r->uout.tail = r->uhead_len;
+    r->head_sent = false;
+    r->resp_head_seen = false;
+    r->resp_scan = 0;
+    memset(&r->resp_body, 0, sizeof(r->resp_body));
+}
+
+/* Handles an upstream failure: retry, answer 502/503/504, or (response under way) close. */
 static void upstream_failed(struct pt_req *r, enum fail_kind kind)
 {
     struct pt_uconn *u = r->u;
     bool was_reused = u && u->n_requests > 1;
-    const char *what = kind == FAIL_CONNECT   ? "connect failed"
-                       : kind == FAIL_RESET   ? "connection closed or reset"
-                       : kind == FAIL_TIMEOUT ? "timed out"
-                                              : "malformed response";
+    const char *what = kind == FAIL_CONNECT           ? "connect failed"
+                       : kind == FAIL_CONNECT_TIMEOUT ? "connect timed out"
+                       : kind == FAIL_RESET           ? "connection closed or reset"
+                       : kind == FAIL_TIMEOUT         ? "timed out"
+                                                      : "malformed response";
     release_upstream(r, false);
+    if (!r->req_body_started && kind == FAIL_RESET && was_reused && !r->response_started &&
+        is_idempotent(r->method_id)) {
+        /* A pooled connection the peer had closed: once, on a fresh connection to the same
+           target; not that target's fault, so not counted against it. */
+        if (connect_next(r, false) == PT_OK) {
+            restart_request(r);
+            return;
+        }
+    }
+    int outcome = kind == FAIL_CONNECT || kind == FAIL_CONNECT_TIMEOUT ? PT_OUTCOME_CONNECT_FAILURE
+                  : kind == FAIL_TIMEOUT                               ? PT_OUTCOME_TIMEOUT
+                                                                       : PT_OUTCOME_RESET;
+    attempt_end(r, outcome);
+    pt_log_info("request %s: upstream \"%s\" target %s %s", r->request_id, r->ups->name,
+                r->target ? r->target->url : "-", what);
     if (r->response_started) {
-        pt_log_info("request %s: upstream \"%s\" %s after the response began; closing client",
-                    r->request_id, r->ups->name, what);
-        pt_conn_close(r->c);
+        pt_conn_close(r->c); /* the head went out: closing is the only signal left */
         return;
     }
-    bool untouched = !r->req_body_started;
-    int rc = -1;
-    if (untouched && kind == FAIL_RESET && was_reused && is_idempotent(r->method_id)) {
-        rc = connect_next(r, false); /* stale pooled connection: once, on a fresh one */
-    } else if (untouched && kind == FAIL_CONNECT && r->attempts <= r->ups->retries) {
-        rc = connect_next(r, true);
+    int status = kind == FAIL_TIMEOUT || kind == FAIL_CONNECT_TIMEOUT ? 504 : 502;
+    while (may_retry(r, kind)) {
+        r->retries++;
+        int rc = connect_next(r, true);
+        if (rc == PT_OK) {
+            restart_request(r);
+            return;
+        }
+        if (rc == 503)
+            break;           /* nothing left to try: answer for the failure seen */
+        kind = FAIL_CONNECT; /* refused at once: on to the next one */
+        status = 502;
     }
-    if (rc == PT_OK) {
-        r->uout.head = 0;
-        r->uout.tail = r->uhead_len;
-        r->head_sent = false;
-        r->resp_head_seen = false;
-        return;
-    }
-    if (!was_reused || kind != FAIL_RESET)
-        pt_log_info("request %s: upstream \"%s\" target %s %s", r->request_id, r->ups->name,
-                    r->target ? r->target->url : "-", what);
-    answer_locally(r, kind == FAIL_TIMEOUT ? 504 : 502);
+    answer_locally(r, status);
 }
 
 static void uconn_io(struct pt_io *io, uint32_t events)
 {
     struct pt_uconn *u = PT_CONTAINER_OF(io, struct pt_uconn, io);
     if (!u->r) {
-        pt_pool_idle_event(u);
+        /* Idle in the pool: input, hang-up or error mean the peer closed it or is out of
+           step; becoming writable means nothing. */
+        if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+            pt_pool_idle_event(u);
         return;
     }
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
@@ -555,7 +666,7 @@ static void uconn_timeout(struct pt_timer *t)
     struct pt_req *r = u->r;
     struct pt_conn *c = r->c;
     if (u->is_connecting)
-        upstream_failed(r, FAIL_TIMEOUT);
+        upstream_failed(r, FAIL_CONNECT_TIMEOUT);
     else if (!r->resp_head_seen)
         upstream_failed(r, FAIL_TIMEOUT);
     else
@@ -694,16 +805,31 @@ static int push_upstream(struct pt_req *r, bool *progress)
         if (r->head_sent && !b->pending && b->is_done && pt_buf_len(&r->uout) == 0) {
             /* Whole request sent: the response-head timeout starts now. */
             if (!r->resp_head_seen)
-                pt_timer_set(&c->w->loop, &u->timer, r->timeout_ms);
+                pt_timer_set(&c->w->loop, &u->timer, head_timeout(r));
             pt_timer_stop(&c->w->loop, &c->timer);
             return PT_OK;
         }
         if (!r->resp_head_seen)
-            pt_timer_set(&c->w->loop, &u->timer, r->timeout_ms);
+            pt_timer_set(&c->w->loop, &u->timer, head_timeout(r));
     }
 }
 
 /* ---- response direction ---- */
+
+/* A final status the upstream lists in retry_on, for a request that can be replayed whole
+   (idempotent, no body), with a retry, the budget and an untried target left. */
+static bool retry_on_status(struct pt_req *r, int status)
+{
+    const struct pt_upstream_cfg *ups = r->ups;
+    bool listed = false;
+    for (size_t i = 0; i < ups->n_retry_statuses && !listed; i++)
+        listed = ups->retry_statuses[i] == status;
+    if (!listed || r->has_body || !is_idempotent(r->method_id) || r->retries >= ups->retries)
+        return false;
+    if (ups->n_targets <= 32 && (r->tried_mask | ((1u << ups->n_targets) - 1u)) == r->tried_mask)
+        return false; /* every target tried */
+    return pt_budget_try_retry(&r->us->budget, ups->retry_budget_pct, r->c->w->loop.now_ms);
+}
 
 static int handle_response_head(struct pt_req *r, size_t hl)
 {
@@ -723,6 +849,20 @@ static int handle_response_head(struct pt_req *r, size_t hl)
             build_response_head(r, &resp, true) != PT_OK)
             return 1000 + FAIL_BAD_RESPONSE;
         pt_buf_consume(&u->in, (uint32_t)hl);
+        return PT_OK;
+    }
+    r->head_latency_us = (w->loop.now_ms - r->attempt_start_ms) * 1000u;
+    if (retry_on_status(r, resp.status)) {
+        /* Another target may do better: drop this response (its connection with it). */
+        attempt_end(r, PT_OUTCOME_STATUS_5XX);
+        pt_log_info("request %s: upstream \"%s\" target %s answered %d; retrying", r->request_id,
+                    r->ups->name, r->target->url, resp.status);
+        release_upstream(r, false);
+        r->retries++;
+        rc = connect_next(r, true);
+        if (rc != PT_OK)
+            return rc == 503 ? 503 : 502;
+        restart_request(r);
         return PT_OK;
     }
     struct pt_body *b = &r->resp_body;
@@ -827,6 +967,8 @@ static int pull_upstream(struct pt_req *r, bool *progress)
                 if (rc != PT_OK)
                     return rc;
                 *progress = true;
+                if (r->u != u)
+                    return PT_OK; /* retried on another target: the pump starts over */
                 continue;
             }
             if (pt_buf_room(&u->in) == 0 && u->in.head == 0)
@@ -887,12 +1029,13 @@ static bool check_connected(struct pt_req *r)
     }
     u->is_connecting = false;
     r->pstate = PT_PS_ACTIVE;
-    pt_timer_set(&r->c->w->loop, &u->timer, r->timeout_ms);
+    pt_timer_set(&r->c->w->loop, &u->timer, head_timeout(r));
     return true;
 }
 
 static void finish(struct pt_req *r)
 {
+    attempt_end(r, r->status >= 500 ? PT_OUTCOME_STATUS_5XX : PT_OUTCOME_OK);
     bool reusable = r->upstream_reusable && r->req_body.is_done && !r->req_body.pending &&
                     r->head_sent && pt_buf_len(&r->uout) == 0 && r->u &&
                     pt_buf_len(&r->u->in) == 0 && !r->u->is_eof;
@@ -988,32 +1131,169 @@ void pt_proxy_run(struct pt_req *r)
     }
 }
 
+/* ---- request start: split, balancer keys ---- */
+
+static struct pt_str find_header(const struct pt_h1_request *h, const char *name, size_t n)
+{
+    for (size_t i = 0; i < h->num_headers; i++)
+        if (pt_str_caseeq(h->headers[i].name, name, n))
+            return h->headers[i].value;
+    return (struct pt_str){NULL, 0};
+}
+
+/* Finds "name=value" in a "; "-separated list (Cookie) or an "&"-separated one (query). */
+static bool find_pair(struct pt_str list, char sep, const char *name, size_t n, struct pt_str *val)
+{
+    const char *p = list.p, *end = list.p + list.n;
+    while (p && p < end) {
+        while (p < end && (*p == ' ' || *p == sep))
+            p++;
+        const char *e = memchr(p, sep, (size_t)(end - p));
+        if (!e)
+            e = end;
+        if ((size_t)(e - p) > n && p[n] == '=' && memcmp(p, name, n) == 0) {
+            *val = (struct pt_str){p + n + 1, (size_t)(e - p - n - 1)};
+            return true;
+        }
+        p = e;
+    }
+    return false;
+}
+
+static bool find_cookie(const struct pt_h1_request *h, const char *name, size_t n,
+                        struct pt_str *val)
+{
+    for (size_t i = 0; i < h->num_headers; i++)
+        if (PT_STR_CASEEQ_LIT(h->headers[i].name, "cookie") &&
+            find_pair(h->headers[i].value, ';', name, n, val))
+            return true;
+    return false;
+}
+
+/* Picks the arm of a split route: a tester's override (force_header, force_cookie), then the
+   arm the client's split cookie names, then a weighted random draw remembered in that cookie so
+   the user stays on one side. */
+static const struct pt_upstream_cfg *choose_split(struct pt_req *r, const struct pt_h1_request *h)
+{
+    const struct pt_proxy_cfg *pc = &r->route->proxy;
+    for (size_t i = 0; i < pc->n_split; i++) {
+        const struct pt_split_cfg *a = &pc->split[i];
+        struct pt_str v;
+        if (a->force_header) {
+            v = find_header(h, a->force_header, a->force_header_len);
+            if (v.p && pt_str_eq(v, a->force_header_value, a->force_header_value_len))
+                return a->upstream;
+        }
+        if (a->force_cookie && find_cookie(h, a->force_cookie, a->force_cookie_len, &v) &&
+            (!a->force_cookie_value ||
+             pt_str_eq(v, a->force_cookie_value, a->force_cookie_value_len)))
+            return a->upstream;
+    }
+    struct pt_str v;
+    if (find_cookie(h, SPLIT_COOKIE, sizeof(SPLIT_COOKIE) - 1, &v))
+        for (size_t i = 0; i < pc->n_split; i++)
+            if (pc->split[i].weight && pt_str_eq(v, pc->split[i].to, strlen(pc->split[i].to)))
+                return pc->split[i].upstream;
+    uint64_t total = 0;
+    for (size_t i = 0; i < pc->n_split; i++)
+        total += pc->split[i].weight;
+    uint64_t x = pt_worker_random(r->c->w) % (total ? total : 1);
+    size_t pick = 0;
+    for (size_t i = 0; i < pc->n_split; i++) {
+        if (x < pc->split[i].weight) {
+            pick = i;
+            break;
+        }
+        x -= pc->split[i].weight;
+    }
+    add_set_cookie(r, SPLIT_COOKIE, pc->split[pick].to, strlen(pc->split[pick].to));
+    return pc->split[pick].upstream;
+}
+
+static void set_lb_key(struct pt_req *r, struct pt_str v)
+{
+    size_t n = PT_MIN(v.n, sizeof(r->lb_key));
+    if (n)
+        memcpy(r->lb_key, v.p, n);
+    r->lb_key_len = (uint16_t)n;
+}
+
+/* Captures what the hash or cookie balancer needs from the request, which is gone by the time
+   a retry picks again. */
+static void capture_lb_key(struct pt_req *r, const struct pt_h1_request *h, const char *path,
+                           size_t path_len, struct pt_str query)
+{
+    const struct pt_upstream_cfg *ups = r->ups;
+    struct pt_str v = {NULL, 0};
+    r->lb_key_len = 0;
+    if (ups->balance == PT_BALANCE_COOKIE) {
+        if (find_cookie(h, AFFINITY_COOKIE, sizeof(AFFINITY_COOKIE) - 1, &v))
+            set_lb_key(r, v);
+        return;
+    }
+    if (ups->balance != PT_BALANCE_HASH)
+        return;
+    const struct pt_hash_key_cfg *k = &ups->hash_key;
+    switch (k->kind) {
+    case PT_HASH_KEY_IP: {
+        char ip[64];
+        size_t n = pt_sock_ntop(&r->c->peer.u.sa, ip, sizeof(ip));
+        set_lb_key(r, (struct pt_str){ip, n});
+        return;
+    }
+    case PT_HASH_KEY_PATH:
+        set_lb_key(r, (struct pt_str){path, path_len});
+        return;
+    case PT_HASH_KEY_HEADER:
+        v = find_header(h, k->name, k->name_len);
+        break;
+    case PT_HASH_KEY_COOKIE:
+        find_cookie(h, k->name, k->name_len, &v);
+        break;
+    case PT_HASH_KEY_QUERY:
+        if (query.p)
+            find_pair(query, '&', k->name, k->name_len, &v);
+        break;
+    default:
+        break;
+    }
+    set_lb_key(r, v);
+}
+
 int pt_proxy_start(struct pt_req *r, const struct pt_h1_request *h, const struct pt_route_match *m,
                    const char *path, size_t path_len, struct pt_str query)
 {
     const struct pt_proxy_cfg *pc = &r->route->proxy;
-    r->ups = pc->upstream;
+    r->ups = pc->n_split ? choose_split(r, h) : pc->upstream;
+    r->us = &r->ws->s->urt->ups[r->ups->index];
     r->upstream_name = r->ups->name;
     r->timeout_ms = pc->timeout_ms ? pc->timeout_ms : 30000;
+    pt_budget_on_request(&r->us->budget, r->c->w->loop.now_ms);
+    capture_lb_key(r, h, path, path_len, query);
     /* The rewritten head may grow by what Portico adds (X-Forwarded-*, set/add rules). */
     uint32_t cap =
         pt_buf_class((uint32_t)PT_MIN((uint64_t)r->cfg->limits.header_size + 8192u, 1u << 24));
     if (pt_buf_alloc(&r->uout, cap) < 0)
         return 503;
     /* Target first: the head names its Host and base path. */
-    if (!pick_target(r))
-        return 502;
-    int rc = build_request_head(r, h, m, path, path_len, query);
+    int rc = pick_target(r);
+    if (rc != PT_OK)
+        return rc;
+    rc = build_request_head(r, h, m, path, path_len, query);
     if (rc != PT_OK)
         return rc;
     rc = connect_next(r, false);
-    while (rc != PT_OK && r->attempts <= r->ups->retries && r->attempts < r->ups->n_targets)
+    while (rc == 502 && r->retries < r->ups->retries &&
+           pt_budget_try_retry(&r->us->budget, r->ups->retry_budget_pct, r->c->w->loop.now_ms)) {
+        r->retries++;
         rc = connect_next(r, true);
+    }
     return rc;
 }
 
 void pt_proxy_abort(struct pt_req *r)
 {
+    attempt_end(r, PT_OUTCOME_OK); /* the client went away: not the target's fault */
     release_upstream(r, false);
     r->pstate = PT_PS_NONE;
 }

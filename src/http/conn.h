@@ -24,6 +24,8 @@
 #include "http/h1_parse.h"
 #include "route/route.h"
 
+struct pt_upstream_state;
+
 struct pt_worker;
 struct pt_wsnap;
 struct pt_req;
@@ -123,7 +125,16 @@ struct pt_req {
     const struct pt_upstream_cfg *ups;
     const struct pt_target_cfg *target;
     uint32_t tried_mask; /* targets already tried (first 32) */
-    uint32_t attempts;
+    uint32_t attempts;   /* connections tried, the stale-connection retry included */
+    uint32_t retries;    /* retries on another target so far (bounded by upstream retries) */
+    struct pt_upstream_state *us; /* shared state of ups (health, load, budget) */
+    int target_idx;               /* index of target in ups */
+    bool attempt_open;            /* target's in-flight count includes this request */
+    bool head_timer_is_per_try;   /* the head timer armed is per_try_timeout, not the route's */
+    uint64_t attempt_start_ms;
+    uint64_t head_latency_us; /* attempt start to response head */
+    uint16_t lb_key_len;
+    uint16_t set_cookie_len;
     uint32_t timeout_ms; /* route's response timeout */
     struct pt_uconn *u;
     struct pt_buf uout;    /* upstream request head, then chunk framing */
@@ -145,6 +156,8 @@ struct pt_req {
     char host[128];
     char referer[256];
     char user_agent[256];
+    char lb_key[256];     /* hash or cookie balancer input (lb_key_len bytes), from dispatch */
+    char set_cookie[256]; /* Set-Cookie lines for the response (set_cookie_len bytes) */
 };
 
 #endif

@@ -23,6 +23,7 @@
 #include "core/log.h"
 #include "core/sock.h"
 #include "server/worker.h"
+#include "upstream/health.h"
 
 #define PT_VERSION "0.1.0"
 #define ERR_BYTES 8192
@@ -69,7 +70,7 @@ static int cmd_version(void)
 /* Loads path and builds everything a snapshot holds (the access log is opened only when
    open_logs is set: `check` must not create files). Returns NULL with err filled. */
 static struct pt_snapshot *snapshot_build(const char *path, char *err, size_t errlen,
-                                          bool open_logs)
+                                          bool open_logs, const struct pt_snapshot *prev)
 {
     struct pt_config *cfg = NULL;
     struct pt_router *rt = NULL;
@@ -87,6 +88,14 @@ static struct pt_snapshot *snapshot_build(const char *path, char *err, size_t er
     s->cfg = cfg;
     s->router = rt;
     s->access_fd = -1;
+    /* Target state (health verdicts, ejections, load) carries over from the previous snapshot
+       for targets that did not change. */
+    s->urt = pt_upstreams_rt_create(cfg, prev ? prev->urt : NULL, pt_upstream_now_ms());
+    if (!s->urt) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        free(s);
+        goto fail;
+    }
     const char *a = cfg->log.access ? cfg->log.access : "stdout";
     if (!open_logs) {
         s->access_fd = -1;
@@ -99,6 +108,7 @@ static struct pt_snapshot *snapshot_build(const char *path, char *err, size_t er
         if (s->access_fd < 0) {
             snprintf(err, errlen, "%s: cannot open access log \"%s\": %s", path, a,
                      strerror(errno));
+            pt_upstreams_rt_free(s->urt);
             free(s);
             goto fail;
         }
@@ -124,7 +134,7 @@ static int cmd_check(const char *path)
     char *err = calloc(1, ERR_BYTES);
     if (!err)
         return 1;
-    struct pt_snapshot *s = snapshot_build(path, err, ERR_BYTES, false);
+    struct pt_snapshot *s = snapshot_build(path, err, ERR_BYTES, false, NULL);
     if (s) {
         printf("ok\n");
         pt_snapshot_unref(s);
@@ -156,13 +166,14 @@ static bool same_listeners(const struct pt_config *a, const struct pt_config *b)
 }
 
 static struct pt_snapshot *reload(const char *path, struct pt_snapshot *cur,
-                                  struct pt_worker *workers, uint32_t n_workers)
+                                  struct pt_worker *workers, uint32_t n_workers,
+                                  struct pt_health *hc)
 {
     char *err = malloc(ERR_BYTES);
     if (!err)
         return cur;
     err[0] = '\0';
-    struct pt_snapshot *s = snapshot_build(path, err, ERR_BYTES, true);
+    struct pt_snapshot *s = snapshot_build(path, err, ERR_BYTES, true, cur);
     if (!s) {
         size_t n = strlen(err);
         while (n && err[n - 1] == '\n')
@@ -176,6 +187,9 @@ static struct pt_snapshot *reload(const char *path, struct pt_snapshot *cur,
         pt_log_warn("reload: changes to listen or workers take effect after a restart");
     s->generation = cur->generation + 1;
     pt_log_set_level(s->cfg->log.level);
+    /* The checker moves to the new target state before the old snapshot can be freed. */
+    if (hc)
+        pt_health_update(hc, s->urt);
     for (uint32_t i = 0; i < n_workers; i++)
         pt_worker_publish(&workers[i], s);
     pt_snapshot_unref(cur);
@@ -189,7 +203,7 @@ static int cmd_run(const char *path)
     if (!err)
         return 1;
     err[0] = '\0';
-    struct pt_snapshot *snap = snapshot_build(path, err, ERR_BYTES, true);
+    struct pt_snapshot *snap = snapshot_build(path, err, ERR_BYTES, true, NULL);
     if (!snap) {
         print_errors(err);
         free(err);
@@ -206,6 +220,7 @@ static int cmd_run(const char *path)
     size_t nl = cfg->n_listens;
     int rc = 1;
     uint32_t started = 0;
+    struct pt_health *hc = NULL;
     int *fds = malloc((size_t)nw * nl * sizeof(int));
     bool *tls = calloc(nl ? nl : 1, sizeof(bool));
     struct pt_worker *workers = calloc(nw, sizeof(*workers));
@@ -257,6 +272,11 @@ static int cmd_run(const char *path)
         }
         started++;
     }
+    hc = pt_health_create(snap->urt);
+    if (!hc || pt_health_start(hc) < 0) {
+        fprintf(stderr, "portico: cannot start the health checker\n");
+        goto stop;
+    }
     for (size_t j = 0; j < nl; j++)
         pt_log_info("listening on %s", cfg->listens[j].addr_text);
     pt_log_info("portico %s started: %u worker(s), configuration %s", PT_VERSION, nw, path);
@@ -267,7 +287,7 @@ static int cmd_run(const char *path)
         if (sig < 0)
             continue;
         if (sig == SIGHUP) {
-            snap = reload(path, snap, workers, nw);
+            snap = reload(path, snap, workers, nw, hc);
             continue;
         }
         pt_log_info("received %s: draining connections", sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -279,6 +299,8 @@ stop:
         pt_worker_request_stop(&workers[i]);
     for (uint32_t i = 0; i < started; i++)
         pt_worker_join(&workers[i]);
+    if (hc)
+        pt_health_destroy(hc);
     if (rc == 0)
         pt_log_info("stopped");
 out:

@@ -38,6 +38,7 @@ void pt_snapshot_unref(struct pt_snapshot *s)
     if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
         return;
     pt_router_free(s->router);
+    pt_upstreams_rt_free(s->urt);
     pt_config_free(s->cfg);
     if (s->owns_access_fd && s->access_fd >= 0)
         close(s->access_fd);
@@ -53,19 +54,23 @@ static struct pt_wsnap *wsnap_new(struct pt_snapshot *s)
     struct pt_wsnap *ws = calloc(1, sizeof(*ws));
     if (!ws)
         return NULL;
-    /* One block: the per-upstream pointers, then every upstream's scores. */
+    /* One block: the per-upstream balancer states, then every upstream's scores. */
     const struct pt_config *cfg = s->cfg;
     size_t n_scores = 0;
     for (size_t i = 0; i < cfg->n_upstreams; i++)
         n_scores += cfg->upstreams[i]->n_targets;
-    ws->scores = calloc(1, (cfg->n_upstreams + 1) * sizeof(int64_t *) + n_scores * sizeof(int64_t));
-    if (!ws->scores) {
+    ws->lb = calloc(1, (cfg->n_upstreams + 1) * sizeof(*ws->lb) + n_scores * sizeof(int64_t));
+    if (!ws->lb) {
         free(ws);
         return NULL;
     }
-    int64_t *p = (int64_t *)(void *)(ws->scores + cfg->n_upstreams + 1);
+    int64_t *p = (int64_t *)(void *)(ws->lb + cfg->n_upstreams + 1);
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+        seed = (uint64_t)(uintptr_t)ws ^ (uint64_t)time(NULL);
     for (size_t i = 0; i < cfg->n_upstreams; i++) {
-        ws->scores[i] = p;
+        ws->lb[i].scores = p;
+        ws->lb[i].rng = (seed + i * 0x9e3779b97f4a7c15ull) | 1;
         p += cfg->upstreams[i]->n_targets;
     }
     ws->s = s; /* the caller's reference passes to the handle */
@@ -75,7 +80,7 @@ static struct pt_wsnap *wsnap_new(struct pt_snapshot *s)
 static void wsnap_free(struct pt_wsnap *ws)
 {
     pt_snapshot_unref(ws->s);
-    free(ws->scores);
+    free(ws->lb);
     free(ws);
 }
 
@@ -241,6 +246,11 @@ static uint64_t xorshift128p(uint64_t s[2])
     a ^= a << 23;
     s[1] = a ^ b ^ (a >> 17) ^ (b >> 26);
     return s[1] + b;
+}
+
+uint64_t pt_worker_random(struct pt_worker *w)
+{
+    return xorshift128p(w->rid_seed);
 }
 
 size_t pt_worker_request_id(struct pt_worker *w, char *out)

@@ -23,14 +23,17 @@
 #include "core/loop.h"
 #include "http/conn.h"
 #include "route/route.h"
+#include "upstream/balance.h"
+#include "upstream/target.h"
 
 struct pt_snapshot {
     atomic_int refs;     /* one for "current", one per worker handle */
     uint64_t generation; /* 1, 2, ... per successful load */
     struct pt_config *cfg;
     struct pt_router *router;
-    int access_fd;       /* -1 when access logging is off */
-    bool owns_access_fd; /* false for stdout/stderr */
+    struct pt_upstreams_rt *urt; /* shared target state (health, load, ejections) */
+    int access_fd;               /* -1 when access logging is off */
+    bool owns_access_fd;         /* false for stdout/stderr */
 };
 
 void pt_snapshot_ref(struct pt_snapshot *s);
@@ -38,9 +41,9 @@ void pt_snapshot_unref(struct pt_snapshot *s);
 
 struct pt_wsnap {
     struct pt_snapshot *s;
-    uint32_t users;        /* requests of this worker running on s */
-    int64_t **scores;      /* balancer scores per upstream, n_targets each (upstream/balance.h) */
-    struct pt_wsnap *next; /* older handles still in use */
+    uint32_t users;          /* requests of this worker running on s */
+    struct pt_lb_worker *lb; /* this worker's balancer state per upstream (upstream/balance.h) */
+    struct pt_wsnap *next;   /* older handles still in use */
 };
 
 #define PT_POOL_BUCKETS 64
@@ -103,6 +106,8 @@ struct pt_uconn *pt_pool_get(struct pt_worker *w, const struct pt_sockaddr *addr
 void pt_pool_put(struct pt_worker *w, struct pt_uconn *u, uint32_t keepalive);
 void pt_uconn_close(struct pt_uconn *u);
 
+/* A fast pseudo-random number (not for secrets: split draws, tie breaks). */
+uint64_t pt_worker_random(struct pt_worker *w);
 /* Writes a fresh request id (32 lower-case hex digits) into out (>= 33 bytes). */
 size_t pt_worker_request_id(struct pt_worker *w, char *out);
 

@@ -30,6 +30,7 @@ def stale_after_first(body=b"ok"):
 
 def proxy_cfg(*urls, retries=1):
     return {
+        "workers": 1,  # one worker: one upstream pool, so reuse is certain
         "upstreams": {"app": {"targets": [{"url": u} for u in urls], "retries": retries}},
         "sites": [{"routes": [{"match": "/*", "proxy": {"to": "app"}}]}],
     }
