@@ -304,3 +304,33 @@ def test_stop_after_reload_exits_0(portico):
     p.reload(respond_cfg("b"))
     assert wait_until(lambda: body_is(p, b"b"), scaled(5))
     assert p.stop(timeout=IO_TIMEOUT) == 0
+
+
+def test_request_in_flight_finishes_on_old_config_across_reload(portico, backend):
+    old = backend(B.slow(1.0, B.echo(headers=[("X-Which", "old")])), "old")
+    new = backend(B.echo(headers=[("X-Which", "new")]), "new")
+
+    def cfg(b):
+        return {"upstreams": {"app": {"targets": [{"url": b.url}]}},
+                "sites": [{"routes": [{"match": "/*", "proxy": {"to": "app"}}]}]}
+
+    p = portico(cfg(old))
+    result = {}
+
+    def slow_client():
+        try:
+            result["resp"] = get(p.port, "/inflight", timeout=scaled(10))
+        except Exception as e:  # noqa: BLE001
+            result["error"] = e
+
+    t = threading.Thread(target=slow_client)
+    t.start()
+    assert old.wait_requests(1, scaled(5))
+    p.reload(cfg(new))
+    assert wait_until(lambda: get(p.port, "/probe").header("X-Which") == "new", scaled(5))
+    t.join(scaled(10))
+    assert "error" not in result, result
+    assert result["resp"].status == 200
+    assert result["resp"].header("X-Which") == "old"
+    for _ in range(3):
+        assert get(p.port, "/x").header("X-Which") == "new"

@@ -4,7 +4,9 @@ bodies in both directions, interim responses, keep-alive and pipelining."""
 import hashlib
 import json
 import os
+import socket
 import threading
+import time
 
 from helpers import backends as B
 from helpers.client import RawConn, build_request, chunked_body, get, request
@@ -477,3 +479,99 @@ def test_weighted_targets_all_receive_traffic(portico, backend):
     for i in range(40):
         counts[get(p.port, "/").header("X-Which")] += 1
     assert counts["1"] > 0 and counts["2"] > counts["1"], counts
+
+
+# --- more edges
+
+
+def test_repeated_response_headers_stay_separate(portico, backend):
+    handler = B.echo(headers=[("Set-Cookie", "a=1; Path=/"), ("Set-Cookie", "b=2, c; Path=/x")])
+    p, b = start(portico, backend, handler)
+    r = get(p.port, "/")
+    assert r.header_all("Set-Cookie") == ["a=1; Path=/", "b=2, c; Path=/x"]
+
+
+def test_large_response_header_passes(portico, backend):
+    big = "v" * 6000
+    p, b = start(portico, backend, B.echo(headers=[("X-Big", big)]))
+    r = get(p.port, "/")
+    assert r.header("X-Big") == big
+
+
+def test_encoded_slash_stays_encoded_to_backend(portico, backend):
+    b = backend(B.echo())
+    p = portico(proxy_config("app", match="/api/*", upstreams={"app": upstream(b)},
+                             strip_prefix=True))
+    d = seen(get(p.port, "/api/a%2Fb?q=%2F"))
+    assert d["path"].lower() == "/a%2fb", d["target"]
+    assert d["query"] == "q=%2F"
+
+
+def test_chunked_request_with_trailers(portico, backend):
+    p, b = start(portico, backend)
+    with RawConn(p.port) as c:
+        c.send(build_request("POST", "/t", [("Transfer-Encoding", "chunked")],
+                             chunked_body([b"abc", b"defg"], trailers="X-Trailer: 1\r\n")))
+        d = seen(c.read_response())
+        assert d["body_len"] == 7
+        assert d["body_sha256"] == hashlib.sha256(b"abcdefg").hexdigest()
+        assert seen(c.request("GET", "/after"))["path"] == "/after"
+
+
+def test_request_then_half_close_still_answered(portico, backend):
+    p, b = start(portico, backend)
+    with RawConn(p.port) as c:
+        c.send(build_request("GET", "/half"))
+        c.sock.shutdown(1)  # SHUT_WR: the client sends FIN after its request
+        r = c.read_response()
+        assert seen(r)["path"] == "/half"
+
+
+def test_client_gone_mid_request_does_not_hurt(portico, backend):
+    p, b = start(portico, backend, B.slow(0.5))
+    for i in range(5):
+        c = RawConn(p.port)
+        c.send(build_request("GET", "/gone/%d" % i))
+        c.close()
+    assert b.wait_requests(1)
+    assert seen(get(p.port, "/still"))["path"] == "/still"
+    assert p.alive()
+
+
+def test_client_gone_mid_upload_does_not_hurt(portico, backend):
+    p, b = start(portico, backend)
+    c = RawConn(p.port)
+    c.send(b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\n" + b"x" * 1000)
+    c.close()
+    d = seen(request(p.port, "POST", "/after", body=b"12345"))
+    assert d["body_len"] == 5
+    assert p.alive()
+
+
+def test_slow_reading_client_backpressure_bounds_memory(portico, backend):
+    from helpers.common import SANITIZE, gen_sha256
+    n = 256 << 20
+    p, b = start(portico, backend, B.stream(n))
+    h = hashlib.sha256()
+    with RawConn(p.port) as c:
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+        c.send(build_request("GET", "/big"))
+        r = c.read_head()
+        assert r.status == 200
+        assert int(r.header("Content-Length")) == n
+        time.sleep(1.0)  # the client stalls: Portico must stop reading from the backend
+        if not SANITIZE:
+            rss = p.status_kb("VmRSS")
+            assert rss < 64 * 1024, "Portico RSS %d KiB while its client stalls" % rss
+        got = 0
+        if c.buf:
+            h.update(bytes(c.buf))
+            got += len(c.buf)
+            c.buf.clear()
+        while got < n:
+            d = c.sock.recv(1 << 20)
+            assert d, "connection closed after %d of %d bytes" % (got, n)
+            h.update(d)
+            got += len(d)
+    assert got == n
+    assert h.hexdigest() == gen_sha256(n)

@@ -250,7 +250,7 @@ def test_idle_body_gets_closed_after_body_timeout(px):
         c.send(b"POST /up/x HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789")
         try:
             r = c.read_response(method="POST")
-            assert r.status in (400, 408), r
+            assert r.status >= 400, r
             closed = c.wait_closed(IO_TIMEOUT)
         except (ConnectionResetError, BrokenPipeError):
             closed = True

@@ -190,7 +190,7 @@ class Backend:
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.lsock.bind(("127.0.0.1", 0))
         self.lsock.listen(1024)
-        self.lsock.settimeout(0.2)
+        self.lsock.settimeout(0.05)
         self.port = self.lsock.getsockname()[1]
         self.addr = "127.0.0.1:%d" % self.port
         self.url = "http://" + self.addr
