@@ -33,10 +33,36 @@ struct pt_sockaddr {
     socklen_t len;
 };
 
+enum pt_client_auth { PT_CLIENT_AUTH_NONE = 0, PT_CLIENT_AUTH_OPTIONAL, PT_CLIENT_AUTH_REQUIRED };
+
 struct pt_listen_cfg {
     const char *addr_text;   /* as written, e.g. "0.0.0.0:8080" */
     struct pt_sockaddr addr; /* ":8080" means 0.0.0.0:8080 */
     bool is_tls;
+    struct pt_cfg_pos pos;
+    const char *client_ca; /* PEM file of CAs for client certificates (mTLS), or NULL */
+    int client_auth;       /* enum pt_client_auth; default none, optional/required need client_ca */
+    const char *client_subject_header;     /* header carrying the verified subject, or NULL */
+    const char *client_fingerprint_header; /* header carrying its SHA-256 fingerprint, or NULL */
+};
+
+/* tls: certificates and protocol settings for listeners with tls: true. */
+struct pt_tls_cert_cfg {
+    const char *cert; /* PEM certificate chain file */
+    const char *key;  /* PEM private key file */
+    struct pt_cfg_pos pos;
+};
+
+struct pt_tls_cfg {
+    bool is_set;                          /* a tls: section was given */
+    struct pt_tls_cert_cfg *certificates; /* the first is the default certificate */
+    size_t n_certificates;
+    const char *min_version;     /* "1.2" (default) or "1.3" */
+    const char *ciphers;         /* TLS 1.2 cipher list, NULL: Portico's forward-secret AEAD list */
+    const char *ciphersuites;    /* TLS 1.3 suites, NULL: OpenSSL's defaults */
+    bool session_tickets;        /* default true */
+    uint32_t ticket_rotation_ms; /* default 12h */
+    uint32_t session_cache_size; /* sessions in the server-side cache; default 20480; 0 = off */
     struct pt_cfg_pos pos;
 };
 
@@ -183,9 +209,29 @@ struct pt_upstream_cfg {
     uint32_t max_pending;         /* requests queued for max_connections; default 100 */
     uint32_t resolve_interval_ms; /* DNS re-resolution; default 30s */
     size_t n_primary;             /* targets with is_backup false */
+    /* https targets (TLS to backends) */
+    const char *ca_file; /* PEM CAs to verify targets with; NULL: the system store */
+    bool tls_verify;     /* default true; false only when written, warned about at start */
+    const char *cert;    /* client certificate for mTLS to the targets, or NULL */
+    const char *key;     /* its key */
 };
 
-enum pt_action { PT_ACTION_PROXY = 1, PT_ACTION_REDIRECT, PT_ACTION_RESPOND };
+enum pt_action { PT_ACTION_PROXY = 1, PT_ACTION_REDIRECT, PT_ACTION_RESPOND, PT_ACTION_STATIC };
+
+#define PT_STATIC_MAX_INDEX_CFG 8
+
+/* static: files from a directory (handler/static.h has the semantics). */
+struct pt_static_cfg {
+    const char *root;                           /* directory; must exist at load */
+    const char *index[PT_STATIC_MAX_INDEX_CFG]; /* default {"index.html"} */
+    size_t n_index;
+    bool spa;                   /* default false */
+    bool precompressed;         /* default true */
+    const char *cache_control;  /* default NULL (none sent) */
+    int dotfiles;               /* 0 deny (default), 1 allow, 2 ignore */
+    const char *not_found_page; /* default "404.html" (in root); "" disables */
+    size_t index_in_config;     /* 0.. n_static_routes-1: the snapshot's opened root for it */
+};
 
 /* One arm of proxy.split. */
 struct pt_split_cfg {
@@ -240,6 +286,7 @@ struct pt_route_cfg {
     struct pt_proxy_cfg proxy;
     struct pt_redirect_cfg redirect;
     struct pt_respond_cfg respond;
+    struct pt_static_cfg files;  /* action static */
     struct pt_cfg_pos pos;       /* position of the route's mapping */
     struct pt_cfg_pos match_pos; /* position of the match value */
 };
@@ -250,6 +297,11 @@ struct pt_site_cfg {
     struct pt_route_cfg *routes;
     size_t n_routes;
     struct pt_cfg_pos pos;
+    bool https_redirect;          /* plain-HTTP requests get 308 to https (ACME challenges aside) */
+    bool hsts_is_set;             /* hsts: given: Strict-Transport-Security on https responses */
+    uint64_t hsts_max_age_s;      /* seconds (a duration is accepted and converted) */
+    bool hsts_include_subdomains; /* default false */
+    bool hsts_preload;            /* default false */
 };
 
 struct pt_config {
@@ -267,6 +319,8 @@ struct pt_config {
     size_t n_upstreams;
     struct pt_site_cfg *sites;
     size_t n_sites;
+    struct pt_tls_cfg tls;
+    size_t n_static_routes; /* routes with action static, numbered by files.index_in_config */
 };
 
 /*

@@ -702,22 +702,17 @@ static int pull_request_body(struct pt_req *r)
         if (!c->in.data && pt_buf_alloc(&c->in, PT_BUF_SMALL) < 0)
             return 503;
         c->in.head = c->in.tail = 0;
-        ssize_t n = read(c->io.fd, c->in.data, c->in.cap);
+        ssize_t n = pt_conn_read(c, c->in.data, c->in.cap);
         if (n == 0) {
             c->is_eof = true;
             return 400;
         }
-        if (n > 0 && (size_t)n < c->in.cap && !c->saw_hup)
-            c->can_read = false; /* drained; edge-triggered epoll reports the next byte */
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EINTR) {
-                if (errno == EAGAIN)
-                    c->can_read = false;
-                pt_timer_set(&c->w->loop, &c->timer, r->cfg->limits.body_timeout_ms);
-                return PT_AGAIN;
-            }
-            return 400;
+        if (n == -EAGAIN) {
+            pt_timer_set(&c->w->loop, &c->timer, r->cfg->limits.body_timeout_ms);
+            return PT_AGAIN;
         }
+        if (n < 0)
+            return 400;
         c->in.tail = (uint32_t)n;
         pt_timer_set(&c->w->loop, &c->timer, r->cfg->limits.body_timeout_ms);
     }

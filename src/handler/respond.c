@@ -120,8 +120,24 @@ static bool out_printf(struct pt_conn *c, const char *fmt, ...)
     return true;
 }
 
-int pt_respond_simple(struct pt_req *r, int status, const char *extra, size_t extra_len,
-                      const char *body, size_t body_len)
+const char *pt_hsts_line(const struct pt_req *r, size_t *n)
+{
+    static __thread char line[128];
+    const struct pt_site_cfg *site = r->site;
+    *n = 0;
+    if (!r->c->tls || !site || !site->hsts_is_set)
+        return "";
+    int k = snprintf(line, sizeof(line), "Strict-Transport-Security: max-age=%llu%s%s\r\n",
+                     (unsigned long long)site->hsts_max_age_s,
+                     site->hsts_include_subdomains ? "; includeSubDomains" : "",
+                     site->hsts_preload ? "; preload" : "");
+    if (k > 0 && (size_t)k < sizeof(line))
+        *n = (size_t)k;
+    return line;
+}
+
+int pt_respond_head(struct pt_req *r, int status, int64_t content_length, const char *extra,
+                    size_t extra_len)
 {
     struct pt_conn *c = r->c;
     if (!ensure_out(c))
@@ -133,18 +149,33 @@ int pt_respond_simple(struct pt_req *r, int status, const char *extra, size_t ex
     const char *conn_hdr = !r->is_keepalive        ? "Connection: close\r\n"
                            : r->minor_version == 0 ? "Connection: keep-alive\r\n"
                                                    : "";
-    bool ok = out_printf(c,
-                         "HTTP/1.1 %d %s\r\nServer: portico\r\nDate: %s\r\n"
-                         "Content-Length: %zu\r\nX-Request-Id: %s\r\n%s",
-                         status, pt_http_reason(status), wc->http_date, body_len, r->request_id,
-                         conn_hdr) &&
-              pt_buf_put(&c->out, extra, extra_len) && pt_buf_put(&c->out, "\r\n", 2);
+    char cl[48] = "";
+    if (content_length >= 0)
+        snprintf(cl, sizeof(cl), "Content-Length: %lld\r\n", (long long)content_length);
+    size_t hsts_len;
+    const char *hsts = pt_hsts_line(r, &hsts_len);
+    bool ok =
+        out_printf(c,
+                   "HTTP/1.1 %d %s\r\nServer: portico\r\nDate: %s\r\n%s"
+                   "X-Request-Id: %s\r\n%s",
+                   status, pt_http_reason(status), wc->http_date, cl, r->request_id, conn_hdr) &&
+        pt_buf_put(&c->out, hsts, hsts_len) && pt_buf_put(&c->out, extra, extra_len) &&
+        pt_buf_put(&c->out, "\r\n", 2);
     if (!ok) {
         c->out.tail = mark;
         return PT_ERR;
     }
     r->status = status;
     r->response_started = true;
+    return PT_OK;
+}
+
+int pt_respond_simple(struct pt_req *r, int status, const char *extra, size_t extra_len,
+                      const char *body, size_t body_len)
+{
+    struct pt_conn *c = r->c;
+    if (pt_respond_head(r, status, (int64_t)body_len, extra, extra_len) != PT_OK)
+        return PT_ERR;
     if (r->is_head || body_len == 0)
         return PT_OK;
     if (pt_buf_put(&c->out, body, body_len)) {
@@ -158,7 +189,13 @@ int pt_respond_simple(struct pt_req *r, int status, const char *extra, size_t ex
 
 int pt_respond_error(struct pt_req *r, int status, bool wants_json)
 {
-    char body[512], extra[128];
+    return pt_respond_error_extra(r, status, wants_json, NULL, 0);
+}
+
+int pt_respond_error_extra(struct pt_req *r, int status, bool wants_json, const char *lines,
+                           size_t lines_len)
+{
+    char body[512], extra[1024];
     int n;
     const char *reason = pt_http_reason(status);
     if (wants_json)
@@ -169,9 +206,10 @@ int pt_respond_error(struct pt_req *r, int status, bool wants_json)
                      "<!DOCTYPE html>\n<html><head><title>%d %s</title></head>\n"
                      "<body><h1>%d %s</h1>\n<p>Request ID: %s</p>\n</body></html>\n",
                      status, reason, status, reason, r->request_id);
-    int e = snprintf(extra, sizeof(extra), "Content-Type: %s\r\nCache-Control: no-store\r\n%s",
+    int e = snprintf(extra, sizeof(extra), "Content-Type: %s\r\nCache-Control: no-store\r\n%s%.*s",
                      wants_json ? "application/json" : "text/html; charset=utf-8",
-                     status == 503 ? "Retry-After: 1\r\n" : "");
+                     status == 503 ? "Retry-After: 1\r\n" : "", (int)PT_MIN(lines_len, (size_t)512),
+                     lines ? lines : "");
     if (n < 0 || e < 0)
         return PT_ERR;
     /* Errors that leave the request body unread, or the stream out of sync, end the

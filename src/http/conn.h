@@ -25,15 +25,17 @@
 #include "route/route.h"
 
 struct pt_upstream_state;
+struct pt_tls_conn;
 
 struct pt_worker;
 struct pt_wsnap;
 struct pt_req;
 
 enum pt_conn_state {
-    PT_CS_HEAD = 0, /* waiting for (the rest of) a request head; keep-alive idle when empty */
-    PT_CS_REQ,      /* a request is being handled */
-    PT_CS_CLOSING,  /* flushing a last response, then close */
+    PT_CS_HANDSHAKE = 0, /* TLS handshake in progress (TLS listeners only) */
+    PT_CS_HEAD,          /* waiting for (the rest of) a request head; keep-alive idle when empty */
+    PT_CS_REQ,           /* a request is being handled */
+    PT_CS_CLOSING,       /* flushing a last response, then close */
 };
 
 struct pt_conn {
@@ -47,7 +49,11 @@ struct pt_conn {
     struct pt_buf out;           /* bytes to the client written before the slice */
     const char *slice;           /* borrowed body bytes written after out (zero copy) */
     uint32_t slice_len;
-    struct pt_req *r; /* request in progress, NULL between requests */
+    struct pt_req *r;        /* request in progress, NULL between requests */
+    struct pt_tls_conn *tls; /* NULL on plain listeners */
+    int file_fd;             /* file body being sent after out and the slice (-1: none) */
+    uint64_t file_off;       /* next byte of file_fd to send */
+    uint64_t file_left;      /* bytes of file_fd still to send */
     struct pt_sockaddr peer;
     uint64_t id;               /* connection number, for logs */
     uint64_t head_deadline_ms; /* header_timeout deadline of the head being read */
@@ -59,9 +65,12 @@ struct pt_conn {
     bool is_eof;  /* the client half-closed (read returned 0) */
     bool saw_hup; /* epoll reported RDHUP/HUP/ERR: read until EOF, never assume */
     bool is_closed;
-    bool again;        /* pt_conn_run: run another step (a request ended) */
-    bool is_posted;    /* post is queued */
-    bool is_lingering; /* write side shut; draining input before close */
+    bool again;                /* pt_conn_run: run another step (a request ended) */
+    bool is_posted;            /* post is queued */
+    bool tls_read_wants_write; /* TLS read needs the socket writable first */
+    bool tls_write_wants_read; /* TLS write needs the socket readable first */
+    uint8_t listen_idx;        /* which listen entry accepted it */
+    bool is_lingering;         /* write side shut; draining input before close */
 };
 
 enum pt_proxy_state {
@@ -106,6 +115,7 @@ struct pt_req {
     struct pt_wsnap *ws;         /* snapshot this request runs on (holds a use) */
     const struct pt_config *cfg; /* == ws snapshot's config */
     const struct pt_route_cfg *route;
+    const struct pt_site_cfg *site; /* the site the request was routed in */
     uint64_t start_ms;
     int method_id;
     uint8_t minor_version;

@@ -21,17 +21,22 @@
  * next pipelined request, so handlers never re-enter themselves. Freeing is deferred to the end
  * of the event batch, so a pointer to a closed connection stays readable (is_closed) until then.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/sendfile.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include "core/log.h"
 #include "core/sock.h"
+#include "handler/static.h"
 #include "server/worker.h"
+#include "tls/tls.h"
 
 #define LINGER_MS 2000u
 #define LINGER_MAX_BYTES (256u * 1024u)
@@ -150,6 +155,11 @@ static void free_request(struct pt_conn *c)
     if (r->pstate != PT_PS_NONE)
         pt_proxy_abort(r);
     pt_buf_release(&r->uout);
+    if (c->file_fd >= 0) {
+        close(c->file_fd);
+        c->file_fd = -1;
+        c->file_left = 0;
+    }
     if (r->ws)
         pt_worker_snap_put(c->w, r->ws);
     r->ws = NULL;
@@ -163,6 +173,12 @@ void pt_conn_close(struct pt_conn *c)
     struct pt_worker *w = c->w;
     free_request(c);
     pt_timer_stop(&w->loop, &c->timer);
+    if (c->tls) {
+        if (!c->is_lingering)
+            pt_tls_shutdown(c->tls); /* close_notify, best effort: never waits */
+        pt_tls_free(c->tls);
+        c->tls = NULL;
+    }
     pt_loop_close(&w->loop, &c->io);
     c->prev->next = c->next;
     c->next->prev = c->prev;
@@ -190,6 +206,15 @@ static void conn_io(struct pt_io *io, uint32_t events)
         c->saw_hup = true;
     if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
         c->can_write = true;
+    /* TLS crosses directions: a read may wait for writability and a write for readability. */
+    if ((events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && c->tls_read_wants_write) {
+        c->tls_read_wants_write = false;
+        c->can_read = true;
+    }
+    if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && c->tls_write_wants_read) {
+        c->tls_write_wants_read = false;
+        c->can_write = true;
+    }
     pt_conn_run(c);
 }
 
@@ -199,6 +224,9 @@ static void conn_timeout(struct pt_timer *t)
     if (c->is_closed)
         return;
     switch (c->state) {
+    case PT_CS_HANDSHAKE:
+        pt_conn_close(c); /* no TLS handshake within header_timeout */
+        return;
     case PT_CS_HEAD:
         if (pt_buf_len(&c->in) == 0) {
             pt_conn_close(c); /* idle keep-alive connection: close quietly */
@@ -220,6 +248,16 @@ static void conn_timeout(struct pt_timer *t)
         pt_conn_close(c);
         return;
     }
+}
+
+/* The TLS context of listener idx in the worker's current snapshot (the connection keeps its
+   own reference). */
+static struct pt_tls_ctx *tls_ctx_for(struct pt_worker *w, uint8_t idx)
+{
+    if (!pt_worker_cfg(w) || !w->ws)
+        return NULL;
+    const struct pt_snapshot *s = w->ws->s;
+    return idx < s->n_listen_tls ? s->listen_tls[idx] : NULL;
 }
 
 void pt_conn_accept(struct pt_listener *l)
@@ -247,6 +285,17 @@ void pt_conn_accept(struct pt_listener *l)
         c->io.cb = conn_io;
         c->w = w;
         c->peer = peer;
+        c->file_fd = -1;
+        c->listen_idx = l->idx;
+        if (l->is_tls) {
+            struct pt_tls_ctx *ctx = tls_ctx_for(w, l->idx);
+            c->tls = ctx ? pt_tls_server_new(ctx, fd) : NULL;
+            if (!c->tls) {
+                close(fd);
+                free(c);
+                continue;
+            }
+        }
         c->id = ++w->next_conn_id;
         pt_timer_init(&c->timer, conn_timeout);
         if (pt_loop_add(&w->loop, &c->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP, false) < 0) {
@@ -259,20 +308,143 @@ void pt_conn_accept(struct pt_listener *l)
         w->conns.prev->next = c;
         w->conns.prev = c;
         w->n_conns++;
-        c->state = PT_CS_HEAD;
+        c->state = c->tls ? PT_CS_HANDSHAKE : PT_CS_HEAD;
         c->can_write = true;
+        c->can_read = c->tls != NULL; /* a TLS client speaks first: try at once */
         pt_timer_set(&w->loop, &c->timer, cfg->limits.header_timeout_ms);
     }
 }
 
 /* ---- writing ---- */
 
-int pt_conn_flush(struct pt_conn *c)
+ssize_t pt_conn_read(struct pt_conn *c, void *buf, size_t len)
 {
     for (;;) {
+        ssize_t n;
+        if (c->tls) {
+            n = pt_tls_read(c->tls, buf, len);
+            if (n == -EAGAIN) {
+                if (pt_tls_conn_want(c->tls) == PT_TLS_WANT_WRITE) {
+                    c->tls_read_wants_write = true;
+                    c->can_write = false;
+                }
+                c->can_read = false;
+                return -EAGAIN;
+            }
+            return n >= 0 ? n : -EIO;
+        }
+        n = read(c->io.fd, buf, len);
+        if (n >= 0) {
+            /* A short read drained the socket; with edge-triggered epoll any later byte
+               raises a new event, so skip the read that would only return EAGAIN (not after a
+               hang-up: then read on to EOF). */
+            if (n > 0 && (size_t)n < len && !c->saw_hup)
+                c->can_read = false;
+            return n;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN)
+            c->can_read = false;
+        return -errno;
+    }
+}
+
+/* writev, or TLS. Returns bytes written, -EAGAIN (readiness flags updated) or -errno. */
+static ssize_t conn_writev(struct pt_conn *c, const struct iovec *iov, int n_iov)
+{
+    for (;;) {
+        ssize_t n;
+        if (c->tls) {
+            n = pt_tls_writev(c->tls, iov, n_iov);
+            if (n == -EAGAIN) {
+                if (pt_tls_conn_want(c->tls) == PT_TLS_WANT_READ) {
+                    c->tls_write_wants_read = true;
+                    c->can_read = false;
+                }
+                c->can_write = false;
+                return -EAGAIN;
+            }
+            return n >= 0 ? n : -EIO;
+        }
+        n = writev(c->io.fd, iov, n_iov);
+        if (n >= 0)
+            return n;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN)
+            c->can_write = false;
+        return -errno;
+    }
+}
+
+#define FILE_YIELD_BYTES (4u << 20) /* a file send yields to the worker's others after this */
+
+/* Sends the next piece of the file body: sendfile(2) on plain connections (zero copy); a
+   pread into the output buffer for TLS, which must encrypt in user space. */
+static ssize_t send_file_piece(struct pt_conn *c)
+{
+    if (c->tls) {
+        if (!c->out.data && pt_buf_alloc(&c->out, PT_BUF_SMALL) < 0)
+            return -ENOMEM;
+        size_t want = (size_t)PT_MIN((uint64_t)c->out.cap, c->file_left);
+        ssize_t n = pread(c->file_fd, c->out.data, want, (off_t)c->file_off);
+        if (n <= 0)
+            return n == 0 ? -EIO : -errno; /* the file shrank under us */
+        c->out.head = 0;
+        c->out.tail = (uint32_t)n;
+        c->file_off += (uint64_t)n;
+        c->file_left -= (uint64_t)n;
+        if (c->r)
+            c->r->bytes_out += (uint64_t)n;
+        return n;
+    }
+    off_t off = (off_t)c->file_off;
+    size_t want = (size_t)PT_MIN(c->file_left, (uint64_t)FILE_YIELD_BYTES);
+    ssize_t n = sendfile(c->io.fd, c->file_fd, &off, want);
+    if (n < 0) {
+        if (errno == EAGAIN)
+            c->can_write = false;
+        return -errno;
+    }
+    if (n == 0)
+        return -EIO; /* the file shrank under us */
+    c->file_off = (uint64_t)off;
+    c->file_left -= (uint64_t)n;
+    if (c->r)
+        c->r->bytes_out += (uint64_t)n;
+    return n;
+}
+
+static int flush_blocked(struct pt_conn *c)
+{
+    const struct pt_config *cfg = c->r ? c->r->cfg : pt_worker_cfg(c->w);
+    pt_timer_set(&c->w->loop, &c->timer, cfg ? cfg->limits.send_timeout_ms : 30000);
+    return PT_AGAIN;
+}
+
+int pt_conn_flush(struct pt_conn *c)
+{
+    uint64_t sent = 0;
+    for (;;) {
         uint32_t olen = pt_buf_len(&c->out);
-        if (olen == 0 && c->slice_len == 0)
-            return PT_OK;
+        if (olen == 0 && c->slice_len == 0) {
+            if (c->file_left == 0)
+                return PT_OK;
+            if (!c->can_write)
+                return PT_AGAIN;
+            if (sent >= FILE_YIELD_BYTES) {
+                pt_conn_yield(c); /* a big file must not starve the worker's others */
+                return PT_AGAIN;
+            }
+            ssize_t n = send_file_piece(c);
+            if (n == -EAGAIN)
+                return flush_blocked(c);
+            if (n < 0)
+                return PT_ERR;
+            sent += (uint64_t)n;
+            continue;
+        }
         if (!c->can_write)
             return PT_AGAIN;
         struct iovec iov[2];
@@ -281,18 +453,11 @@ int pt_conn_flush(struct pt_conn *c)
             iov[n_iov++] = (struct iovec){pt_buf_rpos(&c->out), olen};
         if (c->slice_len)
             iov[n_iov++] = (struct iovec){(void *)c->slice, c->slice_len};
-        ssize_t n = writev(c->io.fd, iov, n_iov);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN) {
-                c->can_write = false;
-                const struct pt_config *cfg = c->r ? c->r->cfg : pt_worker_cfg(c->w);
-                pt_timer_set(&c->w->loop, &c->timer, cfg ? cfg->limits.send_timeout_ms : 30000);
-                return PT_AGAIN;
-            }
+        ssize_t n = conn_writev(c, iov, n_iov);
+        if (n == -EAGAIN)
+            return flush_blocked(c);
+        if (n < 0)
             return PT_ERR;
-        }
         size_t k = PT_MIN((size_t)n, (size_t)olen);
         pt_buf_consume(&c->out, (uint32_t)k);
         k = (size_t)n - k;
@@ -439,6 +604,45 @@ static struct pt_str header_value(const struct pt_h1_request *h, const char *nam
     return (struct pt_str){NULL, 0};
 }
 
+static bool is_acme_challenge(const char *path, size_t len)
+{
+    static const char prefix[] = "/.well-known/acme-challenge/";
+    return len >= sizeof(prefix) - 1 && memcmp(path, prefix, sizeof(prefix) - 1) == 0;
+}
+
+/* https_redirect: 308 to the same host and target on the first TLS listener's port. */
+static void redirect_to_https(struct pt_req *r, struct pt_str host, struct pt_str path,
+                              struct pt_str query)
+{
+    const struct pt_config *cfg = r->cfg;
+    unsigned port = 443;
+    for (size_t i = 0; i < cfg->n_listens; i++)
+        if (cfg->listens[i].is_tls) {
+            const struct pt_sockaddr *a = &cfg->listens[i].addr;
+            port = ntohs(a->u.sa.sa_family == AF_INET6 ? a->u.in6.sin6_port : a->u.in.sin_port);
+            break;
+        }
+    /* the host without its port; an IPv6 literal keeps its brackets */
+    size_t hn = host.n;
+    const char *rb = host.n && host.p[0] == '[' ? memchr(host.p, ']', host.n) : NULL;
+    const char *colon = rb ? (rb + 1 < host.p + host.n && rb[1] == ':' ? rb + 1 : NULL)
+                           : memchr(host.p ? host.p : "", ':', host.n);
+    if (colon)
+        hn = (size_t)(colon - host.p);
+    char extra[8400];
+    char portbuf[8] = "";
+    if (port != 443)
+        snprintf(portbuf, sizeof(portbuf), ":%u", port);
+    int n = snprintf(extra, sizeof(extra), "Location: https://%.*s%s%.*s%s%.*s\r\n", (int)hn,
+                     host.p ? host.p : "", portbuf, (int)path.n, path.p, query.p ? "?" : "",
+                     (int)query.n, query.p ? query.p : "");
+    if (n < 0 || (size_t)n >= sizeof(extra) || hn == 0) {
+        pt_respond_error(r, 400, r->wants_json);
+        return;
+    }
+    pt_respond_simple(r, 308, extra, (size_t)n, NULL, 0);
+}
+
 static void dispatch(struct pt_conn *c, size_t head_len)
 {
     struct pt_worker *w = c->w;
@@ -536,7 +740,18 @@ static void dispatch(struct pt_conn *c, size_t head_len)
         return;
     }
     r->route = route;
+    r->site = pt_router_site_cfg(site);
+    if (r->site->https_redirect && !c->tls && !is_acme_challenge(w->path_buf, (size_t)plen)) {
+        pt_buf_consume(&c->in, (uint32_t)head_len);
+        redirect_to_https(r, host, path, query);
+        if (r->has_body)
+            r->is_keepalive = false;
+        return;
+    }
     switch (route->action) {
+    case PT_ACTION_STATIC:
+        pt_static_route(r, &h, route, &m, w->path_buf, (size_t)plen, query);
+        break;
     case PT_ACTION_RESPOND:
         pt_respond_route(r, route);
         break;
@@ -666,13 +881,8 @@ static void read_head(struct pt_conn *c)
         }
         if (pt_buf_room(&c->in) == 0)
             pt_buf_compact(&c->in);
-        size_t want = pt_buf_room(&c->in);
-        ssize_t n = read(c->io.fd, c->in.data + c->in.tail, want);
+        ssize_t n = pt_conn_read(c, c->in.data + c->in.tail, pt_buf_room(&c->in));
         if (n > 0) {
-            /* A short read drained the socket; with edge-triggered epoll any later byte
-               raises a new event, so skip the read that would only return EAGAIN. */
-            if ((size_t)n < want && !c->saw_hup)
-                c->can_read = false;
             if (len == 0) {
                 c->head_deadline_ms = w->loop.now_ms + cfg->limits.header_timeout_ms;
                 pt_timer_set_at(&w->loop, &c->timer, c->head_deadline_ms);
@@ -685,13 +895,10 @@ static void read_head(struct pt_conn *c)
             pt_conn_close(c); /* idle or partial head: nothing to answer */
             return;
         }
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN) {
+        if (n != -EAGAIN) {
             pt_conn_close(c);
             return;
         }
-        c->can_read = false;
         if (len == 0)
             pt_buf_release(&c->in); /* idle: hold no buffer */
         return;
@@ -711,6 +918,8 @@ static void linger(struct pt_conn *c)
         return;
     if (!c->is_lingering) {
         c->is_lingering = true;
+        if (c->tls)
+            pt_tls_shutdown(c->tls);
         shutdown(c->io.fd, SHUT_WR);
         pt_timer_set(&c->w->loop, &c->timer, LINGER_MS);
     }
@@ -735,9 +944,35 @@ static void linger(struct pt_conn *c)
     pt_conn_close(c);
 }
 
+static void handshake(struct pt_conn *c)
+{
+    int rc = pt_tls_handshake(c->tls);
+    if (rc == PT_OK) {
+        c->state = PT_CS_HEAD;
+        c->again = true;
+        return;
+    }
+    if (rc == PT_TLS_WANT_READ) {
+        c->can_read = false;
+        return;
+    }
+    if (rc == PT_TLS_WANT_WRITE) {
+        c->can_write = false;
+        return;
+    }
+    char peer[64];
+    if (!pt_sock_ntop(&c->peer.u.sa, peer, sizeof(peer)))
+        memcpy(peer, "-", 2);
+    pt_log_info("TLS handshake with %s failed: %s", peer, pt_tls_conn_error(c->tls));
+    pt_conn_close(c);
+}
+
 static void conn_step(struct pt_conn *c)
 {
     switch (c->state) {
+    case PT_CS_HANDSHAKE:
+        handshake(c);
+        return;
     case PT_CS_HEAD:
         read_head(c);
         return;

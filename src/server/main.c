@@ -17,12 +17,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 #include <yaml.h>
 
 #include "core/log.h"
 #include "core/sock.h"
+#include "handler/mime.h"
+#include "handler/static.h"
 #include "server/worker.h"
+#include "tls/tls.h"
 #include "upstream/health.h"
 
 #define PT_VERSION "0.1.0"
@@ -67,6 +71,96 @@ static int cmd_version(void)
     return 0;
 }
 
+/* Opens what routes and listeners need from the filesystem: static roots and TLS contexts
+   (certificates are read and checked here, so a bad one fails the load, not a request).
+   Returns 0, or -1 with err filled. */
+static int open_resources(struct pt_snapshot *s, const struct pt_snapshot *prev, char *err,
+                          size_t errlen)
+{
+    const struct pt_config *cfg = s->cfg;
+    if (cfg->n_static_routes) {
+        s->roots = calloc(cfg->n_static_routes, sizeof(*s->roots));
+        if (!s->roots)
+            goto oom;
+        s->n_roots = cfg->n_static_routes;
+    }
+    for (size_t i = 0; i < cfg->n_sites; i++)
+        for (size_t j = 0; j < cfg->sites[i].n_routes; j++) {
+            const struct pt_route_cfg *rc = &cfg->sites[i].routes[j];
+            if (rc->action != PT_ACTION_STATIC)
+                continue;
+            const struct pt_static_cfg *f = &rc->files;
+            struct pt_static_settings st;
+            pt_static_settings_init(&st);
+            st.root = f->root;
+            for (size_t k = 0; k < f->n_index && k < PT_STATIC_MAX_INDEX; k++)
+                st.index[st.n_index++] = f->index[k];
+            st.spa = f->spa;
+            st.precompressed = f->precompressed;
+            st.cache_control = f->cache_control;
+            st.dotfiles = f->dotfiles == 1   ? PT_STATIC_DOT_ALLOW
+                          : f->dotfiles == 2 ? PT_STATIC_DOT_IGNORE
+                                             : PT_STATIC_DOT_DENY;
+            st.not_found_page = f->not_found_page;
+            char e[256] = "";
+            if (pt_static_root_open(&st, &s->roots[f->index_in_config], e, sizeof(e)) < 0) {
+                snprintf(err, errlen, "%s:%d:%d: static: %s", cfg->path, rc->pos.line, rc->pos.col,
+                         e);
+                return -1;
+            }
+        }
+    s->listen_tls = calloc(cfg->n_listens ? cfg->n_listens : 1, sizeof(*s->listen_tls));
+    if (!s->listen_tls)
+        goto oom;
+    s->n_listen_tls = cfg->n_listens;
+    struct pt_tls_cert_settings certs[64];
+    size_t n_certs = PT_MIN(cfg->tls.n_certificates, PT_ARRAY_LEN(certs));
+    for (size_t i = 0; i < n_certs; i++)
+        certs[i] = (struct pt_tls_cert_settings){cfg->tls.certificates[i].cert,
+                                                 cfg->tls.certificates[i].key};
+    for (size_t j = 0; j < cfg->n_listens; j++) {
+        const struct pt_listen_cfg *l = &cfg->listens[j];
+        if (!l->is_tls)
+            continue;
+        struct pt_tls_settings ts;
+        pt_tls_settings_init(&ts);
+        ts.certs = certs;
+        ts.n_certs = n_certs;
+        if (cfg->tls.min_version)
+            ts.min_version = cfg->tls.min_version;
+        ts.ciphers = cfg->tls.ciphers;
+        ts.ciphersuites = cfg->tls.ciphersuites;
+        ts.session_tickets = cfg->tls.session_tickets;
+        if (cfg->tls.ticket_rotation_ms)
+            ts.ticket_rotation_ms = cfg->tls.ticket_rotation_ms;
+        ts.session_cache_size = cfg->tls.session_cache_size;
+        ts.client_ca_file = l->client_ca;
+        ts.client_auth = l->client_auth == PT_CLIENT_AUTH_REQUIRED   ? PT_TLS_CLIENT_AUTH_REQUIRED
+                         : l->client_auth == PT_CLIENT_AUTH_OPTIONAL ? PT_TLS_CLIENT_AUTH_OPTIONAL
+                                                                     : PT_TLS_CLIENT_AUTH_NONE;
+        struct pt_tls_err te;
+        memset(&te, 0, sizeof(te));
+        s->listen_tls[j] = pt_tls_ctx_new(&ts, &te);
+        if (!s->listen_tls[j]) {
+            const struct pt_cfg_pos *pos = &cfg->tls.pos;
+            if (te.key && strcmp(te.key, "certificates") == 0 && te.index >= 0 &&
+                (size_t)te.index < cfg->tls.n_certificates)
+                pos = &cfg->tls.certificates[te.index].pos;
+            else if (te.key && strstr(te.key, "client"))
+                pos = &l->pos;
+            snprintf(err, errlen, "%s:%d:%d: %s", cfg->path, pos->line, pos->col, te.msg);
+            return -1;
+        }
+        /* Tickets issued before a reload stay valid after it. */
+        if (prev && j < prev->n_listen_tls && prev->listen_tls[j])
+            pt_tls_ctx_inherit_ticket_keys(s->listen_tls[j], prev->listen_tls[j]);
+    }
+    return 0;
+oom:
+    snprintf(err, errlen, "%s: out of memory", cfg->path);
+    return -1;
+}
+
 /* Loads path and builds everything a snapshot holds (the access log is opened only when
    open_logs is set: `check` must not create files). Returns NULL with err filled. */
 static struct pt_snapshot *snapshot_build(const char *path, char *err, size_t errlen,
@@ -93,9 +187,10 @@ static struct pt_snapshot *snapshot_build(const char *path, char *err, size_t er
     s->urt = pt_upstreams_rt_create(cfg, prev ? prev->urt : NULL, pt_upstream_now_ms());
     if (!s->urt) {
         snprintf(err, errlen, "%s: out of memory", path);
-        free(s);
-        goto fail;
+        goto fail_snap;
     }
+    if (open_resources(s, prev, err, errlen) < 0)
+        goto fail_snap;
     const char *a = cfg->log.access ? cfg->log.access : "stdout";
     if (!open_logs) {
         s->access_fd = -1;
@@ -108,14 +203,18 @@ static struct pt_snapshot *snapshot_build(const char *path, char *err, size_t er
         if (s->access_fd < 0) {
             snprintf(err, errlen, "%s: cannot open access log \"%s\": %s", path, a,
                      strerror(errno));
-            pt_upstreams_rt_free(s->urt);
-            free(s);
-            goto fail;
+            goto fail_snap;
         }
         s->owns_access_fd = true;
     }
     atomic_init(&s->refs, 1);
     return s;
+fail_snap:
+    /* The snapshot owns cfg and rt from here: one unref releases everything built so far. */
+    s->access_fd = -1;
+    atomic_init(&s->refs, 1);
+    pt_snapshot_unref(s);
+    return NULL;
 fail:
     pt_router_free(rt);
     pt_config_free(cfg);
@@ -197,6 +296,14 @@ static struct pt_snapshot *reload(const char *path, struct pt_snapshot *cur,
     return s;
 }
 
+static uint64_t ticket_rotation_ms(const struct pt_snapshot *s)
+{
+    for (size_t j = 0; j < s->n_listen_tls; j++)
+        if (s->listen_tls[j])
+            return PT_MAX(pt_tls_ctx_ticket_rotation_ms(s->listen_tls[j]), 1000);
+    return 3600u * 1000u;
+}
+
 static int cmd_run(const char *path)
 {
     char *err = malloc(ERR_BYTES);
@@ -215,6 +322,7 @@ static int cmd_run(const char *path)
     pt_log_set_level(cfg->log.level);
     signal(SIGPIPE, SIG_IGN);
     raise_nofile();
+    pt_mime_init(); /* reads /etc/mime.types now, not on a worker's first request */
 
     uint32_t nw = cfg->workers ? cfg->workers : 1;
     size_t nl = cfg->n_listens;
@@ -232,11 +340,6 @@ static int cmd_run(const char *path)
         fds[k] = -1;
     for (size_t j = 0; j < nl; j++) {
         tls[j] = cfg->listens[j].is_tls;
-        if (tls[j]) {
-            fprintf(stderr, "portico: %s: listen %s: tls: true is not supported yet\n", path,
-                    cfg->listens[j].addr_text);
-            goto out;
-        }
     }
     for (uint32_t i = 0; i < nw; i++)
         for (size_t j = 0; j < nl; j++) {
@@ -281,9 +384,20 @@ static int cmd_run(const char *path)
         pt_log_info("listening on %s", cfg->listens[j].addr_text);
     pt_log_info("portico %s started: %u worker(s), configuration %s", PT_VERSION, nw, path);
 
+    uint64_t next_rotation = pt_upstream_now_ms() + ticket_rotation_ms(snap);
     for (;;) {
         siginfo_t si;
-        int sig = sigwaitinfo(&set, &si);
+        uint64_t now = pt_upstream_now_ms();
+        if (now >= next_rotation) {
+            /* Session-ticket keys: a new current key; the previous one still decrypts. */
+            for (size_t j = 0; j < snap->n_listen_tls; j++)
+                if (snap->listen_tls[j])
+                    pt_tls_rotate_ticket_keys(snap->listen_tls[j]);
+            next_rotation = now + ticket_rotation_ms(snap);
+        }
+        uint64_t wait_ms = next_rotation - now;
+        struct timespec ts = {(time_t)(wait_ms / 1000), (long)(wait_ms % 1000) * 1000000L};
+        int sig = sigtimedwait(&set, &si, &ts);
         if (sig < 0)
             continue;
         if (sig == SIGHUP) {

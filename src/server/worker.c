@@ -24,6 +24,8 @@
 #include "core/log.h"
 #include "core/sock.h"
 #include "core/time.h"
+#include "handler/static.h"
+#include "tls/tls.h"
 
 #define LOG_BUF_BYTES (64u * 1024u)
 #define UPSTREAM_IDLE_MS 30000u
@@ -39,6 +41,13 @@ void pt_snapshot_unref(struct pt_snapshot *s)
         return;
     pt_router_free(s->router);
     pt_upstreams_rt_free(s->urt);
+    for (size_t i = 0; i < s->n_roots; i++)
+        pt_static_root_free(s->roots[i]);
+    free(s->roots);
+    for (size_t i = 0; i < s->n_listen_tls; i++)
+        if (s->listen_tls[i])
+            pt_tls_ctx_unref(s->listen_tls[i]);
+    free(s->listen_tls);
     pt_config_free(s->cfg);
     if (s->owns_access_fd && s->access_fd >= 0)
         close(s->access_fd);
@@ -466,6 +475,7 @@ int pt_worker_init(struct pt_worker *w, int id, const int *fds, const bool *is_t
         l->io.cb = on_listener;
         l->w = w;
         l->is_tls = is_tls[i];
+        l->idx = (uint8_t)i;
         if ((rc = pt_loop_add(&w->loop, &l->io, EPOLLIN, false)) < 0)
             return rc;
         w->n_listeners++;

@@ -24,6 +24,9 @@
 #include "http/conn.h"
 #include "route/route.h"
 #include "upstream/balance.h"
+
+struct pt_static_root;
+struct pt_tls_ctx;
 #include "upstream/target.h"
 
 struct pt_snapshot {
@@ -31,9 +34,13 @@ struct pt_snapshot {
     uint64_t generation; /* 1, 2, ... per successful load */
     struct pt_config *cfg;
     struct pt_router *router;
-    struct pt_upstreams_rt *urt; /* shared target state (health, load, ejections) */
-    int access_fd;               /* -1 when access logging is off */
-    bool owns_access_fd;         /* false for stdout/stderr */
+    struct pt_upstreams_rt *urt;   /* shared target state (health, load, ejections) */
+    struct pt_static_root **roots; /* per static route (files.index_in_config) */
+    size_t n_roots;
+    struct pt_tls_ctx **listen_tls; /* per listen entry; NULL for plain listeners */
+    size_t n_listen_tls;
+    int access_fd;       /* -1 when access logging is off */
+    bool owns_access_fd; /* false for stdout/stderr */
 };
 
 void pt_snapshot_ref(struct pt_snapshot *s);
@@ -52,6 +59,7 @@ struct pt_listener {
     struct pt_io io;
     struct pt_worker *w;
     bool is_tls;
+    uint8_t idx; /* position in the configuration's listen list */
 };
 
 struct pt_worker {
@@ -121,6 +129,9 @@ void pt_conn_close(struct pt_conn *c);
 void pt_conn_run(struct pt_conn *c);
 /* Ends the request in progress: logs it, then reads the next one or closes. */
 void pt_conn_request_done(struct pt_conn *c);
+/* Reads from the client (plain or TLS). Returns bytes, 0 at EOF, -EAGAIN (readiness flags
+   updated: wait for the next event) or another -errno. */
+ssize_t pt_conn_read(struct pt_conn *c, void *buf, size_t len);
 /* Writes c->out then the slice. Returns PT_OK when everything went out, PT_AGAIN when the
    socket is full (send timer armed), or PT_ERR when the connection failed. */
 int pt_conn_flush(struct pt_conn *c);
@@ -133,12 +144,26 @@ void pt_conn_close_idle(struct pt_worker *w);
 /* Queues a complete Portico response (status, optional extra header lines, body) in c->out. */
 int pt_respond_simple(struct pt_req *r, int status, const char *extra_headers, size_t extra_len,
                       const char *body, size_t body_len);
+/* Queues a response head: Portico's standard lines (Server, Date, X-Request-Id, Connection,
+   HSTS on TLS), Content-Length unless content_length < 0, then extra (whole CRLF-ended lines). */
+int pt_respond_head(struct pt_req *r, int status, int64_t content_length, const char *extra,
+                    size_t extra_len);
 /* Queues Portico's error page for status (HTML or JSON by Accept). */
 int pt_respond_error(struct pt_req *r, int status, bool wants_json);
+/* Same, with extra header lines (Allow, Content-Range). */
+int pt_respond_error_extra(struct pt_req *r, int status, bool wants_json, const char *lines,
+                           size_t lines_len);
 int pt_respond_route(struct pt_req *r, const struct pt_route_cfg *route);
 int pt_redirect_route(struct pt_req *r, const struct pt_route_cfg *route,
                       const struct pt_route_match *m, struct pt_str query);
 const char *pt_http_reason(int status);
+
+/* Static files (handler/files.c): answers r from the route's directory. */
+void pt_static_route(struct pt_req *r, const struct pt_h1_request *h,
+                     const struct pt_route_cfg *route, const struct pt_route_match *m,
+                     const char *path, size_t path_len, struct pt_str query);
+/* The Strict-Transport-Security line for r's site on a TLS connection, or "" (length in *n). */
+const char *pt_hsts_line(const struct pt_req *r, size_t *n);
 
 /* Proxy (handler/proxy.c). Starts proxying r; hdrs are the parsed request headers (valid only
    during the call). Returns PT_OK (the proxy drives the request from now on) or an HTTP status

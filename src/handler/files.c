@@ -1,0 +1,85 @@
+/*
+ * files.c - the `static` route action: answers a request from a directory.
+ *
+ * handler/static.c decides (which file, which status, which headers: conditional requests,
+ * ranges, precompressed siblings, the site's 404 page); this file turns the decision into a
+ * response on the connection. The head is written into the output buffer; the body is sent
+ * from the file by the connection itself (sendfile on plain connections, pread + encrypt on
+ * TLS), so file bytes never pass through a user-space buffer on the common path. The file
+ * descriptor belongs to the connection until the request ends (server/conn.c closes it).
+ */
+#include <string.h>
+#include <unistd.h>
+
+#include "handler/static.h"
+#include "server/worker.h"
+
+static struct pt_str header(const struct pt_h1_request *h, const char *name, size_t n)
+{
+    for (size_t i = 0; i < h->num_headers; i++)
+        if (pt_str_caseeq(h->headers[i].name, name, n))
+            return h->headers[i].value;
+    return (struct pt_str){NULL, 0};
+}
+
+#define HDR(h, lit) header((h), (lit), sizeof(lit) - 1)
+
+void pt_static_route(struct pt_req *r, const struct pt_h1_request *h,
+                     const struct pt_route_cfg *route, const struct pt_route_match *m,
+                     const char *path, size_t path_len, struct pt_str query)
+{
+    /* Large enough for PT_STATIC_HDR_MIN + cache_control + 3 x the path (uri_size is 8k by
+       default; a longer configured one is answered 500 by -ENOBUFS, never overflowed). */
+    static __thread char hdr[32768];
+    const struct pt_snapshot *snap = r->ws->s;
+    const struct pt_static_cfg *f = &route->files;
+    if (f->index_in_config >= snap->n_roots || !snap->roots[f->index_in_config]) {
+        pt_respond_error(r, 500, r->wants_json);
+        return;
+    }
+    /* A prefix route serves its rest from the root ("/assets/a.css" under "/assets/..."). */
+    size_t strip = m->strip_len <= path_len ? m->strip_len : 0;
+    struct pt_static_request q;
+    memset(&q, 0, sizeof(q));
+    q.method = r->method_id;
+    q.mount = (struct pt_str){path, strip};
+    q.path = strip < path_len ? (struct pt_str){path + strip, path_len - strip}
+                              : (struct pt_str){"/", 1};
+    q.query = query.p ? query : (struct pt_str){NULL, 0};
+    q.accept = HDR(h, "accept");
+    q.accept_encoding = HDR(h, "accept-encoding");
+    q.if_match = HDR(h, "if-match");
+    q.if_unmodified_since = HDR(h, "if-unmodified-since");
+    q.if_none_match = HDR(h, "if-none-match");
+    q.if_modified_since = HDR(h, "if-modified-since");
+    q.if_range = HDR(h, "if-range");
+    q.range = HDR(h, "range");
+
+    struct pt_static_result res;
+    memset(&res, 0, sizeof(res));
+    res.fd = -1;
+    res.hdr = hdr;
+    res.hdr_cap = sizeof(hdr);
+    if (pt_static_resolve(snap->roots[f->index_in_config], &q, &res) < 0) {
+        pt_respond_error(r, 500, r->wants_json);
+        return;
+    }
+    if (res.is_error_page) {
+        pt_respond_error_extra(r, res.status, r->wants_json, hdr, res.hdr_len);
+        return;
+    }
+    /* static.c wrote Content-Length itself when the response has one (not for 304). */
+    int64_t cl = res.cl_line_len ? -1 : res.status == 304 ? -1 : 0;
+    if (pt_respond_head(r, res.status, cl, hdr, res.hdr_len) != PT_OK) {
+        if (res.fd >= 0)
+            close(res.fd);
+        pt_respond_error(r, 500, r->wants_json);
+        return;
+    }
+    if (res.fd >= 0) {
+        struct pt_conn *c = r->c;
+        c->file_fd = res.fd;
+        c->file_off = res.offset;
+        c->file_left = res.length;
+    }
+}
