@@ -37,6 +37,7 @@
 #include "core/sock.h"
 #include "core/time.h"
 #include "server/worker.h"
+#include "tls/tls.h"
 #include "upstream/balance.h"
 
 #define MAX_CONN_TOKENS 16
@@ -217,6 +218,38 @@ static int build_path(struct out *o, const struct pt_req *r, const struct pt_rou
     return PT_OK;
 }
 
+static const struct pt_listen_cfg *listen_of(const struct pt_req *r)
+{
+    return r->c->listen_idx < r->cfg->n_listens ? &r->cfg->listens[r->c->listen_idx] : NULL;
+}
+
+static bool is_client_cert_header(const struct pt_req *r, struct pt_str n)
+{
+    const struct pt_listen_cfg *l = listen_of(r);
+    if (!l)
+        return false;
+    return (l->client_subject_header &&
+            pt_str_caseeq(n, l->client_subject_header, strlen(l->client_subject_header))) ||
+           (l->client_fingerprint_header &&
+            pt_str_caseeq(n, l->client_fingerprint_header, strlen(l->client_fingerprint_header)));
+}
+
+/* The verified client certificate's subject and fingerprint, in the headers the listener
+   names (mTLS). Nothing when no certificate was verified. */
+static void put_client_cert(struct out *o, const struct pt_req *r)
+{
+    const struct pt_listen_cfg *l = listen_of(r);
+    if (!l || !r->c->tls || !pt_tls_peer_verified(r->c->tls))
+        return;
+    char subject[512], fp[65];
+    if (l->client_subject_header && pt_tls_peer_subject(r->c->tls, subject, sizeof(subject)) >= 0)
+        put_header(o, l->client_subject_header, strlen(l->client_subject_header), subject,
+                   strnlen(subject, sizeof(subject)));
+    if (l->client_fingerprint_header && pt_tls_peer_fingerprint(r->c->tls, fp) >= 0)
+        put_header(o, l->client_fingerprint_header, strlen(l->client_fingerprint_header), fp,
+                   strnlen(fp, sizeof(fp)));
+}
+
 static int build_request_head(struct pt_req *r, const struct pt_h1_request *h,
                               const struct pt_route_match *m, const char *path, size_t path_len,
                               struct pt_str query)
@@ -286,6 +319,8 @@ static int build_request_head(struct pt_req *r, const struct pt_h1_request *h,
         }
         if (in_kv(ops->remove, ops->n_remove, n) || in_kv(ops->set, ops->n_set, n))
             continue;
+        if (is_client_cert_header(r, n))
+            continue; /* only Portico may say who the client certificate belongs to */
         put_str(&o, n);
         PUT_LIT(&o, ": ");
         put_str(&o, h->headers[i].value);
@@ -299,7 +334,12 @@ static int build_request_head(struct pt_req *r, const struct pt_h1_request *h,
         PUT_LIT(&o, ", ");
     }
     put(&o, peer, pn);
-    PUT_LIT(&o, "\r\nX-Forwarded-Proto: http\r\n");
+    PUT_LIT(&o, "\r\nX-Forwarded-Proto: ");
+    if (r->c->tls)
+        PUT_LIT(&o, "https\r\n");
+    else
+        PUT_LIT(&o, "http\r\n");
+    put_client_cert(&o, r);
     if (r->host[0]) {
         PUT_LIT(&o, "X-Forwarded-Host: ");
         put(&o, r->host, strlen(r->host));
@@ -373,6 +413,9 @@ static int build_response_head(struct pt_req *r, const struct pt_h1_response *re
         PUT_LIT(&o, "\r\n");
         put_ops(&o, ops);
         put(&o, r->set_cookie, r->set_cookie_len);
+        size_t hsts_len;
+        const char *hsts = pt_hsts_line(r, &hsts_len);
+        put(&o, hsts, hsts_len);
         if (r->resp_body.rechunk) {
             PUT_LIT(&o, "Transfer-Encoding: chunked\r\n");
         } else if (resp->framing.content_length >= 0 && !resp->framing.is_chunked &&
