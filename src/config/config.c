@@ -15,6 +15,11 @@
  * and "too many errors" leave through longjmp to run() (see config_internal.h); nothing
  * between owns anything but arena memory, so nothing leaks.
  *
+ * Files the configuration names (certificates, keys, CA bundles, static roots) are checked
+ * here for existence and readability, with relative paths taken from the configuration file's
+ * directory (resolve_path); their contents are left to the layers that use them (the TLS layer
+ * parses PEM and reports "FILE: reason"), so the loader stays free of OpenSSL.
+ *
  * Target host names are resolved here with getaddrinfo (blocking, at load time only; the
  * server re-resolves later if it wants to). Fuzz builds (PT_FUZZING) accept only address
  * literals and "localhost" so the fuzzer never touches the network.
@@ -280,6 +285,100 @@ static void missing(struct pt_cfg_ctx *x, const struct pt_ynode *map, const char
     pt_config_error(x, map->pos, "%s needs \"%s\"", where, key);
 }
 
+/* ---- files and directories named by the configuration ---------------------------------- */
+
+/*
+ * The path s (n bytes) made absolute: a relative path is taken from the directory of the
+ * configuration file (the working directory for a name without '/'), so `portico -c
+ * /etc/portico/portico.yaml` finds "certs/a.pem" in /etc/portico/certs whatever the cwd.
+ * Symbolic links are kept, not resolved: a certificate or a site root that is a link to the
+ * current release must follow the link on reload.
+ */
+static char *resolve_path(struct pt_cfg_ctx *x, const char *s, size_t n)
+{
+    struct pt_arena *a = &x->cfg->arena;
+    char cwd[4096];
+    if (n > 0 && s[0] == '/')
+        return pt_config_strndup(x, a, s, n);
+    const char *slash = strrchr(x->name, '/');
+    size_t dl = slash ? (size_t)(slash - x->name) : 0;
+    if (slash && dl == 0)
+        dl = 1; /* the file is in "/" */
+    const char *pre = "";
+    if (!slash || x->name[0] != '/') {
+        if (!getcwd(cwd, sizeof(cwd)))
+            return pt_config_strndup(x, a, s, n);
+        pre = cwd;
+    }
+    size_t total = strlen(pre) + dl + n + 3;
+    char *out = pt_config_alloc(x, a, total);
+    size_t used = 0;
+    int w = snprintf(out, total, "%s", pre);
+    used += (size_t)(w > 0 ? w : 0);
+    if (dl) {
+        if (used > 0 && out[used - 1] != '/')
+            out[used++] = '/';
+        memcpy(out + used, x->name, dl);
+        used += dl;
+    }
+    if (used > 0 && out[used - 1] != '/')
+        out[used++] = '/';
+    memcpy(out + used, s, n);
+    out[used + n] = '\0';
+    return out;
+}
+
+/*
+ * A readable regular file for key (a certificate, key or CA bundle). Returns its resolved
+ * path in the config arena, or NULL after reporting. The contents are not parsed here: the
+ * TLS layer does that and reports "FILE: reason".
+ */
+static const char *get_file(struct pt_cfg_ctx *x, const struct pt_ynode *v, const char *key)
+{
+    const char *s = get_str(x, v, key);
+    if (!s)
+        return NULL;
+    if (v->len == 0) {
+        pt_config_error(x, v->pos, "\"%s\" must name a file", key);
+        return NULL;
+    }
+    char *path = resolve_path(x, s, v->len);
+    struct stat st;
+    if (stat(path, &st) < 0 || access(path, R_OK) < 0) {
+        pt_config_error(x, v->pos, "cannot read \"%s\" file \"%.120s\": %s", key, path,
+                        strerror(errno));
+        return NULL;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        pt_config_error(x, v->pos, "\"%s\" file \"%.120s\" is a directory", key, path);
+        return NULL;
+    }
+    return path;
+}
+
+/* An existing directory for key (a static root): its resolved path, or NULL after reporting. */
+static const char *get_dir(struct pt_cfg_ctx *x, const struct pt_ynode *v, const char *key)
+{
+    const char *s = get_str(x, v, key);
+    if (!s)
+        return NULL;
+    if (v->len == 0) {
+        pt_config_error(x, v->pos, "\"%s\" must name a directory", key);
+        return NULL;
+    }
+    char *path = resolve_path(x, s, v->len);
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        pt_config_error(x, v->pos, "\"%s\" directory \"%.120s\": %s", key, path, strerror(errno));
+        return NULL;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        pt_config_error(x, v->pos, "\"%s\" \"%.120s\" is not a directory", key, path);
+        return NULL;
+    }
+    return path;
+}
+
 /* ---- tokens, headers, hosts, addresses ------------------------------------------------ */
 
 static bool is_tchar(unsigned char c)
@@ -535,10 +634,6 @@ static bool make_target(struct pt_cfg_ctx *x, const struct pt_ynode *v, const ch
         pt_config_error(x, v->pos, "bad URL \"%.*s\" for \"%s\": %s", shown(v->len), s, key, why);
         return false;
     }
-    if (u.is_https) {
-        pt_config_error(x, v->pos, "https targets need TLS support, not available yet");
-        return false;
-    }
     if (!is_inline) {
         if (memchr(u.rest, '?', u.rest_len) || memchr(u.rest, '#', u.rest_len)) {
             pt_config_error(x, v->pos, "a target URL cannot have a query or a fragment");
@@ -575,10 +670,187 @@ static bool make_target(struct pt_cfg_ctx *x, const struct pt_ynode *v, const ch
 
 /* ---- top-level sections ----------------------------------------------------------------- */
 
+static void load_client_auth(struct pt_cfg_ctx *x, const struct pt_ynode *v,
+                             struct pt_listen_cfg *l)
+{
+    static const char *const all[] = {"none", "optional", "required", NULL};
+    const char *s = get_str(x, v, "client_auth");
+    if (!s)
+        return;
+    for (size_t i = 0; all[i]; i++) {
+        if (is(v, all[i])) {
+            l->client_auth = (int)i; /* all[] follows enum pt_client_auth */
+            return;
+        }
+    }
+    const char *best = nearest(s, v->len, all, SIZE_MAX);
+    if (best)
+        pt_config_error(x, v->pos, "unknown client_auth \"%.*s\"; did you mean \"%s\"?",
+                        shown(v->len), s, best);
+    else
+        pt_config_error(x, v->pos,
+                        "expected none, optional or required for \"client_auth\", found \"%.*s\"",
+                        shown(v->len), s);
+}
+
+/* A header name the operator chooses (a token, at most 128 bytes), or NULL after reporting. */
+static const char *get_header_name(struct pt_cfg_ctx *x, const struct pt_ynode *v, const char *key)
+{
+    const char *s = get_str(x, v, key);
+    if (!s)
+        return NULL;
+    if (v->len == 0 || v->len > 128 || !is_token(s, v->len)) {
+        pt_config_error(x, v->pos, "expected a header name like X-Client-Cert for \"%s\"", key);
+        return NULL;
+    }
+    return pt_config_strndup(x, &x->cfg->arena, s, v->len);
+}
+
+static void load_client_headers(struct pt_cfg_ctx *x, const struct pt_ynode *v,
+                                struct pt_listen_cfg *l)
+{
+    static const char *const keys[] = {"subject", "fingerprint", NULL};
+    if (!want_map(x, v, "client_cert_headers"))
+        return;
+    FOR_PAIRS(v, k, val)
+    {
+        if (!known_key(x, k, keys, NULL, "client_cert_headers"))
+            continue;
+        if (is(k, "subject"))
+            l->client_subject_header = get_header_name(x, val, "subject");
+        else
+            l->client_fingerprint_header = get_header_name(x, val, "fingerprint");
+        if (l->client_subject_header && l->client_fingerprint_header &&
+            strcasecmp(l->client_subject_header, l->client_fingerprint_header) == 0) {
+            pt_config_error(x, val->pos,
+                            "\"subject\" and \"fingerprint\" need two different "
+                            "header names");
+            l->client_fingerprint_header = NULL;
+        }
+    }
+}
+
+static void load_certificates(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_tls_cfg *t)
+{
+    static const char *const keys[] = {"cert", "key", NULL};
+    if (!want_seq(x, v, "certificates"))
+        return;
+    if (v->len == 0) {
+        pt_config_error(x, v->pos, "\"certificates\" needs at least one {cert: FILE, key: FILE}");
+        return;
+    }
+    t->certificates = pt_config_alloc(x, &x->cfg->arena, v->len * sizeof(*t->certificates));
+    FOR_ITEMS(v, it)
+    {
+        if (it->kind != PT_YNODE_MAP) {
+            pt_config_error(x, it->pos,
+                            "expected a mapping like {cert: site.pem, key: site.key} in "
+                            "\"certificates\", found %s",
+                            what_is(it));
+            continue;
+        }
+        struct pt_tls_cert_cfg *c = &t->certificates[t->n_certificates++];
+        c->pos = it->pos;
+        bool has_cert = false, has_key = false;
+        FOR_PAIRS(it, k, val)
+        {
+            if (!known_key(x, k, keys, NULL, "a certificate"))
+                continue;
+            if (is(k, "cert")) {
+                has_cert = true;
+                c->cert = get_file(x, val, "cert");
+            } else {
+                has_key = true;
+                c->key = get_file(x, val, "key");
+            }
+        }
+        if (!has_cert)
+            missing(x, it, "cert", "a certificate");
+        if (!has_key)
+            missing(x, it, "key", "a certificate");
+    }
+}
+
+static void load_tls(struct pt_cfg_ctx *x, const struct pt_ynode *v)
+{
+    static const char *const keys[] = {"certificates",
+                                       "min_version",
+                                       "ciphers",
+                                       "ciphersuites",
+                                       "session_tickets",
+                                       "ticket_rotation",
+                                       "session_cache_size",
+                                       "acme",
+                                       NULL};
+    struct pt_tls_cfg *t = &x->cfg->tls;
+    struct pt_arena *a = &x->cfg->arena;
+    if (!want_map(x, v, "tls"))
+        return;
+    t->is_set = true;
+    t->pos = v->pos;
+    FOR_PAIRS(v, k, val)
+    {
+        if (!known_key(x, k, keys, NULL, "tls"))
+            continue;
+        if (is(k, "certificates")) {
+            load_certificates(x, val, t);
+        } else if (is(k, "min_version")) {
+            if (is(val, "1.2") || is(val, "1.3"))
+                t->min_version = is(val, "1.2") ? "1.2" : "1.3";
+            else
+                pt_config_error(x, val->pos,
+                                "expected \"1.2\" or \"1.3\" for \"min_version\" (TLS 1.0 and "
+                                "1.1 are never offered)");
+        } else if (is(k, "ciphers") || is(k, "ciphersuites")) {
+            const char *s = get_str(x, val, k->s);
+            if (s && val->len == 0)
+                pt_config_error(x, val->pos, "\"%s\" must not be empty (leave it out)", k->s);
+            else if (s && is(k, "ciphers"))
+                t->ciphers = pt_config_strndup(x, a, s, val->len);
+            else if (s)
+                t->ciphersuites = pt_config_strndup(x, a, s, val->len);
+        } else if (is(k, "session_tickets")) {
+            get_bool(x, val, "session_tickets", &t->session_tickets);
+        } else if (is(k, "ticket_rotation")) {
+            uint32_t ms;
+            if (!get_ms(x, val, "ticket_rotation", 1, 7u * 24 * 3600 * 1000, &ms))
+                continue;
+            if (ms < 60000)
+                pt_config_error(x, val->pos, "\"ticket_rotation\" must be at least 1m");
+            else
+                t->ticket_rotation_ms = ms;
+        } else if (is(k, "session_cache_size")) {
+            uint64_t n;
+            if (get_uint(x, val, "session_cache_size", 0, 10000000, &n))
+                t->session_cache_size = (uint32_t)n;
+        } else {
+            pt_config_error(x, k->pos,
+                            "\"acme\" (automatic certificates) is not supported yet in this "
+                            "version of Portico: list certificate files under \"certificates\"");
+        }
+    }
+}
+
+/* Every listener with tls: true needs a certificate to present. */
+static void check_tls_listeners(struct pt_cfg_ctx *x)
+{
+    struct pt_config *cfg = x->cfg;
+    if (cfg->tls.n_certificates > 0 || !x->listen_tls_pos)
+        return;
+    for (size_t i = 0; i < cfg->n_listens; i++) {
+        if (!cfg->listens[i].is_tls || x->listen_tls_pos[i].line == 0)
+            continue;
+        pt_config_error(x, x->listen_tls_pos[i],
+                        "a listener with tls: true needs certificates: add a top-level "
+                        "tls: {certificates: [{cert: FILE, key: FILE}]}");
+    }
+}
+
 static void load_listen(struct pt_cfg_ctx *x, const struct pt_ynode *v)
 {
     struct pt_config *cfg = x->cfg;
-    static const char *const keys[] = {"addr", "tls", NULL};
+    static const char *const keys[] = {
+        "addr", "tls", "client_ca", "client_auth", "client_cert_headers", NULL};
     if (!want_seq(x, v, "listen"))
         return;
     if (v->len == 0) {
@@ -586,6 +858,7 @@ static void load_listen(struct pt_cfg_ctx *x, const struct pt_ynode *v)
         return;
     }
     cfg->listens = pt_config_alloc(x, &cfg->arena, v->len * sizeof(*cfg->listens));
+    x->listen_tls_pos = pt_config_alloc(x, &x->tmp, v->len * sizeof(*x->listen_tls_pos));
     FOR_ITEMS(v, it)
     {
         if (it->kind != PT_YNODE_MAP) {
@@ -598,10 +871,13 @@ static void load_listen(struct pt_cfg_ctx *x, const struct pt_ynode *v)
         struct pt_listen_cfg *l = &cfg->listens[cfg->n_listens++];
         l->pos = it->pos;
         bool has_addr = false;
+        const struct pt_ynode *client_key = NULL, *auth_val = NULL;
         FOR_PAIRS(it, k, val)
         {
             if (!known_key(x, k, keys, NULL, "a listen entry"))
                 continue;
+            if (!is(k, "addr") && !is(k, "tls") && !client_key)
+                client_key = k;
             if (is(k, "addr")) {
                 has_addr = true;
                 const char *s = get_str(x, val, "addr");
@@ -624,12 +900,28 @@ static void load_listen(struct pt_cfg_ctx *x, const struct pt_ynode *v)
                                         "line %d)",
                                         l->addr_text, o->pos.line);
                 }
+            } else if (is(k, "tls")) {
+                if (get_bool(x, val, "tls", &l->is_tls) && l->is_tls)
+                    x->listen_tls_pos[cfg->n_listens - 1] = val->pos;
+            } else if (is(k, "client_ca")) {
+                l->client_ca = get_file(x, val, "client_ca");
+            } else if (is(k, "client_auth")) {
+                auth_val = val;
+                load_client_auth(x, val, l);
             } else {
-                get_bool(x, val, "tls", &l->is_tls);
+                load_client_headers(x, val, l);
             }
         }
         if (!has_addr)
             missing(x, it, "addr", "a listen entry");
+        if (client_key && !l->is_tls)
+            pt_config_error(x, client_key->pos, "\"%s\" is only used on a listener with tls: true",
+                            client_key->s);
+        else if (auth_val && l->client_auth != PT_CLIENT_AUTH_NONE && !l->client_ca)
+            pt_config_error(x, auth_val->pos,
+                            "client_auth \"%s\" needs \"client_ca\" (the CA certificates that "
+                            "sign client certificates)",
+                            auth_val->s);
     }
 }
 
@@ -765,6 +1057,7 @@ static struct pt_upstream_cfg *new_upstream(struct pt_cfg_ctx *x, const char *na
     u->retry_budget_pct = 20;
     u->max_pending = 100;
     u->resolve_interval_ms = 30000;
+    u->tls_verify = true;
     u->outlier.consecutive_failures = 5;
     u->outlier.base_ejection_time_ms = 30000;
     u->outlier.max_ejection_time_ms = 300000;
@@ -1116,11 +1409,26 @@ static void load_budget(struct pt_cfg_ctx *x, struct pt_upstream_cfg *u, const s
 
 static void load_upstream(struct pt_cfg_ctx *x, const struct pt_ynode *k, const struct pt_ynode *v)
 {
-    static const char *const keys[] = {
-        "targets",      "balance",         "keepalive",   "connect_timeout",  "retries",
-        "hash_key",     "health",          "outlier",     "slow_start",       "retry_on",
-        "retry_budget", "per_try_timeout", "max_pending", "resolve_interval", NULL};
-    static const char *const later[] = {"health_check", "tls", NULL};
+    static const char *const keys[] = {"targets",
+                                       "balance",
+                                       "keepalive",
+                                       "connect_timeout",
+                                       "retries",
+                                       "hash_key",
+                                       "health",
+                                       "outlier",
+                                       "slow_start",
+                                       "retry_on",
+                                       "retry_budget",
+                                       "per_try_timeout",
+                                       "max_pending",
+                                       "resolve_interval",
+                                       "ca_file",
+                                       "tls_verify",
+                                       "cert",
+                                       "key",
+                                       NULL};
+    static const char *const later[] = {"health_check", NULL};
     bool ok_name = k->len > 0 && k->len <= 128;
     for (size_t i = 0; ok_name && i < k->len; i++) {
         unsigned char c = (unsigned char)k->s[i];
@@ -1135,13 +1443,35 @@ static void load_upstream(struct pt_cfg_ctx *x, const struct pt_ynode *k, const 
     if (!want_map(x, v, u->name))
         return;
     bool has_targets = false;
-    const struct pt_ynode *hash_key = NULL, *balance = NULL;
+    const struct pt_ynode *hash_key = NULL, *balance = NULL, *tls_key = NULL, *cert = NULL,
+                          *key = NULL;
     FOR_PAIRS(v, kk, val)
     {
         uint64_t n;
+        if (is(kk, "tls") && !kk->is_dup) {
+            pt_config_error(x, kk->pos,
+                            "unknown key \"tls\" in an upstream: TLS to targets comes from "
+                            "https:// target URLs, with ca_file, tls_verify, cert and key");
+            continue;
+        }
         if (!known_key(x, kk, keys, later, "an upstream"))
             continue;
-        if (is(kk, "targets")) {
+        if (is(kk, "ca_file") || is(kk, "cert") || is(kk, "key")) {
+            if (!tls_key)
+                tls_key = kk;
+            const char *path = get_file(x, val, kk->s);
+            if (is(kk, "ca_file")) {
+                u->ca_file = path;
+            } else if (is(kk, "cert")) {
+                cert = kk;
+                u->cert = path;
+            } else {
+                key = kk;
+                u->key = path;
+            }
+        } else if (is(kk, "tls_verify")) {
+            get_bool(x, val, "tls_verify", &u->tls_verify);
+        } else if (is(kk, "targets")) {
             has_targets = true;
             load_targets(x, u, val);
         } else if (is(kk, "balance")) {
@@ -1185,6 +1515,15 @@ static void load_upstream(struct pt_cfg_ctx *x, const struct pt_ynode *k, const 
                         "or query:NAME)");
     if (u->balance != PT_BALANCE_HASH && hash_key)
         pt_config_error(x, hash_key->pos, "\"hash_key\" is only used with balance: hash");
+    if (cert && !key)
+        pt_config_error(x, cert->pos, "\"cert\" needs \"key\" (the client certificate's key)");
+    if (key && !cert)
+        pt_config_error(x, key->pos, "\"key\" needs \"cert\" (the client certificate)");
+    bool any_https = false;
+    for (size_t i = 0; i < u->n_targets; i++)
+        any_https |= u->targets[i].is_https;
+    if (tls_key && has_targets && u->n_targets > 0 && !any_https)
+        pt_config_error(x, tls_key->pos, "\"%s\" is only used for https targets", tls_key->s);
 }
 
 static void load_upstreams(struct pt_cfg_ctx *x, const struct pt_ynode *v)
@@ -1312,10 +1651,6 @@ static struct pt_upstream_cfg *inline_upstream(struct pt_cfg_ctx *x, const struc
     const char *why = parse_url(v->s, v->len, &u);
     if (why) {
         pt_config_error(x, v->pos, "bad URL \"%.*s\" for \"to\": %s", shown(v->len), v->s, why);
-        return NULL;
-    }
-    if (u.is_https) {
-        pt_config_error(x, v->pos, "https targets need TLS support, not available yet");
         return NULL;
     }
     if (u.rest_len > 0 && u.rest[0] != '/') {
@@ -1631,6 +1966,128 @@ static void load_respond(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct 
     }
 }
 
+/* One name of static.index: a plain file name (no '/', not "." or ".."). */
+static const char *get_index_name(struct pt_cfg_ctx *x, const struct pt_ynode *v)
+{
+    const char *s = get_str(x, v, "index");
+    if (!s)
+        return NULL;
+    if (v->len == 0 || memchr(s, '/', v->len) || is(v, ".") || is(v, "..")) {
+        pt_config_error(x, v->pos, "expected a file name like index.html in \"index\"");
+        return NULL;
+    }
+    return pt_config_strndup(x, &x->cfg->arena, s, v->len);
+}
+
+static void load_static_index(struct pt_cfg_ctx *x, const struct pt_ynode *v,
+                              struct pt_static_cfg *f)
+{
+    if (v->kind == PT_YNODE_SCALAR) {
+        const char *s = get_index_name(x, v);
+        if (s) {
+            f->index[0] = s;
+            f->n_index = 1;
+        }
+        return;
+    }
+    if (!want_seq(x, v, "index"))
+        return;
+    if (v->len == 0 || v->len > PT_STATIC_MAX_INDEX_CFG) {
+        pt_config_error(x, v->pos, "\"index\" takes 1 to %d file names", PT_STATIC_MAX_INDEX_CFG);
+        return;
+    }
+    f->n_index = 0;
+    FOR_ITEMS(v, it)
+    {
+        const char *s = get_index_name(x, it);
+        if (s)
+            f->index[f->n_index++] = s;
+    }
+    if (f->n_index == 0) {
+        f->index[0] = "index.html";
+        f->n_index = 1;
+    }
+}
+
+/* static.not_found_page: a path under root ("" turns it off); never climbs out with "..". */
+static void load_not_found_page(struct pt_cfg_ctx *x, const struct pt_ynode *v,
+                                struct pt_static_cfg *f)
+{
+    const char *s = get_str(x, v, "not_found_page");
+    if (!s)
+        return;
+    for (size_t i = 0; i < v->len;) {
+        size_t j = i;
+        while (j < v->len && s[j] != '/')
+            j++;
+        if (j - i == 2 && s[i] == '.' && s[i + 1] == '.') {
+            pt_config_error(x, v->pos,
+                            "\"not_found_page\" must be a file under root, without \"..\"");
+            return;
+        }
+        i = j + 1;
+    }
+    f->not_found_page = pt_config_strndup(x, &x->cfg->arena, s, v->len);
+}
+
+static void load_static(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_route_cfg *r)
+{
+    static const char *const keys[] = {
+        "root",     "index",          "spa", "precompressed", "cache_control",
+        "dotfiles", "not_found_page", NULL};
+    static const char *const dot[] = {"deny", "allow", "ignore", NULL};
+    struct pt_static_cfg *f = &r->files;
+    f->index[0] = "index.html";
+    f->n_index = 1;
+    f->precompressed = true;
+    f->not_found_page = "404.html";
+    if (!want_map(x, v, "static"))
+        return;
+    bool has_root = false;
+    FOR_PAIRS(v, k, val)
+    {
+        if (!known_key(x, k, keys, NULL, "static"))
+            continue;
+        if (is(k, "root")) {
+            has_root = true;
+            f->root = get_dir(x, val, "root");
+        } else if (is(k, "index")) {
+            load_static_index(x, val, f);
+        } else if (is(k, "spa")) {
+            get_bool(x, val, "spa", &f->spa);
+        } else if (is(k, "precompressed")) {
+            get_bool(x, val, "precompressed", &f->precompressed);
+        } else if (is(k, "cache_control")) {
+            const char *s = get_str(x, val, "cache_control");
+            if (s && val->len == 0)
+                pt_config_error(x, val->pos, "\"cache_control\" must not be empty (leave it out)");
+            else if (s)
+                f->cache_control = pt_config_strndup(x, &x->cfg->arena, s, val->len);
+        } else if (is(k, "dotfiles")) {
+            const char *s = get_str(x, val, "dotfiles");
+            if (!s)
+                continue;
+            size_t i = 0;
+            while (dot[i] && !is(val, dot[i]))
+                i++;
+            if (dot[i]) {
+                f->dotfiles = (int)i; /* dot[] follows enum pt_static_dotfiles */
+                continue;
+            }
+            const char *best = nearest(s, val->len, dot, SIZE_MAX);
+            if (best)
+                pt_config_error(x, val->pos, "unknown dotfiles \"%.*s\"; did you mean \"%s\"?",
+                                shown(val->len), s, best);
+            else
+                pt_config_error(x, val->pos, "expected deny, allow or ignore for \"dotfiles\"");
+        } else {
+            load_not_found_page(x, val, f);
+        }
+    }
+    if (!has_root)
+        missing(x, v, "root", "static");
+}
+
 static void load_methods(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_route_cfg *r)
 {
     static const char *const names[] = {NULL,     "GET",     "HEAD",    "POST",  "PUT",
@@ -1674,9 +2131,10 @@ static void load_methods(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct 
 
 static void load_route(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_route_cfg *r)
 {
-    static const char *const keys[] = {"match", "methods", "proxy", "redirect", "respond", NULL};
-    static const char *const later[] = {"static", "cache",    "rate_limit", "auth", "acl",
-                                        "waf",    "compress", "headers",    NULL};
+    static const char *const keys[] = {"match",   "methods", "proxy", "redirect",
+                                       "respond", "static",  NULL};
+    static const char *const later[] = {"cache", "rate_limit", "auth",    "acl",
+                                        "waf",   "compress",   "headers", NULL};
     r->pos = v->pos;
     if (v->kind != PT_YNODE_MAP) {
         pt_config_error(x, v->pos,
@@ -1704,8 +2162,8 @@ static void load_route(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt
         } else {
             if (action_key) {
                 pt_config_error(x, k->pos,
-                                "a route takes only one of proxy, redirect or respond (\"%s\" "
-                                "already at line %d)",
+                                "a route takes only one of proxy, redirect, respond or static "
+                                "(\"%s\" already at line %d)",
                                 action_key->s, action_key->pos.line);
                 continue;
             }
@@ -1716,16 +2174,20 @@ static void load_route(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt
             } else if (is(k, "redirect")) {
                 r->action = PT_ACTION_REDIRECT;
                 load_redirect(x, val, r);
-            } else {
+            } else if (is(k, "respond")) {
                 r->action = PT_ACTION_RESPOND;
                 load_respond(x, val, r);
+            } else {
+                r->action = PT_ACTION_STATIC;
+                r->files.index_in_config = x->cfg->n_static_routes++;
+                load_static(x, val, r);
             }
         }
     }
     if (!has_match)
         missing(x, v, "match", "a route");
     if (!action_key)
-        pt_config_error(x, v->pos, "a route needs one of proxy, redirect or respond");
+        pt_config_error(x, v->pos, "a route needs one of proxy, redirect, respond or static");
 }
 
 static void load_routes(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_site_cfg *site)
@@ -1811,9 +2273,70 @@ static void load_hosts(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt
     }
 }
 
+/* hsts.max_age: whole seconds, or a duration (s, m, h, and d for days). */
+static bool get_max_age(struct pt_cfg_ctx *x, const struct pt_ynode *v, uint64_t *out)
+{
+    const char *s = scalar(x, v, "max_age", "seconds or a duration like 365d");
+    if (!s)
+        return false;
+    uint64_t n = 0, ms;
+    size_t i = 0;
+    for (; i < v->len && i < 12 && s[i] >= '0' && s[i] <= '9'; i++)
+        n = n * 10 + (uint64_t)(s[i] - '0');
+    if (i > 0 && i + 1 == v->len && s[i] == 'd' && n <= UINT32_MAX) {
+        n *= 86400;
+    } else if (!memchr(s, '\0', v->len) && pt_config_parse_duration(s, &ms) == 0 &&
+               ms % 1000 == 0) {
+        n = ms / 1000;
+    } else {
+        pt_config_error(x, v->pos,
+                        "expected seconds or a duration like 31536000, 12h or 365d for "
+                        "\"max_age\"");
+        return false;
+    }
+    if (n > 100ull * 365 * 86400) {
+        pt_config_error(x, v->pos, "\"max_age\" is too long (at most 100 years)");
+        return false;
+    }
+    *out = n;
+    return true;
+}
+
+static void load_hsts(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_site_cfg *site)
+{
+    static const char *const keys[] = {"max_age", "include_subdomains", "preload", NULL};
+    if (!want_map(x, v, "hsts"))
+        return;
+    site->hsts_is_set = true;
+    bool has_max_age = false;
+    const struct pt_ynode *preload = NULL;
+    FOR_PAIRS(v, k, val)
+    {
+        if (!known_key(x, k, keys, NULL, "hsts"))
+            continue;
+        if (is(k, "max_age")) {
+            has_max_age = true;
+            get_max_age(x, val, &site->hsts_max_age_s);
+        } else if (is(k, "include_subdomains")) {
+            get_bool(x, val, "include_subdomains", &site->hsts_include_subdomains);
+        } else {
+            preload = val;
+            get_bool(x, val, "preload", &site->hsts_preload);
+        }
+    }
+    if (!has_max_age)
+        missing(x, v, "max_age", "hsts");
+    /* https://hstspreload.org/#submission-requirements */
+    if (site->hsts_preload && has_max_age &&
+        (site->hsts_max_age_s < 31536000 || !site->hsts_include_subdomains))
+        pt_config_error(x, preload->pos,
+                        "hsts \"preload\" needs max_age of at least 31536000 (one year) and "
+                        "include_subdomains: true (the preload list's rules)");
+}
+
 static void load_site(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_site_cfg *site)
 {
-    static const char *const keys[] = {"hosts", "routes", NULL};
+    static const char *const keys[] = {"hosts", "routes", "https_redirect", "hsts", NULL};
     static const char *const later[] = {"tls", "static", "headers", "redirects", NULL};
     site->pos = v->pos;
     if (v->kind != PT_YNODE_MAP) {
@@ -1830,6 +2353,10 @@ static void load_site(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_
             continue;
         if (is(k, "hosts")) {
             load_hosts(x, val, site);
+        } else if (is(k, "https_redirect")) {
+            get_bool(x, val, "https_redirect", &site->https_redirect);
+        } else if (is(k, "hsts")) {
+            load_hsts(x, val, site);
         } else {
             has_routes = true;
             load_routes(x, val, site);
@@ -1906,10 +2433,10 @@ static void load_workers(struct pt_cfg_ctx *x, const struct pt_ynode *v)
 static void load_root(struct pt_cfg_ctx *x, const struct pt_ynode *root)
 {
     static const char *const keys[] = {
-        "workers", "shutdown_timeout", "listen", "limits", "trusted_proxies",
-        "log",     "upstreams",        "sites",  "routes", NULL};
-    static const char *const later[] = {"tls",   "acme", "admin", "cache",       "metrics", "redis",
-                                        "rules", "acl",  "waf",   "rate_limits", NULL};
+        "workers", "shutdown_timeout", "listen", "limits", "trusted_proxies", "log", "upstreams",
+        "sites",   "routes",           "tls",    NULL};
+    static const char *const later[] = {"acme",  "admin", "cache", "metrics",     "redis",
+                                        "rules", "acl",   "waf",   "rate_limits", NULL};
     struct pt_config *cfg = x->cfg;
     if (root->kind != PT_YNODE_MAP) {
         pt_config_error(x, root->pos,
@@ -1941,6 +2468,8 @@ static void load_root(struct pt_cfg_ctx *x, const struct pt_ynode *root)
             load_upstreams(x, v);
         } else if (is(k, "sites")) {
             sites = v;
+        } else if (is(k, "tls")) {
+            load_tls(x, v);
         } else {
             routes = v;
             routes_key = k;
@@ -1968,6 +2497,7 @@ static void load_root(struct pt_cfg_ctx *x, const struct pt_ynode *root)
         load_routes(x, routes, site);
     }
     check_sites(x);
+    check_tls_listeners(x);
 }
 
 static void set_defaults(struct pt_config *cfg)
@@ -1986,6 +2516,10 @@ static void set_defaults(struct pt_config *cfg)
     cfg->log.level = PT_LOG_INFO;
     cfg->log.access = "stdout";
     cfg->log.format = PT_LOG_FORMAT_COMBINED;
+    cfg->tls.min_version = "1.2";
+    cfg->tls.session_tickets = true;
+    cfg->tls.ticket_rotation_ms = 12u * 3600 * 1000;
+    cfg->tls.session_cache_size = 20480;
 }
 
 /* The part of a load that may longjmp; ctx lives in the caller so it survives the jump. */

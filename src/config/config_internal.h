@@ -67,10 +67,11 @@ struct pt_cfg_ctx {
     yaml_parser_t parser;
     bool has_parser; /* parser initialised: delete it at the end */
     yaml_event_t ev;
-    bool has_event;               /* ev holds an event to delete */
-    size_t n_named_ups;           /* upstreams from upstreams:, before those made for URLs */
-    size_t ups_cap;               /* slots in cfg->upstreams */
-    struct pt_cfg_hostref *hosts; /* every site host seen, for the duplicate check */
+    bool has_event;                    /* ev holds an event to delete */
+    size_t n_named_ups;                /* upstreams from upstreams:, before those made for URLs */
+    size_t ups_cap;                    /* slots in cfg->upstreams */
+    struct pt_cfg_hostref *hosts;      /* every site host seen, for the duplicate check */
+    struct pt_cfg_pos *listen_tls_pos; /* per listener: where tls: true is, line 0 if not */
 };
 
 /*

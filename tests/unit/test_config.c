@@ -16,6 +16,7 @@
 
 #include <arpa/inet.h>
 #include <cmocka.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config/config.h"
@@ -117,7 +118,10 @@ static const char full_example[] =
     "        proxy: { to: \"http://127.0.0.1:7000/v1/:splat\" }\n"
     "  - routes:\n"
     "      - match: /\n"
-    "        proxy: { to: local }\n";
+    "        proxy: { to: local }\n"
+    "tls:\n"
+    "  certificates:\n"
+    "    - {cert: cert.pem, key: key.pem}\n";
 
 static void test_full_example(void **state)
 {
@@ -347,10 +351,10 @@ static void test_unknown_keys(void **state)
 
     e = load_err(BASE "sites:\n  - routes:\n      - match: /\n        respnd: {}\n");
     expect_has(e, "t.yaml:6:9: unknown key \"respnd\"; did you mean \"respond\"?");
-    expect_has(e, "t.yaml:5:9: a route needs one of proxy, redirect or respond");
+    expect_has(e, "t.yaml:5:9: a route needs one of proxy, redirect, respond or static");
 
-    e = load_err("tls: {}\n" BASE ROUTE_OK);
-    expect_has(e, "t.yaml:1:1: key \"tls\" is not supported yet");
+    e = load_err("acme: {}\n" BASE ROUTE_OK);
+    expect_has(e, "t.yaml:1:1: key \"acme\" is not supported yet");
 }
 
 static void test_type_errors(void **state)
@@ -438,8 +442,12 @@ static void test_routes_errors(void **state)
                      "upstreams:\n  api:\n    targets: [{url: \"http://127.0.0.1:1\"}]\n");
     pt_config_free(cfg);
 
-    e = load_err(BASE "routes:\n  - match: /\n    proxy: {to: \"https://127.0.0.1/\"}\n");
-    expect_has(e, "t.yaml:5:17: https targets need TLS support, not available yet");
+    cfg = load_ok(BASE "routes:\n  - match: /\n    proxy: {to: \"https://127.0.0.1/\"}\n");
+    assert_true(cfg->upstreams[0]->targets[0].is_https);
+    assert_int_equal(cfg->upstreams[0]->targets[0].port, 443);
+    assert_string_equal(cfg->upstreams[0]->name, "url:https://127.0.0.1:443");
+    assert_true(cfg->upstreams[0]->tls_verify);
+    pt_config_free(cfg);
 
     e = load_err(BASE "routes:\n  - match: /\n    proxy: {to: \"ftp://h/\"}\n");
     expect_has(e, "t.yaml:5:17: bad URL \"ftp://h/\" for \"to\"");
@@ -448,7 +456,7 @@ static void test_routes_errors(void **state)
     expect_has(e, "t.yaml:5:29: \"timeout\" is too long (at most 60s)");
 
     e = load_err(BASE "routes:\n  - match: /\n    respond: {}\n    redirect: {to: /}\n");
-    expect_has(e, "t.yaml:6:5: a route takes only one of proxy, redirect or respond");
+    expect_has(e, "t.yaml:6:5: a route takes only one of proxy, redirect, respond or static");
 
     e = load_err(BASE "routes:\n  - match: /\n    redirect: {to: /x, status: 300}\n");
     expect_has(e, "t.yaml:5:32: expected a whole number from 301 to 308");
@@ -486,7 +494,6 @@ static void test_upstream_errors(void **state)
     expect_has(e, "t.yaml:6:14: balance \"hash\" needs \"hash_key\"");
     expect_has(e, "t.yaml:8:51: expected a whole number from 1 to 1000 for \"weight\"");
     expect_has(e, "t.yaml:9:14: unknown balance \"round_robn\"; did you mean \"round_robin\"?");
-    expect_has(e, "t.yaml:11:21: https targets need TLS support");
     expect_has(e, "t.yaml:11:49: bad URL \"http://127.0.0.1:0\" for \"url\": the port must be");
     expect_has(e, "t.yaml:11:78: a target URL cannot have a query");
 
@@ -938,6 +945,460 @@ static void test_upstream_pool_errors(void **state)
     expect_has(e, "t.yaml:25:81: expected \"name\" or \"name=value\" for \"force_cookie\"");
 }
 
+/* ---- files, TLS, static, HSTS, upstream TLS ---------------------------------------------- */
+
+/*
+ * The tests below name files relative to the working directory, which the group setup makes a
+ * fresh directory holding cert.pem, key.pem, ca.pem (contents are not parsed by the loader),
+ * www/ and conf/site/.
+ */
+static char tmpdir[] = "/tmp/pt_test_cfgdir_XXXXXX";
+static char oldcwd[4096];
+
+static void put_file(const char *name)
+{
+    FILE *f = fopen(name, "w");
+    assert_non_null(f);
+    fputs("not parsed here\n", f);
+    fclose(f);
+}
+
+static int setup_dir(void **state)
+{
+    (void)state;
+    if (!getcwd(oldcwd, sizeof(oldcwd)) || !mkdtemp(tmpdir) || chdir(tmpdir) < 0)
+        return -1;
+    put_file("cert.pem");
+    put_file("key.pem");
+    put_file("ca.pem");
+    if (mkdir("www", 0755) < 0 || mkdir("conf", 0755) < 0 || mkdir("conf/site", 0755) < 0)
+        return -1;
+    return 0;
+}
+
+static int teardown_dir(void **state)
+{
+    (void)state;
+    unlink("cert.pem");
+    unlink("key.pem");
+    unlink("ca.pem");
+    rmdir("www");
+    rmdir("conf/site");
+    rmdir("conf");
+    if (chdir(oldcwd) < 0)
+        return -1;
+    return rmdir(tmpdir);
+}
+
+/* tmpdir + "/" + rel, in a static buffer (one at a time). */
+static const char *in_tmp(const char *rel)
+{
+    static char buf[4200];
+    snprintf(buf, sizeof(buf), "%s/%s", tmpdir, rel);
+    return buf;
+}
+
+#define TLS_OK "tls:\n  certificates: [{cert: cert.pem, key: key.pem}]\n"
+
+static void test_static_action(void **state)
+{
+    (void)state;
+    struct pt_config *cfg = load_ok(BASE "routes:\n  - match: \"/*\"\n    static: {root: www}\n");
+    const struct pt_route_cfg *r = &cfg->sites[0].routes[0];
+    assert_int_equal(r->action, PT_ACTION_STATIC);
+    assert_string_equal(r->files.root, in_tmp("www"));
+    assert_int_equal(r->files.n_index, 1);
+    assert_string_equal(r->files.index[0], "index.html");
+    assert_false(r->files.spa);
+    assert_true(r->files.precompressed);
+    assert_null(r->files.cache_control);
+    assert_int_equal(r->files.dotfiles, 0);
+    assert_string_equal(r->files.not_found_page, "404.html");
+    assert_int_equal(r->files.index_in_config, 0);
+    assert_int_equal(cfg->n_static_routes, 1);
+    pt_config_free(cfg);
+
+    char yaml[8192];
+    snprintf(yaml, sizeof(yaml),
+             BASE "sites:\n"
+                  "  - hosts: [a.test]\n"
+                  "    routes:\n"
+                  "      - match: /x\n"
+                  "        respond: {}\n"
+                  "      - match: /a/*\n"
+                  "        static:\n"
+                  "          root: www/\n"
+                  "          index: [index.htm, default.html]\n"
+                  "          spa: true\n"
+                  "          precompressed: false\n"
+                  "          cache_control: \"public, max-age=60\"\n"
+                  "          dotfiles: ignore\n"
+                  "          not_found_page: \"\"\n"
+                  "  - routes:\n"
+                  "      - match: /b/*\n"
+                  "        static: {root: \"%s\", index: home.html, dotfiles: allow, "
+                  "not_found_page: errors/404.html}\n",
+             in_tmp("www"));
+    cfg = load_ok(yaml);
+    r = &cfg->sites[0].routes[1];
+    assert_int_equal(r->action, PT_ACTION_STATIC);
+    assert_string_equal(r->files.root, in_tmp("www/"));
+    assert_int_equal(r->files.n_index, 2);
+    assert_string_equal(r->files.index[0], "index.htm");
+    assert_string_equal(r->files.index[1], "default.html");
+    assert_true(r->files.spa);
+    assert_false(r->files.precompressed);
+    assert_string_equal(r->files.cache_control, "public, max-age=60");
+    assert_int_equal(r->files.dotfiles, 2);
+    assert_string_equal(r->files.not_found_page, "");
+    assert_int_equal(r->files.index_in_config, 0);
+    r = &cfg->sites[1].routes[0];
+    assert_string_equal(r->files.root, in_tmp("www"));
+    assert_int_equal(r->files.n_index, 1);
+    assert_string_equal(r->files.index[0], "home.html");
+    assert_int_equal(r->files.dotfiles, 1);
+    assert_string_equal(r->files.not_found_page, "errors/404.html");
+    assert_int_equal(r->files.index_in_config, 1);
+    assert_int_equal(cfg->n_static_routes, 2);
+    assert_int_equal(cfg->sites[0].routes[0].action, PT_ACTION_RESPOND);
+    pt_config_free(cfg);
+
+    /* relative paths are taken from the configuration file's directory */
+    const char *text = BASE "routes:\n  - match: /\n    static: {root: site}\n";
+    char name[4200];
+    snprintf(name, sizeof(name), "%s", in_tmp("conf/c.yaml"));
+    cfg = NULL;
+    assert_int_equal(pt_config_load_buf(name, text, strlen(text), &cfg, errbuf, sizeof(errbuf)), 0);
+    assert_string_equal(cfg->sites[0].routes[0].files.root, in_tmp("conf/site"));
+    pt_config_free(cfg);
+}
+
+static void test_static_errors(void **state)
+{
+    (void)state;
+    const char *e = load_err(BASE "routes:\n  - match: /\n    static:\n      root: nope\n");
+    expect_has(e, "t.yaml:6:13: \"root\" directory \"");
+    expect_has(e, "/nope\": No such file or directory");
+
+    e = load_err(BASE "routes:\n  - match: /\n    static:\n      root: cert.pem\n");
+    expect_has(e, "t.yaml:6:13: \"root\" \"");
+    expect_has(e, "/cert.pem\" is not a directory");
+
+    e = load_err(BASE "routes:\n  - match: /\n    static: {spa: true}\n");
+    expect_has(e, "t.yaml:5:13: static needs \"root\"");
+
+    e = load_err(BASE "routes:\n  - match: /\n    static:\n      root: www\n"
+                      "      dotfiles: alow\n"            /* 7 */
+                      "      prcompressed: true\n"        /* 8 */
+                      "      index: [a/b, \"..\"]\n"      /* 9 */
+                      "      not_found_page: ../x.html\n" /* 10 */
+                      "      spa: yes\n"                  /* 11 */
+                      "      cache_control: \"\"\n");     /* 12 */
+    expect_has(e, "t.yaml:7:17: unknown dotfiles \"alow\"; did you mean \"allow\"?");
+    expect_has(e, "t.yaml:8:7: unknown key \"prcompressed\"; did you mean \"precompressed\"?");
+    expect_has(e, "t.yaml:9:15: expected a file name like index.html in \"index\"");
+    expect_has(e, "t.yaml:9:20: expected a file name like index.html in \"index\"");
+    expect_has(e, "t.yaml:10:23: \"not_found_page\" must be a file under root, without \"..\"");
+    expect_has(e, "t.yaml:11:12: expected true or false for \"spa\"");
+    expect_has(e, "t.yaml:12:22: \"cache_control\" must not be empty");
+
+    e = load_err(BASE "routes:\n  - match: /\n    static: {root: www, index: []}\n"
+                      "  - match: /b\n    static: {root: www, index: [a,b,c,d,e,f,g,h,i]}\n"
+                      "  - match: /c\n    static: {root: www, dotfiles: never}\n");
+    expect_has(e, "t.yaml:5:32: \"index\" takes 1 to 8 file names");
+    expect_has(e, "t.yaml:7:32: \"index\" takes 1 to 8 file names");
+    expect_has(e, "t.yaml:9:35: expected deny, allow or ignore for \"dotfiles\"");
+
+    e = load_err(BASE "routes:\n  - match: /\n    respond: {}\n    static: {root: www}\n");
+    expect_has(e, "t.yaml:6:5: a route takes only one of proxy, redirect, respond or static "
+                  "(\"respond\" already at line 5)");
+    e = load_err(BASE "routes:\n  - match: /\n    static: [www]\n");
+    expect_has(e, "t.yaml:5:13: expected a mapping (key: value) for \"static\"");
+}
+
+static void test_tls_keys(void **state)
+{
+    (void)state;
+    struct pt_config *cfg = load_ok(BASE ROUTE_OK);
+    assert_false(cfg->tls.is_set);
+    assert_int_equal(cfg->tls.n_certificates, 0);
+    assert_string_equal(cfg->tls.min_version, "1.2");
+    assert_null(cfg->tls.ciphers);
+    assert_null(cfg->tls.ciphersuites);
+    assert_true(cfg->tls.session_tickets);
+    assert_int_equal(cfg->tls.ticket_rotation_ms, 12 * 3600 * 1000);
+    assert_int_equal(cfg->tls.session_cache_size, 20480);
+    assert_false(cfg->listens[0].is_tls);
+    assert_null(cfg->listens[0].client_ca);
+    assert_int_equal(cfg->listens[0].client_auth, PT_CLIENT_AUTH_NONE);
+    assert_null(cfg->listens[0].client_subject_header);
+    assert_null(cfg->listens[0].client_fingerprint_header);
+    pt_config_free(cfg);
+
+    cfg = load_ok("listen:\n"
+                  "  - addr: \":8443\"\n"
+                  "    tls: true\n"
+                  "    client_ca: ca.pem\n"
+                  "    client_auth: required\n"
+                  "    client_cert_headers: {subject: X-Client-Subject, fingerprint: X-Client-Fp}\n"
+                  "  - addr: \":8444\"\n"
+                  "    tls: true\n"
+                  "    client_ca: ca.pem\n"
+                  "    client_auth: optional\n"
+                  "  - addr: \":8445\"\n"
+                  "    tls: true\n"
+                  "    client_auth: none\n" ROUTE_OK "tls:\n"
+                  "  certificates:\n"
+                  "    - cert: cert.pem\n"
+                  "      key: key.pem\n"
+                  "    - {cert: ca.pem, key: key.pem}\n"
+                  "  min_version: \"1.3\"\n"
+                  "  ciphers: \"ECDHE+AESGCM:ECDHE+CHACHA20\"\n"
+                  "  ciphersuites: TLS_AES_128_GCM_SHA256\n"
+                  "  session_tickets: false\n"
+                  "  ticket_rotation: 1h\n"
+                  "  session_cache_size: 0\n");
+    assert_true(cfg->tls.is_set);
+    assert_int_equal(cfg->tls.n_certificates, 2);
+    assert_string_equal(cfg->tls.certificates[0].cert, in_tmp("cert.pem"));
+    assert_string_equal(cfg->tls.certificates[0].key, in_tmp("key.pem"));
+    assert_int_equal(cfg->tls.certificates[0].pos.line, 20);
+    assert_string_equal(cfg->tls.certificates[1].cert, in_tmp("ca.pem"));
+    assert_string_equal(cfg->tls.min_version, "1.3");
+    assert_string_equal(cfg->tls.ciphers, "ECDHE+AESGCM:ECDHE+CHACHA20");
+    assert_string_equal(cfg->tls.ciphersuites, "TLS_AES_128_GCM_SHA256");
+    assert_false(cfg->tls.session_tickets);
+    assert_int_equal(cfg->tls.ticket_rotation_ms, 3600 * 1000);
+    assert_int_equal(cfg->tls.session_cache_size, 0);
+    assert_true(cfg->listens[0].is_tls);
+    assert_string_equal(cfg->listens[0].client_ca, in_tmp("ca.pem"));
+    assert_int_equal(cfg->listens[0].client_auth, PT_CLIENT_AUTH_REQUIRED);
+    assert_string_equal(cfg->listens[0].client_subject_header, "X-Client-Subject");
+    assert_string_equal(cfg->listens[0].client_fingerprint_header, "X-Client-Fp");
+    assert_int_equal(cfg->listens[1].client_auth, PT_CLIENT_AUTH_OPTIONAL);
+    assert_int_equal(cfg->listens[2].client_auth, PT_CLIENT_AUTH_NONE);
+    assert_null(cfg->listens[2].client_ca);
+    pt_config_free(cfg);
+
+    /* the full example's TLS listener and certificate */
+    cfg = load_ok(full_example);
+    assert_true(cfg->listens[1].is_tls);
+    assert_int_equal(cfg->tls.n_certificates, 1);
+    pt_config_free(cfg);
+}
+
+static void test_tls_errors(void **state)
+{
+    (void)state;
+    const char *e = load_err("listen:\n  - addr: \":8443\"\n    tls: true\n" ROUTE_OK);
+    expect_has(e, "t.yaml:3:10: a listener with tls: true needs certificates: add a top-level "
+                  "tls: {certificates: [{cert: FILE, key: FILE}]}");
+    e = load_err("listen:\n  - addr: \":8443\"\n    tls: true\n" ROUTE_OK "tls: {min_version: "
+                 "\"1.3\"}\n");
+    expect_has(e, "t.yaml:3:10: a listener with tls: true needs certificates");
+
+    e = load_err(BASE ROUTE_OK "tls:\n"                             /* 7 */
+                               "  certificates:\n"                  /* 8 */
+                               "    - {cert: nope.pem, key: www}\n" /* 9 */
+                               "    - {cert: cert.pem}\n"           /* 10 */
+                               "    - cert.pem\n"                   /* 11 */
+                               "  min_version: \"1.1\"\n"           /* 12 */
+                               "  ticket_rotation: 30s\n"           /* 13 */
+                               "  session_cache_size: -1\n"         /* 14 */
+                               "  acme: {email: a@b.c}\n"           /* 15 */
+                               "  sesion_tickets: true\n"           /* 16 */
+                               "  ciphers: \"\"\n"                  /* 17 */
+                               "  ticket_rotation: 1x\n");          /* 18 */
+    expect_has(e, "t.yaml:9:14: cannot read \"cert\" file \"");
+    expect_has(e, "/nope.pem\": No such file or directory");
+    expect_has(e, "t.yaml:9:29: \"key\" file \"");
+    expect_has(e, "/www\" is a directory");
+    expect_has(e, "t.yaml:10:7: a certificate needs \"key\"");
+    expect_has(e, "t.yaml:11:7: expected a mapping like {cert: site.pem, key: site.key}");
+    expect_has(e, "t.yaml:12:16: expected \"1.2\" or \"1.3\" for \"min_version\"");
+    expect_has(e, "t.yaml:13:20: \"ticket_rotation\" must be at least 1m");
+    expect_has(e, "t.yaml:14:23: expected a whole number from 0 to 10000000");
+    expect_has(e, "t.yaml:15:3: \"acme\" (automatic certificates) is not supported yet");
+    expect_has(e, "t.yaml:16:3: unknown key \"sesion_tickets\"; did you mean \"session_tickets\"?");
+    expect_has(e, "t.yaml:17:12: \"ciphers\" must not be empty");
+    expect_has(e, "t.yaml:18:3: duplicate key");
+
+    e = load_err(BASE ROUTE_OK "tls:\n  certificates: []\n");
+    expect_has(e, "t.yaml:8:17: \"certificates\" needs at least one {cert: FILE, key: FILE}");
+    e = load_err(BASE ROUTE_OK "tls: [a]\n");
+    expect_has(e, "t.yaml:7:6: expected a mapping (key: value) for \"tls\"");
+
+    e = load_err("listen:\n"
+                 "  - addr: \":8080\"\n"
+                 "    client_ca: ca.pem\n" /* 3 */
+                 "  - addr: \":8443\"\n"
+                 "    tls: true\n"
+                 "    client_auth: required\n" /* 6 */
+                 "  - addr: \":8444\"\n"
+                 "    tls: true\n"
+                 "    client_auth: requird\n" /* 9 */
+                 "    client_ca: nope.pem\n"  /* 10 */
+                 "    client_cert_headers: {subject: \"X Bad\", fingerprint: X-Fp, issuer: X}\n"
+                 "  - addr: \":8445\"\n"
+                 "    tls: true\n"
+                 "    client_cert_headers: {subject: X-A, fingerprint: x-a}\n" /* 14 */
+                 "  - addr: \":8446\"\n"
+                 "    tls: false\n"
+                 "    client_auth: optional\n" /* 17 */
+                 "    client_ca: ca.pem\n" ROUTE_OK TLS_OK);
+    expect_has(e, "t.yaml:3:5: \"client_ca\" is only used on a listener with tls: true");
+    expect_has(e, "t.yaml:6:18: client_auth \"required\" needs \"client_ca\"");
+    expect_has(e, "t.yaml:9:18: unknown client_auth \"requird\"; did you mean \"required\"?");
+    expect_has(e, "t.yaml:10:16: cannot read \"client_ca\" file \"");
+    expect_has(e, "t.yaml:11:36: expected a header name like X-Client-Cert for \"subject\"");
+    expect_has(e, "t.yaml:11:64: unknown key \"issuer\" in client_cert_headers");
+    expect_has(e, "t.yaml:14:54: \"subject\" and \"fingerprint\" need two different header names");
+    expect_has(e, "t.yaml:17:5: \"client_auth\" is only used on a listener with tls: true");
+}
+
+static void test_site_https_keys(void **state)
+{
+    (void)state;
+    struct pt_config *cfg = load_ok(BASE ROUTE_OK);
+    assert_false(cfg->sites[0].https_redirect);
+    assert_false(cfg->sites[0].hsts_is_set);
+    assert_int_equal(cfg->sites[0].hsts_max_age_s, 0);
+    assert_false(cfg->sites[0].hsts_include_subdomains);
+    assert_false(cfg->sites[0].hsts_preload);
+    pt_config_free(cfg);
+
+    cfg = load_ok(BASE "sites:\n"
+                       "  - https_redirect: true\n"
+                       "    hsts: {max_age: 365d, include_subdomains: true, preload: true}\n"
+                       "    routes: [{match: /, respond: {}}]\n"
+                       "  - hosts: [a.test]\n"
+                       "    hsts: {max_age: 31536000}\n"
+                       "    routes: [{match: /, respond: {}}]\n"
+                       "  - hosts: [b.test]\n"
+                       "    https_redirect: false\n"
+                       "    hsts: {max_age: 12h, include_subdomains: false}\n"
+                       "    routes: [{match: /, respond: {}}]\n"
+                       "  - hosts: [c.test]\n"
+                       "    hsts: {max_age: 0}\n"
+                       "    routes: [{match: /, respond: {}}]\n"
+                       "  - hosts: [d.test]\n"
+                       "    hsts: {max_age: 2m}\n"
+                       "    routes: [{match: /, respond: {}}]\n");
+    const struct pt_site_cfg *s = cfg->sites;
+    assert_true(s[0].https_redirect);
+    assert_true(s[0].hsts_is_set);
+    assert_int_equal(s[0].hsts_max_age_s, 31536000);
+    assert_true(s[0].hsts_include_subdomains);
+    assert_true(s[0].hsts_preload);
+    assert_false(s[1].https_redirect);
+    assert_int_equal(s[1].hsts_max_age_s, 31536000);
+    assert_false(s[1].hsts_include_subdomains);
+    assert_false(s[1].hsts_preload);
+    assert_int_equal(s[2].hsts_max_age_s, 43200);
+    assert_true(s[3].hsts_is_set);
+    assert_int_equal(s[3].hsts_max_age_s, 0);
+    assert_int_equal(s[4].hsts_max_age_s, 120);
+    pt_config_free(cfg);
+}
+
+static void test_site_https_errors(void **state)
+{
+    (void)state;
+    const char *e = load_err(BASE "sites:\n"
+                                  "  - hsts: {max_age: 1y}\n" /* 4 */
+                                  "    routes: [{match: /, respond: {}}]\n"
+                                  "  - hosts: [b.test]\n"
+                                  "    hsts: {max_age: 86400, preload: true}\n" /* 7 */
+                                  "    https_redirect: yes\n"                   /* 8 */
+                                  "    routes: [{match: /, respond: {}}]\n"
+                                  "  - hosts: [c.test]\n"
+                                  "    hsts: {include_subdomains: true}\n" /* 11 */
+                                  "    routes: [{match: /, respond: {}}]\n"
+                                  "  - hosts: [d.test]\n"
+                                  "    hsts: {max_age: 31536000, preload: true, includeSubdomains: "
+                                  "true}\n" /* 14 */
+                                  "    routes: [{match: /, respond: {}}]\n"
+                                  "  - hosts: [e.test]\n"
+                                  "    hsts: {max_age: 500ms}\n" /* 17 */
+                                  "    routes: [{match: /, respond: {}}]\n"
+                                  "  - hosts: [f.test]\n"
+                                  "    hsts: {max_age: 9999999999}\n" /* 20 */
+                                  "    routes: [{match: /, respond: {}}]\n"
+                                  "  - hosts: [g.test]\n"
+                                  "    hsts: true\n" /* 23 */
+                                  "    routes: [{match: /, respond: {}}]\n");
+    expect_has(e, "t.yaml:4:21: expected seconds or a duration like 31536000, 12h or 365d for "
+                  "\"max_age\"");
+    expect_has(e, "t.yaml:7:37: hsts \"preload\" needs max_age of at least 31536000 (one year) "
+                  "and include_subdomains: true");
+    expect_has(e, "t.yaml:8:21: expected true or false for \"https_redirect\"");
+    expect_has(e, "t.yaml:11:11: hsts needs \"max_age\"");
+    expect_has(e, "t.yaml:14:40: hsts \"preload\" needs max_age of at least 31536000");
+    expect_has(e, "t.yaml:14:46: unknown key \"includeSubdomains\"; did you mean "
+                  "\"include_subdomains\"?");
+    expect_has(e, "t.yaml:17:21: expected seconds or a duration");
+    expect_has(e, "t.yaml:20:21: \"max_age\" is too long (at most 100 years)");
+    expect_has(e, "t.yaml:23:11: expected a mapping (key: value) for \"hsts\"");
+}
+
+static void test_upstream_tls(void **state)
+{
+    (void)state;
+    struct pt_config *cfg =
+        load_ok(BASE "upstreams:\n"
+                     "  s:\n"
+                     "    targets: [{url: \"https://127.0.0.1:8443/base\"}, {url: "
+                     "\"https://localhost\"}]\n"
+                     "    ca_file: ca.pem\n"
+                     "    tls_verify: false\n"
+                     "    cert: cert.pem\n"
+                     "    key: key.pem\n"
+                     "  p:\n"
+                     "    targets: [{url: \"http://127.0.0.1:9000\"}]\n" ROUTE_OK);
+    const struct pt_upstream_cfg *u = cfg->upstreams[0];
+    assert_true(u->targets[0].is_https);
+    assert_int_equal(u->targets[0].port, 8443);
+    assert_string_equal(u->targets[0].host_header, "127.0.0.1:8443");
+    assert_string_equal(u->targets[0].base_path, "/base");
+    assert_true(u->targets[1].is_https);
+    assert_int_equal(u->targets[1].port, 443);
+    assert_string_equal(u->targets[1].host_header, "localhost");
+    assert_string_equal(u->ca_file, in_tmp("ca.pem"));
+    assert_false(u->tls_verify);
+    assert_string_equal(u->cert, in_tmp("cert.pem"));
+    assert_string_equal(u->key, in_tmp("key.pem"));
+    u = cfg->upstreams[1];
+    assert_false(u->targets[0].is_https);
+    assert_true(u->tls_verify);
+    assert_null(u->ca_file);
+    assert_null(u->cert);
+    assert_null(u->key);
+    pt_config_free(cfg);
+
+    const char *e = load_err(BASE "upstreams:\n"
+                                  "  a:\n"
+                                  "    targets: [{url: \"http://127.0.0.1:1\"}]\n"
+                                  "    ca_file: ca.pem\n" /* 6 */
+                                  "  b:\n"
+                                  "    targets: [{url: \"https://127.0.0.1\"}]\n"
+                                  "    cert: cert.pem\n"    /* 9 */
+                                  "    tls_verify: maybe\n" /* 10 */
+                                  "    ca_file: nope.pem\n" /* 11 */
+                                  "    tls: {}\n"           /* 12 */
+                                  "    cafile: x\n"         /* 13 */
+                                  "  c:\n"
+                                  "    targets: [{url: \"https://127.0.0.1\"}]\n"
+                                  "    key: key.pem\n" ROUTE_OK); /* 16 */
+    expect_has(e, "t.yaml:6:5: \"ca_file\" is only used for https targets");
+    expect_has(e, "t.yaml:9:5: \"cert\" needs \"key\"");
+    expect_has(e, "t.yaml:10:17: expected true or false for \"tls_verify\"");
+    expect_has(e, "t.yaml:11:14: cannot read \"ca_file\" file \"");
+    expect_has(e, "t.yaml:12:5: unknown key \"tls\" in an upstream: TLS to targets comes from "
+                  "https:// target URLs");
+    expect_has(e, "t.yaml:13:5: unknown key \"cafile\"; did you mean \"ca_file\"?");
+    expect_has(e, "t.yaml:16:5: \"key\" needs \"cert\"");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -960,6 +1421,13 @@ int main(void)
         cmocka_unit_test(test_sizes),
         cmocka_unit_test(test_cidr),
         cmocka_unit_test(test_file_load),
+        cmocka_unit_test(test_static_action),
+        cmocka_unit_test(test_static_errors),
+        cmocka_unit_test(test_tls_keys),
+        cmocka_unit_test(test_tls_errors),
+        cmocka_unit_test(test_site_https_keys),
+        cmocka_unit_test(test_site_https_errors),
+        cmocka_unit_test(test_upstream_tls),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }
