@@ -48,6 +48,8 @@ void pt_pool_idle_event(struct pt_uconn *u);
 enum fail_kind { FAIL_CONNECT, FAIL_CONNECT_TIMEOUT, FAIL_RESET, FAIL_TIMEOUT, FAIL_BAD_RESPONSE };
 
 static void uconn_io(struct pt_io *io, uint32_t events);
+static bool start_tls(struct pt_req *r, struct pt_uconn *u);
+static uint32_t tls_host_hash(const struct pt_req *r, const struct pt_target_cfg *t);
 static void uconn_timeout(struct pt_timer *t);
 
 /* ---- header classification ---- */
@@ -543,7 +545,7 @@ static int connect_next(struct pt_req *r, bool next)
     const struct pt_target_cfg *t = r->target;
     bool fresh_same_target = !next && r->attempts > 0;
     r->attempts++;
-    struct pt_uconn *u = fresh_same_target ? NULL : pt_pool_get(w, &t->addr);
+    struct pt_uconn *u = fresh_same_target ? NULL : pt_pool_get(w, &t->addr, tls_host_hash(r, t));
     if (u) {
         u->r = r;
         u->n_requests++;
@@ -570,6 +572,7 @@ static int connect_next(struct pt_req *r, bool next)
     u->w = w;
     u->r = r;
     u->addr = t->addr;
+    u->tls_host_hash = tls_host_hash(r, t);
     u->is_connecting = in_progress != 0;
     u->can_write = !in_progress;
     u->n_requests = 1;
@@ -581,7 +584,16 @@ static int connect_next(struct pt_req *r, bool next)
     }
     r->u = u;
     r->pstate = u->is_connecting ? PT_PS_CONNECTING : PT_PS_ACTIVE;
-    pt_timer_set(&w->loop, &u->timer, u->is_connecting ? ups->connect_timeout_ms : head_timeout(r));
+    if (!u->is_connecting && t->is_https && !start_tls(r, u)) {
+        r->u = NULL;
+        u->r = NULL;
+        pt_uconn_close(u);
+        attempt_end(r, PT_OUTCOME_CONNECT_FAILURE);
+        return 502;
+    }
+    /* A TLS handshake counts as connecting: connect_timeout covers it. */
+    pt_timer_set(&w->loop, &u->timer,
+                 u->is_connecting || u->is_handshaking ? ups->connect_timeout_ms : head_timeout(r));
     return PT_OK;
 }
 
@@ -696,6 +708,14 @@ static void uconn_io(struct pt_io *io, uint32_t events)
         u->saw_hup = true;
     if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
         u->can_write = true;
+    if ((events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && u->tls_read_wants_write) {
+        u->tls_read_wants_write = false;
+        u->can_read = true;
+    }
+    if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && u->tls_write_wants_read) {
+        u->tls_write_wants_read = false;
+        u->can_write = true;
+    }
     pt_conn_run(u->r->c);
 }
 
@@ -708,13 +728,122 @@ static void uconn_timeout(struct pt_timer *t)
     }
     struct pt_req *r = u->r;
     struct pt_conn *c = r->c;
-    if (u->is_connecting)
+    if (u->is_connecting || u->is_handshaking)
         upstream_failed(r, FAIL_CONNECT_TIMEOUT);
     else if (!r->resp_head_seen)
         upstream_failed(r, FAIL_TIMEOUT);
     else
         upstream_failed(r, FAIL_RESET); /* idle mid-body: the response cannot be completed */
     pt_conn_run(c);
+}
+
+/* ---- upstream I/O (plain or TLS) ---- */
+
+/* Reads from the upstream. Returns bytes, 0 at EOF, -EAGAIN (flags updated) or -errno. */
+static ssize_t uconn_read(struct pt_uconn *u, void *buf, size_t len)
+{
+    for (;;) {
+        ssize_t n;
+        if (u->tls) {
+            n = pt_tls_read(u->tls, buf, len);
+            if (n == -EAGAIN) {
+                if (pt_tls_conn_want(u->tls) == PT_TLS_WANT_WRITE) {
+                    u->tls_read_wants_write = true;
+                    u->can_write = false;
+                }
+                u->can_read = false;
+            }
+            return n >= 0 || n == -EAGAIN ? n : -EIO;
+        }
+        n = read(u->io.fd, buf, len);
+        if (n >= 0) {
+            if (n > 0 && (size_t)n < len && !u->saw_hup)
+                u->can_read = false; /* drained; edge-triggered epoll reports the next byte */
+            return n;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN)
+            u->can_read = false;
+        return -errno;
+    }
+}
+
+static ssize_t uconn_writev(struct pt_uconn *u, const struct iovec *iov, int n_iov)
+{
+    for (;;) {
+        ssize_t n;
+        if (u->tls) {
+            n = pt_tls_writev(u->tls, iov, n_iov);
+            if (n == -EAGAIN) {
+                if (pt_tls_conn_want(u->tls) == PT_TLS_WANT_READ) {
+                    u->tls_write_wants_read = true;
+                    u->can_read = false;
+                }
+                u->can_write = false;
+            }
+            return n >= 0 || n == -EAGAIN ? n : -EIO;
+        }
+        n = writev(u->io.fd, iov, n_iov);
+        if (n >= 0)
+            return n;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN)
+            u->can_write = false;
+        return -errno;
+    }
+}
+
+/* Starts TLS on a connected https target (SNI and verification against the URL's host). */
+static bool start_tls(struct pt_req *r, struct pt_uconn *u)
+{
+    const struct pt_snapshot *snap = r->ws->s;
+    struct pt_tls_client_ctx *cc =
+        r->ups->index < snap->n_ups_tls ? snap->ups_tls[r->ups->index] : NULL;
+    if (!cc)
+        return false;
+    u->tls = pt_tls_client_new(cc, u->io.fd, r->target->host, r->target->host_header);
+    u->is_handshaking = u->tls != NULL;
+    return u->tls != NULL;
+}
+
+/* Drives the upstream TLS handshake. Returns PT_OK when done, PT_AGAIN, or PT_ERR. */
+static int upstream_handshake(struct pt_req *r, struct pt_uconn *u)
+{
+    int rc = pt_tls_handshake(u->tls);
+    if (rc == PT_OK) {
+        u->is_handshaking = false;
+        return PT_OK;
+    }
+    if (rc == PT_TLS_WANT_READ) {
+        u->can_read = false;
+        return PT_AGAIN;
+    }
+    if (rc == PT_TLS_WANT_WRITE) {
+        u->can_write = false;
+        return PT_AGAIN;
+    }
+    pt_log_info("request %s: TLS to upstream \"%s\" target %s failed: %s", r->request_id,
+                r->ups->name, r->target->url, pt_tls_conn_error(u->tls));
+    return PT_ERR;
+}
+
+/* Pool key part of a TLS connection: the SNI host and the client context (trust anchors,
+   verification, client certificate). A connection verified for one upstream must never serve
+   another whose settings differ, even to the same address and name. */
+static uint32_t tls_host_hash(const struct pt_req *r, const struct pt_target_cfg *t)
+{
+    if (!t->is_https)
+        return 0;
+    const struct pt_snapshot *snap = r->ws->s;
+    uintptr_t cc = r->ups->index < snap->n_ups_tls ? (uintptr_t)snap->ups_tls[r->ups->index] : 0;
+    uint32_t h = 2166136261u;
+    for (const char *p = t->host; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    for (size_t i = 0; i < sizeof(cc); i++)
+        h = (h ^ (unsigned char)(cc >> (8 * i))) * 16777619u;
+    return h | 1;
 }
 
 /* ---- request direction ---- */
@@ -814,16 +943,11 @@ static int push_upstream(struct pt_req *r, bool *progress)
             iov[n_iov++] = (struct iovec){pt_buf_rpos(&r->uout), ulen};
         if (slen)
             iov[n_iov++] = (struct iovec){pt_buf_rpos(&c->in), slen};
-        ssize_t n = writev(u->io.fd, iov, n_iov);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN) {
-                u->can_write = false;
-                return PT_OK;
-            }
+        ssize_t n = uconn_writev(u, iov, n_iov);
+        if (n == -EAGAIN)
+            return PT_OK;
+        if (n < 0)
             return 1000 + FAIL_RESET;
-        }
         *progress = true;
         size_t k = PT_MIN((size_t)n, (size_t)ulen);
         pt_buf_consume(&r->uout, (uint32_t)k);
@@ -1018,11 +1142,8 @@ static int pull_upstream(struct pt_req *r, bool *progress)
             return 503;
         if (pt_buf_room(&u->in) == 0)
             pt_buf_compact(&u->in);
-        size_t want = pt_buf_room(&u->in);
-        ssize_t n = read(u->io.fd, u->in.data + u->in.tail, want);
+        ssize_t n = uconn_read(u, u->in.data + u->in.tail, pt_buf_room(&u->in));
         if (n > 0) {
-            if ((size_t)n < want && !u->saw_hup)
-                u->can_read = false; /* drained; edge-triggered epoll reports the next byte */
             u->in.tail += (uint32_t)n;
             *progress = true;
             if (r->resp_head_seen)
@@ -1041,12 +1162,8 @@ static int pull_upstream(struct pt_req *r, bool *progress)
             }
             return 1000 + FAIL_RESET;
         }
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN) {
-            u->can_read = false;
+        if (n == -EAGAIN)
             return PT_OK;
-        }
         return 1000 + FAIL_RESET;
     }
 }
@@ -1067,6 +1184,12 @@ static bool check_connected(struct pt_req *r)
     }
     u->is_connecting = false;
     r->pstate = PT_PS_ACTIVE;
+    if (r->target->is_https) {
+        if (!start_tls(r, u))
+            return false;
+        u->can_read = true; /* try the handshake at once */
+        return true;        /* connect_timeout keeps running through the handshake */
+    }
     pt_timer_set(&r->c->w->loop, &u->timer, head_timeout(r));
     return true;
 }
@@ -1116,7 +1239,20 @@ void pt_proxy_run(struct pt_req *r)
             }
             progress = true;
         }
-        if (u && !u->is_connecting) {
+        if (u && !u->is_connecting && u->is_handshaking) {
+            if (!u->can_write && !u->can_read)
+                goto client_side;
+            int hs = upstream_handshake(r, u);
+            if (hs == PT_ERR) {
+                upstream_failed(r, FAIL_CONNECT);
+                continue;
+            }
+            if (hs == PT_AGAIN)
+                goto client_side;
+            pt_timer_set(&r->c->w->loop, &u->timer, head_timeout(r));
+            progress = true;
+        }
+        if (u && !u->is_connecting && !u->is_handshaking) {
             rc = push_upstream(r, &progress);
             if (rc == PT_OK)
                 rc = pull_upstream(r, &progress);

@@ -88,7 +88,12 @@ struct pt_uconn {
     struct pt_req *r; /* NULL while idle in the pool */
     struct pt_uconn *pool_prev, *pool_next;
     struct pt_buf in;        /* response bytes; held only while a request uses it */
-    struct pt_sockaddr addr; /* pool key */
+    struct pt_sockaddr addr; /* pool key, with tls_host_hash */
+    uint32_t tls_host_hash;  /* 0 for plain connections; else a hash of the SNI host name */
+    struct pt_tls_conn *tls; /* https targets */
+    bool is_handshaking;     /* TLS handshake not finished: nothing may be written yet */
+    bool tls_read_wants_write;
+    bool tls_write_wants_read;
     uint32_t pool_hash;
     uint32_t n_requests; /* requests sent on this connection */
     bool is_connecting;

@@ -155,6 +155,36 @@ static int open_resources(struct pt_snapshot *s, const struct pt_snapshot *prev,
         if (prev && j < prev->n_listen_tls && prev->listen_tls[j])
             pt_tls_ctx_inherit_ticket_keys(s->listen_tls[j], prev->listen_tls[j]);
     }
+    s->ups_tls = calloc(cfg->n_upstreams ? cfg->n_upstreams : 1, sizeof(*s->ups_tls));
+    if (!s->ups_tls)
+        goto oom;
+    s->n_ups_tls = cfg->n_upstreams;
+    for (size_t i = 0; i < cfg->n_upstreams; i++) {
+        const struct pt_upstream_cfg *u = cfg->upstreams[i];
+        bool https = false;
+        for (size_t t = 0; t < u->n_targets; t++)
+            https |= u->targets[t].is_https;
+        if (!https)
+            continue;
+        struct pt_tls_client_settings cs;
+        pt_tls_client_settings_init(&cs);
+        cs.ca_file = u->ca_file;
+        cs.verify = u->tls_verify;
+        cs.cert_file = u->cert;
+        cs.key_file = u->key;
+        struct pt_tls_err te;
+        memset(&te, 0, sizeof(te));
+        s->ups_tls[i] = pt_tls_client_ctx_new(&cs, &te);
+        if (!s->ups_tls[i]) {
+            snprintf(err, errlen, "%s:%d:%d: upstream \"%s\": %s", cfg->path, u->pos.line,
+                     u->pos.col, u->name, te.msg);
+            return -1;
+        }
+        if (!u->tls_verify)
+            pt_log_warn("upstream \"%s\": tls_verify is false: its targets' certificates and "
+                        "names are not checked",
+                        u->name);
+    }
     return 0;
 oom:
     snprintf(err, errlen, "%s: out of memory", cfg->path);

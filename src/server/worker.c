@@ -48,6 +48,10 @@ void pt_snapshot_unref(struct pt_snapshot *s)
         if (s->listen_tls[i])
             pt_tls_ctx_unref(s->listen_tls[i]);
     free(s->listen_tls);
+    for (size_t i = 0; i < s->n_ups_tls; i++)
+        if (s->ups_tls[i])
+            pt_tls_client_ctx_unref(s->ups_tls[i]);
+    free(s->ups_tls);
     pt_config_free(s->cfg);
     if (s->owns_access_fd && s->access_fd >= 0)
         close(s->access_fd);
@@ -190,15 +194,22 @@ void pt_uconn_close(struct pt_uconn *u)
         return;
     u->is_closed = true;
     pt_timer_stop(&u->w->loop, &u->timer);
+    if (u->tls) {
+        if (!u->is_handshaking)
+            pt_tls_shutdown(u->tls);
+        pt_tls_free(u->tls);
+        u->tls = NULL;
+    }
     pt_loop_close(&u->w->loop, &u->io);
     pt_loop_defer(&u->w->loop, &u->defer, uconn_free);
 }
 
-struct pt_uconn *pt_pool_get(struct pt_worker *w, const struct pt_sockaddr *addr)
+struct pt_uconn *pt_pool_get(struct pt_worker *w, const struct pt_sockaddr *addr,
+                             uint32_t tls_host_hash)
 {
-    uint32_t h = addr_hash(addr);
+    uint32_t h = addr_hash(addr) ^ tls_host_hash;
     for (struct pt_uconn *u = w->pool[h % PT_POOL_BUCKETS]; u; u = u->pool_next) {
-        if (u->pool_hash == h && addr_eq(&u->addr, addr)) {
+        if (u->pool_hash == h && u->tls_host_hash == tls_host_hash && addr_eq(&u->addr, addr)) {
             pool_unlink(w, u);
             pt_timer_stop(&w->loop, &u->timer);
             return u;
@@ -215,12 +226,13 @@ void pt_pool_put(struct pt_worker *w, struct pt_uconn *u, uint32_t keepalive)
         pt_uconn_close(u);
         return;
     }
-    u->pool_hash = addr_hash(&u->addr);
+    u->pool_hash = addr_hash(&u->addr) ^ u->tls_host_hash;
     struct pt_uconn **head = &w->pool[u->pool_hash % PT_POOL_BUCKETS];
     uint32_t same = 0;
     struct pt_uconn *last = NULL;
     for (struct pt_uconn *p = *head; p; p = p->pool_next)
-        if (p->pool_hash == u->pool_hash && addr_eq(&p->addr, &u->addr)) {
+        if (p->pool_hash == u->pool_hash && p->tls_host_hash == u->tls_host_hash &&
+            addr_eq(&p->addr, &u->addr)) {
             same++;
             last = p;
         }

@@ -27,6 +27,7 @@
 
 struct pt_static_root;
 struct pt_tls_ctx;
+struct pt_tls_client_ctx;
 #include "upstream/target.h"
 
 struct pt_snapshot {
@@ -39,6 +40,8 @@ struct pt_snapshot {
     size_t n_roots;
     struct pt_tls_ctx **listen_tls; /* per listen entry; NULL for plain listeners */
     size_t n_listen_tls;
+    struct pt_tls_client_ctx **ups_tls; /* per upstream with https targets; else NULL */
+    size_t n_ups_tls;
     int access_fd;       /* -1 when access logging is off */
     bool owns_access_fd; /* false for stdout/stderr */
 };
@@ -110,7 +113,8 @@ void pt_worker_snap_put(struct pt_worker *w, struct pt_wsnap *ws);
 
 /* Upstream keep-alive pool. get: an idle connection to addr or NULL. put: keeps u idle for
    reuse (at most keepalive per address) or closes it. */
-struct pt_uconn *pt_pool_get(struct pt_worker *w, const struct pt_sockaddr *addr);
+struct pt_uconn *pt_pool_get(struct pt_worker *w, const struct pt_sockaddr *addr,
+                             uint32_t tls_host_hash);
 void pt_pool_put(struct pt_worker *w, struct pt_uconn *u, uint32_t keepalive);
 void pt_uconn_close(struct pt_uconn *u);
 
