@@ -412,6 +412,8 @@ static int add_table(struct pt_tls_name **tab, size_t *n, const char *name, uint
 /* Sorts a table and drops later duplicates (the earlier certificate keeps the name). */
 static void finish_table(struct pt_tls_name *t, size_t *n)
 {
+    if (*n == 0)
+        return; /* no table at all (e.g. no wildcard names): nothing to sort */
     qsort(t, *n, sizeof(*t), cmp_name);
     size_t w = 0;
     for (size_t i = 0; i < *n; i++) {
