@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <yaml.h>
@@ -326,6 +327,55 @@ static struct pt_snapshot *reload(const char *path, struct pt_snapshot *cur,
     return s;
 }
 
+/* Certificate files are watched so that a renewed certificate dropped in place is served
+   without a signal: the main thread compares their stat data every CERT_WATCH_MS and reloads
+   when any changed (the reload checks the new pair; a broken one keeps the old serving). */
+#define CERT_WATCH_MS 2000u
+#define CERT_WATCH_MAX 64
+
+struct cert_watch {
+    size_t n;
+    struct {
+        dev_t dev;
+        ino_t ino;
+        off_t size;
+        struct timespec mtime;
+    } f[CERT_WATCH_MAX];
+};
+
+static void watch_one(struct cert_watch *cw, const char *path)
+{
+    struct stat st;
+    if (!path || cw->n >= CERT_WATCH_MAX)
+        return;
+    memset(&cw->f[cw->n], 0, sizeof(cw->f[cw->n]));
+    if (stat(path, &st) == 0) {
+        cw->f[cw->n].dev = st.st_dev;
+        cw->f[cw->n].ino = st.st_ino;
+        cw->f[cw->n].size = st.st_size;
+        cw->f[cw->n].mtime = st.st_mtim;
+    }
+    cw->n++;
+}
+
+static void cert_watch_take(const struct pt_config *cfg, struct cert_watch *cw)
+{
+    cw->n = 0;
+    for (size_t i = 0; i < cfg->tls.n_certificates; i++) {
+        watch_one(cw, cfg->tls.certificates[i].cert);
+        watch_one(cw, cfg->tls.certificates[i].key);
+    }
+    for (size_t j = 0; j < cfg->n_listens; j++)
+        watch_one(cw, cfg->listens[j].client_ca);
+}
+
+static bool cert_watch_changed(const struct pt_config *cfg, const struct cert_watch *old)
+{
+    struct cert_watch now;
+    cert_watch_take(cfg, &now);
+    return now.n != old->n || memcmp(now.f, old->f, now.n * sizeof(now.f[0])) != 0;
+}
+
 static uint64_t ticket_rotation_ms(const struct pt_snapshot *s)
 {
     for (size_t j = 0; j < s->n_listen_tls; j++)
@@ -415,6 +465,9 @@ static int cmd_run(const char *path)
     pt_log_info("portico %s started: %u worker(s), configuration %s", PT_VERSION, nw, path);
 
     uint64_t next_rotation = pt_upstream_now_ms() + ticket_rotation_ms(snap);
+    uint64_t next_watch = pt_upstream_now_ms() + CERT_WATCH_MS;
+    struct cert_watch cw;
+    cert_watch_take(snap->cfg, &cw);
     for (;;) {
         siginfo_t si;
         uint64_t now = pt_upstream_now_ms();
@@ -425,13 +478,24 @@ static int cmd_run(const char *path)
                     pt_tls_rotate_ticket_keys(snap->listen_tls[j]);
             next_rotation = now + ticket_rotation_ms(snap);
         }
-        uint64_t wait_ms = next_rotation - now;
+        if (now >= next_watch) {
+            if (cw.n && cert_watch_changed(snap->cfg, &cw)) {
+                pt_log_info("certificate files changed on disk: reloading");
+                snap = reload(path, snap, workers, nw, hc);
+                /* Taken after the attempt either way: a broken file is not retried until it
+                   changes again. */
+                cert_watch_take(snap->cfg, &cw);
+            }
+            next_watch = now + CERT_WATCH_MS;
+        }
+        uint64_t wait_ms = PT_MIN(next_rotation, next_watch) - now;
         struct timespec ts = {(time_t)(wait_ms / 1000), (long)(wait_ms % 1000) * 1000000L};
         int sig = sigtimedwait(&set, &si, &ts);
         if (sig < 0)
             continue;
         if (sig == SIGHUP) {
             snap = reload(path, snap, workers, nw, hc);
+            cert_watch_take(snap->cfg, &cw);
             continue;
         }
         pt_log_info("received %s: draining connections", sig == SIGTERM ? "SIGTERM" : "SIGINT");
