@@ -53,8 +53,19 @@ struct pt_tls_cert_cfg {
     struct pt_cfg_pos pos;
 };
 
+/* tls.acme: certificates obtained and renewed automatically (RFC 8555). */
+struct pt_acme_cfg {
+    bool is_set;           /* an acme: section was given */
+    const char *email;     /* account contact, or NULL */
+    const char *directory; /* directory URL (https) */
+    const char *ca_root;   /* PEM CA file to trust the ACME server with, or NULL (system store) */
+    const char *storage;   /* directory for the account key and certificates (made 0700) */
+    struct pt_cfg_pos pos;
+};
+
 struct pt_tls_cfg {
-    bool is_set;                          /* a tls: section was given */
+    bool is_set; /* a tls: section was given */
+    struct pt_acme_cfg acme;
     struct pt_tls_cert_cfg *certificates; /* the first is the default certificate */
     size_t n_certificates;
     const char *min_version;     /* "1.2" (default) or "1.3" */

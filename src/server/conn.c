@@ -36,6 +36,7 @@
 #include "core/sock.h"
 #include "handler/static.h"
 #include "server/worker.h"
+#include "tls/acme.h"
 #include "tls/tls.h"
 
 #define LINGER_MS 2000u
@@ -643,6 +644,23 @@ static void redirect_to_https(struct pt_req *r, struct pt_str host, struct pt_st
     pt_respond_simple(r, 308, extra, (size_t)n, NULL, 0);
 }
 
+/* HTTP-01 (RFC 8555 §8.3): the key authorization for a pending token, before any route. */
+static bool answer_acme(struct pt_req *r, const char *path, size_t len)
+{
+    static const size_t prefix = sizeof("/.well-known/acme-challenge/") - 1;
+    char ka[512];
+    ssize_t n = pt_acme_http01(path + prefix, len - prefix, ka, sizeof(ka));
+    if (n < 0)
+        return false;
+    static const char ct[] = "Content-Type: application/octet-stream\r\n";
+    pt_respond_simple(r, 200, ct, sizeof(ct) - 1, ka, (size_t)n);
+    if (r->c->out.data && r->c->slice == ka) {
+        r->c->slice = NULL; /* never leave the connection pointing at this stack buffer */
+        r->c->slice_len = 0;
+    }
+    return true;
+}
+
 static void dispatch(struct pt_conn *c, size_t head_len)
 {
     struct pt_worker *w = c->w;
@@ -725,6 +743,10 @@ static void dispatch(struct pt_conn *c, size_t head_len)
     if (plen < 0) {
         pt_buf_consume(&c->in, (uint32_t)head_len);
         fail_local(r, 400, true);
+        return;
+    }
+    if (is_acme_challenge(w->path_buf, (size_t)plen) && answer_acme(r, w->path_buf, (size_t)plen)) {
+        pt_buf_consume(&c->in, (uint32_t)head_len);
         return;
     }
     const struct pt_site *site = pt_router_site(ws->s->router, host.p ? host.p : "", host.n);

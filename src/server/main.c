@@ -27,6 +27,7 @@
 #include "handler/mime.h"
 #include "handler/static.h"
 #include "server/worker.h"
+#include "tls/acme.h"
 #include "tls/tls.h"
 #include "upstream/health.h"
 
@@ -71,6 +72,8 @@ static int cmd_version(void)
     printf("portico %s\nlibyaml %s\npcre2 %s\n", PT_VERSION, yaml_get_version_string(), pcre);
     return 0;
 }
+
+static struct pt_acme *acme; /* the ACME manager (main thread only), NULL without tls.acme */
 
 /* Opens what routes and listeners need from the filesystem: static roots and TLS contexts
    (certificates are read and checked here, so a bad one fails the load, not a request).
@@ -119,10 +122,15 @@ static int open_resources(struct pt_snapshot *s, const struct pt_snapshot *prev,
     for (size_t i = 0; i < n_certs; i++)
         certs[i] = (struct pt_tls_cert_settings){cfg->tls.certificates[i].cert,
                                                  cfg->tls.certificates[i].key};
+    /* Certificates the ACME manager obtained (or placeholders until they arrive). */
+    if (acme)
+        n_certs += pt_acme_certificates(acme, certs + n_certs, PT_ARRAY_LEN(certs) - n_certs);
     for (size_t j = 0; j < cfg->n_listens; j++) {
         const struct pt_listen_cfg *l = &cfg->listens[j];
         if (!l->is_tls)
             continue;
+        if (n_certs == 0 && cfg->tls.acme.is_set)
+            continue; /* before the ACME manager starts: it brings placeholders at once */
         struct pt_tls_settings ts;
         pt_tls_settings_init(&ts);
         ts.certs = certs;
@@ -317,6 +325,8 @@ static struct pt_snapshot *reload(const char *path, struct pt_snapshot *cur,
         pt_log_warn("reload: changes to listen or workers take effect after a restart");
     s->generation = cur->generation + 1;
     pt_log_set_level(s->cfg->log.level);
+    if (acme)
+        pt_acme_update(acme, s->cfg);
     /* The checker moves to the new target state before the old snapshot can be freed. */
     if (hc)
         pt_health_update(hc, s->urt);
@@ -455,6 +465,18 @@ static int cmd_run(const char *path)
         }
         started++;
     }
+    {
+        char aerr[512] = "";
+        acme = pt_acme_start(snap->cfg, aerr, sizeof(aerr));
+        if (!acme && aerr[0]) {
+            fprintf(stderr, "portico: %s\n", aerr);
+            goto stop;
+        }
+        if (acme) {
+            /* Rebuild now so that the placeholders (or stored certificates) are served. */
+            snap = reload(path, snap, workers, nw, NULL);
+        }
+    }
     hc = pt_health_create(snap->urt);
     if (!hc || pt_health_start(hc) < 0) {
         fprintf(stderr, "portico: cannot start the health checker\n");
@@ -509,6 +531,10 @@ stop:
         pt_worker_join(&workers[i]);
     if (hc)
         pt_health_destroy(hc);
+    if (acme) {
+        pt_acme_stop(acme);
+        acme = NULL;
+    }
     if (rc == 0)
         pt_log_info("stopped");
 out:
