@@ -123,23 +123,35 @@ bench_nginx_prefix() { # DIR: an nginx prefix with its own logs and temp dirs.
     mkdir -p "$1/logs" "$1/tmp"
 }
 
-# Start the backend: sets BACKEND_PORT and BACKEND_PID. CPUS: taskset list; WORKERS: processes.
+# Start the backend: sets BACKEND_PORT, BACKEND_PORT2, BACKEND_PORT3 and BACKEND_PID. CPUS:
+# taskset list; WORKERS: processes. The one nginx listens on three ports with the same server
+# block, so the three-target scenario (small3) has three targets that do the same work as the
+# single target of the others; the extra listen lines are added to the filled template here.
 bench_start_backend() {
-    local cpus=$1 workers=$2 dir="$BENCH_TMP/backend" try
+    local cpus=$1 workers=$2 dir="$BENCH_TMP/backend" try extra
     bench_nginx_prefix "$dir"
     mkdir -p "$dir/www"
     printf 'hello, world\n' >"$dir/www/small.txt"
     head -c 65536 /dev/urandom >"$dir/www/64k.bin"
     for try in 1 2 3; do
         BACKEND_PORT=$(bench_free_port)
+        BACKEND_PORT2=$(bench_free_port)
+        BACKEND_PORT3=$(bench_free_port)
         bench_fill "$BENCH_LIB_DIR/conf/backend.conf.in" "$dir/nginx.conf" PREFIX="$dir" \
             PORT="$BACKEND_PORT" DOCROOT="$dir/www" WORKERS="$workers" NOFILE="$BENCH_NOFILE"
+        extra="\\1listen 127.0.0.1:$BACKEND_PORT2 \\2\\n\\1listen 127.0.0.1:$BACKEND_PORT3 \\2"
+        sed -i "s|^\( *\)listen 127.0.0.1:$BACKEND_PORT \(.*\)\$|&\n$extra|" "$dir/nginx.conf"
+        [ "$(grep -c "listen 127.0.0.1:" "$dir/nginx.conf")" = 3 ] ||
+            bench_die "could not add the backend's extra listen ports to $dir/nginx.conf"
         taskset -c "$cpus" "$NGINX_BIN" -c "$dir/nginx.conf" -p "$dir" -e "$dir/logs/error.log" \
             >"$dir/logs/stdout.log" 2>&1 &
         BACKEND_PID=$!
         BENCH_PIDS+=("$BACKEND_PID")
-        if bench_wait_http "http://127.0.0.1:$BACKEND_PORT/small" 10 "$BACKEND_PID"; then
-            bench_log "backend nginx pid $BACKEND_PID on 127.0.0.1:$BACKEND_PORT (cpus $cpus)"
+        if bench_wait_http "http://127.0.0.1:$BACKEND_PORT/small" 10 "$BACKEND_PID" &&
+            bench_wait_http "http://127.0.0.1:$BACKEND_PORT2/small" 2 "$BACKEND_PID" &&
+            bench_wait_http "http://127.0.0.1:$BACKEND_PORT3/small" 2 "$BACKEND_PID"; then
+            bench_log "backend nginx pid $BACKEND_PID on 127.0.0.1:$BACKEND_PORT," \
+                "$BACKEND_PORT2 and $BACKEND_PORT3 (cpus $cpus)"
             return 0
         fi
         bench_stop "$BACKEND_PID"
@@ -154,9 +166,16 @@ bench_start_backend() {
 #   KIND: portico | nginx; NAME: a directory name; WRAPPER: e.g. valgrind and its options.
 # Sets PROXY_PORT and PROXY_PID (the PID of the process started: nginx master, or the wrapper).
 # With a wrapper, nginx runs with master_process off so the traced process is the one serving.
+# BENCH_PROXY_TARGETS=3 (default 1) puts the proxy in front of the backend's three ports
+# (templates portico3.yaml.in and nginx-proxy3.conf.in), balanced round robin.
 bench_start_proxy() {
-    local kind=$1 name=$2 cpus=$3 workers=$4 dir try master=on wait=10
+    local kind=$1 name=$2 cpus=$3 workers=$4 dir try master=on wait=10 suffix=""
     dir="$BENCH_TMP/$name"
+    case ${BENCH_PROXY_TARGETS:-1} in
+    1) ;;
+    3) suffix=3 ;;
+    *) bench_die "BENCH_PROXY_TARGETS must be 1 or 3" ;;
+    esac
     shift 4
     mkdir -p "$dir"
     [ "$#" -gt 0 ] && master=off && wait=90
@@ -164,8 +183,9 @@ bench_start_proxy() {
         PROXY_PORT=$(bench_free_port)
         case $kind in
         portico)
-            bench_fill "$BENCH_LIB_DIR/conf/portico.yaml.in" "$dir/portico.yaml" \
-                PORT="$PROXY_PORT" BACKEND_PORT="$BACKEND_PORT" WORKERS="$workers"
+            bench_fill "$BENCH_LIB_DIR/conf/portico$suffix.yaml.in" "$dir/portico.yaml" \
+                PORT="$PROXY_PORT" BACKEND_PORT="$BACKEND_PORT" BACKEND_PORT2="$BACKEND_PORT2" \
+                BACKEND_PORT3="$BACKEND_PORT3" WORKERS="$workers"
             if ! "$PORTICO_BIN" check -c "$dir/portico.yaml" >"$dir/check.log" 2>&1; then
                 bench_die "portico check rejects $dir/portico.yaml: $(cat "$dir/check.log")"
             fi
@@ -174,8 +194,9 @@ bench_start_proxy() {
             ;;
         nginx)
             bench_nginx_prefix "$dir"
-            bench_fill "$BENCH_LIB_DIR/conf/nginx-proxy.conf.in" "$dir/nginx.conf" PREFIX="$dir" \
-                PORT="$PROXY_PORT" BACKEND_PORT="$BACKEND_PORT" WORKERS="$workers" \
+            bench_fill "$BENCH_LIB_DIR/conf/nginx-proxy$suffix.conf.in" "$dir/nginx.conf" \
+                PREFIX="$dir" PORT="$PROXY_PORT" BACKEND_PORT="$BACKEND_PORT" \
+                BACKEND_PORT2="$BACKEND_PORT2" BACKEND_PORT3="$BACKEND_PORT3" WORKERS="$workers" \
                 MASTER="$master" NOFILE="$BENCH_NOFILE" WCONN="${BENCH_NGINX_WCONN:-4096}"
             taskset -c "$cpus" "$@" "$NGINX_BIN" -c "$dir/nginx.conf" -p "$dir" \
                 -e "$dir/logs/error.log" >"$dir/stdout.log" 2>"$dir/stderr.log" &
@@ -194,6 +215,21 @@ bench_start_proxy() {
         [ -f "$dir/logs/error.log" ] && tail -5 "$dir/logs/error.log" >&2
     done
     bench_die "$name ($kind) did not start"
+}
+
+# bench_upstream_conns PID PORT: established TCP connections from the process tree PID to
+# 127.0.0.1:PORT (ss; "?" when ss is missing). Shows a proxy really spreads over its targets.
+bench_upstream_conns() {
+    local pid=$1 port=$2 p n=0 k
+    command -v ss >/dev/null || {
+        echo "?"
+        return 0
+    }
+    for p in $(bench_tree_pids "$pid"); do
+        k=$(ss -Htnp state established "( dport = :$port )" 2>/dev/null | grep -c "pid=$p,")
+        n=$((n + k))
+    done
+    echo "$n"
 }
 
 bench_stop_proxy() { # PID

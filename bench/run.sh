@@ -3,13 +3,15 @@
 # `make bench` runs this. See bench/README.md for what is measured and how to read it.
 #
 # Steps: (1) throughput/latency/CPU/RSS with wrk, the two proxies interleaved round by round, for
-# each scenario; (2) memory with 10,000 idle keep-alive connections (bench/idle_conns.py);
-# (3) instructions per request under callgrind (bench/callgrind.sh). Prints a table and writes it,
-# with the raw wrk outputs, under build/bench/ (latest.txt is the newest table).
+# each scenario (small3: the small body through three targets, compared with small's one target
+# at the end of the table by bench/targets.py); (2) memory with 10,000 idle keep-alive connections
+# (bench/idle_conns.py); (3) instructions per request under callgrind (bench/callgrind.sh). Prints
+# a table and writes it, with the raw wrk outputs, under build/bench/ (latest.txt is the newest).
 #
 # Env (defaults): BENCH_ROUNDS (3), BENCH_SECONDS (5), BENCH_CONNS (50), BENCH_THREADS (1),
 # BENCH_WARMUP (1 s), BENCH_WORKERS (1: Portico workers and nginx worker_processes),
-# BENCH_SCENARIOS ("small 64k"), BENCH_IDLE (1), BENCH_IDLE_CONNS (10000), BENCH_CALLGRIND (1),
+# BENCH_SCENARIOS ("small small3 64k"), BENCH_IDLE (1), BENCH_IDLE_CONNS (10000),
+# BENCH_CALLGRIND (1),
 # BENCH_PROXY_CPUS / BENCH_BACKEND_CPUS / BENCH_WRK_CPUS (taskset lists; see bench_cpu_layout),
 # PORTICO_BIN (build/portico; when missing a second nginx, labelled nginx-standin, takes its slot),
 # NGINX_BIN (nginx), PYTHON (/usr/bin/python3).
@@ -23,7 +25,7 @@ CONNS=${BENCH_CONNS:-50}
 THREADS=${BENCH_THREADS:-1}
 WARMUP=${BENCH_WARMUP:-1}
 WORKERS=${BENCH_WORKERS:-1}
-SCENARIOS=${BENCH_SCENARIOS:-small 64k}
+SCENARIOS=${BENCH_SCENARIOS:-small small3 64k}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 CLK_TCK=$(getconf CLK_TCK)
 
@@ -42,12 +44,30 @@ bench_log "cpus: proxy $PROXY_CPUS, backend $BACKEND_CPUS ($BACKEND_WORKERS work
 
 bench_start_backend "$BACKEND_CPUS" "$BACKEND_WORKERS"
 
-scenario_path() {
+scenario_path() { # SCENARIO: "PATH LENGTH TARGETS"
     case $1 in
-    small) echo "/small 13" ;;
-    64k) echo "/64k.bin 65536" ;;
-    *) bench_die "unknown scenario $1 (small, 64k)" ;;
+    small) echo "/small 13 1" ;;
+    small3) echo "/small 13 3" ;;
+    64k) echo "/64k.bin 65536 1" ;;
+    *) bench_die "unknown scenario $1 (small, small3, 64k)" ;;
     esac
+}
+
+# check_spread LABEL PID: after a warm-up of a three-target scenario, the proxy must hold
+# connections to each of the backend's three ports (else it is not balancing over them).
+check_spread() {
+    local port n
+    for port in "$BACKEND_PORT" "$BACKEND_PORT2" "$BACKEND_PORT3"; do
+        n=$(bench_upstream_conns "$2" "$port")
+        [ "$n" = "?" ] && {
+            bench_log "ss not found: not checking that $1 uses all three targets"
+            return 0
+        }
+        [ "$n" -gt 0 ] || bench_die "$1 holds no connection to target port $port after warm-up"
+    done
+    bench_log "$1: connections to the three targets: $(bench_upstream_conns "$2" \
+        "$BACKEND_PORT") / $(bench_upstream_conns "$2" "$BACKEND_PORT2") /" \
+        "$(bench_upstream_conns "$2" "$BACKEND_PORT3")"
 }
 
 check_200() { # LABEL PORT PATH LENGTH: one request through the proxy must be a 200 of LENGTH bytes.
@@ -87,16 +107,21 @@ run_wrk() {
 }
 
 for scen in $SCENARIOS; do
-    read -r path length <<<"$(scenario_path "$scen")"
-    bench_start_proxy "$A_KIND" "$A_LABEL-$scen" "$PROXY_CPUS" "$WORKERS"
+    read -r path length targets <<<"$(scenario_path "$scen")"
+    BENCH_PROXY_TARGETS=$targets bench_start_proxy "$A_KIND" "$A_LABEL-$scen" "$PROXY_CPUS" \
+        "$WORKERS"
     a_pid=$PROXY_PID a_port=$PROXY_PORT
-    bench_start_proxy nginx "nginx-$scen" "$PROXY_CPUS" "$WORKERS"
+    BENCH_PROXY_TARGETS=$targets bench_start_proxy nginx "nginx-$scen" "$PROXY_CPUS" "$WORKERS"
     b_pid=$PROXY_PID b_port=$PROXY_PORT
     bench_log "scenario $scen: $A_LABEL pid $a_pid port $a_port; nginx pid $b_pid port $b_port"
     check_200 "$A_LABEL" "$a_port" "$path" "$length"
     check_200 nginx "$b_port" "$path" "$length"
     run_wrk "$scen" "$A_LABEL" "$a_pid" "$a_port" "$path" warmup
     run_wrk "$scen" nginx "$b_pid" "$b_port" "$path" warmup
+    if [ "$targets" = 3 ]; then
+        check_spread "$A_LABEL" "$a_pid"
+        check_spread nginx "$b_pid"
+    fi
     for ((round = 1; round <= ROUNDS; round++)); do
         # Alternate who goes first so a drift in the machine's speed does not favour one side.
         if ((round % 2)); then
@@ -148,6 +173,10 @@ fi
     "workers=$WORKERS" "wrk=-t$THREADS/-c$CONNS/${SECS}s" "rounds=$ROUNDS" "clk_tck=$CLK_TCK" \
     "a=$a_version" "b=$("$NGINX_BIN" -v 2>&1 | sed 's/.*version: //')" >"$RUN_DIR/report.txt" ||
     bench_die "report failed"
+if grep -q '^small3' "$SAMPLES" && grep -q '^small	' "$SAMPLES"; then
+    "$PYTHON" "$BENCH_LIB_DIR/targets.py" --samples "$SAMPLES" --clk-tck "$CLK_TCK" \
+        >>"$RUN_DIR/report.txt" || bench_die "three-target comparison failed"
+fi
 cp "$RUN_DIR/report.txt" "$BENCH_OUT/latest.txt"
 echo
 cat "$RUN_DIR/report.txt"

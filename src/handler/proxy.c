@@ -632,7 +632,15 @@ static bool may_retry(struct pt_req *r, enum fail_kind kind)
     default:
         ok = false;
     }
-    return ok && pt_budget_try_retry(&r->us->budget, ups->retry_budget_pct, r->c->w->loop.now_ms);
+    if (!ok)
+        return false;
+    /* A refused connect sent the target nothing: retrying it elsewhere adds no load anywhere,
+       so the budget (which exists to stop retry storms from piling onto backends) does not
+       apply. Without this, losing a target under load turned its share into 502s until the
+       health check caught up. */
+    if (kind == FAIL_CONNECT)
+        return true;
+    return pt_budget_try_retry(&r->us->budget, ups->retry_budget_pct, r->c->w->loop.now_ms);
 }
 
 /* Rewinds the exchange for another attempt: the head is still at the front of uout. */
