@@ -502,8 +502,12 @@ static void attempt_end(struct pt_req *r, int outcome)
     pt_upstream_on_request_end(r->us, (size_t)r->target_idx, lat_us, outcome, now);
 }
 
-/* Chooses the next untried target with the upstream's balancer. Returns PT_OK, or 503 when no
-   target is available (all down, ejected, tried, or at max_connections). */
+#define PICK_FULL 1 /* pick_target: targets are up but all at max_connections */
+#define QUEUE_POLL_MS 10
+
+/* Chooses the next untried target with the upstream's balancer. Returns PT_OK, PICK_FULL when
+   every available target is at max_connections, or 503 when none is available (all down,
+   ejected or tried). */
 static int pick_target(struct pt_req *r)
 {
     const struct pt_upstream_cfg *ups = r->ups;
@@ -511,6 +515,8 @@ static int pick_target(struct pt_req *r)
     struct pt_lb_key key = {r->lb_key, r->lb_key_len};
     for (int tries = 0; tries < 8; tries++) {
         int idx = pt_lb_pick(r->us, &r->ws->lb[ups->index], &key, r->tried_mask, now);
+        if (idx == PT_LB_FULL)
+            return PICK_FULL;
         if (idx < 0)
             return 503;
         if (idx < 32)
@@ -540,7 +546,7 @@ static int connect_next(struct pt_req *r, bool next)
     if (next) {
         int rc = pick_target(r);
         if (rc != PT_OK)
-            return rc;
+            return 503; /* nothing free to retry on (a retry does not queue) */
     }
     const struct pt_target_cfg *t = r->target;
     bool fresh_same_target = !next && r->attempts > 0;
@@ -598,8 +604,11 @@ static int connect_next(struct pt_req *r, bool next)
 }
 
 /* Sends Portico's error page instead of a proxied response (nothing was sent yet). */
+static void leave_queue(struct pt_req *r);
+
 static void answer_locally(struct pt_req *r, int status)
 {
+    leave_queue(r);
     attempt_end(r, PT_OUTCOME_OK); /* whatever is still open was not the target's fault */
     r->pstate = PT_PS_NONE;
     if (!r->req_body.is_done)
@@ -1313,6 +1322,52 @@ void pt_proxy_run(struct pt_req *r)
     }
 }
 
+/* ---- the max_pending queue ---- */
+
+static void leave_queue(struct pt_req *r)
+{
+    if (r->pstate != PT_PS_QUEUED)
+        return;
+    pt_timer_stop(&r->c->w->loop, &r->queue_timer);
+    atomic_fetch_sub_explicit(&r->us->pending, 1, memory_order_relaxed);
+    r->pstate = PT_PS_NONE;
+}
+
+/* The queue is polled, not signalled: a slot may free up on any worker, and a 10 ms look at a
+   few atomics is cheaper than cross-thread wake-ups for what is an overload path. */
+static void queue_poll(struct pt_timer *t)
+{
+    struct pt_req *r = PT_CONTAINER_OF(t, struct pt_req, queue_timer);
+    struct pt_conn *c = r->c;
+    int rc = pick_target(r);
+    if (rc == PICK_FULL && c->w->loop.now_ms < r->start_ms + r->timeout_ms) {
+        pt_timer_set(&c->w->loop, &r->queue_timer, QUEUE_POLL_MS);
+        return;
+    }
+    leave_queue(r);
+    if (rc == PT_OK)
+        rc = connect_next(r, false);
+    if (rc != PT_OK) {
+        pt_log_info("request %s: upstream \"%s\": no target freed up in time", r->request_id,
+                    r->ups->name);
+        answer_locally(r, 503);
+    }
+    pt_conn_run(c);
+}
+
+static int enqueue(struct pt_req *r)
+{
+    int n = atomic_fetch_add_explicit(&r->us->pending, 1, memory_order_relaxed);
+    if ((uint32_t)n >= r->ups->max_pending) {
+        atomic_fetch_sub_explicit(&r->us->pending, 1, memory_order_relaxed);
+        return 503;
+    }
+    r->pstate = PT_PS_QUEUED;
+    pt_timer_init(&r->queue_timer, queue_poll);
+    pt_timer_set(&r->c->w->loop, &r->queue_timer, QUEUE_POLL_MS);
+    return PT_OK;
+}
+
 /* ---- request start: split, balancer keys ---- */
 
 static struct pt_str find_header(const struct pt_h1_request *h, const char *name, size_t n)
@@ -1459,6 +1514,15 @@ int pt_proxy_start(struct pt_req *r, const struct pt_h1_request *h, const struct
         return 503;
     /* Target first: the head names its Host and base path. */
     int rc = pick_target(r);
+    if (rc == PICK_FULL) {
+        /* Wait for a free target in the upstream's bounded queue. The head is built for the
+           first target now: the request's headers are gone by the time one frees up. */
+        r->target = &r->ups->targets[0];
+        rc = build_request_head(r, h, m, path, path_len, query);
+        if (rc != PT_OK)
+            return rc;
+        return enqueue(r);
+    }
     if (rc != PT_OK)
         return rc;
     rc = build_request_head(r, h, m, path, path_len, query);
@@ -1475,6 +1539,7 @@ int pt_proxy_start(struct pt_req *r, const struct pt_h1_request *h, const struct
 
 void pt_proxy_abort(struct pt_req *r)
 {
+    leave_queue(r);
     attempt_end(r, PT_OUTCOME_OK); /* the client went away: not the target's fault */
     release_upstream(r, false);
     r->pstate = PT_PS_NONE;

@@ -78,6 +78,7 @@ enum pt_proxy_state {
     PT_PS_CONNECTING, /* non-blocking connect in progress */
     PT_PS_ACTIVE,     /* sending request / receiving response */
     PT_PS_DONE,       /* response fully forwarded */
+    PT_PS_QUEUED,     /* every target at max_connections: waiting in the upstream's queue */
 };
 
 struct pt_uconn {
@@ -147,7 +148,8 @@ struct pt_req {
     bool attempt_open;            /* target's in-flight count includes this request */
     bool head_timer_is_per_try;   /* the head timer armed is per_try_timeout, not the route's */
     uint64_t attempt_start_ms;
-    uint64_t head_latency_us; /* attempt start to response head */
+    uint64_t head_latency_us;    /* attempt start to response head */
+    struct pt_timer queue_timer; /* PT_PS_QUEUED: next look for a free target */
     uint16_t lb_key_len;
     uint16_t set_cookie_len;
     uint32_t timeout_ms; /* route's response timeout */

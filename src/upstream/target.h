@@ -60,6 +60,7 @@ struct pt_upstream_state {
     struct pt_maglev *maglev;  /* balance hash: lookup tables (primaries, backups) */
     char (*cookie_tokens)[33]; /* balance cookie: token per target (32 hex + NUL) */
     struct pt_budget budget;   /* retry budget of this upstream */
+    atomic_int pending;        /* requests queued for a free target (max_pending), all workers */
 };
 
 struct pt_upstreams_rt {
