@@ -771,6 +771,94 @@ static void load_certificates(struct pt_cfg_ctx *x, const struct pt_ynode *v, st
     }
 }
 
+/*
+ * tls.acme: {email, directory, ca_root, storage}. The storage directory is only checked here
+ * (a directory, or absent with an existing parent): the ACME manager creates it (0700) when it
+ * starts, so that `portico check` and the fuzzer never create directories.
+ */
+static void load_acme(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_acme_cfg *ac)
+{
+    static const char *const keys[] = {"email", "directory", "ca_root", "storage", NULL};
+    struct pt_arena *a = &x->cfg->arena;
+    if (!want_map(x, v, "acme"))
+        return;
+    ac->is_set = true;
+    ac->pos = v->pos;
+    bool has_dir = false, has_storage = false;
+    FOR_PAIRS(v, k, val)
+    {
+        if (!known_key(x, k, keys, NULL, "acme"))
+            continue;
+        if (is(k, "email")) {
+            const char *s = get_str(x, val, "email");
+            if (!s)
+                continue;
+            const char *at = memchr(s, '@', val->len);
+            bool ok = at && at != s && at + 1 < s + val->len && val->len <= 254;
+            for (size_t i = 0; ok && i < val->len; i++)
+                ok = (unsigned char)s[i] > 0x20 && s[i] != 0x7f && s[i] != ',' && s[i] != '"';
+            if (!ok)
+                pt_config_error(x, val->pos,
+                                "expected an e-mail address like admin@example.com for \"email\"");
+            else
+                ac->email = pt_config_strndup(x, a, s, val->len);
+        } else if (is(k, "directory")) {
+            has_dir = true;
+            const char *s = get_str(x, val, "directory");
+            if (!s)
+                continue;
+            struct url_parts u;
+            const char *why = parse_url(s, val->len, &u);
+            if (!why && !u.is_https)
+                why = "the ACME directory must be an https:// URL";
+            if (why)
+                pt_config_error(x, val->pos, "\"directory\": %s", why);
+            else
+                ac->directory = pt_config_strndup(x, a, s, val->len);
+        } else if (is(k, "ca_root")) {
+            ac->ca_root = get_file(x, val, "ca_root");
+        } else {
+            has_storage = true;
+            const char *s = get_str(x, val, "storage");
+            if (!s)
+                continue;
+            if (val->len == 0) {
+                pt_config_error(x, val->pos, "\"storage\" must name a directory");
+                continue;
+            }
+            char *path = resolve_path(x, s, val->len);
+            struct stat st;
+            if (stat(path, &st) == 0) {
+                if (!S_ISDIR(st.st_mode)) {
+                    pt_config_error(x, val->pos, "\"storage\" \"%.120s\" is not a directory", path);
+                    continue;
+                }
+            } else {
+                /* absent: its parent must exist so that the manager can create it */
+                size_t n = strlen(path);
+                while (n > 1 && path[n - 1] == '/')
+                    n--;
+                while (n > 0 && path[n - 1] != '/')
+                    n--;
+                char parent[4096];
+                snprintf(parent, sizeof(parent), "%.*s", (int)(n > 1 ? n - 1 : n), path);
+                if (stat(parent, &st) < 0 || !S_ISDIR(st.st_mode)) {
+                    pt_config_error(x, val->pos,
+                                    "\"storage\" directory \"%.120s\" does not exist and "
+                                    "neither does its parent",
+                                    path);
+                    continue;
+                }
+            }
+            ac->storage = path;
+        }
+    }
+    if (!has_dir)
+        missing(x, v, "directory", "acme");
+    if (!has_storage)
+        missing(x, v, "storage", "acme");
+}
+
 static void load_tls(struct pt_cfg_ctx *x, const struct pt_ynode *v)
 {
     static const char *const keys[] = {"certificates",
@@ -824,18 +912,32 @@ static void load_tls(struct pt_cfg_ctx *x, const struct pt_ynode *v)
             if (get_uint(x, val, "session_cache_size", 0, 10000000, &n))
                 t->session_cache_size = (uint32_t)n;
         } else {
-            pt_config_error(x, k->pos,
-                            "\"acme\" (automatic certificates) is not supported yet in this "
-                            "version of Portico: list certificate files under \"certificates\"");
+            load_acme(x, val, &t->acme);
         }
     }
 }
 
-/* Every listener with tls: true needs a certificate to present. */
+/* Every listener with tls: true needs a certificate to present (its own, or ACME's). */
 static void check_tls_listeners(struct pt_cfg_ctx *x)
 {
     struct pt_config *cfg = x->cfg;
-    if (cfg->tls.n_certificates > 0 || !x->listen_tls_pos)
+    if (cfg->tls.acme.is_set) {
+        /* ACME names: exact host names (no wildcard, port or IP address), as in tls/acme.c */
+        bool any = false;
+        for (size_t i = 0; i < cfg->n_sites && !any; i++)
+            for (size_t j = 0; j < cfg->sites[i].n_hosts && !any; j++) {
+                const char *h = cfg->sites[i].hosts[j];
+                bool alpha = false;
+                for (const char *p = h; *p; p++)
+                    alpha |= (*p >= 'a' && *p <= 'z');
+                any = alpha && !strchr(h, '*') && !strchr(h, ':');
+            }
+        if (!any)
+            pt_config_error(x, cfg->tls.acme.pos,
+                            "\"acme\" gets certificates for the sites' exact host names, but no "
+                            "site has one (hosts: [example.com])");
+    }
+    if (cfg->tls.n_certificates > 0 || cfg->tls.acme.is_set || !x->listen_tls_pos)
         return;
     for (size_t i = 0; i < cfg->n_listens; i++) {
         if (!cfg->listens[i].is_tls || x->listen_tls_pos[i].line == 0)

@@ -1218,7 +1218,8 @@ static void test_tls_errors(void **state)
     expect_has(e, "t.yaml:12:16: expected \"1.2\" or \"1.3\" for \"min_version\"");
     expect_has(e, "t.yaml:13:20: \"ticket_rotation\" must be at least 1m");
     expect_has(e, "t.yaml:14:23: expected a whole number from 0 to 10000000");
-    expect_has(e, "t.yaml:15:3: \"acme\" (automatic certificates) is not supported yet");
+    expect_has(e, "t.yaml:15:9: acme needs \"directory\"");
+    expect_has(e, "t.yaml:15:9: acme needs \"storage\"");
     expect_has(e, "t.yaml:16:3: unknown key \"sesion_tickets\"; did you mean \"session_tickets\"?");
     expect_has(e, "t.yaml:17:12: \"ciphers\" must not be empty");
     expect_has(e, "t.yaml:18:3: duplicate key");
@@ -1254,6 +1255,74 @@ static void test_tls_errors(void **state)
     expect_has(e, "t.yaml:11:64: unknown key \"issuer\" in client_cert_headers");
     expect_has(e, "t.yaml:14:54: \"subject\" and \"fingerprint\" need two different header names");
     expect_has(e, "t.yaml:17:5: \"client_auth\" is only used on a listener with tls: true");
+}
+
+#define ACME_SITE                                                                                  \
+    "sites:\n  - hosts: [a.example, \"*.w.example\", \"b.example:8443\"]\n"                        \
+    "    routes: [{match: /, respond: {status: 200}}]\n"
+
+static void test_tls_acme_keys(void **state)
+{
+    (void)state;
+    /* a TLS listener with tls.acme and no certificates is fine; paths resolve; storage may be
+       absent (the manager creates it) */
+    struct pt_config *cfg =
+        load_ok("listen:\n  - addr: \":8443\"\n    tls: true\n" ACME_SITE "tls:\n  acme:\n"
+                "    email: ops@a.example\n"
+                "    directory: https://acme.test:14000/dir\n"
+                "    ca_root: ca.pem\n"
+                "    storage: acme-store\n");
+    assert_true(cfg->tls.acme.is_set);
+    assert_string_equal(cfg->tls.acme.email, "ops@a.example");
+    assert_string_equal(cfg->tls.acme.directory, "https://acme.test:14000/dir");
+    assert_string_equal(cfg->tls.acme.ca_root, in_tmp("ca.pem"));
+    assert_string_equal(cfg->tls.acme.storage, in_tmp("acme-store"));
+    assert_int_equal(cfg->tls.acme.pos.line, 9);
+    assert_int_equal(cfg->tls.n_certificates, 0);
+    struct stat st;
+    assert_int_not_equal(stat(in_tmp("acme-store"), &st), 0); /* loading creates nothing */
+    pt_config_free(cfg);
+
+    /* only directory and storage are required; an existing directory as storage */
+    cfg = load_ok(BASE ACME_SITE "tls: {acme: {directory: \"https://[::1]/d\", storage: www}}\n");
+    assert_null(cfg->tls.acme.email);
+    assert_null(cfg->tls.acme.ca_root);
+    assert_string_equal(cfg->tls.acme.storage, in_tmp("www"));
+    pt_config_free(cfg);
+
+    /* no tls.acme: is_set stays false */
+    cfg = load_ok(BASE ROUTE_OK);
+    assert_false(cfg->tls.acme.is_set);
+    pt_config_free(cfg);
+
+    const char *e = load_err(BASE ACME_SITE "tls:\n" /* 4 */
+                                            "  acme:\n"
+                                            "    email: nobody\n"                /* 6 */
+                                            "    directory: http://acme.test/\n" /* 7 */
+                                            "    ca_root: nope.pem\n"            /* 8 */
+                                            "    storage: cert.pem\n"            /* 9 */
+                                            "    stroage: x\n");                 /* 10 */
+    expect_has(e, "t.yaml:8:12: expected an e-mail address like admin@example.com");
+    expect_has(e, "t.yaml:9:16: \"directory\": the ACME directory must be an https:// URL");
+    expect_has(e, "t.yaml:10:14: cannot read \"ca_root\" file \"");
+    expect_has(e, "t.yaml:11:14: \"storage\" \"");
+    expect_has(e, "cert.pem\" is not a directory");
+    expect_has(e, "t.yaml:12:5: unknown key \"stroage\"; did you mean \"storage\"?");
+
+    e = load_err(BASE ACME_SITE "tls: {acme: {directory: \"nope\", storage: no/such/dir}}\n");
+    expect_has(e, "\"directory\": expected a URL like http://host:port");
+    expect_has(e, "\"storage\" directory \"");
+    expect_has(e, "no/such/dir\" does not exist and neither does its parent");
+
+    e = load_err(BASE ACME_SITE "tls: {acme: [1]}\n");
+    expect_has(e, "t.yaml:6:13: expected a mapping (key: value) for \"acme\"");
+
+    /* no site with an exact host name: nothing to get a certificate for */
+    e = load_err("listen:\n  - addr: \":8443\"\n    tls: true\n" ROUTE_OK
+                 "tls: {acme: {directory: \"https://a.test/d\", storage: www}}\n");
+    expect_has(e, "t.yaml:8:13: \"acme\" gets certificates for the sites' exact host names, but "
+                  "no site has one");
+    assert_null(strstr(e, "needs certificates"));
 }
 
 static void test_site_https_keys(void **state)
@@ -1425,6 +1494,7 @@ int main(void)
         cmocka_unit_test(test_static_errors),
         cmocka_unit_test(test_tls_keys),
         cmocka_unit_test(test_tls_errors),
+        cmocka_unit_test(test_tls_acme_keys),
         cmocka_unit_test(test_site_https_keys),
         cmocka_unit_test(test_site_https_errors),
         cmocka_unit_test(test_upstream_tls),
