@@ -155,6 +155,27 @@ static int probe(int rootfd, const char *rel, struct stat *st)
     return rc;
 }
 
+/* Opens rel for reading (O_NONBLOCK: a FIFO does not wait for a writer) and stats it: one
+   open serves both the decision and the body, as nginx does. Returns 0 with *st and, for a
+   regular file, *fd (owned by the caller; -1 otherwise), or -errno. */
+static int probe_open(int rootfd, const char *rel, struct stat *st, int *fd)
+{
+    *fd = -1;
+    int f = open_beneath(rootfd, rel, O_RDONLY | O_NONBLOCK);
+    if (f < 0)
+        return f;
+    if (fstat(f, st) != 0) {
+        int rc = -errno;
+        close(f);
+        return rc;
+    }
+    if (S_ISREG(st->st_mode))
+        *fd = f;
+    else
+        close(f);
+    return 0;
+}
+
 static bool is_missing(int rc)
 {
     return rc == -ENOENT || rc == -ENOTDIR || rc == -ELOOP || rc == -EXDEV || rc == -ENAMETOOLONG;
@@ -832,9 +853,9 @@ static void decide(const struct pt_static_request *req, const struct stat *st, s
  * the conditionals and opens the descriptor. Returns 0, 1 when the file vanished or stopped
  * being a regular file (the caller treats the path as missing), or -errno.
  */
-static int serve_file(const struct pt_static_root *root, const struct pt_static_request *req,
-                      char *rel, size_t rlen, size_t cap, const struct stat *st0,
-                      struct pt_static_result *out)
+static int serve_file_fd(const struct pt_static_root *root, const struct pt_static_request *req,
+                         char *rel, size_t rlen, size_t cap, const struct stat *st0, int *fd0,
+                         struct pt_static_result *out)
 {
     struct stat st = *st0, sst;
     const char *type = pt_mime_type(rel, rlen);
@@ -877,16 +898,23 @@ static int serve_file(const struct pt_static_root *root, const struct pt_static_
     decide(req, &st, &d);
     bool body = (d.status == 200 || d.status == 206) && req->method == PT_METHOD_GET;
     if (body) {
-        int fd = open_beneath(root->dirfd, rel, O_RDONLY | O_NONBLOCK);
-        if (fd == -EACCES || fd == -EPERM)
-            return error_status(out, 403);
-        if (fd < 0)
-            return is_missing(fd) ? 1 : fd;
+        int fd;
         struct stat st2;
-        if (fstat(fd, &st2) != 0) {
-            int rc = -errno;
-            close(fd);
-            return rc;
+        if (enc < 0 && *fd0 >= 0) {
+            fd = *fd0; /* the descriptor the decision was made from: no second open */
+            *fd0 = -1;
+            st2 = st;
+        } else {
+            fd = open_beneath(root->dirfd, rel, O_RDONLY | O_NONBLOCK);
+            if (fd == -EACCES || fd == -EPERM)
+                return error_status(out, 403);
+            if (fd < 0)
+                return is_missing(fd) ? 1 : fd;
+            if (fstat(fd, &st2) != 0) {
+                int rc = -errno;
+                close(fd);
+                return rc;
+            }
         }
         if (!S_ISREG(st2.st_mode)) {
             close(fd);
@@ -933,6 +961,17 @@ static int serve_file(const struct pt_static_root *root, const struct pt_static_
         hdr_add(&h, "Content-Range: bytes %llu-%llu/%llu\r\n", (unsigned long long)d.off,
                 (unsigned long long)(d.off + d.len - 1), (unsigned long long)d.size);
     return finish(&h);
+}
+
+/* serve_file_fd, taking ownership of fd0 (a descriptor of rel from probe_open, or -1). */
+static int serve_file(const struct pt_static_root *root, const struct pt_static_request *req,
+                      char *rel, size_t rlen, size_t cap, const struct stat *st0, int fd0,
+                      struct pt_static_result *out)
+{
+    int rc = serve_file_fd(root, req, rel, rlen, cap, st0, &fd0, out);
+    if (fd0 >= 0)
+        close(fd0);
+    return rc;
 }
 
 /* The site's 404 page when it exists, else a bare 404 for the caller's error page. */
@@ -998,7 +1037,8 @@ int pt_static_resolve(const struct pt_static_root *root, const struct pt_static_
     if (m == MAP_DENY)
         return error_status(out, 403);
     if (m == MAP_OK) {
-        rc = probe(root->dirfd, rel, &st);
+        int fd = -1;
+        rc = probe_open(root->dirfd, rel, &st, &fd);
         if (rc == -EACCES || rc == -EPERM)
             return error_status(out, 403);
         if (rc < 0 && !is_missing(rc))
@@ -1009,9 +1049,9 @@ int pt_static_resolve(const struct pt_static_root *root, const struct pt_static_
             for (size_t i = 0; i < root->n_index; i++) {
                 if (!join(rel, rlen, sizeof(rel), root->index[i], &ilen))
                     break;
-                rc = probe(root->dirfd, rel, &st);
+                rc = probe_open(root->dirfd, rel, &st, &fd);
                 if (rc == 0 && S_ISREG(st.st_mode)) {
-                    rc = serve_file(root, req, rel, ilen, sizeof(rel), &st, out);
+                    rc = serve_file(root, req, rel, ilen, sizeof(rel), &st, fd, out);
                     if (rc <= 0)
                         return rc;
                     break;
@@ -1021,18 +1061,21 @@ int pt_static_resolve(const struct pt_static_root *root, const struct pt_static_
                 rel[rlen] = '\0';
             }
         } else if (rc == 0 && S_ISREG(st.st_mode) && !slash) {
-            rc = serve_file(root, req, rel, rlen, sizeof(rel), &st, out);
+            rc = serve_file(root, req, rel, rlen, sizeof(rel), &st, fd, out);
             if (rc <= 0)
                 return rc;
+        } else if (fd >= 0) {
+            close(fd); /* a file asked for as a directory ("/a.txt/"): not found */
         }
     }
 
     if (root->spa && accepts_html(req->accept)) {
         memcpy(rel, root->index[0], strlen(root->index[0]) + 1);
         rlen = strlen(rel);
-        rc = probe(root->dirfd, rel, &st);
+        int fd = -1;
+        rc = probe_open(root->dirfd, rel, &st, &fd);
         if (rc == 0 && S_ISREG(st.st_mode)) {
-            rc = serve_file(root, req, rel, rlen, sizeof(rel), &st, out);
+            rc = serve_file(root, req, rel, rlen, sizeof(rel), &st, fd, out);
             if (rc <= 0)
                 return rc;
         } else if (rc < 0 && !is_missing(rc) && rc != -EACCES) {

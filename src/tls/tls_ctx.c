@@ -240,8 +240,12 @@ int pt_tls_ssl_ctx_common(SSL_CTX *sc, int min_version, const char *ciphers,
         return -1;
     }
     /* No renegotiation (a CPU-exhaustion vector), no compression (CRIME). */
+    /* SSL_OP_IGNORE_UNEXPECTED_EOF: most HTTP clients close without close_notify. OpenSSL 3
+       otherwise treats that as a fatal error and drops the session from the cache, so cache
+       resumption (tickets off) failed for them; HTTP framing, not TLS, detects truncation. */
     SSL_CTX_set_options(sc, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
-                                SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA);
+                                SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA |
+                                SSL_OP_IGNORE_UNEXPECTED_EOF);
     /* Partial writes and moving buffers make SSL_write behave like write(2) over our
        coalescing buffer; idle connections give their 2 x ~17 KiB record buffers back. */
     SSL_CTX_set_mode(sc, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
