@@ -4,7 +4,7 @@ safe), so the files Portico reads look like the ones users write."""
 import json
 import re
 
-_PLAIN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-/]*$")
+_PLAIN = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9_.\-/]*\Z")  # \Z: "$" would accept a final newline
 _RESERVED = {"true", "false", "yes", "no", "on", "off", "y", "n", "null", "~"}
 
 
