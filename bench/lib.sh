@@ -112,7 +112,8 @@ bench_wait_http() { # URL SECONDS PID: wait until URL answers 200 (or PID dies).
     local url=$1 secs=$2 pid=$3 i code
     for ((i = 0; i < secs * 10; i++)); do
         [ -d "/proc/$pid" ] || return 1
-        code=$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$url" 2>/dev/null)
+        # -k: the https scenarios use the run's self-signed certificate.
+        code=$(curl -k -s -o /dev/null -m 2 -w '%{http_code}' "$url" 2>/dev/null)
         [ "$code" = 200 ] && return 0
         sleep 0.1
     done
@@ -162,20 +163,70 @@ bench_start_backend() {
     bench_die "backend nginx did not start"
 }
 
+# The folder the static scenarios serve (Portico's `static` and nginx's `root` alike), made once
+# per run under the temp dir: 1k.bin (1,024 random bytes), 1m.bin (1,048,576) and "small" (the
+# 13-byte body, so the start-up probe of bench_start_proxy finds a 200 there too). Sets
+# STATIC_ROOT.
+bench_make_static() {
+    STATIC_ROOT=$BENCH_TMP/static
+    [ -f "$STATIC_ROOT/1m.bin" ] && return 0
+    mkdir -p "$STATIC_ROOT"
+    chmod 755 "$STATIC_ROOT"
+    printf 'hello, world\n' >"$STATIC_ROOT/small"
+    head -c 1024 /dev/urandom >"$STATIC_ROOT/1k.bin"
+    head -c 1048576 /dev/urandom >"$STATIC_ROOT/1m.bin"
+    chmod 644 "$STATIC_ROOT"/*
+}
+
+# The certificate the https scenarios use, made once per run: a self-signed ECDSA P-256
+# certificate for localhost and 127.0.0.1, valid 2 days. Both proxies load the same two files.
+# Sets BENCH_CERT and BENCH_KEY.
+bench_make_cert() {
+    local dir=$BENCH_TMP/tls
+    BENCH_CERT=$dir/cert.pem
+    BENCH_KEY=$dir/key.pem
+    [ -f "$BENCH_CERT" ] && return 0
+    command -v openssl >/dev/null || bench_die "openssl is not installed (make deps)"
+    mkdir -p "$dir"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+        -keyout "$BENCH_KEY" -out "$BENCH_CERT" >"$dir/openssl.log" 2>&1 ||
+        bench_die "cannot make the benchmark certificate: $(tail -3 "$dir/openssl.log")"
+    chmod 600 "$BENCH_KEY"
+}
+
 # Start a proxy under test: bench_start_proxy KIND NAME CPUS WORKERS [WRAPPER...]
 #   KIND: portico | nginx; NAME: a directory name; WRAPPER: e.g. valgrind and its options.
 # Sets PROXY_PORT and PROXY_PID (the PID of the process started: nginx master, or the wrapper).
 # With a wrapper, nginx runs with master_process off so the traced process is the one serving.
 # BENCH_PROXY_TARGETS=3 (default 1) puts the proxy in front of the backend's three ports
 # (templates portico3.yaml.in and nginx-proxy3.conf.in), balanced round robin.
+# BENCH_PROXY_MODE (default proxy): proxy | static (templates portico-static.yaml.in and
+# nginx-static.conf.in, serving STATIC_ROOT from bench_make_static, no backend) | tls (templates
+# portico-tls.yaml.in and nginx-tls.conf.in: the proxy on a TLS listener with the certificate of
+# bench_make_cert; its address is then https://).
 bench_start_proxy() {
-    local kind=$1 name=$2 cpus=$3 workers=$4 dir try master=on wait=10 suffix=""
+    local kind=$1 name=$2 cpus=$3 workers=$4 dir try master=on wait=10 suffix="" scheme=http
+    local ptpl npfx=nginx-proxy
     dir="$BENCH_TMP/$name"
     case ${BENCH_PROXY_TARGETS:-1} in
     1) ;;
     3) suffix=3 ;;
     *) bench_die "BENCH_PROXY_TARGETS must be 1 or 3" ;;
     esac
+    case ${BENCH_PROXY_MODE:-proxy} in
+    proxy) ;;
+    static)
+        suffix=-static npfx=nginx
+        bench_make_static
+        ;;
+    tls)
+        suffix=-tls npfx=nginx scheme=https
+        bench_make_cert
+        ;;
+    *) bench_die "BENCH_PROXY_MODE must be proxy, static or tls" ;;
+    esac
+    ptpl=$BENCH_LIB_DIR/conf/portico$suffix.yaml.in
     shift 4
     mkdir -p "$dir"
     [ "$#" -gt 0 ] && master=off && wait=90
@@ -183,9 +234,10 @@ bench_start_proxy() {
         PROXY_PORT=$(bench_free_port)
         case $kind in
         portico)
-            bench_fill "$BENCH_LIB_DIR/conf/portico$suffix.yaml.in" "$dir/portico.yaml" \
+            bench_fill "$ptpl" "$dir/portico.yaml" \
                 PORT="$PROXY_PORT" BACKEND_PORT="$BACKEND_PORT" BACKEND_PORT2="$BACKEND_PORT2" \
-                BACKEND_PORT3="$BACKEND_PORT3" WORKERS="$workers"
+                BACKEND_PORT3="$BACKEND_PORT3" WORKERS="$workers" \
+                STATIC_ROOT="${STATIC_ROOT:-}" CERT="${BENCH_CERT:-}" KEY="${BENCH_KEY:-}"
             if ! "$PORTICO_BIN" check -c "$dir/portico.yaml" >"$dir/check.log" 2>&1; then
                 bench_die "portico check rejects $dir/portico.yaml: $(cat "$dir/check.log")"
             fi
@@ -194,10 +246,11 @@ bench_start_proxy() {
             ;;
         nginx)
             bench_nginx_prefix "$dir"
-            bench_fill "$BENCH_LIB_DIR/conf/nginx-proxy$suffix.conf.in" "$dir/nginx.conf" \
+            bench_fill "$BENCH_LIB_DIR/conf/$npfx$suffix.conf.in" "$dir/nginx.conf" \
                 PREFIX="$dir" PORT="$PROXY_PORT" BACKEND_PORT="$BACKEND_PORT" \
                 BACKEND_PORT2="$BACKEND_PORT2" BACKEND_PORT3="$BACKEND_PORT3" WORKERS="$workers" \
-                MASTER="$master" NOFILE="$BENCH_NOFILE" WCONN="${BENCH_NGINX_WCONN:-4096}"
+                MASTER="$master" NOFILE="$BENCH_NOFILE" WCONN="${BENCH_NGINX_WCONN:-4096}" \
+                STATIC_ROOT="${STATIC_ROOT:-}" CERT="${BENCH_CERT:-}" KEY="${BENCH_KEY:-}"
             taskset -c "$cpus" "$@" "$NGINX_BIN" -c "$dir/nginx.conf" -p "$dir" \
                 -e "$dir/logs/error.log" >"$dir/stdout.log" 2>"$dir/stderr.log" &
             ;;
@@ -205,7 +258,7 @@ bench_start_proxy() {
         esac
         PROXY_PID=$!
         BENCH_PIDS+=("$PROXY_PID")
-        if bench_wait_http "http://127.0.0.1:$PROXY_PORT/small" "$wait" "$PROXY_PID"; then
+        if bench_wait_http "$scheme://127.0.0.1:$PROXY_PORT/small" "$wait" "$PROXY_PID"; then
             return 0
         fi
         bench_stop "$PROXY_PID"

@@ -8,6 +8,8 @@
       the ratio of the first proxy (the "portico" slot) to the second (nginx).
 
 samples.tsv columns: scenario proxy round rps p50_us p99_us requests cpu_ticks hwm_kb seconds
+    (in the handshake scenario, https_new, rps and requests count new TLS handshakes and the
+    latencies are "-": s_time measures none)
 callgrind.tsv columns: proxy n ir           (one line per run; Ir total of the run)
 idle.tsv columns: proxy conns rss_before_kb rss_after_kb sample_ok sample_total
 """
@@ -18,6 +20,16 @@ import statistics
 import sys
 
 UNITS = {"us": 1.0, "ms": 1000.0, "s": 1_000_000.0}
+
+# Scenarios whose unit of work is a new TLS handshake (openssl s_time -new), not a request.
+HANDSHAKE_SCENARIOS = {"https_new"}
+# Scenarios where Portico serves files itself; the report says whether its CPU per request is at
+# or below nginx's (the goal of issue 5).
+STATIC_SCENARIOS = ("static1k", "static1m")
+
+
+def opt_float(text):
+    return None if text == "-" else float(text)
 
 
 def parse_duration_us(text):
@@ -108,7 +120,7 @@ def cmd_table(args):
     data = {}
     for r in rows:
         scen, proxy = r[0], r[1]
-        rps, p50, p99 = float(r[3]), float(r[4]), float(r[5])
+        rps, p50, p99 = float(r[3]), opt_float(r[4]), opt_float(r[5])
         reqs, ticks, hwm, secs = int(r[6]), int(r[7]), int(r[8]), float(r[9])
         if proxy not in proxies:
             proxies.append(proxy)
@@ -130,25 +142,39 @@ def cmd_table(args):
     if meta:
         out.append("  ".join(f"{k}={v}" for k, v in meta.items()))
         out.append("")
+    def agg_of(d, key, agg):
+        vals = [v for v in d[key] if v is not None] if d else []
+        return agg(vals) if vals else None
+
     for scen in scenarios:
         da, db = data.get((scen, a)), data.get((scen, b))
         n = len(da["rps"]) if da else 0
+        hs = scen in HANDSHAKE_SCENARIOS
+        unit = "handshake" if hs else "request"
         out.append(f"== {scen} (median of {n} rounds; ratio = {a}/{b})")
         out.append(line(["metric", a, b, "ratio"], widths))
         for key, label, kind, agg in (
-            ("rps", "requests/s (higher is better)", "rps", statistics.median),
+            ("rps", f"{unit}s/s (higher is better)", "rps", statistics.median),
             ("p50", "latency p50", "us", statistics.median),
             ("p99", "latency p99", "us", statistics.median),
-            ("cpu", "proxy CPU per request", "cpu", statistics.median),
+            ("cpu", f"proxy CPU per {unit}", "cpu", statistics.median),
             ("pct", "proxy CPU use", "pct", statistics.median),
             ("hwm", "proxy peak RSS (VmHWM)", "kb", max),
         ):
-            va = agg(da[key]) if da else None
-            vb = agg(db[key]) if db else None
+            if hs and key in ("p50", "p99"):
+                continue
+            va = agg_of(da, key, agg)
+            vb = agg_of(db, key, agg)
             out.append(line([label, fmt(va, kind), fmt(vb, kind), ratio(va, vb)], widths))
+        if scen in STATIC_SCENARIOS and da and db:
+            ca, cb = statistics.median(da["cpu"]), statistics.median(db["cpu"])
+            out.append(f"{a} CPU per request at or below {b}'s: {'yes' if ca <= cb else 'NO'}"
+                       f" ({ca:.2f} vs {cb:.2f} us; rounds {a} "
+                       + " ".join(f"{v:.2f}" for v in da["cpu"]) + f"; {b} "
+                       + " ".join(f"{v:.2f}" for v in db["cpu"]) + ")")
         spread = [f"{p} {min(d['rps']):,.0f}..{max(d['rps']):,.0f}" for p, d in ((a, da), (b, db))
                   if d]
-        out.append("req/s range over rounds: " + "; ".join(spread))
+        out.append(("handshakes" if hs else "req") + "/s range over rounds: " + "; ".join(spread))
         out.append("")
     if args.callgrind:
         cg = {}

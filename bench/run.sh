@@ -5,12 +5,16 @@
 # Steps: (1) throughput/latency/CPU/RSS with wrk, the two proxies interleaved round by round, for
 # each scenario (small3: the small body through three targets, compared with small's one target
 # at the end of the table by bench/targets.py); (2) memory with 10,000 idle keep-alive connections
-# (bench/idle_conns.py); (3) instructions per request under callgrind (bench/callgrind.sh). Prints
+# (bench/idle_conns.py); (3) instructions per request under callgrind (bench/callgrind.sh). The
+# scenarios of step 1 also cover files (static1k, static1m: Portico's `static` action and nginx's
+# `root` serving one generated folder) and TLS (https: keep-alive requests through a TLS listener;
+# https_new: full handshakes per second with `openssl s_time -new`, no resumption). Prints
 # a table and writes it, with the raw wrk outputs, under build/bench/ (latest.txt is the newest).
 #
 # Env (defaults): BENCH_ROUNDS (3), BENCH_SECONDS (5), BENCH_CONNS (50), BENCH_THREADS (1),
 # BENCH_WARMUP (1 s), BENCH_WORKERS (1: Portico workers and nginx worker_processes),
-# BENCH_SCENARIOS ("small small3 64k"), BENCH_IDLE (1), BENCH_IDLE_CONNS (10000),
+# BENCH_SCENARIOS ("small small3 64k static1k static1m https https_new"), BENCH_HS_CLIENTS (2:
+# parallel s_time clients in https_new), BENCH_IDLE (1), BENCH_IDLE_CONNS (10000),
 # BENCH_CALLGRIND (1),
 # BENCH_PROXY_CPUS / BENCH_BACKEND_CPUS / BENCH_WRK_CPUS (taskset lists; see bench_cpu_layout),
 # PORTICO_BIN (build/portico; when missing a second nginx, labelled nginx-standin, takes its slot),
@@ -25,7 +29,8 @@ CONNS=${BENCH_CONNS:-50}
 THREADS=${BENCH_THREADS:-1}
 WARMUP=${BENCH_WARMUP:-1}
 WORKERS=${BENCH_WORKERS:-1}
-SCENARIOS=${BENCH_SCENARIOS:-small small3 64k}
+SCENARIOS=${BENCH_SCENARIOS:-small small3 64k static1k static1m https https_new}
+HS_CLIENTS=${BENCH_HS_CLIENTS:-2}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 CLK_TCK=$(getconf CLK_TCK)
 
@@ -44,12 +49,18 @@ bench_log "cpus: proxy $PROXY_CPUS, backend $BACKEND_CPUS ($BACKEND_WORKERS work
 
 bench_start_backend "$BACKEND_CPUS" "$BACKEND_WORKERS"
 
-scenario_path() { # SCENARIO: "PATH LENGTH TARGETS"
+# SCENARIO: "PATH LENGTH TARGETS MODE SCHEME CLIENT"; MODE is bench_start_proxy's
+# BENCH_PROXY_MODE, CLIENT wrk (keep-alive requests) or stime (new TLS handshakes).
+scenario_path() {
     case $1 in
-    small) echo "/small 13 1" ;;
-    small3) echo "/small 13 3" ;;
-    64k) echo "/64k.bin 65536 1" ;;
-    *) bench_die "unknown scenario $1 (small, small3, 64k)" ;;
+    small) echo "/small 13 1 proxy http wrk" ;;
+    small3) echo "/small 13 3 proxy http wrk" ;;
+    64k) echo "/64k.bin 65536 1 proxy http wrk" ;;
+    static1k) echo "/1k.bin 1024 1 static http wrk" ;;
+    static1m) echo "/1m.bin 1048576 1 static http wrk" ;;
+    https) echo "/small 13 1 tls https wrk" ;;
+    https_new) echo "/small 13 1 tls https stime" ;;
+    *) bench_die "unknown scenario $1 (small, small3, 64k, static1k, static1m, https, https_new)" ;;
     esac
 }
 
@@ -70,22 +81,46 @@ check_spread() {
         "$(bench_upstream_conns "$2" "$BACKEND_PORT3")"
 }
 
-check_200() { # LABEL PORT PATH LENGTH: one request through the proxy must be a 200 of LENGTH bytes.
-    local got
-    got=$(curl -s -o /dev/null -m 10 -w '%{http_code} %{size_download}' "http://127.0.0.1:$2$3")
-    [ "$got" = "200 $4" ] || bench_die "$1: GET $3 answered '$got', expected '200 $4'"
+# check_200 LABEL PORT PATH LENGTH [SCHEME]: one request through the proxy must be a 200 of
+# LENGTH bytes. For static files the body must also equal the file on disk.
+check_200() {
+    local got scheme=${5:-http} body="$RUN_DIR/check-body"
+    got=$(curl -k -s -o "$body" -m 10 -w '%{http_code} %{size_download}' \
+        "$scheme://127.0.0.1:$2$3")
+    [ "$got" = "200 $4" ] || bench_die "$1: GET $scheme $3 answered '$got', expected '200 $4'"
+    if [ "$mode" = static ] && ! cmp -s "$body" "$STATIC_ROOT$3"; then
+        bench_die "$1: GET $3 answered 200 with a body that differs from $STATIC_ROOT$3"
+    fi
+    rm -f "$body"
+}
+
+# check_tls LABEL PORT: what a default client negotiates with the proxy (protocol, cipher suite,
+# signature type, key exchange), logged; sets TLS_SEEN_A (the first slot) or TLS_SEEN_nginx, which must
+# match for the comparison to be like for like.
+check_tls() {
+    local seen
+    seen=$(timeout 10 openssl s_client -connect "127.0.0.1:$2" -brief </dev/null 2>&1 |
+        sed -n 's/^\(Protocol version\|Ciphersuite\|Signature type\|Server Temp Key\): *//p' |
+        paste -sd, -)
+    [ -n "$seen" ] || bench_die "$1: openssl s_client could not complete a handshake on port $2"
+    bench_log "$1 TLS: $seen"
+    if [ "$1" = nginx ]; then TLS_SEEN_nginx=$seen; else TLS_SEEN_A=$seen; fi
 }
 
 # run_wrk SCENARIO LABEL PID PORT PATH ROUND: one wrk run; appends a line to $SAMPLES unless
-# ROUND is "warmup". Fails loudly on any non-2xx/3xx response.
+# ROUND is "warmup". Fails loudly on any non-2xx/3xx response. The URL's scheme is $scheme.
 run_wrk() {
     local scen=$1 label=$2 pid=$3 port=$4 path=$5 round=$6 secs=$SECS out t0 t1 w0 w1 r
+    [ "$client" = stime ] && {
+        run_stime "$@"
+        return
+    }
     [ "$round" = warmup ] && secs=$WARMUP
     out="$RUN_DIR/wrk-$scen-$label-$round.txt"
     t0=$(bench_cpu_ticks "$pid")
     w0=$(date +%s.%N)
     timeout --foreground $((secs + 30)) taskset -c "$WRK_CPUS" \
-        wrk -t"$THREADS" -c"$CONNS" -d"${secs}s" --latency "http://127.0.0.1:$port$path" \
+        wrk -t"$THREADS" -c"$CONNS" -d"${secs}s" --latency "$scheme://127.0.0.1:$port$path" \
         >"$out" 2>&1 ||
         bench_die "wrk failed for $label ($scen): $(tail -5 "$out")"
     w1=$(date +%s.%N)
@@ -106,16 +141,65 @@ run_wrk() {
         "$(awk -v a="$w0" -v b="$w1" 'BEGIN { print b - a }')" >>"$SAMPLES"
 }
 
+# run_stime SCENARIO LABEL PID PORT PATH ROUND: new TLS handshakes for $SECS s (ROUND "warmup":
+# $WARMUP s) from $HS_CLIENTS parallel `openssl s_time -new` clients (a full handshake per
+# connection, never a resumed session; handshake only, no request), then the same line in
+# $SAMPLES as run_wrk, with handshakes in place of requests and no latency figures ("-").
+# A client that fails (a refused or failed handshake) stops the benchmark.
+run_stime() {
+    local scen=$1 label=$2 pid=$3 port=$4 round=$6 secs=$SECS t0 t1 w0 w1 i n=0 k pids=()
+    local rps base
+    [ "$round" = warmup ] && secs=$WARMUP
+    base="$RUN_DIR/stime-$scen-$label-$round"
+    t0=$(bench_cpu_ticks "$pid")
+    w0=$(date +%s.%N)
+    for ((i = 1; i <= HS_CLIENTS; i++)); do
+        timeout --foreground $((secs + 30)) taskset -c "$WRK_CPUS" openssl s_time \
+            -connect "127.0.0.1:$port" -new -time "$secs" >"$base-$i.txt" 2>&1 &
+        pids+=($!)
+        BENCH_PIDS+=("$!")
+    done
+    for ((i = 1; i <= HS_CLIENTS; i++)); do
+        wait "${pids[$((i - 1))]}" ||
+            bench_die "openssl s_time failed for $label ($scen): $(tail -5 "$base-$i.txt")"
+        bench_forget_pid "${pids[$((i - 1))]}"
+    done
+    w1=$(date +%s.%N)
+    t1=$(bench_cpu_ticks "$pid")
+    [ -d "/proc/$pid" ] || bench_die "$label died during the $scen run"
+    for ((i = 1; i <= HS_CLIENTS; i++)); do
+        ! grep -q ERROR "$base-$i.txt" ||
+            bench_die "$label ($scen): s_time reports an error, see $base-$i.txt"
+        k=$(sed -n 's/^\([0-9][0-9]*\) connections in [0-9]* real seconds.*/\1/p' "$base-$i.txt")
+        [ -n "$k" ] || bench_die "cannot parse s_time output $base-$i.txt"
+        n=$((n + k))
+    done
+    [ "$n" -gt 0 ] || bench_die "$label ($scen): no handshake completed, see $base-*.txt"
+    rps=$(awk -v n="$n" -v a="$w0" -v b="$w1" 'BEGIN { printf "%.1f", n / (b - a) }')
+    bench_log "$scen $label $round: $n handshakes, $rps/s, cpu $((t1 - t0)) ticks"
+    [ "$round" = warmup ] && return 0
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scen" "$label" "$round" "$rps" - - \
+        "$n" "$((t1 - t0))" "$(bench_status_kb VmHWM "$pid")" \
+        "$(awk -v a="$w0" -v b="$w1" 'BEGIN { print b - a }')" >>"$SAMPLES"
+}
+
 for scen in $SCENARIOS; do
-    read -r path length targets <<<"$(scenario_path "$scen")"
-    BENCH_PROXY_TARGETS=$targets bench_start_proxy "$A_KIND" "$A_LABEL-$scen" "$PROXY_CPUS" \
-        "$WORKERS"
+    read -r path length targets mode scheme client <<<"$(scenario_path "$scen")"
+    BENCH_PROXY_MODE=$mode BENCH_PROXY_TARGETS=$targets bench_start_proxy "$A_KIND" \
+        "$A_LABEL-$scen" "$PROXY_CPUS" "$WORKERS"
     a_pid=$PROXY_PID a_port=$PROXY_PORT
-    BENCH_PROXY_TARGETS=$targets bench_start_proxy nginx "nginx-$scen" "$PROXY_CPUS" "$WORKERS"
+    BENCH_PROXY_MODE=$mode BENCH_PROXY_TARGETS=$targets bench_start_proxy nginx "nginx-$scen" \
+        "$PROXY_CPUS" "$WORKERS"
     b_pid=$PROXY_PID b_port=$PROXY_PORT
     bench_log "scenario $scen: $A_LABEL pid $a_pid port $a_port; nginx pid $b_pid port $b_port"
-    check_200 "$A_LABEL" "$a_port" "$path" "$length"
-    check_200 nginx "$b_port" "$path" "$length"
+    check_200 "$A_LABEL" "$a_port" "$path" "$length" "$scheme"
+    check_200 nginx "$b_port" "$path" "$length" "$scheme"
+    if [ "$scheme" = https ]; then
+        check_tls "$A_LABEL" "$a_port"
+        check_tls nginx "$b_port"
+        [ "$TLS_SEEN_A" = "$TLS_SEEN_nginx" ] ||
+            bench_die "the proxies negotiate different TLS: $TLS_SEEN_A / $TLS_SEEN_nginx"
+    fi
     run_wrk "$scen" "$A_LABEL" "$a_pid" "$a_port" "$path" warmup
     run_wrk "$scen" nginx "$b_pid" "$b_port" "$path" warmup
     if [ "$targets" = 3 ]; then
