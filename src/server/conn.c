@@ -970,6 +970,13 @@ static void handshake(struct pt_conn *c)
 {
     int rc = pt_tls_handshake(c->tls);
     if (rc == PT_OK) {
+        if (pt_tls_is_acme_alpn(c->tls)) {
+            /* A TLS-ALPN-01 validation (RFC 8737 §3): the handshake was the whole answer. */
+            pt_log_debug("connection %llu: ACME TLS-ALPN-01 validation done",
+                         (unsigned long long)c->id);
+            pt_conn_close(c);
+            return;
+        }
         c->state = PT_CS_HEAD;
         c->again = true;
         return;

@@ -1,6 +1,7 @@
 /*
  * acme.c - the ACME manager (RFC 8555): one thread that gets and renews certificates for the
- * sites' exact host names with HTTP-01, and the process-wide table of pending challenges.
+ * sites' exact host names with HTTP-01 or TLS-ALPN-01, and the process-wide tables of pending
+ * challenges.
  *
  * Structures:
  *   struct pt_acme   settings copied from the configuration (strings owned), the current name
@@ -21,7 +22,7 @@
  * certificate that is missing, broken, does not cover every name, or has less than a third of
  * its lifetime left (PORTICO_ACME_RENEW_FRACTION, test-only) is (re)ordered; a failure waits
  * 5 s, doubling up to 1 h. One order runs as: directory, nonce, account (newAccount finds an
- * existing one for the same key, §7.3.1), newOrder, each authorization's http-01 challenge
+ * existing one for the same key, §7.3.1), newOrder, each authorization's challenge
  * (§8.3; already valid ones are skipped), poll, finalize with a CSR, poll the order, download
  * the PEM chain. A badNonce error is retried once with the fresh nonce it carries (§6.5).
  *
@@ -30,13 +31,21 @@
  * after the real one, so the real one wins for the names it covers (tls_ctx.c keeps the
  * earlier certificate's names).
  *
- * Rejected: TLS-ALPN-01 (RFC 8737) needs a hook in the TLS listener's ALPN callback to present
- * a challenge certificate; HTTP-01 alone covers sites with a plain listener on port 80. One
- * certificate per name was rejected: ACME rate limits favour one order for a site's names.
+ * Challenges: HTTP-01 (token -> key authorization, served by the plain listener through
+ * pt_acme_http01) or TLS-ALPN-01 (RFC 8737: name -> a self-signed certificate carrying the
+ * SHA-256 of the key authorization, presented by tls_ctx.c's ClientHello callback through
+ * pt_acme_alpn_lookup to a ClientHello offering only ALPN "acme-tls/1"). HTTP-01 is tried
+ * first (PORTICO_ACME_CHALLENGE=tls-alpn-01 flips that, for tests); the preference flips after
+ * every failed order, so a site with only a TLS listener still gets its certificate on the
+ * second try, and only one challenge is ever answered per authorization (answering both would
+ * let the failing one invalidate it).
+ *
+ * Rejected: one certificate per name: ACME rate limits favour one order for a site's names.
  */
 #include "tls/acme.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -104,6 +113,66 @@ static void chal_clear(void)
     pthread_mutex_unlock(&chal_mu);
 }
 
+/* TLS-ALPN-01 challenges: name -> challenge certificate and key (RFC 8737 §3). */
+struct alpn_challenge {
+    char name[256]; /* lower case; "" when the slot is free */
+    X509 *cert;
+    EVP_PKEY *key;
+};
+
+static struct alpn_challenge alpn_chal[MAX_CHALLENGES]; /* guarded by chal_mu */
+
+static int alpn_add(const char *name, X509 *cert, EVP_PKEY *key)
+{
+    int rc = -1;
+    if (strlen(name) >= sizeof(alpn_chal[0].name))
+        return -1;
+    pthread_mutex_lock(&chal_mu);
+    for (size_t i = 0; i < MAX_CHALLENGES; i++)
+        if (!alpn_chal[i].name[0]) {
+            size_t j;
+            for (j = 0; name[j]; j++)
+                alpn_chal[i].name[j] = (char)tolower((unsigned char)name[j]);
+            alpn_chal[i].name[j] = '\0';
+            X509_up_ref(cert);
+            EVP_PKEY_up_ref(key);
+            alpn_chal[i].cert = cert;
+            alpn_chal[i].key = key;
+            rc = 0;
+            break;
+        }
+    pthread_mutex_unlock(&chal_mu);
+    return rc;
+}
+
+static void alpn_clear(void)
+{
+    pthread_mutex_lock(&chal_mu);
+    for (size_t i = 0; i < MAX_CHALLENGES; i++) {
+        X509_free(alpn_chal[i].cert);
+        EVP_PKEY_free(alpn_chal[i].key);
+    }
+    memset(alpn_chal, 0, sizeof(alpn_chal));
+    pthread_mutex_unlock(&chal_mu);
+}
+
+int pt_acme_alpn_lookup(const char *name, X509 **cert, EVP_PKEY **key)
+{
+    int rc = -1;
+    pthread_mutex_lock(&chal_mu);
+    for (size_t i = 0; i < MAX_CHALLENGES; i++)
+        if (alpn_chal[i].name[0] && strcmp(alpn_chal[i].name, name) == 0) {
+            X509_up_ref(alpn_chal[i].cert);
+            EVP_PKEY_up_ref(alpn_chal[i].key);
+            *cert = alpn_chal[i].cert;
+            *key = alpn_chal[i].key;
+            rc = 0;
+            break;
+        }
+    pthread_mutex_unlock(&chal_mu);
+    return rc;
+}
+
 ssize_t pt_acme_http01(const char *token, size_t token_len, char *out, size_t outlen)
 {
     ssize_t n = -1;
@@ -154,6 +223,7 @@ struct pt_acme {
     char *kid;
     char nonce[256];
     char *new_nonce_url, *new_account_url, *new_order_url;
+    bool prefer_alpn; /* answer tls-alpn-01 before http-01; flips after each failed order */
 };
 
 static uint64_t now_ms(void)
@@ -706,7 +776,9 @@ static json_t *poll_status(struct pt_acme *a, const char *url, char *why, size_t
     return NULL;
 }
 
-/* One authorization (RFC 8555 §7.5): HTTP-01 unless already valid. */
+/* One authorization (RFC 8555 §7.5) unless already valid: HTTP-01 (served by the plain
+   listener) or TLS-ALPN-01 (RFC 8737, answered by the TLS listener), whichever is preferred
+   now and offered. */
 static int authorize(struct pt_acme *a, const char *url, const char *thumb, char *why, size_t wl)
 {
     int rc = -1;
@@ -721,17 +793,25 @@ static int authorize(struct pt_acme *a, const char *url, const char *thumb, char
         goto out;
     }
     json_t *chs = json_object_get(az, "challenges");
-    const char *token = NULL, *curl = NULL;
+    const char *token = NULL, *curl = NULL, *atoken = NULL, *aurl = NULL;
     for (size_t i = 0; i < json_array_size(chs); i++) {
         json_t *c = json_array_get(chs, i);
         const char *type = json_string_value(json_object_get(c, "type"));
         if (type && strcmp(type, "http-01") == 0) {
             token = json_string_value(json_object_get(c, "token"));
             curl = json_string_value(json_object_get(c, "url"));
+        } else if (type && strcmp(type, "tls-alpn-01") == 0) {
+            atoken = json_string_value(json_object_get(c, "token"));
+            aurl = json_string_value(json_object_get(c, "url"));
         }
     }
+    bool use_alpn = atoken && aurl && ident && (a->prefer_alpn || !token || !curl);
+    if (use_alpn) {
+        token = atoken;
+        curl = aurl;
+    }
     if (!token || !curl) {
-        snprintf(why, wl, "no http-01 challenge for %s", ident ? ident : url);
+        snprintf(why, wl, "no http-01 or tls-alpn-01 challenge for %s", ident ? ident : url);
         goto out;
     }
     /* tokens are base64url (§8.1): anything else would not fit a URL path safely */
@@ -743,10 +823,22 @@ static int authorize(struct pt_acme *a, const char *url, const char *thumb, char
         }
     char ka[256];
     snprintf(ka, sizeof(ka), "%s.%s", token, thumb);
-    if (chal_add(token, ka) < 0) {
+    if (use_alpn) {
+        EVP_PKEY *ck = pt_acme_new_key();
+        X509 *cx = ck ? pt_acme_alpn_cert(ck, ident, ka) : NULL;
+        int ar = cx ? alpn_add(ident, cx, ck) : -1;
+        X509_free(cx);
+        EVP_PKEY_free(ck);
+        if (ar < 0) {
+            snprintf(why, wl, "cannot set up the tls-alpn-01 challenge for %s", ident);
+            goto out;
+        }
+    } else if (chal_add(token, ka) < 0) {
         snprintf(why, wl, "too many pending challenges");
         goto out;
     }
+    pt_log_info("acme: answering %s for %s", use_alpn ? "tls-alpn-01" : "http-01",
+                ident ? ident : url);
     json_t *resp = post_json(a, curl, "{}", NULL, 0, why, wl);
     if (!resp)
         goto out;
@@ -886,6 +978,7 @@ static int obtain(struct pt_acme *a, char *const *names, size_t n, char *why, si
     rc = store_chain(a, names, n, cert_url, key, why, wl);
 out:
     chal_clear();
+    alpn_clear();
     free(payload);
     free(der);
     EVP_PKEY_free(key);
@@ -933,6 +1026,9 @@ static void *manager(void *arg)
                 pt_log_warn("acme: %s for %s failed: %s; next try in %llu s",
                             have ? "renewing the certificate" : "getting a certificate", names[0],
                             why[0] ? why : "error", (unsigned long long)(backoff / 1000));
+                /* the other challenge type may get through where this one did not (no plain
+                   listener on port 80, or no TLS listener on 443) */
+                a->prefer_alpn = !a->prefer_alpn;
                 /* the server may have lost our account or nonce state: start afresh */
                 free(a->kid);
                 a->kid = NULL;
@@ -1034,6 +1130,8 @@ struct pt_acme *pt_acme_start(const struct pt_config *cfg, char *err, size_t err
         if (f > 0 && f <= 1.0)
             a->renew_fraction = f;
     }
+    env = getenv("PORTICO_ACME_CHALLENGE"); /* test-only: the challenge type tried first */
+    a->prefer_alpn = env && strcmp(env, "tls-alpn-01") == 0;
     int e = mkdir_p(a->storage);
     if (e < 0) {
         snprintf(err, errlen, "acme: cannot create storage %s: %s", a->storage, strerror(-e));
@@ -1113,6 +1211,7 @@ void pt_acme_stop(struct pt_acme *a)
     if (a->thread_started)
         pthread_join(a->thread, NULL);
     chal_clear();
+    alpn_clear();
     acme_free(a);
 }
 

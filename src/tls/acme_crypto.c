@@ -23,6 +23,7 @@
 #include <openssl/ec.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <openssl/x509v3.h>
 
 #include "core/common.h"
@@ -273,6 +274,35 @@ fail:
     GENERAL_NAMES_free(gens);
     X509_free(x);
     return NULL;
+}
+
+X509 *pt_acme_alpn_cert(EVP_PKEY *key, const char *name, const char *key_auth)
+{
+    unsigned char ext[2 + 32];
+    X509 *x = NULL;
+    ASN1_OBJECT *oid = OBJ_txt2obj(PT_ACME_ID_PE_ACME_IDENTIFIER, 1);
+    ASN1_OCTET_STRING *val = ASN1_OCTET_STRING_new();
+    X509_EXTENSION *e = NULL;
+    const char *names[1] = {name};
+    /* extnValue is the DER of Authorization ::= OCTET STRING (SIZE (32)) (RFC 8737 §3) */
+    ext[0] = 0x04;
+    ext[1] = 32;
+    if (!oid || !val || !SHA256((const unsigned char *)key_auth, strlen(key_auth), ext + 2) ||
+        !ASN1_OCTET_STRING_set(val, ext, sizeof(ext)))
+        goto fail;
+    e = X509_EXTENSION_create_by_OBJ(NULL, oid, 1, val);
+    x = pt_acme_self_signed(key, names, 1, 7);
+    if (!e || !x || !X509_add_ext(x, e, -1) || !X509_sign(x, key, EVP_sha256()))
+        goto fail;
+    goto out;
+fail:
+    X509_free(x);
+    x = NULL;
+out:
+    X509_EXTENSION_free(e);
+    ASN1_OCTET_STRING_free(val);
+    ASN1_OBJECT_free(oid);
+    return x;
 }
 
 int pt_acme_write_file(const char *path, const void *data, size_t len)

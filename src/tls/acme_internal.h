@@ -15,6 +15,9 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#define PT_ACME_TLS_ALPN "acme-tls/1"                      /* RFC 8737 §6.2 */
+#define PT_ACME_ID_PE_ACME_IDENTIFIER "1.3.6.1.5.5.7.1.31" /* RFC 8737 §6.1 */
+
 /* base64url without padding (RFC 7515 §2) of in[0..n) into out (NUL-terminated). Returns the
    length written, or -1 when out is too small. */
 int pt_acme_b64url(const unsigned char *in, size_t n, char *out, size_t outlen);
@@ -42,6 +45,16 @@ int pt_acme_csr(EVP_PKEY *key, const char *const *names, size_t n, unsigned char
 /* A self-signed certificate for names[0..n) valid from an hour ago for days days, signed by
    key. Returns it (caller frees with X509_free) or NULL. */
 X509 *pt_acme_self_signed(EVP_PKEY *key, const char *const *names, size_t n, int days);
+
+/* The TLS-ALPN-01 challenge certificate for name (RFC 8737 §3): self-signed by key, SAN
+   dNSName name only, with the critical id-pe-acmeIdentifier extension holding the SHA-256 of
+   key_auth. Returns it (caller frees) or NULL. */
+X509 *pt_acme_alpn_cert(EVP_PKEY *key, const char *name, const char *key_auth);
+
+/* The challenge certificate and key to present to a TLS-ALPN-01 validation of name (lower
+   case), with a reference each for the caller. Returns 0, or -1 when name has no pending
+   challenge. Thread-safe (called from handshakes on workers). */
+int pt_acme_alpn_lookup(const char *name, X509 **cert, EVP_PKEY **key);
 
 /* Writes data[0..len) to path with mode 0600 through path.tmp, fsync and rename, so readers
    never see a partial file. Returns 0 or -errno. May block (disk). */

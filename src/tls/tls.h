@@ -191,4 +191,10 @@ int pt_tls_peer_subject(const struct pt_tls_conn *c, char *buf, size_t len);
    hex[65]. Returns 0, or -1 when no verified certificate. */
 int pt_tls_peer_fingerprint(const struct pt_tls_conn *c, char hex[65]);
 
+/* True for a TLS-ALPN-01 validation connection (RFC 8737 §3): the client offered only ALPN
+   "acme-tls/1" for a name with a pending ACME challenge and got the challenge certificate.
+   Such a connection carries no application data: after the handshake the server layer must
+   close it (RFC 8737 §3: "the ACME server ... closes the connection"; we need not wait). */
+bool pt_tls_is_acme_alpn(const struct pt_tls_conn *c);
+
 #endif

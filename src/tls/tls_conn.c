@@ -234,8 +234,7 @@ ssize_t pt_tls_read(struct pt_tls_conn *c, void *buf, size_t len)
     int rc = io_result(c, 0);
     if (rc == PT_DONE) {
         c->is_eof = true;
-        c->is_clean_close =
-            (SSL_get_shutdown(c->ssl) & SSL_RECEIVED_SHUTDOWN) != 0 && !c->is_failed;
+        c->is_clean_close = c->got_close_notify && !c->is_failed;
         return 0;
     }
     return rc == PT_ERR ? PT_ERR : -EAGAIN;
@@ -459,4 +458,9 @@ int pt_tls_peer_fingerprint(const struct pt_tls_conn *c, char hex[65])
     }
     hex[64] = '\0';
     return 0;
+}
+
+bool pt_tls_is_acme_alpn(const struct pt_tls_conn *c)
+{
+    return c->is_acme;
 }

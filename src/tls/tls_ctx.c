@@ -50,6 +50,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include "tls/acme_internal.h"
 #include "tls/tls_internal.h"
 
 #define DEFAULT_ROTATION_MS (3600u * 1000u)
@@ -230,6 +231,16 @@ fail:
     return -1;
 }
 
+/* Records a received close_notify alert on the connection (see pt_tls_ssl_ctx_common). */
+static void info_cb(const SSL *s, int where, int ret)
+{
+    if (!(where & SSL_CB_READ_ALERT) || (ret & 0xff) != SSL_AD_CLOSE_NOTIFY)
+        return;
+    struct pt_tls_conn *c = SSL_get_app_data(s);
+    if (c)
+        c->got_close_notify = true;
+}
+
 int pt_tls_ssl_ctx_common(SSL_CTX *sc, int min_version, const char *ciphers,
                           const char *ciphersuites, struct pt_tls_err *err)
 {
@@ -246,6 +257,9 @@ int pt_tls_ssl_ctx_common(SSL_CTX *sc, int min_version, const char *ciphers,
     SSL_CTX_set_options(sc, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
                                 SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA |
                                 SSL_OP_IGNORE_UNEXPECTED_EOF);
+    /* With that option OpenSSL reports a bare TCP close like a close_notify (both set
+       SSL_RECEIVED_SHUTDOWN), so the alert itself is watched for: pt_tls_conn_is_clean_close. */
+    SSL_CTX_set_info_callback(sc, info_cb);
     /* Partial writes and moving buffers make SSL_write behave like write(2) over our
        coalescing buffer; idle connections give their 2 x ~17 KiB record buffers back. */
     SSL_CTX_set_mode(sc, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
@@ -480,9 +494,68 @@ int pt_tls_ctx_select(const struct pt_tls_ctx *ctx, const char *host)
 
 /* ---- callbacks (run on worker threads, during handshakes) ---- */
 
+/* TLS-ALPN-01 (RFC 8737 §3): a ClientHello whose ALPN offers exactly "acme-tls/1" for a name
+   with a pending challenge gets that challenge's self-signed certificate instead of ours
+   (installed on this connection only), and the ALPN callback selects acme-tls/1; the server
+   layer closes the connection after the handshake (pt_tls_is_acme_alpn). Any other ClientHello
+   passes untouched; one offering only acme-tls/1 without a challenge fails in alpn_cb with
+   no_application_protocol. */
+static bool only_acme_alpn(SSL *s)
+{
+    const unsigned char *p;
+    size_t n;
+    static const unsigned char want[] = "\x00\x0b\x0a" PT_ACME_TLS_ALPN;
+    return SSL_client_hello_get0_ext(s, TLSEXT_TYPE_application_layer_protocol_negotiation, &p,
+                                     &n) == 1 &&
+           n == sizeof(want) - 1 && memcmp(p, want, n) == 0;
+}
+
+/* The host_name of the server_name extension (RFC 6066 §3) into out, or false. */
+static bool hello_sni(SSL *s, char *out, size_t outlen)
+{
+    const unsigned char *p;
+    size_t n;
+    if (SSL_client_hello_get0_ext(s, TLSEXT_TYPE_server_name, &p, &n) != 1 || n < 5)
+        return false;
+    size_t list = ((size_t)p[0] << 8) | p[1];
+    if (list + 2 != n || p[2] != TLSEXT_NAMETYPE_host_name)
+        return false;
+    size_t len = ((size_t)p[3] << 8) | p[4];
+    if (len == 0 || len + 5 > n || len >= outlen)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        out[i] = (char)tolower(p[5 + i]);
+    out[len] = '\0';
+    return true;
+}
+
+static int client_hello_cb(SSL *s, int *al, void *arg)
+{
+    (void)al;
+    (void)arg;
+    struct pt_tls_conn *c = SSL_get_app_data(s);
+    char name[MAX_NAME + 1];
+    X509 *x = NULL;
+    EVP_PKEY *k = NULL;
+    if (!c || c->is_acme || !only_acme_alpn(s) || !hello_sni(s, name, sizeof(name)) ||
+        pt_acme_alpn_lookup(name, &x, &k) < 0)
+        return SSL_CLIENT_HELLO_SUCCESS;
+    SSL_certs_clear(s);
+    if (SSL_use_cert_and_key(s, x, k, NULL, 1) == 1)
+        c->is_acme = true;
+    else
+        ERR_clear_error();
+    X509_free(x);
+    EVP_PKEY_free(k);
+    return SSL_CLIENT_HELLO_SUCCESS;
+}
+
 static int servername_cb(SSL *s, int *al, void *arg)
 {
     struct pt_tls_ctx *ctx = arg;
+    const struct pt_tls_conn *c = SSL_get_app_data(s);
+    if (c && c->is_acme)
+        return SSL_TLSEXT_ERR_OK; /* keep the challenge certificate */
     int g = select_group(ctx, SSL_get_servername(s, TLSEXT_NAMETYPE_host_name));
     if (g < 0) {
         *al = SSL_AD_UNRECOGNIZED_NAME;
@@ -499,8 +572,13 @@ static int servername_cb(SSL *s, int *al, void *arg)
 static int alpn_cb(SSL *s, const unsigned char **out, unsigned char *outlen,
                    const unsigned char *in, unsigned int inlen, void *arg)
 {
-    (void)s;
     const struct pt_tls_ctx *ctx = arg;
+    const struct pt_tls_conn *c = SSL_get_app_data(s);
+    if (c && c->is_acme) { /* only_acme_alpn() checked the list: one entry */
+        *out = in + 1;
+        *outlen = in[0];
+        return SSL_TLSEXT_ERR_OK;
+    }
     /* Server preference: the first of our protocols that the client offers. */
     for (size_t i = 0; i < ctx->alpn_len; i += 1u + ctx->alpn[i]) {
         const unsigned char *p = ctx->alpn + i;
@@ -515,6 +593,19 @@ static int alpn_cb(SSL *s, const unsigned char **out, unsigned char *outlen,
         }
     }
     return SSL_TLSEXT_ERR_ALERT_FATAL; /* no_application_protocol, RFC 7301 §3.2 */
+}
+
+/* OCSP stapling (RFC 6066 §8): the response cached for the certificate OpenSSL chose, when
+   one is valid now; otherwise no status (clients then do without, or ask the responder). */
+static int status_cb(SSL *s, void *arg)
+{
+    const struct pt_tls_ctx *ctx = arg;
+    X509 *x = SSL_get_certificate(s);
+    for (size_t i = 0; x && i < ctx->n_ocsp; i++)
+        if (ctx->ocsp[i].leaf == x)
+            return pt_tls_ocsp_staple(ctx->ocsp[i].e, s) == 0 ? SSL_TLSEXT_ERR_OK
+                                                              : SSL_TLSEXT_ERR_NOACK;
+    return SSL_TLSEXT_ERR_NOACK;
 }
 
 static int ticket_cb(SSL *s, unsigned char key_name[16], unsigned char *iv, EVP_CIPHER_CTX *ectx,
@@ -621,6 +712,9 @@ static int setup_group_ctx(struct pt_tls_ctx *ctx, SSL_CTX *sc, const struct pt_
     SSL_CTX_set_tlsext_servername_callback(sc, servername_cb);
     SSL_CTX_set_tlsext_servername_arg(sc, ctx);
     SSL_CTX_set_alpn_select_cb(sc, alpn_cb, ctx);
+    SSL_CTX_set_tlsext_status_cb(sc, status_cb);
+    SSL_CTX_set_tlsext_status_arg(sc, ctx);
+    SSL_CTX_set_client_hello_cb(sc, client_hello_cb, ctx);
     SSL_CTX_set_session_id_context(sc, sid_ctx, sizeof(sid_ctx) - 1);
     uint64_t secs = ctx->rotation_ms / 1000;
     SSL_CTX_set_timeout(sc, (long)(secs > 0 ? secs : 1));
@@ -659,6 +753,11 @@ static int setup_group_ctx(struct pt_tls_ctx *ctx, SSL_CTX *sc, const struct pt_
 
 static void free_ctx(struct pt_tls_ctx *ctx)
 {
+    for (size_t i = 0; i < ctx->n_ocsp; i++) {
+        X509_free(ctx->ocsp[i].leaf);
+        pt_tls_ocsp_unref(ctx->ocsp[i].e);
+    }
+    free(ctx->ocsp);
     for (size_t i = 0; i < ctx->n_groups; i++) {
         SSL_CTX_free(ctx->groups[i].ssl_ctx);
         free(ctx->groups[i].names_key);
@@ -732,6 +831,19 @@ static int add_cert(struct pt_tls_ctx *ctx, const struct pt_tls_settings *s, int
         goto out;
     }
     grp->key_types |= kt;
+    struct pt_tls_ocsp_entry *oe = pt_tls_ocsp_register(leaf, chain);
+    if (oe) {
+        struct pt_tls_ocsp_ref *no = realloc(ctx->ocsp, (ctx->n_ocsp + 1) * sizeof(*no));
+        if (!no) {
+            pt_tls_ocsp_unref(oe);
+            goto oom;
+        }
+        ctx->ocsp = no;
+        X509_up_ref(leaf);
+        no[ctx->n_ocsp].leaf = leaf;
+        no[ctx->n_ocsp].e = oe;
+        ctx->n_ocsp++;
+    }
     for (size_t k = 0; k < n_names; k++) {
         const char *nm = names[k];
         int r = strncmp(nm, "*.", 2) == 0 ? add_table(&ctx->wild, &ctx->n_wild, nm + 2, (uint32_t)g)

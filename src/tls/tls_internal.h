@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
 
 #include <openssl/ssl.h>
 
@@ -38,8 +39,16 @@ struct pt_tls_ticket_key {
     unsigned char hmac[32]; /* HMAC-SHA256 key */
 };
 
+/* A served certificate and its OCSP cache entry (tls_ocsp.c). */
+struct pt_tls_ocsp_ref {
+    X509 *leaf; /* the pointer OpenSSL hands back for this certificate (own reference) */
+    struct pt_tls_ocsp_entry *e;
+};
+
 struct pt_tls_ctx {
     atomic_int refs;
+    struct pt_tls_ocsp_ref *ocsp; /* certificates that name an OCSP responder */
+    size_t n_ocsp;
     struct pt_tls_group *groups; /* groups[0] holds certs[0]: the default */
     size_t n_groups;
     struct pt_tls_name *exact; /* sorted by name, first certificate wins on duplicates */
@@ -84,6 +93,8 @@ struct pt_tls_conn {
     bool is_eof;                  /* read side ended */
     bool is_clean_close;          /* ... with close_notify */
     bool is_shutdown_sent;
+    bool got_close_notify; /* the peer's close_notify alert arrived */
+    bool is_acme;          /* TLS-ALPN-01 challenge connection (RFC 8737) */
 };
 
 /* Fills err (printf-style msg). */
@@ -107,5 +118,34 @@ int pt_tls_ssl_ctx_common(SSL_CTX *sc, int min_version, const char *ciphers,
 void pt_tls_session_store(struct pt_tls_client_ctx *cc, const char *key, SSL_SESSION *sess);
 /* Client side: the session stored under key with a reference for the caller, or NULL. */
 SSL_SESSION *pt_tls_session_take(struct pt_tls_client_ctx *cc, const char *key);
+
+/* ---- OCSP stapling (tls_ocsp.c) ---- */
+struct pt_tls_ocsp_entry;
+/* Registers leaf for stapling when it names an http OCSP responder (AIA) and its issuer is in
+   chain: finds the process-wide entry with the same SHA-256 fingerprint (keeping its response)
+   or makes one and wakes (or lazily starts) the fetch thread. Returns the entry with a
+   reference for the caller, or NULL (nothing to staple). Borrows leaf and chain. Never blocks
+   on the network. */
+struct pt_tls_ocsp_entry *pt_tls_ocsp_register(X509 *leaf, STACK_OF(X509) * chain);
+/* Drops a reference; an unused entry is kept a while (a reload registers it again). */
+void pt_tls_ocsp_unref(struct pt_tls_ocsp_entry *e);
+/* Staples e's response on s when one is valid now. Returns 0, or -1 (none). Worker threads. */
+int pt_tls_ocsp_staple(struct pt_tls_ocsp_entry *e, SSL *s);
+/* Whether e holds a response valid now. */
+bool pt_tls_ocsp_has_response(const struct pt_tls_ocsp_entry *e);
+/* Stops the fetch thread and frees every entry: for tests and exit, after every context is
+   freed. */
+void pt_tls_ocsp_shutdown(void);
+/* Policy: a response is stapled only while this_update <= now < next_update. */
+bool pt_tls_ocsp_is_valid(time_t this_update, time_t next_update, time_t now);
+/* When to refresh a response fetched at now: half its validity, never sooner than 60 s. */
+time_t pt_tls_ocsp_refresh_at(time_t this_update, time_t next_update, time_t now);
+/* Next failure backoff after prev_s (0: first failure): 5 s doubling to 1 h. */
+uint32_t pt_tls_ocsp_backoff(uint32_t prev_s);
+/* Checks a DER OCSP response for leaf: successful, signed by issuer or its delegated
+   responder, about leaf, status good or revoked. Returns 0 (good), 1 (revoked) with the
+   times filled, or -1 with why. */
+int pt_tls_ocsp_check(X509 *leaf, X509 *issuer, const unsigned char *der, size_t len,
+                      time_t *this_update, time_t *next_update, char *why, size_t wl);
 
 #endif

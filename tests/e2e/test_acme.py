@@ -1,7 +1,10 @@
 """ACME (RFC 8555) against Debian's pebble on 127.0.0.1: a self-signed placeholder is served
 until the first certificate arrives over HTTP-01, the certificate pebble issues is then served
 and stored with mode 0600, and a stored certificate is renewed when its lifetime runs short
-(PORTICO_ACME_RENEW_FRACTION=1 makes every check due) with the served certificate changing."""
+(PORTICO_ACME_RENEW_FRACTION=1 makes every check due) with the served certificate changing.
+TLS-ALPN-01 (RFC 8737): with pebble's http-01 validation pointed at a closed port, the first
+order fails, the manager switches challenge type and the TLS listener answers pebble's
+"acme-tls/1" handshake with the challenge certificate."""
 
 import json
 import os
@@ -42,7 +45,7 @@ def make_pebble_tls(d):
 
 
 class Pebble:
-    def __init__(self, d, http_port):
+    def __init__(self, d, http_port, tls_port=None):
         self.d = d
         self.acme_port = free_port()
         self.mgmt_port = free_port()
@@ -51,7 +54,7 @@ class Pebble:
                           "managementListenAddress": "127.0.0.1:%d" % self.mgmt_port,
                           "certificate": str(d / "pebble.pem"),
                           "privateKey": str(d / "pebble.key"),
-                          "httpPort": http_port, "tlsPort": free_port(),
+                          "httpPort": http_port, "tlsPort": tls_port or free_port(),
                           "ocspResponderURL": "", "externalAccountBindingRequired": False}}
         self.cfg_path = d / ("pebble-%d.json" % http_port)
         self.cfg_path.write_text(json.dumps(cfg))
@@ -206,3 +209,39 @@ def test_acme_placeholder_then_pebble_certificate_then_renewal(portico, tmp_path
     assert cert_field(renewed, "-fingerprint") != stored_fp
     p2.stop()
     shutil.rmtree(storage, ignore_errors=True)
+
+
+def test_acme_tls_alpn01_when_http01_cannot_succeed(portico, tmp_path, pebbles):
+    make_pebble_tls(tmp_path)
+    storage = tmp_path / "acme"
+    tls_port = free_port()
+    holder = {}
+
+    def cfg(port):
+        # http-01 validations go to a port nobody listens on; tls-alpn-01 ones to Portico.
+        holder["pebble"] = Pebble(tmp_path, free_port(), tls_port=tls_port)
+        holder["pebble"].start()
+        return acme_config(tls_port, holder["pebble"].directory, str(tmp_path / "ca.pem"),
+                           str(storage))(port)
+
+    p = portico(cfg, env={"PORTICO_ACME_CHECK_MS": "500"})
+    pb = holder["pebble"]
+    pebbles.append(pb)
+
+    def pebble_issued():
+        pem = served_cert(tls_port)
+        return pem if pem and "Pebble" in cert_field(pem, "-issuer") else ""
+    real = wait_until(pebble_issued, scaled(45), 0.25)
+    assert real, "no pebble certificate served; portico:\n%s\npebble:\n%s" % (
+        p.stderr()[-4000:], pb.log())
+    err = p.stderr()
+    assert "answering http-01 for localhost" in err  # tried first, failed (closed port)
+    assert "answering tls-alpn-01 for localhost" in err
+    assert "DNS:localhost" in cert_field(real, "-ext", "subjectAltName")
+    # No challenge is pending any more: a client offering only acme-tls/1 is refused.
+    r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % tls_port,
+                        "-servername", "localhost", "-alpn", "acme-tls/1"], input="",
+                       capture_output=True, text=True, timeout=scaled(10))
+    assert "ALPN protocol: acme-tls/1" not in r.stdout
+    assert "1.3.6.1.5.5.7.1.31" not in r.stdout
+    p.stop()

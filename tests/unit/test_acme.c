@@ -23,6 +23,7 @@
 #include <openssl/bn.h>
 #include <openssl/ec.h>
 #include <openssl/pem.h>
+#include <openssl/sha.h>
 #include <openssl/x509v3.h>
 
 #include "tls/acme.h"
@@ -305,6 +306,40 @@ static void test_names_and_http01_lookup(void **state)
     assert_int_equal(pt_acme_http01("", 0, out, sizeof(out)), -1);
 }
 
+/* TLS-ALPN-01 (RFC 8737 §3): the challenge certificate names only the domain and carries the
+   critical id-pe-acmeIdentifier extension whose value is the DER OCTET STRING of
+   SHA-256(key authorization). */
+static void test_tls_alpn_challenge_cert(void **state)
+{
+    (void)state;
+    EVP_PKEY *k = pt_acme_new_key();
+    assert_non_null(k);
+    const char *ka = "tok-123.thumbprint";
+    X509 *x = pt_acme_alpn_cert(k, "chal.example", ka);
+    assert_non_null(x);
+    assert_int_equal(X509_verify(x, k), 1);
+    ASN1_OBJECT *oid = OBJ_txt2obj(PT_ACME_ID_PE_ACME_IDENTIFIER, 1);
+    int idx = X509_get_ext_by_OBJ(x, oid, -1);
+    assert_true(idx >= 0);
+    X509_EXTENSION *e = X509_get_ext(x, idx);
+    assert_int_equal(X509_EXTENSION_get_critical(e), 1);
+    const ASN1_OCTET_STRING *v = X509_EXTENSION_get_data(e);
+    unsigned char want[34] = {0x04, 0x20};
+    SHA256((const unsigned char *)ka, strlen(ka), want + 2);
+    assert_int_equal(ASN1_STRING_length(v), 34);
+    assert_memory_equal(ASN1_STRING_get0_data(v), want, 34);
+    const char *names[] = {"chal.example"};
+    assert_true(pt_acme_cert_covers(x, names, 1));
+    ASN1_OBJECT_free(oid);
+    X509_free(x);
+    EVP_PKEY_free(k);
+    /* no pending challenge: nothing to present */
+    X509 *cx = NULL;
+    EVP_PKEY *ck = NULL;
+    assert_int_equal(pt_acme_alpn_lookup("chal.example", &cx, &ck), -1);
+    assert_null(cx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -314,6 +349,7 @@ int main(void)
         cmocka_unit_test(test_csr_has_names_and_verifies),
         cmocka_unit_test(test_placeholder_and_renewal),
         cmocka_unit_test(test_names_and_http01_lookup),
+        cmocka_unit_test(test_tls_alpn_challenge_cert),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1040,6 +1040,70 @@ static void test_writev_coalesces_and_survives_backpressure(void **state)
     assert_int_equal(ERR_peek_error(), 0);
 }
 
+static X509 *read_first_cert(const char *file)
+{
+    FILE *f = fopen(file, "r");
+    assert_non_null(f);
+    X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    return x;
+}
+
+/* OCSP stapling policy (tls_ocsp.c): staple only inside [thisUpdate, nextUpdate), refresh at
+   half the validity but never within a minute, back off 5 s doubling to 1 h. */
+static void test_ocsp_validity_refresh_and_backoff(void **state)
+{
+    (void)state;
+    const time_t t = 1700000000, n = t + 7 * 86400;
+    assert_false(pt_tls_ocsp_is_valid(t, n, t - 1)); /* not yet valid */
+    assert_true(pt_tls_ocsp_is_valid(t, n, t));
+    assert_true(pt_tls_ocsp_is_valid(t, n, n - 1));
+    assert_false(pt_tls_ocsp_is_valid(t, n, n)); /* expired at nextUpdate */
+    assert_false(pt_tls_ocsp_is_valid(t, n, n + 3600));
+
+    assert_int_equal(pt_tls_ocsp_refresh_at(t, n, t), t + (n - t) / 2);
+    assert_int_equal(pt_tls_ocsp_refresh_at(t, n, t + 10), t + (n - t) / 2);
+    /* fetched late (the responder served an old response): still at least a minute away */
+    assert_int_equal(pt_tls_ocsp_refresh_at(t, n, n - 100), n - 100 + 60);
+    /* a 10-minute response fetched at once: refresh after 5 minutes */
+    assert_int_equal(pt_tls_ocsp_refresh_at(t, t + 600, t), t + 300);
+    /* a very short one: not hammered */
+    assert_int_equal(pt_tls_ocsp_refresh_at(t, t + 30, t), t + 60);
+
+    uint32_t b = pt_tls_ocsp_backoff(0);
+    assert_int_equal(b, 5);
+    assert_int_equal(b = pt_tls_ocsp_backoff(b), 10);
+    for (int i = 0; i < 20; i++)
+        b = pt_tls_ocsp_backoff(b);
+    assert_int_equal(b, 3600);
+    assert_int_equal(pt_tls_ocsp_backoff(3600), 3600);
+}
+
+/* Responses that must never be stapled are refused with a reason, the queue left empty. */
+static void test_ocsp_check_refuses_garbage(void **state)
+{
+    (void)state;
+    X509 *leaf = read_first_cert(path("a_rsa.crt"));
+    X509 *ca = read_first_cert(path("ca.pem"));
+    assert_non_null(leaf);
+    assert_non_null(ca);
+    time_t tu = 0, nu = 0;
+    char why[256] = "";
+    const unsigned char junk[] = {0x30, 0x03, 0x0a, 0x01, 0x00};
+    assert_int_equal(pt_tls_ocsp_check(leaf, ca, junk, 3, &tu, &nu, why, sizeof(why)), -1);
+    assert_string_equal(why, "not an OCSP response");
+    /* OCSPResponse { responseStatus tryLater(3) } */
+    const unsigned char later[] = {0x30, 0x03, 0x0a, 0x01, 0x03};
+    assert_int_equal(pt_tls_ocsp_check(leaf, ca, later, sizeof(later), &tu, &nu, why, sizeof(why)),
+                     -1);
+    assert_non_null(strstr(why, "trylater"));
+    /* the test certificates name no responder: nothing to register */
+    assert_null(pt_tls_ocsp_register(leaf, NULL));
+    assert_int_equal(ERR_peek_error(), 0);
+    X509_free(leaf);
+    X509_free(ca);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -1060,6 +1124,8 @@ int main(void)
         cmocka_unit_test(test_mtls_optional),
         cmocka_unit_test(test_plain_http_and_garbage_are_errors),
         cmocka_unit_test(test_writev_coalesces_and_survives_backpressure),
+        cmocka_unit_test(test_ocsp_validity_refresh_and_backoff),
+        cmocka_unit_test(test_ocsp_check_refuses_garbage),
     };
     return cmocka_run_group_tests(tests, setup_certs, teardown_certs);
 }
