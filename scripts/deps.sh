@@ -5,7 +5,7 @@
 # benchmark starts its own nginx with its own configuration.
 set -eu
 PKGS="build-essential pkg-config clang libclang-rt-14-dev clang-format libyaml-dev libpcre2-dev
-libcmocka-dev libssl-dev libjansson-dev pebble testssl.sh media-types python3 python3-pytest curl nghttp2-client openssl nginx wrk valgrind procps"
+libcmocka-dev libssl-dev libjansson-dev libc-ares-dev pebble testssl.sh media-types python3 python3-pytest curl nghttp2-client openssl nginx wrk valgrind procps"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q "install ok installed" \

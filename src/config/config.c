@@ -20,9 +20,14 @@
  * directory (resolve_path); their contents are left to the layers that use them (the TLS layer
  * parses PEM and reports "FILE: reason"), so the loader stays free of OpenSSL.
  *
- * Target host names are resolved here with getaddrinfo (blocking, at load time only; the
- * server re-resolves later if it wants to). Fuzz builds (PT_FUZZING) accept only address
- * literals and "localhost" so the fuzzer never touches the network.
+ * Target host names: make_target() marks a target whose host is a name (is_dns); once the
+ * whole file is read (the resolver: section may come after upstreams:), expand_dns() asks
+ * upstream/dns.c for every name at once (c-ares, blocking the loading thread only, bounded by
+ * resolver.timeout; fresh cached answers are reused) and replaces each such target by one
+ * target per address, same url, weight and limits, the name kept for Host and SNI. A name with
+ * no address is an error at its URL. The main loop re-resolves (pt_dns_tick) and reloads when
+ * an address set changes. Fuzz builds (PT_FUZZING) accept only address literals and
+ * "localhost" so the fuzzer never touches the network.
  *
  * Rejected: the libyaml document API (see yaml_tree.c); accepting YAML 1.1 booleans yes/no/on/
  * off (they turn country codes and "on" into booleans; YAML 1.2 dropped them); anchors and
@@ -46,6 +51,7 @@
 #include "core/common.h"
 #include "core/log.h"
 #include "http/h1_parse.h"
+#include "upstream/dns.h"
 
 #define MAX_WORKERS 1024
 #define MAX_WEIGHT 1000
@@ -575,10 +581,15 @@ static void set_port(struct pt_sockaddr *sa, uint16_t port)
         sa->u.in6.sin6_port = htons(port);
 }
 
-/* Resolves host (NUL-terminated, no brackets) to its first address. NULL or the reason. */
-static const char *resolve(const char *host, uint16_t port, struct pt_sockaddr *out)
+/*
+ * Fills out from host (NUL-terminated, no brackets) when it is an address literal. A name sets
+ * *is_name (expand_dns() resolves it later; out keeps port only). NULL or the reason.
+ */
+static const char *literal_addr(const char *host, uint16_t port, struct pt_sockaddr *out,
+                                bool *is_name)
 {
     memset(out, 0, sizeof(*out));
+    *is_name = false;
     if (inet_pton(AF_INET, host, &out->u.in.sin_addr) == 1) {
         out->u.in.sin_family = AF_INET;
         out->len = sizeof(out->u.in);
@@ -593,23 +604,8 @@ static const char *resolve(const char *host, uint16_t port, struct pt_sockaddr *
         out->u.in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         out->len = sizeof(out->u.in);
 #else
-        struct addrinfo hints, *res = NULL;
-        memset(&hints, 0, sizeof(hints));
-        hints.ai_family = AF_UNSPEC;
-        hints.ai_socktype = SOCK_STREAM;
-        int rc = getaddrinfo(host, NULL, &hints, &res);
-        if (rc != 0)
-            return gai_strerror(rc);
-        const struct addrinfo *ai = res;
-        while (ai && ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
-            ai = ai->ai_next;
-        if (!ai || ai->ai_addrlen > sizeof(out->u)) {
-            freeaddrinfo(res);
-            return "no IPv4 or IPv6 address";
-        }
-        memcpy(&out->u, ai->ai_addr, ai->ai_addrlen);
-        out->len = (socklen_t)ai->ai_addrlen;
-        freeaddrinfo(res);
+        *is_name = true;
+        return NULL;
 #endif
     }
     set_port(out, port);
@@ -660,7 +656,7 @@ static bool make_target(struct pt_cfg_ctx *x, const struct pt_ynode *v, const ch
     if (!dflt)
         snprintf(hh + strlen(hh), hhn - strlen(hh), ":%u", (unsigned)u.port);
     t->host_header = hh;
-    why = resolve(t->host, t->port, &t->addr);
+    why = literal_addr(t->host, t->port, &t->addr, &t->is_dns);
     if (why) {
         pt_config_error(x, v->pos, "cannot resolve host \"%s\": %s", t->host, why);
         return false;
@@ -2532,11 +2528,211 @@ static void load_workers(struct pt_cfg_ctx *x, const struct pt_ynode *v)
     pt_config_error(x, v->pos, "expected a number of threads or auto for \"workers\"");
 }
 
+/* One resolver.servers entry: "1.2.3.4", "1.2.3.4:5353", "::1" or "[::1]:5353". Writes the
+   c-ares form ("ip:port" or "[ip6]:port") into out; false when it is not one of those. */
+static bool parse_dns_server(const char *s, size_t n, char *out, size_t outlen)
+{
+    char host[64];
+    unsigned port = 53;
+    const char *h = s, *p = NULL;
+    size_t hl = n;
+    if (n > 0 && s[0] == '[') {
+        const char *close = memchr(s, ']', n);
+        if (!close)
+            return false;
+        h = s + 1;
+        hl = (size_t)(close - h);
+        if (close + 1 < s + n) {
+            if (close[1] != ':')
+                return false;
+            p = close + 2;
+        }
+    } else {
+        const char *colon = memchr(s, ':', n);
+        if (colon && !memchr(colon + 1, ':', (size_t)(s + n - colon - 1))) {
+            hl = (size_t)(colon - s);
+            p = colon + 1;
+        }
+    }
+    if (hl == 0 || hl >= sizeof(host))
+        return false;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    if (p) {
+        int pn = parse_port(p, (size_t)(s + n - p));
+        if (pn < 0)
+            return false;
+        port = (unsigned)pn;
+    }
+    unsigned char buf[16];
+    if (inet_pton(AF_INET, host, buf) == 1)
+        snprintf(out, outlen, "%s:%u", host, port);
+    else if (inet_pton(AF_INET6, host, buf) == 1)
+        snprintf(out, outlen, "[%s]:%u", host, port);
+    else
+        return false;
+    return true;
+}
+
+static void load_resolver(struct pt_cfg_ctx *x, const struct pt_ynode *v)
+{
+    static const char *const keys[] = {"servers", "timeout", NULL};
+    struct pt_resolver_cfg *r = &x->cfg->resolver;
+    r->pos = v->pos;
+    if (!want_map(x, v, "resolver"))
+        return;
+    FOR_PAIRS(v, k, val)
+    {
+        if (!known_key(x, k, keys, NULL, "resolver"))
+            continue;
+        if (is(k, "timeout")) {
+            get_ms(x, val, "timeout", 100, 60000, &r->timeout_ms);
+            continue;
+        }
+        if (!want_seq(x, val, "servers"))
+            continue;
+        if (val->len == 0) {
+            pt_config_error(x, val->pos,
+                            "\"servers\" needs at least one address, like "
+                            "[\"127.0.0.1:53\"]");
+            continue;
+        }
+        size_t cap = val->len * 97 + 1, used = 0;
+        char *csv = pt_config_alloc(x, &x->cfg->arena, cap);
+        csv[0] = '\0';
+        FOR_ITEMS(val, it)
+        {
+            const char *s = get_str(x, it, "servers");
+            char one[96];
+            if (!s)
+                continue;
+            if (!parse_dns_server(s, it->len, one, sizeof(one))) {
+                pt_config_error(x, it->pos,
+                                "expected an IP address with an optional port for a DNS server, "
+                                "like \"127.0.0.1:53\" or \"[::1]:53\", found \"%.*s\"",
+                                shown(it->len), s);
+                continue;
+            }
+            int w = snprintf(csv + used, cap - used, "%s%s", used ? "," : "", one);
+            if (w > 0)
+                used += (size_t)w;
+        }
+        r->servers = used ? csv : NULL;
+    }
+}
+
+#ifndef PT_FUZZING
+/* Adds name (interval_ms) to the list in x->tmp, keeping the smallest interval per name. */
+static void add_dns_name(struct pt_cfg_ctx *x, struct pt_dns_name **names, size_t *n, size_t *cap,
+                         const char *name, uint32_t interval_ms)
+{
+    for (size_t i = 0; i < *n; i++) {
+        if (strcasecmp((*names)[i].name, name) == 0) {
+            if (interval_ms < (*names)[i].interval_ms)
+                (*names)[i].interval_ms = interval_ms;
+            return;
+        }
+    }
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 16;
+        struct pt_dns_name *nn = pt_config_alloc(x, &x->tmp, nc * sizeof(*nn));
+        if (*n)
+            memcpy(nn, *names, *n * sizeof(*nn));
+        *names = nn;
+        *cap = nc;
+    }
+    (*names)[(*n)++] = (struct pt_dns_name){name, interval_ms};
+}
+#endif
+
+/*
+ * Resolves every target host name (upstream/dns.c, blocking this thread for at most
+ * resolver.timeout) and replaces each target with a name by one target per address. Reports a
+ * name without an address at its URL, and an upstream that grows past PT_MAX_TARGETS.
+ */
+static void expand_dns(struct pt_cfg_ctx *x)
+{
+#ifdef PT_FUZZING
+    (void)x;
+#else
+    struct pt_config *cfg = x->cfg;
+    struct pt_dns_name *names = NULL;
+    size_t n = 0, cap = 0;
+    for (size_t i = 0; i < cfg->n_upstreams; i++) {
+        const struct pt_upstream_cfg *u = cfg->upstreams[i];
+        for (size_t j = 0; j < u->n_targets; j++)
+            if (u->targets[j].is_dns)
+                add_dns_name(x, &names, &n, &cap, u->targets[j].host, u->resolve_interval_ms);
+    }
+    int rc = pt_dns_resolve_now(cfg->resolver.servers, cfg->resolver.timeout_ms, names, n);
+    if (rc < 0) {
+        pt_config_error(x, cfg->resolver.pos, "cannot set up the DNS resolver: %s",
+                        rc == -EINVAL ? "bad server list" : strerror(-rc));
+        return;
+    }
+    struct pt_sockaddr addrs[PT_DNS_MAX_ADDRS];
+    for (size_t i = 0; i < cfg->n_upstreams; i++) {
+        struct pt_upstream_cfg *u = cfg->upstreams[i];
+        size_t total = 0;
+        bool has_dns = false, ok = true;
+        for (size_t j = 0; j < u->n_targets; j++) {
+            const struct pt_target_cfg *t = &u->targets[j];
+            if (!t->is_dns) {
+                total++;
+                continue;
+            }
+            has_dns = true;
+            const char *why = NULL;
+            size_t k = pt_dns_lookup(t->host, addrs, PT_DNS_MAX_ADDRS, &why);
+            if (k == 0) {
+                pt_config_error(x, t->pos, "cannot resolve host \"%s\": %s", t->host,
+                                why ? why : "no address");
+                ok = false;
+            }
+            total += k;
+        }
+        if (!has_dns || !ok)
+            continue;
+        if (total > PT_MAX_TARGETS) {
+            pt_config_error(x, u->pos,
+                            "upstream \"%s\" has more than %d targets once its host names are "
+                            "resolved (%zu)",
+                            u->name, PT_MAX_TARGETS, total);
+            continue;
+        }
+        struct pt_target_cfg *nt = pt_config_alloc(x, &cfg->arena, total * sizeof(*nt));
+        size_t m = 0;
+        u->n_primary = 0;
+        for (size_t j = 0; j < u->n_targets; j++) {
+            const struct pt_target_cfg *t = &u->targets[j];
+            size_t k = 1;
+            if (t->is_dns)
+                k = pt_dns_lookup(t->host, addrs, PT_DNS_MAX_ADDRS, NULL);
+            for (size_t a = 0; a < k && m < total; a++) {
+                nt[m] = *t;
+                if (t->is_dns) {
+                    nt[m].addr = addrs[a];
+                    set_port(&nt[m].addr, t->port);
+                }
+                if (!nt[m].is_backup)
+                    u->n_primary++;
+                m++;
+            }
+        }
+        u->targets = nt;
+        u->n_targets = m;
+    }
+#endif
+}
+
 static void load_root(struct pt_cfg_ctx *x, const struct pt_ynode *root)
 {
-    static const char *const keys[] = {
-        "workers", "shutdown_timeout", "listen", "limits", "trusted_proxies", "log", "upstreams",
-        "sites",   "routes",           "tls",    NULL};
+    static const char *const keys[] = {"workers",         "shutdown_timeout",
+                                       "listen",          "limits",
+                                       "trusted_proxies", "log",
+                                       "upstreams",       "sites",
+                                       "routes",          "tls",
+                                       "resolver",        NULL};
     static const char *const later[] = {"acme",  "admin", "cache", "metrics",     "redis",
                                         "rules", "acl",   "waf",   "rate_limits", NULL};
     struct pt_config *cfg = x->cfg;
@@ -2572,6 +2768,8 @@ static void load_root(struct pt_cfg_ctx *x, const struct pt_ynode *root)
             sites = v;
         } else if (is(k, "tls")) {
             load_tls(x, v);
+        } else if (is(k, "resolver")) {
+            load_resolver(x, v);
         } else {
             routes = v;
             routes_key = k;
@@ -2622,6 +2820,7 @@ static void set_defaults(struct pt_config *cfg)
     cfg->tls.session_tickets = true;
     cfg->tls.ticket_rotation_ms = 12u * 3600 * 1000;
     cfg->tls.session_cache_size = 20480;
+    cfg->resolver.timeout_ms = PT_DNS_TIMEOUT_MS;
 }
 
 /* The part of a load that may longjmp; ctx lives in the caller so it survives the jump. */
@@ -2646,6 +2845,9 @@ static int run(struct pt_cfg_ctx *x)
     }
     if (root)
         load_root(x, root);
+    /* Only a file without other errors is worth waiting on DNS for. */
+    if (x->n_errs == 0)
+        expand_dns(x);
     return x->n_errs ? PT_ERR : PT_OK;
 }
 

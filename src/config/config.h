@@ -190,12 +190,13 @@ struct pt_target_cfg {
     uint16_t port;           /* default 80 / 443 */
     const char *host_header; /* value for Host when not preserve_host: "host[:port]" */
     const char *base_path;   /* path of the URL without trailing '/', "" when none */
-    struct pt_sockaddr addr; /* resolved at load time (getaddrinfo, first address) */
+    struct pt_sockaddr addr; /* the address (a DNS name expands into one target per address) */
     uint32_t weight;         /* default 1, 1..1000 */
     struct pt_cfg_pos pos;
     bool is_backup;           /* used only when no primary target is available */
     uint32_t max_connections; /* concurrent requests across workers; 0 = unlimited */
     uint32_t occurrence;      /* 0, or n for the n-th repeat of the same url in this upstream */
+    bool is_dns; /* host is a DNS name: this is one of its addresses (upstream/dns.h) */
 };
 
 struct pt_upstream_cfg {
@@ -315,6 +316,13 @@ struct pt_site_cfg {
     bool hsts_preload;            /* default false */
 };
 
+/* resolver: how target host names are resolved (c-ares, upstream/dns.c). */
+struct pt_resolver_cfg {
+    const char *servers; /* "ip:port,[ip6]:port" for c-ares, or NULL: /etc/resolv.conf */
+    uint32_t timeout_ms; /* one resolution, all tries; default 2s */
+    struct pt_cfg_pos pos;
+};
+
 struct pt_config {
     struct pt_arena arena;        /* owns every byte below */
     const char *path;             /* file it came from */
@@ -332,6 +340,7 @@ struct pt_config {
     size_t n_sites;
     struct pt_tls_cfg tls;
     size_t n_static_routes; /* routes with action static, numbered by files.index_in_config */
+    struct pt_resolver_cfg resolver;
 };
 
 /*

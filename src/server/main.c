@@ -29,6 +29,7 @@
 #include "server/worker.h"
 #include "tls/acme.h"
 #include "tls/tls.h"
+#include "upstream/dns.h"
 #include "upstream/health.h"
 
 #define PT_VERSION "0.1.0"
@@ -510,7 +511,15 @@ static int cmd_run(const char *path)
             }
             next_watch = now + CERT_WATCH_MS;
         }
+        if (pt_dns_is_active() && pt_dns_tick(now)) {
+            /* A target name's addresses changed: the new snapshot expands the new set. */
+            pt_log_info("DNS answers changed: reloading");
+            snap = reload(path, snap, workers, nw, hc);
+            cert_watch_take(snap->cfg, &cw);
+        }
         uint64_t wait_ms = PT_MIN(next_rotation, next_watch) - now;
+        if (pt_dns_is_active() && wait_ms > PT_DNS_TICK_MS)
+            wait_ms = PT_DNS_TICK_MS;
         struct timespec ts = {(time_t)(wait_ms / 1000), (long)(wait_ms % 1000) * 1000000L};
         int sig = sigtimedwait(&set, &si, &ts);
         if (sig < 0)
@@ -543,6 +552,7 @@ out:
             if (fds[k] >= 0)
                 close(fds[k]);
     pt_snapshot_unref(snap);
+    pt_dns_shutdown();
     free(workers);
     free(fds);
     free(tls);

@@ -12,9 +12,10 @@
  *
  * Adoption on reload: pt_upstreams_rt_create() looks each new target's key up in the previous
  * runtime state and takes a reference on the state it finds; the old snapshot keeps its own
- * reference until its last request ends. Keys are "upstream\nurl\noccurrence": renaming an
- * upstream or changing a target's URL makes a new target (fresh state), changing its weight or
- * the health settings keeps the state.
+ * reference until its last request ends. Keys are "upstream\nurl\noccurrence" (plus
+ * "\naddress" for the targets a DNS name expanded into): renaming an upstream or changing a
+ * target's URL makes a new target (fresh state), changing its weight or the health settings
+ * keeps the state, and an address that stays in DNS keeps its state across re-resolutions.
  *
  * Ejection bound: the percentage of ejected targets is counted when an ejection is decided
  * (a scan of the upstream's targets, rare); two workers ejecting two targets at the same
@@ -23,6 +24,7 @@
  */
 #include "upstream/target.h"
 
+#include <arpa/inet.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,12 +41,24 @@ uint64_t pt_upstream_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* "upstream\nurl\noccurrence", and "\naddress" for a target expanded from a DNS name, so
+   that each address keeps its own state for as long as the name resolves to it. */
 static char *make_key(const struct pt_upstream_cfg *u, const struct pt_target_cfg *tc)
 {
-    size_t n = strlen(u->name) + strlen(tc->url ? tc->url : "") + 16;
+    char ip[INET6_ADDRSTRLEN + 3] = "";
+    if (tc->is_dns) {
+        const struct pt_sockaddr *a = &tc->addr;
+        ip[0] = '\n';
+        if (a->u.sa.sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &a->u.in6.sin6_addr, ip + 1, sizeof(ip) - 1);
+        else
+            inet_ntop(AF_INET, &a->u.in.sin_addr, ip + 1, sizeof(ip) - 1);
+    }
+    size_t n = strlen(u->name) + strlen(tc->url ? tc->url : "") + strlen(ip) + 16;
     char *k = malloc(n);
     if (k)
-        snprintf(k, n, "%s\n%s\n%u", u->name, tc->url ? tc->url : "", (unsigned)tc->occurrence);
+        snprintf(k, n, "%s\n%s\n%u%s", u->name, tc->url ? tc->url : "", (unsigned)tc->occurrence,
+                 ip);
     return k;
 }
 
