@@ -474,8 +474,10 @@ static int cmd_run(const char *path)
             goto stop;
         }
         if (acme) {
-            /* Rebuild now so that the placeholders (or stored certificates) are served. */
+            /* Rebuild now so that the placeholders (or stored certificates) are served. The
+               first snapshot, and with it cfg, may be freed by this. */
             snap = reload(path, snap, workers, nw, NULL);
+            cfg = snap->cfg;
         }
     }
     hc = pt_health_create(snap->urt);
