@@ -48,9 +48,11 @@
 #include <unistd.h>
 
 #include "config/config_internal.h"
+#include "config/netlify.h"
 #include "core/common.h"
 #include "core/log.h"
 #include "http/h1_parse.h"
+#include "route/route.h"
 #include "upstream/dns.h"
 
 #define MAX_WORKERS 1024
@@ -2432,10 +2434,238 @@ static void load_hsts(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_
                         "include_subdomains: true (the preload list's rules)");
 }
 
+/* ---- Netlify rule files (_redirects, _headers, netlify.toml) ---------------------------- */
+
+/* Reads path whole into *buf (malloc'ed; the caller frees). Returns 0, or an errno value. */
+static int nf_read_file(const char *path, char **buf, size_t *len)
+{
+    *buf = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno;
+    struct stat st;
+    int err = 0;
+    if (fstat(fd, &st) < 0) {
+        err = errno;
+        goto done;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        err = EISDIR;
+        goto done;
+    }
+    /* One byte more than the readers accept, so that they see and refuse a larger file. */
+    size_t cap = (size_t)st.st_size < PT_NF_MAX_FILE_BYTES ? (size_t)st.st_size + 1
+                                                           : (size_t)PT_NF_MAX_FILE_BYTES + 1;
+    char *b = malloc(cap);
+    if (!b) {
+        err = ENOMEM;
+        goto done;
+    }
+    size_t n = 0;
+    while (n < cap) {
+        ssize_t k = read(fd, b + n, cap - n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0) {
+            err = errno;
+            free(b);
+            goto done;
+        }
+        if (k == 0)
+            break;
+        n += (size_t)k;
+    }
+    *buf = b;
+    *len = n;
+done:
+    close(fd);
+    return err;
+}
+
+/* The path of the site key (a file named in the YAML), resolved, or NULL after reporting. */
+static const char *nf_file_key(struct pt_cfg_ctx *x, const struct pt_ynode *v, const char *key)
+{
+    const char *s = get_str(x, v, key);
+    if (!s)
+        return NULL;
+    if (v->len == 0) {
+        pt_config_error(x, v->pos, "\"%s\" must name a file", key);
+        return NULL;
+    }
+    return resolve_path(x, s, v->len);
+}
+
+/* "ROOT/name" in the config arena when it is a regular file, else NULL. */
+static const char *nf_default_file(struct pt_cfg_ctx *x, const char *root, const char *name)
+{
+    if (!root)
+        return NULL;
+    size_t n = strlen(root) + strlen(name) + 2;
+    char *p = pt_config_alloc(x, &x->cfg->arena, n);
+    snprintf(p, n, "%s/%s", root, name);
+    struct stat st;
+    if (stat(p, &st) < 0 || !S_ISREG(st.st_mode))
+        return NULL;
+    return p;
+}
+
+enum nf_kind { NF_REDIRECTS, NF_HEADERS, NF_TOML };
+
+/* Reads one rule file into the lists; a file that cannot be read is a configuration error. */
+static void nf_load_file(struct pt_cfg_ctx *x, struct pt_site_cfg *site, const char *path,
+                         enum nf_kind kind, struct pt_nf_rules *rules,
+                         struct pt_nf_header_rules *hdrs)
+{
+    char *buf;
+    size_t len;
+    int err = nf_read_file(path, &buf, &len);
+    if (err) {
+        pt_config_error(x, site->pos, "cannot read \"%.200s\": %s", path, strerror(err));
+        return;
+    }
+    struct pt_nf_errors errs;
+    memset(&errs, 0, sizeof(errs));
+    struct pt_arena *a = &x->cfg->arena;
+    int rc = kind == NF_REDIRECTS ? pt_nf_parse_redirects(a, path, buf, len, rules, &errs)
+             : kind == NF_HEADERS ? pt_nf_parse_headers(a, path, buf, len, hdrs, &errs)
+                                  : pt_nf_parse_toml(a, path, buf, len, rules, hdrs, &errs);
+    free(buf);
+    for (size_t i = 0; i < errs.n; i++)
+        pt_log_warn("%s", errs.items[i].text);
+    if (errs.n_dropped)
+        pt_log_warn("%s: %zu more errors", path, errs.n_dropped);
+    if (rc != PT_OK && errs.n == 0)
+        pt_config_error(x, site->pos, "cannot load \"%.200s\" (out of memory)", path);
+}
+
+/* Whether the router can take p as a path pattern: '*' only at the end, after '/', and the
+   path already in normal form (requests are matched normalised, so another never matches). */
+static bool nf_pattern_ok(const char *p)
+{
+    const char *star = strchr(p, '*');
+    if (star && !(star[1] == '\0' && star > p && star[-1] == '/'))
+        return false;
+    char norm[4096];
+    size_t n = strlen(p);
+    if (n >= sizeof(norm))
+        return false;
+    ssize_t k = pt_path_normalize(p, n, norm, sizeof(norm));
+    return k == (ssize_t)n && memcmp(norm, p, n) == 0;
+}
+
+/* Turns one Netlify rule into a route; false (after a warning or an error) to skip it. */
+static bool nf_compile_rule(struct pt_cfg_ctx *x, struct pt_site_cfg *site,
+                            const struct pt_nf_rule *nr, struct pt_route_cfg *r)
+{
+    memset(r, 0, sizeof(*r));
+    if (nr->from_host) {
+        pt_log_warn("%s:%d: rules with an absolute \"from\" (domain-level) are not supported yet; "
+                    "rule skipped",
+                    nr->file, nr->line);
+        return false;
+    }
+    if (nr->n_countries) {
+        struct pt_cfg_pos pos = site->pos;
+        pt_config_error(x, pos,
+                        "%s:%d: Country= needs a GeoIP database, which Portico does not "
+                        "support yet",
+                        nr->file, nr->line);
+        return false;
+    }
+    if (!nf_pattern_ok(nr->from_path)) {
+        pt_log_warn("%s:%d: \"%s\": '*' is supported only at the end after '/', and the path must "
+                    "be in normal form (no \"//\", \".\", \"..\" or %%-escapes); rule skipped",
+                    nr->file, nr->line, nr->from_path);
+        return false;
+    }
+    r->match = nr->from_path;
+    r->nf = nr;
+    r->pos = site->pos;
+    r->match_pos = site->pos;
+    if (nr->is_proxy) {
+        struct pt_ynode v;
+        memset(&v, 0, sizeof(v));
+        v.kind = PT_YNODE_SCALAR;
+        v.pos = site->pos;
+        v.s = nr->to;
+        v.len = strlen(nr->to);
+        r->action = PT_ACTION_PROXY;
+        r->proxy.to = nr->to;
+        r->proxy.timeout_ms = 30000;
+        r->proxy.upstream = inline_upstream(x, &v, &r->proxy);
+        if (!r->proxy.to_path || !r->proxy.to_path[0])
+            r->proxy.to_path = "/";
+        return r->proxy.upstream != NULL;
+    }
+    if (nr->is_rewrite) {
+        r->action = PT_ACTION_RESPOND; /* answered by handler/netlify_rules.c at dispatch */
+        r->respond.status = nr->status;
+        r->respond.body = "";
+        return true;
+    }
+    r->action = PT_ACTION_REDIRECT;
+    r->redirect.to = nr->to;
+    r->redirect.status = nr->status;
+    return true;
+}
+
+/*
+ * Loads the site's Netlify files and compiles the redirect rules into routes placed just
+ * before the site's first static route (after every YAML route before it).
+ */
+static void load_netlify(struct pt_cfg_ctx *x, struct pt_site_cfg *site, bool has_redirects_key,
+                         bool has_headers_key)
+{
+    const char *root = NULL;
+    size_t first_static = site->n_routes;
+    for (size_t i = 0; i < site->n_routes; i++)
+        if (site->routes[i].action == PT_ACTION_STATIC) {
+            root = site->routes[i].files.root;
+            first_static = i;
+            break;
+        }
+    site->nf_root = root;
+    if (!has_redirects_key)
+        site->redirects_file = nf_default_file(x, root, "_redirects");
+    if (!has_headers_key)
+        site->headers_file = nf_default_file(x, root, "_headers");
+    if (!site->redirects_file && !site->headers_file && !site->netlify_toml)
+        return;
+    struct pt_nf_rules rules;
+    struct pt_nf_header_rules hdrs;
+    memset(&rules, 0, sizeof(rules));
+    memset(&hdrs, 0, sizeof(hdrs));
+    if (site->redirects_file)
+        nf_load_file(x, site, site->redirects_file, NF_REDIRECTS, &rules, &hdrs);
+    if (site->headers_file)
+        nf_load_file(x, site, site->headers_file, NF_HEADERS, &rules, &hdrs);
+    if (site->netlify_toml)
+        nf_load_file(x, site, site->netlify_toml, NF_TOML, &rules, &hdrs);
+    site->nf_headers = hdrs.items;
+    site->n_nf_headers = hdrs.n;
+    if (rules.n == 0)
+        return;
+    size_t total = site->n_routes + rules.n;
+    struct pt_route_cfg *routes = pt_config_alloc(x, &x->cfg->arena, total * sizeof(*routes));
+    size_t n = 0;
+    for (size_t i = 0; i < first_static; i++)
+        routes[n++] = site->routes[i];
+    for (size_t i = 0; i < rules.n; i++)
+        if (nf_compile_rule(x, site, &rules.items[i], &routes[n]))
+            n++;
+    for (size_t i = first_static; i < site->n_routes; i++)
+        routes[n++] = site->routes[i];
+    site->routes = routes;
+    site->n_routes = n;
+}
+
 static void load_site(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_site_cfg *site)
 {
-    static const char *const keys[] = {"hosts", "routes", "https_redirect", "hsts", NULL};
+    static const char *const keys[] = {"hosts",          "routes",       "https_redirect", "hsts",
+                                       "redirects_file", "headers_file", "netlify_toml",   NULL};
     static const char *const later[] = {"tls", "static", "headers", "redirects", NULL};
+    bool has_redirects_key = false, has_headers_key = false;
     site->pos = v->pos;
     if (v->kind != PT_YNODE_MAP) {
         pt_config_error(x, v->pos,
@@ -2455,6 +2685,14 @@ static void load_site(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_
             get_bool(x, val, "https_redirect", &site->https_redirect);
         } else if (is(k, "hsts")) {
             load_hsts(x, val, site);
+        } else if (is(k, "redirects_file")) {
+            has_redirects_key = true;
+            site->redirects_file = nf_file_key(x, val, "redirects_file");
+        } else if (is(k, "headers_file")) {
+            has_headers_key = true;
+            site->headers_file = nf_file_key(x, val, "headers_file");
+        } else if (is(k, "netlify_toml")) {
+            site->netlify_toml = nf_file_key(x, val, "netlify_toml");
         } else {
             has_routes = true;
             load_routes(x, val, site);
@@ -2462,6 +2700,8 @@ static void load_site(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_
     }
     if (!has_routes)
         missing(x, v, "routes", "a site");
+    else
+        load_netlify(x, site, has_redirects_key, has_headers_key);
 }
 
 static int hostref_cmp(const void *pa, const void *pb)

@@ -290,6 +290,9 @@ struct pt_respond_cfg {
     size_t n_headers;
 };
 
+struct pt_nf_rule;        /* config/netlify.h */
+struct pt_nf_header_rule; /* config/netlify.h */
+
 struct pt_route_cfg {
     const char *match;          /* pattern as written (see route/pattern.h) */
     uint32_t methods_mask;      /* bit (1u << enum pt_http_method); 0 means all methods */
@@ -301,6 +304,9 @@ struct pt_route_cfg {
     struct pt_static_cfg files;  /* action static */
     struct pt_cfg_pos pos;       /* position of the route's mapping */
     struct pt_cfg_pos match_pos; /* position of the match value */
+    const struct pt_nf_rule *nf; /* non-NULL: compiled from a Netlify rule (_redirects or
+                                    netlify.toml); conditions, shadowing and rewrites are
+                                    checked at dispatch (handler/netlify_rules.h) */
 };
 
 struct pt_site_cfg {
@@ -314,6 +320,13 @@ struct pt_site_cfg {
     uint64_t hsts_max_age_s;      /* seconds (a duration is accepted and converted) */
     bool hsts_include_subdomains; /* default false */
     bool hsts_preload;            /* default false */
+    const char *redirects_file;   /* resolved path of the _redirects read, or NULL */
+    const char *headers_file;     /* resolved path of the _headers read, or NULL */
+    const char *netlify_toml;     /* resolved path of netlify.toml, or NULL */
+    const char *nf_root;          /* root of the site's first static route (shadowing,
+                                     rewrites), or NULL */
+    struct pt_nf_header_rule *nf_headers; /* _headers then [[headers]] rules, in order */
+    size_t n_nf_headers;
 };
 
 /* resolver: how target host names are resolved (c-ares, upstream/dns.c). */

@@ -36,6 +36,7 @@
 #include "core/log.h"
 #include "core/sock.h"
 #include "core/time.h"
+#include "handler/netlify_rules.h"
 #include "server/worker.h"
 #include "tls/tls.h"
 #include "upstream/balance.h"
@@ -184,7 +185,8 @@ static int build_path(struct out *o, const struct pt_req *r, const struct pt_rou
 {
     const struct pt_proxy_cfg *pc = &r->route->proxy;
     char tmp[8192];
-    if (pc->to_path && pc->to_path[0] && has_template(pc->to_path)) {
+    /* A Netlify proxy rule's URL path is the whole target path, template or not. */
+    if (pc->to_path && pc->to_path[0] && (has_template(pc->to_path) || r->route->nf)) {
         ssize_t n = pt_route_expand(pc->to_path, m, tmp, sizeof(tmp));
         if (n < 0)
             return 414;
@@ -418,6 +420,9 @@ static int build_response_head(struct pt_req *r, const struct pt_h1_response *re
         size_t hsts_len;
         const char *hsts = pt_hsts_line(r, &hsts_len);
         put(&o, hsts, hsts_len);
+        size_t nf_len;
+        const char *nf = pt_nf_header_lines(r, &nf_len); /* the site's _headers rules */
+        put(&o, nf, nf_len);
         if (r->resp_body.rechunk) {
             PUT_LIT(&o, "Transfer-Encoding: chunked\r\n");
         } else if (resp->framing.content_length >= 0 && !resp->framing.is_chunked &&

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "core/time.h"
+#include "handler/netlify_rules.h"
 #include "server/worker.h"
 
 const char *pt_http_reason(int status)
@@ -154,13 +155,15 @@ int pt_respond_head(struct pt_req *r, int status, int64_t content_length, const 
         snprintf(cl, sizeof(cl), "Content-Length: %lld\r\n", (long long)content_length);
     size_t hsts_len;
     const char *hsts = pt_hsts_line(r, &hsts_len);
+    size_t nf_len;
+    const char *nf = pt_nf_header_lines(r, &nf_len); /* the site's _headers rules */
     bool ok =
         out_printf(c,
                    "HTTP/1.1 %d %s\r\nServer: portico\r\nDate: %s\r\n%s"
                    "X-Request-Id: %s\r\n%s",
                    status, pt_http_reason(status), wc->http_date, cl, r->request_id, conn_hdr) &&
-        pt_buf_put(&c->out, hsts, hsts_len) && pt_buf_put(&c->out, extra, extra_len) &&
-        pt_buf_put(&c->out, "\r\n", 2);
+        pt_buf_put(&c->out, hsts, hsts_len) && pt_buf_put(&c->out, nf, nf_len) &&
+        pt_buf_put(&c->out, extra, extra_len) && pt_buf_put(&c->out, "\r\n", 2);
     if (!ok) {
         c->out.tail = mark;
         return PT_ERR;

@@ -580,6 +580,8 @@ int pt_router_build(const struct pt_config *cfg, struct pt_router **out, char *e
             cr->cfg = r;
             if (compile_pattern(rt, &e, r, cr) != PT_OK)
                 continue;
+            if (r->nf)
+                continue; /* Netlify templates may also use query placeholders */
             if (r->action == PT_ACTION_REDIRECT)
                 check_template(&e, r, cr, "redirect to", r->redirect.to);
             else if (r->action == PT_ACTION_PROXY)
@@ -783,12 +785,23 @@ const struct pt_route_cfg *pt_router_match(const struct pt_router *rt, const str
                                            size_t path_len, struct pt_route_match *m,
                                            int *method_mismatch)
 {
+    size_t at = 0;
+    return pt_router_match_from(rt, site, method, method_tok, path, path_len, m, method_mismatch,
+                                &at);
+}
+
+const struct pt_route_cfg *pt_router_match_from(const struct pt_router *rt,
+                                                const struct pt_site *site, int method,
+                                                struct pt_str method_tok, const char *path,
+                                                size_t path_len, struct pt_route_match *m,
+                                                int *method_mismatch, size_t *at)
+{
     if (method_mismatch)
         *method_mismatch = 0;
     m->route = NULL;
     if (!rt || !site || path_len == 0)
         return NULL;
-    for (size_t i = 0; i < site->n_routes; i++) {
+    for (size_t i = *at; i < site->n_routes; i++) {
         const struct croute *cr = &site->routes[i];
         if (!match_pattern(rt, cr, path, path_len, m))
             continue;
@@ -798,8 +811,10 @@ const struct pt_route_cfg *pt_router_match(const struct pt_router *rt, const str
             continue;
         }
         m->route = cr->cfg;
+        *at = i;
         return cr->cfg;
     }
+    *at = site->n_routes;
     m->n_params = 0;
     m->n_captures = 0;
     m->strip_len = 0;

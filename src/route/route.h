@@ -72,6 +72,17 @@ const struct pt_route_cfg *pt_router_match(const struct pt_router *rt, const str
                                            int *method_mismatch);
 
 /*
+ * Like pt_router_match, but starts at the site's route number *at (0 for the first) and sets
+ * *at to the number of the route returned (the count of routes when none matches), so that a
+ * caller can go on with the routes after one it declined (Netlify conditions, shadowing).
+ */
+const struct pt_route_cfg *pt_router_match_from(const struct pt_router *rt,
+                                                const struct pt_site *site, int method,
+                                                struct pt_str method_tok, const char *path,
+                                                size_t path_len, struct pt_route_match *m,
+                                                int *method_mismatch, size_t *at);
+
+/*
  * Normalises a request path (no query string) per the contract: percent-decodes every octet
  * except '/' (%2F) and '%' (%25), which stay encoded with upper-case hex; removes dot-segments
  * (RFC 3986 §5.2.4, also ones that were percent-encoded); collapses "//" to "/". The path must

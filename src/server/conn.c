@@ -34,6 +34,7 @@
 
 #include "core/log.h"
 #include "core/sock.h"
+#include "handler/netlify_rules.h"
 #include "handler/static.h"
 #include "server/worker.h"
 #include "tls/acme.h"
@@ -752,10 +753,44 @@ static void dispatch(struct pt_conn *c, size_t head_len)
     const struct pt_site *site = pt_router_site(ws->s->router, host.p ? host.p : "", host.n);
     struct pt_route_match m;
     int mismatch = 0;
-    const struct pt_route_cfg *route =
-        site ? pt_router_match(ws->s->router, site, h.method_id, h.method, w->path_buf,
-                               (size_t)plen, &m, &mismatch)
-             : NULL;
+    const struct pt_route_cfg *route = NULL;
+    /* Netlify rules (routes with nf) may decline (conditions, shadowing): matching goes on
+       with the next route. A local 200 rewrite re-runs matching once with the new path, past
+       every Netlify rule (rules do not chain). */
+    static __thread char rw_buf[8192], rw_path[8192];
+    const char *mpath = w->path_buf;
+    size_t mlen = (size_t)plen, at = 0;
+    bool rewritten = false;
+    while (site) {
+        int mm = 0;
+        route = pt_router_match_from(ws->s->router, site, h.method_id, h.method, mpath, mlen, &m,
+                                     &mm, &at);
+        mismatch |= mm;
+        if (!route || !route->nf)
+            break;
+        if (rewritten ||
+            !pt_nf_rule_applies(pt_router_site_cfg(site), route, &h, mpath, mlen, query, &m)) {
+            at++;
+            continue;
+        }
+        if (route->action != PT_ACTION_RESPOND || route->respond.status != 200)
+            break;
+        ssize_t n = pt_route_expand(pt_nf_rule_to(route), &m, rw_buf, sizeof(rw_buf) - 1);
+        const char *qm = n > 0 ? memchr(rw_buf, '?', (size_t)n) : NULL;
+        size_t pn = n > 0 ? (qm ? (size_t)(qm - rw_buf) : (size_t)n) : 0;
+        ssize_t rl = pn ? pt_path_normalize(rw_buf, pn, rw_path, sizeof(rw_path)) : -1;
+        if (rl <= 0) {
+            pt_buf_consume(&c->in, (uint32_t)head_len);
+            fail_local(r, 500, r->has_body);
+            return;
+        }
+        if (qm)
+            query = (struct pt_str){qm + 1, (size_t)n - pn - 1};
+        mpath = rw_path;
+        mlen = (size_t)rl;
+        at = 0;
+        rewritten = true;
+    }
     if (!route) {
         pt_buf_consume(&c->in, (uint32_t)head_len);
         fail_local(r, mismatch ? 405 : 404, r->has_body);
@@ -772,16 +807,21 @@ static void dispatch(struct pt_conn *c, size_t head_len)
     }
     switch (route->action) {
     case PT_ACTION_STATIC:
-        pt_static_route(r, &h, route, &m, w->path_buf, (size_t)plen, query);
+        pt_static_route(r, &h, route, &m, mpath, mlen, query);
         break;
     case PT_ACTION_RESPOND:
-        pt_respond_route(r, route);
+        if (route->nf) {
+            ssize_t n = pt_route_expand(pt_nf_rule_to(route), &m, rw_buf, sizeof(rw_buf));
+            pt_nf_error_page(r, rw_buf, n > 0 ? (size_t)n : 0);
+        } else {
+            pt_respond_route(r, route);
+        }
         break;
     case PT_ACTION_REDIRECT:
         pt_redirect_route(r, route, &m, query);
         break;
     case PT_ACTION_PROXY:
-        rc = pt_proxy_start(r, &h, &m, w->path_buf, (size_t)plen, query);
+        rc = pt_proxy_start(r, &h, &m, mpath, mlen, query);
         if (rc != PT_OK) {
             pt_buf_consume(&c->in, (uint32_t)head_len);
             fail_local(r, rc >= 400 ? rc : 500, r->has_body);

@@ -1,0 +1,290 @@
+/*
+ * netlify_rules.c - conditions, shadowing, error pages and _headers for Netlify rules.
+ *
+ * Everything here runs on the request path and never allocates: conditions read the parsed
+ * request head, shadowing is one O_PATH open of the static root plus one openat2
+ * (RESOLVE_BENEATH) probe, and the _headers lines are built in a thread-local buffer.
+ * Error-page files are sent like static files: the descriptor is handed to the connection,
+ * which sends it after the head (sendfile), so no file byte is copied here.
+ */
+#include "handler/netlify_rules.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "config/netlify.h"
+#include "handler/mime.h"
+#include "server/worker.h"
+
+static struct pt_str header(const struct pt_h1_request *h, const char *name, size_t n)
+{
+    for (size_t i = 0; i < h->num_headers; i++)
+        if (pt_str_caseeq(h->headers[i].name, name, n))
+            return h->headers[i].value;
+    return (struct pt_str){NULL, 0};
+}
+
+/* Finds parameter name in a raw query string; *val gets its (raw) value. */
+static bool query_find(struct pt_str q, const char *name, struct pt_str *val)
+{
+    size_t nl = strlen(name);
+    const char *p = q.p, *end = q.p ? q.p + q.n : NULL;
+    while (p && p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *e = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(e - p));
+        const char *ne = eq ? eq : e;
+        if ((size_t)(ne - p) == nl && memcmp(p, name, nl) == 0) {
+            *val = eq ? (struct pt_str){eq + 1, (size_t)(e - eq - 1)} : (struct pt_str){"", 0};
+            return true;
+        }
+        p = amp ? amp + 1 : end;
+    }
+    return false;
+}
+
+static char lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+/* Accept-Language: any listed tag whose primary part or whole tag equals one of langs. */
+static bool language_ok(const struct pt_nf_rule *nr, struct pt_str al)
+{
+    const char *p = al.p, *end = al.p ? al.p + al.n : NULL;
+    while (p && p < end) {
+        while (p < end && (*p == ' ' || *p == ','))
+            p++;
+        const char *s = p;
+        while (p < end && *p != ',' && *p != ';' && *p != ' ')
+            p++;
+        size_t tl = (size_t)(p - s);
+        for (size_t i = 0; i < nr->n_languages && tl; i++) {
+            const char *l = nr->languages[i];
+            size_t ll = strlen(l);
+            if (ll > tl || (ll < tl && s[ll] != '-'))
+                continue;
+            size_t k = 0;
+            while (k < ll && lower(s[k]) == l[k])
+                k++;
+            if (k == ll)
+                return true;
+        }
+        while (p < end && *p != ',')
+            p++;
+    }
+    return false;
+}
+
+/* Cookie: any cookie named one of the rule's names is present. */
+static bool cookie_ok(const struct pt_nf_rule *nr, struct pt_str ck)
+{
+    const char *p = ck.p, *end = ck.p ? ck.p + ck.n : NULL;
+    while (p && p < end) {
+        while (p < end && (*p == ' ' || *p == ';'))
+            p++;
+        const char *s = p;
+        while (p < end && *p != '=' && *p != ';')
+            p++;
+        size_t nl = (size_t)(p - s);
+        while (nl && s[nl - 1] == ' ')
+            nl--;
+        for (size_t i = 0; i < nr->n_cookies && nl; i++)
+            if (strlen(nr->cookies[i]) == nl && memcmp(nr->cookies[i], s, nl) == 0)
+                return true;
+        while (p < end && *p != ';')
+            p++;
+    }
+    return false;
+}
+
+/* Opens rel beneath the directory root (no escape by ".." or symlinks). -1 on failure. */
+static int open_under(const char *root, const char *rel, int flags)
+{
+    int dfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return -1;
+    struct open_how how;
+    memset(&how, 0, sizeof(how));
+    how.flags = (uint64_t)(flags | O_CLOEXEC);
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+    long fd = syscall(SYS_openat2, dfd, rel[0] ? rel : ".", &how, sizeof(how));
+    close(dfd);
+    return fd < 0 ? -1 : (int)fd;
+}
+
+/* Whether the static root holds a regular file at path (or a directory with index.html). */
+static bool shadowed(const char *root, const char *path, size_t len)
+{
+    char rel[4096];
+    if (!root || len == 0 || len + 12 > sizeof(rel) || memchr(path, '%', len))
+        return false;
+    size_t n = len - 1;
+    memcpy(rel, path + 1, n);
+    rel[n] = '\0';
+    for (int pass = 0; pass < 2; pass++) {
+        int fd = open_under(root, rel, O_PATH);
+        if (fd < 0)
+            return false;
+        struct stat st;
+        int rc = fstat(fd, &st);
+        close(fd);
+        if (rc < 0)
+            return false;
+        if (S_ISREG(st.st_mode))
+            return true;
+        if (!S_ISDIR(st.st_mode) || pass == 1)
+            return false;
+        if (n && rel[n - 1] != '/')
+            rel[n++] = '/';
+        memcpy(rel + n, "index.html", 11);
+    }
+    return false;
+}
+
+bool pt_nf_rule_applies(const struct pt_site_cfg *site, const struct pt_route_cfg *route,
+                        const struct pt_h1_request *h, const char *path, size_t path_len,
+                        struct pt_str query, struct pt_route_match *m)
+{
+    const struct pt_nf_rule *nr = route->nf;
+    if (!nr)
+        return true;
+    for (size_t i = 0; i < nr->n_query; i++) {
+        const struct pt_nf_query *q = &nr->query[i];
+        struct pt_str v;
+        if (!query_find(query, q->name, &v))
+            return false;
+        if (!q->is_placeholder) {
+            if (v.n != strlen(q->value) || memcmp(v.p, q->value, v.n) != 0)
+                return false;
+        } else if (m->n_params < PT_ROUTE_MAX_PARAMS) {
+            m->param_names[m->n_params] = (struct pt_str){q->value, strlen(q->value)};
+            m->param_values[m->n_params++] = v;
+        }
+    }
+    if (nr->n_languages && !language_ok(nr, header(h, "accept-language", 15)))
+        return false;
+    if (nr->n_cookies && !cookie_ok(nr, header(h, "cookie", 6)))
+        return false;
+    if (!nr->is_force && shadowed(site->nf_root, path, path_len))
+        return false;
+    return true;
+}
+
+const char *pt_nf_rule_to(const struct pt_route_cfg *route)
+{
+    return route->nf ? route->nf->to : "";
+}
+
+void pt_nf_error_page(struct pt_req *r, const char *to, size_t to_len)
+{
+    int status = r->route && r->route->nf ? r->route->nf->status : 404;
+    const struct pt_site_cfg *site = r->site;
+    char norm[4096];
+    size_t pl = to_len;
+    const char *qm = memchr(to, '?', to_len);
+    if (qm)
+        pl = (size_t)(qm - to);
+    ssize_t n = pl < sizeof(norm) ? pt_path_normalize(to, pl, norm, sizeof(norm)) : -1;
+    int fd = -1;
+    struct stat st;
+    if (site && site->nf_root && n > 0 && !memchr(norm, '%', (size_t)n)) {
+        fd = open_under(site->nf_root, norm + 1, O_RDONLY | O_NOCTTY);
+        if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
+            close(fd);
+            fd = -1;
+        }
+    }
+    if (fd < 0) {
+        pt_respond_error(r, status, r->wants_json);
+        return;
+    }
+    const char *slash = strrchr(norm, '/');
+    const char *name = slash ? slash + 1 : norm;
+    char extra[256];
+    int e =
+        snprintf(extra, sizeof(extra), "Content-Type: %s\r\n", pt_mime_type(name, strlen(name)));
+    if (e < 0 || (size_t)e >= sizeof(extra) ||
+        pt_respond_head(r, status, (int64_t)st.st_size, extra, (size_t)e) != PT_OK) {
+        close(fd);
+        pt_respond_error(r, 500, r->wants_json);
+        return;
+    }
+    if (r->is_head || st.st_size == 0) {
+        close(fd);
+        return;
+    }
+    r->c->file_fd = fd;
+    r->c->file_off = 0;
+    r->c->file_left = (uint64_t)st.st_size;
+}
+
+/* Netlify path pattern (":name" one segment, a final "*" the rest) against a path. */
+static bool header_path_match(const char *pat, const char *p, size_t n)
+{
+    const char *end = p + n;
+    while (*pat) {
+        if (*pat == '*')
+            return true;
+        if (*pat == ':' && pat[-1] == '/') {
+            while (*pat && *pat != '/')
+                pat++;
+            const char *s = p;
+            while (p < end && *p != '/')
+                p++;
+            if (p == s)
+                return false;
+            continue;
+        }
+        if (p == end || *p != *pat)
+            return false;
+        p++;
+        pat++;
+    }
+    /* "/a" also matches "/a/" and the other way round, as Netlify ignores a trailing slash */
+    return p == end || (p + 1 == end && *p == '/');
+}
+
+const char *pt_nf_header_lines(const struct pt_req *r, size_t *n)
+{
+    static __thread char out[8192];
+    *n = 0;
+    const struct pt_site_cfg *site = r->site;
+    if (!site || site->n_nf_headers == 0)
+        return "";
+    char path[sizeof(r->uri) + 1];
+    const char *u = r->uri;
+    size_t ul = strcspn(u, "?");
+    if (ul == 0 || u[0] != '/')
+        return "";
+    ssize_t pl = pt_path_normalize(u, ul, path, sizeof(path));
+    if (pl <= 0)
+        return "";
+    size_t o = 0;
+    for (size_t i = 0; i < site->n_nf_headers; i++) {
+        const struct pt_nf_header_rule *hr = &site->nf_headers[i];
+        if (hr->path[0] != '/' || !header_path_match(hr->path, path, (size_t)pl))
+            continue;
+        for (size_t k = 0; k < hr->n_headers; k++) {
+            const struct pt_kv *kv = &hr->headers[k];
+            if (o + kv->name_len + kv->value_len + 4 >= sizeof(out))
+                break;
+            memcpy(out + o, kv->name, kv->name_len);
+            o += kv->name_len;
+            out[o++] = ':';
+            out[o++] = ' ';
+            memcpy(out + o, kv->value, kv->value_len);
+            o += kv->value_len;
+            out[o++] = '\r';
+            out[o++] = '\n';
+        }
+    }
+    *n = o;
+    return out;
+}

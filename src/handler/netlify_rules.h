@@ -1,0 +1,50 @@
+/*
+ * netlify_rules.h - request-time side of Netlify rules (_redirects, _headers, netlify.toml).
+ *
+ * config.c compiles each redirect rule into an ordinary route (struct pt_route_cfg with nf
+ * set): its path pattern is matched by the router like any route. What a pattern cannot say is
+ * checked here, at dispatch: query-parameter conditions (whose :placeholders join the match),
+ * Language= and Cookie= conditions, and shadowing (an unforced rule yields to a static file at
+ * the request path). Local rewrites (status 200 to a path) and custom error pages (404, 410,
+ * 451 to a path) are answered here too, as are the _headers rules added to responses.
+ */
+#ifndef PT_HANDLER_NETLIFY_RULES_H
+#define PT_HANDLER_NETLIFY_RULES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config/config.h"
+#include "core/str.h"
+#include "http/h1_parse.h"
+#include "route/route.h"
+
+struct pt_req;
+
+/*
+ * Whether the Netlify rule of route applies to this request: its query conditions hold (their
+ * placeholders are appended to m's params), its Language= / Cookie= conditions hold, and, unless
+ * forced, no regular file (or directory with index.html) exists at path under the site's static
+ * root. path is the normalised request path.
+ */
+bool pt_nf_rule_applies(const struct pt_site_cfg *site, const struct pt_route_cfg *route,
+                        const struct pt_h1_request *h, const char *path, size_t path_len,
+                        struct pt_str query, struct pt_route_match *m);
+
+/* The `to` template of a Netlify route (route->nf set). */
+const char *pt_nf_rule_to(const struct pt_route_cfg *route);
+
+/*
+ * Answers a local Netlify rule of status 404, 410 or 451: the file its `to` names under the
+ * site's static root with that status, or Portico's error page when there is none.
+ */
+void pt_nf_error_page(struct pt_req *r, const char *to, size_t to_len);
+
+/*
+ * Writes the response header lines ("Name: value\r\n"...) that the site's _headers rules give
+ * the request of r (its path taken from r->uri) into a thread-local buffer and returns it, with
+ * its length in *n (0 and "" when none apply). Valid until the next call on the thread.
+ */
+const char *pt_nf_header_lines(const struct pt_req *r, size_t *n);
+
+#endif
