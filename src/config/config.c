@@ -2554,17 +2554,34 @@ static bool nf_pattern_ok(const char *p)
     return k == (ssize_t)n && memcmp(norm, p, n) == 0;
 }
 
+/* Whether requests for host (a domain-level rule's "name[:port]") reach this site: it is the
+   default site (no hosts) or one of its host patterns takes the name. */
+static bool nf_site_has_host(const struct pt_site_cfg *site, const char *host)
+{
+    if (site->n_hosts == 0)
+        return true;
+    size_t hl = strcspn(host, ":");
+    for (size_t i = 0; i < site->n_hosts; i++) {
+        const char *p = site->hosts[i];
+        size_t pl = strcspn(p, ":");
+        if (pl == hl && memcmp(p, host, hl) == 0)
+            return true;
+        if (p[0] == '*' && p[1] == '.' && hl > pl - 1 &&
+            memcmp(host + hl - (pl - 1), p + 1, pl - 1) == 0)
+            return true;
+    }
+    return false;
+}
+
 /* Turns one Netlify rule into a route; false (after a warning or an error) to skip it. */
 static bool nf_compile_rule(struct pt_cfg_ctx *x, struct pt_site_cfg *site,
                             const struct pt_nf_rule *nr, struct pt_route_cfg *r)
 {
     memset(r, 0, sizeof(*r));
-    if (nr->from_host) {
-        pt_log_warn("%s:%d: rules with an absolute \"from\" (domain-level) are not supported yet; "
-                    "rule skipped",
-                    nr->file, nr->line);
-        return false;
-    }
+    if (nr->from_host && !nf_site_has_host(site, nr->from_host))
+        pt_log_warn("%s:%d: \"%s\" is not among the site's hosts, so this domain-level rule "
+                    "never applies; add the host to the site's hosts",
+                    nr->file, nr->line, nr->from_host);
     if (nr->n_countries) {
         struct pt_cfg_pos pos = site->pos;
         pt_config_error(x, pos,
@@ -2594,6 +2611,8 @@ static bool nf_compile_rule(struct pt_cfg_ctx *x, struct pt_site_cfg *site,
         r->proxy.to = nr->to;
         r->proxy.timeout_ms = 30000;
         r->proxy.upstream = inline_upstream(x, &v, &r->proxy);
+        r->proxy.request.set = nr->headers; /* netlify.toml `headers` for the proxied request */
+        r->proxy.request.n_set = nr->n_headers;
         if (!r->proxy.to_path || !r->proxy.to_path[0])
             r->proxy.to_path = "/";
         return r->proxy.upstream != NULL;

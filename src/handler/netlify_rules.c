@@ -148,31 +148,51 @@ static bool shadowed(const char *root, const char *path, size_t len)
     return false;
 }
 
-bool pt_nf_rule_applies(const struct pt_site_cfg *site, const struct pt_route_cfg *route,
-                        const struct pt_h1_request *h, const char *path, size_t path_len,
-                        struct pt_str query, struct pt_route_match *m)
+/* The request's host (port and a final dot aside) is the rule's, compared case-insensitively. A
+   rule naming a port wants that port in the Host header too. */
+static bool host_ok(const char *want, struct pt_str host)
+{
+    size_t wl = strlen(want), hl = host.n;
+    if (!memchr(want, ':', wl) && host.p && hl && host.p[0] != '[') {
+        const char *colon = memchr(host.p, ':', hl);
+        if (colon)
+            hl = (size_t)(colon - host.p);
+    }
+    if (hl && host.p[hl - 1] == '.')
+        hl--;
+    return hl == wl && pt_str_caseeq((struct pt_str){host.p, hl}, want, wl);
+}
+
+bool pt_nf_rule_applies(const struct pt_nf_req *q, const struct pt_route_cfg *route,
+                        const char *path, size_t path_len, struct pt_route_match *m)
 {
     const struct pt_nf_rule *nr = route->nf;
     if (!nr)
         return true;
-    for (size_t i = 0; i < nr->n_query; i++) {
-        const struct pt_nf_query *q = &nr->query[i];
-        struct pt_str v;
-        if (!query_find(query, q->name, &v))
+    if (nr->from_host) {
+        bool https = q->c && q->c->tls;
+        if (strcmp(nr->from_scheme, https ? "https" : "http") != 0 ||
+            !host_ok(nr->from_host, q->host))
             return false;
-        if (!q->is_placeholder) {
-            if (v.n != strlen(q->value) || memcmp(v.p, q->value, v.n) != 0)
+    }
+    for (size_t i = 0; i < nr->n_query; i++) {
+        const struct pt_nf_query *qc = &nr->query[i];
+        struct pt_str v;
+        if (!query_find(q->query, qc->name, &v))
+            return false;
+        if (!qc->is_placeholder) {
+            if (v.n != strlen(qc->value) || memcmp(v.p, qc->value, v.n) != 0)
                 return false;
         } else if (m->n_params < PT_ROUTE_MAX_PARAMS) {
-            m->param_names[m->n_params] = (struct pt_str){q->value, strlen(q->value)};
+            m->param_names[m->n_params] = (struct pt_str){qc->value, strlen(qc->value)};
             m->param_values[m->n_params++] = v;
         }
     }
-    if (nr->n_languages && !language_ok(nr, header(h, "accept-language", 15)))
+    if (nr->n_languages && !language_ok(nr, header(q->h, "accept-language", 15)))
         return false;
-    if (nr->n_cookies && !cookie_ok(nr, header(h, "cookie", 6)))
+    if (nr->n_cookies && !cookie_ok(nr, header(q->h, "cookie", 6)))
         return false;
-    if (!nr->is_force && shadowed(site->nf_root, path, path_len))
+    if (!nr->is_force && shadowed(q->site->nf_root, path, path_len))
         return false;
     return true;
 }

@@ -19,17 +19,26 @@
 #include "http/h1_parse.h"
 #include "route/route.h"
 
+struct pt_conn;
 struct pt_req;
 
+/* What a Netlify rule's conditions are checked against: one request, as dispatch sees it. */
+struct pt_nf_req {
+    const struct pt_site_cfg *site; /* the site the request was routed to */
+    const struct pt_h1_request *h;  /* parsed head (headers for Language= and Cookie=) */
+    const struct pt_conn *c;        /* client connection (TLS or not, peer address) */
+    struct pt_str host;             /* Host (or absolute-form target host), as received */
+    struct pt_str query;            /* raw query string, without '?' */
+};
+
 /*
- * Whether the Netlify rule of route applies to this request: its query conditions hold (their
- * placeholders are appended to m's params), its Language= / Cookie= conditions hold, and, unless
- * forced, no regular file (or directory with index.html) exists at path under the site's static
- * root. path is the normalised request path.
+ * Whether the Netlify rule of route applies to this request: a domain-level rule's scheme and
+ * host match, its query conditions hold (their placeholders are appended to m's params), its
+ * Language= / Cookie= conditions hold, and, unless forced, no regular file (or directory with
+ * index.html) exists at path under the site's static root. path is the normalised path.
  */
-bool pt_nf_rule_applies(const struct pt_site_cfg *site, const struct pt_route_cfg *route,
-                        const struct pt_h1_request *h, const char *path, size_t path_len,
-                        struct pt_str query, struct pt_route_match *m);
+bool pt_nf_rule_applies(const struct pt_nf_req *q, const struct pt_route_cfg *route,
+                        const char *path, size_t path_len, struct pt_route_match *m);
 
 /* The `to` template of a Netlify route (route->nf set). */
 const char *pt_nf_rule_to(const struct pt_route_cfg *route);

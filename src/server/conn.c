@@ -769,7 +769,8 @@ static void dispatch(struct pt_conn *c, size_t head_len)
         if (!route || !route->nf)
             break;
         if (rewritten ||
-            !pt_nf_rule_applies(pt_router_site_cfg(site), route, &h, mpath, mlen, query, &m)) {
+            !pt_nf_rule_applies(&(struct pt_nf_req){pt_router_site_cfg(site), &h, c, host, query},
+                                route, mpath, mlen, &m)) {
             at++;
             continue;
         }

@@ -66,6 +66,8 @@ this line is bad
 /item/:id          /items/:id                301!
 /caf%C3%A9         /about.html               301
 /trail/            /about.html               301
+http://old.example.com/*   https://example.com/:splat   301!
+https://tls.example.com/*  https://example.com/tls/:splat 301!
 """
 
 HEADERS = """\
@@ -99,6 +101,12 @@ to = "/search/:q"
 status = 302
 query = {q = ":q"}
 
+[[redirects]]
+from = "/toml-proxy/*"
+to = "http://127.0.0.1:{port}/t/:splat"
+status = 200
+headers = {X-From-Toml = "yes", Authorization = "Bearer abc"}
+
 [[headers]]
 for = "/gone.html"
 [headers.values]
@@ -117,7 +125,7 @@ def site(tmp_path, backend):
     port = b.url.rsplit(":", 1)[1]
     (root / "_redirects").write_text(REDIRECTS.format(port=port))
     (root / "_headers").write_text(HEADERS)
-    (tmp_path / "netlify.toml").write_text(TOML)
+    (tmp_path / "netlify.toml").write_text(TOML.replace("{port}", port))
     return {"root": root, "base": tmp_path, "backend": b}
 
 
@@ -233,6 +241,45 @@ def test_proxy(srv):
     r = get(srv.port, "/exact-proxy")
     assert r.status == 200
     assert json.loads(r.body)["path"] == "/health"
+
+
+def test_toml_proxy_headers(srv):
+    r = get(srv.port, "/toml-proxy/x?y=1", headers={"X-From-Toml": "client"})
+    assert r.status == 200, r
+    d = json.loads(r.body)
+    assert (d["path"], d["query"]) == ("/t/x", "y=1")
+    h = {k.lower(): v for k, v in d["headers"]}
+    # the rule's headers replace what the client sent under those names
+    assert h["x-from-toml"] == "yes"
+    assert h["authorization"] == "Bearer abc"
+
+
+def test_domain_level_rules(srv):
+    # an absolute `from` matches on the request's scheme and host (port and case aside)
+    for host in ("old.example.com", "OLD.example.com:8080"):
+        r = get(srv.port, "/some/page?x=1", host=host)
+        assert (r.status, loc(r)) == (301, "https://example.com/some/page?x=1"), host
+    # forced: it wins over the static file at the path
+    r = get(srv.port, "/about.html", host="old.example.com")
+    assert (r.status, loc(r)) == (301, "https://example.com/about.html")
+    # another host: the rule does not apply
+    r = get(srv.port, "/about.html", host="new.example.com")
+    assert (r.status, r.body) == (200, FILES["about.html"])
+    # an https:// rule does not apply to a plain-HTTP request
+    r = get(srv.port, "/about.html", host="tls.example.com")
+    assert (r.status, r.body) == (200, FILES["about.html"])
+
+
+def test_domain_rule_for_a_host_the_site_lacks_is_warned(portico, site):
+    srv = portico(cfg(site, hosts=["localhost", "*.example.com"]))
+    assert "never applies" not in srv.stderr()
+    (site["root"] / "_redirects").write_text("http://other.test/* /about.html 302\n")
+    srv.reload()
+    import time
+    deadline = time.monotonic() + 10
+    while "never applies" not in srv.stderr() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "other.test" in srv.stderr() and "never applies" in srv.stderr()
 
 
 def test_headers(srv):
