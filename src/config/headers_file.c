@@ -61,6 +61,18 @@ int pt_nf_header_add(struct pt_arena *a, struct pt_kv **kv, size_t *n, size_t *c
             return PT_DECLINED;
         }
     }
+    static const char *const reserved[] = {
+        "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade",      "te",
+        "trailer",        "proxy-connection",  "date",       "server",     "x-request-id", NULL};
+    for (size_t i = 0; reserved[i]; i++) {
+        if (strlen(reserved[i]) == name_len && strncasecmp(reserved[i], name, name_len) == 0) {
+            snprintf(why, whylen,
+                     "header \"%.*s\" is written by Portico itself (message framing or "
+                     "identity) and cannot be set by a rule",
+                     (int)name_len, name);
+            return PT_DECLINED;
+        }
+    }
     while (value_len && is_blank(value[value_len - 1]))
         value_len--;
     while (value_len && is_blank(value[0])) {

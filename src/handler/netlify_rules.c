@@ -308,3 +308,20 @@ const char *pt_nf_header_lines(const struct pt_req *r, size_t *n)
     *n = o;
     return out;
 }
+
+bool pt_nf_lines_have(const char *lines, size_t len, struct pt_str name)
+{
+    const char *p = lines, *end = lines + len;
+    while (p < end) {
+        const char *colon = memchr(p, ':', (size_t)(end - p));
+        if (!colon)
+            return false;
+        if (pt_str_caseeq(name, p, (size_t)(colon - p)))
+            return true;
+        const char *nl = memchr(colon, '\n', (size_t)(end - colon));
+        if (!nl)
+            return false;
+        p = nl + 1;
+    }
+    return false;
+}

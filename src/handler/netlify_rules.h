@@ -56,4 +56,10 @@ void pt_nf_error_page(struct pt_req *r, const char *to, size_t to_len);
  */
 const char *pt_nf_header_lines(const struct pt_req *r, size_t *n);
 
+/*
+ * Whether the header lines ("Name: value\r\n"..., as pt_nf_header_lines writes them) set name
+ * (compared case-insensitively): a header a _headers rule sets replaces the response's own.
+ */
+bool pt_nf_lines_have(const char *lines, size_t len, struct pt_str name);
+
 #endif

@@ -388,6 +388,8 @@ static int build_response_head(struct pt_req *r, const struct pt_h1_response *re
     PUT_LIT(&o, "\r\n");
     struct conn_tokens ct;
     connection_tokens(resp->headers, resp->num_headers, &ct);
+    size_t nf_len = 0;
+    const char *nf = interim ? "" : pt_nf_header_lines(r, &nf_len); /* the site's _headers */
     bool has_date = false;
     for (size_t i = 0; i < resp->num_headers; i++) {
         struct pt_str n = resp->headers[i].name;
@@ -395,7 +397,8 @@ static int build_response_head(struct pt_req *r, const struct pt_h1_response *re
             continue;
         if (PT_STR_CASEEQ_LIT(n, "server") || PT_STR_CASEEQ_LIT(n, "x-request-id"))
             continue;
-        if (!interim && (in_kv(ops->remove, ops->n_remove, n) || in_kv(ops->set, ops->n_set, n)))
+        if (!interim && (in_kv(ops->remove, ops->n_remove, n) || in_kv(ops->set, ops->n_set, n) ||
+                         (nf_len && pt_nf_lines_have(nf, nf_len, n))))
             continue;
         if (PT_STR_CASEEQ_LIT(n, "date"))
             has_date = true;
@@ -420,8 +423,6 @@ static int build_response_head(struct pt_req *r, const struct pt_h1_response *re
         size_t hsts_len;
         const char *hsts = pt_hsts_line(r, &hsts_len);
         put(&o, hsts, hsts_len);
-        size_t nf_len;
-        const char *nf = pt_nf_header_lines(r, &nf_len); /* the site's _headers rules */
         put(&o, nf, nf_len);
         if (r->resp_body.rechunk) {
             PUT_LIT(&o, "Transfer-Encoding: chunked\r\n");

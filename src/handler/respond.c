@@ -137,6 +137,25 @@ const char *pt_hsts_line(const struct pt_req *r, size_t *n)
     return line;
 }
 
+/* Puts the header lines of extra, less those whose name the _headers lines nf set. */
+static bool put_lines_except(struct pt_buf *b, const char *extra, size_t len, const char *nf,
+                             size_t nf_len)
+{
+    if (nf_len == 0)
+        return pt_buf_put(b, extra, len);
+    const char *p = extra, *end = extra + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *e = nl ? nl + 1 : end;
+        const char *colon = memchr(p, ':', (size_t)(e - p));
+        if (!(colon && pt_nf_lines_have(nf, nf_len, (struct pt_str){p, (size_t)(colon - p)})) &&
+            !pt_buf_put(b, p, (size_t)(e - p)))
+            return false;
+        p = e;
+    }
+    return true;
+}
+
 int pt_respond_head(struct pt_req *r, int status, int64_t content_length, const char *extra,
                     size_t extra_len)
 {
@@ -163,7 +182,7 @@ int pt_respond_head(struct pt_req *r, int status, int64_t content_length, const 
                    "X-Request-Id: %s\r\n%s",
                    status, pt_http_reason(status), wc->http_date, cl, r->request_id, conn_hdr) &&
         pt_buf_put(&c->out, hsts, hsts_len) && pt_buf_put(&c->out, nf, nf_len) &&
-        pt_buf_put(&c->out, extra, extra_len) && pt_buf_put(&c->out, "\r\n", 2);
+        put_lines_except(&c->out, extra, extra_len, nf, nf_len) && pt_buf_put(&c->out, "\r\n", 2);
     if (!ok) {
         c->out.tail = mark;
         return PT_ERR;

@@ -75,6 +75,7 @@ HEADERS = """\
   X-Frame-Options: DENY
 /api/*
   X-Api: proxied
+  Content-Type: application/x-test
 /about.html
   Cache-Control: public, max-age=60
   X-Multi: a
@@ -293,6 +294,31 @@ def test_headers(srv):
     assert r.header("cache-control") is None
     r = get(srv.port, "/gone.html")
     assert r.header("x-toml") == "yes"
+
+
+def test_headers_replace_the_response_own(portico, site):
+    c = cfg(site)
+    c["sites"][0]["routes"][1]["static"]["cache_control"] = "public, max-age=5"
+    srv = portico(c)
+    r = get(srv.port, "/about.html")
+    assert r.header_all("cache-control") == ["public, max-age=60"]
+    r = get(srv.port, "/index.html")
+    assert r.header_all("cache-control") == ["public, max-age=5"]
+    # a proxied response's own header of that name gives way too
+    r = get(srv.port, "/api/x")
+    assert r.status == 200
+    assert r.header_all("content-type") == ["application/x-test"]
+
+
+def test_headers_that_portico_writes_are_refused(portico, site):
+    (site["root"] / "_headers").write_text("/*\n  Content-Length: 5\n  Server: x\n  X-Ok: 1\n")
+    srv = portico(cfg(site))
+    err = srv.stderr()
+    assert "_headers:2: " in err and "_headers:3: " in err and "cannot be set" in err
+    r = get(srv.port, "/about.html")
+    assert r.header("x-ok") == "1"
+    assert r.header_all("server") == ["portico"]
+    assert int(r.header("content-length")) == len(FILES["about.html"])
 
 
 def test_bad_line_is_warned_and_rest_loads(srv):
