@@ -33,7 +33,7 @@ FUZZERS   := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_SECONDS ?= 30
 PYTEST   := /usr/bin/python3 -m pytest
 
-.PHONY: all asan test unit unit-asan e2e e2e-asan fuzz fuzz-smoke bench deps run clean \
+.PHONY: all asan test unit unit-asan e2e e2e-asan fuzz fuzz-smoke bench deps run jamstack clean \
         format format-check ban-check help
 
 all: build/portico
@@ -132,6 +132,9 @@ deps:
 
 run: build/portico
 	build/portico run -c examples/quickstart.yaml
+
+jamstack: build/portico
+	examples/jamstack/run.sh
 
 clean:
 	rm -rf build
