@@ -6,23 +6,53 @@
  * response on the connection. The head is written into the output buffer; the body is sent
  * from the file by the connection itself (sendfile on plain connections, pread + encrypt on
  * TLS), so file bytes never pass through a user-space buffer on the common path. The file
- * descriptor belongs to the connection until the request ends (server/conn.c closes it).
+ * descriptor belongs to the connection until the request ends; server/conn.c then closes it, or,
+ * when it came from this worker's open-file cache (c->file_ref), drops the connection's
+ * reference on it. The request carries the loop's clock, which the cache measures freshness by.
  */
 #include <string.h>
-#include <unistd.h>
 
 #include "handler/static.h"
 #include "server/worker.h"
 
-static struct pt_str header(const struct pt_h1_request *h, const char *name, size_t n)
+/* Fills q's header fields in one pass over the request's headers (the first of each name
+   counts), instead of one scan per header. */
+static void take_headers(struct pt_static_request *q, const struct pt_h1_request *h)
 {
-    for (size_t i = 0; i < h->num_headers; i++)
-        if (pt_str_caseeq(h->headers[i].name, name, n))
-            return h->headers[i].value;
-    return (struct pt_str){NULL, 0};
+    for (size_t i = 0; i < h->num_headers; i++) {
+        struct pt_str n = h->headers[i].name;
+        struct pt_str *dst = NULL;
+        switch (n.n) {
+        case 5:
+            dst = PT_STR_CASEEQ_LIT(n, "range") ? &q->range : NULL;
+            break;
+        case 6:
+            dst = PT_STR_CASEEQ_LIT(n, "accept") ? &q->accept : NULL;
+            break;
+        case 8:
+            dst = PT_STR_CASEEQ_LIT(n, "if-match")   ? &q->if_match
+                  : PT_STR_CASEEQ_LIT(n, "if-range") ? &q->if_range
+                                                     : NULL;
+            break;
+        case 13:
+            dst = PT_STR_CASEEQ_LIT(n, "if-none-match") ? &q->if_none_match : NULL;
+            break;
+        case 15:
+            dst = PT_STR_CASEEQ_LIT(n, "accept-encoding") ? &q->accept_encoding : NULL;
+            break;
+        case 17:
+            dst = PT_STR_CASEEQ_LIT(n, "if-modified-since") ? &q->if_modified_since : NULL;
+            break;
+        case 19:
+            dst = PT_STR_CASEEQ_LIT(n, "if-unmodified-since") ? &q->if_unmodified_since : NULL;
+            break;
+        default:
+            break;
+        }
+        if (dst && !dst->p)
+            *dst = h->headers[i].value;
+    }
 }
-
-#define HDR(h, lit) header((h), (lit), sizeof(lit) - 1)
 
 void pt_static_route(struct pt_req *r, const struct pt_h1_request *h,
                      const struct pt_route_cfg *route, const struct pt_route_match *m,
@@ -46,14 +76,8 @@ void pt_static_route(struct pt_req *r, const struct pt_h1_request *h,
     q.path = strip < path_len ? (struct pt_str){path + strip, path_len - strip}
                               : (struct pt_str){"/", 1};
     q.query = query.p ? query : (struct pt_str){NULL, 0};
-    q.accept = HDR(h, "accept");
-    q.accept_encoding = HDR(h, "accept-encoding");
-    q.if_match = HDR(h, "if-match");
-    q.if_unmodified_since = HDR(h, "if-unmodified-since");
-    q.if_none_match = HDR(h, "if-none-match");
-    q.if_modified_since = HDR(h, "if-modified-since");
-    q.if_range = HDR(h, "if-range");
-    q.range = HDR(h, "range");
+    take_headers(&q, h);
+    q.now_ms = r->c->w->loop.now_ms;
 
     struct pt_static_result res;
     memset(&res, 0, sizeof(res));
@@ -71,14 +95,14 @@ void pt_static_route(struct pt_req *r, const struct pt_h1_request *h,
     /* static.c wrote Content-Length itself when the response has one (not for 304). */
     int64_t cl = res.cl_line_len ? -1 : res.status == 304 ? -1 : 0;
     if (pt_respond_head(r, res.status, cl, hdr, res.hdr_len) != PT_OK) {
-        if (res.fd >= 0)
-            close(res.fd);
+        pt_static_result_release(&res);
         pt_respond_error(r, 500, r->wants_json);
         return;
     }
     if (res.fd >= 0) {
         struct pt_conn *c = r->c;
         c->file_fd = res.fd;
+        c->file_ref = res.file;
         c->file_off = res.offset;
         c->file_left = res.length;
     }

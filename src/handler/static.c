@@ -4,14 +4,14 @@
  * pt_static_resolve() maps a normalised request path to a path relative to the root, opens
  * it relative to the root's directory descriptor and answers like a careful file server:
  *
- *   path checks ─► probe (O_PATH + fstat) ─► directory? ─► no slash: 301 path + "/"
- *        │                 │                     └──► slash: first index file that exists
+ *   path checks ─► look (cache, else open + fstat) ─► directory? ─► no slash: 301 path + "/"
+ *        │                 │                                └──► slash: first index file that exists
  *        │                 └─ missing ─► spa and Accept has text/html: root index, 200
  *        │                                 └─► 404.html with 404, else a bare 404
  *        └─ dotfile: deny ─► 403, ignore ─► as missing
- *   regular file ─► precompressed sibling ─► If-Match / If-Unmodified-Since (412)
+ *   regular file ─► precompressed sibling (look) ─► If-Match / If-Unmodified-Since (412)
  *        ─► If-None-Match / If-Modified-Since (304) ─► If-Range + Range (206 / 416)
- *        ─► reopen O_RDONLY, fstat again, headers from the stat that matches the descriptor
+ *        ─► the descriptor the decision was made from goes to the connection
  *
  * Containment: every open goes through open_beneath(): openat2(RESOLVE_BENEATH |
  * RESOLVE_NO_MAGICLINKS) from the root's O_PATH descriptor, so no path, ".." or symlink (outside
@@ -22,16 +22,37 @@
  * a component-by-component openat(O_NOFOLLOW) walk is used instead; it refuses every symlink,
  * even those inside the root (stricter, never looser).
  *
- * Files are probed with O_PATH before being opened for reading, so a FIFO or device node in
- * the root is never opened for I/O (opening either can block or have effects). The descriptor
- * returned is opened O_RDONLY | O_NONBLOCK after the probe, fstat-ed again, and the response
- * is recomputed from that second stat if the file changed in between: headers always describe
- * the bytes the descriptor holds.
+ * A path is probed with O_PATH and fstat-ed first, so a FIFO or device node in the root is never
+ * opened for I/O; only a regular file is then opened O_RDONLY | O_NONBLOCK and fstat-ed again
+ * (same device and inode, or it is treated as gone). Every header (ETag, Last-Modified, length)
+ * is computed from that descriptor's own stat, so headers always describe the bytes it holds.
  *
- * No stat/open cache: each request costs a handful of system calls (openat2, fstat, close).
- * A cache is allowed by the issue (staleness under one second) and can sit in front of
- * probe() later without changing this file's contract. Everything here is reentrant; the root
- * is immutable after pt_static_root_open and shared by all threads.
+ * Open-file cache (per thread; issue: "Open file handles and stat results may be cached
+ * briefly, never past a change on disk being seen within a second"). look() sits in front of
+ * every open: a hash of (root id, root-relative path) → what opening it found: a regular file
+ * (a shared descriptor, its size/inode/mtime, the ETag and Last-Modified strings already
+ * formatted, the MIME type), a directory, something else, or missing (a negative entry: the
+ * precompressed siblings that do not exist are the common case). An entry is trusted for
+ * PT_STATIC_CACHE_VALID_MS of the worker loop's clock (no clock read per request); after that
+ * the path is opened and stat-ed again from scratch (openat2 beneath the root, as a miss), so
+ * a replaced, edited or deleted file is seen within a second. Keys are the paths map_path
+ * produces after every check (dot-segments, dotfiles, escapes), and the value is exactly what
+ * open_beneath returned for that path: a hit can only give what the uncached path would have
+ * given less than a second earlier, never a file it would refuse. Roots are keyed by a
+ * 64-bit id drawn at pt_static_root_open and never reused, so a reload's new root never sees
+ * an old root's entries, even at a reused address; those age out (LRU bound, idle expiry).
+ *
+ * Descriptors are shared: a cached file is refcounted (struct pt_static_file: the entry holds
+ * one reference, each connection sending from it another) and closed with the last one, so
+ * an entry evicted mid-send never pulls the descriptor from under a connection. Senders use
+ * explicit offsets (sendfile with an offset pointer, pread), never the shared file position.
+ * Everything is single-threaded: the cache is thread-local and a connection never changes
+ * thread, so no locks or atomics. Bounds: PT_STATIC_CACHE_MAX_ENTRIES entries (fewer when
+ * RLIMIT_NOFILE is small: each may hold a descriptor), paths up to PT_STATIC_CACHE_REL_MAX
+ * bytes. Rejected: dup() per request (two system calls where the cache saves three), sharing
+ * one cache between threads (a lock on the request path), inotify (a descriptor and a watch
+ * per directory, and overflow handling, for a freshness bound of one second we get for free).
+ * The root is immutable after pt_static_root_open and shared by all threads.
  */
 #include "handler/static.h"
 
@@ -39,10 +60,13 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -55,7 +79,8 @@
 #define REL_MAX PATH_MAX /* bytes of a root-relative path, with room for index and suffix */
 
 struct pt_static_root {
-    int dirfd; /* O_PATH | O_DIRECTORY descriptor of the root */
+    int dirfd;   /* O_PATH | O_DIRECTORY descriptor of the root */
+    uint64_t id; /* unique for the process's life: the cache's key, never reused */
     char *index[PT_STATIC_MAX_INDEX];
     size_t n_index; /* >= 1 */
     bool spa;
@@ -66,10 +91,12 @@ struct pt_static_root {
 };
 
 static bool force_walk; /* test hook: behave as if openat2 were missing */
+static atomic_uint_fast64_t last_root_id;
 
 void pt_static_set_force_walk(bool on)
 {
     force_walk = on;
+    pt_static_cache_flush();
 }
 
 void pt_static_settings_init(struct pt_static_settings *s)
@@ -144,41 +171,340 @@ static int open_beneath(int rootfd, const char *rel, int flags)
     return walk_open(rootfd, rel, flags);
 }
 
-/* Stats rel without opening it for I/O. Returns 0 with *st, or -errno. */
-static int probe(int rootfd, const char *rel, struct stat *st)
-{
-    int fd = open_beneath(rootfd, rel, O_PATH);
-    if (fd < 0)
-        return fd;
-    int rc = fstat(fd, st) == 0 ? 0 : -errno;
-    close(fd);
-    return rc;
-}
-
-/* Opens rel for reading (O_NONBLOCK: a FIFO does not wait for a writer) and stats it: one
-   open serves both the decision and the body, as nginx does. Returns 0 with *st and, for a
-   regular file, *fd (owned by the caller; -1 otherwise), or -errno. */
-static int probe_open(int rootfd, const char *rel, struct stat *st, int *fd)
-{
-    *fd = -1;
-    int f = open_beneath(rootfd, rel, O_RDONLY | O_NONBLOCK);
-    if (f < 0)
-        return f;
-    if (fstat(f, st) != 0) {
-        int rc = -errno;
-        close(f);
-        return rc;
-    }
-    if (S_ISREG(st->st_mode))
-        *fd = f;
-    else
-        close(f);
-    return 0;
-}
-
 static bool is_missing(int rc)
 {
     return rc == -ENOENT || rc == -ENOTDIR || rc == -ELOOP || rc == -EXDEV || rc == -ENAMETOOLONG;
+}
+
+/* ---- what opening a path found, cached per thread ---- */
+
+struct pt_static_file {
+    int fd;        /* O_RDONLY | O_NONBLOCK, regular file; closed with the last reference */
+    uint32_t refs; /* the cache entry's (while it holds the file) + one per sender */
+};
+
+/* The answer for one root-relative path: the unit look() returns and the cache stores. */
+struct finfo {
+    int rc;                      /* 0: found; else a missing-like -errno (is_missing) */
+    uint32_t fmt;                /* st_mode & S_IFMT when rc == 0 */
+    int fd;                      /* regular file: its descriptor; else -1 */
+    struct pt_static_file *file; /* non-NULL: fd belongs to it and this finfo holds a
+                                    reference; NULL with fd >= 0: this finfo owns fd */
+    uint64_t ino, size, mtime_ns;
+    time_t mtime;
+    const char *type; /* MIME type by the path's name (regular files) */
+    uint8_t etag_len, lm_len;
+    char etag[56]; /* "ino-size-mtime_ns" in hex: at most 53 bytes */
+    char lm[32];   /* IMF-fixdate of mtime, 29 bytes; empty when out of range */
+};
+
+static size_t fmt_http_date(char *buf, size_t cap, time_t t);
+
+static void fi_release(struct finfo *fi)
+{
+    if (fi->file)
+        pt_static_file_unref(fi->file);
+    else if (fi->fd >= 0)
+        close(fi->fd);
+    fi->file = NULL;
+    fi->fd = -1;
+}
+
+/* Opens rel for reading (O_NONBLOCK: a FIFO does not wait for a writer) and stats it: one
+   open serves both the decision and the body, as nginx does. Returns 0 with *fi (owning the
+   descriptor of a regular file), or -errno (fi->rc too). Never uses the cache. */
+static int fetch(int rootfd, const char *rel, size_t rlen, struct finfo *fi)
+{
+    struct stat st;
+    fi->fd = -1;
+    fi->file = NULL;
+    fi->fmt = 0;
+    /* Probe with O_PATH first: a FIFO or device node in the root is never opened for I/O
+       (opening either can block or have effects). Only a regular file is opened to read; if
+       another file took its name in between, look again (twice at most). */
+    int f = -1;
+    for (int attempt = 0; f < 0; attempt++) {
+        if (attempt == 2)
+            return fi->rc = -EAGAIN; /* renamed over and over: not cached, answered as an error */
+        int p = open_beneath(rootfd, rel, O_PATH);
+        if (p < 0)
+            return fi->rc = p;
+        int rc = fstat(p, &st) != 0 ? -errno : 0;
+        close(p);
+        if (rc < 0)
+            return fi->rc = rc;
+        fi->rc = 0;
+        fi->fmt = st.st_mode & S_IFMT;
+        if (!S_ISREG(st.st_mode))
+            return 0;
+        dev_t dev = st.st_dev;
+        ino_t ino = st.st_ino;
+        f = open_beneath(rootfd, rel, O_RDONLY | O_NONBLOCK | O_NOCTTY);
+        if (f < 0)
+            return fi->rc = f;
+        if (fstat(f, &st) != 0 || st.st_dev != dev || st.st_ino != ino) {
+            close(f);
+            f = -1;
+        }
+    }
+    fi->fd = f;
+    fi->ino = (uint64_t)st.st_ino;
+    fi->size = (uint64_t)st.st_size;
+    fi->mtime = st.st_mtim.tv_sec;
+    fi->mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000u + (uint64_t)st.st_mtim.tv_nsec;
+    int n = snprintf(fi->etag, sizeof(fi->etag), "\"%llx-%llx-%llx\"", (unsigned long long)fi->ino,
+                     (unsigned long long)fi->size, (unsigned long long)fi->mtime_ns);
+    fi->etag_len = n > 0 && (size_t)n < sizeof(fi->etag) ? (uint8_t)n : 0;
+    fi->lm_len = (uint8_t)fmt_http_date(fi->lm, sizeof(fi->lm), fi->mtime);
+    fi->type = pt_mime_type(rel, rlen);
+    return 0;
+}
+
+struct link {
+    struct link *prev, *next;
+};
+
+struct centry {
+    struct centry *hnext, **hprev; /* bucket chain */
+    struct link lru;               /* most recently used at cache.lru.next */
+    uint64_t root_id;
+    uint64_t checked_ms; /* loop time of the open/stat fi came from (at or before it) */
+    uint64_t used_ms;    /* loop time of the last lookup */
+    uint32_t hash;
+    uint32_t rel_len;
+    struct finfo fi; /* holds the cache's reference on fi.file */
+    char rel[];      /* rel_len bytes + NUL */
+};
+
+#define CACHE_BUCKETS 1024 /* power of two, twice PT_STATIC_CACHE_MAX_ENTRIES */
+
+_Static_assert(PT_STATIC_CACHE_VALID_MS < 1000, "the issue: a change is seen within a second");
+_Static_assert(PT_STATIC_CACHE_MAX_ENTRIES <= CACHE_BUCKETS, "chains stay short");
+
+struct cache {
+    struct centry *bucket[CACHE_BUCKETS];
+    struct link lru; /* list head */
+    size_t n, cap;
+    struct pt_static_cache_stats stats;
+};
+
+static __thread struct cache *tl_cache;
+static pthread_key_t cache_key;
+static pthread_once_t cache_key_once = PTHREAD_ONCE_INIT;
+static bool cache_key_ok;
+
+static struct centry *lru_entry(struct link *l)
+{
+    return PT_CONTAINER_OF(l, struct centry, lru);
+}
+
+static void lru_unlink(struct link *l)
+{
+    l->prev->next = l->next;
+    l->next->prev = l->prev;
+}
+
+static void lru_push_front(struct cache *c, struct link *l)
+{
+    l->prev = &c->lru;
+    l->next = c->lru.next;
+    c->lru.next->prev = l;
+    c->lru.next = l;
+}
+
+static void entry_drop(struct cache *c, struct centry *e)
+{
+    *e->hprev = e->hnext;
+    if (e->hnext)
+        e->hnext->hprev = e->hprev;
+    lru_unlink(&e->lru);
+    fi_release(&e->fi);
+    free(e);
+    c->n--;
+    c->stats.evictions++;
+}
+
+static void cache_drop_all(struct cache *c)
+{
+    while (c->lru.next != &c->lru)
+        entry_drop(c, lru_entry(c->lru.next));
+}
+
+static void cache_destroy(void *p)
+{
+    struct cache *c = p;
+    cache_drop_all(c);
+    if (tl_cache == c)
+        tl_cache = NULL;
+    free(c);
+}
+
+static void cache_key_init(void)
+{
+    cache_key_ok = pthread_key_create(&cache_key, cache_destroy) == 0;
+}
+
+/* This thread's cache, made on first use; NULL when out of memory (then nothing is cached). */
+static struct cache *cache_get(void)
+{
+    if (tl_cache)
+        return tl_cache;
+    pthread_once(&cache_key_once, cache_key_init);
+    struct cache *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->lru.prev = c->lru.next = &c->lru;
+    /* Each entry may hold a descriptor: leave most of a small RLIMIT_NOFILE to connections. */
+    struct rlimit rl;
+    c->cap = PT_STATIC_CACHE_MAX_ENTRIES;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur / 32 < c->cap)
+        c->cap = rl.rlim_cur / 32 > 16 ? (size_t)(rl.rlim_cur / 32) : 16;
+    c->stats.capacity = c->cap;
+    if (cache_key_ok && pthread_setspecific(cache_key, c) != 0) {
+        free(c);
+        return NULL;
+    }
+    tl_cache = c;
+    return c;
+}
+
+void pt_static_cache_flush(void)
+{
+    if (tl_cache)
+        cache_drop_all(tl_cache);
+}
+
+void pt_static_cache_stats(struct pt_static_cache_stats *s)
+{
+    memset(s, 0, sizeof(*s));
+    if (tl_cache) {
+        *s = tl_cache->stats;
+        s->entries = tl_cache->n;
+    }
+}
+
+void pt_static_file_unref(struct pt_static_file *f)
+{
+    PT_BUG_ON(f->refs == 0);
+    if (--f->refs > 0)
+        return;
+    close(f->fd);
+    free(f);
+}
+
+void pt_static_result_release(struct pt_static_result *out)
+{
+    if (out->file)
+        pt_static_file_unref(out->file);
+    else if (out->fd >= 0)
+        close(out->fd);
+    out->file = NULL;
+    out->fd = -1;
+}
+
+/* FNV-1a over the root id and the path. */
+static uint32_t key_hash(uint64_t root_id, const char *rel, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull ^ root_id;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)rel[i];
+        h *= 0x100000001b3ull;
+    }
+    return (uint32_t)(h ^ (h >> 32));
+}
+
+/* One resolve's view: the root, and this thread's cache when the caller gave a clock. */
+struct ctx {
+    const struct pt_static_root *root;
+    struct cache *cache; /* NULL: every look is a fetch */
+    uint64_t now_ms;
+};
+
+/*
+ * What opening rel (rlen bytes, NUL-terminated) beneath the root finds: from this thread's
+ * cache while its entry is younger than PT_STATIC_CACHE_VALID_MS, else by fetch() (which then
+ * refreshes the entry). Returns 0 with *fi, or -errno (missing-like or a failure such as
+ * EACCES, which is never cached). The caller owns *fi and must fi_release it (or hand its
+ * descriptor on). Blocks only on the local filesystem, and only on a miss.
+ */
+static int look(struct ctx *x, const char *rel, size_t rlen, struct finfo *fi)
+{
+    struct cache *c = x->cache;
+    if (!c || rlen > PT_STATIC_CACHE_REL_MAX)
+        return fetch(x->root->dirfd, rel, rlen, fi);
+    uint64_t now = x->now_ms, id = x->root->id;
+    /* Lazy expiry: idle entries (a deleted file's descriptor, an old root's paths) go first. */
+    for (int i = 0; i < 2 && c->lru.prev != &c->lru; i++) {
+        struct centry *old = lru_entry(c->lru.prev);
+        if (now >= old->used_ms && now - old->used_ms <= PT_STATIC_CACHE_IDLE_MS)
+            break;
+        entry_drop(c, old);
+    }
+    uint32_t h = key_hash(id, rel, rlen);
+    struct centry *e = c->bucket[h & (CACHE_BUCKETS - 1)];
+    while (e && !(e->hash == h && e->root_id == id && e->rel_len == rlen &&
+                  memcmp(e->rel, rel, rlen) == 0))
+        e = e->hnext;
+    if (e && now >= e->checked_ms && now - e->checked_ms < PT_STATIC_CACHE_VALID_MS) {
+        c->stats.hits++;
+        goto found;
+    }
+    c->stats.misses++;
+    struct finfo nf;
+    int rc = fetch(x->root->dirfd, rel, rlen, &nf);
+    if (rc < 0 && !is_missing(rc)) {
+        if (e)
+            entry_drop(c, e); /* what it said is no longer true */
+        *fi = nf;
+        return rc;
+    }
+    if (nf.fd >= 0) {
+        struct pt_static_file *f = malloc(sizeof(*f));
+        if (!f) {
+            *fi = nf; /* uncached answer: the caller owns the descriptor */
+            return rc;
+        }
+        f->fd = nf.fd;
+        f->refs = 1; /* the entry's */
+        nf.file = f;
+    }
+    if (e) {
+        fi_release(&e->fi);
+        lru_unlink(&e->lru);
+    } else {
+        e = malloc(sizeof(*e) + rlen + 1);
+        if (!e) {
+            *fi = nf; /* its reference passes to the caller */
+            return rc;
+        }
+        if (c->n >= c->cap)
+            entry_drop(c, lru_entry(c->lru.prev));
+        e->root_id = id;
+        e->hash = h;
+        e->rel_len = (uint32_t)rlen;
+        memcpy(e->rel, rel, rlen + 1);
+        struct centry **b = &c->bucket[h & (CACHE_BUCKETS - 1)];
+        e->hnext = *b;
+        e->hprev = b;
+        if (*b)
+            (*b)->hprev = &e->hnext;
+        *b = e;
+        c->n++;
+    }
+    e->fi = nf;
+    e->checked_ms = now;
+    lru_push_front(c, &e->lru);
+found:
+    e->used_ms = now;
+    if (c->lru.next != &e->lru) {
+        lru_unlink(&e->lru);
+        lru_push_front(c, &e->lru);
+    }
+    *fi = e->fi;
+    if (fi->file)
+        fi->file->refs++;
+    return fi->rc;
 }
 
 /* ---- root ---- */
@@ -225,6 +551,7 @@ int pt_static_root_open(const struct pt_static_settings *s, struct pt_static_roo
         return -ENOMEM;
     }
     root->dirfd = -1;
+    root->id = atomic_fetch_add(&last_root_id, 1) + 1;
     if (!s->root || !*s->root) {
         snprintf(err, errlen, "static: root is required");
         goto fail;
@@ -640,14 +967,44 @@ static void hdr_add(struct hdr *h, const char *fmt, ...)
     o->hdr_len += (size_t)n;
 }
 
+/* Appends n bytes (no formatting: the hot path's lines are built from these). */
+static void hdr_put(struct hdr *h, const char *s, size_t n)
+{
+    struct pt_static_result *o = h->out;
+    if (h->overflow)
+        return;
+    if (n >= o->hdr_cap - o->hdr_len) { /* as hdr_add: a byte is always left for a NUL */
+        h->overflow = true;
+        return;
+    }
+    memcpy(o->hdr + o->hdr_len, s, n);
+    o->hdr_len += n;
+}
+
+#define HDR_LIT(h, lit) hdr_put((h), (lit), sizeof(lit) - 1)
+
+static void hdr_str(struct hdr *h, const char *s)
+{
+    hdr_put(h, s, strlen(s));
+}
+
+static void hdr_u64(struct hdr *h, uint64_t v)
+{
+    char b[20];
+    size_t i = sizeof(b);
+    do {
+        b[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    hdr_put(h, b + i, sizeof(b) - i);
+}
+
 static int finish(struct hdr *h)
 {
     struct pt_static_result *o = h->out;
     if (!h->overflow)
         return 0;
-    if (o->fd >= 0)
-        close(o->fd);
-    o->fd = -1;
+    pt_static_result_release(o);
     o->hdr_len = 0;
     o->cl_line_len = 0;
     return -ENOBUFS;
@@ -772,38 +1129,22 @@ static int redirect_dir(const struct pt_static_request *req, struct pt_static_re
     return finish(&h);
 }
 
-static bool same_file(const struct stat *a, const struct stat *b)
-{
-    return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
-           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
-}
-
-/* Status, window and validators of a file for this request (no I/O). */
+/* Status and window of a file for this request (no I/O). */
 struct decision {
     int status; /* 200 206 304 412 416 */
-    uint64_t off, len, size;
-    char etag[64];
-    size_t etag_len;
-    char lm[40];
-    size_t lm_len;
+    uint64_t off, len;
 };
 
-static void decide(const struct pt_static_request *req, const struct stat *st, struct decision *d)
+static void decide(const struct pt_static_request *req, const struct finfo *fi, struct decision *d)
 {
-    uint64_t mns = (uint64_t)st->st_mtim.tv_sec * 1000000000u + (uint64_t)st->st_mtim.tv_nsec;
-    time_t mtime = st->st_mtim.tv_sec;
-    int n = snprintf(d->etag, sizeof(d->etag), "\"%llx-%llx-%llx\"", (unsigned long long)st->st_ino,
-                     (unsigned long long)st->st_size, (unsigned long long)mns);
-    d->etag_len = n > 0 && (size_t)n < sizeof(d->etag) ? (size_t)n : 0;
-    d->lm_len = fmt_http_date(d->lm, sizeof(d->lm), mtime);
-    d->size = (uint64_t)st->st_size;
+    time_t mtime = fi->mtime;
     d->off = 0;
-    d->len = d->size;
+    d->len = fi->size;
     time_t t;
     /* RFC 9110 §13.2.2: If-Match, If-Unmodified-Since, If-None-Match, If-Modified-Since,
        If-Range, in that order. */
     if (req->if_match.p) {
-        if (!etag_list_match(req->if_match, d->etag, d->etag_len, true)) {
+        if (!etag_list_match(req->if_match, fi->etag, fi->etag_len, true)) {
             d->status = 412;
             return;
         }
@@ -815,7 +1156,7 @@ static void decide(const struct pt_static_request *req, const struct stat *st, s
         return;
     }
     if (req->if_none_match.p) {
-        if (etag_list_match(req->if_none_match, d->etag, d->etag_len, false)) {
+        if (etag_list_match(req->if_none_match, fi->etag, fi->etag_len, false)) {
             d->status = 304;
             return;
         }
@@ -831,10 +1172,10 @@ static void decide(const struct pt_static_request *req, const struct stat *st, s
     if (req->method != PT_METHOD_GET || !req->range.p)
         return;
     if (req->if_range.p &&
-        !pt_static_if_range_ok(req->if_range.p, req->if_range.n, d->etag, d->etag_len, mtime))
+        !pt_static_if_range_ok(req->if_range.p, req->if_range.n, fi->etag, fi->etag_len, mtime))
         return;
     uint64_t off, len;
-    switch (pt_static_parse_range(req->range.p, req->range.n, d->size, &off, &len)) {
+    switch (pt_static_parse_range(req->range.p, req->range.n, fi->size, &off, &len)) {
     case PT_STATIC_RANGE_PARTIAL:
         d->status = 206;
         d->off = off;
@@ -848,17 +1189,26 @@ static void decide(const struct pt_static_request *req, const struct stat *st, s
     }
 }
 
-/*
- * Answers with the regular file rel (probed: *st). Picks a precompressed sibling, evaluates
- * the conditionals and opens the descriptor. Returns 0, 1 when the file vanished or stopped
- * being a regular file (the caller treats the path as missing), or -errno.
- */
-static int serve_file_fd(const struct pt_static_root *root, const struct pt_static_request *req,
-                         char *rel, size_t rlen, size_t cap, const struct stat *st0, int *fd0,
-                         struct pt_static_result *out)
+/* Moves fi's descriptor (and its reference, if cached) into out. */
+static void give_fd(struct finfo *fi, struct pt_static_result *out)
 {
-    struct stat st = *st0, sst;
-    const char *type = pt_mime_type(rel, rlen);
+    out->fd = fi->fd;
+    out->file = fi->file;
+    fi->fd = -1;
+    fi->file = NULL;
+}
+
+/*
+ * Answers with the regular file rel (looked up: *fi, whose descriptor and reference this
+ * takes over). Picks a precompressed sibling, evaluates the conditionals and hands the
+ * descriptor the decision was made from to out. Returns 0 or -errno.
+ */
+static int serve_file(struct ctx *x, const struct pt_static_request *req, char *rel, size_t rlen,
+                      size_t cap, struct finfo *fi, struct pt_static_result *out)
+{
+    const struct pt_static_root *root = x->root;
+    const char *type = fi->type;
+    struct finfo sib = {.fd = -1}, *use = fi;
     int enc = -1;
     bool vary = false;
     if (root->precompressed && rlen + 5 <= cap) {
@@ -875,139 +1225,116 @@ static int serve_file_fd(const struct pt_static_root *root, const struct pt_stat
             int e = order[i];
             if (vary && q[e] == 0)
                 break; /* the rest are refused: Vary is already decided */
-            memcpy(rel + rlen, enc_suffix[e], strlen(enc_suffix[e]) + 1);
-            int rc = probe(root->dirfd, rel, &sst);
-            if (rc == 0 && S_ISREG(sst.st_mode)) {
+            size_t sl = strlen(enc_suffix[e]);
+            memcpy(rel + rlen, enc_suffix[e], sl + 1);
+            int rc = look(x, rel, rlen + sl, &sib);
+            if (rc == 0 && sib.fmt == S_IFREG) {
                 vary = true;
-                if (q[e] > 0)
+                if (q[e] > 0) {
                     enc = e;
+                    use = &sib;
+                    break;
+                }
             } else if (rc < 0 && !is_missing(rc) && rc != -EACCES) {
                 rel[rlen] = '\0';
+                fi_release(fi);
                 return rc;
             }
+            fi_release(&sib);
         }
-        if (enc >= 0) {
-            st = sst;
-            memcpy(rel + rlen, enc_suffix[enc], strlen(enc_suffix[enc]) + 1);
-        } else {
-            rel[rlen] = '\0';
-        }
+        rel[rlen] = '\0';
     }
 
     struct decision d;
-    decide(req, &st, &d);
-    bool body = (d.status == 200 || d.status == 206) && req->method == PT_METHOD_GET;
-    if (body) {
-        int fd;
-        struct stat st2;
-        if (enc < 0 && *fd0 >= 0) {
-            fd = *fd0; /* the descriptor the decision was made from: no second open */
-            *fd0 = -1;
-            st2 = st;
-        } else {
-            fd = open_beneath(root->dirfd, rel, O_RDONLY | O_NONBLOCK);
-            if (fd == -EACCES || fd == -EPERM)
-                return error_status(out, 403);
-            if (fd < 0)
-                return is_missing(fd) ? 1 : fd;
-            if (fstat(fd, &st2) != 0) {
-                int rc = -errno;
-                close(fd);
-                return rc;
-            }
-        }
-        if (!S_ISREG(st2.st_mode)) {
-            close(fd);
-            return 1;
-        }
-        if (!same_file(&st, &st2)) {
-            decide(req, &st2, &d); /* headers must describe what the descriptor holds */
-            body = d.status == 200 || d.status == 206;
-        }
-        if (body)
-            out->fd = fd;
-        else
-            close(fd);
-    }
+    decide(req, use, &d);
+    if ((d.status == 200 || d.status == 206) && req->method == PT_METHOD_GET)
+        give_fd(use, out);
+    uint64_t size = use->size;
 
     struct hdr h = {out, false};
     out->status = d.status;
-    if (d.status == 412)
+    if (d.status == 412) {
+        fi_release(fi);
+        fi_release(&sib);
         return error_status(out, 412);
+    }
     if (d.status == 416) {
         out->is_error_page = true;
-        hdr_add(&h, "Content-Range: bytes */%llu\r\n", (unsigned long long)d.size);
+        hdr_add(&h, "Content-Range: bytes */%llu\r\n", (unsigned long long)size);
+        fi_release(fi);
+        fi_release(&sib);
         return finish(&h);
     }
     if (d.status != 304) {
-        hdr_add(&h, "Content-Length: %llu\r\n", (unsigned long long)d.len);
+        HDR_LIT(&h, "Content-Length: ");
+        hdr_u64(&h, d.len);
+        HDR_LIT(&h, "\r\n");
         out->cl_line_len = out->hdr_len;
         out->offset = d.off;
         out->length = d.len;
-        hdr_add(&h, "Content-Type: %s\r\n", type);
-        if (enc >= 0)
-            hdr_add(&h, "Content-Encoding: %s\r\n", enc_name[enc]);
+        HDR_LIT(&h, "Content-Type: ");
+        hdr_str(&h, type);
+        HDR_LIT(&h, "\r\n");
+        if (enc >= 0) {
+            HDR_LIT(&h, "Content-Encoding: ");
+            hdr_str(&h, enc_name[enc]);
+            HDR_LIT(&h, "\r\n");
+        }
     }
     if (vary)
-        hdr_add(&h, "Vary: Accept-Encoding\r\n");
-    hdr_add(&h, "ETag: %.*s\r\n", (int)d.etag_len, d.etag);
-    if (d.lm_len)
-        hdr_add(&h, "Last-Modified: %.*s\r\n", (int)d.lm_len, d.lm);
-    if (root->cache_control)
-        hdr_add(&h, "Cache-Control: %s\r\n", root->cache_control);
+        HDR_LIT(&h, "Vary: Accept-Encoding\r\n");
+    HDR_LIT(&h, "ETag: ");
+    hdr_put(&h, use->etag, use->etag_len);
+    HDR_LIT(&h, "\r\n");
+    if (use->lm_len) {
+        HDR_LIT(&h, "Last-Modified: ");
+        hdr_put(&h, use->lm, use->lm_len);
+        HDR_LIT(&h, "\r\n");
+    }
+    if (root->cache_control) {
+        HDR_LIT(&h, "Cache-Control: ");
+        hdr_str(&h, root->cache_control);
+        HDR_LIT(&h, "\r\n");
+    }
     if (d.status != 304)
-        hdr_add(&h, "Accept-Ranges: bytes\r\n");
+        HDR_LIT(&h, "Accept-Ranges: bytes\r\n");
     if (d.status == 206)
         hdr_add(&h, "Content-Range: bytes %llu-%llu/%llu\r\n", (unsigned long long)d.off,
-                (unsigned long long)(d.off + d.len - 1), (unsigned long long)d.size);
+                (unsigned long long)(d.off + d.len - 1), (unsigned long long)size);
+    fi_release(fi);
+    fi_release(&sib);
     return finish(&h);
 }
 
-/* serve_file_fd, taking ownership of fd0 (a descriptor of rel from probe_open, or -1). */
-static int serve_file(const struct pt_static_root *root, const struct pt_static_request *req,
-                      char *rel, size_t rlen, size_t cap, const struct stat *st0, int fd0,
-                      struct pt_static_result *out)
-{
-    int rc = serve_file_fd(root, req, rel, rlen, cap, st0, &fd0, out);
-    if (fd0 >= 0)
-        close(fd0);
-    return rc;
-}
-
 /* The site's 404 page when it exists, else a bare 404 for the caller's error page. */
-static int not_found(const struct pt_static_root *root, const struct pt_static_request *req,
+static int not_found(struct ctx *x, const struct pt_static_request *req,
                      struct pt_static_result *out)
 {
-    struct stat st;
+    const struct pt_static_root *root = x->root;
+    struct finfo fi;
     if (!root->not_found_page)
         return error_status(out, 404);
-    int fd = open_beneath(root->dirfd, root->not_found_page, O_PATH);
-    if (fd < 0)
-        return is_missing(fd) || fd == -EACCES ? error_status(out, 404) : fd;
-    int rc = fstat(fd, &st) == 0 ? 0 : -errno;
-    close(fd);
+    int rc = look(x, root->not_found_page, strlen(root->not_found_page), &fi);
     if (rc < 0)
-        return rc;
-    if (!S_ISREG(st.st_mode))
+        return is_missing(rc) || rc == -EACCES ? error_status(out, 404) : rc;
+    if (fi.fmt != S_IFREG) {
+        fi_release(&fi);
         return error_status(out, 404);
-    if (req->method == PT_METHOD_GET) {
-        fd = open_beneath(root->dirfd, root->not_found_page, O_RDONLY | O_NONBLOCK);
-        if (fd < 0)
-            return is_missing(fd) || fd == -EACCES ? error_status(out, 404) : fd;
-        if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-            close(fd);
-            return error_status(out, 404);
-        }
-        out->fd = fd;
     }
+    if (req->method == PT_METHOD_GET)
+        give_fd(&fi, out);
     struct hdr h = {out, false};
     out->status = 404;
     out->offset = 0;
-    out->length = (uint64_t)st.st_size;
-    hdr_add(&h, "Content-Length: %llu\r\n", (unsigned long long)st.st_size);
+    out->length = fi.size;
+    HDR_LIT(&h, "Content-Length: ");
+    hdr_u64(&h, fi.size);
+    HDR_LIT(&h, "\r\n");
     out->cl_line_len = out->hdr_len;
-    hdr_add(&h, "Content-Type: %s\r\n",
-            pt_mime_type(root->not_found_page, strlen(root->not_found_page)));
+    HDR_LIT(&h, "Content-Type: ");
+    hdr_str(&h, fi.type);
+    HDR_LIT(&h, "\r\n");
+    fi_release(&fi);
     return finish(&h);
 }
 
@@ -1017,11 +1344,12 @@ int pt_static_resolve(const struct pt_static_root *root, const struct pt_static_
     char rel[REL_MAX];
     size_t rlen = 0, ilen;
     bool slash = false;
-    struct stat st;
+    struct finfo fi;
     int rc;
 
     out->status = 0;
     out->fd = -1;
+    out->file = NULL;
     out->offset = 0;
     out->length = 0;
     out->hdr_len = 0;
@@ -1031,56 +1359,48 @@ int pt_static_resolve(const struct pt_static_root *root, const struct pt_static_
         return -ENOBUFS;
     if (req->method != PT_METHOD_GET && req->method != PT_METHOD_HEAD)
         return error_status(out, 405);
+    struct ctx x = {root, req->now_ms ? cache_get() : NULL, req->now_ms};
 
     /* Leave room for "/" + an index name and a ".zst" suffix (checked again in join). */
     int m = map_path(root, req->path, rel, sizeof(rel) - NAME_MAX - 8, &rlen, &slash);
     if (m == MAP_DENY)
         return error_status(out, 403);
     if (m == MAP_OK) {
-        int fd = -1;
-        rc = probe_open(root->dirfd, rel, &st, &fd);
+        rc = look(&x, rel, rlen, &fi);
         if (rc == -EACCES || rc == -EPERM)
             return error_status(out, 403);
         if (rc < 0 && !is_missing(rc))
             return rc;
-        if (rc == 0 && S_ISDIR(st.st_mode)) {
+        if (rc == 0 && fi.fmt == S_IFDIR) {
             if (!slash && rlen > 0)
                 return redirect_dir(req, out);
             for (size_t i = 0; i < root->n_index; i++) {
                 if (!join(rel, rlen, sizeof(rel), root->index[i], &ilen))
                     break;
-                rc = probe_open(root->dirfd, rel, &st, &fd);
-                if (rc == 0 && S_ISREG(st.st_mode)) {
-                    rc = serve_file(root, req, rel, ilen, sizeof(rel), &st, fd, out);
-                    if (rc <= 0)
-                        return rc;
-                    break;
-                }
+                rc = look(&x, rel, ilen, &fi);
+                if (rc == 0 && fi.fmt == S_IFREG)
+                    return serve_file(&x, req, rel, ilen, sizeof(rel), &fi, out);
+                fi_release(&fi);
                 if (rc < 0 && !is_missing(rc) && rc != -EACCES)
                     return rc;
                 rel[rlen] = '\0';
             }
-        } else if (rc == 0 && S_ISREG(st.st_mode) && !slash) {
-            rc = serve_file(root, req, rel, rlen, sizeof(rel), &st, fd, out);
-            if (rc <= 0)
-                return rc;
-        } else if (fd >= 0) {
-            close(fd); /* a file asked for as a directory ("/a.txt/"): not found */
+        } else if (rc == 0 && fi.fmt == S_IFREG && !slash) {
+            return serve_file(&x, req, rel, rlen, sizeof(rel), &fi, out);
+        } else {
+            fi_release(&fi); /* a file asked for as a directory ("/a.txt/"): not found */
         }
     }
 
     if (root->spa && accepts_html(req->accept)) {
-        memcpy(rel, root->index[0], strlen(root->index[0]) + 1);
-        rlen = strlen(rel);
-        int fd = -1;
-        rc = probe_open(root->dirfd, rel, &st, &fd);
-        if (rc == 0 && S_ISREG(st.st_mode)) {
-            rc = serve_file(root, req, rel, rlen, sizeof(rel), &st, fd, out);
-            if (rc <= 0)
-                return rc;
-        } else if (rc < 0 && !is_missing(rc) && rc != -EACCES) {
+        rlen = strlen(root->index[0]);
+        memcpy(rel, root->index[0], rlen + 1);
+        rc = look(&x, rel, rlen, &fi);
+        if (rc == 0 && fi.fmt == S_IFREG)
+            return serve_file(&x, req, rel, rlen, sizeof(rel), &fi, out);
+        fi_release(&fi);
+        if (rc < 0 && !is_missing(rc) && rc != -EACCES)
             return rc;
-        }
     }
-    return not_found(root, req, out);
+    return not_found(&x, req, out);
 }

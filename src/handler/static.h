@@ -5,8 +5,14 @@
  * the file beneath the root directory (openat2 RESOLVE_BENEATH, so nothing outside the root can
  * be opened), evaluates the conditional headers and Range, picks a precompressed sibling, and
  * returns a status, the header lines to send and, when there is a body, an open file descriptor
- * with the byte window to send from it. The connection layer sends those bytes (sendfile) and
- * closes the descriptor. Design notes: docs/internals/static.md.
+ * with the byte window to send from it. The connection layer sends those bytes (sendfile with an
+ * explicit offset, or pread) and then releases the descriptor: closes it, or drops its reference
+ * when it belongs to the worker's open-file cache. Design notes: docs/internals/static.md.
+ *
+ * The cache is per thread (a worker's connections never change thread): open descriptors, stat
+ * results and preformatted validators of recently used paths, each trusted for less than one
+ * second of the worker loop's clock (PT_STATIC_CACHE_VALID_MS), so a change on disk is always
+ * seen within a second. A request with now_ms 0 bypasses it.
  */
 #ifndef PT_HANDLER_STATIC_H
 #define PT_HANDLER_STATIC_H
@@ -72,6 +78,8 @@ struct pt_static_request {
     struct pt_str if_modified_since;
     struct pt_str if_range;
     struct pt_str range;
+    uint64_t now_ms; /* the worker loop's clock (pt_loop.now_ms: monotonic ms) for this thread's
+                        open-file cache; 0: no cache, every path is opened and stat-ed afresh */
 };
 
 /*
@@ -84,11 +92,18 @@ struct pt_static_request {
  * (cl_line_len bytes) and the caller must not add its own; when it is 0 the caller writes the
  * body (an error page, or nothing for 301/304) and its own Content-Length.
  */
+struct pt_static_file; /* a descriptor shared by the cache and the connections sending from it */
+
 struct pt_static_result {
-    int status;         /* 200 206 301 304 403 404 405 412 416 */
-    int fd;             /* >= 0: send length bytes from offset of this file, then close it
-                        (caller owns it); -1: no body from a file */
-    uint64_t offset;    /* first byte to send */
+    int status; /* 200 206 301 304 403 404 405 412 416 */
+    int fd;     /* >= 0: send length bytes from offset of this file (with explicit offsets:
+                   pread or sendfile with an offset pointer, never the file position, which
+                   other connections share), then release it (pt_static_result_release);
+                   -1: no body from a file */
+    struct pt_static_file *file; /* non-NULL: fd belongs to this cached file and the caller
+                                    holds one reference (pt_static_file_unref, never close fd);
+                                    NULL with fd >= 0: the caller owns fd and closes it */
+    uint64_t offset;             /* first byte to send */
     uint64_t length;    /* bytes to send; also the Content-Length even for HEAD (fd -1 then) */
     char *hdr;          /* in: caller's buffer */
     size_t hdr_cap;     /* in: its size */
@@ -109,6 +124,38 @@ struct pt_static_result {
  */
 int pt_static_resolve(const struct pt_static_root *root, const struct pt_static_request *req,
                       struct pt_static_result *out);
+
+/* Drops one reference to a cached file from pt_static_result.file; the last one (the cache's
+   own goes when the entry is evicted or replaced) closes the descriptor. Not thread-safe: call
+   on the thread that resolved the request (a connection never changes thread). */
+void pt_static_file_unref(struct pt_static_file *f);
+
+/* Releases what out->fd / out->file hold (either form) and sets them to -1 / NULL. */
+void pt_static_result_release(struct pt_static_result *out);
+
+/* ---- the per-thread open-file cache ---- */
+
+/* An entry is trusted this long (loop clock) after the open/stat it holds: under one second,
+   with room for the loop clock's lag behind real time (it is read once per epoll_wait). */
+#define PT_STATIC_CACHE_VALID_MS 900
+#define PT_STATIC_CACHE_IDLE_MS 10000   /* an entry unused this long is dropped (lazily) */
+#define PT_STATIC_CACHE_MAX_ENTRIES 512 /* per thread; less when RLIMIT_NOFILE is small */
+#define PT_STATIC_CACHE_REL_MAX 1024    /* longer root-relative paths are never cached */
+
+struct pt_static_cache_stats {
+    size_t entries;     /* now in this thread's cache */
+    size_t capacity;    /* its bound */
+    uint64_t hits;      /* lookups answered from an entry still valid */
+    uint64_t misses;    /* lookups that opened and stat-ed (new path or revalidation) */
+    uint64_t evictions; /* entries dropped: bound, idle, uncacheable answer, flush */
+};
+
+/* This thread's counters (zeros before its first cached lookup). */
+void pt_static_cache_stats(struct pt_static_cache_stats *s);
+
+/* Drops every entry of this thread's cache (descriptors close once no connection sends from
+   them). Called on thread exit automatically; for tests and the force_walk hook. */
+void pt_static_cache_flush(void);
 
 /* Range outcomes of pt_static_parse_range. */
 enum pt_static_range {
@@ -140,7 +187,8 @@ bool pt_static_if_range_ok(const char *v, size_t n, const char *etag, size_t eta
 int pt_static_parse_http_date(const char *v, size_t n, time_t *t);
 
 /* Test hook: when true, act as if openat2 were missing (ENOSYS) and use the O_NOFOLLOW walk.
-   Not for production use: a plain flag, set it before any thread resolves. */
+   Not for production use: a plain flag, set it before any thread resolves. Flushes the calling
+   thread's cache (its entries were opened the other way). */
 void pt_static_set_force_walk(bool on);
 
 #endif

@@ -28,6 +28,7 @@ struct pt_upstream_state;
 struct pt_tls_conn;
 
 struct pt_worker;
+struct pt_static_file;
 struct pt_wsnap;
 struct pt_req;
 
@@ -54,6 +55,9 @@ struct pt_conn {
     int file_fd;             /* file body being sent after out and the slice (-1: none) */
     uint64_t file_off;       /* next byte of file_fd to send */
     uint64_t file_left;      /* bytes of file_fd still to send */
+    /* Non-NULL: file_fd is shared with the static file cache; drop this reference with
+       pt_static_file_unref (handler/static.h) instead of closing file_fd. */
+    struct pt_static_file *file_ref;
     struct pt_sockaddr peer;
     uint64_t id;               /* connection number, for logs */
     uint64_t head_deadline_ms; /* header_timeout deadline of the head being read */

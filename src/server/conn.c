@@ -158,7 +158,11 @@ static void free_request(struct pt_conn *c)
         pt_proxy_abort(r);
     pt_buf_release(&r->uout);
     if (c->file_fd >= 0) {
-        close(c->file_fd);
+        if (c->file_ref)
+            pt_static_file_unref(c->file_ref);
+        else
+            close(c->file_fd);
+        c->file_ref = NULL;
         c->file_fd = -1;
         c->file_left = 0;
     }

@@ -7,6 +7,11 @@
  * beside it holds the "secret" that no request may ever read. Every test checks that the
  * number of open descriptors is the same after it as before (no fd leak on any path), and the
  * body of every answer is read back from the returned descriptor at the returned offset.
+ *
+ * The decision tests run three times: without the open-file cache (now_ms 0), with a clock
+ * that jumps past PT_STATIC_CACHE_VALID_MS before every request (every lookup revalidates an
+ * entry), and with a clock that stands still (every repeated lookup is a hit; the cache is
+ * flushed between tests). The test_cache_* tests drive the cache's clock themselves.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -36,6 +41,10 @@ static struct pt_static_root *r_allow;  /* dotfiles: allow */
 static struct pt_static_root *r_ignore; /* dotfiles: ignore */
 static struct pt_static_root *r_plain;  /* precompressed off, no 404 page, index list */
 static int fds_at_start;
+
+enum { MODE_UNCACHED, MODE_REVALIDATE, MODE_HITS };
+static int mode;          /* how go() sets now_ms when the request has none */
+static uint64_t clock_ms; /* the cache clock go() hands out */
 
 static struct pt_static_result R;
 static char H[2048];
@@ -183,8 +192,9 @@ static int check_fds(void **state)
 {
     (void)state;
     if (R.fd >= 0)
-        close(R.fd);
+        pt_static_result_release(&R);
     R.fd = -1;
+    pt_static_cache_flush();
     int n = count_fds();
     if (n != fds_at_start) {
         fprintf(stderr, "fd leak: %d open, %d at start\n", n, fds_at_start);
@@ -204,10 +214,16 @@ static struct pt_static_request get(const char *path)
 
 static int go(const struct pt_static_root *root, const struct pt_static_request *q)
 {
+    struct pt_static_request qq = *q;
+    if (!qq.now_ms && mode != MODE_UNCACHED) {
+        if (mode == MODE_REVALIDATE)
+            clock_ms += PT_STATIC_CACHE_VALID_MS + 1;
+        qq.now_ms = clock_ms;
+    }
     memset(&R, 0, sizeof(R));
     R.hdr = H;
     R.hdr_cap = sizeof(H) - 1;
-    int rc = pt_static_resolve(root, q, &R);
+    int rc = pt_static_resolve(root, &qq, &R);
     H[R.hdr_len] = '\0';
     return rc;
 }
@@ -248,8 +264,7 @@ static const char *body(void)
     ssize_t n = pread(R.fd, body_buf, R.length, (off_t)R.offset);
     assert_int_equal(n, (ssize_t)R.length);
     body_buf[n] = '\0';
-    close(R.fd);
-    R.fd = -1;
+    pt_static_result_release(&R);
     return body_buf;
 }
 
@@ -657,8 +672,7 @@ static void test_conditionals(void **state)
     time_t tb = t - 1, ta = t + 3600;
     strftime(before, sizeof(before), "%a, %d %b %Y %H:%M:%S GMT", gmtime_r(&tb, &tm));
     strftime(after, sizeof(after), "%a, %d %b %Y %H:%M:%S GMT", gmtime_r(&ta, &tm));
-    close(R.fd);
-    R.fd = -1;
+    pt_static_result_release(&R);
 
     struct {
         const char *im, *ius, *inm, *ims, *range;
@@ -900,7 +914,8 @@ static void test_http_date(void **state)
     assert_false(pt_static_if_range_ok(good[0], strlen(good[0]), "\"a\"", 3, 784111778));
 }
 
-/* A change on disk is seen at once (no cache): new length, new ETag, new bytes. */
+/* A change on disk is seen by the next request when it does not hit the cache: new length, new
+   ETag, new bytes (not in the MODE_HITS group, where the clock stands still). */
 static void test_change_seen(void **state)
 {
     (void)state;
@@ -988,27 +1003,298 @@ static void test_root_open_errors(void **state)
     pt_static_root_free(NULL);
 }
 
+/* ---- the open-file cache, with its clock driven here ---- */
+
+#define T0 1000000u /* any clock but 0 (which means no cache) */
+
+static int get_at(const struct pt_static_root *root, const char *path, uint64_t now)
+{
+    struct pt_static_request q = get(path);
+    q.now_ms = now;
+    assert_int_equal(go(root, &q), 0);
+    return R.status;
+}
+
+static void expect_at(const struct pt_static_root *root, const char *path, uint64_t now, int status,
+                      const char *want)
+{
+    assert_int_equal(get_at(root, path, now), status);
+    assert_string_equal(body(), want);
+}
+
+static void path_of(char *p, size_t n, const char *rel)
+{
+    snprintf(p, n, "%s/%s", base, rel);
+}
+
+/* Within the window a lookup is a hit (the old descriptor is served even though the path now
+   names another file); at PT_STATIC_CACHE_VALID_MS it is revalidated: new bytes, new ETag. */
+static void test_cache_hit_then_revalidation(void **state)
+{
+    (void)state;
+    struct pt_static_cache_stats s0, s1;
+    char p[PATH_MAX], tmp[PATH_MAX], etag[80];
+    put_file("root/c1.txt", "one");
+    expect_at(r_def, "/c1.txt", T0, 200, "one");
+    snprintf(etag, sizeof(etag), "%s", hv("ETag"));
+    pt_static_cache_stats(&s0);
+    put_file("root/c1.new", "two!");
+    path_of(tmp, sizeof(tmp), "root/c1.new");
+    path_of(p, sizeof(p), "root/c1.txt");
+    assert_int_equal(rename(tmp, p), 0);
+    expect_at(r_def, "/c1.txt", T0 + 10, 200, "one");
+    assert_string_equal(hv("ETag"), etag);
+    /* Conditionals are answered from the cached validators too. */
+    struct pt_static_request q = get("/c1.txt");
+    q.now_ms = T0 + 20;
+    q.if_none_match = (struct pt_str){etag, strlen(etag)};
+    assert_int_equal(go(r_def, &q), 0);
+    expect_no_body(304);
+    expect_at(r_def, "/c1.txt", T0 + PT_STATIC_CACHE_VALID_MS - 1, 200, "one");
+    pt_static_cache_stats(&s1);
+    assert_true(s1.hits >= s0.hits + 3);
+    assert_int_equal(s1.misses, s0.misses);
+    /* Revalidated: the new file, its length and a new ETag; the old validator no longer
+       matches. */
+    q.now_ms = T0 + PT_STATIC_CACHE_VALID_MS;
+    assert_int_equal(go(r_def, &q), 0);
+    assert_int_equal(R.status, 200);
+    assert_string_not_equal(hv("ETag"), etag);
+    assert_string_equal(hv("Content-Length"), "4");
+    assert_string_equal(body(), "two!");
+    pt_static_cache_stats(&s1);
+    assert_true(s1.misses > s0.misses);
+    unlink(p);
+}
+
+/* A deleted file is served from the cached descriptor for under a second, then 404; a negative
+   entry likewise gives way to a new file after the window. */
+static void test_cache_delete_and_create_seen(void **state)
+{
+    (void)state;
+    char p[PATH_MAX];
+    path_of(p, sizeof(p), "root/c2.txt");
+    put_file("root/c2.txt", "here");
+    expect_at(r_plain, "/c2.txt", T0, 200, "here");
+    assert_int_equal(unlink(p), 0);
+    expect_at(r_plain, "/c2.txt", T0 + 1, 200, "here");
+    assert_int_equal(get_at(r_plain, "/c2.txt", T0 + PT_STATIC_CACHE_VALID_MS), 404);
+    expect_no_body(404);
+    put_file("root/c2.txt", "back");
+    assert_int_equal(get_at(r_plain, "/c2.txt", T0 + PT_STATIC_CACHE_VALID_MS + 1), 404);
+    expect_at(r_plain, "/c2.txt", T0 + 2 * PT_STATIC_CACHE_VALID_MS, 200, "back");
+    /* A clock that goes backwards never makes an entry look fresh. */
+    assert_int_equal(unlink(p), 0);
+    assert_int_equal(get_at(r_plain, "/c2.txt", T0), 404);
+}
+
+/* The number of entries, and so of descriptors held, never exceeds the capacity; evicted
+   paths come back correctly as misses. */
+static void test_cache_bound(void **state)
+{
+    (void)state;
+    struct pt_static_cache_stats s;
+    char rel[64], want[24];
+    expect_at(r_plain, "/hello.txt", T0, 200, "0123456789");
+    pt_static_cache_stats(&s);
+    size_t cap = s.capacity, n = cap + 40;
+    assert_true(cap >= 16 && cap <= PT_STATIC_CACHE_MAX_ENTRIES);
+    mk("root/many");
+    for (size_t i = 0; i < n; i++) {
+        snprintf(rel, sizeof(rel), "root/many/f%zu", i);
+        snprintf(want, sizeof(want), "%zu", i);
+        put_file(rel, want);
+    }
+    uint64_t ev0 = s.evictions;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(rel, sizeof(rel), "/many/f%zu", i);
+        snprintf(want, sizeof(want), "%zu", i);
+        expect_at(r_plain, rel, T0, 200, want);
+        pt_static_cache_stats(&s);
+        assert_true(s.entries <= cap);
+    }
+    assert_int_equal(s.entries, cap);
+    assert_true(s.evictions >= ev0 + 41);
+    assert_true(count_fds() <= fds_at_start + (int)cap);
+    expect_at(r_plain, "/many/f0", T0, 200, "0");
+    expect_at(r_plain, "/hello.txt", T0, 200, "0123456789");
+}
+
+/* An entry dropped while a sender still holds its descriptor leaves the descriptor open for
+   that sender; the last reference closes it (check_fds counts). */
+static void test_cache_evicted_while_sending(void **state)
+{
+    (void)state;
+    struct pt_static_result first;
+    assert_int_equal(get_at(r_def, "/hello.txt", T0), 200);
+    assert_non_null(R.file);
+    first = R;
+    assert_int_equal(get_at(r_def, "/hello.txt", T0 + 1), 200);
+    assert_ptr_equal(R.file, first.file); /* one descriptor, shared */
+    pt_static_cache_flush();
+    assert_string_equal(body(), "0123456789");
+    char b[16];
+    assert_int_equal(pread(first.fd, b, 10, 0), 10);
+    assert_memory_equal(b, "0123456789", 10);
+    pt_static_result_release(&first);
+    assert_int_equal(first.fd, -1);
+    assert_null(first.file);
+}
+
+/* A root's entries are never seen through another root, even one built at the same address
+   after the first is freed (a reload), even inside the validity window. */
+static void test_cache_roots_never_share(void **state)
+{
+    (void)state;
+    struct pt_static_settings st;
+    struct pt_static_root *a, *b;
+    char other[PATH_MAX], err[256];
+    mk("other");
+    put_file("other/same.txt", "other root");
+    put_file("root/same.txt", "main root");
+    path_of(other, sizeof(other), "other");
+    for (int i = 0; i < 4; i++) {
+        pt_static_settings_init(&st);
+        st.root = rootdir;
+        assert_int_equal(pt_static_root_open(&st, &a, err, sizeof(err)), 0);
+        expect_at(a, "/same.txt", T0, 200, "main root");
+        pt_static_root_free(a);
+        st.root = other;
+        assert_int_equal(pt_static_root_open(&st, &b, err, sizeof(err)), 0);
+        expect_at(b, "/same.txt", T0, 200, "other root");
+        pt_static_root_free(b);
+    }
+}
+
+/* Nothing the uncached path would refuse comes from the cache: a file swapped for a symlink
+   leaving the root is refused once the window ends (the old, contained file until then), and
+   the force_walk hook flushes entries opened through openat2. */
+static void test_cache_containment(void **state)
+{
+    (void)state;
+    char p[PATH_MAX], secret[PATH_MAX];
+    put_file("root/swap.txt", "inside");
+    expect_at(r_def, "/swap.txt", T0, 200, "inside");
+    path_of(p, sizeof(p), "root/swap.txt");
+    path_of(secret, sizeof(secret), "outside/secret.txt");
+    assert_int_equal(unlink(p), 0);
+    assert_int_equal(symlink(secret, p), 0);
+    expect_at(r_def, "/swap.txt", T0 + 1, 200, "inside");
+    expect_at(r_def, "/swap.txt", T0 + PT_STATIC_CACHE_VALID_MS, 404, "not here\n");
+    expect_at(r_def, "/swap.txt", T0 + PT_STATIC_CACHE_VALID_MS + 1, 404, "not here\n");
+    unlink(p);
+    expect_at(r_def, "/link-in", T0, 200, "0123456789");
+    pt_static_set_force_walk(true);
+    assert_int_equal(get_at(r_plain, "/link-in", T0), 404);
+    expect_at(r_def, "/link-in", T0, 404, "not here\n");
+    pt_static_set_force_walk(false);
+    expect_at(r_def, "/link-in", T0, 200, "0123456789");
+    /* Dotfile rules come before the cache: the same root answers the same way every time. */
+    assert_int_equal(get_at(r_def, "/.env", T0), 403);
+    expect_at(r_allow, "/.env", T0, 200, "SECRET=1\n");
+    assert_int_equal(get_at(r_def, "/.env", T0), 403);
+    expect_no_body(403);
+}
+
+/* Idle entries are dropped lazily; now_ms 0 and over-long paths bypass the cache. */
+static void test_cache_idle_and_bypass(void **state)
+{
+    (void)state;
+    struct pt_static_cache_stats s0, s1;
+    expect_at(r_plain, "/hello.txt", T0, 200, "0123456789");
+    pt_static_cache_stats(&s0);
+    assert_int_equal(s0.entries, 1);
+    expect_at(r_plain, "/data.bin", T0 + PT_STATIC_CACHE_IDLE_MS + 1, 200, "\x01\x02");
+    pt_static_cache_stats(&s1);
+    assert_int_equal(s1.entries, 1); /* hello.txt went, data.bin came */
+    assert_int_equal(s1.evictions, s0.evictions + 1);
+    assert_int_equal(count_fds(), fds_at_start + 1);
+
+    struct pt_static_request q = get("/index.html");
+    assert_int_equal(go(r_plain, &q), 0); /* mode uncached: now_ms stays 0 */
+    assert_string_equal(body(), "<h1>home</h1>\n");
+    pt_static_cache_stats(&s0);
+    assert_int_equal(s0.entries, s1.entries);
+    assert_int_equal(s0.misses, s1.misses);
+    assert_int_equal(s0.hits, s1.hits);
+
+    static char longp[PT_STATIC_CACHE_REL_MAX + 100];
+    longp[0] = '/';
+    for (size_t i = 1; i < sizeof(longp) - 1; i++)
+        longp[i] = (i % 100 == 0) ? '/' : 'y';
+    longp[sizeof(longp) - 1] = '\0';
+    assert_int_equal(get_at(r_plain, longp, T0 + PT_STATIC_CACHE_IDLE_MS + 2), 404);
+    pt_static_cache_stats(&s1);
+    assert_int_equal(s1.entries, s0.entries);
+    assert_int_equal(s1.misses, s0.misses);
+}
+
+static int mode_uncached(void **state)
+{
+    (void)state;
+    mode = MODE_UNCACHED;
+    return 0;
+}
+
+static int mode_revalidate(void **state)
+{
+    (void)state;
+    mode = MODE_REVALIDATE;
+    clock_ms = T0;
+    return 0;
+}
+
+static int mode_hits(void **state)
+{
+    (void)state;
+    mode = MODE_HITS;
+    clock_ms = T0;
+    return 0;
+}
+
+#define DECISION_TESTS(setup_mode)                                                                 \
+    cmocka_unit_test_setup_teardown(test_get_file, setup_mode, check_fds),                         \
+        cmocka_unit_test_setup_teardown(test_head, setup_mode, check_fds),                         \
+        cmocka_unit_test_setup_teardown(test_method_not_allowed, setup_mode, check_fds),           \
+        cmocka_unit_test_setup_teardown(test_directory_redirect, setup_mode, check_fds),           \
+        cmocka_unit_test_setup_teardown(test_directory_index, setup_mode, check_fds),              \
+        cmocka_unit_test_setup_teardown(test_not_found_page, setup_mode, check_fds),               \
+        cmocka_unit_test_setup_teardown(test_spa, setup_mode, check_fds),                          \
+        cmocka_unit_test_setup_teardown(test_dotfiles, setup_mode, check_fds),                     \
+        cmocka_unit_test_setup_teardown(test_traversal, setup_mode, check_fds),                    \
+        cmocka_unit_test_setup_teardown(test_walk_fallback, setup_mode, check_fds),                \
+        cmocka_unit_test_setup_teardown(test_precompressed, setup_mode, check_fds),                \
+        cmocka_unit_test_setup_teardown(test_conditionals, setup_mode, check_fds),                 \
+        cmocka_unit_test_setup_teardown(test_ranges, setup_mode, check_fds),                       \
+        cmocka_unit_test_setup_teardown(test_small_header_buffer, setup_mode, check_fds),          \
+        cmocka_unit_test_setup_teardown(test_root_open_errors, setup_mode, check_fds)
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_get_file, check_fds),
-        cmocka_unit_test_teardown(test_head, check_fds),
-        cmocka_unit_test_teardown(test_method_not_allowed, check_fds),
-        cmocka_unit_test_teardown(test_directory_redirect, check_fds),
-        cmocka_unit_test_teardown(test_directory_index, check_fds),
-        cmocka_unit_test_teardown(test_not_found_page, check_fds),
-        cmocka_unit_test_teardown(test_spa, check_fds),
-        cmocka_unit_test_teardown(test_dotfiles, check_fds),
-        cmocka_unit_test_teardown(test_traversal, check_fds),
-        cmocka_unit_test_teardown(test_walk_fallback, check_fds),
-        cmocka_unit_test_teardown(test_precompressed, check_fds),
-        cmocka_unit_test_teardown(test_conditionals, check_fds),
-        cmocka_unit_test_teardown(test_ranges, check_fds),
+    const struct CMUnitTest uncached[] = {
+        DECISION_TESTS(mode_uncached),
+        cmocka_unit_test_setup_teardown(test_change_seen, mode_uncached, check_fds),
         cmocka_unit_test_teardown(test_parse_range_direct, check_fds),
         cmocka_unit_test_teardown(test_http_date, check_fds),
-        cmocka_unit_test_teardown(test_change_seen, check_fds),
-        cmocka_unit_test_teardown(test_small_header_buffer, check_fds),
-        cmocka_unit_test_teardown(test_root_open_errors, check_fds),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    const struct CMUnitTest revalidate[] = {
+        DECISION_TESTS(mode_revalidate),
+        cmocka_unit_test_setup_teardown(test_change_seen, mode_revalidate, check_fds),
+    };
+    const struct CMUnitTest hits[] = {DECISION_TESTS(mode_hits)};
+    const struct CMUnitTest cache[] = {
+        cmocka_unit_test_setup_teardown(test_cache_hit_then_revalidation, mode_uncached, check_fds),
+        cmocka_unit_test_setup_teardown(test_cache_delete_and_create_seen, mode_uncached,
+                                        check_fds),
+        cmocka_unit_test_setup_teardown(test_cache_bound, mode_uncached, check_fds),
+        cmocka_unit_test_setup_teardown(test_cache_evicted_while_sending, mode_uncached, check_fds),
+        cmocka_unit_test_setup_teardown(test_cache_roots_never_share, mode_uncached, check_fds),
+        cmocka_unit_test_setup_teardown(test_cache_containment, mode_uncached, check_fds),
+        cmocka_unit_test_setup_teardown(test_cache_idle_and_bypass, mode_uncached, check_fds),
+    };
+    int failed = cmocka_run_group_tests_name("uncached", uncached, setup, teardown);
+    failed += cmocka_run_group_tests_name("revalidate", revalidate, setup, teardown);
+    failed += cmocka_run_group_tests_name("hits", hits, setup, teardown);
+    failed += cmocka_run_group_tests_name("cache", cache, setup, teardown);
+    return failed;
 }
