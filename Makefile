@@ -5,7 +5,7 @@
 # (clang + libFuzzer) to build/fuzz.
 
 CC       ?= cc
-PKGS     := yaml-0.1 libpcre2-8 libssl libcrypto jansson libcares
+PKGS     := yaml-0.1 libpcre2-8 libssl libcrypto jansson libcares libmaxminddb
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \

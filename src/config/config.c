@@ -2582,14 +2582,18 @@ static bool nf_compile_rule(struct pt_cfg_ctx *x, struct pt_site_cfg *site,
         pt_log_warn("%s:%d: \"%s\" is not among the site's hosts, so this domain-level rule "
                     "never applies; add the host to the site's hosts",
                     nr->file, nr->line, nr->from_host);
-    if (nr->n_countries) {
-        struct pt_cfg_pos pos = site->pos;
-        pt_config_error(x, pos,
-                        "%s:%d: Country= needs a GeoIP database, which Portico does not "
-                        "support yet",
+    if (nr->n_countries && !x->cfg->geoip.is_set) {
+        pt_config_error(x, site->pos,
+                        "%s:%d: Country= needs a GeoIP database: set geoip.database to a MaxMind "
+                        "DB file (.mmdb) with country data",
                         nr->file, nr->line);
         return false;
     }
+    for (size_t i = 0; i < nr->n_countries; i++)
+        if (strlen(nr->countries[i]) != 2)
+            pt_log_warn("%s:%d: Country=%s is not a two-letter ISO 3166-1 code, so it never "
+                        "matches",
+                        nr->file, nr->line, nr->countries[i]);
     if (!nf_pattern_ok(nr->from_path)) {
         pt_log_warn("%s:%d: \"%s\": '*' is supported only at the end after '/', and the path must "
                     "be in normal form (no \"//\", \".\", \"..\" or %%-escapes); rule skipped",
@@ -2984,14 +2988,34 @@ static void expand_dns(struct pt_cfg_ctx *x)
 #endif
 }
 
+/* geoip: {database: FILE}. The file is opened and checked with the snapshot (main.c), where
+   libmaxminddb reports what is wrong with it. */
+static void load_geoip(struct pt_cfg_ctx *x, const struct pt_ynode *v)
+{
+    static const char *const keys[] = {"database", NULL};
+    struct pt_geoip_cfg *g = &x->cfg->geoip;
+    g->is_set = true;
+    g->pos = v->pos;
+    if (!want_map(x, v, "geoip"))
+        return;
+    bool has_database = false;
+    FOR_PAIRS(v, k, val)
+    {
+        if (!known_key(x, k, keys, NULL, "geoip"))
+            continue;
+        has_database = true;
+        g->pos = val->pos;
+        g->database = get_file(x, val, "database");
+    }
+    if (!has_database)
+        missing(x, v, "database", "geoip");
+}
+
 static void load_root(struct pt_cfg_ctx *x, const struct pt_ynode *root)
 {
-    static const char *const keys[] = {"workers",         "shutdown_timeout",
-                                       "listen",          "limits",
-                                       "trusted_proxies", "log",
-                                       "upstreams",       "sites",
-                                       "routes",          "tls",
-                                       "resolver",        NULL};
+    static const char *const keys[] = {
+        "workers", "shutdown_timeout", "listen", "limits",   "trusted_proxies", "log", "upstreams",
+        "sites",   "routes",           "tls",    "resolver", "geoip",           NULL};
     static const char *const later[] = {"acme",  "admin", "cache", "metrics",     "redis",
                                         "rules", "acl",   "waf",   "rate_limits", NULL};
     struct pt_config *cfg = x->cfg;
@@ -3029,6 +3053,8 @@ static void load_root(struct pt_cfg_ctx *x, const struct pt_ynode *root)
             load_tls(x, v);
         } else if (is(k, "resolver")) {
             load_resolver(x, v);
+        } else if (is(k, "geoip")) {
+            load_geoip(x, v);
         } else {
             routes = v;
             routes_key = k;

@@ -336,6 +336,13 @@ struct pt_resolver_cfg {
     struct pt_cfg_pos pos;
 };
 
+/* geoip: the MaxMind DB file for Netlify Country= conditions (handler/geoip.h opens it). */
+struct pt_geoip_cfg {
+    bool is_set;           /* a geoip: section was given */
+    const char *database;  /* resolved path of the .mmdb file, or NULL */
+    struct pt_cfg_pos pos; /* of the database value (errors opening the file point here) */
+};
+
 struct pt_config {
     struct pt_arena arena;        /* owns every byte below */
     const char *path;             /* file it came from */
@@ -354,6 +361,7 @@ struct pt_config {
     struct pt_tls_cfg tls;
     size_t n_static_routes; /* routes with action static, numbered by files.index_in_config */
     struct pt_resolver_cfg resolver;
+    struct pt_geoip_cfg geoip;
 };
 
 /*
@@ -379,5 +387,7 @@ int pt_config_parse_size(const char *s, uint64_t *bytes);
 int pt_config_parse_cidr(const char *s, struct pt_cidr *out);
 /* True when the address (sockaddr_in or sockaddr_in6, v4-mapped handled) is in the CIDR. */
 bool pt_cidr_contains(const struct pt_cidr *c, const struct sockaddr *sa);
+/* True when sa is in one of cfg's trusted_proxies (peers whose X-Forwarded-For is believed). */
+bool pt_config_is_trusted_proxy(const struct pt_config *cfg, const struct sockaddr *sa);
 
 #endif

@@ -204,3 +204,12 @@ bool pt_cidr_contains(const struct pt_cidr *c, const struct sockaddr *sa)
         return prefix_eq(c->addr, v6, c->prefix_len);
     return false;
 }
+
+/* True when sa is in one of cfg's trusted_proxies (whose X-Forwarded-For is believed). */
+bool pt_config_is_trusted_proxy(const struct pt_config *cfg, const struct sockaddr *sa)
+{
+    for (size_t i = 0; i < cfg->n_trusted_proxies; i++)
+        if (pt_cidr_contains(&cfg->trusted_proxies[i], sa))
+            return true;
+    return false;
+}

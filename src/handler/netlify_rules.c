@@ -2,7 +2,8 @@
  * netlify_rules.c - conditions, shadowing, error pages and _headers for Netlify rules.
  *
  * Everything here runs on the request path and never allocates: conditions read the parsed
- * request head, shadowing is one O_PATH open of the static root plus one openat2
+ * request head (Country= looks the client up in the snapshot's GeoIP database once per
+ * request, handler/geoip.c), shadowing is one O_PATH open of the static root plus one openat2
  * (RESOLVE_BENEATH) probe, and the _headers lines are built in a thread-local buffer.
  * Error-page files are sent like static files: the descriptor is handed to the connection,
  * which sends it after the head (sendfile), so no file byte is copied here.
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "config/netlify.h"
+#include "handler/geoip.h"
 #include "handler/mime.h"
 #include "server/worker.h"
 
@@ -163,8 +165,27 @@ static bool host_ok(const char *want, struct pt_str host)
     return hl == wl && pt_str_caseeq((struct pt_str){host.p, hl}, want, wl);
 }
 
-bool pt_nf_rule_applies(const struct pt_nf_req *q, const struct pt_route_cfg *route,
-                        const char *path, size_t path_len, struct pt_route_match *m)
+/* Country: the client's country (looked up once per request, kept in q) is one of the rule's. */
+static bool country_ok(const struct pt_nf_rule *nr, struct pt_nf_req *q)
+{
+    if (q->country_state == 0) {
+        struct pt_sockaddr client;
+        q->country_state = -1;
+        if (q->geoip && q->c && q->cfg &&
+            pt_geoip_client_addr(q->cfg, &q->c->peer, q->h, &client) &&
+            pt_geoip_country(q->geoip, &client.u.sa, q->country))
+            q->country_state = 1;
+    }
+    if (q->country_state < 0)
+        return false;
+    for (size_t i = 0; i < nr->n_countries; i++)
+        if (strcmp(nr->countries[i], q->country) == 0)
+            return true;
+    return false;
+}
+
+bool pt_nf_rule_applies(struct pt_nf_req *q, const struct pt_route_cfg *route, const char *path,
+                        size_t path_len, struct pt_route_match *m)
 {
     const struct pt_nf_rule *nr = route->nf;
     if (!nr)
@@ -191,6 +212,8 @@ bool pt_nf_rule_applies(const struct pt_nf_req *q, const struct pt_route_cfg *ro
     if (nr->n_languages && !language_ok(nr, header(q->h, "accept-language", 15)))
         return false;
     if (nr->n_cookies && !cookie_ok(nr, header(q->h, "cookie", 6)))
+        return false;
+    if (nr->n_countries && !country_ok(nr, q))
         return false;
     if (!nr->is_force && shadowed(q->site->nf_root, path, path_len))
         return false;

@@ -4,7 +4,7 @@
  * config.c compiles each redirect rule into an ordinary route (struct pt_route_cfg with nf
  * set): its path pattern is matched by the router like any route. What a pattern cannot say is
  * checked here, at dispatch: query-parameter conditions (whose :placeholders join the match),
- * Language= and Cookie= conditions, and shadowing (an unforced rule yields to a static file at
+ * Language=, Cookie= and Country= conditions, and shadowing (an unforced rule yields to a static file at
  * the request path). Local rewrites (status 200 to a path) and custom error pages (404, 410,
  * 451 to a path) are answered here too, as are the _headers rules added to responses.
  */
@@ -22,23 +22,31 @@
 struct pt_conn;
 struct pt_req;
 
-/* What a Netlify rule's conditions are checked against: one request, as dispatch sees it. */
+struct pt_geoip;
+
+/* What a Netlify rule's conditions are checked against: one request, as dispatch sees it.
+   Build one per request (not per rule tried): the country is looked up once and kept here. */
 struct pt_nf_req {
     const struct pt_site_cfg *site; /* the site the request was routed to */
     const struct pt_h1_request *h;  /* parsed head (headers for Language= and Cookie=) */
     const struct pt_conn *c;        /* client connection (TLS or not, peer address) */
     struct pt_str host;             /* Host (or absolute-form target host), as received */
     struct pt_str query;            /* raw query string, without '?' */
+    const struct pt_config *cfg;    /* trusted_proxies, for the client address of Country= */
+    const struct pt_geoip *geoip;   /* the snapshot's database; NULL: Country= never holds */
+    int country_state;              /* 0: not looked up yet; 1: country is set; -1: unknown */
+    char country[3];                /* the client's ISO 3166-1 code, lower case (state 1) */
 };
 
 /*
  * Whether the Netlify rule of route applies to this request: a domain-level rule's scheme and
  * host match, its query conditions hold (their placeholders are appended to m's params), its
- * Language= / Cookie= conditions hold, and, unless forced, no regular file (or directory with
- * index.html) exists at path under the site's static root. path is the normalised path.
+ * Language= / Cookie= / Country= conditions hold, and, unless forced, no regular file (or
+ * directory with index.html) exists at path under the site's static root. path is the
+ * normalised path. The first Country= condition tried fills q's country cache.
  */
-bool pt_nf_rule_applies(const struct pt_nf_req *q, const struct pt_route_cfg *route,
-                        const char *path, size_t path_len, struct pt_route_match *m);
+bool pt_nf_rule_applies(struct pt_nf_req *q, const struct pt_route_cfg *route, const char *path,
+                        size_t path_len, struct pt_route_match *m);
 
 /* The `to` template of a Netlify route (route->nf set). */
 const char *pt_nf_rule_to(const struct pt_route_cfg *route);

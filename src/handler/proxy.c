@@ -166,14 +166,6 @@ static void put_ops(struct out *o, const struct pt_header_ops *ops)
                    ops->add[i].value_len);
 }
 
-static bool peer_trusted(const struct pt_config *cfg, const struct pt_sockaddr *peer)
-{
-    for (size_t i = 0; i < cfg->n_trusted_proxies; i++)
-        if (pt_cidr_contains(&cfg->trusted_proxies[i], &peer->u.sa))
-            return true;
-    return false;
-}
-
 static bool has_template(const char *s)
 {
     return strchr(s, ':') || strchr(s, '$');
@@ -276,7 +268,7 @@ static int build_request_head(struct pt_req *r, const struct pt_h1_request *h,
 
     struct conn_tokens ct;
     connection_tokens(h->headers, h->num_headers, &ct);
-    bool trusted = peer_trusted(cfg, &r->c->peer);
+    bool trusted = pt_config_is_trusted_proxy(cfg, &r->c->peer.u.sa);
     struct pt_str xff[8];
     size_t n_xff = 0;
     const struct pt_header_ops *ops = &pc->request;

@@ -765,6 +765,14 @@ static void dispatch(struct pt_conn *c, size_t head_len)
     const char *mpath = w->path_buf;
     size_t mlen = (size_t)plen, at = 0;
     bool rewritten = false;
+    /* One per request: the Country= lookup it caches serves every rule tried. */
+    struct pt_nf_req nq = {.site = pt_router_site_cfg(site),
+                           .h = &h,
+                           .c = c,
+                           .host = host,
+                           .query = query,
+                           .cfg = ws->s->cfg,
+                           .geoip = ws->s->geoip};
     while (site) {
         int mm = 0;
         route = pt_router_match_from(ws->s->router, site, h.method_id, h.method, mpath, mlen, &m,
@@ -772,9 +780,7 @@ static void dispatch(struct pt_conn *c, size_t head_len)
         mismatch |= mm;
         if (!route || !route->nf)
             break;
-        if (rewritten ||
-            !pt_nf_rule_applies(&(struct pt_nf_req){pt_router_site_cfg(site), &h, c, host, query},
-                                route, mpath, mlen, &m)) {
+        if (rewritten || !pt_nf_rule_applies(&nq, route, mpath, mlen, &m)) {
             at++;
             continue;
         }

@@ -24,6 +24,7 @@
 
 #include "core/log.h"
 #include "core/sock.h"
+#include "handler/geoip.h"
 #include "handler/mime.h"
 #include "handler/static.h"
 #include "server/worker.h"
@@ -194,6 +195,15 @@ static int open_resources(struct pt_snapshot *s, const struct pt_snapshot *prev,
             pt_log_warn("upstream \"%s\": tls_verify is false: its targets' certificates and "
                         "names are not checked",
                         u->name);
+    }
+    /* Mapped anew for every snapshot: a reload picks up a database replaced on disk. */
+    if (cfg->geoip.database) {
+        char e[512] = "";
+        if (pt_geoip_open(cfg->geoip.database, &s->geoip, e, sizeof(e)) < 0) {
+            snprintf(err, errlen, "%s:%d:%d: geoip database \"%s\": %s", cfg->path,
+                     cfg->geoip.pos.line, cfg->geoip.pos.col, cfg->geoip.database, e);
+            return -1;
+        }
     }
     return 0;
 oom:

@@ -24,6 +24,7 @@
 #include "core/log.h"
 #include "core/sock.h"
 #include "core/time.h"
+#include "handler/geoip.h"
 #include "handler/static.h"
 #include "tls/tls.h"
 
@@ -52,6 +53,7 @@ void pt_snapshot_unref(struct pt_snapshot *s)
         if (s->ups_tls[i])
             pt_tls_client_ctx_unref(s->ups_tls[i]);
     free(s->ups_tls);
+    pt_geoip_close(s->geoip);
     pt_config_free(s->cfg);
     if (s->owns_access_fd && s->access_fd >= 0)
         close(s->access_fd);

@@ -28,6 +28,7 @@
 struct pt_static_root;
 struct pt_tls_ctx;
 struct pt_tls_client_ctx;
+struct pt_geoip;
 #include "upstream/target.h"
 
 struct pt_snapshot {
@@ -42,8 +43,9 @@ struct pt_snapshot {
     size_t n_listen_tls;
     struct pt_tls_client_ctx **ups_tls; /* per upstream with https targets; else NULL */
     size_t n_ups_tls;
-    int access_fd;       /* -1 when access logging is off */
-    bool owns_access_fd; /* false for stdout/stderr */
+    struct pt_geoip *geoip; /* geoip.database, mapped for this snapshot; NULL when not set */
+    int access_fd;          /* -1 when access logging is off */
+    bool owns_access_fd;    /* false for stdout/stderr */
 };
 
 void pt_snapshot_ref(struct pt_snapshot *s);

@@ -340,14 +340,18 @@ def test_explicit_missing_file_is_an_error(portico, site, tmp_path):
     assert "nope" in r.stdout + r.stderr
 
 
-def test_country_is_refused(portico, site, tmp_path):
+def test_country_without_geoip_database_is_refused(portico, site, tmp_path):
+    # Country= works only with geoip.database (test_geoip.py); without one the rule is a
+    # configuration error at its line, not a rule that silently never (or always) applies.
     (site["root"] / "_redirects").write_text("/x /y 302 Country=us\n")
     path = tmp_path / "c.json"
     path.write_text(json.dumps({"listen": [{"addr": "127.0.0.1:0"}], **cfg(site)}))
     r = subprocess.run([PORTICO_BIN, "check", "-c", str(path)], capture_output=True, text=True,
                        timeout=20)
+    out = r.stdout + r.stderr
     assert r.returncode != 0
-    assert "GeoIP" in r.stdout + r.stderr
+    assert "_redirects:1: Country= needs a GeoIP database" in out, out
+    assert "geoip.database" in out, out
 
 
 def test_reload_picks_up_changes(srv, site):

@@ -83,8 +83,10 @@ def chunked_body(parts, trailers=""):
 class RawConn:
     """One client connection. send() raw bytes; read_response() parses one response."""
 
-    def __init__(self, port, timeout=IO_TIMEOUT, host="127.0.0.1"):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, port, timeout=IO_TIMEOUT, host="127.0.0.1", source=None):
+        # source: local address to connect from (e.g. "127.0.0.2"), kernel-chosen port
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.sock.settimeout(timeout)
         self.buf = bytearray()
         self.timeout = timeout
@@ -242,11 +244,13 @@ class RawConn:
             raise AssertionError("unexpected bytes while waiting for close: %r" % d[:200])
 
 
-def request(port, method, target, headers=None, body=None, host="localhost", timeout=IO_TIMEOUT):
-    """One request on a fresh connection; returns the Response (connection then closed)."""
-    with RawConn(port, timeout=timeout) as c:
+def request(port, method, target, headers=None, body=None, host="localhost", timeout=IO_TIMEOUT,
+            source=None):
+    """One request on a fresh connection (from local address source, when given); returns the
+    Response (connection then closed)."""
+    with RawConn(port, timeout=timeout, source=source) as c:
         return c.request(method, target, headers, body, host)
 
 
-def get(port, target, headers=None, host="localhost", timeout=IO_TIMEOUT):
-    return request(port, "GET", target, headers, None, host, timeout)
+def get(port, target, headers=None, host="localhost", timeout=IO_TIMEOUT, source=None):
+    return request(port, "GET", target, headers, None, host, timeout, source)
