@@ -36,6 +36,7 @@
 #include "core/log.h"
 #include "core/sock.h"
 #include "core/time.h"
+#include "handler/geoip.h"
 #include "handler/netlify_rules.h"
 #include "server/worker.h"
 #include "tls/tls.h"
@@ -1471,8 +1472,12 @@ static void capture_lb_key(struct pt_req *r, const struct pt_h1_request *h, cons
     const struct pt_hash_key_cfg *k = &ups->hash_key;
     switch (k->kind) {
     case PT_HASH_KEY_IP: {
+        /* the client behind trusted_proxies (X-Forwarded-For), as for Country= */
+        struct pt_sockaddr client;
+        if (!pt_geoip_client_addr(r->cfg, &r->c->peer, h, &client))
+            client = r->c->peer;
         char ip[64];
-        size_t n = pt_sock_ntop(&r->c->peer.u.sa, ip, sizeof(ip));
+        size_t n = pt_sock_ntop(&client.u.sa, ip, sizeof(ip));
         set_lb_key(r, (struct pt_str){ip, n});
         return;
     }

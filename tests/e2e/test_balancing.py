@@ -199,6 +199,24 @@ def test_hash_key_kinds_pin_each_key_to_one_backend(portico, three, kind):
         assert len(used) == 3, used  # 60 keys spread over the three
 
 
+def test_hash_ip_uses_the_client_behind_trusted_proxies(portico, three):
+    # Regression: hash_key ip hashed the peer (the trusted proxy), so every client behind it
+    # went to one target. X-Forwarded-For from a trusted peer names the client.
+    cfg = lb.proxy_config(lb.upstream(list(three), balance="hash", hash_key="ip"))
+    cfg["trusted_proxies"] = ["127.0.0.1/32"]
+    p = portico(cfg)
+    where = {}
+    with RawConn(p.port) as c:
+        for rnd in range(2):
+            for i in range(60):
+                xff = "198.51.100.%d" % (i + 1)
+                r = c.request("GET", "/k", [("X-Forwarded-For", xff)])
+                assert r.status == 200, r
+                where.setdefault(xff, set()).add(r.header("X-Backend"))
+    assert all(len(v) == 1 for v in where.values()), where
+    assert len({next(iter(v)) for v in where.values()}) == 3
+
+
 def test_hash_request_without_the_key_is_balanced(portico, three):
     p = portico(lb.proxy_config(lb.upstream(list(three), balance="hash",
                                             hash_key="header:X-User"), workers=1))
