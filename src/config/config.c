@@ -2539,19 +2539,37 @@ static void nf_load_file(struct pt_cfg_ctx *x, struct pt_site_cfg *site, const c
         pt_config_error(x, site->pos, "cannot load \"%.200s\" (out of memory)", path);
 }
 
-/* Whether the router can take p as a path pattern: '*' only at the end, after '/', and the
-   path already in normal form (requests are matched normalised, so another never matches). */
-static bool nf_pattern_ok(const char *p)
+/*
+ * The route pattern for a Netlify rule's from_path, in the form requests are matched in
+ * (decoded and normalised, route/path.c), allocated from the config arena; NULL with *why set
+ * when the router cannot take it. A trailing slash is dropped (Netlify ignores it; the router
+ * takes "/a/" for "/a"); '*' may only end the path.
+ */
+static const char *nf_pattern(struct pt_cfg_ctx *x, const char *p, const char **why)
 {
-    const char *star = strchr(p, '*');
-    if (star && !(star[1] == '\0' && star > p && star[-1] == '/'))
-        return false;
-    char norm[4096];
     size_t n = strlen(p);
-    if (n >= sizeof(norm))
-        return false;
-    ssize_t k = pt_path_normalize(p, n, norm, sizeof(norm));
-    return k == (ssize_t)n && memcmp(norm, p, n) == 0;
+    const char *star = strchr(p, '*');
+    if (star && star[1] != '\0') {
+        *why = "'*' is supported only at the end of the path";
+        return NULL;
+    }
+    if (strcasestr(p, "%3A") || strcasestr(p, "%2A")) {
+        *why = "an escaped ':' or '*' would read as a placeholder or a splat";
+        return NULL;
+    }
+    size_t lit = star ? (size_t)(star - p) : n;
+    char norm[4096];
+    ssize_t k = lit < sizeof(norm) - 2 ? pt_path_normalize(p, lit, norm, sizeof(norm) - 1) : -1;
+    if (k <= 0) {
+        *why = "not a valid path (a \"..\" above the root, a control character or a bad "
+               "%-escape)";
+        return NULL;
+    }
+    if (!star && k > 1 && norm[k - 1] == '/')
+        k--;
+    if (star)
+        norm[k++] = '*';
+    return pt_arena_strndup(&x->cfg->arena, norm, (size_t)k);
 }
 
 /* Whether requests for host (a domain-level rule's "name[:port]") reach this site: it is the
@@ -2594,13 +2612,13 @@ static bool nf_compile_rule(struct pt_cfg_ctx *x, struct pt_site_cfg *site,
             pt_log_warn("%s:%d: Country=%s is not a two-letter ISO 3166-1 code, so it never "
                         "matches",
                         nr->file, nr->line, nr->countries[i]);
-    if (!nf_pattern_ok(nr->from_path)) {
-        pt_log_warn("%s:%d: \"%s\": '*' is supported only at the end after '/', and the path must "
-                    "be in normal form (no \"//\", \".\", \"..\" or %%-escapes); rule skipped",
-                    nr->file, nr->line, nr->from_path);
+    const char *why = "out of memory";
+    const char *pattern = nf_pattern(x, nr->from_path, &why);
+    if (!pattern) {
+        pt_log_warn("%s:%d: \"%s\": %s; rule skipped", nr->file, nr->line, nr->from_path, why);
         return false;
     }
-    r->match = nr->from_path;
+    r->match = pattern;
     r->nf = nr;
     r->pos = site->pos;
     r->match_pos = site->pos;

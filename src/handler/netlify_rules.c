@@ -32,23 +32,78 @@ static struct pt_str header(const struct pt_h1_request *h, const char *name, siz
     return (struct pt_str){NULL, 0};
 }
 
-/* Finds parameter name in a raw query string; *val gets its (raw) value. */
+/* Finds parameter name in a raw query string; *val gets the raw value of its last occurrence,
+   as Netlify reads a repeated parameter. A bare "name" without '=' does not count. */
 static bool query_find(struct pt_str q, const char *name, struct pt_str *val)
 {
     size_t nl = strlen(name);
     const char *p = q.p, *end = q.p ? q.p + q.n : NULL;
+    bool found = false;
     while (p && p < end) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
         const char *e = amp ? amp : end;
         const char *eq = memchr(p, '=', (size_t)(e - p));
-        const char *ne = eq ? eq : e;
-        if ((size_t)(ne - p) == nl && memcmp(p, name, nl) == 0) {
-            *val = eq ? (struct pt_str){eq + 1, (size_t)(e - eq - 1)} : (struct pt_str){"", 0};
-            return true;
+        if (eq && (size_t)(eq - p) == nl && memcmp(p, name, nl) == 0) {
+            *val = (struct pt_str){eq + 1, (size_t)(e - eq - 1)};
+            found = true;
         }
         p = amp ? amp + 1 : end;
     }
-    return false;
+    return found;
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* Decodes a query value as a form does ('+' is a space, %XX a byte; a malformed escape stays
+   as written) into out; the decoded length, or -1 when cap is too small. */
+static ssize_t query_decode(struct pt_str v, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < v.n; i++) {
+        if (o >= cap)
+            return -1;
+        char c = v.p[i];
+        int h, l;
+        if (c == '%' && i + 2 < v.n && (h = hexval(v.p[i + 1])) >= 0 &&
+            (l = hexval(v.p[i + 2])) >= 0) {
+            out[o++] = (char)(h << 4 | l);
+            i += 2;
+        } else {
+            out[o++] = c == '+' ? ' ' : c;
+        }
+    }
+    return (ssize_t)o;
+}
+
+/* Encodes bytes as a query component (unreserved kept, space as '+', the rest %XX): a value
+   put into a target can never add a '/', '?' or '#' to it. Length, or -1 if cap is short. */
+static ssize_t query_encode(const char *in, size_t n, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)in[i];
+        bool keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '_' || c == '.' || c == '~';
+        if (o + (keep || c == ' ' ? 1 : 3) > cap)
+            return -1;
+        if (keep) {
+            out[o++] = (char)c;
+        } else if (c == ' ') {
+            out[o++] = '+';
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        }
+    }
+    return (ssize_t)o;
 }
 
 static char lower(char c)
@@ -84,7 +139,8 @@ static bool language_ok(const struct pt_nf_rule *nr, struct pt_str al)
     return false;
 }
 
-/* Cookie: any cookie named one of the rule's names is present. */
+/* Cookie: any cookie named one of the rule's names is present with a non-empty value (Netlify
+   counts "vip=" as absent). */
 static bool cookie_ok(const struct pt_nf_rule *nr, struct pt_str ck)
 {
     const char *p = ck.p, *end = ck.p ? ck.p + ck.n : NULL;
@@ -97,11 +153,23 @@ static bool cookie_ok(const struct pt_nf_rule *nr, struct pt_str ck)
         size_t nl = (size_t)(p - s);
         while (nl && s[nl - 1] == ' ')
             nl--;
+        const char *v = p < end && *p == '=' ? p + 1 : p;
+        while (p < end && *p != ';')
+            p++;
+        const char *ve = p;
+        while (v < ve && *v == ' ')
+            v++;
+        while (ve > v && ve[-1] == ' ')
+            ve--;
+        if (ve - v >= 2 && *v == '"' && ve[-1] == '"') {
+            v++;
+            ve--;
+        }
+        if (ve == v)
+            continue;
         for (size_t i = 0; i < nr->n_cookies && nl; i++)
             if (strlen(nr->cookies[i]) == nl && memcmp(nr->cookies[i], s, nl) == 0)
                 return true;
-        while (p < end && *p != ';')
-            p++;
     }
     return false;
 }
@@ -196,17 +264,31 @@ bool pt_nf_rule_applies(struct pt_nf_req *q, const struct pt_route_cfg *route, c
             !host_ok(nr->from_host, q->host))
             return false;
     }
+    /* Query values are compared decoded; placeholders get them re-encoded as a query component
+       (Netlify's form). They live in a thread-local buffer until the next rule is tried: the
+       rule that applies is the last one tried, and its target is expanded before the next
+       request of the thread. */
+    static __thread char qbuf[8192];
+    size_t qo = 0;
     for (size_t i = 0; i < nr->n_query; i++) {
         const struct pt_nf_query *qc = &nr->query[i];
         struct pt_str v;
+        char dec[2048];
         if (!query_find(q->query, qc->name, &v))
             return false;
+        ssize_t dn = query_decode(v, dec, sizeof(dec));
+        if (dn < 0)
+            return false;
         if (!qc->is_placeholder) {
-            if (v.n != strlen(qc->value) || memcmp(v.p, qc->value, v.n) != 0)
+            if ((size_t)dn != strlen(qc->value) || memcmp(dec, qc->value, (size_t)dn) != 0)
                 return false;
         } else if (m->n_params < PT_ROUTE_MAX_PARAMS) {
+            ssize_t en = query_encode(dec, (size_t)dn, qbuf + qo, sizeof(qbuf) - qo);
+            if (en < 0)
+                return false;
             m->param_names[m->n_params] = (struct pt_str){qc->value, strlen(qc->value)};
-            m->param_values[m->n_params++] = v;
+            m->param_values[m->n_params++] = (struct pt_str){qbuf + qo, (size_t)en};
+            qo += (size_t)en;
         }
     }
     if (nr->n_languages && !language_ok(nr, header(q->h, "accept-language", 15)))

@@ -273,11 +273,15 @@ int pt_redirect_route(struct pt_req *r, const struct pt_route_cfg *route,
     if (n < 0)
         return pt_respond_error(r, 500, r->wants_json);
     size_t len = (size_t)n;
-    /* The query string passes through unless the target sets its own. */
-    if (query.n && !memchr(loc, '?', len) && len + 1 + query.n < sizeof(loc)) {
-        loc[len++] = '?';
-        memcpy(loc + len, query.p, query.n);
-        len += query.n;
+    /* The query string passes through unless the target sets its own; it goes before a
+       fragment (RFC 3986 §3: path, query, fragment). */
+    const char *frag = memchr(loc, '#', len);
+    size_t at = frag ? (size_t)(frag - loc) : len;
+    if (query.n && !memchr(loc, '?', at) && len + 1 + query.n < sizeof(loc)) {
+        memmove(loc + at + 1 + query.n, loc + at, len - at);
+        loc[at] = '?';
+        memcpy(loc + at + 1, query.p, query.n);
+        len += 1 + query.n;
     }
     char extra[8300];
     int e = snprintf(extra, sizeof(extra), "Location: %.*s\r\n", (int)len, loc);

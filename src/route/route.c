@@ -67,6 +67,8 @@ struct croute {
     struct pat_seg *segs; /* params: one per segment after the leading '/' */
     size_t n_segs;
     bool has_splat;    /* params: ends in '/' + '*' */
+    bool is_plain;     /* prefix of a Netlify rule written "/blog*": lit is "/blog" and the
+                          splat is the rest, one leading '/' dropped */
     size_t n_params;   /* params: placeholders among segs */
     pcre2_code *re;    /* regex: owned, freed by pt_router_free */
     uint32_t n_groups; /* regex: capture groups in the pattern */
@@ -289,7 +291,9 @@ static int compile_pattern(struct pt_router *rt, struct errs *e, const struct pt
         return PT_ERR;
     }
     const char *star = memchr(p, '*', len);
-    if (star && (star != p + len - 1 || star[-1] != '/')) {
+    /* Netlify rules also take a final '*' right after other characters ("/blog*"). */
+    bool plain = star && star == p + len - 1 && star[-1] != '/' && r->nf;
+    if (star && !plain && (star != p + len - 1 || star[-1] != '/')) {
         add_err(e, r->match_pos,
                 "route pattern \"%s\": '*' at offset %zu: it may only end a pattern, after "
                 "'/' (\"/api/*\"), or start one (\"*.json\")",
@@ -308,6 +312,11 @@ static int compile_pattern(struct pt_router *rt, struct errs *e, const struct pt
     bool has_param = false;
     for (size_t i = 0; i + 1 < lit_len; i++)
         has_param |= p[i] == '/' && p[i + 1] == ':';
+    if (has_param && plain) {
+        add_err(e, r->match_pos, "route pattern \"%s\": a '*' after placeholders must follow a '/'",
+                p);
+        return PT_ERR;
+    }
     if (has_param) {
         cr->has_splat = star != NULL;
         /* The body is the pattern without a final '/' + '*'; a segment follows each '/'. */
@@ -316,7 +325,8 @@ static int compile_pattern(struct pt_router *rt, struct errs *e, const struct pt
     cr->lit = p;
     if (star) {
         cr->kind = PAT_PREFIX;
-        cr->lit_len = lit_len - 1;
+        cr->is_plain = plain;
+        cr->lit_len = plain ? lit_len : lit_len - 1;
     } else {
         cr->kind = PAT_EXACT;
         cr->lit_len = len;
@@ -727,8 +737,8 @@ static bool match_params(const struct croute *cr, const char *path, size_t len,
     return true;
 }
 
-static bool match_pattern(const struct pt_router *rt, const struct croute *cr, const char *path,
-                          size_t len, struct pt_route_match *m)
+static bool match_kind(const struct pt_router *rt, const struct croute *cr, const char *path,
+                       size_t len, struct pt_route_match *m)
 {
     m->splat = (struct pt_str){path, 0};
     m->n_params = 0;
@@ -740,6 +750,12 @@ static bool match_pattern(const struct pt_router *rt, const struct croute *cr, c
     case PAT_PREFIX:
         if (len < cr->lit_len || memcmp(path, cr->lit, cr->lit_len) != 0)
             return false;
+        if (cr->is_plain) {
+            size_t k = cr->lit_len + (len > cr->lit_len && path[cr->lit_len] == '/');
+            m->strip_len = cr->lit_len;
+            m->splat = (struct pt_str){path + k, len - k};
+            return true;
+        }
         if (len == cr->lit_len) {
             m->strip_len = len;
             return true;
@@ -761,6 +777,17 @@ static bool match_pattern(const struct pt_router *rt, const struct croute *cr, c
     default:
         return false;
     }
+}
+
+static bool match_pattern(const struct pt_router *rt, const struct croute *cr, const char *path,
+                          size_t len, struct pt_route_match *m)
+{
+    if (match_kind(rt, cr, path, len, m))
+        return true;
+    /* Netlify rules ignore a trailing slash: "/about" (stored without one) takes "/about/". */
+    return cr->cfg->nf && len > 1 && path[len - 1] == '/' &&
+           (cr->kind == PAT_EXACT || (cr->kind == PAT_PARAMS && !cr->has_splat)) &&
+           match_kind(rt, cr, path, len - 1, m);
 }
 
 /* RFC 9110 §9.3.2: HEAD is answered wherever GET is, so a GET route takes HEAD too. */
