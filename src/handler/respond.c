@@ -10,7 +10,6 @@
  * message ever reaches a client (the contract's "Errors Portico writes"). They are HTML, or JSON
  * when the client's Accept mentions json.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -105,21 +104,18 @@ static bool ensure_out(struct pt_conn *c)
     return c->out.data || pt_buf_alloc(&c->out, PT_BUF_SMALL) == 0;
 }
 
-/* Appends formatted text to c->out; false when it does not fit. */
-static bool out_printf(struct pt_conn *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static bool out_printf(struct pt_conn *c, const char *fmt, ...)
+/* Writes v in decimal at the end of buf (which has room for 20 digits); returns the start. */
+static char *u64_dec(uint64_t v, char *end)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    uint32_t room = pt_buf_room(&c->out);
-    int n = vsnprintf(c->out.data + c->out.tail, room, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (uint32_t)n >= room)
-        return false;
-    c->out.tail += (uint32_t)n;
-    return true;
+    char *p = end;
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return p;
 }
+
+#define PUT_LIT(b, lit) pt_buf_put((b), (lit), sizeof(lit) - 1)
 
 const char *pt_hsts_line(const struct pt_req *r, size_t *n)
 {
@@ -169,20 +165,27 @@ int pt_respond_head(struct pt_req *r, int status, int64_t content_length, const 
     const char *conn_hdr = !r->is_keepalive        ? "Connection: close\r\n"
                            : r->minor_version == 0 ? "Connection: keep-alive\r\n"
                                                    : "";
-    char cl[48] = "";
-    if (content_length >= 0)
-        snprintf(cl, sizeof(cl), "Content-Length: %lld\r\n", (long long)content_length);
     size_t hsts_len;
     const char *hsts = pt_hsts_line(r, &hsts_len);
     size_t nf_len;
     const char *nf = pt_nf_header_lines(r, &nf_len); /* the site's _headers rules */
-    bool ok =
-        out_printf(c,
-                   "HTTP/1.1 %d %s\r\nServer: portico\r\nDate: %s\r\n%s"
-                   "X-Request-Id: %s\r\n%s",
-                   status, pt_http_reason(status), wc->http_date, cl, r->request_id, conn_hdr) &&
-        pt_buf_put(&c->out, hsts, hsts_len) && pt_buf_put(&c->out, nf, nf_len) &&
-        put_lines_except(&c->out, extra, extra_len, nf, nf_len) && pt_buf_put(&c->out, "\r\n", 2);
+    /* Assembled with copies, not printf: this head goes out with every static file. */
+    char num[24], *st = u64_dec((uint64_t)status, num + sizeof(num));
+    const char *reason = pt_http_reason(status);
+    struct pt_buf *b = &c->out;
+    bool ok = PUT_LIT(b, "HTTP/1.1 ") && pt_buf_put(b, st, (size_t)(num + sizeof(num) - st)) &&
+              PUT_LIT(b, " ") && pt_buf_put(b, reason, strlen(reason)) &&
+              PUT_LIT(b, "\r\nServer: portico\r\nDate: ") &&
+              pt_buf_put(b, wc->http_date, wc->http_date_len) && PUT_LIT(b, "\r\n");
+    if (ok && content_length >= 0) {
+        char *cl = u64_dec((uint64_t)content_length, num + sizeof(num));
+        ok = PUT_LIT(b, "Content-Length: ") &&
+             pt_buf_put(b, cl, (size_t)(num + sizeof(num) - cl)) && PUT_LIT(b, "\r\n");
+    }
+    ok = ok && PUT_LIT(b, "X-Request-Id: ") && pt_buf_put(b, r->request_id, r->request_id_len) &&
+         PUT_LIT(b, "\r\n") && pt_buf_put(b, conn_hdr, strlen(conn_hdr)) &&
+         pt_buf_put(b, hsts, hsts_len) && pt_buf_put(b, nf, nf_len) &&
+         put_lines_except(b, extra, extra_len, nf, nf_len) && PUT_LIT(b, "\r\n");
     if (!ok) {
         c->out.tail = mark;
         return PT_ERR;
