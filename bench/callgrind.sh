@@ -10,6 +10,7 @@
 # one instruction; the kernel's work is not counted).
 #
 # Usage: bench/callgrind.sh [OUT_TSV]     (default build/bench/callgrind.tsv; prints a table)
+#        BENCH_PROXY_MODE=static bench/callgrind.sh    (a 1 KiB static file instead)
 # Env: BENCH_CG_N1 (200), BENCH_CG_N2 (1200), PORTICO_BIN, NGINX_BIN, BENCH_CG_TIMEOUT (300 s
 # per run).
 set -u
@@ -28,7 +29,17 @@ bench_cpu_layout
 bench_pick_portico
 : >"$OUT_TSV"
 
-bench_start_backend "$BACKEND_CPUS" 1
+# BENCH_PROXY_MODE=static counts a 1 KiB file served by each (the static1k scenario's folder and
+# configurations, open-file caches on both sides) instead of a proxied small response.
+CG_PATH=/small
+CG_LEN=13
+if [ "${BENCH_PROXY_MODE:-proxy}" = static ]; then
+    CG_PATH=/1k.bin
+    CG_LEN=1024
+    BACKEND_PORT=0 BACKEND_PORT2=0 BACKEND_PORT3=0 # no backend: the templates do not use them
+else
+    bench_start_backend "$BACKEND_CPUS" 1
+fi
 
 cg_total() { # DIR: the Ir total of the callgrind.out files in DIR, summed.
     local f v t=0 n=0
@@ -53,7 +64,7 @@ cg_run() { # KIND LABEL N
         "--callgrind-out-file=$dir/callgrind.out.%p" --log-file="$dir/valgrind.log"
     local pid=$PROXY_PID
     if ! timeout --foreground "$CG_TIMEOUT" "$PYTHON" "$BENCH_LIB_DIR/client.py" \
-        --port "$PROXY_PORT" --count "$n"; then
+        --port "$PROXY_PORT" --count "$n" --path "$CG_PATH" --length "$CG_LEN"; then
         bench_die "$label under callgrind: the client failed (see $dir)"
     fi
     BENCH_STOP_WAIT=60 bench_stop_proxy "$pid"
