@@ -210,8 +210,8 @@ static void fi_release(struct finfo *fi)
     fi->fd = -1;
 }
 
-/* Opens rel for reading (O_NONBLOCK: a FIFO does not wait for a writer) and stats it: one
-   open serves both the decision and the body, as nginx does. Returns 0 with *fi (owning the
+/* Probes rel (O_PATH + fstat) and, for a regular file only, opens it for reading and stats the
+   descriptor: one open serves both the decision and the body. Returns 0 with *fi (owning the
    descriptor of a regular file), or -errno (fi->rc too). Never uses the cache. */
 static int fetch(int rootfd, const char *rel, size_t rlen, struct finfo *fi)
 {
