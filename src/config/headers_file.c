@@ -148,16 +148,10 @@ int pt_nf_header_add(struct pt_arena *a, struct pt_kv **kv, size_t *n, size_t *c
             return PT_OK;
         }
     }
-    if (*n == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 4;
-        struct pt_kv *items = pt_arena_alloc(a, ncap * sizeof(*items));
-        if (!items)
-            return PT_ERR;
-        if (*n)
-            memcpy(items, *kv, *n * sizeof(*items));
-        *kv = items;
-        *cap = ncap;
-    }
+    struct pt_kv *items = pt_arena_grow(a, *kv, *n, cap, sizeof(*items), 4);
+    if (!items)
+        return PT_ERR;
+    *kv = items;
     struct pt_kv *e = &(*kv)[(*n)++];
     e->name = pt_arena_strndup(a, name, name_len);
     if (!e->name)
@@ -171,16 +165,11 @@ int pt_nf_header_add(struct pt_arena *a, struct pt_kv **kv, size_t *n, size_t *c
 int pt_nf_header_rules_push(struct pt_arena *a, struct pt_nf_header_rules *out,
                             const struct pt_nf_header_rule *h)
 {
-    if (out->n == out->cap) {
-        size_t cap = out->cap ? out->cap * 2 : 8;
-        struct pt_nf_header_rule *items = pt_arena_alloc(a, cap * sizeof(*items));
-        if (!items)
-            return PT_ERR;
-        if (out->n)
-            memcpy(items, out->items, out->n * sizeof(*items));
-        out->items = items;
-        out->cap = cap;
-    }
+    struct pt_nf_header_rule *items =
+        pt_arena_grow(a, out->items, out->n, &out->cap, sizeof(*items), 8);
+    if (!items)
+        return PT_ERR;
+    out->items = items;
     out->items[out->n++] = *h;
     return PT_OK;
 }

@@ -53,16 +53,11 @@ int pt_nf_error_add(struct pt_arena *a, struct pt_nf_errors *errs, const char *f
         snprintf(text, sizeof(text), "%s:%d: %s", file, line, reason);
     else
         snprintf(text, sizeof(text), "%s: %s", file, reason);
-    if (errs->n == errs->cap) {
-        size_t cap = errs->cap ? errs->cap * 2 : 8;
-        struct pt_nf_error *items = pt_arena_alloc(a, cap * sizeof(*items));
-        if (!items)
-            return PT_ERR;
-        if (errs->n)
-            memcpy(items, errs->items, errs->n * sizeof(*items));
-        errs->items = items;
-        errs->cap = cap;
-    }
+    struct pt_nf_error *items =
+        pt_arena_grow(a, errs->items, errs->n, &errs->cap, sizeof(*items), 8);
+    if (!items)
+        return PT_ERR;
+    errs->items = items;
     struct pt_nf_error *e = &errs->items[errs->n];
     e->file = file;
     e->line = line;
@@ -100,16 +95,10 @@ size_t pt_nf_errors_format(const struct pt_nf_errors *errs, char *out, size_t ou
 
 int pt_nf_rules_push(struct pt_arena *a, struct pt_nf_rules *out, const struct pt_nf_rule *r)
 {
-    if (out->n == out->cap) {
-        size_t cap = out->cap ? out->cap * 2 : 16;
-        struct pt_nf_rule *items = pt_arena_alloc(a, cap * sizeof(*items));
-        if (!items)
-            return PT_ERR;
-        if (out->n)
-            memcpy(items, out->items, out->n * sizeof(*items));
-        out->items = items;
-        out->cap = cap;
-    }
+    struct pt_nf_rule *items = pt_arena_grow(a, out->items, out->n, &out->cap, sizeof(*items), 16);
+    if (!items)
+        return PT_ERR;
+    out->items = items;
     out->items[out->n++] = *r;
     return PT_OK;
 }

@@ -463,16 +463,10 @@ static int insert(struct parser *ps, struct pt_toml_value *t, const char *k, siz
 {
     if (t->n_kvs >= PT_TOML_MAX_KEYS)
         return fail(ps, "more than %d keys in one table", PT_TOML_MAX_KEYS);
-    if (t->n_kvs == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 4;
-        struct pt_toml_kv *kvs = pt_arena_alloc(ps->a, cap * sizeof(*kvs));
-        if (!kvs)
-            return oom(ps);
-        if (t->n_kvs)
-            memcpy(kvs, t->kvs, t->n_kvs * sizeof(*kvs));
-        t->kvs = kvs;
-        t->cap = cap;
-    }
+    struct pt_toml_kv *kvs = pt_arena_grow(ps->a, t->kvs, t->n_kvs, &t->cap, sizeof(*kvs), 4);
+    if (!kvs)
+        return oom(ps);
+    t->kvs = kvs;
     /* Keys from the input are copied so they are NUL-terminated (bare keys point into it). */
     char *kc = pt_arena_strndup(ps->a, k, n);
     if (!kc)
@@ -485,16 +479,11 @@ static int insert(struct parser *ps, struct pt_toml_value *t, const char *k, siz
 
 static int push_item(struct parser *ps, struct pt_toml_value *arr, struct pt_toml_value *v)
 {
-    if (arr->n_items == arr->cap) {
-        size_t cap = arr->cap ? arr->cap * 2 : 4;
-        struct pt_toml_value **items = pt_arena_alloc(ps->a, cap * sizeof(*items));
-        if (!items)
-            return oom(ps);
-        if (arr->n_items)
-            memcpy(items, arr->items, arr->n_items * sizeof(*items));
-        arr->items = items;
-        arr->cap = cap;
-    }
+    struct pt_toml_value **items =
+        pt_arena_grow(ps->a, arr->items, arr->n_items, &arr->cap, sizeof(*items), 4);
+    if (!items)
+        return oom(ps);
+    arr->items = items;
     arr->items[arr->n_items++] = v;
     return PT_OK;
 }

@@ -80,6 +80,23 @@ char *pt_arena_strdup(struct pt_arena *a, const char *s)
     return pt_arena_strndup(a, s, strlen(s));
 }
 
+void *pt_arena_grow(struct pt_arena *a, void *items, size_t n, size_t *cap, size_t elem,
+                    size_t first)
+{
+    if (n < *cap)
+        return items;
+    size_t nc = *cap ? *cap * 2 : first;
+    if (nc <= n || nc > SIZE_MAX / elem)
+        return NULL;
+    void *p = pt_arena_alloc(a, nc * elem);
+    if (!p)
+        return NULL;
+    if (n)
+        memcpy(p, items, n * elem);
+    *cap = nc;
+    return p;
+}
+
 void pt_arena_free(struct pt_arena *a)
 {
     struct pt_arena_block *b = a->head;
