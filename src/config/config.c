@@ -336,6 +336,21 @@ static char *resolve_path(struct pt_cfg_ctx *x, const char *s, size_t n)
     return out;
 }
 
+/* The path a key names, resolved against the configuration file's directory, in the config
+   arena; NULL after reporting when it is not a string or is empty. what: "file", "directory". */
+static char *get_path(struct pt_cfg_ctx *x, const struct pt_ynode *v, const char *key,
+                      const char *what)
+{
+    const char *s = get_str(x, v, key);
+    if (!s)
+        return NULL;
+    if (v->len == 0) {
+        pt_config_error(x, v->pos, "\"%s\" must name a %s", key, what);
+        return NULL;
+    }
+    return resolve_path(x, s, v->len);
+}
+
 /*
  * A readable regular file for key (a certificate, key or CA bundle). Returns its resolved
  * path in the config arena, or NULL after reporting. The contents are not parsed here: the
@@ -343,14 +358,9 @@ static char *resolve_path(struct pt_cfg_ctx *x, const char *s, size_t n)
  */
 static const char *get_file(struct pt_cfg_ctx *x, const struct pt_ynode *v, const char *key)
 {
-    const char *s = get_str(x, v, key);
-    if (!s)
+    char *path = get_path(x, v, key, "file");
+    if (!path)
         return NULL;
-    if (v->len == 0) {
-        pt_config_error(x, v->pos, "\"%s\" must name a file", key);
-        return NULL;
-    }
-    char *path = resolve_path(x, s, v->len);
     struct stat st;
     if (stat(path, &st) < 0 || access(path, R_OK) < 0) {
         pt_config_error(x, v->pos, "cannot read \"%s\" file \"%.120s\": %s", key, path,
@@ -367,14 +377,9 @@ static const char *get_file(struct pt_cfg_ctx *x, const struct pt_ynode *v, cons
 /* An existing directory for key (a static root): its resolved path, or NULL after reporting. */
 static const char *get_dir(struct pt_cfg_ctx *x, const struct pt_ynode *v, const char *key)
 {
-    const char *s = get_str(x, v, key);
-    if (!s)
+    char *path = get_path(x, v, key, "directory");
+    if (!path)
         return NULL;
-    if (v->len == 0) {
-        pt_config_error(x, v->pos, "\"%s\" must name a directory", key);
-        return NULL;
-    }
-    char *path = resolve_path(x, s, v->len);
     struct stat st;
     if (stat(path, &st) < 0) {
         pt_config_error(x, v->pos, "\"%s\" directory \"%.120s\": %s", key, path, strerror(errno));
@@ -2483,19 +2488,6 @@ done:
     return err;
 }
 
-/* The path of the site key (a file named in the YAML), resolved, or NULL after reporting. */
-static const char *nf_file_key(struct pt_cfg_ctx *x, const struct pt_ynode *v, const char *key)
-{
-    const char *s = get_str(x, v, key);
-    if (!s)
-        return NULL;
-    if (v->len == 0) {
-        pt_config_error(x, v->pos, "\"%s\" must name a file", key);
-        return NULL;
-    }
-    return resolve_path(x, s, v->len);
-}
-
 /* "ROOT/name" in the config arena when it is a regular file, else NULL. */
 static const char *nf_default_file(struct pt_cfg_ctx *x, const char *root, const char *name)
 {
@@ -2728,12 +2720,12 @@ static void load_site(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_
             load_hsts(x, val, site);
         } else if (is(k, "redirects_file")) {
             has_redirects_key = true;
-            site->redirects_file = nf_file_key(x, val, "redirects_file");
+            site->redirects_file = get_path(x, val, "redirects_file", "file");
         } else if (is(k, "headers_file")) {
             has_headers_key = true;
-            site->headers_file = nf_file_key(x, val, "headers_file");
+            site->headers_file = get_path(x, val, "headers_file", "file");
         } else if (is(k, "netlify_toml")) {
-            site->netlify_toml = nf_file_key(x, val, "netlify_toml");
+            site->netlify_toml = get_path(x, val, "netlify_toml", "file");
         } else {
             has_routes = true;
             load_routes(x, val, site);
