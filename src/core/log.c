@@ -61,6 +61,43 @@ void pt_log_write(int level, const char *fmt, ...)
     (void)w;
 }
 
+bool pt_log_limit_allow(struct pt_log_limit *lim, uint64_t now_ms, uint32_t *suppressed)
+{
+    if (lim->window_start_ms == 0 || now_ms - lim->window_start_ms >= PT_LOG_LIMIT_WINDOW_MS) {
+        lim->window_start_ms = now_ms ? now_ms : 1;
+        lim->n_logged = 0;
+    }
+    if (lim->n_logged >= PT_LOG_LIMIT_BURST) {
+        lim->n_suppressed++;
+        return false;
+    }
+    lim->n_logged++;
+    *suppressed = lim->n_suppressed;
+    lim->n_suppressed = 0;
+    return true;
+}
+
+void pt_log_write_limited(struct pt_log_limit *lim, int level, const char *fmt, ...)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    uint32_t suppressed = 0;
+    if (!pt_log_limit_allow(lim, now_ms, &suppressed))
+        return;
+    char msg[1536];
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (m < 0)
+        msg[0] = '\0';
+    if (suppressed)
+        pt_log_write(level, "%s (%u similar lines suppressed)", msg, suppressed);
+    else
+        pt_log_write(level, "%s", msg);
+}
+
 void pt_bug(const char *file, int line, const char *cond)
 {
     pt_log_write(PT_LOG_ERROR, "BUG at %s:%d: %s", file, line, cond);
