@@ -281,9 +281,9 @@ static bool host_ok(const unsigned char *p, size_t n, bool need_port)
  * The four request-target forms (RFC 9112 §3.2). The bytes are already known to be visible
  * ASCII. origin-form for everything but CONNECT; authority-form only and always for CONNECT;
  * "*" only for OPTIONS; absolute-form "scheme://authority[/path][?query]" for any method but
- * CONNECT.
+ * CONNECT, whose authority is stored in *authority (left untouched for the other forms).
  */
-static bool target_ok(const unsigned char *t, size_t n, int method_id)
+static bool target_ok(const unsigned char *t, size_t n, int method_id, struct pt_str *authority)
 {
     if (method_id == PT_METHOD_CONNECT)
         return host_ok(t, n, true);
@@ -302,7 +302,10 @@ static bool target_ok(const unsigned char *t, size_t n, int method_id)
     size_t a = i;
     while (i < n && t[i] != '/' && t[i] != '?' && t[i] != '#')
         i++;
-    return host_ok(t + a, i - a, false);
+    if (!host_ok(t + a, i - a, false))
+        return false;
+    *authority = (struct pt_str){(const char *)t + a, i - a};
+    return true;
 }
 
 /* Content-Length = 1*DIGIT (RFC 9110 §8.6), at most SIZE_LIMIT; -1 when invalid. */
@@ -627,7 +630,8 @@ int pt_h1_parse_request(const char *buf, size_t len, struct pt_h1_request *r, si
     if (p[1] != '\n')
         return PT_H1_EBAD;
     p += 2;
-    if (!target_ok(t, tn, r->method_id))
+    struct pt_str authority = {NULL, 0};
+    if (!target_ok(t, tn, r->method_id, &authority))
         return PT_H1_EBAD;
 
     hs = (struct hstate){.f = &r->framing, .is_request = true, .minor_version = r->minor_version};
@@ -641,6 +645,12 @@ int pt_h1_parse_request(const char *buf, size_t len, struct pt_h1_request *r, si
         r->host = hs.host;
         r->has_host = true;
     }
+    /* RFC 9112 §3.2.2: with an absolute-form target the authority replaces Host, for routing
+     * and for everything after it (the Host sent upstream, X-Forwarded-Host, the log). The Host
+     * header is still required and validated above, and the header array keeps it as received;
+     * no consumer may read the host from there. */
+    if (authority.p != NULL)
+        r->host = authority;
     r->expect_continue = hs.expect_continue;
     return (int)(p - (const unsigned char *)buf);
 }

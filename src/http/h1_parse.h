@@ -64,7 +64,8 @@ struct pt_h1_request {
     struct pt_h1_header *headers; /* in: caller's array; out: filled in order */
     size_t num_headers;           /* in: capacity of headers; out: number used */
     struct pt_h1_framing framing;
-    struct pt_str host;   /* Host header value (empty when absent) */
+    struct pt_str host;   /* the request's host: the authority of an absolute-form target
+                             (RFC 9112 §3.2.2), else the Host header value (empty when absent) */
     bool has_host;        /* a Host header was present (exactly one) */
     bool expect_continue; /* "Expect: 100-continue" */
 };

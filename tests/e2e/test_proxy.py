@@ -111,6 +111,57 @@ def test_host_is_client_host_when_preserve_host_true(portico, backend):
     assert one(d, "Host") == "front.test"
 
 
+def absolute_get(port, url, host):
+    """GET with an absolute-form target (RFC 9112 §3.2.2) and a Host header that disagrees."""
+    with RawConn(port) as c:
+        c.send(("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (url, host)).encode())
+        return c.read_response()
+
+
+def test_absolute_form_authority_replaces_host_for_backend_and_log(portico, backend):
+    """Routing used the URL's host while Host (preserve_host), X-Forwarded-Host and the access
+    log used the Host header: the backend was told another host than the one routed on."""
+    b = backend(B.echo())
+    p = portico({
+        "log": {"format": "json"},
+        "upstreams": {"app": upstream(b)},
+        "sites": [
+            {"hosts": ["public.example"],
+             "routes": [{"match": "/*", "proxy": {"to": "app", "preserve_host": True}}]},
+            {"hosts": ["internal.example"],
+             "routes": [{"match": "/*", "respond": {"status": 200, "body": "internal"}}]},
+        ],
+    })
+    d = seen(absolute_get(p.port, "http://public.example/x?y=1", "internal.example"))
+    assert (d["path"], d["query"]) == ("/x", "y=1")
+    assert one(d, "Host") == "public.example"
+    assert one(d, "X-Forwarded-Host") == "public.example"
+    # with a port in the authority, the port travels too
+    d = seen(absolute_get(p.port, "http://public.example:8080/z", "internal.example"))
+    assert one(d, "Host") == "public.example:8080"
+    assert one(d, "X-Forwarded-Host") == "public.example:8080"
+    # the other way round: the URL names the internal site, Host the public one
+    r = absolute_get(p.port, "http://internal.example/x", "public.example")
+    assert (r.status, r.body) == (200, b"internal")
+    assert p.stop() == 0
+    hosts = [json.loads(ln)["host"] for ln in p.access_log()]
+    assert hosts == ["public.example", "public.example:8080", "internal.example"], hosts
+
+
+def test_absolute_form_authority_decides_netlify_host_rules(portico, tmp_path):
+    """A domain-level _redirects rule (absolute from) looks at the host routed on, which for an
+    absolute-form target is the URL's, not the Host header's."""
+    root = tmp_path / "public"
+    root.mkdir()
+    (root / "page.html").write_bytes(b"page")
+    (root / "_redirects").write_text("http://old.example/*  https://new.example/:splat  301!\n")
+    p = portico({"sites": [{"routes": [{"match": "/*", "static": {"root": str(root)}}]}]})
+    r = absolute_get(p.port, "http://old.example/page.html", "other.example")
+    assert (r.status, r.header("location")) == (301, "https://new.example/page.html"), r
+    r = absolute_get(p.port, "http://other.example/page.html", "old.example")
+    assert (r.status, r.body) == (200, b"page"), r
+
+
 # --- header rules
 
 

@@ -277,6 +277,36 @@ static void test_request_framing_fields(void **state)
     assert_true(PT_STR_EQ_LIT(r.target, "*"));
 }
 
+/* RFC 9112 §3.2.2: an absolute-form target's authority is the request's host, whatever the
+ * Host header says; the header itself is kept in the array as received. */
+static void test_request_absolute_form_host(void **state)
+{
+    (void)state;
+    struct pt_h1_request r;
+    struct pt_h1_header h[NHDR];
+
+    static const char abs[] =
+        "GET http://public.example:8080/a?b HTTP/1.1\r\nHost: internal.example\r\n\r\n";
+    assert_int_equal(parse_req(abs, sizeof(abs) - 1, &r, h, NHDR, URI_MAX), sizeof(abs) - 1);
+    assert_true(PT_STR_EQ_LIT(r.host, "public.example:8080"));
+    assert_true(r.has_host);
+    assert_true(PT_STR_EQ_LIT(h[0].value, "internal.example"));
+
+    static const char query[] = "GET http://q.example?x HTTP/1.1\r\nHost: a\r\n\r\n";
+    assert_int_equal(parse_req(query, sizeof(query) - 1, &r, h, NHDR, URI_MAX), sizeof(query) - 1);
+    assert_true(PT_STR_EQ_LIT(r.host, "q.example"));
+
+    static const char v10[] = "GET http://old.example/ HTTP/1.0\r\n\r\n";
+    assert_int_equal(parse_req(v10, sizeof(v10) - 1, &r, h, NHDR, URI_MAX), sizeof(v10) - 1);
+    assert_true(PT_STR_EQ_LIT(r.host, "old.example"));
+    assert_false(r.has_host);
+
+    static const char origin[] = "GET /a HTTP/1.1\r\nHost: internal.example\r\n\r\n";
+    assert_int_equal(parse_req(origin, sizeof(origin) - 1, &r, h, NHDR, URI_MAX),
+                     sizeof(origin) - 1);
+    assert_true(PT_STR_EQ_LIT(r.host, "internal.example"));
+}
+
 static void test_request_pipelined(void **state)
 {
     (void)state;
@@ -753,6 +783,7 @@ int main(void)
         cmocka_unit_test(test_request_table),
         cmocka_unit_test(test_request_get_fields),
         cmocka_unit_test(test_request_framing_fields),
+        cmocka_unit_test(test_request_absolute_form_host),
         cmocka_unit_test(test_request_pipelined),
         cmocka_unit_test(test_request_limits),
         cmocka_unit_test(test_byte_positions),
