@@ -333,6 +333,7 @@ struct hstate {
     int minor_version;
     bool te_seen;         /* a Transfer-Encoding header was present */
     bool te_last_chunked; /* the last coding seen so far is chunked */
+    bool te_other;        /* a coding other than chunked was listed (gzip, deflate, unknown) */
     unsigned host_count;  /* Host headers seen */
     struct pt_str host;   /* value of the (first) Host header */
     bool expect_continue;
@@ -373,6 +374,7 @@ static int note_te(struct hstate *hs, const unsigned char *v, size_t n)
         if (hs->te_last_chunked)
             return PT_H1_EBAD;
         hs->te_last_chunked = chunked;
+        hs->te_other |= !chunked;
         any = true;
     }
     if (!any)
@@ -518,10 +520,27 @@ static int parse_headers(const unsigned char **pp, const unsigned char *end,
     }
     *num = used;
     *pp = p;
-    /* RFC 9112 §6.1: both lengths in one message is the classic smuggling vector. */
+    /* RFC 9112 §6.1: both lengths in one message is the classic smuggling vector. A final
+     * coding other than chunked leaves a request's length unknowable (§6.3 item 4: 400); a
+     * response so coded would be delimited by close (§6.3), and is refused for the reason
+     * below. */
     if (hs->te_seen) {
         if (!hs->te_last_chunked || hs->f->content_length >= 0)
             return PT_H1_EBAD;
+        /*
+         * "gzip, chunked": the framing is sound, but Portico decodes only chunked and the body
+         * is gzip bytes. Forwarding it as plain chunked would relabel the body, so:
+         * - a request gets 501 (RFC 9112 §6.1: a coding the server does not understand);
+         *   passing the codings on is no option, the backend need not understand them either.
+         * - a response is malformed for us (502). Carrying the coding through is allowed only
+         *   towards a client that listed it in TE (RFC 9110 §10.1.4), and Portico drops TE on
+         *   the way in as hop-by-hop, so the backend was never told the client takes gzip; an
+         *   HTTP/1.0 client cannot be sent Transfer-Encoding at all; and the response filters
+         *   (_headers, compression, caching) would see coded bytes. No client is promised it
+         *   can decode such a body, so none is sent it.
+         */
+        if (hs->te_other)
+            return hs->is_request ? PT_H1_ECODING : PT_H1_EBAD;
         hs->f->is_chunked = true;
     }
     return 0;

@@ -364,6 +364,20 @@ def test_chunked_response_passes_through(portico, backend):
         assert r2.body == b"".join(parts)
 
 
+def test_response_with_coding_before_chunked_is_502_not_relabelled(portico, backend):
+    """A backend's Transfer-Encoding: gzip, chunked reached the client as plain chunked, the
+    gzip bytes inside presented as the body. Portico decodes only chunked and no client here
+    announced gzip in TE, so the response is refused as malformed (see h1_parse.c)."""
+    gz = b"\x1f\x8b\x08\x00\x00\x00\x00\x00"
+    b = backend(B.raw(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+                      b"8\r\n" + gz + b"\r\n0\r\n\r\n"))
+    p = portico(proxy_config("app", upstreams={"app": upstream(b)}))
+    r = get(p.port, "/")
+    assert r.status == 502, r
+    assert gz not in r.body
+    assert "gzip" not in (r.header("Transfer-Encoding") or "")
+
+
 def test_response_without_length_read_to_close(portico, backend):
     body = os.urandom(100_000)
     p, b = start(portico, backend, B.no_length(body))

@@ -129,6 +129,18 @@ def test_content_length_overflowing_64_bits_is_rejected(px):
                     b"\r\n\r\n", (400, 413))
 
 
+@pytest.mark.parametrize("te", [b"gzip, chunked", b"x-unknown, chunked",
+                                b"gzip\r\nTransfer-Encoding: chunked"])
+def test_request_coding_before_chunked_gets_501_and_close(px, echo_backend, te):
+    """Transfer-Encoding: gzip, chunked was forwarded as plain chunked with gzip bytes inside:
+    the backend read another body than the client sent. A coding Portico cannot decode is
+    501 (RFC 9112 §6.1), the connection closed, and the backend never contacted."""
+    before = len(echo_backend.requests)
+    send_expect(px, b"POST /up/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: " + te +
+                b"\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 501)
+    assert len(echo_backend.requests) == before
+
+
 def test_bad_chunk_size_gets_400(px):
     send_expect(px, b"POST /up/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
                     b"zz\r\nhello\r\n0\r\n\r\n", 400)
