@@ -282,9 +282,14 @@ static bool host_ok(const unsigned char *p, size_t n, bool need_port)
  * ASCII. origin-form for everything but CONNECT; authority-form only and always for CONNECT;
  * "*" only for OPTIONS; absolute-form "scheme://authority[/path][?query]" for any method but
  * CONNECT, whose authority is stored in *authority (left untouched for the other forms).
+ * A '#' is refused in every form: a fragment is never part of a request-target (RFC 9112 §3.2,
+ * RFC 3986 §3.5), and forwarding it, raw or percent-encoded, would ask the backend for another
+ * resource than the one the client named.
  */
 static bool target_ok(const unsigned char *t, size_t n, int method_id, struct pt_str *authority)
 {
+    if (memchr(t, '#', n) != NULL)
+        return false;
     if (method_id == PT_METHOD_CONNECT)
         return host_ok(t, n, true);
     if (t[0] == '/')
@@ -300,7 +305,7 @@ static bool target_ok(const unsigned char *t, size_t n, int method_id, struct pt
         return false;
     i += 3;
     size_t a = i;
-    while (i < n && t[i] != '/' && t[i] != '?' && t[i] != '#')
+    while (i < n && t[i] != '/' && t[i] != '?')
         i++;
     if (!host_ok(t + a, i - a, false))
         return false;

@@ -95,8 +95,8 @@ ssize_t pt_h1_find_head_end(const char *buf, size_t len, size_t *scanned);
  * both Content-Length and Transfer-Encoding; repeated (even equal) or invalid Content-Length;
  * a Transfer-Encoding whose last coding is not chunked (or that is present in HTTP/1.0);
  * whitespace between a field name and the colon; obs-fold; bare CR or LF; NUL or other control
- * characters in the head; an invalid method, target or version; a missing or repeated Host in
- * HTTP/1.1; an empty header name. HTTP/0.9 (no version) and versions other than 1.0/1.1 give
+ * characters in the head; an invalid method, target or version; a '#' anywhere in the target; a
+ * missing or repeated Host in HTTP/1.1; an empty header name. HTTP/0.9 (no version) and versions other than 1.0/1.1 give
  * PT_H1_EVERSION. A Transfer-Encoding that ends in chunked but lists another coding before it
  * ("gzip, chunked") gives PT_H1_ECODING: Portico decodes only chunked (501, RFC 9112 §6.1).
  */

@@ -102,6 +102,9 @@ BAD_REQUESTS = {
     "invalid-method": b"G@T / HTTP/1.1\r\nHost: a\r\n\r\n",
     "empty-method": b" / HTTP/1.1\r\nHost: a\r\n\r\n",
     "target-not-origin-form": b"GET abc HTTP/1.1\r\nHost: a\r\n\r\n",
+    "fragment-in-target": b"GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n",
+    "fragment-in-query": b"GET /a?b=1#c HTTP/1.1\r\nHost: a\r\n\r\n",
+    "fragment-in-absolute-target": b"GET http://a/x#y HTTP/1.1\r\nHost: a\r\n\r\n",
     "lowercase-version": b"GET / http/1.1\r\nHost: a\r\n\r\n",
     "missing-host": b"GET / HTTP/1.1\r\nX-A: b\r\n\r\n",
     "two-hosts": b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
@@ -139,6 +142,19 @@ def test_request_coding_before_chunked_gets_501_and_close(px, echo_backend, te):
     send_expect(px, b"POST /up/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: " + te +
                 b"\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 501)
     assert len(echo_backend.requests) == before
+
+
+def test_raw_hash_in_target_is_refused_not_forwarded(px, echo_backend):
+    """A raw '#' was percent-encoded into the path and forwarded, so the backend was asked for
+    /up/x%23frag, a resource the client never named. It is 400 now; an encoded %23 is a path
+    byte like any other and still reaches the backend as %23."""
+    before = len(echo_backend.requests)
+    send_expect(px, b"GET /up/x#frag HTTP/1.1\r\nHost: a\r\n\r\n", 400)
+    assert len(echo_backend.requests) == before
+    with RawConn(px.port) as c:
+        r = c.request("GET", "/up/x%23frag")
+        assert r.status == 200, r
+        assert json.loads(r.body)["path"] == "/up/x%23frag"
 
 
 def test_bad_chunk_size_gets_400(px):

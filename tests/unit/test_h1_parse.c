@@ -159,6 +159,13 @@ static const struct code_case req_cases[] = {
     ROW("absolute userinfo", "GET http://u@example.com/" H11 "\r\n", PT_H1_EBAD),
     ROW("absolute empty authority", "GET http:///x" H11 "\r\n", PT_H1_EBAD),
     ROW("absolute no slashes", "GET http:x" H11 "\r\n", PT_H1_EBAD),
+    /* a fragment is never sent (RFC 9112 §3.2): '#' anywhere in any form is refused */
+    ROW("target fragment", "GET /a#b" H11 "\r\n", PT_H1_EBAD),
+    ROW("target fragment only", "GET /#" H11 "\r\n", PT_H1_EBAD),
+    ROW("target fragment in query", "GET /a?b=c#d" H11 "\r\n", PT_H1_EBAD),
+    ROW("absolute fragment", "GET http://example.com/a#b" H11 "\r\n", PT_H1_EBAD),
+    ROW("absolute fragment after host", "GET http://example.com#b" H11 "\r\n", PT_H1_EBAD),
+    ROW("connect fragment", "CONNECT example.com:443#" H11 "\r\n", PT_H1_EBAD),
     ROW("target high byte", "GET /\xc3\xa9" H11 "\r\n", PT_H1_EBAD),
     ROW("target tab", "GET /a\tb" H11 "\r\n", PT_H1_EBAD),
     ROW("target nul", "GET /a\0b" H11 "\r\n", PT_H1_EBAD),
@@ -370,7 +377,8 @@ static void test_byte_positions(void **state)
     } bytes[] = {{'a', true, true},    {'\t', true, false},  {' ', true, false},
                  {0x80, true, false},  {0xff, true, false},  {0x7f, false, false},
                  {0x00, false, false}, {0x01, false, false}, {0x1f, false, false},
-                 {'\r', false, false}, {'\n', false, false}, {'~', true, true}};
+                 {'\r', false, false}, {'\n', false, false}, {'~', true, true},
+                 {'#', true, false}};
     struct pt_h1_request r;
     struct pt_h1_header h[NHDR];
     char in[256];
