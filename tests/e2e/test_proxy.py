@@ -8,8 +8,10 @@ import socket
 import threading
 import time
 
+import pytest
+
 from helpers import backends as B
-from helpers.client import RawConn, build_request, chunked_body, get, request
+from helpers.client import Closed, RawConn, build_request, chunked_body, get, request
 from helpers.common import IO_TIMEOUT
 
 
@@ -376,6 +378,23 @@ def test_response_with_coding_before_chunked_is_502_not_relabelled(portico, back
     assert r.status == 502, r
     assert gz not in r.body
     assert "gzip" not in (r.header("Transfer-Encoding") or "")
+
+
+@pytest.mark.parametrize("body", [b"5\r\nhelloX\n0\r\n\r\n", b"5\r\nhello\rX0\r\n\r\n"],
+                         ids=["wrong-byte-for-cr", "wrong-byte-for-lf"])
+def test_response_chunk_data_not_followed_by_crlf_is_not_passed_on(portico, backend, body):
+    """An upstream chunk whose data is followed by a wrong byte and LF (or CR and a wrong byte)
+    is malformed: the client gets a 502, or, when the head already went out, a body cut short
+    by a close; never a complete response as if the chunk had been well formed."""
+    b = backend(B.raw(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body))
+    p = portico(proxy_config("app", upstreams={"app": upstream(b)}))
+    with RawConn(p.port) as c:
+        c.send(build_request("GET", "/"))
+        try:
+            r = c.read_response()
+        except (Closed, ConnectionResetError):
+            r = None
+        assert r is None or r.status == 502, r
 
 
 def test_response_without_length_read_to_close(portico, backend):

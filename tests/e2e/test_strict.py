@@ -157,6 +157,15 @@ def test_raw_hash_in_target_is_refused_not_forwarded(px, echo_backend):
         assert json.loads(r.body)["path"] == "/up/x%23frag"
 
 
+@pytest.mark.parametrize("body", [b"5\r\nhelloX\n0\r\n\r\n", b"5\r\nhello\rX0\r\n\r\n"],
+                         ids=["wrong-byte-for-cr", "wrong-byte-for-lf"])
+def test_chunk_data_not_followed_by_crlf_gets_400(px, body):
+    """The CR and the LF after a chunk's data are both checked: with the CR check removed,
+    5\\r\\nhelloX\\n0... was accepted as "hello"."""
+    send_expect(px, b"POST /up/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                body, 400)
+
+
 def test_bad_chunk_size_gets_400(px):
     send_expect(px, b"POST /up/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
                     b"zz\r\nhello\r\n0\r\n\r\n", 400)

@@ -631,6 +631,10 @@ static const struct chunk_case chunk_cases[] = {
     CK("ext bare lf", "5;a\nhello\r\n", "", PT_H1_EBAD),
     CK("data too long", "5\r\nhelloX\r\n0\r\n\r\n", "hello", PT_H1_EBAD),
     CK("data bare lf", "5\r\nhello\n0\r\n\r\n", "hello", PT_H1_EBAD),
+    /* The CR and the LF after the data are each checked: a wrong byte in place of either, with
+     * the other one right, must fail (once the CR check alone was not pinned by any row). */
+    CK("data wrong byte then lf", "5\r\nhelloX\n0\r\n\r\n", "hello", PT_H1_EBAD),
+    CK("data cr then wrong byte", "5\r\nhello\rX0\r\n\r\n", "hello", PT_H1_EBAD),
     CK("data no crlf", "5\r\nhello0\r\n\r\n", "hello", PT_H1_EBAD),
     CK("last bare lf", "0\n\r\n", "", PT_H1_EBAD),
     CK("final bare lf", "0\r\n\n", "", PT_H1_EBAD),
