@@ -164,6 +164,36 @@ def test_absolute_form_authority_decides_netlify_host_rules(portico, tmp_path):
     assert (r.status, r.body) == (200, b"page"), r
 
 
+def test_hsts_on_proxied_responses_over_tls_only(portico, backend, tmp_path_factory):
+    """Every other HSTS test answers with a respond route; the proxy builds its own response
+    head, and must add the site's Strict-Transport-Security there too, over TLS only, once."""
+    from helpers import certs
+    from helpers.common import free_port
+    from helpers.tlsclient import TLSConn
+
+    pki = certs.session_pki(tmp_path_factory)
+    cert, key = pki.server(["secure.test"], "ec")
+    b = backend(B.by_path({"/missing": B.fixed(404, b"nope")}, default=B.echo()))
+    plain = free_port()
+    p = portico(lambda port: {
+        "listen": [{"addr": "127.0.0.1:%d" % port, "tls": True},
+                   {"addr": "127.0.0.1:%d" % plain}],
+        "tls": {"certificates": [{"cert": cert, "key": key}]},
+        "upstreams": {"app": upstream(b)},
+        "sites": [{"hosts": ["secure.test"],
+                   "hsts": {"max_age": "1d", "include_subdomains": True},
+                   "routes": [{"match": "/*", "proxy": {"to": "app"}}]}],
+    })
+    want = ["max-age=86400; includeSubDomains"]
+    for path, status in (("/x", 200), ("/missing", 404)):
+        with TLSConn(p.port, "secure.test", cafile=pki.ca_cert) as c:
+            r = c.request("GET", path, host="secure.test")
+        assert r.status == status, r
+        assert r.header_all("Strict-Transport-Security") == want, r
+    r = get(plain, "/x", host="secure.test")
+    assert r.status == 200 and not r.has_header("Strict-Transport-Security"), r
+
+
 # --- header rules
 
 
