@@ -144,3 +144,35 @@ def test_stale_pooled_connection_does_not_replay_idempotent_request_with_body(po
         assert len(_sent(b, "PUT")) == 1
     finally:
         b.close()
+
+
+def test_reset_on_a_fresh_connection_is_retried_on_the_other_target(portico):
+    """retry_on reset was only exercised by chance under load. Here one target resets every
+    connection (SO_LINGER 0) as soon as it has read the request, every time: each request it
+    gets must be retried on the other target, and the client must never see the reset."""
+    bad = B.Backend(B.reset(), "resetter")
+    good = B.Backend(B.echo(), "good")
+    try:
+        p = portico({
+            "workers": 1,
+            "upstreams": {"app": {
+                "targets": [{"url": bad.url}, {"url": good.url}],
+                "balance": "round_robin", "retries": 1, "retry_on": ["reset"]}},
+            "sites": [{"routes": [{"match": "/*", "proxy": {"to": "app"}}]}],
+        })
+        for i in range(8):
+            with RawConn(p.port) as c:
+                r = c.request("GET", "/r%d" % i)
+            assert r.status == 200, (i, r)
+            assert json.loads(r.body)["path"] == "/r%d" % i
+        reset_paths = {q.path for q in bad.requests}
+        good_paths = [q.path for q in good.requests]
+        # round robin starts on the first target: at least the first request met the reset
+        assert "/r0" in reset_paths, reset_paths
+        # every request the resetter got was answered by the other target, exactly once
+        for path in reset_paths:
+            assert good_paths.count(path) == 1, (path, good_paths)
+        assert sorted(good_paths) == sorted("/r%d" % i for i in range(8)), good_paths
+    finally:
+        bad.close()
+        good.close()
