@@ -281,10 +281,15 @@ static bool host_ok(const unsigned char *p, size_t n, bool need_port)
  * The four request-target forms (RFC 9112 §3.2). The bytes are already known to be visible
  * ASCII. origin-form for everything but CONNECT; authority-form only and always for CONNECT;
  * "*" only for OPTIONS; absolute-form "scheme://authority[/path][?query]" for any method but
- * CONNECT.
+ * CONNECT, whose authority is stored in *authority (left untouched for the other forms).
+ * A '#' is refused in every form: a fragment is never part of a request-target (RFC 9112 §3.2,
+ * RFC 3986 §3.5), and forwarding it, raw or percent-encoded, would ask the backend for another
+ * resource than the one the client named.
  */
-static bool target_ok(const unsigned char *t, size_t n, int method_id)
+static bool target_ok(const unsigned char *t, size_t n, int method_id, struct pt_str *authority)
 {
+    if (memchr(t, '#', n) != NULL)
+        return false;
     if (method_id == PT_METHOD_CONNECT)
         return host_ok(t, n, true);
     if (t[0] == '/')
@@ -300,9 +305,12 @@ static bool target_ok(const unsigned char *t, size_t n, int method_id)
         return false;
     i += 3;
     size_t a = i;
-    while (i < n && t[i] != '/' && t[i] != '?' && t[i] != '#')
+    while (i < n && t[i] != '/' && t[i] != '?')
         i++;
-    return host_ok(t + a, i - a, false);
+    if (!host_ok(t + a, i - a, false))
+        return false;
+    *authority = (struct pt_str){(const char *)t + a, i - a};
+    return true;
 }
 
 /* Content-Length = 1*DIGIT (RFC 9110 §8.6), at most SIZE_LIMIT; -1 when invalid. */
@@ -330,6 +338,7 @@ struct hstate {
     int minor_version;
     bool te_seen;         /* a Transfer-Encoding header was present */
     bool te_last_chunked; /* the last coding seen so far is chunked */
+    bool te_other;        /* a coding other than chunked was listed (gzip, deflate, unknown) */
     unsigned host_count;  /* Host headers seen */
     struct pt_str host;   /* value of the (first) Host header */
     bool expect_continue;
@@ -370,6 +379,7 @@ static int note_te(struct hstate *hs, const unsigned char *v, size_t n)
         if (hs->te_last_chunked)
             return PT_H1_EBAD;
         hs->te_last_chunked = chunked;
+        hs->te_other |= !chunked;
         any = true;
     }
     if (!any)
@@ -515,10 +525,27 @@ static int parse_headers(const unsigned char **pp, const unsigned char *end,
     }
     *num = used;
     *pp = p;
-    /* RFC 9112 §6.1: both lengths in one message is the classic smuggling vector. */
+    /* RFC 9112 §6.1: both lengths in one message is the classic smuggling vector. A final
+     * coding other than chunked leaves a request's length unknowable (§6.3 item 4: 400); a
+     * response so coded would be delimited by close (§6.3), and is refused for the reason
+     * below. */
     if (hs->te_seen) {
         if (!hs->te_last_chunked || hs->f->content_length >= 0)
             return PT_H1_EBAD;
+        /*
+         * "gzip, chunked": the framing is sound, but Portico decodes only chunked and the body
+         * is gzip bytes. Forwarding it as plain chunked would relabel the body, so:
+         * - a request gets 501 (RFC 9112 §6.1: a coding the server does not understand);
+         *   passing the codings on is no option, the backend need not understand them either.
+         * - a response is malformed for us (502). Carrying the coding through is allowed only
+         *   towards a client that listed it in TE (RFC 9110 §10.1.4), and Portico drops TE on
+         *   the way in as hop-by-hop, so the backend was never told the client takes gzip; an
+         *   HTTP/1.0 client cannot be sent Transfer-Encoding at all; and the response filters
+         *   (_headers, compression, caching) would see coded bytes. No client is promised it
+         *   can decode such a body, so none is sent it.
+         */
+        if (hs->te_other)
+            return hs->is_request ? PT_H1_ECODING : PT_H1_EBAD;
         hs->f->is_chunked = true;
     }
     return 0;
@@ -627,7 +654,8 @@ int pt_h1_parse_request(const char *buf, size_t len, struct pt_h1_request *r, si
     if (p[1] != '\n')
         return PT_H1_EBAD;
     p += 2;
-    if (!target_ok(t, tn, r->method_id))
+    struct pt_str authority = {NULL, 0};
+    if (!target_ok(t, tn, r->method_id, &authority))
         return PT_H1_EBAD;
 
     hs = (struct hstate){.f = &r->framing, .is_request = true, .minor_version = r->minor_version};
@@ -641,6 +669,12 @@ int pt_h1_parse_request(const char *buf, size_t len, struct pt_h1_request *r, si
         r->host = hs.host;
         r->has_host = true;
     }
+    /* RFC 9112 §3.2.2: with an absolute-form target the authority replaces Host, for routing
+     * and for everything after it (the Host sent upstream, X-Forwarded-Host, the log). The Host
+     * header is still required and validated above, and the header array keeps it as received;
+     * no consumer may read the host from there. */
+    if (authority.p != NULL)
+        r->host = authority;
     r->expect_continue = hs.expect_continue;
     return (int)(p - (const unsigned char *)buf);
 }

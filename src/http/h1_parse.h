@@ -26,6 +26,7 @@ enum pt_h1_err {
     PT_H1_ETOOMANY = -4,   /* more headers than the caller's array holds: 431 */
     PT_H1_EURI = -5,       /* request target longer than uri_max: 414 */
     PT_H1_EVERSION = -6,   /* HTTP version other than 1.0/1.1 (incl. 0.9 and 2.0): 505 or 400 */
+    PT_H1_ECODING = -7,    /* request transfer coding other than chunked (gzip, chunked): 501 */
 };
 
 enum pt_http_method {
@@ -50,7 +51,7 @@ struct pt_h1_header {
 /* Framing facts every HTTP/1 message head yields, derived while parsing. */
 struct pt_h1_framing {
     int64_t content_length; /* -1 when absent */
-    bool is_chunked;        /* Transfer-Encoding present and its last coding is chunked */
+    bool is_chunked;        /* Transfer-Encoding present and it is exactly "chunked" */
     bool conn_close;        /* "close" among the Connection options */
     bool conn_keepalive;    /* "keep-alive" among the Connection options (matters for 1.0) */
     bool has_upgrade;       /* an Upgrade header is present */
@@ -64,7 +65,8 @@ struct pt_h1_request {
     struct pt_h1_header *headers; /* in: caller's array; out: filled in order */
     size_t num_headers;           /* in: capacity of headers; out: number used */
     struct pt_h1_framing framing;
-    struct pt_str host;   /* Host header value (empty when absent) */
+    struct pt_str host;   /* the request's host: the authority of an absolute-form target
+                             (RFC 9112 §3.2.2), else the Host header value (empty when absent) */
     bool has_host;        /* a Host header was present (exactly one) */
     bool expect_continue; /* "Expect: 100-continue" */
 };
@@ -93,15 +95,18 @@ ssize_t pt_h1_find_head_end(const char *buf, size_t len, size_t *scanned);
  * both Content-Length and Transfer-Encoding; repeated (even equal) or invalid Content-Length;
  * a Transfer-Encoding whose last coding is not chunked (or that is present in HTTP/1.0);
  * whitespace between a field name and the colon; obs-fold; bare CR or LF; NUL or other control
- * characters in the head; an invalid method, target or version; a missing or repeated Host in
- * HTTP/1.1; an empty header name. HTTP/0.9 (no version) and versions other than 1.0/1.1 give
- * PT_H1_EVERSION.
+ * characters in the head; an invalid method, target or version; a '#' anywhere in the target; a
+ * missing or repeated Host in HTTP/1.1; an empty header name. HTTP/0.9 (no version) and versions other than 1.0/1.1 give
+ * PT_H1_EVERSION. A Transfer-Encoding that ends in chunked but lists another coding before it
+ * ("gzip, chunked") gives PT_H1_ECODING: Portico decodes only chunked (501, RFC 9112 §6.1).
  */
 int pt_h1_parse_request(const char *buf, size_t len, struct pt_h1_request *r, size_t uri_max);
 
 /*
  * Parses a complete response head. Same strictness as requests (a malformed response is 502
- * and the upstream connection is not reused). Returns len or a negative enum pt_h1_err.
+ * and the upstream connection is not reused); a transfer coding other than chunked is refused
+ * as malformed too (PT_H1_EBAD): Portico never relabels a body it cannot decode. Returns len or
+ * a negative enum pt_h1_err other than PT_H1_ECODING.
  */
 int pt_h1_parse_response(const char *buf, size_t len, struct pt_h1_response *r);
 

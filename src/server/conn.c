@@ -723,6 +723,7 @@ static void dispatch(struct pt_conn *c, size_t head_len)
     if (rc < 0) {
         int status = rc == PT_H1_ETOOMANY   ? 431
                      : rc == PT_H1_EURI     ? 414
+                     : rc == PT_H1_ECODING  ? 501
                      : rc == PT_H1_EVERSION ? version_status(pt_buf_rpos(&c->in), head_len)
                                             : 400;
         pt_buf_consume(&c->in, (uint32_t)head_len);

@@ -8,8 +8,10 @@ import socket
 import threading
 import time
 
+import pytest
+
 from helpers import backends as B
-from helpers.client import RawConn, build_request, chunked_body, get, request
+from helpers.client import Closed, RawConn, build_request, chunked_body, get, request
 from helpers.common import IO_TIMEOUT
 
 
@@ -109,6 +111,87 @@ def test_host_is_client_host_when_preserve_host_true(portico, backend):
     p, b = start(portico, backend, preserve_host=True)
     d = seen(get(p.port, "/", host="front.test"))
     assert one(d, "Host") == "front.test"
+
+
+def absolute_get(port, url, host):
+    """GET with an absolute-form target (RFC 9112 §3.2.2) and a Host header that disagrees."""
+    with RawConn(port) as c:
+        c.send(("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (url, host)).encode())
+        return c.read_response()
+
+
+def test_absolute_form_authority_replaces_host_for_backend_and_log(portico, backend):
+    """Routing used the URL's host while Host (preserve_host), X-Forwarded-Host and the access
+    log used the Host header: the backend was told another host than the one routed on."""
+    b = backend(B.echo())
+    p = portico({
+        "log": {"format": "json"},
+        "upstreams": {"app": upstream(b)},
+        "sites": [
+            {"hosts": ["public.example"],
+             "routes": [{"match": "/*", "proxy": {"to": "app", "preserve_host": True}}]},
+            {"hosts": ["internal.example"],
+             "routes": [{"match": "/*", "respond": {"status": 200, "body": "internal"}}]},
+        ],
+    })
+    d = seen(absolute_get(p.port, "http://public.example/x?y=1", "internal.example"))
+    assert (d["path"], d["query"]) == ("/x", "y=1")
+    assert one(d, "Host") == "public.example"
+    assert one(d, "X-Forwarded-Host") == "public.example"
+    # with a port in the authority, the port travels too
+    d = seen(absolute_get(p.port, "http://public.example:8080/z", "internal.example"))
+    assert one(d, "Host") == "public.example:8080"
+    assert one(d, "X-Forwarded-Host") == "public.example:8080"
+    # the other way round: the URL names the internal site, Host the public one
+    r = absolute_get(p.port, "http://internal.example/x", "public.example")
+    assert (r.status, r.body) == (200, b"internal")
+    assert p.stop() == 0
+    hosts = [json.loads(ln)["host"] for ln in p.access_log()]
+    assert hosts == ["public.example", "public.example:8080", "internal.example"], hosts
+
+
+def test_absolute_form_authority_decides_netlify_host_rules(portico, tmp_path):
+    """A domain-level _redirects rule (absolute from) looks at the host routed on, which for an
+    absolute-form target is the URL's, not the Host header's."""
+    root = tmp_path / "public"
+    root.mkdir()
+    (root / "page.html").write_bytes(b"page")
+    (root / "_redirects").write_text("http://old.example/*  https://new.example/:splat  301!\n")
+    p = portico({"sites": [{"routes": [{"match": "/*", "static": {"root": str(root)}}]}]})
+    r = absolute_get(p.port, "http://old.example/page.html", "other.example")
+    assert (r.status, r.header("location")) == (301, "https://new.example/page.html"), r
+    r = absolute_get(p.port, "http://other.example/page.html", "old.example")
+    assert (r.status, r.body) == (200, b"page"), r
+
+
+def test_hsts_on_proxied_responses_over_tls_only(portico, backend, tmp_path_factory):
+    """Every other HSTS test answers with a respond route; the proxy builds its own response
+    head, and must add the site's Strict-Transport-Security there too, over TLS only, once."""
+    from helpers import certs
+    from helpers.common import free_port
+    from helpers.tlsclient import TLSConn
+
+    pki = certs.session_pki(tmp_path_factory)
+    cert, key = pki.server(["secure.test"], "ec")
+    b = backend(B.by_path({"/missing": B.fixed(404, b"nope")}, default=B.echo()))
+    plain = free_port()
+    p = portico(lambda port: {
+        "listen": [{"addr": "127.0.0.1:%d" % port, "tls": True},
+                   {"addr": "127.0.0.1:%d" % plain}],
+        "tls": {"certificates": [{"cert": cert, "key": key}]},
+        "upstreams": {"app": upstream(b)},
+        "sites": [{"hosts": ["secure.test"],
+                   "hsts": {"max_age": "1d", "include_subdomains": True},
+                   "routes": [{"match": "/*", "proxy": {"to": "app"}}]}],
+    })
+    want = ["max-age=86400; includeSubDomains"]
+    for path, status in (("/x", 200), ("/missing", 404)):
+        with TLSConn(p.port, "secure.test", cafile=pki.ca_cert) as c:
+            r = c.request("GET", path, host="secure.test")
+        assert r.status == status, r
+        assert r.header_all("Strict-Transport-Security") == want, r
+    r = get(plain, "/x", host="secure.test")
+    assert r.status == 200 and not r.has_header("Strict-Transport-Security"), r
 
 
 # --- header rules
@@ -311,6 +394,37 @@ def test_chunked_response_passes_through(portico, backend):
         assert r.body == b"".join(parts)
         r2 = c.request("GET", "/c")  # the connection is still usable
         assert r2.body == b"".join(parts)
+
+
+def test_response_with_coding_before_chunked_is_502_not_relabelled(portico, backend):
+    """A backend's Transfer-Encoding: gzip, chunked reached the client as plain chunked, the
+    gzip bytes inside presented as the body. Portico decodes only chunked and no client here
+    announced gzip in TE, so the response is refused as malformed (see h1_parse.c)."""
+    gz = b"\x1f\x8b\x08\x00\x00\x00\x00\x00"
+    b = backend(B.raw(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+                      b"8\r\n" + gz + b"\r\n0\r\n\r\n"))
+    p = portico(proxy_config("app", upstreams={"app": upstream(b)}))
+    r = get(p.port, "/")
+    assert r.status == 502, r
+    assert gz not in r.body
+    assert "gzip" not in (r.header("Transfer-Encoding") or "")
+
+
+@pytest.mark.parametrize("body", [b"5\r\nhelloX\n0\r\n\r\n", b"5\r\nhello\rX0\r\n\r\n"],
+                         ids=["wrong-byte-for-cr", "wrong-byte-for-lf"])
+def test_response_chunk_data_not_followed_by_crlf_is_not_passed_on(portico, backend, body):
+    """An upstream chunk whose data is followed by a wrong byte and LF (or CR and a wrong byte)
+    is malformed: the client gets a 502, or, when the head already went out, a body cut short
+    by a close; never a complete response as if the chunk had been well formed."""
+    b = backend(B.raw(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body))
+    p = portico(proxy_config("app", upstreams={"app": upstream(b)}))
+    with RawConn(p.port) as c:
+        c.send(build_request("GET", "/"))
+        try:
+            r = c.read_response()
+        except (Closed, ConnectionResetError):
+            r = None
+        assert r is None or r.status == 502, r
 
 
 def test_response_without_length_read_to_close(portico, backend):

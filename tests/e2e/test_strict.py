@@ -102,6 +102,9 @@ BAD_REQUESTS = {
     "invalid-method": b"G@T / HTTP/1.1\r\nHost: a\r\n\r\n",
     "empty-method": b" / HTTP/1.1\r\nHost: a\r\n\r\n",
     "target-not-origin-form": b"GET abc HTTP/1.1\r\nHost: a\r\n\r\n",
+    "fragment-in-target": b"GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n",
+    "fragment-in-query": b"GET /a?b=1#c HTTP/1.1\r\nHost: a\r\n\r\n",
+    "fragment-in-absolute-target": b"GET http://a/x#y HTTP/1.1\r\nHost: a\r\n\r\n",
     "lowercase-version": b"GET / http/1.1\r\nHost: a\r\n\r\n",
     "missing-host": b"GET / HTTP/1.1\r\nX-A: b\r\n\r\n",
     "two-hosts": b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
@@ -127,6 +130,40 @@ def test_unsupported_version_gets_400_or_505(px, version):
 def test_content_length_overflowing_64_bits_is_rejected(px):
     send_expect(px, b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999"
                     b"\r\n\r\n", (400, 413))
+
+
+@pytest.mark.parametrize("te", [b"gzip, chunked", b"x-unknown, chunked",
+                                b"gzip\r\nTransfer-Encoding: chunked"])
+def test_request_coding_before_chunked_gets_501_and_close(px, echo_backend, te):
+    """Transfer-Encoding: gzip, chunked was forwarded as plain chunked with gzip bytes inside:
+    the backend read another body than the client sent. A coding Portico cannot decode is
+    501 (RFC 9112 §6.1), the connection closed, and the backend never contacted."""
+    before = len(echo_backend.requests)
+    send_expect(px, b"POST /up/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: " + te +
+                b"\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 501)
+    assert len(echo_backend.requests) == before
+
+
+def test_raw_hash_in_target_is_refused_not_forwarded(px, echo_backend):
+    """A raw '#' was percent-encoded into the path and forwarded, so the backend was asked for
+    /up/x%23frag, a resource the client never named. It is 400 now; an encoded %23 is a path
+    byte like any other and still reaches the backend as %23."""
+    before = len(echo_backend.requests)
+    send_expect(px, b"GET /up/x#frag HTTP/1.1\r\nHost: a\r\n\r\n", 400)
+    assert len(echo_backend.requests) == before
+    with RawConn(px.port) as c:
+        r = c.request("GET", "/up/x%23frag")
+        assert r.status == 200, r
+        assert json.loads(r.body)["path"] == "/up/x%23frag"
+
+
+@pytest.mark.parametrize("body", [b"5\r\nhelloX\n0\r\n\r\n", b"5\r\nhello\rX0\r\n\r\n"],
+                         ids=["wrong-byte-for-cr", "wrong-byte-for-lf"])
+def test_chunk_data_not_followed_by_crlf_gets_400(px, body):
+    """The CR and the LF after a chunk's data are both checked: with the CR check removed,
+    5\\r\\nhelloX\\n0... was accepted as "hello"."""
+    send_expect(px, b"POST /up/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                body, 400)
 
 
 def test_bad_chunk_size_gets_400(px):
