@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -22,6 +23,7 @@
 #include "config/netlify.h"
 #include "handler/geoip.h"
 #include "handler/mime.h"
+#include "handler/static.h"
 #include "server/worker.h"
 
 static struct pt_str header(const struct pt_h1_request *h, const char *name, size_t n)
@@ -189,6 +191,19 @@ static int open_under(const char *root, const char *rel, int flags)
     return fd < 0 ? -1 : (int)fd;
 }
 
+/* Whether the file open at fd is one of the site's rule files (never sent as a page). */
+static bool is_rule_file(const struct pt_site_cfg *site, int fd)
+{
+    struct stat st, f;
+    const char *files[] = {site->redirects_file, site->headers_file, site->netlify_toml};
+    if (fstat(fd, &st) < 0)
+        return true;
+    for (size_t i = 0; i < PT_ARRAY_LEN(files); i++)
+        if (files[i] && stat(files[i], &f) == 0 && f.st_dev == st.st_dev && f.st_ino == st.st_ino)
+            return true;
+    return false;
+}
+
 /* Whether the static root holds a regular file at path (or a directory with index.html). */
 static bool shadowed(const char *root, const char *path, size_t len)
 {
@@ -198,6 +213,8 @@ static bool shadowed(const char *root, const char *path, size_t len)
     size_t n = len - 1;
     memcpy(rel, path + 1, n);
     rel[n] = '\0';
+    if (pt_static_is_rule_name(rel, n))
+        return false; /* never served, so it shadows nothing */
     for (int pass = 0; pass < 2; pass++) {
         int fd = open_under(root, rel, O_PATH);
         if (fd < 0)
@@ -320,8 +337,9 @@ void pt_nf_error_page(struct pt_req *r, const char *to, size_t to_len)
     int fd = -1;
     struct stat st;
     if (site && site->nf_root && n > 0 && !memchr(norm, '%', (size_t)n)) {
-        fd = open_under(site->nf_root, norm + 1, O_RDONLY | O_NOCTTY);
-        if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
+        if (!pt_static_is_rule_name(norm + 1, (size_t)n - 1))
+            fd = open_under(site->nf_root, norm + 1, O_RDONLY | O_NOCTTY);
+        if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || is_rule_file(site, fd))) {
             close(fd);
             fd = -1;
         }
@@ -429,4 +447,29 @@ bool pt_nf_lines_have(const char *lines, size_t len, struct pt_str name)
         p = nl + 1;
     }
     return false;
+}
+
+int pt_nf_rule_files(const struct pt_config *cfg, const char ***out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    size_t k = 0;
+    for (size_t i = 0; i < cfg->n_sites; i++) {
+        const struct pt_site_cfg *s = &cfg->sites[i];
+        k += !!s->redirects_file + !!s->headers_file + !!s->netlify_toml;
+    }
+    if (k == 0)
+        return 0;
+    const char **v = calloc(k, sizeof(*v));
+    if (!v)
+        return -1;
+    for (size_t i = 0; i < cfg->n_sites; i++) {
+        const struct pt_site_cfg *s = &cfg->sites[i];
+        const char *f[] = {s->redirects_file, s->headers_file, s->netlify_toml};
+        for (size_t j = 0; j < PT_ARRAY_LEN(f); j++)
+            if (f[j])
+                v[(*n)++] = f[j];
+    }
+    *out = v;
+    return 0;
 }
