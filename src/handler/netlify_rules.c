@@ -113,31 +113,77 @@ static char lower(char c)
     return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
 }
 
-/* Accept-Language: any listed tag whose primary part or whole tag equals one of langs. */
-static bool language_ok(const struct pt_nf_rule *nr, struct pt_str al)
+/*
+ * The value of cookie name (n bytes) in a Cookie header, trimmed and without surrounding
+ * quotes, as the first cookie of that name gives it; {NULL, 0} when absent or empty.
+ */
+static struct pt_str cookie_value(struct pt_str ck, const char *name, size_t n)
 {
-    const char *p = al.p, *end = al.p ? al.p + al.n : NULL;
+    const char *p = ck.p, *end = ck.p ? ck.p + ck.n : NULL;
     while (p && p < end) {
-        while (p < end && (*p == ' ' || *p == ','))
+        while (p < end && (*p == ' ' || *p == ';'))
             p++;
         const char *s = p;
-        while (p < end && *p != ',' && *p != ';' && *p != ' ')
+        while (p < end && *p != '=' && *p != ';')
             p++;
-        size_t tl = (size_t)(p - s);
-        for (size_t i = 0; i < nr->n_languages && tl; i++) {
-            const char *l = nr->languages[i];
-            size_t ll = strlen(l);
-            if (ll > tl || (ll < tl && s[ll] != '-'))
-                continue;
-            size_t k = 0;
-            while (k < ll && lower(s[k]) == l[k])
-                k++;
-            if (k == ll)
-                return true;
+        size_t nl = (size_t)(p - s);
+        while (nl && s[nl - 1] == ' ')
+            nl--;
+        if (p >= end || *p != '=') {
+            continue;
         }
-        while (p < end && *p != ',')
+        const char *v = ++p;
+        while (p < end && *p != ';')
             p++;
+        const char *ve = p;
+        while (v < ve && *v == ' ')
+            v++;
+        while (ve > v && ve[-1] == ' ')
+            ve--;
+        if (ve - v >= 2 && *v == '"' && ve[-1] == '"') {
+            v++;
+            ve--;
+        }
+        if (nl == n && memcmp(s, name, n) == 0)
+            return ve > v ? (struct pt_str){v, (size_t)(ve - v)} : (struct pt_str){NULL, 0};
     }
+    return (struct pt_str){NULL, 0};
+}
+
+/* Whether s (n bytes) equals the lower-case l, ignoring the case of s. */
+static bool lower_eq(const char *l, const char *s, size_t n)
+{
+    if (strlen(l) != n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (lower(s[i]) != l[i])
+            return false;
+    return true;
+}
+
+/*
+ * Language: the request's language is the nf_lang cookie when set, else the Accept-Language
+ * value as received; Netlify's edge hands that string to its matcher as X-Language. The
+ * matcher (netlify-redirector, probed in tests/e2e/test_netlify_diff.py) takes a rule language
+ * when the whole string equals it, or when the string is LETTERS "-" MORE and LETTERS equals it,
+ * case aside. So "fr-CA,en;q=0.8" is French, while "fr,en" or "de, fr" match no Language= rule
+ * at all (a list of several plain tags is not read entry by entry).
+ */
+static bool language_ok(const struct pt_nf_rule *nr, const struct pt_h1_request *h)
+{
+    struct pt_str x = cookie_value(header(h, "cookie", 6), "nf_lang", 7);
+    if (!x.p)
+        x = header(h, "accept-language", 15);
+    if (!x.p || x.n == 0)
+        return false;
+    size_t pl = 0;
+    while (pl < x.n && ((x.p[pl] >= 'a' && x.p[pl] <= 'z') || (x.p[pl] >= 'A' && x.p[pl] <= 'Z')))
+        pl++;
+    bool has_primary = pl > 0 && pl + 1 < x.n && x.p[pl] == '-';
+    for (size_t i = 0; i < nr->n_languages; i++)
+        if (lower_eq(nr->languages[i], x.p, x.n) ||
+            (has_primary && lower_eq(nr->languages[i], x.p, pl)))
+            return true;
     return false;
 }
 
@@ -250,9 +296,17 @@ static bool host_ok(const char *want, struct pt_str host)
     return hl == wl && pt_str_caseeq((struct pt_str){host.p, hl}, want, wl);
 }
 
-/* Country: the client's country (looked up once per request, kept in q) is one of the rule's. */
+/* Country: the nf_country cookie when set (Netlify's override), else the client's country
+   (looked up once per request, kept in q), is one of the rule's, case aside. */
 static bool country_ok(const struct pt_nf_rule *nr, struct pt_nf_req *q)
 {
+    struct pt_str ov = cookie_value(header(q->h, "cookie", 6), "nf_country", 10);
+    if (ov.p) {
+        for (size_t i = 0; i < nr->n_countries; i++)
+            if (lower_eq(nr->countries[i], ov.p, ov.n))
+                return true;
+        return false;
+    }
     if (q->country_state == 0) {
         struct pt_sockaddr client;
         q->country_state = -1;
@@ -308,7 +362,7 @@ bool pt_nf_rule_applies(struct pt_nf_req *q, const struct pt_route_cfg *route, c
             qo += (size_t)en;
         }
     }
-    if (nr->n_languages && !language_ok(nr, header(q->h, "accept-language", 15)))
+    if (nr->n_languages && !language_ok(nr, q->h))
         return false;
     if (nr->n_cookies && !cookie_ok(nr, header(q->h, "cookie", 6)))
         return false;
@@ -316,6 +370,8 @@ bool pt_nf_rule_applies(struct pt_nf_req *q, const struct pt_route_cfg *route, c
         return false;
     if (!nr->is_force && shadowed(q->site->nf_root, path, path_len))
         return false;
+    if (!nr->has_splat)
+        m->splat = (struct pt_str){NULL, 0}; /* ":splat" in to stays as written, as on Netlify */
     return true;
 }
 
