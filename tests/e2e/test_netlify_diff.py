@@ -52,6 +52,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from urllib.parse import unquote, urlsplit
 
 import pytest
@@ -609,3 +610,14 @@ def test_netlify_toml_reads_like_netlify(toml_setup):
     err = p.stderr()
     warned = [ln for ln in err.splitlines() if "netlify.toml:" in ln]
     assert len(warned) == 1 and "the '!' of status \"302!\" is ignored" in warned[0], warned
+
+
+def test_missing_matcher_fails_instead_of_skipping(monkeypatch, tmp_path):
+    """Without the npm package the comparison cannot run: that is a setup error, reported as a
+    failure that says how to install it, never a silent skip (in CI or not)."""
+    monkeypatch.setattr(sys.modules[__name__], "DIFF_DIR", str(tmp_path))
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(BaseException) as e:  # a skip is a BaseException too
+        run_matcher("/a /b\n", [("/a", {})])
+    assert e.type is pytest.fail.Exception, e.type
+    assert "netlify-redirector" in str(e.value) and "scripts/deps.sh --test" in str(e.value)
