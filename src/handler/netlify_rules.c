@@ -237,22 +237,22 @@ static int open_under(const char *root, const char *rel, int flags)
     return fd < 0 ? -1 : (int)fd;
 }
 
-/* Whether the file open at fd is one of the site's rule files (never sent as a page). */
-static bool is_rule_file(const struct pt_site_cfg *site, int fd)
+/* Whether the file st describes is one of the site's rule files (never served, so never a
+   page and never a file that shadows a rule). */
+static bool is_rule_file(const struct pt_site_cfg *site, const struct stat *st)
 {
-    struct stat st, f;
+    struct stat f;
     const char *files[] = {site->redirects_file, site->headers_file, site->netlify_toml};
-    if (fstat(fd, &st) < 0)
-        return true;
     for (size_t i = 0; i < PT_ARRAY_LEN(files); i++)
-        if (files[i] && stat(files[i], &f) == 0 && f.st_dev == st.st_dev && f.st_ino == st.st_ino)
+        if (files[i] && stat(files[i], &f) == 0 && f.st_dev == st->st_dev && f.st_ino == st->st_ino)
             return true;
     return false;
 }
 
 /* Whether the static root holds a regular file at path (or a directory with index.html). */
-static bool shadowed(const char *root, const char *path, size_t len)
+static bool shadowed(const struct pt_site_cfg *site, const char *path, size_t len)
 {
+    const char *root = site->nf_root;
     char rel[4096];
     if (!root || len == 0 || len + 12 > sizeof(rel) || memchr(path, '%', len))
         return false;
@@ -271,7 +271,7 @@ static bool shadowed(const char *root, const char *path, size_t len)
         if (rc < 0)
             return false;
         if (S_ISREG(st.st_mode))
-            return true;
+            return !is_rule_file(site, &st);
         if (!S_ISDIR(st.st_mode) || pass == 1)
             return false;
         if (n && rel[n - 1] != '/')
@@ -368,7 +368,7 @@ bool pt_nf_rule_applies(struct pt_nf_req *q, const struct pt_route_cfg *route, c
         return false;
     if (nr->n_countries && !country_ok(nr, q))
         return false;
-    if (!nr->is_force && shadowed(q->site->nf_root, path, path_len))
+    if (!nr->is_force && shadowed(q->site, path, path_len))
         return false;
     if (!nr->has_splat)
         m->splat = (struct pt_str){NULL, 0}; /* ":splat" in to stays as written, as on Netlify */
@@ -395,7 +395,7 @@ void pt_nf_error_page(struct pt_req *r, const char *to, size_t to_len)
     if (site && site->nf_root && n > 0 && !memchr(norm, '%', (size_t)n)) {
         if (!pt_static_is_rule_name(norm + 1, (size_t)n - 1))
             fd = open_under(site->nf_root, norm + 1, O_RDONLY | O_NOCTTY);
-        if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || is_rule_file(site, fd))) {
+        if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || is_rule_file(site, &st))) {
             close(fd);
             fd = -1;
         }

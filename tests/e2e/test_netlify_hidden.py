@@ -114,10 +114,12 @@ def test_rule_file_is_not_a_netlify_error_page(portico, site):
 def test_rule_file_does_not_shadow_a_rule(portico, site):
     # The file is not published, so an unforced rule for its path is not shadowed by it.
     with open(site["root"] / "_redirects", "a") as f:
-        f.write("/_redirects  /index.html  301\n")
+        f.write("/_redirects  /index.html  301\n/my-rules.txt  /index.html  302\n")
     srv = portico(cfg(site))
     r = get(srv.port, "/_redirects")
     assert r.status == 301 and r.header("location") == "/index.html", r
+    r = get(srv.port, "/my-rules.txt")
+    assert r.status == 302 and r.header("location") == "/index.html", r
 
 
 def test_rule_file_of_another_site_is_hidden_too(portico, site, tmp_path):
