@@ -12,6 +12,14 @@
  * it: a misspelt "conditions" or "force" would otherwise silently widen a rule. Role and
  * signed rules are refused for the reason given in redirects.c.
  *
+ * Keys and values are read the way Netlify's own netlify.toml reader (netlify-redirect-parser)
+ * reads them: the legacy names `origin`, `destination` and `params` / `parameters` stand for
+ * `from`, `to` and `query` when those are absent (the current name wins when both are
+ * written), `sign` / `signing` for `signed`; and `status` may be a string, read like
+ * JavaScript's parseInt: leading blanks, digits, anything after them ignored, so "301" is 301
+ * and "200!" is 200 (the '!' does not force the rule there; `force = true` does, and a warning
+ * says so).
+ *
  * Load time only; all memory from the caller's arena.
  */
 #include <stdarg.h>
@@ -50,6 +58,34 @@ static int want_type(struct ctx *c, const struct pt_toml_kv *kv, int type, const
         return PT_OK;
     return bad(c, kv->line, "\"%s\" in %s must be a %s, not a %s", kv->key, where,
                pt_toml_type_name(type), pt_toml_type_name(kv->value->type));
+}
+
+/*
+ * A status written as a string, read as Netlify reads it (parseInt): blanks, an optional sign,
+ * decimal digits; the rest is ignored. Returns PT_OK with *status, or PT_DECLINED (no digits).
+ * *bang is set when what follows the digits starts with '!'.
+ */
+static int string_status(const char *s, size_t n, long long *status, bool *bang)
+{
+    size_t i = 0;
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r' || s[i] == '\f' ||
+                     s[i] == '\v'))
+        i++;
+    bool neg = i < n && s[i] == '-';
+    if (i < n && (s[i] == '-' || s[i] == '+'))
+        i++;
+    size_t d = i;
+    long long v = 0;
+    while (i < n && s[i] >= '0' && s[i] <= '9') {
+        if (v < 100000)
+            v = v * 10 + (s[i] - '0');
+        i++;
+    }
+    if (i == d)
+        return PT_DECLINED;
+    *status = neg ? -v : v;
+    *bang = i < n && s[i] == '!';
+    return PT_OK;
 }
 
 static int read_conditions(struct ctx *c, const struct pt_toml_value *t, struct pt_nf_rule *r)
@@ -111,28 +147,59 @@ static int read_redirect(struct ctx *c, const struct pt_toml_value *t, struct pt
     memset(&r, 0, sizeof(r));
     r.file = c->file;
     r.line = t->line;
+    /* Netlify's precedence between a key and its legacy names: the first present wins. */
+    static const char *const alias[][3] = {
+        {"from", "origin", NULL}, {"to", "destination", NULL}, {"query", "params", "parameters"}};
+    const struct pt_toml_kv *chosen[3] = {NULL, NULL, NULL};
+    for (size_t k = 0; k < 3; k++)
+        for (size_t j = 0; j < 3 && alias[k][j] && !chosen[k]; j++)
+            for (size_t i = 0; i < t->n_kvs; i++)
+                if (strcmp(t->kvs[i].key, alias[k][j]) == 0)
+                    chosen[k] = &t->kvs[i];
     for (size_t i = 0; i < t->n_kvs; i++) {
         const struct pt_toml_kv *kv = &t->kvs[i];
         const struct pt_toml_value *v = kv->value;
-        if (strcmp(kv->key, "from") == 0 || strcmp(kv->key, "to") == 0) {
+        int slot = -1;
+        for (size_t k = 0; k < 3; k++)
+            for (size_t j = 0; j < 3 && alias[k][j]; j++)
+                if (strcmp(kv->key, alias[k][j]) == 0)
+                    slot = (int)k;
+        if (slot >= 0 && chosen[slot] != kv)
+            continue; /* a legacy name beside the current one: Netlify ignores it */
+        if (slot == 0 || slot == 1) {
             if ((rc = want_type(c, kv, PT_TOML_STRING, where)) != PT_OK)
                 return rc;
-            if (kv->key[0] == 'f')
+            if (slot == 0)
                 r.from = v->str;
             else
                 r.to = v->str;
         } else if (strcmp(kv->key, "status") == 0) {
-            if ((rc = want_type(c, kv, PT_TOML_INTEGER, where)) != PT_OK)
+            long long st = 0;
+            bool bang = false;
+            if (v->type == PT_TOML_INTEGER) {
+                st = v->integer;
+            } else if (v->type == PT_TOML_STRING) {
+                if (string_status(v->str, v->str_len, &st, &bang) != PT_OK)
+                    return bad(c, kv->line, "status \"%.*s\" is not a number", (int)v->str_len,
+                               v->str);
+                if (bang &&
+                    pt_nf_error_add(c->a, c->errs, c->file, kv->line,
+                                    "the '!' of status \"%.*s\" is ignored in netlify.toml, as on "
+                                    "Netlify; write force = true to force the rule",
+                                    (int)v->str_len, v->str) != PT_OK)
+                    return PT_ERR;
+            } else if ((rc = want_type(c, kv, PT_TOML_INTEGER, where)) != PT_OK) {
                 return rc;
-            if (v->integer < 100 || v->integer > 999)
-                return bad(c, kv->line, "status %lld is not an HTTP status", (long long)v->integer);
-            r.status = (int)v->integer;
+            }
+            if (st < 100 || st > 999)
+                return bad(c, kv->line, "status %lld is not an HTTP status", st);
+            r.status = (int)st;
             r.is_status_set = true;
         } else if (strcmp(kv->key, "force") == 0) {
             if ((rc = want_type(c, kv, PT_TOML_BOOL, where)) != PT_OK)
                 return rc;
             r.is_force = v->boolean;
-        } else if (strcmp(kv->key, "query") == 0) {
+        } else if (slot == 2) {
             if ((rc = want_type(c, kv, PT_TOML_TABLE, where)) != PT_OK)
                 return rc;
             r.n_query = v->n_kvs;
@@ -166,12 +233,13 @@ static int read_redirect(struct ctx *c, const struct pt_toml_value *t, struct pt
                 if (rc != PT_OK)
                     return rc;
             }
-        } else if (strcmp(kv->key, "signed") == 0) {
+        } else if (strcmp(kv->key, "signed") == 0 || strcmp(kv->key, "signing") == 0 ||
+                   strcmp(kv->key, "sign") == 0) {
             return bad(c, kv->line, "signed proxy rules are not supported");
         } else {
             return bad(c, kv->line,
                        "unknown key \"%s\" in [[redirects]] (known: from, to, status, force, "
-                       "query, conditions, headers)",
+                       "query, conditions, headers; origin, destination, params, parameters)",
                        kv->key);
         }
     }

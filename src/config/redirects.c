@@ -14,10 +14,12 @@
  *
  * pt_nf_rule_finish() then checks and completes a rule the same way whether it came from here
  * or from a [[redirects]] table: the from path's shape (one trailing '*', whole-segment
- * :placeholders, no query string), the absolute-URL form of domain-level rules, that every
- * :name the target uses is defined by the path or the query, and the status set. Being strict
- * here (where Netlify sometimes silently keeps a rule that can never match) is deliberate: a
- * rule rejected at load with its line number is far easier to fix than one that never fires.
+ * :placeholders, no query string), the absolute-URL form of domain-level rules, and the status
+ * set. Being strict here (where Netlify sometimes silently keeps a rule that can never match)
+ * is deliberate: a rule rejected at load with its line number is far easier to fix than one
+ * that never fires. One thing is kept as Netlify keeps it: a :name (or :splat) in the target
+ * that the path and the query do not define is not an error; it stays in the target as
+ * written, which is what Netlify's matcher answers too.
  *
  * Role= and Signed= conditions are refused, not ignored: Role needs Netlify Identity and Signed
  * a JWS secret, and dropping the condition would turn a restricted rule into an open one.
@@ -355,8 +357,8 @@ static int check_query(struct pt_nf_rule *r, char *why, size_t whylen)
     return PT_OK;
 }
 
-/* Every :name in to must be defined (or be :splat with a splat in from). The authority of an
- * absolute URL is skipped: "host:8080" is a port, not a placeholder. */
+/* Checks the shape of to. A :name it uses that from does not define (or :splat without a
+ * splat) is allowed: expansion leaves it as written, as Netlify does. */
 static int check_to(struct pt_nf_rule *r, char *why, size_t whylen)
 {
     const char *t = r->to;
@@ -387,24 +389,6 @@ static int check_to(struct pt_nf_rule *r, char *why, size_t whylen)
         return PT_DECLINED;
     }
     r->to_has_query = strchr(t + i, '?') != NULL;
-    for (; i < len; i++) {
-        if (t[i] != ':' || i + 1 >= len || !is_name_start(t[i + 1]))
-            continue;
-        size_t s = i + 1, e = s;
-        while (e < len && is_name_char(t[e]))
-            e++;
-        if (e - s == 5 && memcmp(t + s, "splat", 5) == 0) {
-            if (!r->has_splat) {
-                snprintf(why, whylen, "\"to\" uses :splat but \"from\" does not end with *");
-                return PT_DECLINED;
-            }
-        } else if (!has_param(r, t + s, e - s)) {
-            snprintf(why, whylen, "\"to\" uses :%.*s, which \"from\" and the query do not define",
-                     (int)(e - s), t + s);
-            return PT_DECLINED;
-        }
-        i = e - 1;
-    }
     return PT_OK;
 }
 

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -22,6 +23,7 @@
 #include "config/netlify.h"
 #include "handler/geoip.h"
 #include "handler/mime.h"
+#include "handler/static.h"
 #include "server/worker.h"
 
 static struct pt_str header(const struct pt_h1_request *h, const char *name, size_t n)
@@ -111,31 +113,77 @@ static char lower(char c)
     return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
 }
 
-/* Accept-Language: any listed tag whose primary part or whole tag equals one of langs. */
-static bool language_ok(const struct pt_nf_rule *nr, struct pt_str al)
+/*
+ * The value of cookie name (n bytes) in a Cookie header, trimmed and without surrounding
+ * quotes, as the first cookie of that name gives it; {NULL, 0} when absent or empty.
+ */
+static struct pt_str cookie_value(struct pt_str ck, const char *name, size_t n)
 {
-    const char *p = al.p, *end = al.p ? al.p + al.n : NULL;
+    const char *p = ck.p, *end = ck.p ? ck.p + ck.n : NULL;
     while (p && p < end) {
-        while (p < end && (*p == ' ' || *p == ','))
+        while (p < end && (*p == ' ' || *p == ';'))
             p++;
         const char *s = p;
-        while (p < end && *p != ',' && *p != ';' && *p != ' ')
+        while (p < end && *p != '=' && *p != ';')
             p++;
-        size_t tl = (size_t)(p - s);
-        for (size_t i = 0; i < nr->n_languages && tl; i++) {
-            const char *l = nr->languages[i];
-            size_t ll = strlen(l);
-            if (ll > tl || (ll < tl && s[ll] != '-'))
-                continue;
-            size_t k = 0;
-            while (k < ll && lower(s[k]) == l[k])
-                k++;
-            if (k == ll)
-                return true;
+        size_t nl = (size_t)(p - s);
+        while (nl && s[nl - 1] == ' ')
+            nl--;
+        if (p >= end || *p != '=') {
+            continue;
         }
-        while (p < end && *p != ',')
+        const char *v = ++p;
+        while (p < end && *p != ';')
             p++;
+        const char *ve = p;
+        while (v < ve && *v == ' ')
+            v++;
+        while (ve > v && ve[-1] == ' ')
+            ve--;
+        if (ve - v >= 2 && *v == '"' && ve[-1] == '"') {
+            v++;
+            ve--;
+        }
+        if (nl == n && memcmp(s, name, n) == 0)
+            return ve > v ? (struct pt_str){v, (size_t)(ve - v)} : (struct pt_str){NULL, 0};
     }
+    return (struct pt_str){NULL, 0};
+}
+
+/* Whether s (n bytes) equals the lower-case l, ignoring the case of s. */
+static bool lower_eq(const char *l, const char *s, size_t n)
+{
+    if (strlen(l) != n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (lower(s[i]) != l[i])
+            return false;
+    return true;
+}
+
+/*
+ * Language: the request's language is the nf_lang cookie when set, else the Accept-Language
+ * value as received; Netlify's edge hands that string to its matcher as X-Language. The
+ * matcher (netlify-redirector, probed in tests/e2e/test_netlify_diff.py) takes a rule language
+ * when the whole string equals it, or when the string is LETTERS "-" MORE and LETTERS equals it,
+ * case aside. So "fr-CA,en;q=0.8" is French, while "fr,en" or "de, fr" match no Language= rule
+ * at all (a list of several plain tags is not read entry by entry).
+ */
+static bool language_ok(const struct pt_nf_rule *nr, const struct pt_h1_request *h)
+{
+    struct pt_str x = cookie_value(header(h, "cookie", 6), "nf_lang", 7);
+    if (!x.p)
+        x = header(h, "accept-language", 15);
+    if (!x.p || x.n == 0)
+        return false;
+    size_t pl = 0;
+    while (pl < x.n && ((x.p[pl] >= 'a' && x.p[pl] <= 'z') || (x.p[pl] >= 'A' && x.p[pl] <= 'Z')))
+        pl++;
+    bool has_primary = pl > 0 && pl + 1 < x.n && x.p[pl] == '-';
+    for (size_t i = 0; i < nr->n_languages; i++)
+        if (lower_eq(nr->languages[i], x.p, x.n) ||
+            (has_primary && lower_eq(nr->languages[i], x.p, pl)))
+            return true;
     return false;
 }
 
@@ -189,15 +237,30 @@ static int open_under(const char *root, const char *rel, int flags)
     return fd < 0 ? -1 : (int)fd;
 }
 
-/* Whether the static root holds a regular file at path (or a directory with index.html). */
-static bool shadowed(const char *root, const char *path, size_t len)
+/* Whether the file st describes is one of the site's rule files (never served, so never a
+   page and never a file that shadows a rule). */
+static bool is_rule_file(const struct pt_site_cfg *site, const struct stat *st)
 {
+    struct stat f;
+    const char *files[] = {site->redirects_file, site->headers_file, site->netlify_toml};
+    for (size_t i = 0; i < PT_ARRAY_LEN(files); i++)
+        if (files[i] && stat(files[i], &f) == 0 && f.st_dev == st->st_dev && f.st_ino == st->st_ino)
+            return true;
+    return false;
+}
+
+/* Whether the static root holds a regular file at path (or a directory with index.html). */
+static bool shadowed(const struct pt_site_cfg *site, const char *path, size_t len)
+{
+    const char *root = site->nf_root;
     char rel[4096];
     if (!root || len == 0 || len + 12 > sizeof(rel) || memchr(path, '%', len))
         return false;
     size_t n = len - 1;
     memcpy(rel, path + 1, n);
     rel[n] = '\0';
+    if (pt_static_is_rule_name(rel, n))
+        return false; /* never served, so it shadows nothing */
     for (int pass = 0; pass < 2; pass++) {
         int fd = open_under(root, rel, O_PATH);
         if (fd < 0)
@@ -208,7 +271,7 @@ static bool shadowed(const char *root, const char *path, size_t len)
         if (rc < 0)
             return false;
         if (S_ISREG(st.st_mode))
-            return true;
+            return !is_rule_file(site, &st);
         if (!S_ISDIR(st.st_mode) || pass == 1)
             return false;
         if (n && rel[n - 1] != '/')
@@ -233,9 +296,17 @@ static bool host_ok(const char *want, struct pt_str host)
     return hl == wl && pt_str_caseeq((struct pt_str){host.p, hl}, want, wl);
 }
 
-/* Country: the client's country (looked up once per request, kept in q) is one of the rule's. */
+/* Country: the nf_country cookie when set (Netlify's override), else the client's country
+   (looked up once per request, kept in q), is one of the rule's, case aside. */
 static bool country_ok(const struct pt_nf_rule *nr, struct pt_nf_req *q)
 {
+    struct pt_str ov = cookie_value(header(q->h, "cookie", 6), "nf_country", 10);
+    if (ov.p) {
+        for (size_t i = 0; i < nr->n_countries; i++)
+            if (lower_eq(nr->countries[i], ov.p, ov.n))
+                return true;
+        return false;
+    }
     if (q->country_state == 0) {
         struct pt_sockaddr client;
         q->country_state = -1;
@@ -291,14 +362,16 @@ bool pt_nf_rule_applies(struct pt_nf_req *q, const struct pt_route_cfg *route, c
             qo += (size_t)en;
         }
     }
-    if (nr->n_languages && !language_ok(nr, header(q->h, "accept-language", 15)))
+    if (nr->n_languages && !language_ok(nr, q->h))
         return false;
     if (nr->n_cookies && !cookie_ok(nr, header(q->h, "cookie", 6)))
         return false;
     if (nr->n_countries && !country_ok(nr, q))
         return false;
-    if (!nr->is_force && shadowed(q->site->nf_root, path, path_len))
+    if (!nr->is_force && shadowed(q->site, path, path_len))
         return false;
+    if (!nr->has_splat)
+        m->splat = (struct pt_str){NULL, 0}; /* ":splat" in to stays as written, as on Netlify */
     return true;
 }
 
@@ -320,8 +393,9 @@ void pt_nf_error_page(struct pt_req *r, const char *to, size_t to_len)
     int fd = -1;
     struct stat st;
     if (site && site->nf_root && n > 0 && !memchr(norm, '%', (size_t)n)) {
-        fd = open_under(site->nf_root, norm + 1, O_RDONLY | O_NOCTTY);
-        if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
+        if (!pt_static_is_rule_name(norm + 1, (size_t)n - 1))
+            fd = open_under(site->nf_root, norm + 1, O_RDONLY | O_NOCTTY);
+        if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || is_rule_file(site, &st))) {
             close(fd);
             fd = -1;
         }
@@ -429,4 +503,29 @@ bool pt_nf_lines_have(const char *lines, size_t len, struct pt_str name)
         p = nl + 1;
     }
     return false;
+}
+
+int pt_nf_rule_files(const struct pt_config *cfg, const char ***out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    size_t k = 0;
+    for (size_t i = 0; i < cfg->n_sites; i++) {
+        const struct pt_site_cfg *s = &cfg->sites[i];
+        k += !!s->redirects_file + !!s->headers_file + !!s->netlify_toml;
+    }
+    if (k == 0)
+        return 0;
+    const char **v = calloc(k, sizeof(*v));
+    if (!v)
+        return -1;
+    for (size_t i = 0; i < cfg->n_sites; i++) {
+        const struct pt_site_cfg *s = &cfg->sites[i];
+        const char *f[] = {s->redirects_file, s->headers_file, s->netlify_toml};
+        for (size_t j = 0; j < PT_ARRAY_LEN(f); j++)
+            if (f[j])
+                v[(*n)++] = f[j];
+    }
+    *out = v;
+    return 0;
 }

@@ -70,4 +70,12 @@ const char *pt_nf_header_lines(const struct pt_req *r, size_t *n);
  */
 bool pt_nf_lines_have(const char *lines, size_t len, struct pt_str name);
 
+/*
+ * The rule files that the sites of cfg read (_redirects, _headers, netlify.toml; each path
+ * borrowed from cfg), gathered into *out, a malloc'ed array of *n entries that the caller
+ * frees (NULL when there is none). Static roots take it so that no route serves one.
+ * Returns 0, or -1 when out of memory (*out NULL, *n 0).
+ */
+int pt_nf_rule_files(const struct pt_config *cfg, const char ***out, size_t *n);
+
 #endif

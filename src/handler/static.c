@@ -22,6 +22,13 @@
  * a component-by-component openat(O_NOFOLLOW) walk is used instead; it refuses every symlink,
  * even those inside the root (stricter, never looser).
  *
+ * Rule files are never served (Netlify never publishes them; _redirects holds backend
+ * addresses): a last segment named _redirects, _headers or netlify.toml (or a .br/.zst/.gz copy
+ * of one), a configured rule file's root-relative path (or its copies) and, after the open, a
+ * configured rule file's device and inode (a hard link, an in-root symlink) all answer as
+ * missing, so the spa and 404 logic runs as for a file that is not there. The path checks come
+ * before the open so that a replaced file (an editor's rename) stays hidden until a reload.
+ *
  * A path is probed with O_PATH and fstat-ed first, so a FIFO or device node in the root is never
  * opened for I/O; only a regular file is then opened O_RDONLY | O_NONBLOCK and fstat-ed again
  * (same device and inode, or it is treated as gone). Every header (ETag, Last-Modified, length)
@@ -78,6 +85,11 @@
 
 #define REL_MAX PATH_MAX /* bytes of a root-relative path, with room for index and suffix */
 
+/* A file's identity: a hard link or a symlink inside the root reaches the same one. */
+struct file_id {
+    uint64_t dev, ino;
+};
+
 struct pt_static_root {
     int dirfd;   /* O_PATH | O_DIRECTORY descriptor of the root */
     uint64_t id; /* unique for the process's life: the cache's key, never reused */
@@ -87,7 +99,11 @@ struct pt_static_root {
     bool precompressed;
     char *cache_control; /* NULL: none */
     int dotfiles;
-    char *not_found_page; /* NULL: none */
+    char *not_found_page;       /* NULL: none */
+    struct file_id *hidden_ids; /* the configured rule files as they were at open */
+    size_t n_hidden_ids;
+    char **hidden_rels; /* root-relative paths of the configured rule files under the root */
+    size_t n_hidden_rels;
 };
 
 static bool force_walk; /* test hook: behave as if openat2 were missing */
@@ -190,7 +206,7 @@ struct finfo {
     int fd;                      /* regular file: its descriptor; else -1 */
     struct pt_static_file *file; /* non-NULL: fd belongs to it and this finfo holds a
                                     reference; NULL with fd >= 0: this finfo owns fd */
-    uint64_t ino, size, mtime_ns;
+    uint64_t dev, ino, size, mtime_ns;
     time_t mtime;
     const char *type; /* MIME type by the path's name (regular files) */
     uint8_t etag_len, lm_len;
@@ -248,6 +264,7 @@ static int fetch(int rootfd, const char *rel, size_t rlen, struct finfo *fi)
         }
     }
     fi->fd = f;
+    fi->dev = (uint64_t)st.st_dev;
     fi->ino = (uint64_t)st.st_ino;
     fi->size = (uint64_t)st.st_size;
     fi->mtime = st.st_mtim.tv_sec;
@@ -537,7 +554,93 @@ void pt_static_root_free(struct pt_static_root *root)
         free(root->index[i]);
     free(root->cache_control);
     free(root->not_found_page);
+    for (size_t i = 0; i < root->n_hidden_rels; i++)
+        free(root->hidden_rels[i]);
+    free(root->hidden_rels);
+    free(root->hidden_ids);
     free(root);
+}
+
+/* Adds rel (path under the root as the absolute path abs names it) to the hidden paths when
+   abs lies beneath root_real. Returns 0, or -1 when out of memory. */
+static int hide_under(struct pt_static_root *root, const char *root_real, const char *abs)
+{
+    size_t rl = strlen(root_real);
+    if (rl == 1)
+        rl = 0; /* the root is "/" */
+    if (strncmp(abs, root_real, rl) != 0 || abs[rl] != '/' || !abs[rl + 1])
+        return 0;
+    for (size_t i = 0; i < root->n_hidden_rels; i++)
+        if (strcmp(root->hidden_rels[i], abs + rl + 1) == 0)
+            return 0;
+    char *rel = strdup(abs + rl + 1);
+    if (!rel)
+        return -1;
+    root->hidden_rels[root->n_hidden_rels++] = rel;
+    return 0;
+}
+
+/*
+ * Records what of s->hidden this root must never serve: each file's identity (device and inode,
+ * so that a hard link or an in-root symlink to it is refused too) and, for a file under the
+ * root, its root-relative path both through symlinks and as spelled (so that an editor that
+ * replaces the file by a rename before the next reload does not expose it). A file that cannot
+ * be stat-ed is skipped: it cannot be served either. Returns 0, or -1 when out of memory.
+ */
+static int hide_files(struct pt_static_root *root, const struct pt_static_settings *s)
+{
+    root->hidden_ids = calloc(s->n_hidden, sizeof(*root->hidden_ids));
+    root->hidden_rels = calloc(2 * s->n_hidden, sizeof(*root->hidden_rels));
+    if (!root->hidden_ids || !root->hidden_rels)
+        return -1;
+    char root_real[PATH_MAX];
+    bool has_root = realpath(s->root, root_real) != NULL;
+    for (size_t i = 0; i < s->n_hidden; i++) {
+        const char *f = s->hidden[i];
+        struct stat st;
+        if (!f || stat(f, &st) != 0)
+            continue;
+        root->hidden_ids[root->n_hidden_ids++] = (struct file_id){st.st_dev, st.st_ino};
+        char real[PATH_MAX], dir[PATH_MAX], dreal[PATH_MAX], spelled[PATH_MAX];
+        if (!has_root)
+            continue;
+        if (realpath(f, real) && hide_under(root, root_real, real) < 0)
+            return -1;
+        const char *slash = strrchr(f, '/');
+        size_t dl = slash == f ? 1 : slash ? (size_t)(slash - f) : 0;
+        if (!slash || dl >= sizeof(dir))
+            continue;
+        memcpy(dir, f, dl);
+        dir[dl] = '\0';
+        if (!realpath(dir, dreal))
+            continue;
+        int n =
+            snprintf(spelled, sizeof(spelled), "%s/%s", strcmp(dreal, "/") ? dreal : "", slash + 1);
+        if (n > 0 && (size_t)n < sizeof(spelled) && hide_under(root, root_real, spelled) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+bool pt_static_is_rule_name(const char *rel, size_t n)
+{
+    static const char *const names[] = {"_redirects", "_headers", "netlify.toml"};
+    const char *base = rel;
+    for (size_t i = 0; i < n; i++)
+        if (rel[i] == '/')
+            base = rel + i + 1;
+    size_t bl = n - (size_t)(base - rel);
+    for (size_t i = 0; i < PT_ARRAY_LEN(names); i++) {
+        size_t nl = strlen(names[i]);
+        if (bl < nl || memcmp(base, names[i], nl) != 0)
+            continue;
+        const char *rest = base + nl;
+        size_t rn = bl - nl;
+        if (rn == 0 || (rn == 3 && memcmp(rest, ".br", 3) == 0) ||
+            (rn == 4 && memcmp(rest, ".zst", 4) == 0) || (rn == 3 && memcmp(rest, ".gz", 3) == 0))
+            return true;
+    }
+    return false;
 }
 
 int pt_static_root_open(const struct pt_static_settings *s, struct pt_static_root **out, char *err,
@@ -604,6 +707,8 @@ int pt_static_root_open(const struct pt_static_settings *s, struct pt_static_roo
         snprintf(err, errlen, "static: root \"%s\": %s", s->root, strerror(errno));
         goto fail;
     }
+    if (s->n_hidden && hide_files(root, s) < 0)
+        goto nomem;
     pt_mime_init();
     *out = root;
     return 0;
@@ -1020,6 +1125,37 @@ static int error_status(struct pt_static_result *out, int status)
     return finish(&h);
 }
 
+/* ---- rule files ---- */
+
+/*
+ * Whether rel (n bytes) is a file this root never serves, as missing: a Netlify rule file name
+ * in any folder, a configured rule file's path under the root or one of its precompressed
+ * copies, or (fi: what opening rel found, or NULL before it is opened) a configured rule file
+ * reached through another name (hard link, symlink inside the root).
+ */
+static bool is_hidden(const struct pt_static_root *root, const char *rel, size_t n,
+                      const struct finfo *fi)
+{
+    if (pt_static_is_rule_name(rel, n))
+        return true;
+    for (size_t i = 0; i < root->n_hidden_rels; i++) {
+        const char *h = root->hidden_rels[i];
+        size_t hl = strlen(h);
+        if (n < hl || memcmp(rel, h, hl) != 0)
+            continue;
+        if (n == hl)
+            return true;
+        for (int e = 0; e < ENC_N; e++)
+            if (strlen(enc_suffix[e]) == n - hl && memcmp(rel + hl, enc_suffix[e], n - hl) == 0)
+                return true;
+    }
+    if (fi && fi->rc == 0 && fi->fmt == S_IFREG)
+        for (size_t i = 0; i < root->n_hidden_ids; i++)
+            if (root->hidden_ids[i].dev == fi->dev && root->hidden_ids[i].ino == fi->ino)
+                return true;
+    return false;
+}
+
 /* ---- path mapping ---- */
 
 enum map_rc { MAP_OK, MAP_MISSING, MAP_DENY };
@@ -1228,7 +1364,7 @@ static int serve_file(struct ctx *x, const struct pt_static_request *req, char *
             size_t sl = strlen(enc_suffix[e]);
             memcpy(rel + rlen, enc_suffix[e], sl + 1);
             int rc = look(x, rel, rlen + sl, &sib);
-            if (rc == 0 && sib.fmt == S_IFREG) {
+            if (rc == 0 && sib.fmt == S_IFREG && !is_hidden(root, rel, rlen + sl, &sib)) {
                 vary = true;
                 if (q[e] > 0) {
                     enc = e;
@@ -1314,10 +1450,13 @@ static int not_found(struct ctx *x, const struct pt_static_request *req,
     struct finfo fi;
     if (!root->not_found_page)
         return error_status(out, 404);
-    int rc = look(x, root->not_found_page, strlen(root->not_found_page), &fi);
+    size_t nl = strlen(root->not_found_page);
+    if (is_hidden(root, root->not_found_page, nl, NULL))
+        return error_status(out, 404);
+    int rc = look(x, root->not_found_page, nl, &fi);
     if (rc < 0)
         return is_missing(rc) || rc == -EACCES ? error_status(out, 404) : rc;
-    if (fi.fmt != S_IFREG) {
+    if (fi.fmt != S_IFREG || is_hidden(root, root->not_found_page, nl, &fi)) {
         fi_release(&fi);
         return error_status(out, 404);
     }
@@ -1344,7 +1483,7 @@ int pt_static_resolve(const struct pt_static_root *root, const struct pt_static_
     char rel[REL_MAX];
     size_t rlen = 0, ilen;
     bool slash = false;
-    struct finfo fi;
+    struct finfo fi = {.fd = -1};
     int rc;
 
     out->status = 0;
@@ -1365,6 +1504,8 @@ int pt_static_resolve(const struct pt_static_root *root, const struct pt_static_
     int m = map_path(root, req->path, rel, sizeof(rel) - NAME_MAX - 8, &rlen, &slash);
     if (m == MAP_DENY)
         return error_status(out, 403);
+    if (m == MAP_OK && is_hidden(root, rel, rlen, NULL))
+        m = MAP_MISSING; /* a rule file: as if it were not there (Netlify never serves one) */
     if (m == MAP_OK) {
         rc = look(&x, rel, rlen, &fi);
         if (rc == -EACCES || rc == -EPERM)
@@ -1377,15 +1518,15 @@ int pt_static_resolve(const struct pt_static_root *root, const struct pt_static_
             for (size_t i = 0; i < root->n_index; i++) {
                 if (!join(rel, rlen, sizeof(rel), root->index[i], &ilen))
                     break;
-                rc = look(&x, rel, ilen, &fi);
-                if (rc == 0 && fi.fmt == S_IFREG)
+                rc = is_hidden(root, rel, ilen, NULL) ? -ENOENT : look(&x, rel, ilen, &fi);
+                if (rc == 0 && fi.fmt == S_IFREG && !is_hidden(root, rel, ilen, &fi))
                     return serve_file(&x, req, rel, ilen, sizeof(rel), &fi, out);
                 fi_release(&fi);
                 if (rc < 0 && !is_missing(rc) && rc != -EACCES)
                     return rc;
                 rel[rlen] = '\0';
             }
-        } else if (rc == 0 && fi.fmt == S_IFREG && !slash) {
+        } else if (rc == 0 && fi.fmt == S_IFREG && !slash && !is_hidden(root, rel, rlen, &fi)) {
             return serve_file(&x, req, rel, rlen, sizeof(rel), &fi, out);
         } else {
             fi_release(&fi); /* a file asked for as a directory ("/a.txt/"): not found */
@@ -1395,8 +1536,8 @@ int pt_static_resolve(const struct pt_static_root *root, const struct pt_static_
     if (root->spa && accepts_html(req->accept)) {
         rlen = strlen(root->index[0]);
         memcpy(rel, root->index[0], rlen + 1);
-        rc = look(&x, rel, rlen, &fi);
-        if (rc == 0 && fi.fmt == S_IFREG)
+        rc = is_hidden(root, rel, rlen, NULL) ? -ENOENT : look(&x, rel, rlen, &fi);
+        if (rc == 0 && fi.fmt == S_IFREG && !is_hidden(root, rel, rlen, &fi))
             return serve_file(&x, req, rel, rlen, sizeof(rel), &fi, out);
         fi_release(&fi);
         if (rc < 0 && !is_missing(rc) && rc != -EACCES)

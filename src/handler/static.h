@@ -44,6 +44,9 @@ struct pt_static_settings {
     const char *cache_control;  /* Cache-Control value for files; NULL: none sent */
     int dotfiles;               /* enum pt_static_dotfiles */
     const char *not_found_page; /* path under root sent with 404; NULL or "" disables */
+    const char *const *hidden;  /* files never served (the configuration's rule files),
+                                   by path; those not under root may be listed too */
+    size_t n_hidden;
 };
 
 /* Defaults: index.html, spa off, precompressed on, no Cache-Control, dotfiles deny,
@@ -185,6 +188,13 @@ bool pt_static_if_range_ok(const char *v, size_t n, const char *etag, size_t eta
  * forms recipients must accept. Returns 0 and *t (seconds since the epoch, UTC) or -1.
  */
 int pt_static_parse_http_date(const char *v, size_t n, time_t *t);
+
+/*
+ * Whether the last segment of the root-relative path rel (n bytes) is a Netlify rule file name
+ * (_redirects, _headers, netlify.toml) or one of its precompressed copies (.br, .zst, .gz).
+ * pt_static_resolve never serves such a file, in any folder.
+ */
+bool pt_static_is_rule_name(const char *rel, size_t n);
 
 /* Test hook: when true, act as if openat2 were missing (ENOSYS) and use the O_NOFOLLOW walk.
    Not for production use: a plain flag, set it before any thread resolves. Flushes the calling

@@ -889,7 +889,7 @@ ssize_t pt_route_expand(const char *tmpl, const struct pt_route_match *m, char *
                     done = true;
                 }
             }
-            if (!done && n == 5 && memcmp(name, "splat", 5) == 0) {
+            if (!done && n == 5 && memcmp(name, "splat", 5) == 0 && m->splat.p) {
                 if (!put_value(out, outlen, &o, m->splat))
                     return -1;
                 done = true;

@@ -28,7 +28,8 @@ struct pt_site; /* opaque compiled site */
 
 struct pt_route_match {
     const struct pt_route_cfg *route;
-    struct pt_str splat; /* prefix/suffix rest; empty otherwise */
+    struct pt_str splat; /* prefix/suffix rest; empty otherwise; p NULL: none, so a
+                            template's ":splat" stays as written (Netlify rules) */
     size_t n_params;
     struct pt_str param_names[PT_ROUTE_MAX_PARAMS]; /* without the ':' */
     struct pt_str param_values[PT_ROUTE_MAX_PARAMS];
@@ -102,7 +103,8 @@ ssize_t pt_path_encode(const char *in, size_t len, char *out, size_t outlen);
 /*
  * Expands a redirect/proxy template: ":splat", ":name" (a placeholder of the matched
  * pattern) and "$0".."$9" are replaced by the match's values (placeholders as they appear in
- * the normalised path, encoded for the wire with pt_path_encode rules). Returns the length
+ * the normalised path, encoded for the wire with pt_path_encode rules); a name the match does
+ * not supply (":splat" when m->splat.p is NULL) is left as written. Returns the length
  * written or -1 when out is too small.
  */
 ssize_t pt_route_expand(const char *tmpl, const struct pt_route_match *m, char *out, size_t outlen);

@@ -26,6 +26,7 @@
 #include "core/sock.h"
 #include "handler/geoip.h"
 #include "handler/mime.h"
+#include "handler/netlify_rules.h"
 #include "handler/static.h"
 #include "server/worker.h"
 #include "tls/acme.h"
@@ -90,6 +91,10 @@ static int open_resources(struct pt_snapshot *s, const struct pt_snapshot *prev,
             goto oom;
         s->n_roots = cfg->n_static_routes;
     }
+    const char **rule_files; /* never served by a static route (Netlify never serves them) */
+    size_t n_rule_files;
+    if (pt_nf_rule_files(cfg, &rule_files, &n_rule_files) < 0)
+        goto oom;
     for (size_t i = 0; i < cfg->n_sites; i++)
         for (size_t j = 0; j < cfg->sites[i].n_routes; j++) {
             const struct pt_route_cfg *rc = &cfg->sites[i].routes[j];
@@ -108,13 +113,17 @@ static int open_resources(struct pt_snapshot *s, const struct pt_snapshot *prev,
                           : f->dotfiles == 2 ? PT_STATIC_DOT_IGNORE
                                              : PT_STATIC_DOT_DENY;
             st.not_found_page = f->not_found_page;
+            st.hidden = rule_files;
+            st.n_hidden = n_rule_files;
             char e[256] = "";
             if (pt_static_root_open(&st, &s->roots[f->index_in_config], e, sizeof(e)) < 0) {
+                free(rule_files);
                 snprintf(err, errlen, "%s:%d:%d: static: %s", cfg->path, rc->pos.line, rc->pos.col,
                          e);
                 return -1;
             }
         }
+    free(rule_files);
     s->listen_tls = calloc(cfg->n_listens ? cfg->n_listens : 1, sizeof(*s->listen_tls));
     if (!s->listen_tls)
         goto oom;

@@ -188,7 +188,12 @@ def test_query_placeholder(srv):
 
 
 def test_conditions(srv):
+    r = get(srv.port, "/en-only", headers={"Accept-Language": "en-GB,en;q=0.9"})
+    assert (r.status, loc(r)) == (302, "/about.html")
+    # Netlify reads the value whole: a list that does not start with "en-" is not English.
     r = get(srv.port, "/en-only", headers={"Accept-Language": "fr;q=0.9, en-GB;q=0.8"})
+    assert (r.status, loc(r)) == (302, "/index.html")
+    r = get(srv.port, "/en-only", headers={"Accept-Language": "fr", "Cookie": "nf_lang=en"})
     assert (r.status, loc(r)) == (302, "/about.html")
     r = get(srv.port, "/en-only", headers={"Accept-Language": "de"})
     assert (r.status, loc(r)) == (302, "/index.html")

@@ -376,6 +376,9 @@ static void test_expand(void **state)
     /* Unknown names and groups are copied literally; a too small buffer gives -1. */
     assert_int_equal(pt_route_expand("/:nope/$7/:splat", &m, out, sizeof(out)), 10);
     assert_string_equal(out, "/:nope/$7/");
+    m.splat = (struct pt_str){NULL, 0}; /* no splat at all (a Netlify rule without '*') */
+    assert_int_equal(pt_route_expand("/:nope/:splat", &m, out, sizeof(out)), 13);
+    assert_string_equal(out, "/:nope/:splat");
     assert_int_equal(pt_route_expand("/api/$2", &m, out, 8), -1);
     assert_int_equal(pt_route_expand("/api/$2", &m, out, 11), 10);
     assert_string_equal(out, "/api/a%2Fb");
