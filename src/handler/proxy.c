@@ -562,8 +562,9 @@ static int connect_next(struct pt_req *r, bool next)
     int in_progress = 0;
     int fd = pt_sock_connect(&t->addr.u.sa, t->addr.len, &in_progress);
     if (fd < 0) {
-        pt_log_info("request %s: connect to upstream \"%s\" target %s failed: %s", r->request_id,
-                    ups->name, t->url, strerror(-fd));
+        pt_log_ratelimited(PT_LOG_WARN,
+                           "request %s: connect to upstream \"%s\" target %s failed: %s",
+                           r->request_id, ups->name, t->url, strerror(-fd));
         attempt_end(r, PT_OUTCOME_CONNECT_FAILURE);
         return 502;
     }
@@ -686,8 +687,8 @@ static void upstream_failed(struct pt_req *r, enum fail_kind kind)
                   : kind == FAIL_TIMEOUT                               ? PT_OUTCOME_TIMEOUT
                                                                        : PT_OUTCOME_RESET;
     attempt_end(r, outcome);
-    pt_log_info("request %s: upstream \"%s\" target %s %s", r->request_id, r->ups->name,
-                r->target ? r->target->url : "-", what);
+    pt_log_ratelimited(PT_LOG_WARN, "request %s: upstream \"%s\" target %s %s", r->request_id,
+                       r->ups->name, r->target ? r->target->url : "-", what);
     if (r->response_started) {
         pt_conn_close(r->c); /* the head went out: closing is the only signal left */
         return;
@@ -840,8 +841,8 @@ static int upstream_handshake(struct pt_req *r, struct pt_uconn *u)
         u->can_write = false;
         return PT_AGAIN;
     }
-    pt_log_info("request %s: TLS to upstream \"%s\" target %s failed: %s", r->request_id,
-                r->ups->name, r->target->url, pt_tls_conn_error(u->tls));
+    pt_log_ratelimited(PT_LOG_WARN, "request %s: TLS to upstream \"%s\" target %s failed: %s",
+                       r->request_id, r->ups->name, r->target->url, pt_tls_conn_error(u->tls));
     return PT_ERR;
 }
 
@@ -1033,8 +1034,9 @@ static int handle_response_head(struct pt_req *r, size_t hl)
     if (retry_on_status(r, resp.status)) {
         /* Another target may do better: drop this response (its connection with it). */
         attempt_end(r, PT_OUTCOME_STATUS_5XX);
-        pt_log_info("request %s: upstream \"%s\" target %s answered %d; retrying", r->request_id,
-                    r->ups->name, r->target->url, resp.status);
+        pt_log_ratelimited(PT_LOG_WARN,
+                           "request %s: upstream \"%s\" target %s answered %d; retrying",
+                           r->request_id, r->ups->name, r->target->url, resp.status);
         release_upstream(r, false);
         r->retries++;
         rc = connect_next(r, true);
@@ -1194,8 +1196,9 @@ static bool check_connected(struct pt_req *r)
     if (getsockopt(u->io.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
         err = errno;
     if (err) {
-        pt_log_info("request %s: connect to upstream \"%s\" target %s failed: %s", r->request_id,
-                    r->ups->name, r->target->url, strerror(err));
+        pt_log_ratelimited(PT_LOG_WARN,
+                           "request %s: connect to upstream \"%s\" target %s failed: %s",
+                           r->request_id, r->ups->name, r->target->url, strerror(err));
         return false;
     }
     u->is_connecting = false;
@@ -1347,8 +1350,8 @@ static void queue_poll(struct pt_timer *t)
     if (rc == PT_OK)
         rc = connect_next(r, false);
     if (rc != PT_OK) {
-        pt_log_info("request %s: upstream \"%s\": no target freed up in time", r->request_id,
-                    r->ups->name);
+        pt_log_ratelimited(PT_LOG_WARN, "request %s: upstream \"%s\": no target freed up in time",
+                           r->request_id, r->ups->name);
         answer_locally(r, 503);
     }
     pt_conn_run(c);

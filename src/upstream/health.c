@@ -119,7 +119,7 @@ static void verdict(struct check *ck, bool ok, const char *fmt, ...)
         vsnprintf(why, sizeof(why), fmt, ap);
         va_end(ap);
         if (pt_target_set_healthy(t, false, now))
-            pt_log_info("upstream %s target %s is down: %s", ck->u->name, ck->tc->url, why);
+            pt_log_warn("upstream %s target %s is down: %s", ck->u->name, ck->tc->url, why);
     }
 }
 

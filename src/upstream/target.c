@@ -276,7 +276,7 @@ static bool try_eject(struct pt_upstream_state *us, size_t idx, uint64_t now_ms)
         return false;
     atomic_fetch_add_explicit(&t->ejections, 1, memory_order_relaxed);
     atomic_store_explicit(&t->consecutive_failures, 0, memory_order_relaxed);
-    pt_log_info("upstream %s target %s is ejected for %llums after %u failures in a row",
+    pt_log_warn("upstream %s target %s is ejected for %llums after %u failures in a row",
                 us->cfg->name, us->cfg->targets[idx].url, (unsigned long long)dur,
                 (unsigned)o->consecutive_failures);
     return true;

@@ -33,14 +33,16 @@ def test_health_check_marks_a_target_down_on_a_failing_status_and_up_again(porti
     c.mode = "503"  # health checks (and requests) now get 503
     down = lb.wait_log(p, target_line(c, "down"), scaled(0.4 + 0.6))
     assert down and "503" in down[1], p.stderr()[-2000:]
+    assert " warn upstream " in down[1], down[1]  # a target going down is a warning (issue 9)
     before = c.count
     res = lb.run_load(p.port, 2, total=300, duration=scaled(20))
     assert res.statuses == {200: 300}, res.summary()
     assert c.count == before, "a target marked down still got requests"
     mark = len(p.stderr())
     c.mode = "ok"
-    assert lb.wait_log(p, target_line(c, "up"), scaled(0.4 + 0.6), after=mark), \
-        p.stderr()[-2000:]
+    up = lb.wait_log(p, target_line(c, "up"), scaled(0.4 + 0.6), after=mark)
+    assert up, p.stderr()[-2000:]
+    assert " info upstream " in up[1], up[1]  # coming back is news, not trouble
     res = lb.run_load(p.port, 2, total=300, duration=scaled(20))
     assert res.statuses == {200: 300}, res.summary()
     assert c.count > before, "a target marked up again gets no traffic"
@@ -57,7 +59,12 @@ def test_backend_answering_503_is_ejected_by_outlier_detection(portico, three):
     res = lb.run_load(p.port, 4, total=n, duration=scaled(30))
     # Each 503 the bad backend gave was retried on a good one: clients see none.
     assert res.statuses == {200: n} and not res.errors, res.summary()
-    assert lb.log_lines(p, target_line(bad, "ejected")), p.stderr()[-3000:]
+    ejected = lb.log_lines(p, target_line(bad, "ejected"))
+    assert ejected, p.stderr()[-3000:]
+    assert all(" warn upstream " in ln for ln in ejected), ejected
+    # each 503 that was retried is an upstream failure: logged at warn, never at info
+    failed = lb.log_lines(p, r"target %s answered 503" % re.escape(bad.url))
+    assert failed and all(" warn request " in ln for ln in failed), failed
     # Without ejection round robin would send it n/3 = 500 first attempts; ejected after 3
     # failures in a row, it sees those 3 plus what was already in flight from 4 clients.
     assert bad.count <= 3 + 4 + 3, three.counts()
