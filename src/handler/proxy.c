@@ -18,7 +18,9 @@
  * connection survives.
  *
  * Failure policy (contract, "Errors Portico writes"): refused, reset or malformed -> 502; no
- * response head within the route's timeout -> 504. A connect failure moves to the next target
+ * response head within the route's timeout -> 504. That timeout (and per_try_timeout) starts
+ * when the whole request has been sent: while the pump waits on the client for body bytes no
+ * upstream timer runs, and the client's body_timeout answers 408 if it stalls. A connect failure moves to the next target
  * (round robin, never the same one twice) up to `retries`; a pooled connection found dead
  * before any response byte is retried once on a fresh connection when the request is
  * idempotent and no body byte has been sent. Once a response head has gone to the client a
@@ -943,8 +945,14 @@ static int push_upstream(struct pt_req *r, bool *progress)
     for (;;) {
         if (r->head_sent && !b->pending && !b->is_done) {
             int rc = pull_request_body(r);
-            if (rc == PT_AGAIN)
+            if (rc == PT_AGAIN) {
+                /* Waiting on the client, whose body_timeout runs (408 when it stalls). The
+                   target is not late for a request it has not had yet: no upstream timer
+                   runs until the request is sent (an early response still arrives). */
+                if (!r->resp_head_seen)
+                    pt_timer_stop(&c->w->loop, &u->timer);
                 return PT_OK;
+            }
             if (rc != PT_OK)
                 return rc;
         }
@@ -982,12 +990,15 @@ static int push_upstream(struct pt_req *r, bool *progress)
             }
         }
         if (r->head_sent && !b->pending && b->is_done && pt_buf_len(&r->uout) == 0) {
-            /* Whole request sent: the response-head timeout starts now. */
+            /* Whole request sent: the response-head timeout (route timeout or
+               per_try_timeout) starts now, and only now. */
             if (!r->resp_head_seen)
                 pt_timer_set(&c->w->loop, &u->timer, head_timeout(r));
             pt_timer_stop(&c->w->loop, &c->timer);
             return PT_OK;
         }
+        /* Part of the request went: the same span bounds how long the target may take to
+           accept the rest (it is idle, not late, only while we wait on the client above). */
         if (!r->resp_head_seen)
             pt_timer_set(&c->w->loop, &u->timer, head_timeout(r));
     }
