@@ -538,8 +538,24 @@ static int pick_target(struct pt_req *r)
     return 503;
 }
 
+/* Ends the attempt on r->target without a verdict: it never left Portico, which is short of
+   file descriptors or memory (err: positive errno of the call named by what). Not the target's
+   fault, so nothing counts against it (no ejection, no retry: another target would meet the
+   same shortage) and the client gets 503, Portico being unavailable, rather than 502. */
+static int local_shortage(struct pt_req *r, const char *what, int err)
+{
+    pt_log_ratelimited(PT_LOG_WARN,
+                       "request %s: upstream \"%s\" target %s not tried: local resource shortage "
+                       "in Portico (%s: %s), not the target's fault",
+                       r->request_id, r->ups->name, r->target ? r->target->url : "-", what,
+                       strerror(err));
+    attempt_end(r, PT_OUTCOME_LOCAL);
+    return 503;
+}
+
 /* Opens (or reuses) a connection to r->target, or to the next untried target when next is
-   set. Returns PT_OK or a status. */
+   set. Returns PT_OK or a status: 502 when the target refused at once, 503 when nothing is
+   left to try or Portico is short of resources. */
 static int connect_next(struct pt_req *r, bool next)
 {
     struct pt_worker *w = r->c->w;
@@ -563,6 +579,8 @@ static int connect_next(struct pt_req *r, bool next)
     }
     int in_progress = 0;
     int fd = pt_sock_connect(&t->addr.u.sa, t->addr.len, &in_progress);
+    if (fd < 0 && pt_upstream_is_local_shortage(-fd))
+        return local_shortage(r, "connect", -fd);
     if (fd < 0) {
         pt_log_ratelimited(PT_LOG_WARN,
                            "request %s: connect to upstream \"%s\" target %s failed: %s",
@@ -573,7 +591,7 @@ static int connect_next(struct pt_req *r, bool next)
     u = calloc(1, sizeof(*u));
     if (!u) {
         close(fd);
-        return 503;
+        return local_shortage(r, "calloc", ENOMEM);
     }
     u->io.fd = fd;
     u->io.cb = uconn_io;
@@ -585,10 +603,11 @@ static int connect_next(struct pt_req *r, bool next)
     u->can_write = !in_progress;
     u->n_requests = 1;
     pt_timer_init(&u->timer, uconn_timeout);
-    if (pt_loop_add(&w->loop, &u->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP, false) < 0) {
+    int lrc = pt_loop_add(&w->loop, &u->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP, false);
+    if (lrc < 0) {
         close(fd);
         free(u);
-        return 503;
+        return local_shortage(r, "epoll", -lrc); /* ENOMEM or ENOSPC: ours either way */
     }
     r->u = u;
     r->pstate = u->is_connecting ? PT_PS_CONNECTING : PT_PS_ACTIVE;
@@ -1360,11 +1379,11 @@ static void queue_poll(struct pt_timer *t)
     leave_queue(r);
     if (rc == PT_OK)
         rc = connect_next(r, false);
-    if (rc != PT_OK) {
+    if (rc == PICK_FULL)
         pt_log_ratelimited(PT_LOG_WARN, "request %s: upstream \"%s\": no target freed up in time",
                            r->request_id, r->ups->name);
+    if (rc != PT_OK)
         answer_locally(r, 503);
-    }
     pt_conn_run(c);
 }
 

@@ -288,6 +288,8 @@ bool pt_upstream_on_request_end(struct pt_upstream_state *us, size_t idx, uint64
     struct pt_target_state *t = us->targets[idx];
     const struct pt_outlier_cfg *o = &us->cfg->outlier;
     atomic_fetch_sub_explicit(&t->in_flight, 1, memory_order_relaxed);
+    if (outcome == PT_OUTCOME_LOCAL)
+        return false; /* nothing reached the target: no latency, no verdict either way */
     atomic_fetch_add_explicit(&t->requests, 1, memory_order_relaxed);
     if (outcome != PT_OUTCOME_CONNECT_FAILURE)
         ewma_observe(t, latency_us, now_ms);

@@ -6,6 +6,7 @@
  * the config keys reach the runtime. Statistical checks use fixed seeds: they are
  * deterministic, and the tolerances are the issue's (+-5% over 10,000 picks).
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -406,6 +407,32 @@ static void test_outlier_ejection(void **state)
     teardown_fix(&f);
 }
 
+/* An attempt that never left Portico (out of file descriptors or memory) is neither a failure
+   nor a success of the target: it only gives its in-flight slot back. */
+static void test_local_shortage_is_not_the_targets(void **state)
+{
+    (void)state;
+    assert_true(pt_upstream_is_local_shortage(EMFILE));
+    assert_true(pt_upstream_is_local_shortage(ENFILE));
+    assert_true(pt_upstream_is_local_shortage(ENOBUFS));
+    assert_true(pt_upstream_is_local_shortage(ENOMEM));
+    assert_false(pt_upstream_is_local_shortage(ECONNREFUSED));
+    assert_false(pt_upstream_is_local_shortage(ETIMEDOUT));
+    struct fix f;
+    setup_fix(&f, T4O, NULL);
+    struct pt_target_state *t = f.us->targets[0];
+    assert_false(fail_n(&f, 0, 2, PT_OUTCOME_RESET, NOW));
+    /* Any number of shortages: no ejection, and the two failures are still counted. */
+    assert_false(fail_n(&f, 0, 50, PT_OUTCOME_LOCAL, NOW));
+    assert_int_equal(atomic_load(&t->consecutive_failures), 2);
+    assert_int_equal(atomic_load(&t->in_flight), 0);
+    assert_int_equal(atomic_load(&t->requests), 2);
+    assert_true(pt_target_available(t, NOW));
+    /* The next real failure is the third in a row. */
+    assert_true(fail_n(&f, 0, 1, PT_OUTCOME_CONNECT_FAILURE, NOW));
+    teardown_fix(&f);
+}
+
 static void test_outlier_5xx_optional(void **state)
 {
     (void)state;
@@ -543,6 +570,7 @@ int main(void)
         cmocka_unit_test(test_cookie_sticky),
         cmocka_unit_test(test_backup_and_limits),
         cmocka_unit_test(test_outlier_ejection),
+        cmocka_unit_test(test_local_shortage_is_not_the_targets),
         cmocka_unit_test(test_outlier_5xx_optional),
         cmocka_unit_test(test_no_outlier_no_ejection),
         cmocka_unit_test(test_slow_start_and_reload),
