@@ -1247,7 +1247,7 @@ static void load_targets(struct pt_cfg_ctx *x, struct pt_upstream_cfg *u, const 
 static void load_balance(struct pt_cfg_ctx *x, struct pt_upstream_cfg *u, const struct pt_ynode *v)
 {
     static const char *const all[] = {"round_robin", "least_conn", "random", "ewma",
-                                      "hash",        "cookie",     NULL};
+                                      "hash",        "cookie",     "p2c",    NULL};
     const char *s = get_str(x, v, "balance");
     if (!s)
         return;
@@ -1263,8 +1263,8 @@ static void load_balance(struct pt_cfg_ctx *x, struct pt_upstream_cfg *u, const 
                         s, best);
     else
         pt_config_error(x, v->pos,
-                        "unknown balance \"%.*s\" (round_robin, least_conn, random, ewma, hash "
-                        "or cookie)",
+                        "unknown balance \"%.*s\" (round_robin, least_conn, random, p2c, ewma, "
+                        "hash or cookie)",
                         shown(v->len), s);
 }
 

@@ -125,6 +125,7 @@ enum pt_balance {
     PT_BALANCE_EWMA,
     PT_BALANCE_HASH,
     PT_BALANCE_COOKIE,
+    PT_BALANCE_P2C,
 };
 
 #define PT_MAX_TARGETS 256 /* targets per upstream */

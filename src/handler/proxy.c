@@ -18,7 +18,9 @@
  * connection survives.
  *
  * Failure policy (contract, "Errors Portico writes"): refused, reset or malformed -> 502; no
- * response head within the route's timeout -> 504. A connect failure moves to the next target
+ * response head within the route's timeout -> 504. That timeout (and per_try_timeout) starts
+ * when the whole request has been sent: while the pump waits on the client for body bytes no
+ * upstream timer runs, and the client's body_timeout answers 408 if it stalls. A connect failure moves to the next target
  * (round robin, never the same one twice) up to `retries`; a pooled connection found dead
  * before any response byte is retried once on a fresh connection when the request is
  * idempotent and no body byte has been sent. Once a response head has gone to the client a
@@ -536,8 +538,24 @@ static int pick_target(struct pt_req *r)
     return 503;
 }
 
+/* Ends the attempt on r->target without a verdict: it never left Portico, which is short of
+   file descriptors or memory (err: positive errno of the call named by what). Not the target's
+   fault, so nothing counts against it (no ejection, no retry: another target would meet the
+   same shortage) and the client gets 503, Portico being unavailable, rather than 502. */
+static int local_shortage(struct pt_req *r, const char *what, int err)
+{
+    pt_log_ratelimited(PT_LOG_WARN,
+                       "request %s: upstream \"%s\" target %s not tried: local resource shortage "
+                       "in Portico (%s: %s), not the target's fault",
+                       r->request_id, r->ups->name, r->target ? r->target->url : "-", what,
+                       strerror(err));
+    attempt_end(r, PT_OUTCOME_LOCAL);
+    return 503;
+}
+
 /* Opens (or reuses) a connection to r->target, or to the next untried target when next is
-   set. Returns PT_OK or a status. */
+   set. Returns PT_OK or a status: 502 when the target refused at once, 503 when nothing is
+   left to try or Portico is short of resources. */
 static int connect_next(struct pt_req *r, bool next)
 {
     struct pt_worker *w = r->c->w;
@@ -561,16 +579,19 @@ static int connect_next(struct pt_req *r, bool next)
     }
     int in_progress = 0;
     int fd = pt_sock_connect(&t->addr.u.sa, t->addr.len, &in_progress);
+    if (fd < 0 && pt_upstream_is_local_shortage(-fd))
+        return local_shortage(r, "connect", -fd);
     if (fd < 0) {
-        pt_log_info("request %s: connect to upstream \"%s\" target %s failed: %s", r->request_id,
-                    ups->name, t->url, strerror(-fd));
+        pt_log_ratelimited(PT_LOG_WARN,
+                           "request %s: connect to upstream \"%s\" target %s failed: %s",
+                           r->request_id, ups->name, t->url, strerror(-fd));
         attempt_end(r, PT_OUTCOME_CONNECT_FAILURE);
         return 502;
     }
     u = calloc(1, sizeof(*u));
     if (!u) {
         close(fd);
-        return 503;
+        return local_shortage(r, "calloc", ENOMEM);
     }
     u->io.fd = fd;
     u->io.cb = uconn_io;
@@ -582,10 +603,11 @@ static int connect_next(struct pt_req *r, bool next)
     u->can_write = !in_progress;
     u->n_requests = 1;
     pt_timer_init(&u->timer, uconn_timeout);
-    if (pt_loop_add(&w->loop, &u->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP, false) < 0) {
+    int lrc = pt_loop_add(&w->loop, &u->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP, false);
+    if (lrc < 0) {
         close(fd);
         free(u);
-        return 503;
+        return local_shortage(r, "epoll", -lrc); /* ENOMEM or ENOSPC: ours either way */
     }
     r->u = u;
     r->pstate = u->is_connecting ? PT_PS_CONNECTING : PT_PS_ACTIVE;
@@ -686,8 +708,8 @@ static void upstream_failed(struct pt_req *r, enum fail_kind kind)
                   : kind == FAIL_TIMEOUT                               ? PT_OUTCOME_TIMEOUT
                                                                        : PT_OUTCOME_RESET;
     attempt_end(r, outcome);
-    pt_log_info("request %s: upstream \"%s\" target %s %s", r->request_id, r->ups->name,
-                r->target ? r->target->url : "-", what);
+    pt_log_ratelimited(PT_LOG_WARN, "request %s: upstream \"%s\" target %s %s", r->request_id,
+                       r->ups->name, r->target ? r->target->url : "-", what);
     if (r->response_started) {
         pt_conn_close(r->c); /* the head went out: closing is the only signal left */
         return;
@@ -840,8 +862,8 @@ static int upstream_handshake(struct pt_req *r, struct pt_uconn *u)
         u->can_write = false;
         return PT_AGAIN;
     }
-    pt_log_info("request %s: TLS to upstream \"%s\" target %s failed: %s", r->request_id,
-                r->ups->name, r->target->url, pt_tls_conn_error(u->tls));
+    pt_log_ratelimited(PT_LOG_WARN, "request %s: TLS to upstream \"%s\" target %s failed: %s",
+                       r->request_id, r->ups->name, r->target->url, pt_tls_conn_error(u->tls));
     return PT_ERR;
 }
 
@@ -942,8 +964,14 @@ static int push_upstream(struct pt_req *r, bool *progress)
     for (;;) {
         if (r->head_sent && !b->pending && !b->is_done) {
             int rc = pull_request_body(r);
-            if (rc == PT_AGAIN)
+            if (rc == PT_AGAIN) {
+                /* Waiting on the client, whose body_timeout runs (408 when it stalls). The
+                   target is not late for a request it has not had yet: no upstream timer
+                   runs until the request is sent (an early response still arrives). */
+                if (!r->resp_head_seen)
+                    pt_timer_stop(&c->w->loop, &u->timer);
                 return PT_OK;
+            }
             if (rc != PT_OK)
                 return rc;
         }
@@ -981,12 +1009,15 @@ static int push_upstream(struct pt_req *r, bool *progress)
             }
         }
         if (r->head_sent && !b->pending && b->is_done && pt_buf_len(&r->uout) == 0) {
-            /* Whole request sent: the response-head timeout starts now. */
+            /* Whole request sent: the response-head timeout (route timeout or
+               per_try_timeout) starts now, and only now. */
             if (!r->resp_head_seen)
                 pt_timer_set(&c->w->loop, &u->timer, head_timeout(r));
             pt_timer_stop(&c->w->loop, &c->timer);
             return PT_OK;
         }
+        /* Part of the request went: the same span bounds how long the target may take to
+           accept the rest (it is idle, not late, only while we wait on the client above). */
         if (!r->resp_head_seen)
             pt_timer_set(&c->w->loop, &u->timer, head_timeout(r));
     }
@@ -1033,8 +1064,9 @@ static int handle_response_head(struct pt_req *r, size_t hl)
     if (retry_on_status(r, resp.status)) {
         /* Another target may do better: drop this response (its connection with it). */
         attempt_end(r, PT_OUTCOME_STATUS_5XX);
-        pt_log_info("request %s: upstream \"%s\" target %s answered %d; retrying", r->request_id,
-                    r->ups->name, r->target->url, resp.status);
+        pt_log_ratelimited(PT_LOG_WARN,
+                           "request %s: upstream \"%s\" target %s answered %d; retrying",
+                           r->request_id, r->ups->name, r->target->url, resp.status);
         release_upstream(r, false);
         r->retries++;
         rc = connect_next(r, true);
@@ -1194,8 +1226,9 @@ static bool check_connected(struct pt_req *r)
     if (getsockopt(u->io.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
         err = errno;
     if (err) {
-        pt_log_info("request %s: connect to upstream \"%s\" target %s failed: %s", r->request_id,
-                    r->ups->name, r->target->url, strerror(err));
+        pt_log_ratelimited(PT_LOG_WARN,
+                           "request %s: connect to upstream \"%s\" target %s failed: %s",
+                           r->request_id, r->ups->name, r->target->url, strerror(err));
         return false;
     }
     u->is_connecting = false;
@@ -1346,11 +1379,11 @@ static void queue_poll(struct pt_timer *t)
     leave_queue(r);
     if (rc == PT_OK)
         rc = connect_next(r, false);
-    if (rc != PT_OK) {
-        pt_log_info("request %s: upstream \"%s\": no target freed up in time", r->request_id,
-                    r->ups->name);
+    if (rc == PICK_FULL)
+        pt_log_ratelimited(PT_LOG_WARN, "request %s: upstream \"%s\": no target freed up in time",
+                           r->request_id, r->ups->name);
+    if (rc != PT_OK)
         answer_locally(r, 503);
-    }
     pt_conn_run(c);
 }
 

@@ -120,6 +120,8 @@ int pt_lb_pick(const struct pt_upstream_state *us, struct pt_lb_worker *lw,
         return pt_lb_least_conn_choose(us, &c, lw);
     case PT_BALANCE_RANDOM:
         return pt_lb_random_choose(us, &c, lw);
+    case PT_BALANCE_P2C:
+        return pt_lb_p2c_choose(us, &c, lw);
     case PT_BALANCE_EWMA:
         return pt_lb_ewma_choose(us, &c, lw, now_ms);
     case PT_BALANCE_HASH:

@@ -8,7 +8,8 @@
  *
  *   round_robin  balance.c        smooth weighted round robin (nginx), per-worker scores
  *   least_conn   lb_least_conn.c  fewest in-flight per unit of weight, ties at random
- *   random       lb_random.c      power of two choices over weighted random draws
+ *   random       lb_random.c      weighted random: one draw in proportion to weight
+ *   p2c          lb_p2c.c         power of two choices over weighted random draws
  *   ewma         lb_ewma.c        P2C over peak-EWMA latency x (in-flight + 1)
  *   hash         lb_hash.c        Maglev consistent hashing of a request key
  *   cookie       lb_cookie.c      sticky: an HMAC-signed opaque token names the target

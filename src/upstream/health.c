@@ -119,8 +119,20 @@ static void verdict(struct check *ck, bool ok, const char *fmt, ...)
         vsnprintf(why, sizeof(why), fmt, ap);
         va_end(ap);
         if (pt_target_set_healthy(t, false, now))
-            pt_log_info("upstream %s target %s is down: %s", ck->u->name, ck->tc->url, why);
+            pt_log_warn("upstream %s target %s is down: %s", ck->u->name, ck->tc->url, why);
     }
+}
+
+/* Ends a check that could not run because Portico itself is short of file descriptors or
+   memory (err: positive errno; what: the call that failed). No verdict: a shortage of ours
+   says nothing about the target, so neither counter moves and the state stays as it was. */
+static void skip_local(struct check *ck, const char *what, int err)
+{
+    end_check(ck);
+    pt_log_ratelimited(PT_LOG_WARN,
+                       "health check of upstream %s target %s skipped: local resource shortage "
+                       "in Portico (%s: %s); the target's state is unchanged",
+                       ck->u->name, ck->tc->url, what, strerror(err));
 }
 
 static bool status_ok(const struct pt_health_cfg *hc, int status)
@@ -191,6 +203,10 @@ static void drive(struct check *ck, uint32_t events)
         socklen_t el = sizeof(err);
         if (getsockopt(ck->io.fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
             err = errno;
+        if (err && pt_upstream_is_local_shortage(err)) {
+            skip_local(ck, "connect", err);
+            return;
+        }
         if (err) {
             verdict(ck, false, "connect: %s", strerror(err));
             return;
@@ -210,6 +226,10 @@ static void drive(struct check *ck, uint32_t events)
                 continue;
             if (w < 0 && errno == EAGAIN)
                 return;
+            if (w < 0 && pt_upstream_is_local_shortage(errno)) {
+                skip_local(ck, "send", errno);
+                return;
+            }
             if (w < 0) {
                 verdict(ck, false, "send: %s", strerror(errno));
                 return;
@@ -218,7 +238,7 @@ static void drive(struct check *ck, uint32_t events)
         }
         ck->buf = malloc(CHECK_BUF_MAX);
         if (!ck->buf) {
-            verdict(ck, false, "out of memory");
+            skip_local(ck, "malloc", ENOMEM);
             return;
         }
         ck->state = CK_READING;
@@ -262,6 +282,10 @@ static void on_interval(struct pt_timer *tm)
         return; /* cannot happen while timeout <= interval; stay safe */
     int in_progress = 0;
     int fd = pt_sock_connect(&ck->tc->addr.u.sa, ck->tc->addr.len, &in_progress);
+    if (fd < 0 && pt_upstream_is_local_shortage(-fd)) {
+        skip_local(ck, "socket", -fd);
+        return;
+    }
     if (fd < 0) {
         verdict(ck, false, "connect: %s", strerror(-fd));
         return;
@@ -274,7 +298,8 @@ static void on_interval(struct pt_timer *tm)
     ck->state = CK_CONNECTING;
     int rc = pt_loop_add(l, &ck->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP, false);
     if (rc < 0) {
-        verdict(ck, false, "epoll: %s", strerror(-rc));
+        /* epoll_ctl fails only for want of memory (ENOMEM) or of watches (ENOSPC): ours. */
+        skip_local(ck, "epoll", -rc);
         return;
     }
     pt_timer_set(l, &ck->timeout, ck->u->health.timeout_ms);

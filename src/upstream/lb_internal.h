@@ -28,6 +28,8 @@ int pt_lb_least_conn_choose(const struct pt_upstream_state *us, const struct pt_
                             struct pt_lb_worker *lw);
 int pt_lb_random_choose(const struct pt_upstream_state *us, const struct pt_lb_cand *c,
                         struct pt_lb_worker *lw);
+int pt_lb_p2c_choose(const struct pt_upstream_state *us, const struct pt_lb_cand *c,
+                     struct pt_lb_worker *lw);
 int pt_lb_ewma_choose(const struct pt_upstream_state *us, const struct pt_lb_cand *c,
                       struct pt_lb_worker *lw, uint64_t now_ms);
 /* -1 when the key is empty (the caller falls back). */

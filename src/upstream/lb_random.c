@@ -1,25 +1,18 @@
 /*
- * lb_random.c - power of two choices: draw two distinct candidates at random in proportion to
- * their weights, keep the one with fewer attempts in flight per unit of weight.
+ * lb_random.c - weighted random: each pick draws one candidate with probability proportional to
+ * its (effective) weight, independently of load.
  *
- * Two weighted draws keep the long-run shares at the weights when the pool is evenly loaded
- * (on a tie the first draw wins, and the first draw alone is weighted), while the comparison
- * steers away from a target that is piling up requests: the exponential improvement in the
- * maximum load that Mitzenmacher showed for two choices over one, without the herding of
- * least_conn when many workers read the same counts at once.
+ * This is what a user who writes weights 2/1/1 expects: over many picks the shares converge on
+ * the weights whatever the concurrency, because nothing but the weights enters the draw. The
+ * load-aware variant (two draws, keep the less loaded) pulls shares towards equal under
+ * concurrency, since in-flight counts even out across targets; it is offered separately as
+ * `p2c` (lb_p2c.c). The generator is per worker, so a pick touches no shared state.
  */
 #include "upstream/lb_internal.h"
 
 int pt_lb_random_choose(const struct pt_upstream_state *us, const struct pt_lb_cand *c,
                         struct pt_lb_worker *lw)
 {
-    size_t a = pt_lb_weighted_draw(c, lw, SIZE_MAX);
-    size_t b = pt_lb_weighted_draw(c, lw, a);
-    int fa = atomic_load_explicit(&us->targets[c->idx[a]]->in_flight, memory_order_relaxed);
-    int fb = atomic_load_explicit(&us->targets[c->idx[b]]->in_flight, memory_order_relaxed);
-    uint64_t ia = fa > 0 ? (uint64_t)fa : 0, ib = fb > 0 ? (uint64_t)fb : 0;
-    /* b wins only when strictly less loaded per unit of weight. */
-    if ((unsigned __int128)ib * c->w[a] < (unsigned __int128)ia * c->w[b])
-        return c->idx[b];
-    return c->idx[a];
+    (void)us;
+    return c->idx[pt_lb_weighted_draw(c, lw, SIZE_MAX)];
 }

@@ -276,7 +276,7 @@ static bool try_eject(struct pt_upstream_state *us, size_t idx, uint64_t now_ms)
         return false;
     atomic_fetch_add_explicit(&t->ejections, 1, memory_order_relaxed);
     atomic_store_explicit(&t->consecutive_failures, 0, memory_order_relaxed);
-    pt_log_info("upstream %s target %s is ejected for %llums after %u failures in a row",
+    pt_log_warn("upstream %s target %s is ejected for %llums after %u failures in a row",
                 us->cfg->name, us->cfg->targets[idx].url, (unsigned long long)dur,
                 (unsigned)o->consecutive_failures);
     return true;
@@ -288,6 +288,8 @@ bool pt_upstream_on_request_end(struct pt_upstream_state *us, size_t idx, uint64
     struct pt_target_state *t = us->targets[idx];
     const struct pt_outlier_cfg *o = &us->cfg->outlier;
     atomic_fetch_sub_explicit(&t->in_flight, 1, memory_order_relaxed);
+    if (outcome == PT_OUTCOME_LOCAL)
+        return false; /* nothing reached the target: no latency, no verdict either way */
     atomic_fetch_add_explicit(&t->requests, 1, memory_order_relaxed);
     if (outcome != PT_OUTCOME_CONNECT_FAILURE)
         ewma_observe(t, latency_us, now_ms);

@@ -13,6 +13,7 @@
 #ifndef PT_UPSTREAM_TARGET_H
 #define PT_UPSTREAM_TARGET_H
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -28,7 +29,20 @@ enum pt_outcome {
     PT_OUTCOME_RESET,           /* connection closed or reset before a complete response */
     PT_OUTCOME_TIMEOUT,         /* no response head in time (per_try_timeout or route timeout) */
     PT_OUTCOME_STATUS_5XX,      /* a 5xx response (a failure only with outlier.include_5xx) */
+    PT_OUTCOME_LOCAL,           /* never reached the target: Portico's own shortage (neither) */
 };
+
+/*
+ * Whether errno err (positive) from a socket, connect, epoll or allocation call is Portico's
+ * own resource shortage: out of file descriptors (EMFILE, ENFILE) or kernel or process memory
+ * (ENOBUFS, ENOMEM). Such a failure says nothing about the target: it is never counted against
+ * it (no passive ejection, no health verdict, no retry budget), the client gets 503 (Portico
+ * is unavailable, not the backend bad) and the log names the shortage.
+ */
+static inline bool pt_upstream_is_local_shortage(int err)
+{
+    return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+}
 
 #define PT_EWMA_DECAY_MS 10000   /* peak-EWMA time constant (Finagle's and Linkerd's default) */
 #define PT_SLOW_START_MIN_PCT 10 /* weight at the start of a slow-start ramp, in percent */
@@ -105,8 +119,9 @@ bool pt_upstream_on_request_start(struct pt_upstream_state *us, size_t idx);
  * peak-EWMA (latency_us, except for connect failures), the consecutive-failure count, and
  * ejects the target (outlier detection, when configured) for base * 2^(n-1) capped at
  * max_ejection_time after consecutive_failures failures, unless that would eject more than
- * max_ejection_percent of the upstream's targets. outcome: enum pt_outcome. Returns true when
- * this call ejected the target (the caller may log it).
+ * max_ejection_percent of the upstream's targets. outcome: enum pt_outcome; PT_OUTCOME_LOCAL
+ * only gives the in-flight slot back. Returns true when this call ejected the target (the
+ * caller may log it).
  */
 bool pt_upstream_on_request_end(struct pt_upstream_state *us, size_t idx, uint64_t latency_us,
                                 int outcome, uint64_t now_ms);

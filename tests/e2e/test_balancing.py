@@ -1,7 +1,8 @@
 """Balancers, end to end (issue 3, "Done when"): weights over 10,000 requests for round_robin and
-random, least_conn and ewma avoiding a slow backend, consistent hashing when a fourth target is
-added (and every hash_key kind), cookie affinity (and its fallback when the target dies), slow
-start of a target added by a reload. Every count is taken on the backends' side
+random (and random's weights under eight concurrent clients, issue 9), least_conn, p2c and ewma
+avoiding a slow backend, consistent hashing when a fourth target is added (and every hash_key
+kind), cookie affinity (and its fallback when the target dies), slow start of a target added by
+a reload. Every count is taken on the backends' side
 (CountingBackend) unless a test reads the X-Backend header of each response; every run is
 bounded by a request count and a time limit."""
 
@@ -54,10 +55,27 @@ def test_round_robin_respects_weights_within_5_percent_over_10000_requests(porti
 
 def test_random_respects_weights_within_5_percent_over_10000_requests(portico, three):
     counts = weighted_run(portico, three, "random")
-    # ±5 points of share. Power of two choices compares in-flight counts per unit of weight, which
-    # with 8 concurrent clients pulls the shares a little towards each other (measured about
-    # 47/31/22 for 5/3/2); a first draw alone would give the weights exactly.
     assert_weights(counts, 0.05)
+
+
+N_RANDOM = 24000
+
+
+def test_random_keeps_weights_2_1_1_within_5_percent_of_each_share_with_8_clients(portico, three):
+    # Issue 9 item 12: power of two choices gave 47/26/26 here. Weighted random draws on weight
+    # alone, so each share must be within 5% of itself (50 +-2.5, 25 +-1.25). Over 24,000
+    # requests one standard deviation of a 25% share is 0.28 points: the bound is 4.5 of them.
+    # (p2c, the old `random`, fails this: with eight clients it lands near 47/26/26.)
+    weights = (2, 1, 1)
+    p = portico(lb.proxy_config(lb.upstream(list(three), weights, balance="random"), workers=2))
+    res = lb.run_load(p.port, threads=8, total=N_RANDOM, duration=scaled(120))
+    assert res.statuses == {200: N_RANDOM} and not res.errors, res.summary()
+    counts = three.counts()
+    assert sum(counts.values()) == N_RANDOM, counts
+    got = lb.shares(counts)
+    for name, w in zip(("a", "b", "c"), weights):
+        want = w / sum(weights)
+        assert abs(got[name] - want) <= 0.05 * want, (name, got, counts)
 
 
 def slow_backend_share(portico, balance):
@@ -76,6 +94,11 @@ def slow_backend_share(portico, balance):
 
 def test_least_conn_steers_traffic_away_from_a_backend_200ms_slower(portico):
     share, counts = slow_backend_share(portico, "least_conn")
+    assert share < 0.20, counts
+
+
+def test_p2c_steers_traffic_away_from_a_backend_200ms_slower(portico):
+    share, counts = slow_backend_share(portico, "p2c")
     assert share < 0.20, counts
 
 

@@ -77,5 +77,10 @@ def test_refused_target_is_skipped_for_the_next_one(portico):
             with RawConn(p.port) as c:
                 r = c.request("GET", "/r%d" % i)
             assert r.status == 200 and r.body == b"alive", (i, r)
+        # A refused connect is an upstream failure: a warning (issue 9), and repeated ones are
+        # bounded (at most 5 lines per call site and worker in 10 s, the log's rate limit).
+        failed = [ln for ln in p.stderr().splitlines()
+                  if "connect to upstream" in ln and dead_url in ln]
+        assert failed and all(" warn request " in ln for ln in failed), failed
     finally:
         b.close()

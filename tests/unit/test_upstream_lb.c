@@ -6,6 +6,7 @@
  * the config keys reach the runtime. Statistical checks use fixed seeds: they are
  * deterministic, and the tolerances are the issue's (+-5% over 10,000 picks).
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -93,11 +94,39 @@ static void test_random_weights(void **state)
     expect_weighted("random");
 }
 
-static void test_random_avoids_loaded(void **state)
+/* random is plain weighted random: load does not enter the draw, so a target holding many
+   requests (as each does under concurrency) still gets its weight's share. */
+static void test_random_ignores_load(void **state)
 {
     (void)state;
     struct fix f;
     setup_fix(&f, T3W("random"), NULL);
+    /* In flight per unit of weight 1:1:20; p2c would starve target 2 (0 of 10,000). */
+    atomic_store(&f.us->targets[0]->in_flight, 1);
+    atomic_store(&f.us->targets[1]->in_flight, 2);
+    atomic_store(&f.us->targets[2]->in_flight, 60);
+    int counts[3] = {0};
+    for (int i = 0; i < 60000; i++)
+        counts[pt_lb_pick(f.us, &f.lw, NULL, 0, NOW)]++;
+    for (int i = 0; i < 3; i++) {
+        double share = counts[i] / 60000.0, want = (i + 1) / 6.0;
+        if (share < want * 0.97 || share > want * 1.03)
+            fail_msg("random: target %d got %.4f, want %.4f +-3%%", i, share, want);
+    }
+    teardown_fix(&f);
+}
+
+static void test_p2c_weights(void **state)
+{
+    (void)state;
+    expect_weighted("p2c");
+}
+
+static void test_p2c_avoids_loaded(void **state)
+{
+    (void)state;
+    struct fix f;
+    setup_fix(&f, T3W("p2c"), NULL);
     atomic_store(&f.us->targets[2]->in_flight, 50);
     int counts[3] = {0};
     for (int i = 0; i < 10000; i++)
@@ -105,6 +134,30 @@ static void test_random_avoids_loaded(void **state)
     /* Target 2 wins only when drawn twice, which two distinct draws never do. */
     assert_int_equal(counts[2], 0);
     teardown_fix(&f);
+}
+
+/* The config names the policies; a near miss of the new name is suggested. */
+static void test_balance_names(void **state)
+{
+    (void)state;
+    struct fix f;
+    setup_fix(&f, T3W("p2c"), NULL);
+    assert_int_equal(f.cfg->upstreams[0]->balance, PT_BALANCE_P2C);
+    teardown_fix(&f);
+    setup_fix(&f, T3W("random"), NULL);
+    assert_int_equal(f.cfg->upstreams[0]->balance, PT_BALANCE_RANDOM);
+    teardown_fix(&f);
+
+    static const char yaml[] = "listen: [{addr: \"127.0.0.1:8080\"}]\nupstreams:\n  u:\n"
+                               "    balance: pc2\n"
+                               "    targets: [{url: \"http://127.0.0.1:9001\"}]\n"
+                               "routes:\n  - match: /\n    proxy: {to: u}\n";
+    char err[2048] = "";
+    struct pt_config *cfg = NULL;
+    assert_int_not_equal(pt_config_load_buf("t.yaml", yaml, strlen(yaml), &cfg, err, sizeof(err)),
+                         0);
+    if (!strstr(err, "unknown balance \"pc2\"; did you mean \"p2c\"?"))
+        fail_msg("error was: %s", err);
 }
 
 static void test_least_conn(void **state)
@@ -354,6 +407,32 @@ static void test_outlier_ejection(void **state)
     teardown_fix(&f);
 }
 
+/* An attempt that never left Portico (out of file descriptors or memory) is neither a failure
+   nor a success of the target: it only gives its in-flight slot back. */
+static void test_local_shortage_is_not_the_targets(void **state)
+{
+    (void)state;
+    assert_true(pt_upstream_is_local_shortage(EMFILE));
+    assert_true(pt_upstream_is_local_shortage(ENFILE));
+    assert_true(pt_upstream_is_local_shortage(ENOBUFS));
+    assert_true(pt_upstream_is_local_shortage(ENOMEM));
+    assert_false(pt_upstream_is_local_shortage(ECONNREFUSED));
+    assert_false(pt_upstream_is_local_shortage(ETIMEDOUT));
+    struct fix f;
+    setup_fix(&f, T4O, NULL);
+    struct pt_target_state *t = f.us->targets[0];
+    assert_false(fail_n(&f, 0, 2, PT_OUTCOME_RESET, NOW));
+    /* Any number of shortages: no ejection, and the two failures are still counted. */
+    assert_false(fail_n(&f, 0, 50, PT_OUTCOME_LOCAL, NOW));
+    assert_int_equal(atomic_load(&t->consecutive_failures), 2);
+    assert_int_equal(atomic_load(&t->in_flight), 0);
+    assert_int_equal(atomic_load(&t->requests), 2);
+    assert_true(pt_target_available(t, NOW));
+    /* The next real failure is the third in a row. */
+    assert_true(fail_n(&f, 0, 1, PT_OUTCOME_CONNECT_FAILURE, NOW));
+    teardown_fix(&f);
+}
+
 static void test_outlier_5xx_optional(void **state)
 {
     (void)state;
@@ -481,13 +560,17 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_robin_weights),
         cmocka_unit_test(test_random_weights),
-        cmocka_unit_test(test_random_avoids_loaded),
+        cmocka_unit_test(test_random_ignores_load),
+        cmocka_unit_test(test_p2c_weights),
+        cmocka_unit_test(test_p2c_avoids_loaded),
+        cmocka_unit_test(test_balance_names),
         cmocka_unit_test(test_least_conn),
         cmocka_unit_test(test_ewma_avoids_slow),
         cmocka_unit_test(test_hash_consistent),
         cmocka_unit_test(test_cookie_sticky),
         cmocka_unit_test(test_backup_and_limits),
         cmocka_unit_test(test_outlier_ejection),
+        cmocka_unit_test(test_local_shortage_is_not_the_targets),
         cmocka_unit_test(test_outlier_5xx_optional),
         cmocka_unit_test(test_no_outlier_no_ejection),
         cmocka_unit_test(test_slow_start_and_reload),
