@@ -5,6 +5,7 @@ The binary installed is the one under test (INSTALL_BIN=$PORTICO_BIN, so make re
 The page is made by the real Makefile rule, into build/portico.1 of this checkout."""
 
 import os
+import re
 import shutil
 import subprocess
 
@@ -121,3 +122,73 @@ def test_make_help_lists_install():
     assert r.returncode == 0
     for t in ("make install", "make uninstall", "make man"):
         assert t in r.stdout, r.stdout
+
+
+def unit_from_operations_guide():
+    """The systemd unit of docs/operations.md: the ```ini block with a [Service] section."""
+    with open(os.path.join(REPO, "docs", "operations.md")) as f:
+        text = f.read()
+    units = re.findall(r"^```ini\n(.*?)^```", text, re.M | re.S)
+    units = [u for u in units if "[Service]" in u]
+    assert len(units) == 1, "expected one systemd unit in docs/operations.md, found %d" % len(units)
+    return units[0]
+
+
+def unit_sections(unit):
+    out, cur = {}, None
+    for ln in unit.splitlines():
+        ln = ln.split("#", 1)[0].strip() if not ln.strip().startswith("#") else ""
+        if not ln:
+            continue
+        m = re.match(r"^\[(\w+)\]$", ln)
+        if m:
+            cur = out.setdefault(m.group(1), [])
+            continue
+        k, _, v = ln.partition("=")
+        cur.append((k.strip(), v.strip()))
+    return out
+
+
+def default_prefix():
+    with open(os.path.join(REPO, "Makefile")) as f:
+        return re.search(r"^PREFIX\s*\?=\s*(\S+)", f.read(), re.M).group(1)
+
+
+def test_systemd_unit_in_operations_guide(tmp_path):
+    """The unit has what an operator needs on day one (issue 9), names the paths `make install`
+    uses, and, where systemd-analyze exists, passes `systemd-analyze verify` against a staged
+    installation with no warning."""
+    unit = unit_from_operations_guide()
+    sec = unit_sections(unit)
+    svc = dict(sec["Service"])
+    assert ("WantedBy", "multi-user.target") in sec["Install"]
+    assert svc["Type"] == "notify"
+    assert svc["User"] == "portico" and svc["Group"] == "portico"
+    assert "CAP_NET_BIND_SERVICE" in svc["AmbientCapabilities"]
+    assert int(svc["LimitNOFILE"]) >= 65536
+    reloads = [v for k, v in sec["Service"] if k == "ExecReload"]
+    assert any(v in ("/bin/kill -HUP $MAINPID", "/usr/bin/kill -HUP $MAINPID") or
+               v.endswith("portico reload") for v in reloads), reloads
+    binary = default_prefix() + "/bin/portico"
+    assert svc["ExecStart"].split()[0] == binary
+    assert svc["ExecStart"].split()[1] == "run"
+    for v in reloads:
+        if "portico" in v:
+            assert v.split()[0] == binary
+    with open(os.path.join(REPO, "docs", "operations.md")) as f:
+        assert "useradd --system" in f.read()   # how to create the user is shown
+
+    if not shutil.which("systemd-analyze"):
+        return
+    dest = str(tmp_path / "stage")
+    r = make("install", "DESTDIR=" + dest, "PREFIX=" + default_prefix(),
+             "INSTALL_BIN=" + PORTICO_BIN)
+    assert r.returncode == 0, r.stderr
+    path = tmp_path / "portico.service"
+    path.write_text(unit.replace(default_prefix() + "/", dest + default_prefix() + "/"))
+    env = dict(os.environ, MANPATH=os.path.join(dest + default_prefix(), "share", "man"),
+               SYSTEMD_LOG_LEVEL="warning")
+    r = subprocess.run(["systemd-analyze", "verify", str(path)], capture_output=True, text=True,
+                       timeout=scaled(60), env=env)
+    assert r.returncode == 0 and r.stderr.strip() == "", \
+        "systemd-analyze verify:\n%s%s" % (r.stdout, r.stderr)
