@@ -78,7 +78,8 @@ while IFS= read -r line || [ -n "$line" ]; do
     esac
 done <"$src"
 
-# Pass 2: Markdown to roff.
+# Pass 2: Markdown to roff. (The typographic quotes below are awk patterns, not shell quoting.)
+# shellcheck disable=SC1112
 awk -v date="$date" -v version="$version" -v prefix="$prefix" -v sq="'" '
 function esc(s) {                       # text -> roff text: backslashes and non-ASCII signs
     gsub(/\\/, "\\e", s)

@@ -19,8 +19,8 @@ variables that must exist, carries one HTML comment on the line just above its o
 Words are `name=value[,value...]`, separated by spaces; values hold no spaces or commas.
 
   fragment=top     the block holds top-level keys but not all a configuration needs. The test
-                   appends what it lacks: `listen` (127.0.0.1:8080, and 127.0.0.1:8443 with
-                   `tls: true`), `tls` (one generated certificate) when a listener has
+                   appends what it lacks: `listen` (two free ports of 127.0.0.1, the second
+                   with `tls: true`), `tls` (one generated certificate) when a listener has
                    `tls: true` and the block has no `tls`, and a default site with one `respond`
                    route when it has neither `sites` nor `routes`. Keys the block has are never
                    replaced.
@@ -62,7 +62,7 @@ import subprocess
 import pytest
 
 from helpers import certs, mmdb
-from helpers.common import scaled
+from helpers.common import free_port, scaled
 from helpers.dnsserver import DnsServer
 from helpers.portico import PORTICO_BIN
 
@@ -195,8 +195,8 @@ def wrap(text, marker, extra_cert):
     keys = top_keys(text)
     if frag:
         if "listen" not in keys:
-            text += ('listen:\n  - addr: "127.0.0.1:8080"\n  - addr: "127.0.0.1:8443"\n'
-                     "    tls: true\n")
+            text += ('listen:\n  - addr: "127.0.0.1:%d"\n  - addr: "127.0.0.1:%d"\n'
+                     "    tls: true\n" % (free_port(), free_port()))
         if "tls" not in keys and re.search(r"\btls\s*:\s*true\b", text):
             cert, key = extra_cert()
             text += "tls:\n  certificates:\n    - {cert: %s, key: %s}\n" % (cert, key)
