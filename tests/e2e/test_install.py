@@ -19,8 +19,10 @@ MKMAN = os.path.join(REPO, "scripts", "mkman.sh")
 
 
 def make(*args):
+    # Not the flags of a `make test` that runs this suite (jobserver, -n, -s...).
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     return subprocess.run(["make", "--no-print-directory", "-C", REPO] + list(args),
-                          capture_output=True, text=True, timeout=scaled(120))
+                          capture_output=True, text=True, timeout=scaled(120), env=env)
 
 
 def installed_files(root):
