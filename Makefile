@@ -33,8 +33,17 @@ FUZZERS   := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_SECONDS ?= 30
 PYTEST   := /usr/bin/python3 -m pytest
 
+# Installation (GNU conventions): `make install PREFIX=/usr DESTDIR=/tmp/stage`.
+PREFIX   ?= /usr/local
+BINDIR   ?= $(PREFIX)/bin
+MANDIR   ?= $(PREFIX)/share/man
+DOCDIR   ?= $(PREFIX)/share/doc/portico
+INSTALL  ?= install
+INSTALL_BIN ?= build/portico
+DOCS     := README.md docs/config.md docs/operations.md docs/netlify.md
+
 .PHONY: all asan test unit unit-asan e2e e2e-asan fuzz fuzz-smoke bench deps run jamstack clean \
-        format format-check ban-check help
+        format format-check ban-check help man install uninstall FORCE
 
 all: build/portico
 
@@ -50,6 +59,10 @@ help:
 	@echo "make bench      side-by-side benchmark against nginx (bench/run.sh)"
 	@echo "make deps       install the Debian packages needed to build, test and benchmark"
 	@echo "make run        build and run examples/quickstart.yaml"
+	@echo "make man        build the manual page build/portico.1 from docs/portico.1.md"
+	@echo "make install    install the binary, portico(1), the docs and an example config under"
+	@echo "                PREFIX (default /usr/local); DESTDIR=DIR stages it there instead"
+	@echo "make uninstall  remove what make install installed (same PREFIX and DESTDIR)"
 
 build/portico: $(REL_OBJS)
 	$(CC) $(REL_CFLAGS) -o $@ $^ $(LDLIBS)
@@ -135,6 +148,37 @@ run: build/portico
 
 jamstack: build/portico
 	examples/jamstack/run.sh
+
+# The manual page: docs/portico.1.md and the sections of docs/operations.md it includes, turned
+# into roff by a POSIX sh + awk script (no new build dependency).
+# The page names installed paths: build/prefix changes (and the page is remade) with PREFIX.
+build/portico.1: docs/portico.1.md docs/operations.md scripts/mkman.sh src/server/main.c \
+                 build/prefix
+	scripts/mkman.sh -p $(PREFIX) docs/portico.1.md >$@.tmp && mv $@.tmp $@
+
+build/prefix: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(PREFIX)' | cmp -s - $@ || echo '$(PREFIX)' >$@
+
+FORCE:
+
+man: build/portico.1
+
+# The example configuration goes to DOCDIR, not /etc: the administrator copies it to
+# /etc/portico/portico.yaml (the path of the systemd unit in docs/operations.md), so an
+# installation never overwrites a live configuration.
+# INSTALL_BIN names the binary to install (the tests pass the one they test).
+install: $(INSTALL_BIN) build/portico.1
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(DOCDIR)
+	$(INSTALL) -m 0755 $(INSTALL_BIN) $(DESTDIR)$(BINDIR)/portico
+	$(INSTALL) -m 0644 build/portico.1 $(DESTDIR)$(MANDIR)/man1/portico.1
+	$(INSTALL) -m 0644 $(DOCS) $(DESTDIR)$(DOCDIR)/
+	$(INSTALL) -m 0644 examples/portico.yaml $(DESTDIR)$(DOCDIR)/portico.yaml.example
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/portico $(DESTDIR)$(MANDIR)/man1/portico.1 \
+	      $(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(DOCS)) portico.yaml.example)
+	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
 
 clean:
 	rm -rf build
