@@ -3087,9 +3087,11 @@ static void load_root(struct pt_cfg_ctx *x, const struct pt_ynode *root)
         }
     }
     if (routes) {
+        /* The shorthand is a default site in every respect, its Netlify files included. */
         struct pt_site_cfg *site = &cfg->sites[cfg->n_sites++];
         site->pos = routes_key->pos;
         load_routes(x, routes, site);
+        load_netlify(x, site, false, false);
     }
     check_sites(x);
     check_tls_listeners(x);

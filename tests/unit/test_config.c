@@ -1468,6 +1468,48 @@ static void test_upstream_tls(void **state)
     expect_has(e, "t.yaml:16:5: \"key\" needs \"cert\"");
 }
 
+/* ---- the routes: shorthand, log paths, warnings, environment, error pages ----------------- */
+
+static void write_text(const char *name, const char *text)
+{
+    FILE *f = fopen(name, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* The top-level routes: shorthand reads the static root's _redirects and _headers, exactly as
+   the same routes under sites: do. */
+static void test_routes_shorthand_reads_netlify_files(void **state)
+{
+    (void)state;
+    assert_int_equal(mkdir("nf", 0755), 0);
+    write_text("nf/_redirects", "/old /new 301\n");
+    write_text("nf/_headers", "/*\n  X-From-Headers: yes\n");
+    static const char *const forms[] = {
+        BASE "routes:\n  - match: \"/*\"\n    static: {root: nf}\n",
+        BASE "sites:\n  - routes:\n      - match: \"/*\"\n        static: {root: nf}\n",
+    };
+    for (size_t i = 0; i < 2; i++) {
+        struct pt_config *cfg = load_ok(forms[i]);
+        assert_int_equal(cfg->n_sites, 1);
+        const struct pt_site_cfg *site = &cfg->sites[0];
+        assert_non_null(site->redirects_file);
+        assert_string_equal(site->redirects_file, in_tmp("nf/_redirects"));
+        assert_non_null(site->headers_file);
+        assert_int_equal(site->n_nf_headers, 1);
+        assert_int_equal(site->n_routes, 2);
+        assert_non_null(site->routes[0].nf);
+        assert_string_equal(site->routes[0].match, "/old");
+        assert_int_equal(site->routes[0].action, PT_ACTION_REDIRECT);
+        assert_int_equal(site->routes[1].action, PT_ACTION_STATIC);
+        pt_config_free(cfg);
+    }
+    unlink("nf/_redirects");
+    unlink("nf/_headers");
+    rmdir("nf");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1498,6 +1540,7 @@ int main(void)
         cmocka_unit_test(test_site_https_keys),
         cmocka_unit_test(test_site_https_errors),
         cmocka_unit_test(test_upstream_tls),
+        cmocka_unit_test(test_routes_shorthand_reads_netlify_files),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }
