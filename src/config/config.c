@@ -1092,6 +1092,49 @@ static void load_trusted(struct pt_cfg_ctx *x, const struct pt_ynode *v)
     }
 }
 
+/*
+ * A log file for key: its path resolved like every other path (from the configuration file's
+ * directory, so that a service started in "/" writes where `check` looked), in the config
+ * arena, or NULL after reporting. The file is not created here (`check` creates nothing): an
+ * existing file must be writable, else its directory must exist and be writable.
+ */
+static const char *get_log_file(struct pt_cfg_ctx *x, const struct pt_ynode *v, const char *key)
+{
+    char *path = get_path(x, v, key, "file");
+    if (!path)
+        return NULL;
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode)) {
+            pt_config_error(x, v->pos, "\"%s\" log \"%.120s\" is a directory", key, path);
+            return NULL;
+        }
+        if (access(path, W_OK) < 0) {
+            pt_config_error(x, v->pos, "cannot write \"%s\" log \"%.120s\": %s", key, path,
+                            strerror(errno));
+            return NULL;
+        }
+        return path;
+    }
+    size_t n = strlen(path);
+    while (n > 0 && path[n - 1] != '/')
+        n--;
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%.*s", (int)(n > 1 ? n - 1 : n), path);
+    if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        pt_config_error(x, v->pos, "the directory of \"%s\" log \"%.120s\" does not exist", key,
+                        path);
+        return NULL;
+    }
+    if (access(dir, W_OK | X_OK) < 0) {
+        pt_config_error(x, v->pos,
+                        "cannot create \"%s\" log \"%.120s\": its directory is not writable (%s)",
+                        key, path, strerror(errno));
+        return NULL;
+    }
+    return path;
+}
+
 static void load_log(struct pt_cfg_ctx *x, const struct pt_ynode *v)
 {
     static const char *const keys[] = {"level", "access", "format", NULL};
@@ -1118,8 +1161,10 @@ static void load_log(struct pt_cfg_ctx *x, const struct pt_ynode *v)
             if (val->len == 0)
                 pt_config_error(x, val->pos,
                                 "expected stdout, stderr, off or a file path for \"access\"");
-            else
+            else if (is(val, "stdout") || is(val, "stderr") || is(val, "off"))
                 log->access = pt_config_strndup(x, &x->cfg->arena, s, val->len);
+            else
+                log->access = get_log_file(x, val, "access");
         } else {
             if (is(val, "combined"))
                 log->format = PT_LOG_FORMAT_COMBINED;

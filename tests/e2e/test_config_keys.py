@@ -4,7 +4,9 @@ pages and the Server header. `portico check` and `portico run` are driven as a u
 
 import os
 import re
+import socket
 import subprocess
+import time
 
 from helpers import backends as B
 from helpers.client import get
@@ -57,3 +59,71 @@ def test_routes_shorthand_applies_redirects_and_headers_files(portico, tmp_path)
     r = get(p.port, "/")
     assert r.status == 200, r
     assert r.header("X-Site-Rule") == "on", r
+
+
+# ---- item 6: log.access is relative to the configuration file --------------------------------
+
+def start_in(cwd, config_path, env=None):
+    """Start `portico run -c config_path` with the working directory cwd; the caller stops it."""
+    full = dict(os.environ)
+    full.update(env or {})
+    return subprocess.Popen([PORTICO_BIN, "run", "-c", str(config_path)], cwd=str(cwd),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, env=full)
+
+
+def wait_port(proc, port):
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read().decode()
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise AssertionError("portico did not listen on %d" % port)
+
+
+def stop(proc):
+    proc.terminate()
+    try:
+        return proc.wait(START_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+        raise
+
+
+def test_access_log_path_is_relative_to_config_file_not_cwd(tmp_path):
+    port = free_port()
+    conf = tmp_path / "etc"
+    os.makedirs(str(conf / "logs"))
+    path = write(conf / "portico.yaml",
+                 'workers: 1\nlisten:\n  - addr: "127.0.0.1:%d"\n'
+                 "log:\n  access: logs/access.log\n"
+                 "routes:\n  - match: /*\n    respond: {status: 200, body: hi}\n" % port)
+    elsewhere = tmp_path / "cwd"
+    os.makedirs(str(elsewhere))
+    r = run_cli("check", "-c", path, cwd=str(elsewhere))
+    assert r.returncode == 0, r
+    proc = start_in(elsewhere, path)
+    try:
+        wait_port(proc, port)
+        assert get(port, "/logged").status == 200
+    finally:
+        assert stop(proc) == 0
+    with open(str(conf / "logs" / "access.log")) as f:
+        assert "/logged" in f.read()
+    assert not os.path.exists(str(elsewhere / "logs"))
+
+
+def test_check_reports_access_log_directory_missing_at_its_position(tmp_path):
+    path = write(tmp_path / "p.yaml",
+                 'listen:\n  - addr: "127.0.0.1:%d"\nlog:\n  access: nowhere/access.log\n'
+                 "routes:\n  - match: /*\n    respond: {status: 200}\n" % free_port())
+    r = run_cli("check", "-c", path, cwd="/")
+    assert r.returncode == 1, r
+    d = diags(r.stderr, path, "error")
+    assert d and d[0][:2] == (4, 11), r.stderr
+    assert "nowhere/access.log" in d[0][2] and "does not exist" in d[0][2], d
+    assert not os.path.exists(str(tmp_path / "nowhere"))

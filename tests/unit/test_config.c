@@ -52,6 +52,8 @@ static void expect_has(const char *err, const char *needle)
         fail_msg("expected \"%s\" in:\n%s", needle, err);
 }
 
+static const char *in_tmp(const char *rel);
+
 #define BASE "listen:\n  - addr: \":8080\"\n"
 #define ROUTE_OK "sites:\n  - routes:\n      - match: /\n        respond: {status: 200}\n"
 
@@ -79,7 +81,7 @@ static const char full_example[] =
     "\n"
     "log:\n"
     "  level: debug\n"
-    "  access: /var/log/portico/access.log\n"
+    "  access: conf/access.log\n"
     "  format: json\n"
     "\n"
     "upstreams:\n"
@@ -159,7 +161,7 @@ static void test_full_example(void **state)
     assert_int_equal(cfg->trusted_proxies[2].prefix_len, 32);
 
     assert_int_equal(cfg->log.level, PT_LOG_DEBUG);
-    assert_string_equal(cfg->log.access, "/var/log/portico/access.log");
+    assert_string_equal(cfg->log.access, in_tmp("conf/access.log"));
     assert_int_equal(cfg->log.format, PT_LOG_FORMAT_JSON);
 
     /* api, local, then the one made for the inline URL */
@@ -1510,6 +1512,39 @@ static void test_routes_shorthand_reads_netlify_files(void **state)
     rmdir("nf");
 }
 
+/* log.access is a path like the others: relative to the configuration file, and checked. */
+static void test_log_access_path(void **state)
+{
+    (void)state;
+    static const char text[] = BASE ROUTE_OK "log:\n  access: site/access.log\n";
+    struct pt_config *cfg = NULL;
+    int rc = pt_config_load_buf("conf/p.yaml", text, strlen(text), &cfg, errbuf, sizeof(errbuf));
+    if (rc != 0)
+        fail_msg("%s", errbuf);
+    assert_string_equal(cfg->log.access, in_tmp("conf/site/access.log"));
+    pt_config_free(cfg);
+
+    cfg = load_ok(BASE ROUTE_OK "log: {access: stderr}\n");
+    assert_string_equal(cfg->log.access, "stderr");
+    pt_config_free(cfg);
+    cfg = load_ok(BASE ROUTE_OK "log: {access: \"off\"}\n");
+    assert_string_equal(cfg->log.access, "off");
+    pt_config_free(cfg);
+
+    const char *e = load_err(BASE ROUTE_OK "log:\n  access: nodir/access.log\n");
+    expect_has(e, "t.yaml:8:11: the directory of \"access\" log \"");
+    expect_has(e, "nodir/access.log\" does not exist");
+    e = load_err(BASE ROUTE_OK "log:\n  level: info\n  access: www\n");
+    expect_has(e, "t.yaml:9:11: \"access\" log \"");
+    expect_has(e, "www\" is a directory");
+    if (geteuid() != 0) { /* root writes anywhere */
+        assert_int_equal(mkdir("ro", 0555), 0);
+        e = load_err(BASE ROUTE_OK "log:\n  access: ro/a.log\n");
+        expect_has(e, "t.yaml:8:11: cannot create \"access\" log \"");
+        rmdir("ro");
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1541,6 +1576,7 @@ int main(void)
         cmocka_unit_test(test_site_https_errors),
         cmocka_unit_test(test_upstream_tls),
         cmocka_unit_test(test_routes_shorthand_reads_netlify_files),
+        cmocka_unit_test(test_log_access_path),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }
