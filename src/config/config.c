@@ -112,6 +112,8 @@ static bool want_seq(struct pt_cfg_ctx *x, const struct pt_ynode *n, const char 
 static const char *scalar(struct pt_cfg_ctx *x, const struct pt_ynode *v, const char *key,
                           const char *expect)
 {
+    if (v->is_bad)
+        return NULL; /* its ${NAME} was reported */
     if (v->kind == PT_YNODE_SCALAR && !is_null(v))
         return v->s;
     pt_config_error(x, v->pos, "expected %s for \"%s\", found %s", expect, key, what_is(v));
@@ -133,6 +135,8 @@ static const char *get_str(struct pt_cfg_ctx *x, const struct pt_ynode *v, const
 
 static bool get_bool(struct pt_cfg_ctx *x, const struct pt_ynode *v, const char *key, bool *out)
 {
+    if (v->is_bad)
+        return false;
     if (v->kind == PT_YNODE_SCALAR) {
         if (is(v, "true") || is(v, "True") || is(v, "TRUE")) {
             *out = true;
@@ -3071,8 +3075,8 @@ static void load_root(struct pt_cfg_ctx *x, const struct pt_ynode *root)
     static const char *const keys[] = {
         "workers", "shutdown_timeout", "listen", "limits",   "trusted_proxies", "log", "upstreams",
         "sites",   "routes",           "tls",    "resolver", "geoip",           NULL};
-    static const char *const later[] = {"acme",  "admin", "cache", "metrics",     "redis",
-                                        "rules", "acl",   "waf",   "rate_limits", NULL};
+    static const char *const later[] = {"admin", "cache", "metrics",     "redis", "rules",
+                                        "acl",   "waf",   "rate_limits", NULL};
     struct pt_config *cfg = x->cfg;
     if (root->kind != PT_YNODE_MAP) {
         pt_config_error(x, root->pos,
@@ -3085,6 +3089,12 @@ static void load_root(struct pt_cfg_ctx *x, const struct pt_ynode *root)
     bool has_listen = false;
     FOR_PAIRS(root, k, v)
     {
+        if (is(k, "acme") && !k->is_dup) {
+            pt_config_error(x, k->pos,
+                            "key \"acme\" is not supported here; use tls.acme (tls: {acme: "
+                            "{directory: URL, storage: DIR}})");
+            continue;
+        }
         if (!known_key(x, k, keys, later, "the top level"))
             continue;
         if (is(k, "workers")) {

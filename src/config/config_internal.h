@@ -23,10 +23,11 @@
 #include "config/config.h"
 #include "core/arena.h"
 
-#define PT_CFG_MAX_ERRORS 20       /* errors collected before the load stops */
-#define PT_CFG_MAX_DEPTH 64        /* nesting of sequences and mappings */
-#define PT_CFG_MAX_FILE (8u << 20) /* bytes in a configuration file */
-#define PT_CFG_MSG_MAX 240         /* bytes of one error message, position excluded */
+#define PT_CFG_MAX_ERRORS 20         /* errors collected before the load stops */
+#define PT_CFG_MAX_DEPTH 64          /* nesting of sequences and mappings */
+#define PT_CFG_MAX_FILE (8u << 20)   /* bytes in a configuration file */
+#define PT_CFG_MSG_MAX 240           /* bytes of one error message, position excluded */
+#define PT_CFG_MAX_SCALAR (1u << 20) /* bytes of one scalar after ${NAME} expansion */
 
 enum pt_ynode_kind { PT_YNODE_SCALAR = 1, PT_YNODE_SEQ, PT_YNODE_MAP };
 
@@ -34,6 +35,7 @@ struct pt_ynode {
     int kind;               /* enum pt_ynode_kind */
     bool is_plain;          /* scalar written without quotes or block indicators */
     bool is_dup;            /* a mapping key seen earlier in the same mapping (reported) */
+    bool is_bad;            /* its ${NAME} expansion failed (reported): getters stay quiet */
     struct pt_cfg_pos pos;  /* where the node starts */
     const char *s;          /* scalar text, NUL-terminated copy (may hold inner NULs) */
     size_t len;             /* scalar: bytes in s; containers: number of children */
@@ -54,6 +56,16 @@ struct pt_cfg_hostref {
     struct pt_cfg_hostref *next;
 };
 
+/* A value taken from the environment by ${NAME} expansion (yaml_tree.c): messages about the
+   scalar at pos show "${NAME}" instead of these bytes, so secrets stay out of logs. */
+struct pt_cfg_secret {
+    struct pt_cfg_pos pos; /* of the scalar it went into */
+    const char *name;      /* variable name, NUL-terminated */
+    const char *value;     /* its value (not NUL-terminated) */
+    size_t len;
+    struct pt_cfg_secret *next;
+};
+
 struct pt_cfg_ctx {
     const char *name; /* file name used in messages */
     const char *buf;  /* the input */
@@ -72,6 +84,7 @@ struct pt_cfg_ctx {
     size_t ups_cap;                    /* slots in cfg->upstreams */
     struct pt_cfg_hostref *hosts;      /* every site host seen, for the duplicate check */
     struct pt_cfg_pos *listen_tls_pos; /* per listener: where tls: true is, line 0 if not */
+    struct pt_cfg_secret *secrets;     /* environment values used, for redaction */
 };
 
 /*

@@ -127,3 +127,76 @@ def test_check_reports_access_log_directory_missing_at_its_position(tmp_path):
     assert d and d[0][:2] == (4, 11), r.stderr
     assert "nowhere/access.log" in d[0][2] and "does not exist" in d[0][2], d
     assert not os.path.exists(str(tmp_path / "nowhere"))
+
+
+# ---- item 9: tabs, environment variables, a top-level acme: ---------------------------------
+
+def test_check_says_tab_for_tab_indentation(tmp_path):
+    path = write(tmp_path / "tab.yaml",
+                 'listen:\n\t- addr: "127.0.0.1:%d"\nroutes:\n  - match: /\n'
+                 "    respond: {}\n" % free_port())
+    r = run_cli("check", "-c", path)
+    assert r.returncode == 1, r
+    d = diags(r.stderr, path)
+    assert d and d[0][:2] == (2, 1), r.stderr
+    assert "tabs are not allowed for indentation" in d[0][2] and "use spaces" in d[0][2], d
+
+
+ENV_CONFIG = """\
+workers: 1
+listen:
+  - addr: "127.0.0.1:${PT_E2E_PORT}"
+routes:
+  - match: /secret
+    respond:
+      body: "token=${PT_E2E_TOKEN} mode=${PT_E2E_MODE:-dev} literal=$${PT_E2E_TOKEN}"
+"""
+
+
+def test_environment_variables_are_expanded_at_load(portico, tmp_path):
+    port = free_port()
+    path = write(tmp_path / "env.yaml", ENV_CONFIG)
+    env = {"PT_E2E_PORT": str(port), "PT_E2E_TOKEN": "tok-123"}
+    r = run_cli("check", "-c", path, env=env)
+    assert r.returncode == 0, r
+    proc = start_in(tmp_path, path, env=env)
+    try:
+        wait_port(proc, port)
+        resp = get(port, "/secret")
+        assert resp.status == 200
+        assert resp.body == b"token=tok-123 mode=dev literal=${PT_E2E_TOKEN}"
+    finally:
+        assert stop(proc) == 0
+        err = proc.stderr.read().decode()
+    assert "tok-123" not in err
+
+
+def test_check_reports_unset_environment_variable_at_its_position(tmp_path):
+    path = write(tmp_path / "env.yaml", ENV_CONFIG)
+    r = run_cli("check", "-c", path, env={"PT_E2E_PORT": str(free_port())})
+    assert r.returncode == 1, r
+    d = diags(r.stderr, path)
+    assert [x[:2] for x in d] == [(7, 13)], r.stderr
+    assert 'environment variable "PT_E2E_TOKEN" is not set' in d[0][2], d
+
+
+def test_environment_values_stay_out_of_error_messages(tmp_path):
+    path = write(tmp_path / "env.yaml",
+                 'listen:\n  - addr: "127.0.0.1:%d"\nupstreams:\n  a:\n    targets:\n'
+                 '      - url: "${PT_E2E_URL}"\nroutes:\n  - match: /\n    proxy: {to: a}\n'
+                 % free_port())
+    r = run_cli("check", "-c", path, env={"PT_E2E_URL": "gopher://u:pa55word@h"})
+    assert r.returncode == 1, r
+    assert "pa55word" not in r.stderr + r.stdout
+    d = diags(r.stderr, path)
+    assert d and d[0][:2] == (6, 14) and "${PT_E2E_URL}" in d[0][2], r.stderr
+
+
+def test_top_level_acme_points_to_tls_acme(tmp_path):
+    path = write(tmp_path / "acme.yaml",
+                 'listen:\n  - addr: "127.0.0.1:%d"\nacme: {email: a@example.com}\n'
+                 "routes:\n  - match: /\n    respond: {}\n" % free_port())
+    r = run_cli("check", "-c", path)
+    assert r.returncode == 1, r
+    d = diags(r.stderr, path)
+    assert d and d[0][:2] == (3, 1) and "use tls.acme" in d[0][2], r.stderr

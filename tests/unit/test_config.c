@@ -355,8 +355,8 @@ static void test_unknown_keys(void **state)
     expect_has(e, "t.yaml:6:9: unknown key \"respnd\"; did you mean \"respond\"?");
     expect_has(e, "t.yaml:5:9: a route needs one of proxy, redirect, respond or static");
 
-    e = load_err("acme: {}\n" BASE ROUTE_OK);
-    expect_has(e, "t.yaml:1:1: key \"acme\" is not supported yet");
+    e = load_err("admin: {}\n" BASE ROUTE_OK);
+    expect_has(e, "t.yaml:1:1: key \"admin\" is not supported yet");
 }
 
 static void test_type_errors(void **state)
@@ -1545,6 +1545,88 @@ static void test_log_access_path(void **state)
     }
 }
 
+/* A tab in the indentation is named as such, at the tab. */
+static void test_tab_indentation(void **state)
+{
+    (void)state;
+    const char *e = load_err("listen:\n\t- addr: \":8080\"\n" ROUTE_OK);
+    expect_has(e, "t.yaml:2:1: tabs are not allowed for indentation in YAML; use spaces");
+    e = load_err(BASE "routes:\n  - match: /\n  \t respond: {}\n");
+    expect_has(e, "t.yaml:5:3: tabs are not allowed for indentation in YAML; use spaces");
+    e = load_err(BASE "routes:\n  - match: /\n    respond:\n\tstatus: 200\n");
+    expect_has(e, "t.yaml:6:1: tabs are not allowed");
+    /* a tab inside a line, after the key, is fine */
+    pt_config_free(load_ok("listen:\n  - addr:\t\":8080\"\n" ROUTE_OK));
+}
+
+static void test_env_expansion(void **state)
+{
+    (void)state;
+    setenv("PT_T_PORT", "8181", 1);
+    setenv("PT_T_KEY", "s3cret-value", 1);
+    setenv("PT_T_EMPTY", "", 1);
+    unsetenv("PT_T_UNSET");
+    struct pt_config *cfg =
+        load_ok("listen:\n  - addr: \"127.0.0.1:${PT_T_PORT}\"\n"
+                "workers: ${PT_T_UNSET:-3}\n"
+                "routes:\n"
+                "  - match: /a\n"
+                "    respond:\n"
+                "      body: \"k=${PT_T_KEY};e=${PT_T_EMPTY};d=${PT_T_EMPTY:-dflt};l=$${PT_T_KEY};"
+                "$1 and $ alone\"\n"
+                "      headers: {X-Key: \"${PT_T_KEY}\", X-Def: \"${PT_T_UNSET:-a:b}\"}\n"
+                "  - match: \"/${PT_T_UNSET:-b}\"\n"
+                "    respond: {}\n");
+    assert_int_equal(ntohs(cfg->listens[0].addr.u.in.sin_port), 8181);
+    assert_int_equal(cfg->workers, 3);
+    const struct pt_respond_cfg *rs = &cfg->sites[0].routes[0].respond;
+    assert_string_equal(rs->body, "k=s3cret-value;e=;d=dflt;l=${PT_T_KEY};$1 and $ alone");
+    assert_string_equal(rs->headers[0].value, "s3cret-value");
+    assert_string_equal(rs->headers[1].value, "a:b");
+    assert_string_equal(cfg->sites[0].routes[1].match, "/b");
+    pt_config_free(cfg);
+
+    /* keys are never expanded */
+    const char *e = load_err(BASE ROUTE_OK "${PT_T_KEY}: 1\n");
+    expect_has(e, "t.yaml:7:1: unknown key \"${PT_T_KEY}\"");
+
+    /* an unset variable without a default, and a malformed reference, at the value; the value's
+       other checks stay quiet */
+    e = load_err(BASE "upstreams:\n  a:\n    targets:\n      - url: \"${PT_T_UNSET}\"\n"
+                      "routes:\n  - match: /\n    proxy: {to: a, timeout: \"${PT_T_UNSET\"}\n");
+    expect_has(e, "t.yaml:6:14: environment variable \"PT_T_UNSET\" is not set (give a default "
+                  "with ${PT_T_UNSET:-default})");
+    expect_has(e, "t.yaml:9:29: bad environment reference in this value");
+    assert_null(strstr(e, "bad URL"));
+    assert_null(strstr(e, "duration"));
+    e = load_err(BASE ROUTE_OK "log: {access: \"${1X}\"}\n");
+    expect_has(e, "t.yaml:7:15: bad environment reference");
+    e = load_err(BASE ROUTE_OK "log: {access: \"${PT_T_UNSET-x}\"}\n");
+    expect_has(e, "t.yaml:7:15: bad environment reference");
+
+    /* a value from the environment never appears in a message */
+    setenv("PT_T_URL", "ftp://user:hunter2@host", 1);
+    e = load_err(BASE "upstreams:\n  a:\n    targets:\n      - url: \"${PT_T_URL}\"\n" ROUTE_OK);
+    expect_has(e, "t.yaml:6:14: bad URL \"${PT_T_URL}\"");
+    assert_null(strstr(e, "hunter2"));
+    setenv("PT_T_LONG", "0123456789012345678901234567890123456789012345678hunter2hunter2", 1);
+    e = load_err(BASE "upstreams:\n  a:\n    targets:\n      - url: \"x${PT_T_LONG}\"\n" ROUTE_OK);
+    assert_null(strstr(e, "hunter"));
+    assert_null(strstr(e, "0123456789"));
+    unsetenv("PT_T_URL");
+    unsetenv("PT_T_LONG");
+    unsetenv("PT_T_PORT");
+    unsetenv("PT_T_KEY");
+    unsetenv("PT_T_EMPTY");
+}
+
+static void test_top_level_acme_points_to_tls_acme(void **state)
+{
+    (void)state;
+    const char *e = load_err(BASE ROUTE_OK "acme: {email: a@b.c}\n");
+    expect_has(e, "t.yaml:7:1: key \"acme\" is not supported here; use tls.acme");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1577,6 +1659,9 @@ int main(void)
         cmocka_unit_test(test_upstream_tls),
         cmocka_unit_test(test_routes_shorthand_reads_netlify_files),
         cmocka_unit_test(test_log_access_path),
+        cmocka_unit_test(test_tab_indentation),
+        cmocka_unit_test(test_env_expansion),
+        cmocka_unit_test(test_top_level_acme_points_to_tls_acme),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }
