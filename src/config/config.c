@@ -15,6 +15,12 @@
  * and "too many errors" leave through longjmp to run() (see config_internal.h); nothing
  * between owns anything but arena memory, so nothing leaks.
  *
+ * Warnings (pt_config_warn, pt_config_warn_file) are for what loads but is probably not what
+ * was meant: a skipped Netlify rule line, a route that can never match. They are collected
+ * like errors, sorted, and handed over formatted in cfg->warnings; nothing here logs, so that
+ * `check` can print them, `check --strict` fail on them and `run` log them, all in the same
+ * "FILE:LINE:COL: warning: message" form.
+ *
  * Files the configuration names (certificates, keys, CA bundles, static roots) are checked
  * here for existence and readability, with relative paths taken from the configuration file's
  * directory (resolve_path); their contents are left to the layers that use them (the TLS layer
@@ -1598,7 +1604,7 @@ static void load_upstream(struct pt_cfg_ctx *x, const struct pt_ynode *k, const 
         return;
     bool has_targets = false;
     const struct pt_ynode *hash_key = NULL, *balance = NULL, *tls_key = NULL, *cert = NULL,
-                          *key = NULL;
+                          *key = NULL, *verify = NULL;
     FOR_PAIRS(v, kk, val)
     {
         uint64_t n;
@@ -1624,6 +1630,7 @@ static void load_upstream(struct pt_cfg_ctx *x, const struct pt_ynode *k, const 
                 u->key = path;
             }
         } else if (is(kk, "tls_verify")) {
+            verify = val;
             get_bool(x, val, "tls_verify", &u->tls_verify);
         } else if (is(kk, "targets")) {
             has_targets = true;
@@ -1678,6 +1685,11 @@ static void load_upstream(struct pt_cfg_ctx *x, const struct pt_ynode *k, const 
         any_https |= u->targets[i].is_https;
     if (tls_key && has_targets && u->n_targets > 0 && !any_https)
         pt_config_error(x, tls_key->pos, "\"%s\" is only used for https targets", tls_key->s);
+    if (verify && !u->tls_verify && any_https)
+        pt_config_warn(x, verify->pos,
+                       "tls_verify is false: the certificates and names of upstream \"%s\"'s "
+                       "targets are not checked",
+                       u->name);
 }
 
 static void load_upstreams(struct pt_cfg_ctx *x, const struct pt_ynode *v)
@@ -2573,9 +2585,10 @@ static void nf_load_file(struct pt_cfg_ctx *x, struct pt_site_cfg *site, const c
                                   : pt_nf_parse_toml(a, path, buf, len, rules, hdrs, &errs);
     free(buf);
     for (size_t i = 0; i < errs.n; i++)
-        pt_log_warn("%s", errs.items[i].text);
+        pt_config_warn_file(x, path, errs.items[i].line, 1, "%s (%s)", errs.items[i].reason,
+                            rc == PT_OK ? "skipped" : "the file is not used");
     if (errs.n_dropped)
-        pt_log_warn("%s: %zu more errors", path, errs.n_dropped);
+        pt_config_warn_file(x, path, 0, 0, "%zu more bad rules skipped", errs.n_dropped);
     if (rc != PT_OK && errs.n == 0)
         pt_config_error(x, site->pos, "cannot load \"%.200s\" (out of memory)", path);
 }
@@ -2638,9 +2651,10 @@ static bool nf_compile_rule(struct pt_cfg_ctx *x, struct pt_site_cfg *site,
 {
     memset(r, 0, sizeof(*r));
     if (nr->from_host && !nf_site_has_host(site, nr->from_host))
-        pt_log_warn("%s:%d: \"%s\" is not among the site's hosts, so this domain-level rule "
-                    "never applies; add the host to the site's hosts",
-                    nr->file, nr->line, nr->from_host);
+        pt_config_warn_file(x, nr->file, nr->line, 1,
+                            "\"%s\" is not among the site's hosts, so this domain-level rule "
+                            "never applies; add the host to the site's hosts",
+                            nr->from_host);
     if (nr->n_countries && !x->cfg->geoip.is_set) {
         pt_config_error(x, site->pos,
                         "%s:%d: Country= needs a GeoIP database: set geoip.database to a MaxMind "
@@ -2650,13 +2664,15 @@ static bool nf_compile_rule(struct pt_cfg_ctx *x, struct pt_site_cfg *site,
     }
     for (size_t i = 0; i < nr->n_countries; i++)
         if (strlen(nr->countries[i]) != 2)
-            pt_log_warn("%s:%d: Country=%s is not a two-letter ISO 3166-1 code, so it never "
-                        "matches",
-                        nr->file, nr->line, nr->countries[i]);
+            pt_config_warn_file(x, nr->file, nr->line, 1,
+                                "Country=%s is not a two-letter ISO 3166-1 code, so it never "
+                                "matches",
+                                nr->countries[i]);
     const char *why = "out of memory";
     const char *pattern = nf_pattern(x, nr->from_path, &why);
     if (!pattern) {
-        pt_log_warn("%s:%d: \"%s\": %s; rule skipped", nr->file, nr->line, nr->from_path, why);
+        pt_config_warn_file(x, nr->file, nr->line, 1, "\"%s\": %s (rule skipped)", nr->from_path,
+                            why);
         return false;
     }
     r->match = pattern;
@@ -3173,6 +3189,54 @@ static void set_defaults(struct pt_config *cfg)
     cfg->tls.ticket_rotation_ms = 12u * 3600 * 1000;
     cfg->tls.session_cache_size = 20480;
     cfg->resolver.timeout_ms = PT_DNS_TIMEOUT_MS;
+    cfg->server_header = "portico";
+    cfg->server_line = "Server: portico\r\n";
+    cfg->server_line_len = strlen(cfg->server_line);
+}
+
+static int warnmsg_cmp(const void *pa, const void *pb)
+{
+    const struct pt_cfg_warnmsg *a = *(const struct pt_cfg_warnmsg *const *)pa;
+    const struct pt_cfg_warnmsg *b = *(const struct pt_cfg_warnmsg *const *)pb;
+    if (!a->file != !b->file)
+        return a->file ? 1 : -1; /* the configuration file's own first */
+    int rc = a->file ? strcmp(a->file, b->file) : 0;
+    if (rc)
+        return rc;
+    if (a->pos.line != b->pos.line)
+        return a->pos.line < b->pos.line ? -1 : 1;
+    if (a->pos.col != b->pos.col)
+        return a->pos.col < b->pos.col ? -1 : 1;
+    return a->seq < b->seq ? -1 : (a->seq > b->seq);
+}
+
+/* Formats the warnings kept in x->tmp into cfg->warnings (config arena), in their order. */
+static void collect_warnings(struct pt_cfg_ctx *x)
+{
+    struct pt_config *cfg = x->cfg;
+    size_t n = 0;
+    for (const struct pt_cfg_warnmsg *w = x->warns; w; w = w->next)
+        n++;
+    cfg->n_warnings = x->n_warns;
+    if (n == 0)
+        return;
+    const struct pt_cfg_warnmsg **all = pt_config_alloc(x, &x->tmp, n * sizeof(*all));
+    n = 0;
+    for (const struct pt_cfg_warnmsg *w = x->warns; w; w = w->next)
+        all[n++] = w;
+    qsort(all, n, sizeof(*all), warnmsg_cmp);
+    cfg->warnings = pt_config_alloc(x, &cfg->arena, n * sizeof(*cfg->warnings));
+    for (size_t i = 0; i < n; i++) {
+        const struct pt_cfg_warnmsg *w = all[i];
+        const char *file = w->file ? w->file : x->name;
+        char line[PT_CFG_MSG_MAX + 4200];
+        int k =
+            snprintf(line, sizeof(line), "%s:%d:%d: warning: %s", file,
+                     w->pos.line > 0 ? w->pos.line : 1, w->pos.line > 0 ? w->pos.col : 1, w->msg);
+        cfg->warnings[i] = pt_config_strndup(x, &cfg->arena, line,
+                                             k < 0 ? 0 : PT_MIN((size_t)k, sizeof(line) - 1));
+    }
+    cfg->n_warning_lines = n;
 }
 
 /* The part of a load that may longjmp; ctx lives in the caller so it survives the jump. */
@@ -3200,6 +3264,8 @@ static int run(struct pt_cfg_ctx *x)
     /* Only a file without other errors is worth waiting on DNS for. */
     if (x->n_errs == 0)
         expand_dns(x);
+    if (x->n_errs == 0)
+        collect_warnings(x);
     return x->n_errs ? PT_ERR : PT_OK;
 }
 

@@ -362,6 +362,16 @@ struct pt_config {
     size_t n_static_routes; /* routes with action static, numbered by files.index_in_config */
     struct pt_resolver_cfg resolver;
     struct pt_geoip_cfg geoip;
+    const char *server_header; /* Server value on every response; NULL: none (server_header off) */
+    const char *server_line;   /* "Server: VALUE\r\n", or "" when off */
+    size_t server_line_len;
+    /* Warnings found while loading ("FILE:LINE:COL: warning: message", where FILE is the
+       configuration file or a rule file it names): the configuration file's first, then the
+       other files' by file name; each file's in line order. `check` prints them, `run` logs
+       them, and `check --strict` fails on any. */
+    const char **warnings;
+    size_t n_warning_lines; /* lines in warnings (at most 200) */
+    size_t n_warnings;      /* warnings found, >= n_warning_lines */
 };
 
 /*

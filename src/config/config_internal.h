@@ -24,6 +24,7 @@
 #include "core/arena.h"
 
 #define PT_CFG_MAX_ERRORS 20         /* errors collected before the load stops */
+#define PT_CFG_MAX_WARNINGS 200      /* warning lines kept; the rest are only counted */
 #define PT_CFG_MAX_DEPTH 64          /* nesting of sequences and mappings */
 #define PT_CFG_MAX_FILE (8u << 20)   /* bytes in a configuration file */
 #define PT_CFG_MSG_MAX 240           /* bytes of one error message, position excluded */
@@ -48,6 +49,16 @@ struct pt_cfg_errmsg {
     struct pt_cfg_pos pos;
     unsigned seq; /* order of reporting, to keep the sort stable */
     char msg[PT_CFG_MSG_MAX];
+};
+
+/* A warning: the load goes on. file is NULL for the configuration file itself, else another
+   file it names (a Netlify rule file); pos.line 0 means the file as a whole. */
+struct pt_cfg_warnmsg {
+    const char *file;
+    struct pt_cfg_pos pos;
+    unsigned seq;
+    char msg[PT_CFG_MSG_MAX];
+    struct pt_cfg_warnmsg *next;
 };
 
 struct pt_cfg_hostref {
@@ -85,6 +96,8 @@ struct pt_cfg_ctx {
     struct pt_cfg_hostref *hosts;      /* every site host seen, for the duplicate check */
     struct pt_cfg_pos *listen_tls_pos; /* per listener: where tls: true is, line 0 if not */
     struct pt_cfg_secret *secrets;     /* environment values used, for redaction */
+    struct pt_cfg_warnmsg *warns;      /* warnings kept (newest first), in x->tmp */
+    size_t n_warns;                    /* warnings reported, kept or not */
 };
 
 /*
@@ -93,6 +106,17 @@ struct pt_cfg_ctx {
  */
 void pt_config_error(struct pt_cfg_ctx *x, struct pt_cfg_pos pos, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/*
+ * Records a warning at pos of the configuration file ("FILE:LINE:COL: warning: message"): the
+ * load goes on, and the configuration lists it (pt_config.warnings) for `check` and the log.
+ */
+void pt_config_warn(struct pt_cfg_ctx *x, struct pt_cfg_pos pos, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Same, at line:col of another file the configuration names (line 0: the whole file). */
+void pt_config_warn_file(struct pt_cfg_ctx *x, const char *file, int line, int col, const char *fmt,
+                         ...) __attribute__((format(printf, 5, 6)));
 
 /* Ends the load with an out-of-memory error; never returns. */
 void pt_config_oom(struct pt_cfg_ctx *x) __attribute__((noreturn));

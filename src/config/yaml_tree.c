@@ -81,6 +81,44 @@ void pt_config_error(struct pt_cfg_ctx *x, struct pt_cfg_pos pos, const char *fm
     x->n_errs++;
 }
 
+static void warn_v(struct pt_cfg_ctx *x, const char *file, struct pt_cfg_pos pos, const char *fmt,
+                   va_list ap) __attribute__((format(printf, 4, 0)));
+
+static void warn_v(struct pt_cfg_ctx *x, const char *file, struct pt_cfg_pos pos, const char *fmt,
+                   va_list ap)
+{
+    unsigned seq = (unsigned)x->n_warns++;
+    if (seq >= PT_CFG_MAX_WARNINGS)
+        return;
+    struct pt_cfg_warnmsg *w = pt_config_alloc(x, &x->tmp, sizeof(*w));
+    w->file = file;
+    w->pos = pos;
+    w->seq = seq;
+    vsnprintf(w->msg, sizeof(w->msg), fmt, ap);
+    if (!file)
+        redact(x, pos, w->msg, sizeof(w->msg));
+    w->next = x->warns;
+    x->warns = w;
+}
+
+void pt_config_warn(struct pt_cfg_ctx *x, struct pt_cfg_pos pos, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    warn_v(x, NULL, pos, fmt, ap);
+    va_end(ap);
+}
+
+void pt_config_warn_file(struct pt_cfg_ctx *x, const char *file, int line, int col, const char *fmt,
+                         ...)
+{
+    struct pt_cfg_pos pos = {line, col};
+    va_list ap;
+    va_start(ap, fmt);
+    warn_v(x, file, pos, fmt, ap);
+    va_end(ap);
+}
+
 void pt_config_oom(struct pt_cfg_ctx *x)
 {
     struct pt_cfg_pos none = {0, 0};

@@ -200,3 +200,51 @@ def test_top_level_acme_points_to_tls_acme(tmp_path):
     assert r.returncode == 1, r
     d = diags(r.stderr, path)
     assert d and d[0][:2] == (3, 1) and "use tls.acme" in d[0][2], r.stderr
+
+
+# ---- item 8: warnings are FILE:LINE:COL, check counts them, --strict fails on them ------------
+
+def warned_site(tmp_path):
+    site = tmp_path / "site"
+    write(site / "index.html", "<p>home</p>\n")
+    write(site / "_redirects", "/good /index.html 301\nthis-line-is-bad\n")
+    return write(tmp_path / "w.yaml",
+                 'workers: 1\nlisten:\n  - addr: "127.0.0.1:%d"\n'
+                 "routes:\n  - match: /*\n    static: {root: site}\n" % free_port())
+
+
+def test_check_prints_warnings_in_file_line_col_form_and_counts_them(tmp_path):
+    path = warned_site(tmp_path)
+    rules = str(tmp_path / "site" / "_redirects")
+    r = run_cli("check", "-c", path)
+    assert r.returncode == 0, r
+    assert r.stdout.strip() == "ok (1 warning)", r
+    d = diags(r.stderr, rules, "warning")
+    assert [x[:2] for x in d] == [(2, 1)], r.stderr
+    assert d[0][2].startswith("warning: ") and "skipped" in d[0][2], d
+    # every line of stderr is a positioned diagnostic
+    assert all(re.match(r"^\S+:\d+:\d+: warning: ", ln) for ln in r.stderr.splitlines()), r
+
+
+def test_check_strict_turns_warnings_into_errors(tmp_path):
+    path = warned_site(tmp_path)
+    r = run_cli("check", "-c", path, "--strict")
+    assert r.returncode == 1, r
+    assert "ok" not in r.stdout, r
+    assert diags(r.stderr, str(tmp_path / "site" / "_redirects"), "warning"), r.stderr
+    assert "--strict" in r.stderr, r
+    # without warnings, --strict is plain ok
+    good = write(tmp_path / "g.yaml", 'listen:\n  - addr: "127.0.0.1:%d"\n'
+                 "routes:\n  - match: /\n    respond: {}\n" % free_port())
+    r = run_cli("check", "-c", good, "--strict")
+    assert (r.returncode, r.stdout.strip()) == (0, "ok"), r
+
+
+def test_run_logs_the_same_warnings(portico, tmp_path):
+    site = tmp_path / "site"
+    write(site / "index.html", "<p>home</p>\n")
+    write(site / "_redirects", "/good /index.html 301\nthis-line-is-bad\n")
+    p = portico({"routes": [{"match": "/*", "static": {"root": "site"}}]})
+    assert get(p.port, "/good").status == 301
+    assert re.search(r"%s:2:1: warning: " % re.escape(str(site / "_redirects")), p.stderr()), \
+        p.stderr()

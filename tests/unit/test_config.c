@@ -1627,6 +1627,52 @@ static void test_top_level_acme_points_to_tls_acme(void **state)
     expect_has(e, "t.yaml:7:1: key \"acme\" is not supported here; use tls.acme");
 }
 
+/* Warnings come as FILE:LINE:COL: warning: lines in the configuration, counted. */
+static void test_warnings_are_positioned_and_counted(void **state)
+{
+    (void)state;
+    assert_int_equal(mkdir("wn", 0755), 0);
+    write_text("wn/_redirects", "/ok /x 301\nthis-line-is-bad\n/x%3Ay /c 301\n");
+    write_text("wn/_headers", "/*\n  Server: x\n");
+    struct pt_config *cfg = load_ok(BASE "upstreams:\n  s:\n    targets: [{url: "
+                                         "\"https://127.0.0.1:9\"}]\n    tls_verify: false\n"
+                                         "routes:\n  - match: \"/*\"\n    static: {root: wn}\n");
+    assert_int_equal(cfg->n_warnings, 4);
+    assert_int_equal(cfg->n_warning_lines, 4);
+    /* the configuration file's own first, then the rule files in the order read */
+    expect_has(cfg->warnings[0], "t.yaml:6:17: warning: tls_verify is false: the certificates "
+                                 "and names of upstream \"s\"'s targets are not checked");
+    char want[4300];
+    snprintf(want, sizeof(want), "%s:2:1: warning: header \"Server\" ", in_tmp("wn/_headers"));
+    assert_memory_equal(cfg->warnings[1], want, strlen(want));
+    expect_has(cfg->warnings[1], "(skipped)");
+    snprintf(want, sizeof(want), "%s:2:1: warning: missing destination", in_tmp("wn/_redirects"));
+    assert_memory_equal(cfg->warnings[2], want, strlen(want));
+    snprintf(want, sizeof(want), "%s:3:1: warning: \"/x%%3Ay\": ", in_tmp("wn/_redirects"));
+    assert_memory_equal(cfg->warnings[3], want, strlen(want));
+    expect_has(cfg->warnings[3], "(rule skipped)");
+    pt_config_free(cfg);
+
+    cfg = load_ok(BASE ROUTE_OK);
+    assert_int_equal(cfg->n_warnings, 0);
+    assert_null(cfg->warnings);
+    pt_config_free(cfg);
+
+    /* past 200 they are counted, not kept */
+    FILE *f = fopen("wn/_redirects", "w");
+    assert_non_null(f);
+    for (int i = 0; i < 250; i++)
+        fputs("bad\n", f);
+    fclose(f);
+    cfg = load_ok(BASE "routes:\n  - match: \"/*\"\n    static: {root: wn}\n");
+    assert_int_equal(cfg->n_warnings, 251);
+    assert_int_equal(cfg->n_warning_lines, 200);
+    pt_config_free(cfg);
+    unlink("wn/_redirects");
+    unlink("wn/_headers");
+    rmdir("wn");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1662,6 +1708,7 @@ int main(void)
         cmocka_unit_test(test_tab_indentation),
         cmocka_unit_test(test_env_expansion),
         cmocka_unit_test(test_top_level_acme_points_to_tls_acme),
+        cmocka_unit_test(test_warnings_are_positioned_and_counted),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }
