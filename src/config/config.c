@@ -2773,6 +2773,7 @@ static void load_site(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_
         return;
     }
     bool has_routes = false;
+    const struct pt_ynode *redirect_val = NULL;
     FOR_PAIRS(v, k, val)
     {
         if (!known_key(x, k, keys, later, "a site"))
@@ -2780,6 +2781,7 @@ static void load_site(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_
         if (is(k, "hosts")) {
             load_hosts(x, val, site);
         } else if (is(k, "https_redirect")) {
+            redirect_val = val;
             get_bool(x, val, "https_redirect", &site->https_redirect);
         } else if (is(k, "hsts")) {
             load_hsts(x, val, site);
@@ -2800,6 +2802,14 @@ static void load_site(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_
         missing(x, v, "routes", "a site");
     else
         load_netlify(x, site, has_redirects_key, has_headers_key);
+    bool any_tls = false;
+    for (size_t i = 0; i < x->cfg->n_listens; i++)
+        any_tls |= x->cfg->listens[i].is_tls;
+    /* Sending clients to https where nothing answers is worse than serving them plain. */
+    if (site->https_redirect && !any_tls && x->cfg->n_listens > 0)
+        pt_config_error(x, redirect_val->pos,
+                        "\"https_redirect\" needs a listener with tls: true: no listener "
+                        "takes HTTPS, so redirected clients would find nothing there");
 }
 
 static int hostref_cmp(const void *pa, const void *pb)
@@ -3086,11 +3096,90 @@ static void load_geoip(struct pt_cfg_ctx *x, const struct pt_ynode *v)
         missing(x, v, "database", "geoip");
 }
 
+/*
+ * server_header: the Server value on every response ("portico" by default), or off / false
+ * for none. A value is what a header field may carry (RFC 9110 §5.5: visible characters,
+ * spaces inside), at most 256 bytes.
+ */
+static void load_server_header(struct pt_cfg_ctx *x, const struct pt_ynode *v)
+{
+    struct pt_config *cfg = x->cfg;
+    if (v->is_bad)
+        return;
+    if (is(v, "off") || is(v, "false")) {
+        cfg->server_header = NULL;
+        cfg->server_line = "";
+        cfg->server_line_len = 0;
+        return;
+    }
+    if (is(v, "true"))
+        return; /* the default */
+    const char *s = get_str(x, v, "server_header");
+    if (!s)
+        return;
+    bool ok = v->len > 0 && v->len <= 256 && s[0] != ' ' && s[v->len - 1] != ' ';
+    for (size_t i = 0; ok && i < v->len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        ok = c >= 0x20 && c != 0x7f;
+    }
+    if (!ok) {
+        pt_config_error(x, v->pos,
+                        "expected off, or a header value (visible characters, at most 256 bytes) "
+                        "for \"server_header\"");
+        return;
+    }
+    size_t n = v->len + sizeof("Server: \r\n");
+    char *line = pt_config_alloc(x, &cfg->arena, n);
+    int w = snprintf(line, n, "Server: %s\r\n", s);
+    cfg->server_header = pt_config_strndup(x, &cfg->arena, s, v->len);
+    cfg->server_line = line;
+    cfg->server_line_len = w > 0 ? (size_t)w : 0;
+}
+
+/* A route that takes every request of its site: match "/" + "*" or "*", all methods, no Netlify
+   rule conditions. */
+static bool is_catch_all(const struct pt_route_cfg *r)
+{
+    return r->match && !r->nf && r->methods_mask == 0 && !r->methods_other &&
+           (strcmp(r->match, "/*") == 0 || strcmp(r->match, "*") == 0);
+}
+
+/* Warns at every route (YAML, or a Netlify rule at its file and line) placed after a catch-all
+   route of its site: the first match wins, so none of them can ever match. */
+static void check_unreachable(struct pt_cfg_ctx *x)
+{
+    for (size_t i = 0; i < x->cfg->n_sites; i++) {
+        const struct pt_site_cfg *site = &x->cfg->sites[i];
+        const struct pt_route_cfg *all = NULL;
+        for (size_t j = 0; j < site->n_routes; j++) {
+            const struct pt_route_cfg *r = &site->routes[j];
+            if (!all) {
+                all = is_catch_all(r) ? r : NULL;
+                continue;
+            }
+            if (r->nf)
+                pt_config_warn_file(x, r->nf->file, r->nf->line, 1,
+                                    "this rule can never match: the route at %s:%d (match "
+                                    "\"%s\", all methods) takes every request first",
+                                    x->name, all->pos.line, all->match);
+            else
+                pt_config_warn(x, r->pos,
+                               "this route can never match: the route at line %d (match \"%s\", "
+                               "all methods) takes every request first",
+                               all->pos.line, all->match);
+        }
+    }
+}
+
 static void load_root(struct pt_cfg_ctx *x, const struct pt_ynode *root)
 {
-    static const char *const keys[] = {
-        "workers", "shutdown_timeout", "listen", "limits",   "trusted_proxies", "log", "upstreams",
-        "sites",   "routes",           "tls",    "resolver", "geoip",           NULL};
+    static const char *const keys[] = {"workers",         "shutdown_timeout",
+                                       "listen",          "limits",
+                                       "trusted_proxies", "log",
+                                       "upstreams",       "sites",
+                                       "routes",          "tls",
+                                       "resolver",        "geoip",
+                                       "server_header",   NULL};
     static const char *const later[] = {"admin", "cache", "metrics",     "redis", "rules",
                                         "acl",   "waf",   "rate_limits", NULL};
     struct pt_config *cfg = x->cfg;
@@ -3136,6 +3225,8 @@ static void load_root(struct pt_cfg_ctx *x, const struct pt_ynode *root)
             load_resolver(x, v);
         } else if (is(k, "geoip")) {
             load_geoip(x, v);
+        } else if (is(k, "server_header")) {
+            load_server_header(x, v);
         } else {
             routes = v;
             routes_key = k;
@@ -3166,6 +3257,7 @@ static void load_root(struct pt_cfg_ctx *x, const struct pt_ynode *root)
     }
     check_sites(x);
     check_tls_listeners(x);
+    check_unreachable(x);
 }
 
 static void set_defaults(struct pt_config *cfg)

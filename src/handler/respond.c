@@ -12,6 +12,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/time.h"
 #include "handler/netlify_rules.h"
@@ -152,6 +153,19 @@ static bool put_lines_except(struct pt_buf *b, const char *extra, size_t len, co
     return true;
 }
 
+/* Whether r's route is a proxy whose response header rules remove Server: then the error
+   pages Portico writes for it go without one too, like its proxied responses. */
+static bool route_removes_server(const struct pt_req *r)
+{
+    const struct pt_route_cfg *rt = r->route;
+    if (!rt || rt->action != PT_ACTION_PROXY)
+        return false;
+    for (size_t i = 0; i < rt->proxy.response.n_remove; i++)
+        if (strcasecmp(rt->proxy.response.remove[i].name, "server") == 0)
+            return true;
+    return false;
+}
+
 int pt_respond_head(struct pt_req *r, int status, int64_t content_length, const char *extra,
                     size_t extra_len)
 {
@@ -173,10 +187,12 @@ int pt_respond_head(struct pt_req *r, int status, int64_t content_length, const 
     char num[24], *st = u64_dec((uint64_t)status, num + sizeof(num));
     const char *reason = pt_http_reason(status);
     struct pt_buf *b = &c->out;
+    const struct pt_config *cfg = r->cfg;
     bool ok = PUT_LIT(b, "HTTP/1.1 ") && pt_buf_put(b, st, (size_t)(num + sizeof(num) - st)) &&
-              PUT_LIT(b, " ") && pt_buf_put(b, reason, strlen(reason)) &&
-              PUT_LIT(b, "\r\nServer: portico\r\nDate: ") &&
-              pt_buf_put(b, wc->http_date, wc->http_date_len) && PUT_LIT(b, "\r\n");
+              PUT_LIT(b, " ") && pt_buf_put(b, reason, strlen(reason)) && PUT_LIT(b, "\r\n") &&
+              (route_removes_server(r) || pt_buf_put(b, cfg->server_line, cfg->server_line_len)) &&
+              PUT_LIT(b, "Date: ") && pt_buf_put(b, wc->http_date, wc->http_date_len) &&
+              PUT_LIT(b, "\r\n");
     if (ok && content_length >= 0) {
         char *cl = u64_dec((uint64_t)content_length, num + sizeof(num));
         ok = PUT_LIT(b, "Content-Length: ") &&

@@ -248,3 +248,77 @@ def test_run_logs_the_same_warnings(portico, tmp_path):
     assert get(p.port, "/good").status == 301
     assert re.search(r"%s:2:1: warning: " % re.escape(str(site / "_redirects")), p.stderr()), \
         p.stderr()
+
+
+# ---- item 7: settings that would do nothing are refused or warned; server_header -------------
+
+def test_check_refuses_https_redirect_without_tls_listener(tmp_path):
+    path = write(tmp_path / "r.yaml",
+                 'listen:\n  - addr: "127.0.0.1:%d"\nsites:\n  - https_redirect: true\n'
+                 "    routes:\n      - match: /\n        respond: {}\n" % free_port())
+    r = run_cli("check", "-c", path)
+    assert r.returncode == 1, r
+    d = diags(r.stderr, path)
+    assert d and d[0][:2] == (4, 21) and "needs a listener with tls: true" in d[0][2], r.stderr
+
+
+def test_check_warns_at_routes_after_a_catch_all(tmp_path):
+    path = write(tmp_path / "c.yaml",
+                 'listen:\n  - addr: "127.0.0.1:%d"\nroutes:\n'
+                 '  - match: "/*"\n    respond: {body: all}\n'
+                 "  - match: /api/*\n    respond: {body: never}\n" % free_port())
+    r = run_cli("check", "-c", path)
+    assert r.returncode == 0, r
+    assert r.stdout.strip() == "ok (1 warning)", r
+    d = diags(r.stderr, path, "warning")
+    assert [x[:2] for x in d] == [(6, 5)], r.stderr
+    assert "can never match" in d[0][2] and "line 4" in d[0][2], d
+    r = run_cli("check", "-c", path, "--strict")
+    assert r.returncode == 1, r
+
+
+def server_values(resp):
+    return resp.header_all("Server")
+
+
+def test_server_header_default_custom_and_off(portico, backend):
+    b = backend(B.fixed(200, b"from backend", headers=[("Server", "backend/9.9")]))
+    routes = [{"match": "/p/*", "proxy": {"to": b.url}},
+              {"match": "/r", "respond": {"body": "local"}}]
+    # default: Portico's own name, on local answers, errors and proxied responses alike
+    p = portico({"routes": routes})
+    for path, status in (("/r", 200), ("/p/x", 200), ("/nothing", 404)):
+        r = get(p.port, path)
+        assert (r.status, server_values(r)) == (status, ["portico"]), (path, r)
+    p.stop()
+    # a string of one's own
+    p = portico({"server_header": "edge", "routes": routes})
+    for path in ("/r", "/p/x", "/nothing"):
+        assert server_values(get(p.port, path)) == ["edge"], path
+    p.stop()
+    # off: no Server at all, the backend's included
+    p = portico({"server_header": "off", "routes": routes})
+    for path in ("/r", "/p/x", "/nothing"):
+        r = get(p.port, path)
+        assert not r.has_header("Server"), (path, r)
+    assert get(p.port, "/p/x").body == b"from backend"
+
+
+def test_proxy_header_rules_remove_or_set_server(portico, backend):
+    b = backend(B.fixed(200, b"ok", headers=[("Server", "backend/9.9")]))
+    dead = "http://127.0.0.1:%d" % free_port()
+    p = portico({"routes": [
+        {"match": "/rm/*", "proxy": {"to": b.url,
+                                     "headers": {"response": {"remove": ["Server"]}}}},
+        {"match": "/set/*", "proxy": {"to": b.url,
+                                      "headers": {"response": {"set": {"Server": "mine"}}}}},
+        {"match": "/down/*", "proxy": {"to": dead, "timeout": "5s",
+                                       "headers": {"response": {"remove": ["server"]}}}},
+    ]})
+    r = get(p.port, "/rm/x")
+    assert r.status == 200 and not r.has_header("Server"), r
+    r = get(p.port, "/set/x")
+    assert r.status == 200 and server_values(r) == ["mine"], r
+    # Portico's own error page on that route goes without one too
+    r = get(p.port, "/down/x")
+    assert r.status == 502 and not r.has_header("Server"), r

@@ -1338,7 +1338,7 @@ static void test_site_https_keys(void **state)
     assert_false(cfg->sites[0].hsts_preload);
     pt_config_free(cfg);
 
-    cfg = load_ok(BASE "sites:\n"
+    cfg = load_ok(BASE "  - addr: \":8443\"\n    tls: true\n" TLS_OK "sites:\n"
                        "  - https_redirect: true\n"
                        "    hsts: {max_age: 365d, include_subdomains: true, preload: true}\n"
                        "    routes: [{match: /, respond: {}}]\n"
@@ -1673,6 +1673,97 @@ static void test_warnings_are_positioned_and_counted(void **state)
     rmdir("wn");
 }
 
+/* https_redirect needs somewhere to send clients. */
+static void test_https_redirect_needs_tls_listener(void **state)
+{
+    (void)state;
+    const char *e = load_err(BASE "sites:\n  - https_redirect: true\n    routes: [{match: /, "
+                                  "respond: {}}]\n");
+    expect_has(e, "t.yaml:4:21: \"https_redirect\" needs a listener with tls: true");
+    pt_config_free(load_ok(BASE "sites:\n  - https_redirect: false\n    routes: [{match: /, "
+                                "respond: {}}]\n"));
+}
+
+static void test_server_header(void **state)
+{
+    (void)state;
+    struct pt_config *cfg = load_ok(BASE ROUTE_OK);
+    assert_string_equal(cfg->server_header, "portico");
+    assert_string_equal(cfg->server_line, "Server: portico\r\n");
+    assert_int_equal(cfg->server_line_len, strlen("Server: portico\r\n"));
+    pt_config_free(cfg);
+    cfg = load_ok(BASE ROUTE_OK "server_header: \"edge/2 (x)\"\n");
+    assert_string_equal(cfg->server_header, "edge/2 (x)");
+    assert_string_equal(cfg->server_line, "Server: edge/2 (x)\r\n");
+    pt_config_free(cfg);
+    static const char *const offs[] = {"off", "false", "\"off\""};
+    for (size_t i = 0; i < 3; i++) {
+        char yaml[512];
+        snprintf(yaml, sizeof(yaml), BASE ROUTE_OK "server_header: %s\n", offs[i]);
+        cfg = load_ok(yaml);
+        assert_null(cfg->server_header);
+        assert_int_equal(cfg->server_line_len, 0);
+        assert_string_equal(cfg->server_line, "");
+        pt_config_free(cfg);
+    }
+    const char *e = load_err(BASE ROUTE_OK "server_header: \"\"\n");
+    expect_has(e, "t.yaml:7:16: expected off, or a header value");
+    e = load_err(BASE ROUTE_OK "server_header: \"a\\x01b\"\n");
+    expect_has(e, "t.yaml:7:16: expected off, or a header value");
+    e = load_err(BASE ROUTE_OK "server_heder: x\n");
+    expect_has(e, "t.yaml:7:1: unknown key \"server_heder\"; did you mean \"server_header\"?");
+}
+
+/* Routes after a catch-all (YAML routes, and Netlify rules at their own file) are warned. */
+static void test_routes_after_catch_all_warned(void **state)
+{
+    (void)state;
+    struct pt_config *cfg = load_ok(BASE "routes:\n"
+                                         "  - match: /a\n"      /* 4 */
+                                         "    respond: {}\n"    /* 5 */
+                                         "  - match: \"/*\"\n"  /* 6 */
+                                         "    methods: [GET]\n" /* 7 */
+                                         "    respond: {}\n"    /* 8 */
+                                         "  - match: \"/*\"\n"  /* 9 */
+                                         "    respond: {}\n"    /* 10 */
+                                         "  - match: /b\n"      /* 11 */
+                                         "    respond: {}\n"    /* 12 */
+                                         "  - match: \"*\"\n"   /* 13 */
+                                         "    respond: {}\n");
+    assert_int_equal(cfg->n_warnings, 2);
+    assert_string_equal(cfg->warnings[0],
+                        "t.yaml:11:5: warning: this route can never match: the route at line 9 "
+                        "(match \"/*\", all methods) takes every request first");
+    expect_has(cfg->warnings[1], "t.yaml:13:5: warning: this route can never match");
+    pt_config_free(cfg);
+
+    /* a catch-all in one site says nothing about another; a suffix or methods route is no
+       catch-all */
+    cfg = load_ok(BASE "sites:\n"
+                       "  - hosts: [a.test]\n"
+                       "    routes: [{match: \"/*\", respond: {}}]\n"
+                       "  - routes: [{match: \"*.js\", respond: {}}, {match: /x, respond: {}}]\n");
+    assert_int_equal(cfg->n_warnings, 0);
+    pt_config_free(cfg);
+
+    /* Netlify rules compiled after a YAML catch-all are warned at their line */
+    assert_int_equal(mkdir("ca", 0755), 0);
+    write_text("ca/_redirects", "/old /new 301\n");
+    cfg = load_ok(BASE "routes:\n  - match: \"/*\"\n    respond: {}\n"
+                       "  - match: \"/*\"\n    static: {root: ca}\n");
+    assert_int_equal(cfg->n_warnings, 2);
+    expect_has(cfg->warnings[0], "t.yaml:6:5: warning: this route can never match");
+    char want[4500];
+    snprintf(want, sizeof(want),
+             "%s:1:1: warning: this rule can never match: the route at t.yaml:4 (match \"/*\", "
+             "all methods) takes every request first",
+             in_tmp("ca/_redirects"));
+    assert_string_equal(cfg->warnings[1], want);
+    pt_config_free(cfg);
+    unlink("ca/_redirects");
+    rmdir("ca");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1709,6 +1800,9 @@ int main(void)
         cmocka_unit_test(test_env_expansion),
         cmocka_unit_test(test_top_level_acme_points_to_tls_acme),
         cmocka_unit_test(test_warnings_are_positioned_and_counted),
+        cmocka_unit_test(test_https_redirect_needs_tls_listener),
+        cmocka_unit_test(test_server_header),
+        cmocka_unit_test(test_routes_after_catch_all_warned),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }
