@@ -2500,6 +2500,96 @@ static void load_hsts(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_
                         "include_subdomains: true (the preload list's rules)");
 }
 
+/* ---- error pages ------------------------------------------------------------------------- */
+
+/*
+ * Reads the page file for key into the config arena: a regular file of at most
+ * PT_ERROR_PAGE_MAX bytes. Returns false after reporting at v. Read once at load, so serving
+ * an error never touches the disk, and a page edited on disk takes effect at the next reload.
+ */
+static bool read_page(struct pt_cfg_ctx *x, const struct pt_ynode *v, const char *path,
+                      struct pt_error_page *pg)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        pt_config_error(x, v->pos, "cannot read error page \"%.120s\": %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return false;
+    }
+    const char *why = !S_ISREG(st.st_mode)                       ? "not a regular file"
+                      : (uint64_t)st.st_size > PT_ERROR_PAGE_MAX ? "larger than 1 MiB"
+                                                                 : NULL;
+    char *buf = why ? NULL : pt_config_alloc(x, &x->cfg->arena, (size_t)st.st_size + 1);
+    size_t n = 0;
+    while (buf && n < (size_t)st.st_size) {
+        ssize_t k = read(fd, buf + n, (size_t)st.st_size - n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            why = k < 0 ? strerror(errno) : "the file shrank while being read";
+            break;
+        }
+        n += (size_t)k;
+    }
+    close(fd);
+    if (why) {
+        pt_config_error(x, v->pos, "cannot use error page \"%.120s\": %s", path, why);
+        return false;
+    }
+    buf[n] = '\0';
+    pg->path = path;
+    pg->body = buf;
+    pg->body_len = n;
+    return true;
+}
+
+/* errors: {STATUS: FILE, ...} for a site or the top level. */
+static void load_errors(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_error_page **out,
+                        size_t *n_out)
+{
+    if (!want_map(x, v, "errors"))
+        return;
+    *out = pt_config_alloc(x, &x->cfg->arena, (v->len / 2) * sizeof(**out));
+    FOR_PAIRS(v, k, val)
+    {
+        if (k->is_dup)
+            continue;
+        bool ok = k->kind == PT_YNODE_SCALAR && k->len == 3;
+        int status = 0;
+        for (size_t i = 0; ok && i < 3; i++) {
+            ok = k->s[i] >= '0' && k->s[i] <= '9';
+            status = status * 10 + (k->s[i] - '0');
+        }
+        if (!ok || status < 400 || status > 599) {
+            pt_config_error(x, k->pos,
+                            "expected an HTTP status from 400 to 599 as a key of \"errors\", "
+                            "like 404: pages/404.html");
+            continue;
+        }
+        char *path = get_path(x, val, "errors", "file");
+        if (!path)
+            continue;
+        struct pt_error_page *pg = &(*out)[*n_out];
+        pg->status = status;
+        if (read_page(x, val, path, pg))
+            (*n_out)++;
+    }
+}
+
+const struct pt_error_page *pt_config_error_page(const struct pt_config *cfg,
+                                                 const struct pt_site_cfg *site, int status)
+{
+    for (size_t i = 0; site && i < site->n_error_pages; i++)
+        if (site->error_pages[i].status == status)
+            return &site->error_pages[i];
+    for (size_t i = 0; i < cfg->n_error_pages; i++)
+        if (cfg->error_pages[i].status == status)
+            return &cfg->error_pages[i];
+    return NULL;
+}
+
 /* ---- Netlify rule files (_redirects, _headers, netlify.toml) ---------------------------- */
 
 /* Reads path whole into *buf (malloc'ed; the caller frees). Returns 0, or an errno value. */
@@ -2760,8 +2850,9 @@ static void load_netlify(struct pt_cfg_ctx *x, struct pt_site_cfg *site, bool ha
 
 static void load_site(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_site_cfg *site)
 {
-    static const char *const keys[] = {"hosts",          "routes",       "https_redirect", "hsts",
-                                       "redirects_file", "headers_file", "netlify_toml",   NULL};
+    static const char *const keys[] = {"hosts",        "routes",         "https_redirect",
+                                       "hsts",         "redirects_file", "headers_file",
+                                       "netlify_toml", "errors",         NULL};
     static const char *const later[] = {"tls", "static", "headers", "redirects", NULL};
     bool has_redirects_key = false, has_headers_key = false;
     site->pos = v->pos;
@@ -2793,6 +2884,8 @@ static void load_site(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_
             site->headers_file = get_path(x, val, "headers_file", "file");
         } else if (is(k, "netlify_toml")) {
             site->netlify_toml = get_path(x, val, "netlify_toml", "file");
+        } else if (is(k, "errors")) {
+            load_errors(x, val, &site->error_pages, &site->n_error_pages);
         } else {
             has_routes = true;
             load_routes(x, val, site);
@@ -3173,13 +3266,21 @@ static void check_unreachable(struct pt_cfg_ctx *x)
 
 static void load_root(struct pt_cfg_ctx *x, const struct pt_ynode *root)
 {
-    static const char *const keys[] = {"workers",         "shutdown_timeout",
-                                       "listen",          "limits",
-                                       "trusted_proxies", "log",
-                                       "upstreams",       "sites",
-                                       "routes",          "tls",
-                                       "resolver",        "geoip",
-                                       "server_header",   NULL};
+    static const char *const keys[] = {"workers",
+                                       "shutdown_timeout",
+                                       "listen",
+                                       "limits",
+                                       "trusted_proxies",
+                                       "log",
+                                       "upstreams",
+                                       "sites",
+                                       "routes",
+                                       "tls",
+                                       "resolver",
+                                       "geoip",
+                                       "server_header",
+                                       "errors",
+                                       NULL};
     static const char *const later[] = {"admin", "cache", "metrics",     "redis", "rules",
                                         "acl",   "waf",   "rate_limits", NULL};
     struct pt_config *cfg = x->cfg;
@@ -3227,6 +3328,8 @@ static void load_root(struct pt_cfg_ctx *x, const struct pt_ynode *root)
             load_geoip(x, v);
         } else if (is(k, "server_header")) {
             load_server_header(x, v);
+        } else if (is(k, "errors")) {
+            load_errors(x, v, &cfg->error_pages, &cfg->n_error_pages);
         } else {
             routes = v;
             routes_key = k;

@@ -8,13 +8,19 @@
  *
  * Error pages say the status and the request id and nothing else: no backend address, name or
  * message ever reaches a client (the contract's "Errors Portico writes"). They are HTML, or JSON
- * when the client's Accept mentions json.
+ * when the client's Accept mentions json, unless the configuration names a page for the status
+ * (errors:, the site's then the top level's): that file, read at load, is sent as it is, with
+ * the status and a Content-Type from its extension.
+ *
+ * Every response carries cfg->server_line (server_header), except on a proxy route whose
+ * response header rules remove Server.
  */
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "core/time.h"
+#include "handler/mime.h"
 #include "handler/netlify_rules.h"
 #include "server/worker.h"
 
@@ -239,6 +245,18 @@ int pt_respond_error_extra(struct pt_req *r, int status, bool wants_json, const 
     char body[512], extra[1024];
     int n;
     const char *reason = pt_http_reason(status);
+    const struct pt_error_page *pg = pt_config_error_page(r->cfg, r->site, status);
+    if (pg) {
+        /* the operator's page (errors:), read at load; borrowed from the snapshot */
+        const char *type = pt_mime_type(pg->path, strlen(pg->path));
+        int e =
+            snprintf(extra, sizeof(extra), "Content-Type: %s\r\nCache-Control: no-store\r\n%s%.*s",
+                     type, status == 503 ? "Retry-After: 1\r\n" : "",
+                     (int)PT_MIN(lines_len, (size_t)512), lines ? lines : "");
+        if (e < 0 || (size_t)e >= sizeof(extra))
+            return PT_ERR;
+        return pt_respond_simple(r, status, extra, (size_t)e, pg->body, pg->body_len);
+    }
     if (wants_json)
         n = snprintf(body, sizeof(body), "{\"status\":%d,\"error\":\"%s\",\"request_id\":\"%s\"}\n",
                      status, reason, r->request_id);

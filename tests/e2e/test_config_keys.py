@@ -9,7 +9,7 @@ import subprocess
 import time
 
 from helpers import backends as B
-from helpers.client import get
+from helpers.client import RawConn, get
 from helpers.common import START_TIMEOUT, free_port
 from helpers.portico import PORTICO_BIN
 
@@ -322,3 +322,55 @@ def test_proxy_header_rules_remove_or_set_server(portico, backend):
     # Portico's own error page on that route goes without one too
     r = get(p.port, "/down/x")
     assert r.status == 502 and not r.has_header("Server"), r
+
+
+# ---- custom error pages: errors: {STATUS: FILE} ---------------------------------------------
+
+def test_error_pages_for_404_and_502_with_status_and_type(portico, backend, tmp_path):
+    write(tmp_path / "pages" / "404.html", "<h1>Lost?</h1>\n")
+    write(tmp_path / "pages" / "502.json", '{"error": "upstream down"}\n')
+    write(tmp_path / "pages" / "400.txt", "bad request, says the top level\n")
+    b = backend(B.fixed(502, b"the backend's own 502", headers=[("Content-Type", "text/x-be")]))
+    dead = "http://127.0.0.1:%d" % free_port()
+    p = portico({
+        "errors": {400: "pages/400.txt", 404: "pages/400.txt"},
+        "sites": [{"errors": {404: "pages/404.html", 502: "pages/502.json"},
+                   "routes": [{"match": "/down/*", "proxy": {"to": dead, "timeout": "5s"}},
+                              {"match": "/be/*", "proxy": {"to": b.url}},
+                              {"match": "/", "respond": {"body": "home"}}]}]})
+    r = get(p.port, "/missing", headers={"Accept": "application/json"})
+    assert r.status == 404, r
+    assert r.body == b"<h1>Lost?</h1>\n"
+    assert r.header("Content-Type") == "text/html; charset=utf-8", r
+    assert int(r.header("Content-Length")) == len(r.body)
+    r = get(p.port, "/down/x")
+    assert r.status == 502, r
+    assert r.body == b'{"error": "upstream down"}\n'
+    assert r.header("Content-Type").startswith("application/json"), r
+    # a HEAD gets the head only
+    with RawConn(p.port) as c:
+        r = c.request("HEAD", "/missing")
+    assert r.status == 404 and r.body == b"", r
+    # a backend's own error response is passed on as it is
+    r = get(p.port, "/be/x")
+    assert (r.status, r.body) == (502, b"the backend's own 502"), r
+    assert r.header("Content-Type") == "text/x-be"
+    # an error answered before any site is chosen gets the top-level page
+    with RawConn(p.port) as c:
+        c.send(b"GET /x HTTP/1.1\r\nHost: localhost\r\nBad Header: x\r\n\r\n")
+        r = c.read_response()
+    assert r.status == 400, r
+    assert r.body == b"bad request, says the top level\n"
+    assert r.header("Content-Type").startswith("text/plain"), r
+
+
+def test_check_reports_missing_error_page_at_its_position(tmp_path):
+    path = write(tmp_path / "e.yaml",
+                 'listen:\n  - addr: "127.0.0.1:%d"\nsites:\n'
+                 "  - errors:\n      502: pages/nope.html\n"
+                 "    routes:\n      - match: /\n        respond: {}\n" % free_port())
+    r = run_cli("check", "-c", path, cwd="/")
+    assert r.returncode == 1, r
+    d = diags(r.stderr, path)
+    assert d and d[0][:2] == (5, 12), r.stderr
+    assert str(tmp_path / "pages" / "nope.html") in d[0][2], d

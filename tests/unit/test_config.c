@@ -1764,6 +1764,74 @@ static void test_routes_after_catch_all_warned(void **state)
     rmdir("ca");
 }
 
+static void test_error_pages(void **state)
+{
+    (void)state;
+    assert_int_equal(mkdir("pages", 0755), 0);
+    write_text("pages/404.html", "<p>gone fishing</p>\n");
+    write_text("pages/502.json", "{\"down\":true}\n");
+    write_text("pages/default.html", "top\n");
+    struct pt_config *cfg =
+        load_ok(BASE "errors:\n  404: pages/default.html\n"
+                     "  503: pages/default.html\n"
+                     "sites:\n"
+                     "  - errors: {404: pages/404.html, \"502\": pages/502.json}\n"
+                     "    routes: [{match: /, respond: {}}]\n"
+                     "  - hosts: [b.test]\n"
+                     "    routes: [{match: /, respond: {}}]\n");
+    assert_int_equal(cfg->n_error_pages, 2);
+    const struct pt_site_cfg *a = &cfg->sites[0], *b = &cfg->sites[1];
+    assert_int_equal(a->n_error_pages, 2);
+    const struct pt_error_page *pg = pt_config_error_page(cfg, a, 404);
+    assert_non_null(pg);
+    assert_string_equal(pg->path, in_tmp("pages/404.html"));
+    assert_int_equal(pg->body_len, strlen("<p>gone fishing</p>\n"));
+    assert_memory_equal(pg->body, "<p>gone fishing</p>\n", pg->body_len);
+    pg = pt_config_error_page(cfg, a, 502);
+    assert_non_null(pg);
+    assert_string_equal(pg->body, "{\"down\":true}\n");
+    /* the top level fills in for a site without its own page, and before a site is known */
+    pg = pt_config_error_page(cfg, a, 503);
+    assert_non_null(pg);
+    assert_string_equal(pg->body, "top\n");
+    assert_string_equal(pt_config_error_page(cfg, b, 404)->body, "top\n");
+    assert_string_equal(pt_config_error_page(cfg, NULL, 404)->body, "top\n");
+    assert_null(pt_config_error_page(cfg, b, 502));
+    assert_null(pt_config_error_page(cfg, NULL, 400));
+    pt_config_free(cfg);
+
+    FILE *f = fopen("pages/big.html", "w");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, PT_ERROR_PAGE_MAX, SEEK_SET), 0);
+    fputc('x', f);
+    fclose(f);
+    const char *e = load_err(BASE ROUTE_OK "errors:\n"
+                                           "  404: pages/nope.html\n" /* 8 */
+                                           "  500: pages\n"           /* 9 */
+                                           "  503: pages/big.html\n"  /* 10 */
+                                           "  302: pages/404.html\n"  /* 11 */
+                                           "  4xx: pages/404.html\n"  /* 12 */
+                                           "  504: \"\"\n"            /* 13 */
+                                           "  502: [a]\n");           /* 14 */
+    expect_has(e, "t.yaml:8:8: cannot read error page \"");
+    expect_has(e, "nope.html\": No such file or directory");
+    expect_has(e, "t.yaml:9:8: cannot use error page \"");
+    expect_has(e, "pages\": not a regular file");
+    expect_has(e, "t.yaml:10:8: cannot use error page \"");
+    expect_has(e, "big.html\": larger than 1 MiB");
+    expect_has(e, "t.yaml:11:3: expected an HTTP status from 400 to 599 as a key of \"errors\"");
+    expect_has(e, "t.yaml:12:3: expected an HTTP status from 400 to 599");
+    expect_has(e, "t.yaml:13:8: \"errors\" must name a file");
+    expect_has(e, "t.yaml:14:8: expected a string for \"errors\"");
+    e = load_err(BASE ROUTE_OK "errors: [pages/404.html]\n");
+    expect_has(e, "t.yaml:7:9: expected a mapping (key: value) for \"errors\"");
+    unlink("pages/big.html");
+    unlink("pages/404.html");
+    unlink("pages/502.json");
+    unlink("pages/default.html");
+    rmdir("pages");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1803,6 +1871,7 @@ int main(void)
         cmocka_unit_test(test_https_redirect_needs_tls_listener),
         cmocka_unit_test(test_server_header),
         cmocka_unit_test(test_routes_after_catch_all_warned),
+        cmocka_unit_test(test_error_pages),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }
