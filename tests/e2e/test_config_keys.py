@@ -281,27 +281,34 @@ def server_values(resp):
     return resp.header_all("Server")
 
 
-def test_server_header_default_custom_and_off(portico, backend):
+def test_server_header_default_custom_and_off(portico, backend, tmp_path):
     b = backend(B.fixed(200, b"from backend", headers=[("Server", "backend/9.9")]))
+    write(tmp_path / "www" / "f.txt", "file\n")
     routes = [{"match": "/p/*", "proxy": {"to": b.url}},
-              {"match": "/r", "respond": {"body": "local"}}]
-    # default: Portico's own name, on local answers, errors and proxied responses alike
+              {"match": "/r", "respond": {"body": "local"}},
+              {"match": "/old", "redirect": {"to": "/r"}},
+              {"match": "/s/*", "static": {"root": "www"}, "methods": ["GET"]}]
+    paths = (("/r", 200), ("/p/x", 200), ("/nothing", 404), ("/old", 301), ("/s/f.txt", 200))
+    # default: Portico's own name, on local answers, errors, files and proxied responses alike
     p = portico({"routes": routes})
-    for path, status in (("/r", 200), ("/p/x", 200), ("/nothing", 404)):
+    for path, status in paths:
         r = get(p.port, path)
         assert (r.status, server_values(r)) == (status, ["portico"]), (path, r)
     p.stop()
     # a string of one's own
-    p = portico({"server_header": "edge", "routes": routes})
-    for path in ("/r", "/p/x", "/nothing"):
-        assert server_values(get(p.port, path)) == ["edge"], path
+    p = portico({"server_header": "edge/1.0 (test)", "routes": routes})
+    for path, status in paths:
+        r = get(p.port, path)
+        assert (r.status, server_values(r)) == (status, ["edge/1.0 (test)"]), (path, r)
     p.stop()
     # off: no Server at all, the backend's included
-    p = portico({"server_header": "off", "routes": routes})
-    for path in ("/r", "/p/x", "/nothing"):
-        r = get(p.port, path)
-        assert not r.has_header("Server"), (path, r)
-    assert get(p.port, "/p/x").body == b"from backend"
+    for off in ("off", False):
+        p = portico({"server_header": off, "routes": routes})
+        for path, status in paths:
+            r = get(p.port, path)
+            assert r.status == status and not r.has_header("Server"), (path, r)
+        assert get(p.port, "/p/x").body == b"from backend"
+        p.stop()
 
 
 def test_proxy_header_rules_remove_or_set_server(portico, backend):
