@@ -15,6 +15,12 @@
  * and "too many errors" leave through longjmp to run() (see config_internal.h); nothing
  * between owns anything but arena memory, so nothing leaks.
  *
+ * Warnings (pt_config_warn, pt_config_warn_file) are for what loads but is probably not what
+ * was meant: a skipped Netlify rule line, a route that can never match. They are collected
+ * like errors, sorted, and handed over formatted in cfg->warnings; nothing here logs, so that
+ * `check` can print them, `check --strict` fail on them and `run` log them, all in the same
+ * "FILE:LINE:COL: warning: message" form.
+ *
  * Files the configuration names (certificates, keys, CA bundles, static roots) are checked
  * here for existence and readability, with relative paths taken from the configuration file's
  * directory (resolve_path); their contents are left to the layers that use them (the TLS layer
@@ -112,6 +118,8 @@ static bool want_seq(struct pt_cfg_ctx *x, const struct pt_ynode *n, const char 
 static const char *scalar(struct pt_cfg_ctx *x, const struct pt_ynode *v, const char *key,
                           const char *expect)
 {
+    if (v->is_bad)
+        return NULL; /* its ${NAME} was reported */
     if (v->kind == PT_YNODE_SCALAR && !is_null(v))
         return v->s;
     pt_config_error(x, v->pos, "expected %s for \"%s\", found %s", expect, key, what_is(v));
@@ -133,6 +141,8 @@ static const char *get_str(struct pt_cfg_ctx *x, const struct pt_ynode *v, const
 
 static bool get_bool(struct pt_cfg_ctx *x, const struct pt_ynode *v, const char *key, bool *out)
 {
+    if (v->is_bad)
+        return false;
     if (v->kind == PT_YNODE_SCALAR) {
         if (is(v, "true") || is(v, "True") || is(v, "TRUE")) {
             *out = true;
@@ -1092,6 +1102,49 @@ static void load_trusted(struct pt_cfg_ctx *x, const struct pt_ynode *v)
     }
 }
 
+/*
+ * A log file for key: its path resolved like every other path (from the configuration file's
+ * directory, so that a service started in "/" writes where `check` looked), in the config
+ * arena, or NULL after reporting. The file is not created here (`check` creates nothing): an
+ * existing file must be writable, else its directory must exist and be writable.
+ */
+static const char *get_log_file(struct pt_cfg_ctx *x, const struct pt_ynode *v, const char *key)
+{
+    char *path = get_path(x, v, key, "file");
+    if (!path)
+        return NULL;
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode)) {
+            pt_config_error(x, v->pos, "\"%s\" log \"%.120s\" is a directory", key, path);
+            return NULL;
+        }
+        if (access(path, W_OK) < 0) {
+            pt_config_error(x, v->pos, "cannot write \"%s\" log \"%.120s\": %s", key, path,
+                            strerror(errno));
+            return NULL;
+        }
+        return path;
+    }
+    size_t n = strlen(path);
+    while (n > 0 && path[n - 1] != '/')
+        n--;
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%.*s", (int)(n > 1 ? n - 1 : n), path);
+    if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        pt_config_error(x, v->pos, "the directory of \"%s\" log \"%.120s\" does not exist", key,
+                        path);
+        return NULL;
+    }
+    if (access(dir, W_OK | X_OK) < 0) {
+        pt_config_error(x, v->pos,
+                        "cannot create \"%s\" log \"%.120s\": its directory is not writable (%s)",
+                        key, path, strerror(errno));
+        return NULL;
+    }
+    return path;
+}
+
 static void load_log(struct pt_cfg_ctx *x, const struct pt_ynode *v)
 {
     static const char *const keys[] = {"level", "access", "format", NULL};
@@ -1118,8 +1171,10 @@ static void load_log(struct pt_cfg_ctx *x, const struct pt_ynode *v)
             if (val->len == 0)
                 pt_config_error(x, val->pos,
                                 "expected stdout, stderr, off or a file path for \"access\"");
-            else
+            else if (is(val, "stdout") || is(val, "stderr") || is(val, "off"))
                 log->access = pt_config_strndup(x, &x->cfg->arena, s, val->len);
+            else
+                log->access = get_log_file(x, val, "access");
         } else {
             if (is(val, "combined"))
                 log->format = PT_LOG_FORMAT_COMBINED;
@@ -1549,7 +1604,7 @@ static void load_upstream(struct pt_cfg_ctx *x, const struct pt_ynode *k, const 
         return;
     bool has_targets = false;
     const struct pt_ynode *hash_key = NULL, *balance = NULL, *tls_key = NULL, *cert = NULL,
-                          *key = NULL;
+                          *key = NULL, *verify = NULL;
     FOR_PAIRS(v, kk, val)
     {
         uint64_t n;
@@ -1575,6 +1630,7 @@ static void load_upstream(struct pt_cfg_ctx *x, const struct pt_ynode *k, const 
                 u->key = path;
             }
         } else if (is(kk, "tls_verify")) {
+            verify = val;
             get_bool(x, val, "tls_verify", &u->tls_verify);
         } else if (is(kk, "targets")) {
             has_targets = true;
@@ -1629,6 +1685,11 @@ static void load_upstream(struct pt_cfg_ctx *x, const struct pt_ynode *k, const 
         any_https |= u->targets[i].is_https;
     if (tls_key && has_targets && u->n_targets > 0 && !any_https)
         pt_config_error(x, tls_key->pos, "\"%s\" is only used for https targets", tls_key->s);
+    if (verify && !u->tls_verify && any_https)
+        pt_config_warn(x, verify->pos,
+                       "tls_verify is false: the certificates and names of upstream \"%s\"'s "
+                       "targets are not checked",
+                       u->name);
 }
 
 static void load_upstreams(struct pt_cfg_ctx *x, const struct pt_ynode *v)
@@ -2439,6 +2500,96 @@ static void load_hsts(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_
                         "include_subdomains: true (the preload list's rules)");
 }
 
+/* ---- error pages ------------------------------------------------------------------------- */
+
+/*
+ * Reads the page file for key into the config arena: a regular file of at most
+ * PT_ERROR_PAGE_MAX bytes. Returns false after reporting at v. Read once at load, so serving
+ * an error never touches the disk, and a page edited on disk takes effect at the next reload.
+ */
+static bool read_page(struct pt_cfg_ctx *x, const struct pt_ynode *v, const char *path,
+                      struct pt_error_page *pg)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        pt_config_error(x, v->pos, "cannot read error page \"%.120s\": %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return false;
+    }
+    const char *why = !S_ISREG(st.st_mode)                       ? "not a regular file"
+                      : (uint64_t)st.st_size > PT_ERROR_PAGE_MAX ? "larger than 1 MiB"
+                                                                 : NULL;
+    char *buf = why ? NULL : pt_config_alloc(x, &x->cfg->arena, (size_t)st.st_size + 1);
+    size_t n = 0;
+    while (buf && n < (size_t)st.st_size) {
+        ssize_t k = read(fd, buf + n, (size_t)st.st_size - n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            why = k < 0 ? strerror(errno) : "the file shrank while being read";
+            break;
+        }
+        n += (size_t)k;
+    }
+    close(fd);
+    if (why) {
+        pt_config_error(x, v->pos, "cannot use error page \"%.120s\": %s", path, why);
+        return false;
+    }
+    buf[n] = '\0';
+    pg->path = path;
+    pg->body = buf;
+    pg->body_len = n;
+    return true;
+}
+
+/* errors: {STATUS: FILE, ...} for a site or the top level. */
+static void load_errors(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_error_page **out,
+                        size_t *n_out)
+{
+    if (!want_map(x, v, "errors"))
+        return;
+    *out = pt_config_alloc(x, &x->cfg->arena, (v->len / 2) * sizeof(**out));
+    FOR_PAIRS(v, k, val)
+    {
+        if (k->is_dup)
+            continue;
+        bool ok = k->kind == PT_YNODE_SCALAR && k->len == 3;
+        int status = 0;
+        for (size_t i = 0; ok && i < 3; i++) {
+            ok = k->s[i] >= '0' && k->s[i] <= '9';
+            status = status * 10 + (k->s[i] - '0');
+        }
+        if (!ok || status < 400 || status > 599) {
+            pt_config_error(x, k->pos,
+                            "expected an HTTP status from 400 to 599 as a key of \"errors\", "
+                            "like 404: pages/404.html");
+            continue;
+        }
+        char *path = get_path(x, val, "errors", "file");
+        if (!path)
+            continue;
+        struct pt_error_page *pg = &(*out)[*n_out];
+        pg->status = status;
+        if (read_page(x, val, path, pg))
+            (*n_out)++;
+    }
+}
+
+const struct pt_error_page *pt_config_error_page(const struct pt_config *cfg,
+                                                 const struct pt_site_cfg *site, int status)
+{
+    for (size_t i = 0; site && i < site->n_error_pages; i++)
+        if (site->error_pages[i].status == status)
+            return &site->error_pages[i];
+    for (size_t i = 0; i < cfg->n_error_pages; i++)
+        if (cfg->error_pages[i].status == status)
+            return &cfg->error_pages[i];
+    return NULL;
+}
+
 /* ---- Netlify rule files (_redirects, _headers, netlify.toml) ---------------------------- */
 
 /* Reads path whole into *buf (malloc'ed; the caller frees). Returns 0, or an errno value. */
@@ -2524,9 +2675,10 @@ static void nf_load_file(struct pt_cfg_ctx *x, struct pt_site_cfg *site, const c
                                   : pt_nf_parse_toml(a, path, buf, len, rules, hdrs, &errs);
     free(buf);
     for (size_t i = 0; i < errs.n; i++)
-        pt_log_warn("%s", errs.items[i].text);
+        pt_config_warn_file(x, path, errs.items[i].line, 1, "%s (%s)", errs.items[i].reason,
+                            rc == PT_OK ? "skipped" : "the file is not used");
     if (errs.n_dropped)
-        pt_log_warn("%s: %zu more errors", path, errs.n_dropped);
+        pt_config_warn_file(x, path, 0, 0, "%zu more bad rules skipped", errs.n_dropped);
     if (rc != PT_OK && errs.n == 0)
         pt_config_error(x, site->pos, "cannot load \"%.200s\" (out of memory)", path);
 }
@@ -2589,9 +2741,10 @@ static bool nf_compile_rule(struct pt_cfg_ctx *x, struct pt_site_cfg *site,
 {
     memset(r, 0, sizeof(*r));
     if (nr->from_host && !nf_site_has_host(site, nr->from_host))
-        pt_log_warn("%s:%d: \"%s\" is not among the site's hosts, so this domain-level rule "
-                    "never applies; add the host to the site's hosts",
-                    nr->file, nr->line, nr->from_host);
+        pt_config_warn_file(x, nr->file, nr->line, 1,
+                            "\"%s\" is not among the site's hosts, so this domain-level rule "
+                            "never applies; add the host to the site's hosts",
+                            nr->from_host);
     if (nr->n_countries && !x->cfg->geoip.is_set) {
         pt_config_error(x, site->pos,
                         "%s:%d: Country= needs a GeoIP database: set geoip.database to a MaxMind "
@@ -2601,13 +2754,15 @@ static bool nf_compile_rule(struct pt_cfg_ctx *x, struct pt_site_cfg *site,
     }
     for (size_t i = 0; i < nr->n_countries; i++)
         if (strlen(nr->countries[i]) != 2)
-            pt_log_warn("%s:%d: Country=%s is not a two-letter ISO 3166-1 code, so it never "
-                        "matches",
-                        nr->file, nr->line, nr->countries[i]);
+            pt_config_warn_file(x, nr->file, nr->line, 1,
+                                "Country=%s is not a two-letter ISO 3166-1 code, so it never "
+                                "matches",
+                                nr->countries[i]);
     const char *why = "out of memory";
     const char *pattern = nf_pattern(x, nr->from_path, &why);
     if (!pattern) {
-        pt_log_warn("%s:%d: \"%s\": %s; rule skipped", nr->file, nr->line, nr->from_path, why);
+        pt_config_warn_file(x, nr->file, nr->line, 1, "\"%s\": %s (rule skipped)", nr->from_path,
+                            why);
         return false;
     }
     r->match = pattern;
@@ -2695,8 +2850,9 @@ static void load_netlify(struct pt_cfg_ctx *x, struct pt_site_cfg *site, bool ha
 
 static void load_site(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_site_cfg *site)
 {
-    static const char *const keys[] = {"hosts",          "routes",       "https_redirect", "hsts",
-                                       "redirects_file", "headers_file", "netlify_toml",   NULL};
+    static const char *const keys[] = {"hosts",        "routes",         "https_redirect",
+                                       "hsts",         "redirects_file", "headers_file",
+                                       "netlify_toml", "errors",         NULL};
     static const char *const later[] = {"tls", "static", "headers", "redirects", NULL};
     bool has_redirects_key = false, has_headers_key = false;
     site->pos = v->pos;
@@ -2708,6 +2864,7 @@ static void load_site(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_
         return;
     }
     bool has_routes = false;
+    const struct pt_ynode *redirect_val = NULL;
     FOR_PAIRS(v, k, val)
     {
         if (!known_key(x, k, keys, later, "a site"))
@@ -2715,6 +2872,7 @@ static void load_site(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_
         if (is(k, "hosts")) {
             load_hosts(x, val, site);
         } else if (is(k, "https_redirect")) {
+            redirect_val = val;
             get_bool(x, val, "https_redirect", &site->https_redirect);
         } else if (is(k, "hsts")) {
             load_hsts(x, val, site);
@@ -2726,6 +2884,8 @@ static void load_site(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_
             site->headers_file = get_path(x, val, "headers_file", "file");
         } else if (is(k, "netlify_toml")) {
             site->netlify_toml = get_path(x, val, "netlify_toml", "file");
+        } else if (is(k, "errors")) {
+            load_errors(x, val, &site->error_pages, &site->n_error_pages);
         } else {
             has_routes = true;
             load_routes(x, val, site);
@@ -2735,6 +2895,14 @@ static void load_site(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_
         missing(x, v, "routes", "a site");
     else
         load_netlify(x, site, has_redirects_key, has_headers_key);
+    bool any_tls = false;
+    for (size_t i = 0; i < x->cfg->n_listens; i++)
+        any_tls |= x->cfg->listens[i].is_tls;
+    /* Sending clients to https where nothing answers is worse than serving them plain. */
+    if (site->https_redirect && !any_tls && x->cfg->n_listens > 0)
+        pt_config_error(x, redirect_val->pos,
+                        "\"https_redirect\" needs a listener with tls: true: no listener "
+                        "takes HTTPS, so redirected clients would find nothing there");
 }
 
 static int hostref_cmp(const void *pa, const void *pb)
@@ -3021,13 +3189,100 @@ static void load_geoip(struct pt_cfg_ctx *x, const struct pt_ynode *v)
         missing(x, v, "database", "geoip");
 }
 
+/*
+ * server_header: the Server value on every response ("portico" by default), or off / false
+ * for none. A value is what a header field may carry (RFC 9110 §5.5: visible characters,
+ * spaces inside), at most 256 bytes.
+ */
+static void load_server_header(struct pt_cfg_ctx *x, const struct pt_ynode *v)
+{
+    struct pt_config *cfg = x->cfg;
+    if (v->is_bad)
+        return;
+    if (is(v, "off") || is(v, "false")) {
+        cfg->server_header = NULL;
+        cfg->server_line = "";
+        cfg->server_line_len = 0;
+        return;
+    }
+    if (is(v, "true"))
+        return; /* the default */
+    const char *s = get_str(x, v, "server_header");
+    if (!s)
+        return;
+    bool ok = v->len > 0 && v->len <= 256 && s[0] != ' ' && s[v->len - 1] != ' ';
+    for (size_t i = 0; ok && i < v->len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        ok = c >= 0x20 && c != 0x7f;
+    }
+    if (!ok) {
+        pt_config_error(x, v->pos,
+                        "expected off, or a header value (visible characters, at most 256 bytes) "
+                        "for \"server_header\"");
+        return;
+    }
+    size_t n = v->len + sizeof("Server: \r\n");
+    char *line = pt_config_alloc(x, &cfg->arena, n);
+    int w = snprintf(line, n, "Server: %s\r\n", s);
+    cfg->server_header = pt_config_strndup(x, &cfg->arena, s, v->len);
+    cfg->server_line = line;
+    cfg->server_line_len = w > 0 ? (size_t)w : 0;
+}
+
+/* A route that takes every request of its site: match "/" + "*" or "*", all methods, no Netlify
+   rule conditions. */
+static bool is_catch_all(const struct pt_route_cfg *r)
+{
+    return r->match && !r->nf && r->methods_mask == 0 && !r->methods_other &&
+           (strcmp(r->match, "/*") == 0 || strcmp(r->match, "*") == 0);
+}
+
+/* Warns at every route (YAML, or a Netlify rule at its file and line) placed after a catch-all
+   route of its site: the first match wins, so none of them can ever match. */
+static void check_unreachable(struct pt_cfg_ctx *x)
+{
+    for (size_t i = 0; i < x->cfg->n_sites; i++) {
+        const struct pt_site_cfg *site = &x->cfg->sites[i];
+        const struct pt_route_cfg *all = NULL;
+        for (size_t j = 0; j < site->n_routes; j++) {
+            const struct pt_route_cfg *r = &site->routes[j];
+            if (!all) {
+                all = is_catch_all(r) ? r : NULL;
+                continue;
+            }
+            if (r->nf)
+                pt_config_warn_file(x, r->nf->file, r->nf->line, 1,
+                                    "this rule can never match: the route at %s:%d (match "
+                                    "\"%s\", all methods) takes every request first",
+                                    x->name, all->pos.line, all->match);
+            else
+                pt_config_warn(x, r->pos,
+                               "this route can never match: the route at line %d (match \"%s\", "
+                               "all methods) takes every request first",
+                               all->pos.line, all->match);
+        }
+    }
+}
+
 static void load_root(struct pt_cfg_ctx *x, const struct pt_ynode *root)
 {
-    static const char *const keys[] = {
-        "workers", "shutdown_timeout", "listen", "limits",   "trusted_proxies", "log", "upstreams",
-        "sites",   "routes",           "tls",    "resolver", "geoip",           NULL};
-    static const char *const later[] = {"acme",  "admin", "cache", "metrics",     "redis",
-                                        "rules", "acl",   "waf",   "rate_limits", NULL};
+    static const char *const keys[] = {"workers",
+                                       "shutdown_timeout",
+                                       "listen",
+                                       "limits",
+                                       "trusted_proxies",
+                                       "log",
+                                       "upstreams",
+                                       "sites",
+                                       "routes",
+                                       "tls",
+                                       "resolver",
+                                       "geoip",
+                                       "server_header",
+                                       "errors",
+                                       NULL};
+    static const char *const later[] = {"admin", "cache", "metrics",     "redis", "rules",
+                                        "acl",   "waf",   "rate_limits", NULL};
     struct pt_config *cfg = x->cfg;
     if (root->kind != PT_YNODE_MAP) {
         pt_config_error(x, root->pos,
@@ -3040,6 +3295,12 @@ static void load_root(struct pt_cfg_ctx *x, const struct pt_ynode *root)
     bool has_listen = false;
     FOR_PAIRS(root, k, v)
     {
+        if (is(k, "acme") && !k->is_dup) {
+            pt_config_error(x, k->pos,
+                            "key \"acme\" is not supported here; use tls.acme (tls: {acme: "
+                            "{directory: URL, storage: DIR}})");
+            continue;
+        }
         if (!known_key(x, k, keys, later, "the top level"))
             continue;
         if (is(k, "workers")) {
@@ -3065,6 +3326,10 @@ static void load_root(struct pt_cfg_ctx *x, const struct pt_ynode *root)
             load_resolver(x, v);
         } else if (is(k, "geoip")) {
             load_geoip(x, v);
+        } else if (is(k, "server_header")) {
+            load_server_header(x, v);
+        } else if (is(k, "errors")) {
+            load_errors(x, v, &cfg->error_pages, &cfg->n_error_pages);
         } else {
             routes = v;
             routes_key = k;
@@ -3087,12 +3352,15 @@ static void load_root(struct pt_cfg_ctx *x, const struct pt_ynode *root)
         }
     }
     if (routes) {
+        /* The shorthand is a default site in every respect, its Netlify files included. */
         struct pt_site_cfg *site = &cfg->sites[cfg->n_sites++];
         site->pos = routes_key->pos;
         load_routes(x, routes, site);
+        load_netlify(x, site, false, false);
     }
     check_sites(x);
     check_tls_listeners(x);
+    check_unreachable(x);
 }
 
 static void set_defaults(struct pt_config *cfg)
@@ -3116,6 +3384,54 @@ static void set_defaults(struct pt_config *cfg)
     cfg->tls.ticket_rotation_ms = 12u * 3600 * 1000;
     cfg->tls.session_cache_size = 20480;
     cfg->resolver.timeout_ms = PT_DNS_TIMEOUT_MS;
+    cfg->server_header = "portico";
+    cfg->server_line = "Server: portico\r\n";
+    cfg->server_line_len = strlen(cfg->server_line);
+}
+
+static int warnmsg_cmp(const void *pa, const void *pb)
+{
+    const struct pt_cfg_warnmsg *a = *(const struct pt_cfg_warnmsg *const *)pa;
+    const struct pt_cfg_warnmsg *b = *(const struct pt_cfg_warnmsg *const *)pb;
+    if (!a->file != !b->file)
+        return a->file ? 1 : -1; /* the configuration file's own first */
+    int rc = a->file ? strcmp(a->file, b->file) : 0;
+    if (rc)
+        return rc;
+    if (a->pos.line != b->pos.line)
+        return a->pos.line < b->pos.line ? -1 : 1;
+    if (a->pos.col != b->pos.col)
+        return a->pos.col < b->pos.col ? -1 : 1;
+    return a->seq < b->seq ? -1 : (a->seq > b->seq);
+}
+
+/* Formats the warnings kept in x->tmp into cfg->warnings (config arena), in their order. */
+static void collect_warnings(struct pt_cfg_ctx *x)
+{
+    struct pt_config *cfg = x->cfg;
+    size_t n = 0;
+    for (const struct pt_cfg_warnmsg *w = x->warns; w; w = w->next)
+        n++;
+    cfg->n_warnings = x->n_warns;
+    if (n == 0)
+        return;
+    const struct pt_cfg_warnmsg **all = pt_config_alloc(x, &x->tmp, n * sizeof(*all));
+    n = 0;
+    for (const struct pt_cfg_warnmsg *w = x->warns; w; w = w->next)
+        all[n++] = w;
+    qsort(all, n, sizeof(*all), warnmsg_cmp);
+    cfg->warnings = pt_config_alloc(x, &cfg->arena, n * sizeof(*cfg->warnings));
+    for (size_t i = 0; i < n; i++) {
+        const struct pt_cfg_warnmsg *w = all[i];
+        const char *file = w->file ? w->file : x->name;
+        char line[PT_CFG_MSG_MAX + 4200];
+        int k =
+            snprintf(line, sizeof(line), "%s:%d:%d: warning: %s", file,
+                     w->pos.line > 0 ? w->pos.line : 1, w->pos.line > 0 ? w->pos.col : 1, w->msg);
+        cfg->warnings[i] = pt_config_strndup(x, &cfg->arena, line,
+                                             k < 0 ? 0 : PT_MIN((size_t)k, sizeof(line) - 1));
+    }
+    cfg->n_warning_lines = n;
 }
 
 /* The part of a load that may longjmp; ctx lives in the caller so it survives the jump. */
@@ -3143,6 +3459,8 @@ static int run(struct pt_cfg_ctx *x)
     /* Only a file without other errors is worth waiting on DNS for. */
     if (x->n_errs == 0)
         expand_dns(x);
+    if (x->n_errs == 0)
+        collect_warnings(x);
     return x->n_errs ? PT_ERR : PT_OK;
 }
 

@@ -310,6 +310,16 @@ struct pt_route_cfg {
                                     checked at dispatch (handler/netlify_rules.h) */
 };
 
+#define PT_ERROR_PAGE_MAX (1u << 20) /* bytes of one errors: page file */
+
+/* errors: {STATUS: FILE}: a page Portico sends instead of its own for an error it writes. */
+struct pt_error_page {
+    int status;       /* 400..599 */
+    const char *path; /* resolved path (its extension gives the Content-Type) */
+    const char *body; /* the file's contents, read at load */
+    size_t body_len;  /* <= PT_ERROR_PAGE_MAX */
+};
+
 struct pt_site_cfg {
     const char **hosts; /* lower-cased; "*.example.com" wildcards; may end in ":port" */
     size_t n_hosts;     /* 0 means default site */
@@ -328,6 +338,8 @@ struct pt_site_cfg {
                                      rewrites), or NULL */
     struct pt_nf_header_rule *nf_headers; /* _headers then [[headers]] rules, in order */
     size_t n_nf_headers;
+    struct pt_error_page *error_pages; /* errors: of the site (over the top level's) */
+    size_t n_error_pages;
 };
 
 /* resolver: how target host names are resolved (c-ares, upstream/dns.c). */
@@ -363,6 +375,19 @@ struct pt_config {
     size_t n_static_routes; /* routes with action static, numbered by files.index_in_config */
     struct pt_resolver_cfg resolver;
     struct pt_geoip_cfg geoip;
+    struct pt_error_page *error_pages; /* top-level errors: for every site, and for errors
+                                          answered before a site is known (400, 408, 414, 431) */
+    size_t n_error_pages;
+    const char *server_header; /* Server value on every response; NULL: none (server_header off) */
+    const char *server_line;   /* "Server: VALUE\r\n", or "" when off */
+    size_t server_line_len;
+    /* Warnings found while loading ("FILE:LINE:COL: warning: message", where FILE is the
+       configuration file or a rule file it names): the configuration file's first, then the
+       other files' by file name; each file's in line order. `check` prints them, `run` logs
+       them, and `check --strict` fails on any. */
+    const char **warnings;
+    size_t n_warning_lines; /* lines in warnings (at most 200) */
+    size_t n_warnings;      /* warnings found, >= n_warning_lines */
 };
 
 /*
@@ -388,6 +413,10 @@ int pt_config_parse_size(const char *s, uint64_t *bytes);
 int pt_config_parse_cidr(const char *s, struct pt_cidr *out);
 /* True when the address (sockaddr_in or sockaddr_in6, v4-mapped handled) is in the CIDR. */
 bool pt_cidr_contains(const struct pt_cidr *c, const struct sockaddr *sa);
+/* The errors: page for status on site (NULL: none of its own) or else at cfg's top level;
+   NULL when neither has one. */
+const struct pt_error_page *pt_config_error_page(const struct pt_config *cfg,
+                                                 const struct pt_site_cfg *site, int status);
 /* True when sa is in one of cfg's trusted_proxies (peers whose X-Forwarded-For is believed). */
 bool pt_config_is_trusted_proxy(const struct pt_config *cfg, const struct sockaddr *sa);
 

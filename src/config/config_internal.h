@@ -23,10 +23,12 @@
 #include "config/config.h"
 #include "core/arena.h"
 
-#define PT_CFG_MAX_ERRORS 20       /* errors collected before the load stops */
-#define PT_CFG_MAX_DEPTH 64        /* nesting of sequences and mappings */
-#define PT_CFG_MAX_FILE (8u << 20) /* bytes in a configuration file */
-#define PT_CFG_MSG_MAX 240         /* bytes of one error message, position excluded */
+#define PT_CFG_MAX_ERRORS 20         /* errors collected before the load stops */
+#define PT_CFG_MAX_WARNINGS 200      /* warning lines kept; the rest are only counted */
+#define PT_CFG_MAX_DEPTH 64          /* nesting of sequences and mappings */
+#define PT_CFG_MAX_FILE (8u << 20)   /* bytes in a configuration file */
+#define PT_CFG_MSG_MAX 240           /* bytes of one error message, position excluded */
+#define PT_CFG_MAX_SCALAR (1u << 20) /* bytes of one scalar after ${NAME} expansion */
 
 enum pt_ynode_kind { PT_YNODE_SCALAR = 1, PT_YNODE_SEQ, PT_YNODE_MAP };
 
@@ -34,6 +36,7 @@ struct pt_ynode {
     int kind;               /* enum pt_ynode_kind */
     bool is_plain;          /* scalar written without quotes or block indicators */
     bool is_dup;            /* a mapping key seen earlier in the same mapping (reported) */
+    bool is_bad;            /* its ${NAME} expansion failed (reported): getters stay quiet */
     struct pt_cfg_pos pos;  /* where the node starts */
     const char *s;          /* scalar text, NUL-terminated copy (may hold inner NULs) */
     size_t len;             /* scalar: bytes in s; containers: number of children */
@@ -48,10 +51,30 @@ struct pt_cfg_errmsg {
     char msg[PT_CFG_MSG_MAX];
 };
 
+/* A warning: the load goes on. file is NULL for the configuration file itself, else another
+   file it names (a Netlify rule file); pos.line 0 means the file as a whole. */
+struct pt_cfg_warnmsg {
+    const char *file;
+    struct pt_cfg_pos pos;
+    unsigned seq;
+    char msg[PT_CFG_MSG_MAX];
+    struct pt_cfg_warnmsg *next;
+};
+
 struct pt_cfg_hostref {
     const char *host; /* normalised (lower case) */
     struct pt_cfg_pos pos;
     struct pt_cfg_hostref *next;
+};
+
+/* A value taken from the environment by ${NAME} expansion (yaml_tree.c): messages about the
+   scalar at pos show "${NAME}" instead of these bytes, so secrets stay out of logs. */
+struct pt_cfg_secret {
+    struct pt_cfg_pos pos; /* of the scalar it went into */
+    const char *name;      /* variable name, NUL-terminated */
+    const char *value;     /* its value (not NUL-terminated) */
+    size_t len;
+    struct pt_cfg_secret *next;
 };
 
 struct pt_cfg_ctx {
@@ -72,6 +95,9 @@ struct pt_cfg_ctx {
     size_t ups_cap;                    /* slots in cfg->upstreams */
     struct pt_cfg_hostref *hosts;      /* every site host seen, for the duplicate check */
     struct pt_cfg_pos *listen_tls_pos; /* per listener: where tls: true is, line 0 if not */
+    struct pt_cfg_secret *secrets;     /* environment values used, for redaction */
+    struct pt_cfg_warnmsg *warns;      /* warnings kept (newest first), in x->tmp */
+    size_t n_warns;                    /* warnings reported, kept or not */
 };
 
 /*
@@ -80,6 +106,17 @@ struct pt_cfg_ctx {
  */
 void pt_config_error(struct pt_cfg_ctx *x, struct pt_cfg_pos pos, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/*
+ * Records a warning at pos of the configuration file ("FILE:LINE:COL: warning: message"): the
+ * load goes on, and the configuration lists it (pt_config.warnings) for `check` and the log.
+ */
+void pt_config_warn(struct pt_cfg_ctx *x, struct pt_cfg_pos pos, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Same, at line:col of another file the configuration names (line 0: the whole file). */
+void pt_config_warn_file(struct pt_cfg_ctx *x, const char *file, int line, int col, const char *fmt,
+                         ...) __attribute__((format(printf, 5, 6)));
 
 /* Ends the load with an out-of-memory error; never returns. */
 void pt_config_oom(struct pt_cfg_ctx *x) __attribute__((noreturn));

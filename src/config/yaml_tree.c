@@ -9,6 +9,14 @@
  * document is an error. Duplicate keys are found when a mapping closes by sorting its keys,
  * so a mapping with many keys costs n log n, not n squared.
  *
+ * Environment variables: ${NAME} and ${NAME:-default} in a scalar value (never a key) are
+ * expanded here, as the scalar arrives, so the schema in config.c sees the final text and its
+ * checks apply to it; $${ is a literal ${. Expanding text rather than the file means a value
+ * can never inject YAML structure. The values taken from the environment are kept in a list
+ * and pt_config_error() replaces them by "${NAME}" in its messages: secrets are not printed.
+ * A tab in the indentation, which libyaml reports as a character that "cannot start any
+ * token", is named as a tab (syntax_error).
+ *
  * Positions: libyaml marks are 0-based; ours are 1-based. Single-threaded; all memory comes
  * from x->tmp and is released with it.
  */
@@ -20,9 +28,40 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/common.h"
+
 static int tolower_ascii(char c)
 {
     return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : (unsigned char)c;
+}
+
+/*
+ * Replaces in msg (NUL-terminated, cap bytes) every copy of an environment value that went
+ * into the scalar at pos by "${NAME}". A value cut short where a message truncates a long
+ * scalar (its start followed by '"') is replaced too.
+ */
+static void redact(const struct pt_cfg_ctx *x, struct pt_cfg_pos pos, char *msg, size_t cap)
+{
+    for (const struct pt_cfg_secret *sc = x->secrets; sc; sc = sc->next) {
+        if (sc->pos.line != pos.line || sc->pos.col != pos.col || sc->len == 0)
+            continue;
+        char out[PT_CFG_MSG_MAX];
+        size_t o = 0, i = 0, n = strlen(msg);
+        while (i < n && o + 1 < sizeof(out)) {
+            size_t k = 0;
+            while (k < sc->len && i + k < n && msg[i + k] == sc->value[k])
+                k++;
+            if (k == sc->len || (k > 0 && i + k < n && msg[i + k] == '"')) {
+                int w = snprintf(out + o, sizeof(out) - o, "${%s}", sc->name);
+                o = w > 0 ? PT_MIN(o + (size_t)w, sizeof(out) - 1) : o;
+                i += k;
+            } else {
+                out[o++] = msg[i++];
+            }
+        }
+        out[o] = '\0';
+        snprintf(msg, cap, "%s", out);
+    }
 }
 
 void pt_config_error(struct pt_cfg_ctx *x, struct pt_cfg_pos pos, const char *fmt, ...)
@@ -38,7 +77,46 @@ void pt_config_error(struct pt_cfg_ctx *x, struct pt_cfg_pos pos, const char *fm
     va_start(ap, fmt);
     vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
     va_end(ap);
+    redact(x, pos, e->msg, sizeof(e->msg));
     x->n_errs++;
+}
+
+static void warn_v(struct pt_cfg_ctx *x, const char *file, struct pt_cfg_pos pos, const char *fmt,
+                   va_list ap) __attribute__((format(printf, 4, 0)));
+
+static void warn_v(struct pt_cfg_ctx *x, const char *file, struct pt_cfg_pos pos, const char *fmt,
+                   va_list ap)
+{
+    unsigned seq = (unsigned)x->n_warns++;
+    if (seq >= PT_CFG_MAX_WARNINGS)
+        return;
+    struct pt_cfg_warnmsg *w = pt_config_alloc(x, &x->tmp, sizeof(*w));
+    w->file = file;
+    w->pos = pos;
+    w->seq = seq;
+    vsnprintf(w->msg, sizeof(w->msg), fmt, ap);
+    if (!file)
+        redact(x, pos, w->msg, sizeof(w->msg));
+    w->next = x->warns;
+    x->warns = w;
+}
+
+void pt_config_warn(struct pt_cfg_ctx *x, struct pt_cfg_pos pos, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    warn_v(x, NULL, pos, fmt, ap);
+    va_end(ap);
+}
+
+void pt_config_warn_file(struct pt_cfg_ctx *x, const char *file, int line, int col, const char *fmt,
+                         ...)
+{
+    struct pt_cfg_pos pos = {line, col};
+    va_list ap;
+    va_start(ap, fmt);
+    warn_v(x, file, pos, fmt, ap);
+    va_end(ap);
 }
 
 void pt_config_oom(struct pt_cfg_ctx *x)
@@ -118,6 +196,23 @@ static struct pt_cfg_pos offset_pos(const char *buf, size_t len, size_t off)
     return pos;
 }
 
+/*
+ * The column (1-based) of a tab in the indentation of line `line` of buf, or 0 when its
+ * leading blanks hold none. libyaml reports such a tab as "found character that cannot start
+ * any token" or "a tab character that violates indentation"; users need to hear "tab".
+ */
+static int indent_tab_col(const char *buf, size_t len, int line)
+{
+    size_t i = 0;
+    for (int l = 1; l < line && i < len; i++)
+        if (buf[i] == '\n')
+            l++;
+    for (int col = 1; i < len && (buf[i] == ' ' || buf[i] == '\t'); i++, col++)
+        if (buf[i] == '\t')
+            return col;
+    return 0;
+}
+
 static void syntax_error(struct pt_cfg_ctx *x)
 {
     yaml_parser_t *p = &x->parser;
@@ -129,6 +224,12 @@ static void syntax_error(struct pt_cfg_ctx *x)
         pos = mark_pos(p->problem_mark);
     if (p->error == YAML_MEMORY_ERROR)
         pt_config_oom(x);
+    int tab = p->error == YAML_READER_ERROR ? 0 : indent_tab_col(x->buf, x->len, pos.line);
+    if (tab) {
+        pos.col = tab;
+        pt_config_error(x, pos, "tabs are not allowed for indentation in YAML; use spaces");
+        return;
+    }
     if (p->context)
         pt_config_error(x, pos, "YAML syntax error: %s (%s at line %d)", problem, p->context,
                         (int)p->context_mark.line + 1);
@@ -186,6 +287,99 @@ static void append(struct pt_ynode *parent, struct pt_ynode *n)
         parent->child = n;
     parent->last = n;
     parent->len++;
+}
+
+static bool is_name_start(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+}
+
+static bool is_name_char(char c)
+{
+    return is_name_start(c) || (c >= '0' && c <= '9');
+}
+
+/*
+ * Expands ${NAME} and ${NAME:-default} in the scalar n (a value, never a key) from the
+ * environment, and turns $${ into a literal ${. The result replaces n->s in x->tmp. A default
+ * is used when NAME is unset or empty (as in the shell); an unset NAME without one, or a
+ * malformed ${...}, is an error at the scalar. Values taken from the environment are recorded
+ * in x->secrets so that no message shows them.
+ */
+static void expand_env(struct pt_cfg_ctx *x, struct pt_ynode *n)
+{
+    const char *s = n->s;
+    size_t len = n->len, cap = len + 1, o = 0;
+    char *out = pt_config_alloc(x, &x->tmp, cap);
+    for (size_t i = 0; i < len;) {
+        const char *add = s + i;
+        size_t add_len = 1, adv = 1;
+        if (s[i] == '$' && i + 2 < len && s[i + 1] == '$' && s[i + 2] == '{') {
+            add = "${"; /* the escape */
+            add_len = 2;
+            adv = 3;
+        } else if (s[i] == '$' && i + 1 < len && s[i + 1] == '{') {
+            size_t a = i + 2, b = a;
+            while (b < len && is_name_char(s[b]))
+                b++;
+            const char *close = memchr(s + b, '}', len - b);
+            if (b == a || !is_name_start(s[a]) || !close ||
+                (s + b != close && !(b + 1 < len && s[b] == ':' && s[b + 1] == '-'))) {
+                pt_config_error(x, n->pos,
+                                "bad environment reference in this value: write ${NAME} or "
+                                "${NAME:-default} (NAME: letters, digits and '_'), or $${ for a "
+                                "literal ${");
+                n->is_bad = true;
+                return;
+            }
+            char *name = pt_config_strndup(x, &x->tmp, s + a, b - a);
+            const char *env = getenv(name);
+            size_t end = (size_t)(close - s);
+            if (env && env[0]) {
+                struct pt_cfg_secret *sc = pt_config_alloc(x, &x->tmp, sizeof(*sc));
+                sc->pos = n->pos;
+                sc->name = name;
+                sc->value = env;
+                sc->len = strlen(env);
+                sc->next = x->secrets;
+                x->secrets = sc;
+                add = env;
+                add_len = sc->len;
+            } else if (s + b != close) {
+                add = s + b + 2; /* the default, as written */
+                add_len = end - b - 2;
+            } else if (env) {
+                add_len = 0; /* set but empty, no default: empty, as in the shell */
+            } else {
+                pt_config_error(x, n->pos,
+                                "environment variable \"%s\" is not set (give a default with "
+                                "${%s:-default})",
+                                name, name);
+                n->is_bad = true;
+                return;
+            }
+            adv = end + 1 - i;
+        }
+        if (o + add_len + 1 > cap) {
+            if (o + add_len + 1 > PT_CFG_MAX_SCALAR) {
+                pt_config_error(x, n->pos, "this value is longer than %u bytes once expanded",
+                                PT_CFG_MAX_SCALAR);
+                n->is_bad = true;
+                return;
+            }
+            size_t ncap = PT_MIN(PT_MAX(cap * 2, o + add_len + 1), (size_t)PT_CFG_MAX_SCALAR);
+            char *grown = pt_config_alloc(x, &x->tmp, ncap);
+            memcpy(grown, out, o);
+            out = grown;
+            cap = ncap;
+        }
+        memcpy(out + o, add, add_len);
+        o += add_len;
+        i += adv;
+    }
+    out[o] = '\0';
+    n->s = out;
+    n->len = o;
 }
 
 static bool has_anchor(struct pt_cfg_ctx *x, const yaml_char_t *anchor, yaml_mark_t m)
@@ -249,6 +443,11 @@ struct pt_ynode *pt_config_yaml_tree(struct pt_cfg_ctx *x)
             n->s = pt_config_strndup(x, &x->tmp, (const char *)ev->data.scalar.value,
                                      ev->data.scalar.length);
             n->len = ev->data.scalar.length;
+            /* Values only: a key is a name in the schema, never configuration data. */
+            if (!(depth > 0 && stack[depth - 1]->kind == PT_YNODE_MAP &&
+                  stack[depth - 1]->len % 2 == 0) &&
+                memmem(n->s, n->len, "${", 2))
+                expand_env(x, n);
             break;
         case YAML_SEQUENCE_START_EVENT:
         case YAML_MAPPING_START_EVENT:

@@ -403,7 +403,10 @@ static int build_response_head(struct pt_req *r, const struct pt_h1_response *re
         PUT_LIT(&o, "\r\n");
     }
     if (!interim) {
-        PUT_LIT(&o, "Server: portico\r\n");
+        /* server_header, unless the route's rules remove Server or set their own */
+        if (!in_kv(ops->remove, ops->n_remove, PT_STR("Server")) &&
+            !in_kv(ops->set, ops->n_set, PT_STR("Server")))
+            put(&o, r->cfg->server_line, r->cfg->server_line_len);
         if (!has_date) {
             const struct pt_wallclock *wc = pt_wallclock_now();
             PUT_LIT(&o, "Date: ");

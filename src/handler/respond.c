@@ -8,12 +8,19 @@
  *
  * Error pages say the status and the request id and nothing else: no backend address, name or
  * message ever reaches a client (the contract's "Errors Portico writes"). They are HTML, or JSON
- * when the client's Accept mentions json.
+ * when the client's Accept mentions json, unless the configuration names a page for the status
+ * (errors:, the site's then the top level's): that file, read at load, is sent as it is, with
+ * the status and a Content-Type from its extension.
+ *
+ * Every response carries cfg->server_line (server_header), except on a proxy route whose
+ * response header rules remove Server.
  */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/time.h"
+#include "handler/mime.h"
 #include "handler/netlify_rules.h"
 #include "server/worker.h"
 
@@ -152,6 +159,19 @@ static bool put_lines_except(struct pt_buf *b, const char *extra, size_t len, co
     return true;
 }
 
+/* Whether r's route is a proxy whose response header rules remove Server: then the error
+   pages Portico writes for it go without one too, like its proxied responses. */
+static bool route_removes_server(const struct pt_req *r)
+{
+    const struct pt_route_cfg *rt = r->route;
+    if (!rt || rt->action != PT_ACTION_PROXY)
+        return false;
+    for (size_t i = 0; i < rt->proxy.response.n_remove; i++)
+        if (strcasecmp(rt->proxy.response.remove[i].name, "server") == 0)
+            return true;
+    return false;
+}
+
 int pt_respond_head(struct pt_req *r, int status, int64_t content_length, const char *extra,
                     size_t extra_len)
 {
@@ -173,10 +193,12 @@ int pt_respond_head(struct pt_req *r, int status, int64_t content_length, const 
     char num[24], *st = u64_dec((uint64_t)status, num + sizeof(num));
     const char *reason = pt_http_reason(status);
     struct pt_buf *b = &c->out;
+    const struct pt_config *cfg = r->cfg;
     bool ok = PUT_LIT(b, "HTTP/1.1 ") && pt_buf_put(b, st, (size_t)(num + sizeof(num) - st)) &&
-              PUT_LIT(b, " ") && pt_buf_put(b, reason, strlen(reason)) &&
-              PUT_LIT(b, "\r\nServer: portico\r\nDate: ") &&
-              pt_buf_put(b, wc->http_date, wc->http_date_len) && PUT_LIT(b, "\r\n");
+              PUT_LIT(b, " ") && pt_buf_put(b, reason, strlen(reason)) && PUT_LIT(b, "\r\n") &&
+              (route_removes_server(r) || pt_buf_put(b, cfg->server_line, cfg->server_line_len)) &&
+              PUT_LIT(b, "Date: ") && pt_buf_put(b, wc->http_date, wc->http_date_len) &&
+              PUT_LIT(b, "\r\n");
     if (ok && content_length >= 0) {
         char *cl = u64_dec((uint64_t)content_length, num + sizeof(num));
         ok = PUT_LIT(b, "Content-Length: ") &&
@@ -223,6 +245,18 @@ int pt_respond_error_extra(struct pt_req *r, int status, bool wants_json, const 
     char body[512], extra[1024];
     int n;
     const char *reason = pt_http_reason(status);
+    const struct pt_error_page *pg = pt_config_error_page(r->cfg, r->site, status);
+    if (pg) {
+        /* the operator's page (errors:), read at load; borrowed from the snapshot */
+        const char *type = pt_mime_type(pg->path, strlen(pg->path));
+        int e =
+            snprintf(extra, sizeof(extra), "Content-Type: %s\r\nCache-Control: no-store\r\n%s%.*s",
+                     type, status == 503 ? "Retry-After: 1\r\n" : "",
+                     (int)PT_MIN(lines_len, (size_t)512), lines ? lines : "");
+        if (e < 0 || (size_t)e >= sizeof(extra))
+            return PT_ERR;
+        return pt_respond_simple(r, status, extra, (size_t)e, pg->body, pg->body_len);
+    }
     if (wants_json)
         n = snprintf(body, sizeof(body), "{\"status\":%d,\"error\":\"%s\",\"request_id\":\"%s\"}\n",
                      status, reason, r->request_id);

@@ -764,6 +764,7 @@ static void dispatch(struct pt_conn *c, size_t head_len)
         return;
     }
     const struct pt_site *site = pt_router_site(ws->s->router, host.p ? host.p : "", host.n);
+    r->site = pt_router_site_cfg(site); /* its errors: pages serve a 404 or 405 too */
     struct pt_route_match m;
     int mismatch = 0;
     const struct pt_route_cfg *route = NULL;
@@ -817,7 +818,6 @@ static void dispatch(struct pt_conn *c, size_t head_len)
         return;
     }
     r->route = route;
-    r->site = pt_router_site_cfg(site);
     if (r->site->https_redirect && !c->tls && !is_acme_challenge(w->path_buf, (size_t)plen)) {
         pt_buf_consume(&c->in, (uint32_t)head_len);
         redirect_to_https(r, host, path, query);

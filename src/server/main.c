@@ -42,7 +42,8 @@ static const char *const usage_text =
     "\n"
     "commands:\n"
     "  run   [-c FILE]   run in the foreground (default FILE: ./portico.yaml)\n"
-    "  check [-c FILE]   validate FILE; print \"ok\" or FILE:LINE:COL: errors\n"
+    "  check [-c FILE] [--strict]\n"
+    "                    validate FILE; print \"ok\" or FILE:LINE:COL: errors\n"
     "  version           print the version of portico and of its libraries\n"
     "  help [COMMAND]    print this help, or a command's\n";
 
@@ -55,9 +56,10 @@ static int cmd_help(const char *what)
                "keeps serving); SIGTERM or SIGINT stop accepting, let requests in flight finish\n"
                "for up to shutdown_timeout, and exit 0.\n");
     else if (what && strcmp(what, "check") == 0)
-        printf("usage: portico check [-c FILE]\n\n"
+        printf("usage: portico check [-c FILE] [--strict]\n\n"
                "Validates FILE and prints \"ok\" (exit 0) or one FILE:LINE:COL: message line per\n"
-               "error (exit 1).\n");
+               "error (exit 1). Warnings are printed as FILE:LINE:COL: warning: message lines,\n"
+               "then \"ok (N warnings)\"; --strict makes any warning an error (exit 1).\n");
     else if (what && strcmp(what, "version") == 0)
         printf("usage: portico version\n\nPrints Portico's version and its libraries'.\n");
     else if (what && strcmp(what, "help") != 0) {
@@ -200,10 +202,6 @@ static int open_resources(struct pt_snapshot *s, const struct pt_snapshot *prev,
                      u->pos.col, u->name, te.msg);
             return -1;
         }
-        if (!u->tls_verify)
-            pt_log_warn("upstream \"%s\": tls_verify is false: its targets' certificates and "
-                        "names are not checked",
-                        u->name);
     }
     /* Mapped anew for every snapshot: a reload picks up a database replaced on disk. */
     if (cfg->geoip.database) {
@@ -287,20 +285,47 @@ static void print_errors(const char *err)
     fprintf(stderr, "%s%s", err, n && err[n - 1] == '\n' ? "" : "\n");
 }
 
-static int cmd_check(const char *path)
+/* Prints (to stderr) or logs the configuration's warnings, FILE:LINE:COL: warning: message. */
+static void report_warnings(const struct pt_config *cfg, bool to_log)
+{
+    for (size_t i = 0; i < cfg->n_warning_lines; i++) {
+        if (to_log)
+            pt_log_warn("%s", cfg->warnings[i]);
+        else
+            fprintf(stderr, "%s\n", cfg->warnings[i]);
+    }
+    size_t more = cfg->n_warnings - cfg->n_warning_lines;
+    if (more && to_log)
+        pt_log_warn("%s: %zu more warnings", cfg->path, more);
+    else if (more)
+        fprintf(stderr, "%s: %zu more warnings\n", cfg->path, more);
+}
+
+/* check: "ok" only for a file without warnings; --strict (strict) makes warnings errors. */
+static int cmd_check(const char *path, bool strict)
 {
     char *err = calloc(1, ERR_BYTES);
     if (!err)
         return 1;
+    int rc = 1;
     struct pt_snapshot *s = snapshot_build(path, err, ERR_BYTES, false, NULL);
     if (s) {
-        printf("ok\n");
+        size_t n = s->cfg->n_warnings;
+        report_warnings(s->cfg, false);
+        if (n == 0)
+            printf("ok\n");
+        else if (strict)
+            fprintf(stderr, "%s: %zu warning%s, errors under --strict\n", path, n,
+                    n == 1 ? "" : "s");
+        else
+            printf("ok (%zu warning%s)\n", n, n == 1 ? "" : "s");
+        rc = n && strict ? 1 : 0;
         pt_snapshot_unref(s);
     } else {
         print_errors(err);
     }
     free(err);
-    return s ? 0 : 1;
+    return rc;
 }
 
 static void raise_nofile(void)
@@ -341,6 +366,7 @@ static struct pt_snapshot *reload(const char *path, struct pt_snapshot *cur,
         return cur;
     }
     free(err);
+    report_warnings(s->cfg, true);
     if (!same_listeners(cur->cfg, s->cfg))
         pt_log_warn("reload: changes to listen or workers take effect after a restart");
     s->generation = cur->generation + 1;
@@ -430,6 +456,7 @@ static int cmd_run(const char *path)
     snap->generation = 1;
     const struct pt_config *cfg = snap->cfg;
     pt_log_set_level(cfg->log.level);
+    report_warnings(cfg, true);
     signal(SIGPIPE, SIG_IGN);
     raise_nofile();
     pt_mime_init(); /* reads /etc/mime.types now, not on a worker's first request */
@@ -594,13 +621,16 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *path = "portico.yaml";
+    bool strict = false;
     for (int i = 2; i < argc; i++) {
         if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
             path = argv[++i];
+        } else if (strcmp(cmd, "check") == 0 && strcmp(argv[i], "--strict") == 0) {
+            strict = true;
         } else {
             fprintf(stderr, "portico: unexpected argument \"%s\"\n%s", argv[i], usage_text);
             return 2;
         }
     }
-    return strcmp(cmd, "run") == 0 ? cmd_run(path) : cmd_check(path);
+    return strcmp(cmd, "run") == 0 ? cmd_run(path) : cmd_check(path, strict);
 }

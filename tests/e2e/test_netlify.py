@@ -319,7 +319,7 @@ def test_headers_that_portico_writes_are_refused(portico, site):
     (site["root"] / "_headers").write_text("/*\n  Content-Length: 5\n  Server: x\n  X-Ok: 1\n")
     srv = portico(cfg(site))
     err = srv.stderr()
-    assert "_headers:2: " in err and "_headers:3: " in err and "cannot be set" in err
+    assert "_headers:2:1: " in err and "_headers:3:1: " in err and "cannot be set" in err
     r = get(srv.port, "/about.html")
     assert r.header("x-ok") == "1"
     assert r.header_all("server") == ["portico"]
@@ -328,11 +328,11 @@ def test_headers_that_portico_writes_are_refused(portico, site):
 
 def test_bad_line_is_warned_and_rest_loads(srv):
     line = REDIRECTS.splitlines().index("this line is bad") + 1
-    assert "_redirects:%d: " % line in srv.stderr()
+    assert "_redirects:%d:1: warning: " % line in srv.stderr()
     assert get(srv.port, "/item/1").status == 301
     # a percent-encoded from matches the request however its escapes are spelt
     line = REDIRECTS.splitlines().index("/caf%C3%A9         /about.html               301") + 1
-    assert "_redirects:%d: " % line not in srv.stderr()
+    assert "_redirects:%d:" % line not in srv.stderr()
     for target in ("/caf%C3%A9", "/caf%c3%a9"):
         r = get(srv.port, target)
         assert (r.status, loc(r)) == (301, "/about.html"), target

@@ -52,6 +52,8 @@ static void expect_has(const char *err, const char *needle)
         fail_msg("expected \"%s\" in:\n%s", needle, err);
 }
 
+static const char *in_tmp(const char *rel);
+
 #define BASE "listen:\n  - addr: \":8080\"\n"
 #define ROUTE_OK "sites:\n  - routes:\n      - match: /\n        respond: {status: 200}\n"
 
@@ -79,7 +81,7 @@ static const char full_example[] =
     "\n"
     "log:\n"
     "  level: debug\n"
-    "  access: /var/log/portico/access.log\n"
+    "  access: conf/access.log\n"
     "  format: json\n"
     "\n"
     "upstreams:\n"
@@ -159,7 +161,7 @@ static void test_full_example(void **state)
     assert_int_equal(cfg->trusted_proxies[2].prefix_len, 32);
 
     assert_int_equal(cfg->log.level, PT_LOG_DEBUG);
-    assert_string_equal(cfg->log.access, "/var/log/portico/access.log");
+    assert_string_equal(cfg->log.access, in_tmp("conf/access.log"));
     assert_int_equal(cfg->log.format, PT_LOG_FORMAT_JSON);
 
     /* api, local, then the one made for the inline URL */
@@ -353,8 +355,8 @@ static void test_unknown_keys(void **state)
     expect_has(e, "t.yaml:6:9: unknown key \"respnd\"; did you mean \"respond\"?");
     expect_has(e, "t.yaml:5:9: a route needs one of proxy, redirect, respond or static");
 
-    e = load_err("acme: {}\n" BASE ROUTE_OK);
-    expect_has(e, "t.yaml:1:1: key \"acme\" is not supported yet");
+    e = load_err("admin: {}\n" BASE ROUTE_OK);
+    expect_has(e, "t.yaml:1:1: key \"admin\" is not supported yet");
 }
 
 static void test_type_errors(void **state)
@@ -1336,7 +1338,7 @@ static void test_site_https_keys(void **state)
     assert_false(cfg->sites[0].hsts_preload);
     pt_config_free(cfg);
 
-    cfg = load_ok(BASE "sites:\n"
+    cfg = load_ok(BASE "  - addr: \":8443\"\n    tls: true\n" TLS_OK "sites:\n"
                        "  - https_redirect: true\n"
                        "    hsts: {max_age: 365d, include_subdomains: true, preload: true}\n"
                        "    routes: [{match: /, respond: {}}]\n"
@@ -1468,6 +1470,368 @@ static void test_upstream_tls(void **state)
     expect_has(e, "t.yaml:16:5: \"key\" needs \"cert\"");
 }
 
+/* ---- the routes: shorthand, log paths, warnings, environment, error pages ----------------- */
+
+static void write_text(const char *name, const char *text)
+{
+    FILE *f = fopen(name, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* The top-level routes: shorthand reads the static root's _redirects and _headers, exactly as
+   the same routes under sites: do. */
+static void test_routes_shorthand_reads_netlify_files(void **state)
+{
+    (void)state;
+    assert_int_equal(mkdir("nf", 0755), 0);
+    write_text("nf/_redirects", "/old /new 301\n");
+    write_text("nf/_headers", "/*\n  X-From-Headers: yes\n");
+    static const char *const forms[] = {
+        BASE "routes:\n  - match: \"/*\"\n    static: {root: nf}\n",
+        BASE "sites:\n  - routes:\n      - match: \"/*\"\n        static: {root: nf}\n",
+    };
+    for (size_t i = 0; i < 2; i++) {
+        struct pt_config *cfg = load_ok(forms[i]);
+        assert_int_equal(cfg->n_sites, 1);
+        const struct pt_site_cfg *site = &cfg->sites[0];
+        assert_non_null(site->redirects_file);
+        assert_string_equal(site->redirects_file, in_tmp("nf/_redirects"));
+        assert_non_null(site->headers_file);
+        assert_int_equal(site->n_nf_headers, 1);
+        assert_int_equal(site->n_routes, 2);
+        assert_non_null(site->routes[0].nf);
+        assert_string_equal(site->routes[0].match, "/old");
+        assert_int_equal(site->routes[0].action, PT_ACTION_REDIRECT);
+        assert_int_equal(site->routes[1].action, PT_ACTION_STATIC);
+        pt_config_free(cfg);
+    }
+    unlink("nf/_redirects");
+    unlink("nf/_headers");
+    rmdir("nf");
+}
+
+/* log.access is a path like the others: relative to the configuration file, and checked. */
+static void test_log_access_path(void **state)
+{
+    (void)state;
+    static const char text[] = BASE ROUTE_OK "log:\n  access: site/access.log\n";
+    struct pt_config *cfg = NULL;
+    int rc = pt_config_load_buf("conf/p.yaml", text, strlen(text), &cfg, errbuf, sizeof(errbuf));
+    if (rc != 0)
+        fail_msg("%s", errbuf);
+    assert_string_equal(cfg->log.access, in_tmp("conf/site/access.log"));
+    pt_config_free(cfg);
+
+    cfg = load_ok(BASE ROUTE_OK "log: {access: stderr}\n");
+    assert_string_equal(cfg->log.access, "stderr");
+    pt_config_free(cfg);
+    cfg = load_ok(BASE ROUTE_OK "log: {access: \"off\"}\n");
+    assert_string_equal(cfg->log.access, "off");
+    pt_config_free(cfg);
+
+    const char *e = load_err(BASE ROUTE_OK "log:\n  access: nodir/access.log\n");
+    expect_has(e, "t.yaml:8:11: the directory of \"access\" log \"");
+    expect_has(e, "nodir/access.log\" does not exist");
+    e = load_err(BASE ROUTE_OK "log:\n  level: info\n  access: www\n");
+    expect_has(e, "t.yaml:9:11: \"access\" log \"");
+    expect_has(e, "www\" is a directory");
+    if (geteuid() != 0) { /* root writes anywhere */
+        assert_int_equal(mkdir("ro", 0555), 0);
+        e = load_err(BASE ROUTE_OK "log:\n  access: ro/a.log\n");
+        expect_has(e, "t.yaml:8:11: cannot create \"access\" log \"");
+        rmdir("ro");
+    }
+}
+
+/* A tab in the indentation is named as such, at the tab. */
+static void test_tab_indentation(void **state)
+{
+    (void)state;
+    const char *e = load_err("listen:\n\t- addr: \":8080\"\n" ROUTE_OK);
+    expect_has(e, "t.yaml:2:1: tabs are not allowed for indentation in YAML; use spaces");
+    e = load_err(BASE "routes:\n  - match: /\n  \t respond: {}\n");
+    expect_has(e, "t.yaml:5:3: tabs are not allowed for indentation in YAML; use spaces");
+    e = load_err(BASE "routes:\n  - match: /\n    respond:\n\tstatus: 200\n");
+    expect_has(e, "t.yaml:6:1: tabs are not allowed");
+    /* a tab inside a line, after the key, is fine */
+    pt_config_free(load_ok("listen:\n  - addr:\t\":8080\"\n" ROUTE_OK));
+}
+
+static void test_env_expansion(void **state)
+{
+    (void)state;
+    setenv("PT_T_PORT", "8181", 1);
+    setenv("PT_T_KEY", "s3cret-value", 1);
+    setenv("PT_T_EMPTY", "", 1);
+    unsetenv("PT_T_UNSET");
+    struct pt_config *cfg =
+        load_ok("listen:\n  - addr: \"127.0.0.1:${PT_T_PORT}\"\n"
+                "workers: ${PT_T_UNSET:-3}\n"
+                "routes:\n"
+                "  - match: /a\n"
+                "    respond:\n"
+                "      body: \"k=${PT_T_KEY};e=${PT_T_EMPTY};d=${PT_T_EMPTY:-dflt};l=$${PT_T_KEY};"
+                "$1 and $ alone\"\n"
+                "      headers: {X-Key: \"${PT_T_KEY}\", X-Def: \"${PT_T_UNSET:-a:b}\"}\n"
+                "  - match: \"/${PT_T_UNSET:-b}\"\n"
+                "    respond: {}\n");
+    assert_int_equal(ntohs(cfg->listens[0].addr.u.in.sin_port), 8181);
+    assert_int_equal(cfg->workers, 3);
+    const struct pt_respond_cfg *rs = &cfg->sites[0].routes[0].respond;
+    assert_string_equal(rs->body, "k=s3cret-value;e=;d=dflt;l=${PT_T_KEY};$1 and $ alone");
+    assert_string_equal(rs->headers[0].value, "s3cret-value");
+    assert_string_equal(rs->headers[1].value, "a:b");
+    assert_string_equal(cfg->sites[0].routes[1].match, "/b");
+    pt_config_free(cfg);
+
+    /* keys are never expanded */
+    const char *e = load_err(BASE ROUTE_OK "${PT_T_KEY}: 1\n");
+    expect_has(e, "t.yaml:7:1: unknown key \"${PT_T_KEY}\"");
+
+    /* an unset variable without a default, and a malformed reference, at the value; the value's
+       other checks stay quiet */
+    e = load_err(BASE "upstreams:\n  a:\n    targets:\n      - url: \"${PT_T_UNSET}\"\n"
+                      "routes:\n  - match: /\n    proxy: {to: a, timeout: \"${PT_T_UNSET\"}\n");
+    expect_has(e, "t.yaml:6:14: environment variable \"PT_T_UNSET\" is not set (give a default "
+                  "with ${PT_T_UNSET:-default})");
+    expect_has(e, "t.yaml:9:29: bad environment reference in this value");
+    assert_null(strstr(e, "bad URL"));
+    assert_null(strstr(e, "duration"));
+    e = load_err(BASE ROUTE_OK "log: {access: \"${1X}\"}\n");
+    expect_has(e, "t.yaml:7:15: bad environment reference");
+    e = load_err(BASE ROUTE_OK "log: {access: \"${PT_T_UNSET-x}\"}\n");
+    expect_has(e, "t.yaml:7:15: bad environment reference");
+
+    /* a value from the environment never appears in a message */
+    setenv("PT_T_URL", "ftp://user:hunter2@host", 1);
+    e = load_err(BASE "upstreams:\n  a:\n    targets:\n      - url: \"${PT_T_URL}\"\n" ROUTE_OK);
+    expect_has(e, "t.yaml:6:14: bad URL \"${PT_T_URL}\"");
+    assert_null(strstr(e, "hunter2"));
+    setenv("PT_T_LONG", "0123456789012345678901234567890123456789012345678hunter2hunter2", 1);
+    e = load_err(BASE "upstreams:\n  a:\n    targets:\n      - url: \"x${PT_T_LONG}\"\n" ROUTE_OK);
+    assert_null(strstr(e, "hunter"));
+    assert_null(strstr(e, "0123456789"));
+    unsetenv("PT_T_URL");
+    unsetenv("PT_T_LONG");
+    unsetenv("PT_T_PORT");
+    unsetenv("PT_T_KEY");
+    unsetenv("PT_T_EMPTY");
+}
+
+static void test_top_level_acme_points_to_tls_acme(void **state)
+{
+    (void)state;
+    const char *e = load_err(BASE ROUTE_OK "acme: {email: a@b.c}\n");
+    expect_has(e, "t.yaml:7:1: key \"acme\" is not supported here; use tls.acme");
+}
+
+/* Warnings come as FILE:LINE:COL: warning: lines in the configuration, counted. */
+static void test_warnings_are_positioned_and_counted(void **state)
+{
+    (void)state;
+    assert_int_equal(mkdir("wn", 0755), 0);
+    write_text("wn/_redirects", "/ok /x 301\nthis-line-is-bad\n/x%3Ay /c 301\n");
+    write_text("wn/_headers", "/*\n  Server: x\n");
+    struct pt_config *cfg = load_ok(BASE "upstreams:\n  s:\n    targets: [{url: "
+                                         "\"https://127.0.0.1:9\"}]\n    tls_verify: false\n"
+                                         "routes:\n  - match: \"/*\"\n    static: {root: wn}\n");
+    assert_int_equal(cfg->n_warnings, 4);
+    assert_int_equal(cfg->n_warning_lines, 4);
+    /* the configuration file's own first, then the rule files in the order read */
+    expect_has(cfg->warnings[0], "t.yaml:6:17: warning: tls_verify is false: the certificates "
+                                 "and names of upstream \"s\"'s targets are not checked");
+    char want[4300];
+    snprintf(want, sizeof(want), "%s:2:1: warning: header \"Server\" ", in_tmp("wn/_headers"));
+    assert_memory_equal(cfg->warnings[1], want, strlen(want));
+    expect_has(cfg->warnings[1], "(skipped)");
+    snprintf(want, sizeof(want), "%s:2:1: warning: missing destination", in_tmp("wn/_redirects"));
+    assert_memory_equal(cfg->warnings[2], want, strlen(want));
+    snprintf(want, sizeof(want), "%s:3:1: warning: \"/x%%3Ay\": ", in_tmp("wn/_redirects"));
+    assert_memory_equal(cfg->warnings[3], want, strlen(want));
+    expect_has(cfg->warnings[3], "(rule skipped)");
+    pt_config_free(cfg);
+
+    cfg = load_ok(BASE ROUTE_OK);
+    assert_int_equal(cfg->n_warnings, 0);
+    assert_null(cfg->warnings);
+    pt_config_free(cfg);
+
+    /* past 200 they are counted, not kept */
+    FILE *f = fopen("wn/_redirects", "w");
+    assert_non_null(f);
+    for (int i = 0; i < 250; i++)
+        fputs("bad\n", f);
+    fclose(f);
+    cfg = load_ok(BASE "routes:\n  - match: \"/*\"\n    static: {root: wn}\n");
+    assert_int_equal(cfg->n_warnings, 251);
+    assert_int_equal(cfg->n_warning_lines, 200);
+    pt_config_free(cfg);
+    unlink("wn/_redirects");
+    unlink("wn/_headers");
+    rmdir("wn");
+}
+
+/* https_redirect needs somewhere to send clients. */
+static void test_https_redirect_needs_tls_listener(void **state)
+{
+    (void)state;
+    const char *e = load_err(BASE "sites:\n  - https_redirect: true\n    routes: [{match: /, "
+                                  "respond: {}}]\n");
+    expect_has(e, "t.yaml:4:21: \"https_redirect\" needs a listener with tls: true");
+    pt_config_free(load_ok(BASE "sites:\n  - https_redirect: false\n    routes: [{match: /, "
+                                "respond: {}}]\n"));
+}
+
+static void test_server_header(void **state)
+{
+    (void)state;
+    struct pt_config *cfg = load_ok(BASE ROUTE_OK);
+    assert_string_equal(cfg->server_header, "portico");
+    assert_string_equal(cfg->server_line, "Server: portico\r\n");
+    assert_int_equal(cfg->server_line_len, strlen("Server: portico\r\n"));
+    pt_config_free(cfg);
+    cfg = load_ok(BASE ROUTE_OK "server_header: \"edge/2 (x)\"\n");
+    assert_string_equal(cfg->server_header, "edge/2 (x)");
+    assert_string_equal(cfg->server_line, "Server: edge/2 (x)\r\n");
+    pt_config_free(cfg);
+    static const char *const offs[] = {"off", "false", "\"off\""};
+    for (size_t i = 0; i < 3; i++) {
+        char yaml[512];
+        snprintf(yaml, sizeof(yaml), BASE ROUTE_OK "server_header: %s\n", offs[i]);
+        cfg = load_ok(yaml);
+        assert_null(cfg->server_header);
+        assert_int_equal(cfg->server_line_len, 0);
+        assert_string_equal(cfg->server_line, "");
+        pt_config_free(cfg);
+    }
+    const char *e = load_err(BASE ROUTE_OK "server_header: \"\"\n");
+    expect_has(e, "t.yaml:7:16: expected off, or a header value");
+    e = load_err(BASE ROUTE_OK "server_header: \"a\\x01b\"\n");
+    expect_has(e, "t.yaml:7:16: expected off, or a header value");
+    e = load_err(BASE ROUTE_OK "server_heder: x\n");
+    expect_has(e, "t.yaml:7:1: unknown key \"server_heder\"; did you mean \"server_header\"?");
+}
+
+/* Routes after a catch-all (YAML routes, and Netlify rules at their own file) are warned. */
+static void test_routes_after_catch_all_warned(void **state)
+{
+    (void)state;
+    struct pt_config *cfg = load_ok(BASE "routes:\n"
+                                         "  - match: /a\n"      /* 4 */
+                                         "    respond: {}\n"    /* 5 */
+                                         "  - match: \"/*\"\n"  /* 6 */
+                                         "    methods: [GET]\n" /* 7 */
+                                         "    respond: {}\n"    /* 8 */
+                                         "  - match: \"/*\"\n"  /* 9 */
+                                         "    respond: {}\n"    /* 10 */
+                                         "  - match: /b\n"      /* 11 */
+                                         "    respond: {}\n"    /* 12 */
+                                         "  - match: \"*\"\n"   /* 13 */
+                                         "    respond: {}\n");
+    assert_int_equal(cfg->n_warnings, 2);
+    assert_string_equal(cfg->warnings[0],
+                        "t.yaml:11:5: warning: this route can never match: the route at line 9 "
+                        "(match \"/*\", all methods) takes every request first");
+    expect_has(cfg->warnings[1], "t.yaml:13:5: warning: this route can never match");
+    pt_config_free(cfg);
+
+    /* a catch-all in one site says nothing about another; a suffix or methods route is no
+       catch-all */
+    cfg = load_ok(BASE "sites:\n"
+                       "  - hosts: [a.test]\n"
+                       "    routes: [{match: \"/*\", respond: {}}]\n"
+                       "  - routes: [{match: \"*.js\", respond: {}}, {match: /x, respond: {}}]\n");
+    assert_int_equal(cfg->n_warnings, 0);
+    pt_config_free(cfg);
+
+    /* Netlify rules compiled after a YAML catch-all are warned at their line */
+    assert_int_equal(mkdir("ca", 0755), 0);
+    write_text("ca/_redirects", "/old /new 301\n");
+    cfg = load_ok(BASE "routes:\n  - match: \"/*\"\n    respond: {}\n"
+                       "  - match: \"/*\"\n    static: {root: ca}\n");
+    assert_int_equal(cfg->n_warnings, 2);
+    expect_has(cfg->warnings[0], "t.yaml:6:5: warning: this route can never match");
+    char want[4500];
+    snprintf(want, sizeof(want),
+             "%s:1:1: warning: this rule can never match: the route at t.yaml:4 (match \"/*\", "
+             "all methods) takes every request first",
+             in_tmp("ca/_redirects"));
+    assert_string_equal(cfg->warnings[1], want);
+    pt_config_free(cfg);
+    unlink("ca/_redirects");
+    rmdir("ca");
+}
+
+static void test_error_pages(void **state)
+{
+    (void)state;
+    assert_int_equal(mkdir("pages", 0755), 0);
+    write_text("pages/404.html", "<p>gone fishing</p>\n");
+    write_text("pages/502.json", "{\"down\":true}\n");
+    write_text("pages/default.html", "top\n");
+    struct pt_config *cfg =
+        load_ok(BASE "errors:\n  404: pages/default.html\n"
+                     "  503: pages/default.html\n"
+                     "sites:\n"
+                     "  - errors: {404: pages/404.html, \"502\": pages/502.json}\n"
+                     "    routes: [{match: /, respond: {}}]\n"
+                     "  - hosts: [b.test]\n"
+                     "    routes: [{match: /, respond: {}}]\n");
+    assert_int_equal(cfg->n_error_pages, 2);
+    const struct pt_site_cfg *a = &cfg->sites[0], *b = &cfg->sites[1];
+    assert_int_equal(a->n_error_pages, 2);
+    const struct pt_error_page *pg = pt_config_error_page(cfg, a, 404);
+    assert_non_null(pg);
+    assert_string_equal(pg->path, in_tmp("pages/404.html"));
+    assert_int_equal(pg->body_len, strlen("<p>gone fishing</p>\n"));
+    assert_memory_equal(pg->body, "<p>gone fishing</p>\n", pg->body_len);
+    pg = pt_config_error_page(cfg, a, 502);
+    assert_non_null(pg);
+    assert_string_equal(pg->body, "{\"down\":true}\n");
+    /* the top level fills in for a site without its own page, and before a site is known */
+    pg = pt_config_error_page(cfg, a, 503);
+    assert_non_null(pg);
+    assert_string_equal(pg->body, "top\n");
+    assert_string_equal(pt_config_error_page(cfg, b, 404)->body, "top\n");
+    assert_string_equal(pt_config_error_page(cfg, NULL, 404)->body, "top\n");
+    assert_null(pt_config_error_page(cfg, b, 502));
+    assert_null(pt_config_error_page(cfg, NULL, 400));
+    pt_config_free(cfg);
+
+    FILE *f = fopen("pages/big.html", "w");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, PT_ERROR_PAGE_MAX, SEEK_SET), 0);
+    fputc('x', f);
+    fclose(f);
+    const char *e = load_err(BASE ROUTE_OK "errors:\n"
+                                           "  404: pages/nope.html\n" /* 8 */
+                                           "  500: pages\n"           /* 9 */
+                                           "  503: pages/big.html\n"  /* 10 */
+                                           "  302: pages/404.html\n"  /* 11 */
+                                           "  4xx: pages/404.html\n"  /* 12 */
+                                           "  504: \"\"\n"            /* 13 */
+                                           "  502: [a]\n");           /* 14 */
+    expect_has(e, "t.yaml:8:8: cannot read error page \"");
+    expect_has(e, "nope.html\": No such file or directory");
+    expect_has(e, "t.yaml:9:8: cannot use error page \"");
+    expect_has(e, "pages\": not a regular file");
+    expect_has(e, "t.yaml:10:8: cannot use error page \"");
+    expect_has(e, "big.html\": larger than 1 MiB");
+    expect_has(e, "t.yaml:11:3: expected an HTTP status from 400 to 599 as a key of \"errors\"");
+    expect_has(e, "t.yaml:12:3: expected an HTTP status from 400 to 599");
+    expect_has(e, "t.yaml:13:8: \"errors\" must name a file");
+    expect_has(e, "t.yaml:14:8: expected a string for \"errors\"");
+    e = load_err(BASE ROUTE_OK "errors: [pages/404.html]\n");
+    expect_has(e, "t.yaml:7:9: expected a mapping (key: value) for \"errors\"");
+    unlink("pages/big.html");
+    unlink("pages/404.html");
+    unlink("pages/502.json");
+    unlink("pages/default.html");
+    rmdir("pages");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1498,6 +1862,16 @@ int main(void)
         cmocka_unit_test(test_site_https_keys),
         cmocka_unit_test(test_site_https_errors),
         cmocka_unit_test(test_upstream_tls),
+        cmocka_unit_test(test_routes_shorthand_reads_netlify_files),
+        cmocka_unit_test(test_log_access_path),
+        cmocka_unit_test(test_tab_indentation),
+        cmocka_unit_test(test_env_expansion),
+        cmocka_unit_test(test_top_level_acme_points_to_tls_acme),
+        cmocka_unit_test(test_warnings_are_positioned_and_counted),
+        cmocka_unit_test(test_https_redirect_needs_tls_listener),
+        cmocka_unit_test(test_server_header),
+        cmocka_unit_test(test_routes_after_catch_all_warned),
+        cmocka_unit_test(test_error_pages),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }
