@@ -2,14 +2,14 @@
 """The example's API backend: a small JSON service on the Python standard library.
 
 It knows nothing about the site or about Portico: Portico reaches it at /v1/... when the browser
-asks for /api/... on the site's own origin (see ../public/_redirects).
+asks for /api/... on the site's own origin (see ../portico.yaml).
 
     python3 server.py 127.0.0.1:9001
 
 GET  /v1/hello   a greeting, with what the proxy told the backend about the client
 GET  /v1/todos   the list (kept in memory, at most 100 items)
 POST /v1/todos   {"title": "..."} adds one (201)
-GET  /v1/health  {"ok": true, "site": <the X-Site header netlify.toml adds>}
+GET  /v1/status  {"ok": true, "site": <the X-Site header portico.yaml adds>}
 """
 
 import json
@@ -53,7 +53,7 @@ class Api(BaseHTTPRequestHandler):
         elif path == "/v1/todos":
             with lock:
                 self.send_json(200, {"todos": list(todos)})
-        elif path == "/v1/health":
+        elif path == "/v1/status":
             self.send_json(200, {"ok": True, "site": self.headers.get("X-Site")})
         else:
             self.send_json(404, {"error": "no such endpoint"})
