@@ -6,7 +6,7 @@
  * freed in one call. Nothing here touches sockets or threads: the server builds its runtime
  * snapshot (router, upstream state) from this. Errors carry FILE:LINE:COL positions.
  *
- * See ../shared/spec/config.md for the contract and docs/config.md for every key.
+ * See docs/config.md for every key.
  */
 #ifndef PT_CONFIG_CONFIG_H
 #define PT_CONFIG_CONFIG_H
