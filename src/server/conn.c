@@ -42,10 +42,15 @@
 
 #define LINGER_MS 2000u
 #define LINGER_MAX_BYTES (256u * 1024u)
+/* A local answer (respond, redirect, error page, static) to a request with a body reads and
+   drops up to this many body bytes, so the connection can serve the next request; a longer
+   body gets Connection: close instead. */
+#define DISCARD_MAX_BYTES (64u * 1024u)
 
 static void conn_step(struct pt_conn *c);
 static int version_status(const char *buf, size_t len);
 static void head_rejected(struct pt_conn *c, int status);
+static void discard_give_up(struct pt_conn *c);
 
 #define REQ_CACHE_MAX 256
 
@@ -245,6 +250,11 @@ static void conn_timeout(struct pt_timer *t)
     case PT_CS_REQ:
         if (c->r && c->r->pstate != PT_PS_NONE) {
             pt_proxy_client_timeout(c->r);
+            pt_conn_run(c);
+            return;
+        }
+        if (c->r && c->r->is_discarding) {
+            discard_give_up(c); /* the body did not come within body_timeout */
             pt_conn_run(c);
             return;
         }
@@ -529,6 +539,22 @@ static void fail_local(struct pt_req *r, int status, bool close)
     pt_respond_error(r, status, r->wants_json);
 }
 
+/* Called before a local answer to r, whose head is well framed. A body the answer leaves unread
+   would be taken for the next request's head, so: a body of at most DISCARD_MAX_BYTES is read
+   and dropped before the answer goes out (conn_step), keeping the connection; a longer one, or
+   one the client holds back until it hears from us (Expect: 100-continue), makes the answer
+   say Connection: close (RFC 9112 §9.6), and the lingering close drains what follows. */
+static void plan_discard(struct pt_req *r)
+{
+    if (!r->has_body || r->req_body.is_done || !r->is_keepalive)
+        return;
+    if (r->expect_continue || (!r->req_body.is_chunked && r->req_body.left > DISCARD_MAX_BYTES)) {
+        r->is_keepalive = false;
+        return;
+    }
+    r->is_discarding = true;
+}
+
 static void copy_field(char *dst, size_t cap, struct pt_str s)
 {
     size_t n = PT_MIN(s.n, cap - 1);
@@ -665,6 +691,7 @@ static bool answer_acme(struct pt_req *r, const char *path, size_t len)
     ssize_t n = pt_acme_http01(path + prefix, len - prefix, ka, sizeof(ka));
     if (n < 0)
         return false;
+    plan_discard(r);
     static const char ct[] = "Content-Type: application/octet-stream\r\n";
     pt_respond_simple(r, 200, ct, sizeof(ct) - 1, ka, (size_t)n);
     if (r->c->out.data && r->c->slice == ka) {
@@ -800,7 +827,8 @@ static void dispatch(struct pt_conn *c, size_t head_len)
         ssize_t rl = pn ? pt_path_normalize(rw_buf, pn, rw_path, sizeof(rw_path)) : -1;
         if (rl <= 0) {
             pt_buf_consume(&c->in, (uint32_t)head_len);
-            fail_local(r, 500, r->has_body);
+            plan_discard(r);
+            fail_local(r, 500, false);
             return;
         }
         if (qm)
@@ -812,18 +840,20 @@ static void dispatch(struct pt_conn *c, size_t head_len)
     }
     if (!route) {
         pt_buf_consume(&c->in, (uint32_t)head_len);
-        fail_local(r, mismatch ? 405 : 404, r->has_body);
+        plan_discard(r);
+        fail_local(r, mismatch ? 405 : 404, false);
         return;
     }
     r->route = route;
     r->site = pt_router_site_cfg(site);
     if (r->site->https_redirect && !c->tls && !is_acme_challenge(w->path_buf, (size_t)plen)) {
         pt_buf_consume(&c->in, (uint32_t)head_len);
+        plan_discard(r);
         redirect_to_https(r, host, path, query);
-        if (r->has_body)
-            r->is_keepalive = false;
         return;
     }
+    if (route->action != PT_ACTION_PROXY)
+        plan_discard(r);
     switch (route->action) {
     case PT_ACTION_STATIC:
         pt_static_route(r, &h, route, &m, mpath, mlen, query);
@@ -843,7 +873,8 @@ static void dispatch(struct pt_conn *c, size_t head_len)
         rc = pt_proxy_start(r, &h, &m, mpath, mlen, query);
         if (rc != PT_OK) {
             pt_buf_consume(&c->in, (uint32_t)head_len);
-            fail_local(r, rc >= 400 ? rc : 500, r->has_body);
+            plan_discard(r);
+            fail_local(r, rc >= 400 ? rc : 500, false);
             return;
         }
         break;
@@ -851,9 +882,6 @@ static void dispatch(struct pt_conn *c, size_t head_len)
         fail_local(r, 500, true);
         break;
     }
-    /* A local answer leaves the request body unread: the connection cannot be reused. */
-    if (route->action != PT_ACTION_PROXY && r->has_body)
-        r->is_keepalive = false;
     pt_buf_consume(&c->in, (uint32_t)head_len);
 }
 
@@ -986,6 +1014,125 @@ static void read_head(struct pt_conn *c)
     }
 }
 
+/* ---- dropping the body of a locally answered request ---- */
+
+/* Makes the queued response head in c->out say Connection: close. The head is still whole and
+   unsent: conn_step holds the response until the body is dropped. Returns false when out of
+   memory. */
+static bool head_say_close(struct pt_conn *c)
+{
+    static const char ka[] = "\r\nConnection: keep-alive\r\n", cl[] = "Connection: close\r\n";
+    char *h = pt_buf_rpos(&c->out);
+    uint32_t len = pt_buf_len(&c->out);
+    char *end = memmem(h, len, "\r\n\r\n", 4);
+    char *eol = memmem(h, len, "\r\n", 2);
+    if (!end || !eol)
+        return false;
+    char *k = memmem(h, (size_t)(end + 2 - h), ka, sizeof(ka) - 1);
+    if (k) { /* HTTP/1.0 keep-alive: the line becomes "Connection: close" */
+        memcpy(k + 14, "close\r\n", 7);
+        memmove(k + 21, k + 26, (size_t)(h + len - (k + 26)));
+        c->out.tail -= 5;
+        return true;
+    }
+    if (pt_buf_room(&c->out) < sizeof(cl) - 1)
+        pt_buf_compact(&c->out);
+    if (pt_buf_room(&c->out) < sizeof(cl) - 1) {
+        struct pt_buf nb = {0};
+        if (pt_buf_alloc(&nb, c->out.cap + (uint32_t)sizeof(cl)) < 0)
+            return false;
+        pt_buf_put(&nb, pt_buf_rpos(&c->out), pt_buf_len(&c->out));
+        pt_buf_release(&c->out);
+        c->out = nb;
+    }
+    size_t at = (size_t)(eol - h) + 2; /* just after the status line */
+    h = pt_buf_rpos(&c->out);
+    memmove(h + at + sizeof(cl) - 1, h + at, pt_buf_len(&c->out) - at);
+    memcpy(h + at, cl, sizeof(cl) - 1);
+    c->out.tail += (uint32_t)(sizeof(cl) - 1);
+    return true;
+}
+
+/* The body could not be dropped (too long, malformed, too slow, the client stopped sending):
+   the response goes out saying Connection: close, and the lingering close follows. */
+static void discard_give_up(struct pt_conn *c)
+{
+    struct pt_req *r = c->r;
+    r->is_discarding = false;
+    r->is_keepalive = false;
+    pt_timer_stop(&c->w->loop, &c->timer);
+    if (!head_say_close(c))
+        pt_conn_close(c);
+}
+
+/* Reads and drops the request body of a locally answered request (plan_discard). Returns PT_OK
+   when the body is gone or given up on (the response may go out), PT_AGAIN to wait for bytes
+   (body_timeout armed), or PT_ERR when the connection failed. Bytes after the body (a pipelined
+   request) stay in c->in. */
+static int discard_body(struct pt_conn *c)
+{
+    struct pt_req *r = c->r;
+    struct pt_body *b = &r->req_body;
+    for (;;) {
+        uint32_t len = pt_buf_len(&c->in);
+        if (len) {
+            uint32_t used = len;
+            if (b->is_chunked) {
+                size_t dlen = len;
+                ssize_t rc = pt_h1_chunked_decode(&b->dec, pt_buf_rpos(&c->in), &dlen);
+                if (rc == PT_H1_EBAD) {
+                    discard_give_up(c);
+                    return PT_OK;
+                }
+                if (rc >= 0) { /* the last chunk: what follows it moved to just after the data */
+                    b->is_done = true;
+                    used = len - (uint32_t)rc;
+                    c->in.tail = c->in.head + (uint32_t)dlen + (uint32_t)rc;
+                    pt_buf_consume(&c->in, (uint32_t)dlen);
+                } else {
+                    c->in.head = c->in.tail = 0;
+                }
+            } else {
+                used = (uint32_t)PT_MIN((uint64_t)len, b->left);
+                b->left -= used;
+                pt_buf_consume(&c->in, used);
+                b->is_done = b->left == 0;
+            }
+            r->discarded_bytes += used;
+            if (b->is_done) {
+                r->is_discarding = false;
+                pt_timer_stop(&c->w->loop, &c->timer);
+                return PT_OK;
+            }
+            if (r->discarded_bytes > DISCARD_MAX_BYTES) {
+                discard_give_up(c);
+                return PT_OK;
+            }
+        }
+        if (!c->can_read) {
+            if (!pt_timer_is_armed(&c->timer))
+                pt_timer_set(&c->w->loop, &c->timer, r->cfg->limits.body_timeout_ms);
+            return PT_AGAIN;
+        }
+        if (!c->in.data && pt_buf_alloc(&c->in, PT_BUF_SMALL) < 0)
+            return PT_ERR;
+        if (pt_buf_room(&c->in) == 0)
+            pt_buf_compact(&c->in);
+        ssize_t n = pt_conn_read(c, c->in.data + c->in.tail, pt_buf_room(&c->in));
+        if (n > 0) {
+            c->in.tail += (uint32_t)n;
+            continue;
+        }
+        if (n == 0) {
+            c->is_eof = true; /* the client may still read the answer */
+            discard_give_up(c);
+            return PT_OK;
+        }
+        if (n != -EAGAIN)
+            return PT_ERR;
+    }
+}
+
 /* ---- the pump ---- */
 
 static void linger(struct pt_conn *c)
@@ -1069,6 +1216,14 @@ static void conn_step(struct pt_conn *c)
         if (r->pstate != PT_PS_NONE) {
             pt_proxy_run(r);
             return;
+        }
+        if (r->is_discarding) {
+            int drc = r->is_keepalive ? discard_body(c) : PT_OK;
+            r->is_discarding = drc == PT_AGAIN;
+            if (drc == PT_ERR)
+                pt_conn_close(c);
+            if (drc != PT_OK || c->is_closed)
+                return;
         }
         int rc = pt_conn_flush(c);
         if (rc == PT_ERR)
