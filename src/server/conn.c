@@ -276,18 +276,27 @@ static struct pt_tls_ctx *tls_ctx_for(struct pt_worker *w, uint8_t idx)
     return idx < s->n_listen_tls ? s->listen_tls[idx] : NULL;
 }
 
+/* Connections accepted per listener wake-up: the listener is level-triggered (worker.c), so
+   what is left is reported again at once, after the worker's other events had their turn. */
+#define ACCEPT_BATCH 64
+
 void pt_conn_accept(struct pt_listener *l)
 {
     struct pt_worker *w = l->w;
-    for (int i = 0; i < 256 && l->io.fd >= 0; i++) {
+    for (int i = 0; i < ACCEPT_BATCH && l->io.fd >= 0 && l->is_armed; i++) {
         struct pt_sockaddr peer;
         peer.len = sizeof(peer.u);
         int fd = accept4(l->io.fd, &peer.u.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
+            int e = errno;
+            if (e == EINTR || e == ECONNABORTED)
                 continue;
-            if (errno != EAGAIN)
-                pt_log_warn("worker %d: accept: %s", w->id, strerror(errno));
+            if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+                pt_worker_accept_exhausted(w, l, e);
+            } else if (e != EAGAIN) {
+                pt_log_ratelimited(PT_LOG_WARN, "worker %d: accept: %s", w->id, strerror(e));
+                pt_worker_pause_accept(w, PT_ACCEPT_RETRY_MS);
+            }
             return;
         }
         const struct pt_config *cfg = pt_worker_cfg(w);

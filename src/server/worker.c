@@ -12,6 +12,7 @@
 #include "server/worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -417,10 +418,68 @@ static void on_listener(struct pt_io *io, uint32_t events)
     pt_conn_accept(PT_CONTAINER_OF(io, struct pt_listener, io));
 }
 
-static void close_listeners(struct pt_worker *w)
+/* Listeners are level-triggered: a wake-up accepts a bounded batch (conn.c) and, while the
+   accept queue is not empty, the next epoll_wait reports the listener again. Nothing waits
+   for another client to arrive, and the worker's other connections get their turn between
+   batches. (Edge-triggered listeners stranded whatever a batch left behind.) */
+static int listener_arm(struct pt_worker *w, struct pt_listener *l)
+{
+    if (l->is_armed || l->io.fd < 0)
+        return 0;
+    int rc = pt_loop_add(&w->loop, &l->io, EPOLLIN, true);
+    if (rc == 0)
+        l->is_armed = true;
+    return rc;
+}
+
+static void listener_disarm(struct pt_worker *w, struct pt_listener *l)
+{
+    if (!l->is_armed)
+        return;
+    (void)pt_loop_del(&w->loop, &l->io);
+    l->is_armed = false;
+}
+
+void pt_worker_pause_accept(struct pt_worker *w, uint32_t ms)
 {
     for (size_t i = 0; i < w->n_listeners; i++)
+        listener_disarm(w, &w->listeners[i]);
+    pt_timer_set(&w->loop, &w->accept_timer, ms);
+}
+
+static void on_accept_timer(struct pt_timer *t)
+{
+    struct pt_worker *w = PT_CONTAINER_OF(t, struct pt_worker, accept_timer);
+    if (w->is_draining)
+        return;
+    for (size_t i = 0; i < w->n_listeners; i++)
+        if (listener_arm(w, &w->listeners[i]) < 0)
+            pt_timer_set(&w->loop, &w->accept_timer, PT_ACCEPT_RETRY_MS);
+}
+
+void pt_worker_accept_exhausted(struct pt_worker *w, struct pt_listener *l, int err)
+{
+    pt_log_ratelimited(PT_LOG_WARN,
+                       "worker %d: accept: %s: out of file descriptors, pausing accepts for "
+                       "%u ms",
+                       w->id, strerror(err), PT_ACCEPT_RETRY_MS);
+    if (w->reserve_fd >= 0) {
+        close(w->reserve_fd);
+        int fd = accept4(l->io.fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0)
+            close(fd); /* a prompt close tells this client more than a queue that never moves */
+        w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    pt_worker_pause_accept(w, PT_ACCEPT_RETRY_MS);
+}
+
+static void close_listeners(struct pt_worker *w)
+{
+    pt_timer_stop(&w->loop, &w->accept_timer);
+    for (size_t i = 0; i < w->n_listeners; i++) {
+        listener_disarm(w, &w->listeners[i]);
         pt_loop_close(&w->loop, &w->listeners[i].io);
+    }
 }
 
 static void start_drain(struct pt_worker *w)
@@ -470,6 +529,8 @@ int pt_worker_init(struct pt_worker *w, int id, const int *fds, const bool *is_t
     if (rc < 0)
         return rc;
     pt_timer_init(&w->drain_timer, on_drain_timeout);
+    pt_timer_init(&w->accept_timer, on_accept_timer);
+    w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     w->log_buf = malloc(LOG_BUF_BYTES);
     w->listeners = calloc(n ? n : 1, sizeof(*w->listeners));
     if (!w->log_buf || !w->listeners)
@@ -491,7 +552,7 @@ int pt_worker_init(struct pt_worker *w, int id, const int *fds, const bool *is_t
         l->w = w;
         l->is_tls = is_tls[i];
         l->idx = (uint8_t)i;
-        if ((rc = pt_loop_add(&w->loop, &l->io, EPOLLIN, false)) < 0)
+        if ((rc = listener_arm(w, l)) < 0)
             return rc;
         w->n_listeners++;
     }
@@ -508,6 +569,9 @@ static void *worker_main(void *arg)
             break;
     }
     pt_timer_stop(&w->loop, &w->drain_timer);
+    pt_timer_stop(&w->loop, &w->accept_timer);
+    if (w->reserve_fd >= 0)
+        close(w->reserve_fd);
     /* Release what the loop still holds. */
     for (unsigned i = 0; i < PT_POOL_BUCKETS; i++)
         while (w->pool[i]) {

@@ -59,12 +59,14 @@ struct pt_wsnap {
 };
 
 #define PT_POOL_BUCKETS 64
+#define PT_ACCEPT_RETRY_MS 100u /* accept pause after EMFILE/ENFILE */
 
 struct pt_listener {
     struct pt_io io;
     struct pt_worker *w;
     bool is_tls;
-    uint8_t idx; /* position in the configuration's listen list */
+    bool is_armed; /* registered in the worker's loop (not paused by a shortage or the cap) */
+    uint8_t idx;   /* position in the configuration's listen list */
 };
 
 struct pt_worker {
@@ -91,6 +93,8 @@ struct pt_worker {
     uint64_t rid_seed[2]; /* request-id generator state */
     bool is_draining;
     struct pt_timer drain_timer;
+    struct pt_timer accept_timer; /* re-arms the listeners after an accept pause */
+    int reserve_fd;               /* /dev/null, given up to shed a connection on EMFILE */
     atomic_bool stop_requested;            /* set by the main thread */
     _Atomic(struct pt_snapshot *) pending; /* newer snapshot from the main thread (owns a ref) */
 };
@@ -127,6 +131,14 @@ size_t pt_worker_request_id(struct pt_worker *w, char *out);
 
 /* Appends one access-log line for r (written out at the end of the loop iteration). */
 void pt_worker_access_log(struct pt_worker *w, const struct pt_req *r);
+
+/* Stops accepting on every listener of w for ms milliseconds (fd shortage, connection cap);
+   the accept timer arms them again. */
+void pt_worker_pause_accept(struct pt_worker *w, uint32_t ms);
+/* accept failed with EMFILE/ENFILE on l: closes the reserve fd, accepts and closes one waiting
+   connection (so that client hears something now), reopens the reserve, and pauses accepting
+   for a moment. Logs at a bounded rate. */
+void pt_worker_accept_exhausted(struct pt_worker *w, struct pt_listener *l, int err);
 
 /* Client connection lifecycle (server/conn.c). */
 void pt_conn_accept(struct pt_listener *l);
