@@ -93,8 +93,8 @@ struct pt_worker {
     uint64_t rid_seed[2]; /* request-id generator state */
     bool is_draining;
     struct pt_timer drain_timer;
-    struct pt_timer accept_timer; /* re-arms the listeners after an accept pause */
-    int reserve_fd;               /* /dev/null, given up to shed a connection on EMFILE */
+    struct pt_timer accept_timer;          /* re-arms the listeners after an accept pause */
+    int reserve_fd;                        /* /dev/null, given up to shed a connection on EMFILE */
     atomic_bool stop_requested;            /* set by the main thread */
     _Atomic(struct pt_snapshot *) pending; /* newer snapshot from the main thread (owns a ref) */
 };
