@@ -951,6 +951,21 @@ static void check_tls_listeners(struct pt_cfg_ctx *x)
     }
 }
 
+/* Two listen addresses of one family and port where one is the wildcard: they cannot both be
+   bound. IPv6 listeners are IPV6_V6ONLY (core/sock.c), so [::]:P and 0.0.0.0:P do not overlap. */
+static bool listen_overlaps(const struct pt_sockaddr *a, const struct pt_sockaddr *b)
+{
+    if (a->u.sa.sa_family != b->u.sa.sa_family)
+        return false;
+    if (a->u.sa.sa_family == AF_INET)
+        return a->u.in.sin_port == b->u.in.sin_port &&
+               (a->u.in.sin_addr.s_addr == htonl(INADDR_ANY) ||
+                b->u.in.sin_addr.s_addr == htonl(INADDR_ANY));
+    return a->u.in6.sin6_port == b->u.in6.sin6_port &&
+           (IN6_IS_ADDR_UNSPECIFIED(&a->u.in6.sin6_addr) ||
+            IN6_IS_ADDR_UNSPECIFIED(&b->u.in6.sin6_addr));
+}
+
 static void load_listen(struct pt_cfg_ctx *x, const struct pt_ynode *v)
 {
     struct pt_config *cfg = x->cfg;
@@ -998,12 +1013,19 @@ static void load_listen(struct pt_cfg_ctx *x, const struct pt_ynode *v)
                 l->pos = val->pos;
                 for (size_t i = 0; i + 1 < cfg->n_listens; i++) {
                     const struct pt_listen_cfg *o = &cfg->listens[i];
-                    if (o->addr_text && o->addr.len == l->addr.len &&
+                    if (!o->addr_text)
+                        continue;
+                    if (o->addr.len == l->addr.len &&
                         memcmp(&o->addr.u, &l->addr.u, l->addr.len) == 0)
                         pt_config_error(x, val->pos,
                                         "address \"%s\" is listed twice (first at "
                                         "line %d)",
                                         l->addr_text, o->pos.line);
+                    else if (listen_overlaps(&o->addr, &l->addr))
+                        pt_config_error(x, val->pos,
+                                        "address \"%s\" overlaps \"%s\" (line %d): a wildcard "
+                                        "address takes its port on every address of its family",
+                                        l->addr_text, o->addr_text, o->pos.line);
                 }
             } else if (is(k, "tls")) {
                 if (get_bool(x, val, "tls", &l->is_tls) && l->is_tls)

@@ -283,6 +283,8 @@ static struct pt_tls_ctx *tls_ctx_for(struct pt_worker *w, uint8_t idx)
 void pt_conn_accept(struct pt_listener *l)
 {
     struct pt_worker *w = l->w;
+    /* A newer snapshot first: it may renumber this listener or take it away (worker.c). */
+    (void)pt_worker_cfg(w);
     for (int i = 0; i < ACCEPT_BATCH && l->io.fd >= 0 && l->is_armed; i++) {
         struct pt_sockaddr peer;
         peer.len = sizeof(peer.u);
