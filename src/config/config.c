@@ -1054,9 +1054,9 @@ static void load_listen(struct pt_cfg_ctx *x, const struct pt_ynode *v)
 
 static void load_limits(struct pt_cfg_ctx *x, const struct pt_ynode *v)
 {
-    static const char *const keys[] = {"header_size",       "headers",        "uri_size",
-                                       "body_size",         "header_timeout", "body_timeout",
-                                       "keepalive_timeout", "send_timeout",   NULL};
+    static const char *const keys[] = {
+        "header_size",  "headers",           "uri_size",     "body_size",       "header_timeout",
+        "body_timeout", "keepalive_timeout", "send_timeout", "max_connections", NULL};
     struct pt_limits_cfg *lim = &x->cfg->limits;
     const uint64_t gib = 1ull << 30;
     if (!want_map(x, v, "limits"))
@@ -1084,6 +1084,9 @@ static void load_limits(struct pt_cfg_ctx *x, const struct pt_ynode *v)
             get_ms(x, val, "body_timeout", 1, UINT32_MAX, &lim->body_timeout_ms);
         } else if (is(k, "keepalive_timeout")) {
             get_ms(x, val, "keepalive_timeout", 1, UINT32_MAX, &lim->keepalive_timeout_ms);
+        } else if (is(k, "max_connections")) {
+            if (get_uint(x, val, "max_connections", 1, 1u << 24, &n))
+                lim->max_connections = (uint32_t)n;
         } else {
             get_ms(x, val, "send_timeout", 1, UINT32_MAX, &lim->send_timeout_ms);
         }

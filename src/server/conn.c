@@ -119,6 +119,15 @@ static struct pt_req *request_begin(struct pt_conn *c)
 
 /* ---- lifecycle ---- */
 
+/* Client connections open in the process, for limits.max_connections. Touched once per accept
+   and once per close, not per request. */
+static _Atomic uint32_t n_conns_total;
+
+uint32_t pt_conn_count(void)
+{
+    return atomic_load_explicit(&n_conns_total, memory_order_relaxed);
+}
+
 static void conn_free_now(struct pt_conn *c)
 {
     pt_buf_release(&c->in);
@@ -194,6 +203,11 @@ void pt_conn_close(struct pt_conn *c)
     c->prev->next = c->next;
     c->next->prev = c->prev;
     w->n_conns--;
+    atomic_fetch_sub_explicit(&n_conns_total, 1, memory_order_relaxed);
+    if (w->is_at_cap) { /* room again: accept in the next loop iteration */
+        w->is_at_cap = false;
+        pt_timer_set(&w->loop, &w->accept_timer, 0);
+    }
     pt_loop_defer(&w->loop, &c->defer, conn_free);
 }
 
@@ -279,6 +293,37 @@ static struct pt_tls_ctx *tls_ctx_for(struct pt_worker *w, uint8_t idx)
 /* Connections accepted per listener wake-up: the listener is level-triggered (worker.c), so
    what is left is reported again at once, after the worker's other events had their turn. */
 #define ACCEPT_BATCH 64
+/* While at limits.max_connections with nothing idle to close, a worker looks again this often
+   (a close in another worker does not wake it; one of its own re-arms it at once). */
+#define CAP_RECHECK_MS 100u
+
+/* This worker's oldest idle keep-alive connection (the list is in accept order), or NULL. */
+static struct pt_conn *oldest_idle(struct pt_worker *w)
+{
+    for (struct pt_conn *c = w->conns.next; c != &w->conns; c = c->next)
+        if (c->state == PT_CS_HEAD && c->n_requests > 0 && pt_buf_len(&c->in) == 0 && !c->is_closed)
+            return c;
+    return NULL;
+}
+
+/* At limits.max_connections, a new connection takes the place of the oldest idle keep-alive
+   one (closed once the new one is accepted, so an empty queue closes nothing). With none idle,
+   accepting pauses until one of w's connections closes (or CAP_RECHECK_MS): no accept-and-drop.
+   Returns whether w may accept; *make_room: close the oldest idle one after accepting. */
+static bool cap_allows(struct pt_worker *w, const struct pt_config *cfg, bool *make_room)
+{
+    uint32_t max = pt_worker_max_connections(cfg);
+    *make_room = pt_conn_count() >= max;
+    if (!*make_room || oldest_idle(w))
+        return true;
+    pt_log_ratelimited(PT_LOG_WARN,
+                       "worker %d: limits.max_connections (%u) reached, no idle connection to "
+                       "close: not accepting until one closes",
+                       w->id, max);
+    pt_worker_pause_accept(w, CAP_RECHECK_MS);
+    w->is_at_cap = true;
+    return false;
+}
 
 void pt_conn_accept(struct pt_listener *l)
 {
@@ -286,6 +331,9 @@ void pt_conn_accept(struct pt_listener *l)
     /* A newer snapshot first: it may renumber this listener or take it away (worker.c). */
     (void)pt_worker_cfg(w);
     for (int i = 0; i < ACCEPT_BATCH && l->io.fd >= 0 && l->is_armed; i++) {
+        bool make_room;
+        if (!cap_allows(w, pt_worker_cfg(w), &make_room))
+            return;
         struct pt_sockaddr peer;
         peer.len = sizeof(peer.u);
         int fd = accept4(l->io.fd, &peer.u.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -300,6 +348,11 @@ void pt_conn_accept(struct pt_listener *l)
                 pt_worker_pause_accept(w, PT_ACCEPT_RETRY_MS);
             }
             return;
+        }
+        if (make_room) {
+            struct pt_conn *idle = oldest_idle(w);
+            if (idle)
+                pt_conn_close(idle);
         }
         const struct pt_config *cfg = pt_worker_cfg(w);
         struct pt_conn *c = calloc(1, sizeof(*c));
@@ -335,6 +388,7 @@ void pt_conn_accept(struct pt_listener *l)
         w->conns.prev->next = c;
         w->conns.prev = c;
         w->n_conns++;
+        atomic_fetch_add_explicit(&n_conns_total, 1, memory_order_relaxed);
         c->state = c->tls ? PT_CS_HANDSHAKE : PT_CS_HEAD;
         c->can_write = true;
         c->can_read = c->tls != NULL; /* a TLS client speaks first: try at once */

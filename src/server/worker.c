@@ -43,6 +43,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "core/buf.h"
@@ -710,8 +711,33 @@ static void on_wake(struct pt_io *io, uint32_t events)
         start_drain(w);
 }
 
+/* The default of limits.max_connections: three quarters of RLIMIT_NOFILE (which main raised to
+   the hard limit), keeping a quarter, at least 256 or half of a smaller limit, for upstream
+   connections, health checks, listeners, logs and static files. */
+static _Atomic uint32_t default_max_connections;
+
+static uint32_t derive_max_connections(void)
+{
+    struct rlimit rl;
+    uint64_t nofile = 1024;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        nofile = rl.rlim_cur == RLIM_INFINITY ? (1u << 24) : (uint64_t)rl.rlim_cur;
+    uint64_t reserve = PT_MAX(nofile / 4, PT_MIN(256, nofile / 2));
+    uint64_t n = nofile > reserve ? nofile - reserve : 1;
+    return (uint32_t)PT_MIN(n, 1u << 24);
+}
+
+uint32_t pt_worker_max_connections(const struct pt_config *cfg)
+{
+    if (cfg && cfg->limits.max_connections)
+        return cfg->limits.max_connections;
+    return atomic_load_explicit(&default_max_connections, memory_order_relaxed);
+}
+
 int pt_worker_init(struct pt_worker *w, int id)
 {
+    if (atomic_load(&default_max_connections) == 0)
+        atomic_store(&default_max_connections, derive_max_connections());
     memset(w, 0, sizeof(*w));
     w->id = id;
     w->conns.next = w->conns.prev = &w->conns;

@@ -133,6 +133,7 @@ struct pt_worker {
     bool is_draining;
     struct pt_timer drain_timer;
     struct pt_timer accept_timer;          /* re-arms the listeners after an accept pause */
+    bool is_at_cap;                        /* paused at limits.max_connections: a close re-arms */
     int reserve_fd;                        /* /dev/null, given up to shed a connection on EMFILE */
     atomic_bool stop_requested;            /* set by the main thread */
     _Atomic(struct pt_snapshot *) pending; /* newer snapshot from the main thread (owns a ref) */
@@ -172,6 +173,11 @@ size_t pt_worker_request_id(struct pt_worker *w, char *out);
 /* Appends one access-log line for r (written out at the end of the loop iteration). */
 void pt_worker_access_log(struct pt_worker *w, const struct pt_req *r);
 
+/* limits.max_connections for cfg: the key, or when unset the default derived from the
+   open-file limit seen when the first worker was made (see pt_worker_init). */
+uint32_t pt_worker_max_connections(const struct pt_config *cfg);
+/* Client connections open in the whole process (every worker). */
+uint32_t pt_conn_count(void);
 /* Stops accepting on every listener of w for ms milliseconds (fd shortage, connection cap);
    the accept timer arms them again. */
 void pt_worker_pause_accept(struct pt_worker *w, uint32_t ms);

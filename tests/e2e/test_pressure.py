@@ -104,3 +104,51 @@ def test_fd_exhaustion_backs_off_and_recovers(portico):
         assert c.request("GET", "/").status == 200
     lines = [ln for ln in p.stderr().splitlines() if "accept" in ln]
     assert len(lines) <= 12, "accept errors not rate-limited: %d lines" % len(lines)
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_max_connections_closes_idle_keepalive_first(portico):
+    p = portico(dict(RESPOND, workers=1, limits={"max_connections": 4}))
+    idle = [RawConn(p.port) for _ in range(4)]
+    try:
+        for c in idle:
+            assert c.request("GET", "/").status == 200
+        # a fifth client: the oldest idle keep-alive connection makes room for it
+        with RawConn(p.port) as c:
+            assert c.request("GET", "/").status == 200
+        assert idle[0].wait_closed(scaled(5)), "the oldest idle connection was not closed"
+        for c in idle[1:]:
+            assert c.request("GET", "/").status == 200
+    finally:
+        for c in idle:
+            c.close()
+
+
+def test_max_connections_stops_accepting_while_none_is_idle(portico):
+    p = portico(dict(RESPOND, workers=1, limits={"max_connections": 4,
+                                                 "header_timeout": "60s"}))
+    busy = []
+    for _ in range(4):  # each in the middle of a head: not idle, never closed to make room
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+        s.sendall(b"GET / HTTP/1.1\r\n")
+        busy.append(s)
+    time.sleep(0.3)
+    waiting = open_clients(p.port, 1)
+    try:
+        cpu0 = cpu_seconds(p.pid)
+        assert answer_all(list(waiting), 1.0) == 0, "answered beyond max_connections"
+        spent = cpu_seconds(p.pid) - cpu0
+        assert spent < 0.5, "Portico spun at the cap: %.2f s of CPU in 1 s" % spent
+        # one busy connection ends: the waiting one is accepted and answered
+        busy.pop(0).close()
+        n = answer_all(waiting, scaled(5))
+    finally:
+        for s in busy + waiting:
+            s.close()
+    assert n == 1
+    assert "max_connections (4) reached" in p.stderr()
