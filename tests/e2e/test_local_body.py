@@ -137,3 +137,15 @@ def test_proxied_post_then_local_post_on_one_connection(portico, backend):
             assert r.status == 200, (i, r)
             r = c.request("POST", "/local", None, BODY)
             assert r.status == 200 and r.body == b"l", (i, r)
+
+
+def test_stalled_body_is_answered_with_close_after_body_timeout(portico):
+    p = portico(dict(config(), limits={"body_timeout": "300ms"}))
+    for version, extra in (("HTTP/1.1", b""), ("HTTP/1.0", b"Connection: keep-alive\r\n")):
+        with RawConn(p.port) as c:
+            c.send(b"POST /api/hello " + version.encode() + b"\r\nHost: x\r\n" + extra +
+                   b"Content-Length: 10\r\n\r\nabc")
+            r = c.read_response()
+            assert r.status == 200 and r.body == b"hello\n", (version, r)
+            assert r.header_all("Connection") == ["close"], (version, r)
+            assert c.wait_closed(5), version
