@@ -15,6 +15,12 @@
  * deadline fixed when its first byte arrived (a slow-loris client cannot extend it); REQ, the
  * body or send timeout the handler armed; CLOSING, the linger limit.
  *
+ * A local answer (respond, redirect, static, error page) to a request with a body is queued at
+ * once but held in REQ while the body is read and dropped (discard_body, at most
+ * DISCARD_MAX_BYTES, within body_timeout), so the connection can serve the next request. When
+ * the body cannot be dropped, the held head is rewritten to say Connection: close before it
+ * goes out: a keep-alive client is never left to send into a silently closed connection.
+ *
  * Every entry point (socket events, timers, the proxy's upstream events) goes through
  * pt_conn_run(), which steps the machine until nothing more can be done. Handlers end a request
  * with pt_conn_request_done(), which only sets state: pt_conn_run() then carries on with the
