@@ -961,6 +961,21 @@ static void check_tls_listeners(struct pt_cfg_ctx *x)
     }
 }
 
+/* Two listen addresses of one family and port where one is the wildcard: they cannot both be
+   bound. IPv6 listeners are IPV6_V6ONLY (core/sock.c), so [::]:P and 0.0.0.0:P do not overlap. */
+static bool listen_overlaps(const struct pt_sockaddr *a, const struct pt_sockaddr *b)
+{
+    if (a->u.sa.sa_family != b->u.sa.sa_family)
+        return false;
+    if (a->u.sa.sa_family == AF_INET)
+        return a->u.in.sin_port == b->u.in.sin_port &&
+               (a->u.in.sin_addr.s_addr == htonl(INADDR_ANY) ||
+                b->u.in.sin_addr.s_addr == htonl(INADDR_ANY));
+    return a->u.in6.sin6_port == b->u.in6.sin6_port &&
+           (IN6_IS_ADDR_UNSPECIFIED(&a->u.in6.sin6_addr) ||
+            IN6_IS_ADDR_UNSPECIFIED(&b->u.in6.sin6_addr));
+}
+
 static void load_listen(struct pt_cfg_ctx *x, const struct pt_ynode *v)
 {
     struct pt_config *cfg = x->cfg;
@@ -1008,12 +1023,19 @@ static void load_listen(struct pt_cfg_ctx *x, const struct pt_ynode *v)
                 l->pos = val->pos;
                 for (size_t i = 0; i + 1 < cfg->n_listens; i++) {
                     const struct pt_listen_cfg *o = &cfg->listens[i];
-                    if (o->addr_text && o->addr.len == l->addr.len &&
+                    if (!o->addr_text)
+                        continue;
+                    if (o->addr.len == l->addr.len &&
                         memcmp(&o->addr.u, &l->addr.u, l->addr.len) == 0)
                         pt_config_error(x, val->pos,
                                         "address \"%s\" is listed twice (first at "
                                         "line %d)",
                                         l->addr_text, o->pos.line);
+                    else if (listen_overlaps(&o->addr, &l->addr))
+                        pt_config_error(x, val->pos,
+                                        "address \"%s\" overlaps \"%s\" (line %d): a wildcard "
+                                        "address takes its port on every address of its family",
+                                        l->addr_text, o->addr_text, o->pos.line);
                 }
             } else if (is(k, "tls")) {
                 if (get_bool(x, val, "tls", &l->is_tls) && l->is_tls)
@@ -1042,9 +1064,9 @@ static void load_listen(struct pt_cfg_ctx *x, const struct pt_ynode *v)
 
 static void load_limits(struct pt_cfg_ctx *x, const struct pt_ynode *v)
 {
-    static const char *const keys[] = {"header_size",       "headers",        "uri_size",
-                                       "body_size",         "header_timeout", "body_timeout",
-                                       "keepalive_timeout", "send_timeout",   NULL};
+    static const char *const keys[] = {
+        "header_size",  "headers",           "uri_size",     "body_size",       "header_timeout",
+        "body_timeout", "keepalive_timeout", "send_timeout", "max_connections", NULL};
     struct pt_limits_cfg *lim = &x->cfg->limits;
     const uint64_t gib = 1ull << 30;
     if (!want_map(x, v, "limits"))
@@ -1072,6 +1094,9 @@ static void load_limits(struct pt_cfg_ctx *x, const struct pt_ynode *v)
             get_ms(x, val, "body_timeout", 1, UINT32_MAX, &lim->body_timeout_ms);
         } else if (is(k, "keepalive_timeout")) {
             get_ms(x, val, "keepalive_timeout", 1, UINT32_MAX, &lim->keepalive_timeout_ms);
+        } else if (is(k, "max_connections")) {
+            if (get_uint(x, val, "max_connections", 1, 1u << 24, &n))
+                lim->max_connections = (uint32_t)n;
         } else {
             get_ms(x, val, "send_timeout", 1, UINT32_MAX, &lim->send_timeout_ms);
         }

@@ -86,6 +86,7 @@ struct pt_limits_cfg {
     uint32_t body_timeout_ms;      /* default 30s */
     uint32_t keepalive_timeout_ms; /* default 60s */
     uint32_t send_timeout_ms;      /* default 30s */
+    uint32_t max_connections;      /* client connections per process; 0: from RLIMIT_NOFILE */
 };
 
 struct pt_cidr {

@@ -55,6 +55,13 @@ int pt_loop_add(struct pt_loop *l, struct pt_io *io, uint32_t events, bool level
     return 0;
 }
 
+int pt_loop_del(struct pt_loop *l, struct pt_io *io)
+{
+    if (epoll_ctl(l->epfd, EPOLL_CTL_DEL, io->fd, NULL) < 0)
+        return -errno;
+    return 0;
+}
+
 void pt_loop_close(struct pt_loop *l, struct pt_io *io)
 {
     (void)l;

@@ -64,6 +64,8 @@ void pt_loop_destroy(struct pt_loop *l);
 /* Registers fd for edge-triggered events (events: EPOLLIN|EPOLLOUT|... without EPOLLET, which is
    always added unless level is true). Returns 0 or -errno. */
 int pt_loop_add(struct pt_loop *l, struct pt_io *io, uint32_t events, bool level);
+/* Unregisters io->fd without closing it (a socket that other loops share). Returns 0 or -errno. */
+int pt_loop_del(struct pt_loop *l, struct pt_io *io);
 /* Unregisters and closes io->fd, setting it to -1. */
 void pt_loop_close(struct pt_loop *l, struct pt_io *io);
 

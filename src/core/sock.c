@@ -17,8 +17,10 @@ int pt_sock_listen(const struct sockaddr *sa, socklen_t len, int backlog)
     if (fd < 0)
         return -errno;
     int one = 1;
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+    /* SO_REUSEADDR only lets a restart bind while old connections sit in TIME_WAIT; without
+       SO_REUSEPORT no other socket (another process, a second Portico) can bind the address
+       while this one listens: that is EADDRINUSE for it. */
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
         goto fail;
     if (sa->sa_family == AF_INET6 &&
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)

@@ -8,9 +8,10 @@
 #include <sys/socket.h>
 
 /*
- * Creates a non-blocking listening socket bound to sa with SO_REUSEADDR and SO_REUSEPORT (one
- * per worker, so the kernel spreads connections), IPV6_V6ONLY for IPv6 addresses, and
- * TCP_NODELAY, which accepted sockets inherit. Returns the fd or -errno.
+ * Creates a non-blocking listening socket bound to sa with SO_REUSEADDR (not SO_REUSEPORT: the
+ * address is this socket's alone, so another process binding it gets EADDRINUSE),
+ * IPV6_V6ONLY for IPv6 addresses, and TCP_NODELAY, which accepted sockets inherit. Returns the
+ * fd or -errno (-EADDRINUSE when something else listens there).
  */
 int pt_sock_listen(const struct sockaddr *sa, socklen_t len, int backlog);
 

@@ -133,6 +133,8 @@ struct pt_req {
     bool is_head;
     bool has_body; /* the request has a body (CL > 0 or chunked) */
     bool expect_continue;
+    bool is_discarding;       /* a local answer waits while the request body is read and dropped */
+    uint32_t discarded_bytes; /* request body bytes read and dropped so far (wire bytes) */
     bool wants_json;          /* Accept asks for JSON: error pages in JSON */
     bool response_started;    /* a final response head went to the client */
     int status;               /* final status sent (for the log) */

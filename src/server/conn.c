@@ -15,6 +15,12 @@
  * deadline fixed when its first byte arrived (a slow-loris client cannot extend it); REQ, the
  * body or send timeout the handler armed; CLOSING, the linger limit.
  *
+ * A local answer (respond, redirect, static, error page) to a request with a body is queued at
+ * once but held in REQ while the body is read and dropped (discard_body, at most
+ * DISCARD_MAX_BYTES, within body_timeout), so the connection can serve the next request. When
+ * the body cannot be dropped, the held head is rewritten to say Connection: close before it
+ * goes out: a keep-alive client is never left to send into a silently closed connection.
+ *
  * Every entry point (socket events, timers, the proxy's upstream events) goes through
  * pt_conn_run(), which steps the machine until nothing more can be done. Handlers end a request
  * with pt_conn_request_done(), which only sets state: pt_conn_run() then carries on with the
@@ -42,10 +48,15 @@
 
 #define LINGER_MS 2000u
 #define LINGER_MAX_BYTES (256u * 1024u)
+/* A local answer (respond, redirect, error page, static) to a request with a body reads and
+   drops up to this many body bytes, so the connection can serve the next request; a longer
+   body gets Connection: close instead. */
+#define DISCARD_MAX_BYTES (64u * 1024u)
 
 static void conn_step(struct pt_conn *c);
 static int version_status(const char *buf, size_t len);
 static void head_rejected(struct pt_conn *c, int status);
+static void discard_give_up(struct pt_conn *c);
 
 #define REQ_CACHE_MAX 256
 
@@ -113,6 +124,15 @@ static struct pt_req *request_begin(struct pt_conn *c)
 }
 
 /* ---- lifecycle ---- */
+
+/* Client connections open in the process, for limits.max_connections. Touched once per accept
+   and once per close, not per request. */
+static _Atomic uint32_t n_conns_total;
+
+uint32_t pt_conn_count(void)
+{
+    return atomic_load_explicit(&n_conns_total, memory_order_relaxed);
+}
 
 static void conn_free_now(struct pt_conn *c)
 {
@@ -189,6 +209,11 @@ void pt_conn_close(struct pt_conn *c)
     c->prev->next = c->next;
     c->next->prev = c->prev;
     w->n_conns--;
+    atomic_fetch_sub_explicit(&n_conns_total, 1, memory_order_relaxed);
+    if (w->is_at_cap) { /* room again: accept in the next loop iteration */
+        w->is_at_cap = false;
+        pt_timer_set(&w->loop, &w->accept_timer, 0);
+    }
     pt_loop_defer(&w->loop, &c->defer, conn_free);
 }
 
@@ -248,6 +273,11 @@ static void conn_timeout(struct pt_timer *t)
             pt_conn_run(c);
             return;
         }
+        if (c->r && c->r->is_discarding) {
+            discard_give_up(c); /* the body did not come within body_timeout */
+            pt_conn_run(c);
+            return;
+        }
         pt_conn_close(c); /* the client did not read its response in send_timeout */
         return;
     default:
@@ -266,19 +296,69 @@ static struct pt_tls_ctx *tls_ctx_for(struct pt_worker *w, uint8_t idx)
     return idx < s->n_listen_tls ? s->listen_tls[idx] : NULL;
 }
 
+/* Connections accepted per listener wake-up: the listener is level-triggered (worker.c), so
+   what is left is reported again at once, after the worker's other events had their turn. */
+#define ACCEPT_BATCH 64
+/* While at limits.max_connections with nothing idle to close, a worker looks again this often
+   (a close in another worker does not wake it; one of its own re-arms it at once). */
+#define CAP_RECHECK_MS 100u
+
+/* This worker's oldest idle keep-alive connection (the list is in accept order), or NULL. */
+static struct pt_conn *oldest_idle(struct pt_worker *w)
+{
+    for (struct pt_conn *c = w->conns.next; c != &w->conns; c = c->next)
+        if (c->state == PT_CS_HEAD && c->n_requests > 0 && pt_buf_len(&c->in) == 0 && !c->is_closed)
+            return c;
+    return NULL;
+}
+
+/* At limits.max_connections, a new connection takes the place of the oldest idle keep-alive
+   one (closed once the new one is accepted, so an empty queue closes nothing). With none idle,
+   accepting pauses until one of w's connections closes (or CAP_RECHECK_MS): no accept-and-drop.
+   Returns whether w may accept; *make_room: close the oldest idle one after accepting. */
+static bool cap_allows(struct pt_worker *w, const struct pt_config *cfg, bool *make_room)
+{
+    uint32_t max = pt_worker_max_connections(cfg);
+    *make_room = pt_conn_count() >= max;
+    if (!*make_room || oldest_idle(w))
+        return true;
+    pt_log_ratelimited(PT_LOG_WARN,
+                       "worker %d: limits.max_connections (%u) reached, no idle connection to "
+                       "close: not accepting until one closes",
+                       w->id, max);
+    pt_worker_pause_accept(w, CAP_RECHECK_MS);
+    w->is_at_cap = true;
+    return false;
+}
+
 void pt_conn_accept(struct pt_listener *l)
 {
     struct pt_worker *w = l->w;
-    for (int i = 0; i < 256 && l->io.fd >= 0; i++) {
+    /* A newer snapshot first: it may renumber this listener or take it away (worker.c). */
+    (void)pt_worker_cfg(w);
+    for (int i = 0; i < ACCEPT_BATCH && l->io.fd >= 0 && l->is_armed; i++) {
+        bool make_room;
+        if (!cap_allows(w, pt_worker_cfg(w), &make_room))
+            return;
         struct pt_sockaddr peer;
         peer.len = sizeof(peer.u);
         int fd = accept4(l->io.fd, &peer.u.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
+            int e = errno;
+            if (e == EINTR || e == ECONNABORTED)
                 continue;
-            if (errno != EAGAIN)
-                pt_log_warn("worker %d: accept: %s", w->id, strerror(errno));
+            if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+                pt_worker_accept_exhausted(w, l, e);
+            } else if (e != EAGAIN) {
+                pt_log_ratelimited(PT_LOG_WARN, "worker %d: accept: %s", w->id, strerror(e));
+                pt_worker_pause_accept(w, PT_ACCEPT_RETRY_MS);
+            }
             return;
+        }
+        if (make_room) {
+            struct pt_conn *idle = oldest_idle(w);
+            if (idle)
+                pt_conn_close(idle);
         }
         const struct pt_config *cfg = pt_worker_cfg(w);
         struct pt_conn *c = calloc(1, sizeof(*c));
@@ -314,6 +394,7 @@ void pt_conn_accept(struct pt_listener *l)
         w->conns.prev->next = c;
         w->conns.prev = c;
         w->n_conns++;
+        atomic_fetch_add_explicit(&n_conns_total, 1, memory_order_relaxed);
         c->state = c->tls ? PT_CS_HANDSHAKE : PT_CS_HEAD;
         c->can_write = true;
         c->can_read = c->tls != NULL; /* a TLS client speaks first: try at once */
@@ -529,6 +610,22 @@ static void fail_local(struct pt_req *r, int status, bool close)
     pt_respond_error(r, status, r->wants_json);
 }
 
+/* Called before a local answer to r, whose head is well framed. A body the answer leaves unread
+   would be taken for the next request's head, so: a body of at most DISCARD_MAX_BYTES is read
+   and dropped before the answer goes out (conn_step), keeping the connection; a longer one, or
+   one the client holds back until it hears from us (Expect: 100-continue), makes the answer
+   say Connection: close (RFC 9112 §9.6), and the lingering close drains what follows. */
+static void plan_discard(struct pt_req *r)
+{
+    if (!r->has_body || r->req_body.is_done || !r->is_keepalive)
+        return;
+    if (r->expect_continue || (!r->req_body.is_chunked && r->req_body.left > DISCARD_MAX_BYTES)) {
+        r->is_keepalive = false;
+        return;
+    }
+    r->is_discarding = true;
+}
+
 static void copy_field(char *dst, size_t cap, struct pt_str s)
 {
     size_t n = PT_MIN(s.n, cap - 1);
@@ -665,6 +762,7 @@ static bool answer_acme(struct pt_req *r, const char *path, size_t len)
     ssize_t n = pt_acme_http01(path + prefix, len - prefix, ka, sizeof(ka));
     if (n < 0)
         return false;
+    plan_discard(r);
     static const char ct[] = "Content-Type: application/octet-stream\r\n";
     pt_respond_simple(r, 200, ct, sizeof(ct) - 1, ka, (size_t)n);
     if (r->c->out.data && r->c->slice == ka) {
@@ -802,7 +900,8 @@ static void dispatch(struct pt_conn *c, size_t head_len)
         ssize_t rl = pn ? pt_path_normalize(rw_buf, pn, rw_path, sizeof(rw_path)) : -1;
         if (rl <= 0) {
             pt_buf_consume(&c->in, (uint32_t)head_len);
-            fail_local(r, 500, r->has_body);
+            plan_discard(r);
+            fail_local(r, 500, false);
             return;
         }
         if (qm)
@@ -814,17 +913,19 @@ static void dispatch(struct pt_conn *c, size_t head_len)
     }
     if (!route) {
         pt_buf_consume(&c->in, (uint32_t)head_len);
-        fail_local(r, mismatch ? 405 : 404, r->has_body);
+        plan_discard(r);
+        fail_local(r, mismatch ? 405 : 404, false);
         return;
     }
     r->route = route;
     if (r->site->https_redirect && !c->tls && !is_acme_challenge(w->path_buf, (size_t)plen)) {
         pt_buf_consume(&c->in, (uint32_t)head_len);
+        plan_discard(r);
         redirect_to_https(r, host, path, query);
-        if (r->has_body)
-            r->is_keepalive = false;
         return;
     }
+    if (route->action != PT_ACTION_PROXY)
+        plan_discard(r);
     switch (route->action) {
     case PT_ACTION_STATIC:
         pt_static_route(r, &h, route, &m, mpath, mlen, query);
@@ -844,7 +945,8 @@ static void dispatch(struct pt_conn *c, size_t head_len)
         rc = pt_proxy_start(r, &h, &m, mpath, mlen, query);
         if (rc != PT_OK) {
             pt_buf_consume(&c->in, (uint32_t)head_len);
-            fail_local(r, rc >= 400 ? rc : 500, r->has_body);
+            plan_discard(r);
+            fail_local(r, rc >= 400 ? rc : 500, false);
             return;
         }
         break;
@@ -852,9 +954,6 @@ static void dispatch(struct pt_conn *c, size_t head_len)
         fail_local(r, 500, true);
         break;
     }
-    /* A local answer leaves the request body unread: the connection cannot be reused. */
-    if (route->action != PT_ACTION_PROXY && r->has_body)
-        r->is_keepalive = false;
     pt_buf_consume(&c->in, (uint32_t)head_len);
 }
 
@@ -987,6 +1086,125 @@ static void read_head(struct pt_conn *c)
     }
 }
 
+/* ---- dropping the body of a locally answered request ---- */
+
+/* Makes the queued response head in c->out say Connection: close. The head is still whole and
+   unsent: conn_step holds the response until the body is dropped. Returns false when out of
+   memory. */
+static bool head_say_close(struct pt_conn *c)
+{
+    static const char ka[] = "\r\nConnection: keep-alive\r\n", cl[] = "Connection: close\r\n";
+    char *h = pt_buf_rpos(&c->out);
+    uint32_t len = pt_buf_len(&c->out);
+    char *end = memmem(h, len, "\r\n\r\n", 4);
+    char *eol = memmem(h, len, "\r\n", 2);
+    if (!end || !eol)
+        return false;
+    char *k = memmem(h, (size_t)(end + 2 - h), ka, sizeof(ka) - 1);
+    if (k) { /* HTTP/1.0 keep-alive: the line becomes "Connection: close" */
+        memcpy(k + 14, "close\r\n", 7);
+        memmove(k + 21, k + 26, (size_t)(h + len - (k + 26)));
+        c->out.tail -= 5;
+        return true;
+    }
+    if (pt_buf_room(&c->out) < sizeof(cl) - 1)
+        pt_buf_compact(&c->out);
+    if (pt_buf_room(&c->out) < sizeof(cl) - 1) {
+        struct pt_buf nb = {0};
+        if (pt_buf_alloc(&nb, c->out.cap + (uint32_t)sizeof(cl)) < 0)
+            return false;
+        pt_buf_put(&nb, pt_buf_rpos(&c->out), pt_buf_len(&c->out));
+        pt_buf_release(&c->out);
+        c->out = nb;
+    }
+    size_t at = (size_t)(eol - h) + 2; /* just after the status line */
+    h = pt_buf_rpos(&c->out);
+    memmove(h + at + sizeof(cl) - 1, h + at, pt_buf_len(&c->out) - at);
+    memcpy(h + at, cl, sizeof(cl) - 1);
+    c->out.tail += (uint32_t)(sizeof(cl) - 1);
+    return true;
+}
+
+/* The body could not be dropped (too long, malformed, too slow, the client stopped sending):
+   the response goes out saying Connection: close, and the lingering close follows. */
+static void discard_give_up(struct pt_conn *c)
+{
+    struct pt_req *r = c->r;
+    r->is_discarding = false;
+    r->is_keepalive = false;
+    pt_timer_stop(&c->w->loop, &c->timer);
+    if (!head_say_close(c))
+        pt_conn_close(c);
+}
+
+/* Reads and drops the request body of a locally answered request (plan_discard). Returns PT_OK
+   when the body is gone or given up on (the response may go out), PT_AGAIN to wait for bytes
+   (body_timeout armed), or PT_ERR when the connection failed. Bytes after the body (a pipelined
+   request) stay in c->in. */
+static int discard_body(struct pt_conn *c)
+{
+    struct pt_req *r = c->r;
+    struct pt_body *b = &r->req_body;
+    for (;;) {
+        uint32_t len = pt_buf_len(&c->in);
+        if (len) {
+            uint32_t used = len;
+            if (b->is_chunked) {
+                size_t dlen = len;
+                ssize_t rc = pt_h1_chunked_decode(&b->dec, pt_buf_rpos(&c->in), &dlen);
+                if (rc == PT_H1_EBAD) {
+                    discard_give_up(c);
+                    return PT_OK;
+                }
+                if (rc >= 0) { /* the last chunk: what follows it moved to just after the data */
+                    b->is_done = true;
+                    used = len - (uint32_t)rc;
+                    c->in.tail = c->in.head + (uint32_t)dlen + (uint32_t)rc;
+                    pt_buf_consume(&c->in, (uint32_t)dlen);
+                } else {
+                    c->in.head = c->in.tail = 0;
+                }
+            } else {
+                used = (uint32_t)PT_MIN((uint64_t)len, b->left);
+                b->left -= used;
+                pt_buf_consume(&c->in, used);
+                b->is_done = b->left == 0;
+            }
+            r->discarded_bytes += used;
+            if (b->is_done) {
+                r->is_discarding = false;
+                pt_timer_stop(&c->w->loop, &c->timer);
+                return PT_OK;
+            }
+            if (r->discarded_bytes > DISCARD_MAX_BYTES) {
+                discard_give_up(c);
+                return PT_OK;
+            }
+        }
+        if (!c->can_read) {
+            if (!pt_timer_is_armed(&c->timer))
+                pt_timer_set(&c->w->loop, &c->timer, r->cfg->limits.body_timeout_ms);
+            return PT_AGAIN;
+        }
+        if (!c->in.data && pt_buf_alloc(&c->in, PT_BUF_SMALL) < 0)
+            return PT_ERR;
+        if (pt_buf_room(&c->in) == 0)
+            pt_buf_compact(&c->in);
+        ssize_t n = pt_conn_read(c, c->in.data + c->in.tail, pt_buf_room(&c->in));
+        if (n > 0) {
+            c->in.tail += (uint32_t)n;
+            continue;
+        }
+        if (n == 0) {
+            c->is_eof = true; /* the client may still read the answer */
+            discard_give_up(c);
+            return PT_OK;
+        }
+        if (n != -EAGAIN)
+            return PT_ERR;
+    }
+}
+
 /* ---- the pump ---- */
 
 static void linger(struct pt_conn *c)
@@ -1070,6 +1288,14 @@ static void conn_step(struct pt_conn *c)
         if (r->pstate != PT_PS_NONE) {
             pt_proxy_run(r);
             return;
+        }
+        if (r->is_discarding) {
+            int drc = r->is_keepalive ? discard_body(c) : PT_OK;
+            r->is_discarding = drc == PT_AGAIN;
+            if (drc == PT_ERR)
+                pt_conn_close(c);
+            if (drc != PT_OK || c->is_closed)
+                return;
         }
         int rc = pt_conn_flush(c);
         if (rc == PT_ERR)

@@ -337,15 +337,19 @@ static void raise_nofile(void)
     }
 }
 
-static bool same_listeners(const struct pt_config *a, const struct pt_config *b)
+/* The listeners of a reload: the new snapshot takes over the sockets of addresses it keeps
+   and binds the added ones (worker.c). Returns false, with the reason logged, when one cannot
+   be bound: the reload then fails as a whole and the old configuration keeps serving. */
+static bool reload_listeners(struct pt_snapshot *s, const struct pt_snapshot *cur)
 {
-    if (a->workers != b->workers || a->n_listens != b->n_listens)
-        return false;
-    for (size_t i = 0; i < a->n_listens; i++)
-        if (a->listens[i].addr.len != b->listens[i].addr.len ||
-            memcmp(&a->listens[i].addr.u, &b->listens[i].addr.u, a->listens[i].addr.len) != 0)
-            return false;
-    return true;
+    char err[512] = "";
+    if (pt_snapshot_listen(s, cur, err, sizeof(err)) == 0) {
+        if (s->cfg->workers != cur->cfg->workers)
+            pt_log_warn("reload: a change of workers takes effect after a restart");
+        return true;
+    }
+    pt_log_error("reload failed, still serving the previous configuration: %s", err);
+    return false;
 }
 
 static struct pt_snapshot *reload(const char *path, struct pt_snapshot *cur,
@@ -367,8 +371,10 @@ static struct pt_snapshot *reload(const char *path, struct pt_snapshot *cur,
     }
     free(err);
     report_warnings(s->cfg, true);
-    if (!same_listeners(cur->cfg, s->cfg))
-        pt_log_warn("reload: changes to listen or workers take effect after a restart");
+    if (!reload_listeners(s, cur)) {
+        pt_snapshot_unref(s);
+        return cur;
+    }
     s->generation = cur->generation + 1;
     pt_log_set_level(s->cfg->log.level);
     if (acme)
@@ -378,6 +384,7 @@ static struct pt_snapshot *reload(const char *path, struct pt_snapshot *cur,
         pt_health_update(hc, s->urt);
     for (uint32_t i = 0; i < n_workers; i++)
         pt_worker_publish(&workers[i], s);
+    pt_snapshot_release_listeners(cur); /* removed listeners close once the workers let go */
     pt_snapshot_unref(cur);
     pt_log_info("configuration reloaded (generation %llu)", (unsigned long long)s->generation);
     return s;
@@ -466,28 +473,20 @@ static int cmd_run(const char *path)
     int rc = 1;
     uint32_t started = 0;
     struct pt_health *hc = NULL;
-    int *fds = malloc((size_t)nw * nl * sizeof(int));
-    bool *tls = calloc(nl ? nl : 1, sizeof(bool));
     struct pt_worker *workers = calloc(nw, sizeof(*workers));
-    if (!fds || !tls || !workers) {
+    if (!workers) {
         fprintf(stderr, "portico: out of memory\n");
         goto out;
     }
-    for (size_t k = 0; k < (size_t)nw * nl; k++)
-        fds[k] = -1;
-    for (size_t j = 0; j < nl; j++) {
-        tls[j] = cfg->listens[j].is_tls;
-    }
-    for (uint32_t i = 0; i < nw; i++)
-        for (size_t j = 0; j < nl; j++) {
-            const struct pt_listen_cfg *l = &cfg->listens[j];
-            int fd = pt_sock_listen(&l->addr.u.sa, l->addr.len, 4096);
-            if (fd < 0) {
-                fprintf(stderr, "portico: cannot listen on %s: %s\n", l->addr_text, strerror(-fd));
-                goto out;
-            }
-            fds[i * nl + j] = fd;
+    {
+        /* One socket per listener, shared by the workers (worker.c): a port that another
+           process holds is one line and exit 1, before anything starts. */
+        char lerr[512] = "";
+        if (pt_snapshot_listen(snap, NULL, lerr, sizeof(lerr)) < 0) {
+            fprintf(stderr, "portico: %s\n", lerr);
+            goto out;
         }
+    }
 
     sigset_t set;
     sigemptyset(&set);
@@ -497,9 +496,7 @@ static int cmd_run(const char *path)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
     for (uint32_t i = 0; i < nw; i++) {
-        int e = pt_worker_init(&workers[i], (int)i, &fds[i * nl], tls, nl);
-        for (size_t j = 0; j < nl; j++)
-            fds[i * nl + j] = -1; /* the worker owns them now, even on failure */
+        int e = pt_worker_init(&workers[i], (int)i);
         if (e < 0) {
             fprintf(stderr, "portico: cannot start worker %u: %s\n", i, strerror(-e));
             goto stop;
@@ -584,6 +581,7 @@ static int cmd_run(const char *path)
 stop:
     for (uint32_t i = 0; i < started; i++)
         pt_worker_request_stop(&workers[i]);
+    pt_snapshot_release_listeners(snap); /* new connections are refused from now on */
     for (uint32_t i = 0; i < started; i++)
         pt_worker_join(&workers[i]);
     if (hc)
@@ -595,15 +593,9 @@ stop:
     if (rc == 0)
         pt_log_info("stopped");
 out:
-    if (fds)
-        for (size_t k = 0; k < (size_t)nw * nl; k++)
-            if (fds[k] >= 0)
-                close(fds[k]);
     pt_snapshot_unref(snap);
     pt_dns_shutdown();
     free(workers);
-    free(fds);
-    free(tls);
     return rc;
 }
 

@@ -8,16 +8,42 @@
  * Access log: lines are appended to a per-worker buffer and written with one write(2) at the
  * end of each loop iteration (or when the buffer fills), so a busy worker issues one log
  * syscall per batch of requests rather than one per request.
+ *
+ * Listeners: one listening socket per listen address, bound by the main thread without
+ * SO_REUSEPORT and shared by all workers, each of which registers it in its own epoll set with
+ * EPOLLEXCLUSIVE (the kernel wakes one waiting worker per new connection, not all of them).
+ * Rejected: a SO_REUSEPORT socket per worker, as before. The kernel spread connections over
+ * workers evenly, but any process of the same user could bind the same address with
+ * SO_REUSEPORT and join the group: a second Portico started on the same port took part of the
+ * traffic and no one noticed. With one plain socket, a second bind gets EADDRINUSE, and the
+ * process that owns the port is the only one answering it. The price is that an idle worker
+ * tends to be the one woken, so load is spread less evenly at low rates; at high rates every
+ * worker is busy accepting anyway.
+ *
+ * The sockets belong to the snapshots (struct pt_lsock, worker.h): a reload hands kept
+ * addresses' sockets to the new snapshot unchanged and binds added ones; each worker, when it
+ * takes up a new snapshot, registers the sockets it does not have yet and lets go of the ones
+ * the snapshot no longer lists (listeners_sync). Connections already accepted are never
+ * touched. A removed socket closes once the main thread and every worker have let go of it.
+ *
+ * Listeners are level-triggered: a wake-up accepts a bounded batch (server/conn.c) and, while
+ * the accept queue is not empty, the next epoll_wait reports the listener again, after the
+ * worker's other events had their turn. Nothing waits for another client to arrive. (The
+ * edge-triggered listeners before stranded whatever a batch or an EMFILE left behind.) A worker
+ * stops accepting for a moment (EPOLL_CTL_DEL, then a timer) when the process runs out of file
+ * descriptors or reaches limits.max_connections.
  */
 #include "server/worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "core/buf.h"
@@ -54,6 +80,12 @@ void pt_snapshot_unref(struct pt_snapshot *s)
             pt_tls_client_ctx_unref(s->ups_tls[i]);
     free(s->ups_tls);
     pt_geoip_close(s->geoip);
+    for (size_t i = 0; i < s->n_lsocks; i++) {
+        if (s->holds_opens)
+            pt_lsock_open_put(s->lsocks[i]);
+        pt_lsock_unref(s->lsocks[i]);
+    }
+    free(s->lsocks);
     pt_config_free(s->cfg);
     if (s->owns_access_fd && s->access_fd >= 0)
         close(s->access_fd);
@@ -63,6 +95,7 @@ void pt_snapshot_unref(struct pt_snapshot *s)
 /* ---- snapshot handles ---- */
 
 static void log_flush(struct pt_worker *w);
+static void listeners_sync(struct pt_worker *w, const struct pt_snapshot *s);
 
 static struct pt_wsnap *wsnap_new(struct pt_snapshot *s)
 {
@@ -121,6 +154,7 @@ static void refresh(struct pt_worker *w)
             wsnap_retire(w, w->ws);
         }
         w->ws = ws;
+        listeners_sync(w, s);
     } else if (s) {
         atomic_store(&w->pending, s); /* out of memory: try again on the next request */
     }
@@ -411,16 +445,231 @@ void pt_worker_access_log(struct pt_worker *w, const struct pt_req *r)
 
 /* ---- lifecycle ---- */
 
+/* ---- listening sockets ---- */
+
+void pt_lsock_ref(struct pt_lsock *l)
+{
+    atomic_fetch_add_explicit(&l->refs, 1, memory_order_relaxed);
+}
+
+void pt_lsock_unref(struct pt_lsock *l)
+{
+    if (atomic_fetch_sub_explicit(&l->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    PT_BUG_ON(atomic_load(&l->opens) != 0);
+    free(l);
+}
+
+bool pt_lsock_open_get(struct pt_lsock *l)
+{
+    int n = atomic_load_explicit(&l->opens, memory_order_relaxed);
+    while (n > 0)
+        if (atomic_compare_exchange_weak_explicit(&l->opens, &n, n + 1, memory_order_acquire,
+                                                  memory_order_relaxed))
+            return true;
+    return false;
+}
+
+void pt_lsock_open_put(struct pt_lsock *l)
+{
+    if (atomic_fetch_sub_explicit(&l->opens, 1, memory_order_acq_rel) == 1)
+        close(l->fd);
+}
+
+static struct pt_lsock *lsock_find(const struct pt_snapshot *s, const struct pt_sockaddr *a)
+{
+    for (size_t i = 0; s && i < s->n_lsocks; i++)
+        if (addr_eq(&s->lsocks[i]->addr, a))
+            return s->lsocks[i];
+    return NULL;
+}
+
+int pt_snapshot_listen(struct pt_snapshot *s, const struct pt_snapshot *prev, char *err,
+                       size_t errlen)
+{
+    const struct pt_config *cfg = s->cfg;
+    if (!prev || !prev->holds_opens)
+        prev = NULL;
+    s->lsocks = calloc(cfg->n_listens ? cfg->n_listens : 1, sizeof(*s->lsocks));
+    if (!s->lsocks) {
+        snprintf(err, errlen, "%s: out of memory", cfg->path);
+        return -1;
+    }
+    s->holds_opens = true;
+    for (size_t j = 0; j < cfg->n_listens; j++) {
+        const struct pt_listen_cfg *lc = &cfg->listens[j];
+        struct pt_lsock *l = lsock_find(prev, &lc->addr);
+        if (l && pt_lsock_open_get(l)) {
+            pt_lsock_ref(l);
+            s->lsocks[s->n_lsocks++] = l;
+            continue;
+        }
+        int fd = pt_sock_listen(&lc->addr.u.sa, lc->addr.len, 4096);
+        if (fd < 0) {
+            snprintf(err, errlen, "cannot listen on %s: %s", lc->addr_text, strerror(-fd));
+            return -1;
+        }
+        l = calloc(1, sizeof(*l));
+        if (!l) {
+            close(fd);
+            snprintf(err, errlen, "%s: out of memory", cfg->path);
+            return -1;
+        }
+        atomic_init(&l->refs, 1);
+        atomic_init(&l->opens, 1);
+        l->fd = fd;
+        l->addr = lc->addr;
+        s->lsocks[s->n_lsocks++] = l;
+        if (prev)
+            pt_log_info("listening on %s", lc->addr_text);
+    }
+    for (size_t i = 0; prev && i < prev->n_lsocks; i++)
+        if (!lsock_find(s, &prev->lsocks[i]->addr)) {
+            char a[80] = "?";
+            pt_sock_ntop_port(&prev->lsocks[i]->addr.u.sa, a, sizeof(a));
+            pt_log_info("no longer listening on %s", a);
+        }
+    return 0;
+}
+
+void pt_snapshot_release_listeners(struct pt_snapshot *s)
+{
+    if (!s->holds_opens)
+        return;
+    s->holds_opens = false;
+    for (size_t i = 0; i < s->n_lsocks; i++)
+        pt_lsock_open_put(s->lsocks[i]);
+}
+
+/* ---- a worker's listeners ---- */
+
 static void on_listener(struct pt_io *io, uint32_t events)
 {
     (void)events;
     pt_conn_accept(PT_CONTAINER_OF(io, struct pt_listener, io));
 }
 
+static int listener_arm(struct pt_worker *w, struct pt_listener *l)
+{
+    if (l->is_armed || l->io.fd < 0)
+        return 0;
+    int rc = pt_loop_add(&w->loop, &l->io, EPOLLIN | EPOLLEXCLUSIVE, true);
+    if (rc == 0)
+        l->is_armed = true;
+    return rc;
+}
+
+static void listener_disarm(struct pt_worker *w, struct pt_listener *l)
+{
+    if (!l->is_armed)
+        return;
+    (void)pt_loop_del(&w->loop, &l->io);
+    l->is_armed = false;
+}
+
+static void listener_free(struct pt_defer *d)
+{
+    struct pt_listener *l = PT_CONTAINER_OF(d, struct pt_listener, defer);
+    pt_lsock_unref(l->ls);
+    free(l);
+}
+
+/* Takes l out of the loop and lets go of its socket; freed after the event batch. */
+static void listener_drop(struct pt_worker *w, struct pt_listener *l)
+{
+    listener_disarm(w, l);
+    l->io.fd = -1; /* events still queued for it in this batch are skipped */
+    pt_lsock_open_put(l->ls);
+    pt_loop_defer(&w->loop, &l->defer, listener_free);
+}
+
+/* Makes w's listeners those of snapshot s (none once draining): registers the sockets w does
+   not have yet, drops those s no longer lists, and renumbers the kept ones. */
+static void listeners_sync(struct pt_worker *w, const struct pt_snapshot *s)
+{
+    for (struct pt_listener *l = w->listeners; l; l = l->next)
+        l->is_seen = false;
+    for (size_t j = 0; !w->is_draining && j < s->n_lsocks; j++) {
+        struct pt_lsock *ls = s->lsocks[j];
+        struct pt_listener *l = w->listeners;
+        while (l && l->ls != ls)
+            l = l->next;
+        if (!l) {
+            if (!pt_lsock_open_get(ls))
+                continue; /* already removed by a newer configuration */
+            l = calloc(1, sizeof(*l));
+            if (!l) {
+                pt_lsock_open_put(ls);
+                pt_log_error("worker %d: out of memory for a listener", w->id);
+                continue;
+            }
+            pt_lsock_ref(ls);
+            l->ls = ls;
+            l->io.fd = ls->fd;
+            l->io.cb = on_listener;
+            l->w = w;
+            l->next = w->listeners;
+            w->listeners = l;
+            /* While accepting is paused the accept timer arms every listener. */
+            if (!pt_timer_is_armed(&w->accept_timer) && listener_arm(w, l) < 0)
+                pt_timer_set(&w->loop, &w->accept_timer, PT_ACCEPT_RETRY_MS);
+        }
+        l->is_seen = true;
+        l->idx = (uint8_t)j;
+        l->is_tls = s->cfg->listens[j].is_tls;
+    }
+    for (struct pt_listener **pp = &w->listeners; *pp;) {
+        struct pt_listener *l = *pp;
+        if (l->is_seen) {
+            pp = &l->next;
+            continue;
+        }
+        *pp = l->next;
+        listener_drop(w, l);
+    }
+}
+
+void pt_worker_pause_accept(struct pt_worker *w, uint32_t ms)
+{
+    for (struct pt_listener *l = w->listeners; l; l = l->next)
+        listener_disarm(w, l);
+    pt_timer_set(&w->loop, &w->accept_timer, ms);
+}
+
+static void on_accept_timer(struct pt_timer *t)
+{
+    struct pt_worker *w = PT_CONTAINER_OF(t, struct pt_worker, accept_timer);
+    if (w->is_draining)
+        return;
+    for (struct pt_listener *l = w->listeners; l; l = l->next)
+        if (listener_arm(w, l) < 0)
+            pt_timer_set(&w->loop, &w->accept_timer, PT_ACCEPT_RETRY_MS);
+}
+
+void pt_worker_accept_exhausted(struct pt_worker *w, struct pt_listener *l, int err)
+{
+    pt_log_ratelimited(PT_LOG_WARN,
+                       "worker %d: accept: %s: out of file descriptors, pausing accepts for "
+                       "%u ms",
+                       w->id, strerror(err), PT_ACCEPT_RETRY_MS);
+    if (w->reserve_fd >= 0) {
+        close(w->reserve_fd);
+        int fd = accept4(l->io.fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0)
+            close(fd); /* a prompt close tells this client more than a queue that never moves */
+        w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    pt_worker_pause_accept(w, PT_ACCEPT_RETRY_MS);
+}
+
 static void close_listeners(struct pt_worker *w)
 {
-    for (size_t i = 0; i < w->n_listeners; i++)
-        pt_loop_close(&w->loop, &w->listeners[i].io);
+    pt_timer_stop(&w->loop, &w->accept_timer);
+    while (w->listeners) {
+        struct pt_listener *l = w->listeners;
+        w->listeners = l->next;
+        listener_drop(w, l);
+    }
 }
 
 static void start_drain(struct pt_worker *w)
@@ -457,12 +706,38 @@ static void on_wake(struct pt_io *io, uint32_t events)
     uint64_t v;
     ssize_t n = read(io->fd, &v, sizeof(v));
     (void)n;
+    refresh(w); /* a new snapshot may bring or take listeners */
     if (atomic_load(&w->stop_requested))
         start_drain(w);
 }
 
-int pt_worker_init(struct pt_worker *w, int id, const int *fds, const bool *is_tls, size_t n)
+/* The default of limits.max_connections: three quarters of RLIMIT_NOFILE (which main raised to
+   the hard limit), keeping a quarter, at least 256 or half of a smaller limit, for upstream
+   connections, health checks, listeners, logs and static files. */
+static _Atomic uint32_t default_max_connections;
+
+static uint32_t derive_max_connections(void)
 {
+    struct rlimit rl;
+    uint64_t nofile = 1024;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        nofile = rl.rlim_cur == RLIM_INFINITY ? (1u << 24) : (uint64_t)rl.rlim_cur;
+    uint64_t reserve = PT_MAX(nofile / 4, PT_MIN(256, nofile / 2));
+    uint64_t n = nofile > reserve ? nofile - reserve : 1;
+    return (uint32_t)PT_MIN(n, 1u << 24);
+}
+
+uint32_t pt_worker_max_connections(const struct pt_config *cfg)
+{
+    if (cfg && cfg->limits.max_connections)
+        return cfg->limits.max_connections;
+    return atomic_load_explicit(&default_max_connections, memory_order_relaxed);
+}
+
+int pt_worker_init(struct pt_worker *w, int id)
+{
+    if (atomic_load(&default_max_connections) == 0)
+        atomic_store(&default_max_connections, derive_max_connections());
     memset(w, 0, sizeof(*w));
     w->id = id;
     w->conns.next = w->conns.prev = &w->conns;
@@ -470,9 +745,10 @@ int pt_worker_init(struct pt_worker *w, int id, const int *fds, const bool *is_t
     if (rc < 0)
         return rc;
     pt_timer_init(&w->drain_timer, on_drain_timeout);
+    pt_timer_init(&w->accept_timer, on_accept_timer);
+    w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     w->log_buf = malloc(LOG_BUF_BYTES);
-    w->listeners = calloc(n ? n : 1, sizeof(*w->listeners));
-    if (!w->log_buf || !w->listeners)
+    if (!w->log_buf)
         return -ENOMEM;
     if (getrandom(w->rid_seed, sizeof(w->rid_seed), 0) != sizeof(w->rid_seed))
         w->rid_seed[0] = (uint64_t)time(NULL) ^ ((uint64_t)id << 32), w->rid_seed[1] = 0x9e37;
@@ -484,17 +760,6 @@ int pt_worker_init(struct pt_worker *w, int id, const int *fds, const bool *is_t
     w->wake.cb = on_wake;
     if ((rc = pt_loop_add(&w->loop, &w->wake, EPOLLIN, true)) < 0)
         return rc;
-    for (size_t i = 0; i < n; i++) {
-        struct pt_listener *l = &w->listeners[i];
-        l->io.fd = fds[i];
-        l->io.cb = on_listener;
-        l->w = w;
-        l->is_tls = is_tls[i];
-        l->idx = (uint8_t)i;
-        if ((rc = pt_loop_add(&w->loop, &l->io, EPOLLIN, false)) < 0)
-            return rc;
-        w->n_listeners++;
-    }
     return 0;
 }
 
@@ -508,6 +773,9 @@ static void *worker_main(void *arg)
             break;
     }
     pt_timer_stop(&w->loop, &w->drain_timer);
+    close_listeners(w);
+    if (w->reserve_fd >= 0)
+        close(w->reserve_fd);
     /* Release what the loop still holds. */
     for (unsigned i = 0; i < PT_POOL_BUCKETS; i++)
         while (w->pool[i]) {
@@ -540,7 +808,6 @@ static void *worker_main(void *arg)
     free(w->hdrs);
     free(w->path_buf);
     free(w->log_buf);
-    free(w->listeners);
     pt_buf_cache_drain();
     return NULL;
 }
@@ -557,6 +824,9 @@ void pt_worker_publish(struct pt_worker *w, struct pt_snapshot *s)
     struct pt_snapshot *old = atomic_exchange_explicit(&w->pending, s, memory_order_acq_rel);
     if (old)
         pt_snapshot_unref(old);
+    uint64_t one = 1;
+    ssize_t n = write(w->wake.fd, &one, sizeof(one));
+    (void)n;
 }
 
 void pt_worker_request_stop(struct pt_worker *w)

@@ -31,6 +31,28 @@ struct pt_tls_client_ctx;
 struct pt_geoip;
 #include "upstream/target.h"
 
+/*
+ * A listening socket, shared by every worker (worker.c says why). Two counts: refs keeps the
+ * object alive (each snapshot that lists it, each worker that registered it); opens keeps the
+ * fd open (the main thread's current snapshot, each worker that registered it). The fd closes
+ * when opens reaches 0, which only happens after every worker has taken it out of its epoll set,
+ * so a closed listener's fd number is never removed from a loop after reuse.
+ */
+struct pt_lsock {
+    atomic_int refs;
+    atomic_int opens;
+    int fd;
+    struct pt_sockaddr addr;
+};
+
+/* Takes a hold on l's fd; false when it is already closed (a listener removed by a newer
+   configuration). */
+bool pt_lsock_open_get(struct pt_lsock *l);
+/* Drops a hold on l's fd; the last closes it. */
+void pt_lsock_open_put(struct pt_lsock *l);
+void pt_lsock_ref(struct pt_lsock *l);
+void pt_lsock_unref(struct pt_lsock *l);
+
 struct pt_snapshot {
     atomic_int refs;     /* one for "current", one per worker handle */
     uint64_t generation; /* 1, 2, ... per successful load */
@@ -43,13 +65,26 @@ struct pt_snapshot {
     size_t n_listen_tls;
     struct pt_tls_client_ctx **ups_tls; /* per upstream with https targets; else NULL */
     size_t n_ups_tls;
-    struct pt_geoip *geoip; /* geoip.database, mapped for this snapshot; NULL when not set */
-    int access_fd;          /* -1 when access logging is off */
-    bool owns_access_fd;    /* false for stdout/stderr */
+    struct pt_geoip *geoip;   /* geoip.database, mapped for this snapshot; NULL when not set */
+    int access_fd;            /* -1 when access logging is off */
+    bool owns_access_fd;      /* false for stdout/stderr */
+    struct pt_lsock **lsocks; /* per listen entry (run only; NULL for check); one ref each */
+    size_t n_lsocks;
+    bool holds_opens; /* the snapshot also holds an open on each lsock (main thread's) */
 };
 
 void pt_snapshot_ref(struct pt_snapshot *s);
 void pt_snapshot_unref(struct pt_snapshot *s);
+
+/* Gives s a listening socket per listen entry of its configuration: the one prev already has
+   for the same address (so kept listeners and their queued connections are untouched by a
+   reload), else a newly bound one. Main thread. Returns 0, or -1 with err filled ("cannot
+   listen on ADDR: Address already in use"); s then holds what it got, released with it. */
+int pt_snapshot_listen(struct pt_snapshot *s, const struct pt_snapshot *prev, char *err,
+                       size_t errlen);
+/* Drops s's hold on its sockets' fds, once a newer snapshot is published or at stop: a socket
+   that no newer snapshot lists closes as soon as every worker has let go of it. Main thread. */
+void pt_snapshot_release_listeners(struct pt_snapshot *s);
 
 struct pt_wsnap {
     struct pt_snapshot *s;
@@ -59,24 +94,30 @@ struct pt_wsnap {
 };
 
 #define PT_POOL_BUCKETS 64
+#define PT_ACCEPT_RETRY_MS 100u /* accept pause after EMFILE/ENFILE */
 
+/* A worker's registration of a shared listening socket. */
 struct pt_listener {
-    struct pt_io io;
+    struct pt_io io; /* io.fd: ls->fd while registered, -1 once dropped */
+    struct pt_defer defer;
     struct pt_worker *w;
+    struct pt_lsock *ls; /* holds a ref and an open */
+    struct pt_listener *next;
     bool is_tls;
-    uint8_t idx; /* position in the configuration's listen list */
+    bool is_armed; /* in the worker's epoll set (not paused by a shortage or the cap) */
+    bool is_seen;  /* scratch for listeners_sync */
+    uint8_t idx;   /* position in the current snapshot's listen list */
 };
 
 struct pt_worker {
     int id;
     pthread_t thread;
     struct pt_loop loop;
-    struct pt_io wake; /* eventfd: the main thread wants attention */
-    struct pt_listener *listeners;
-    size_t n_listeners;
-    struct pt_wsnap *ws;     /* handle on the newest snapshot seen */
-    struct pt_wsnap *old_ws; /* older handles with users left */
-    struct pt_conn conns;    /* list head of client connections */
+    struct pt_io wake;             /* eventfd: the main thread wants attention */
+    struct pt_listener *listeners; /* registrations of the current snapshot's sockets */
+    struct pt_wsnap *ws;           /* handle on the newest snapshot seen */
+    struct pt_wsnap *old_ws;       /* older handles with users left */
+    struct pt_conn conns;          /* list head of client connections */
     size_t n_conns;
     uint64_t next_conn_id;
     struct pt_h1_header *hdrs; /* scratch header array for parsing (limits.headers) */
@@ -91,15 +132,19 @@ struct pt_worker {
     uint64_t rid_seed[2]; /* request-id generator state */
     bool is_draining;
     struct pt_timer drain_timer;
+    struct pt_timer accept_timer;          /* re-arms the listeners after an accept pause */
+    bool is_at_cap;                        /* paused at limits.max_connections: a close re-arms */
+    int reserve_fd;                        /* /dev/null, given up to shed a connection on EMFILE */
     atomic_bool stop_requested;            /* set by the main thread */
     _Atomic(struct pt_snapshot *) pending; /* newer snapshot from the main thread (owns a ref) */
 };
 
-/* Creates the worker's loop and listeners. fds: the listening sockets made by the main thread
-   for this worker (ownership passes to the worker). Returns 0 or -errno. */
-int pt_worker_init(struct pt_worker *w, int id, const int *fds, const bool *is_tls, size_t n);
+/* Creates the worker's loop. Its listeners come with the snapshots it is handed: the worker
+   registers the sockets of each new snapshot it takes up. Returns 0 or -errno. */
+int pt_worker_init(struct pt_worker *w, int id);
 int pt_worker_start(struct pt_worker *w);
-/* Hands snapshot s to the worker (takes a reference for it; thread-safe). */
+/* Hands snapshot s to the worker (takes a reference for it) and wakes it, so that it takes up
+   s's listeners promptly even when idle. Thread-safe. */
 void pt_worker_publish(struct pt_worker *w, struct pt_snapshot *s);
 /* Asks the worker to drain and stop (thread-safe). */
 void pt_worker_request_stop(struct pt_worker *w);
@@ -127,6 +172,19 @@ size_t pt_worker_request_id(struct pt_worker *w, char *out);
 
 /* Appends one access-log line for r (written out at the end of the loop iteration). */
 void pt_worker_access_log(struct pt_worker *w, const struct pt_req *r);
+
+/* limits.max_connections for cfg: the key, or when unset the default derived from the
+   open-file limit seen when the first worker was made (see pt_worker_init). */
+uint32_t pt_worker_max_connections(const struct pt_config *cfg);
+/* Client connections open in the whole process (every worker). */
+uint32_t pt_conn_count(void);
+/* Stops accepting on every listener of w for ms milliseconds (fd shortage, connection cap);
+   the accept timer arms them again. */
+void pt_worker_pause_accept(struct pt_worker *w, uint32_t ms);
+/* accept failed with EMFILE/ENFILE on l: closes the reserve fd, accepts and closes one waiting
+   connection (so that client hears something now), reopens the reserve, and pauses accepting
+   for a moment. Logs at a bounded rate. */
+void pt_worker_accept_exhausted(struct pt_worker *w, struct pt_listener *l, int err);
 
 /* Client connection lifecycle (server/conn.c). */
 void pt_conn_accept(struct pt_listener *l);
