@@ -3,10 +3,13 @@
  *
  * The main thread parses the command, loads the configuration into a snapshot, binds every
  * listener (so a bind error is one clear line and exit 1 before anything starts), starts the
- * workers, and then only waits for signals with sigwaitinfo(): SIGHUP builds a new snapshot
+ * workers, and then only waits for signals with sigtimedwait(): SIGHUP builds a new snapshot
  * and hands it to the workers (an invalid file is logged and the old snapshot keeps serving);
- * SIGTERM and SIGINT drain the workers and exit 0. All signals are blocked in every thread, so
- * no handler ever runs asynchronously.
+ * SIGUSR1 reopens the access log in place; SIGTERM, SIGINT and SIGQUIT drain the workers and
+ * exit 0. Every signal whose default action would end the process (but the synchronous ones
+ * a crash raises) is blocked in every thread from the first line of `run`, so no handler ever
+ * runs asynchronously and none can stop Portico without a log line: those Portico has no use
+ * for are logged and ignored (run_signals below is the one list, docs/operations.md its table).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -405,8 +408,71 @@ static uint64_t ticket_rotation_ms(const struct pt_snapshot *s)
     return 3600u * 1000u;
 }
 
+/* The signals `run` takes through sigtimedwait: every one whose default action ends the
+   process, except those a fault raises synchronously (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT,
+   SIGTRAP, SIGSYS: blocking them is undefined, and a crash should stay a crash) and SIGPIPE and
+   SIGXFSZ, which are ignored so that the write that caused them fails with an error instead.
+   Blocked in the main thread before any other thread exists, so every thread inherits the
+   mask and only sigtimedwait ever sees them. */
+static void run_signals(sigset_t *set)
+{
+    static const int sigs[] = {SIGHUP,    SIGINT,  SIGTERM, SIGQUIT, SIGUSR1,   SIGUSR2, SIGALRM,
+                               SIGVTALRM, SIGPROF, SIGPOLL, SIGPWR,  SIGSTKFLT, SIGXCPU};
+    sigemptyset(set);
+    for (size_t i = 0; i < PT_ARRAY_LEN(sigs); i++)
+        sigaddset(set, sigs[i]);
+    for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++)
+        sigaddset(set, sig);
+}
+
+/* A signal's name for the log ("SIGUSR2", "SIGRTMIN+3"), in buf. */
+static const char *signal_name(int sig, char *buf, size_t len)
+{
+    const char *abbrev = sigabbrev_np(sig);
+    if (abbrev)
+        snprintf(buf, len, "SIG%s", abbrev);
+    else if (sig >= SIGRTMIN && sig <= SIGRTMAX)
+        snprintf(buf, len, "SIGRTMIN+%d", sig - SIGRTMIN);
+    else
+        snprintf(buf, len, "signal %d", sig);
+    return buf;
+}
+
+/* SIGUSR1: reopens the access log file at its configured path, for log rotation (logrotate
+   renames the file, then signals). The new descriptor is put in place of the snapshot's with
+   dup3(), which swaps it atomically for every worker: a write in flight finishes in the old
+   file, the next one goes to the new file, and no worker has to notice. Logs to stdout or
+   stderr, or none, have nothing to reopen. The error log is stderr (the journal under
+   systemd), which the supervisor owns. */
+static void reopen_access_log(struct pt_snapshot *s)
+{
+    const char *a = s->cfg->log.access;
+    if (!s->owns_access_fd || s->access_fd < 0 || !a) {
+        pt_log_info("received SIGUSR1: the access log is not a file, nothing to reopen");
+        return;
+    }
+    int fd = open(a, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        pt_log_error("received SIGUSR1: cannot reopen access log \"%s\": %s; still writing to "
+                     "the file open before",
+                     a, strerror(errno));
+        return;
+    }
+    if (dup3(fd, s->access_fd, O_CLOEXEC) < 0)
+        pt_log_error("received SIGUSR1: cannot reopen access log \"%s\": %s", a, strerror(errno));
+    else
+        pt_log_info("received SIGUSR1: reopened access log \"%s\"", a);
+    close(fd);
+}
+
 static int cmd_run(const char *path)
 {
+    /* Before anything else: a signal that arrives while the file loads must not kill. */
+    sigset_t set;
+    run_signals(&set);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN);
     char *err = malloc(ERR_BYTES);
     if (!err)
         return 1;
@@ -421,7 +487,6 @@ static int cmd_run(const char *path)
     snap->generation = 1;
     const struct pt_config *cfg = snap->cfg;
     pt_log_set_level(cfg->log.level);
-    signal(SIGPIPE, SIG_IGN);
     raise_nofile();
     pt_mime_init(); /* reads /etc/mime.types now, not on a worker's first request */
 
@@ -452,13 +517,6 @@ static int cmd_run(const char *path)
             }
             fds[i * nl + j] = fd;
         }
-
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGHUP);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
 
     for (uint32_t i = 0; i < nw; i++) {
         int e = pt_worker_init(&workers[i], (int)i, &fds[i * nl], tls, nl);
@@ -541,8 +599,22 @@ static int cmd_run(const char *path)
             cert_watch_take(snap->cfg, &cw);
             continue;
         }
-        pt_log_info("received %s: draining connections", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-        break;
+        if (sig == SIGUSR1) {
+            reopen_access_log(snap);
+            continue;
+        }
+        char name[32];
+        signal_name(sig, name, sizeof(name));
+        if (sig == SIGTERM || sig == SIGINT || sig == SIGQUIT) {
+            pt_log_info("received %s: draining connections", name);
+            break;
+        }
+        if (sig == SIGXCPU) {
+            pt_log_error("received SIGXCPU: over the CPU time limit (RLIMIT_CPU), draining "
+                         "connections before the kernel kills the process");
+            break;
+        }
+        pt_log_warn("received %s: ignored (Portico has no use for it)", name);
     }
     rc = 0;
 stop:
