@@ -11,8 +11,12 @@
  * runs asynchronously and none can stop Portico without a log line: those Portico has no use
  * for are logged and ignored (run_signals below is the one list, docs/operations.md its table).
  */
+#include <ares.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
+#include <maxminddb.h>
+#include <openssl/crypto.h>
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 #include <signal.h>
@@ -70,11 +74,20 @@ static int cmd_help(const char *what)
     return 0;
 }
 
+/* Portico's version, then one "library version" line per linked library, read from the
+   library itself where it says (the version actually loaded, which a distribution update may
+   change under an unchanged binary), else the one built against. */
 static int cmd_version(void)
 {
     char pcre[64] = "";
     pcre2_config(PCRE2_CONFIG_VERSION, pcre);
-    printf("portico %s\nlibyaml %s\npcre2 %s\n", PT_VERSION, yaml_get_version_string(), pcre);
+    printf("portico %s\n", PT_VERSION);
+    printf("openssl %s\n", OpenSSL_version(OPENSSL_VERSION_STRING));
+    printf("libyaml %s\n", yaml_get_version_string());
+    printf("pcre2 %s\n", pcre);
+    printf("jansson %s\n", jansson_version_str());
+    printf("c-ares %s\n", ares_version(NULL));
+    printf("libmaxminddb %s\n", MMDB_lib_version());
     return 0;
 }
 
@@ -643,6 +656,29 @@ out:
     return rc;
 }
 
+/* What the command line asked for. */
+struct cli {
+    const char *cmd;
+    const char *path;   /* -c FILE, or the default */
+    bool is_path_given; /* -c was given (the default file gets its own message) */
+};
+
+/* Checks that the configuration file can be found before anything reads it: a missing default
+   ./portico.yaml says how to name another one. Returns 0, or 1 after printing the reason. */
+static int find_config(const struct cli *o)
+{
+    if (o->is_path_given || access(o->path, F_OK) == 0 || errno != ENOENT)
+        return 0;
+    char cwd[512];
+    if (!getcwd(cwd, sizeof(cwd)))
+        snprintf(cwd, sizeof(cwd), ".");
+    fprintf(stderr,
+            "portico: no %s in the current directory (%s); name the configuration file with "
+            "-c FILE, e.g. portico %s -c /etc/portico/portico.yaml\n",
+            o->path, cwd, o->cmd);
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -656,14 +692,25 @@ int main(int argc, char **argv)
         fprintf(stderr, "portico: unknown command \"%s\"\n%s", cmd, usage_text);
         return 2;
     }
-    const char *path = "portico.yaml";
+    struct cli o = {.cmd = cmd, .path = "portico.yaml"};
     for (int i = 2; i < argc; i++) {
-        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
-            path = argv[++i];
+        const char *a = argv[i];
+        if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+            if (i + 1 >= argc || argv[i + 1][0] == '\0' || argv[i + 1][0] == '-') {
+                fprintf(stderr,
+                        "portico: %s needs a configuration FILE after it (portico %s %s "
+                        "FILE)\n",
+                        a, cmd, a);
+                return 2;
+            }
+            o.path = argv[++i];
+            o.is_path_given = true;
         } else {
-            fprintf(stderr, "portico: unexpected argument \"%s\"\n%s", argv[i], usage_text);
+            fprintf(stderr, "portico: unexpected argument \"%s\"\n%s", a, usage_text);
             return 2;
         }
     }
-    return strcmp(cmd, "run") == 0 ? cmd_run(path) : cmd_check(path);
+    if (find_config(&o) != 0)
+        return 1;
+    return strcmp(cmd, "run") == 0 ? cmd_run(o.path) : cmd_check(o.path);
 }
