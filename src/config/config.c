@@ -3023,9 +3023,13 @@ static void load_geoip(struct pt_cfg_ctx *x, const struct pt_ynode *v)
 
 static void load_root(struct pt_cfg_ctx *x, const struct pt_ynode *root)
 {
-    static const char *const keys[] = {
-        "workers", "shutdown_timeout", "listen", "limits",   "trusted_proxies", "log", "upstreams",
-        "sites",   "routes",           "tls",    "resolver", "geoip",           NULL};
+    static const char *const keys[] = {"workers",         "shutdown_timeout",
+                                       "listen",          "limits",
+                                       "trusted_proxies", "log",
+                                       "upstreams",       "sites",
+                                       "routes",          "tls",
+                                       "resolver",        "geoip",
+                                       "pid_file",        NULL};
     static const char *const later[] = {"acme",  "admin", "cache", "metrics",     "redis",
                                         "rules", "acl",   "waf",   "rate_limits", NULL};
     struct pt_config *cfg = x->cfg;
@@ -3065,6 +3069,8 @@ static void load_root(struct pt_cfg_ctx *x, const struct pt_ynode *root)
             load_resolver(x, v);
         } else if (is(k, "geoip")) {
             load_geoip(x, v);
+        } else if (is(k, "pid_file")) {
+            cfg->pid_file = get_path(x, v, "pid_file", "file");
         } else {
             routes = v;
             routes_key = k;

@@ -362,6 +362,7 @@ struct pt_config {
     size_t n_static_routes; /* routes with action static, numbered by files.index_in_config */
     struct pt_resolver_cfg resolver;
     struct pt_geoip_cfg geoip;
+    const char *pid_file; /* resolved path `run` writes its process id to; NULL when not set */
 };
 
 /*

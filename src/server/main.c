@@ -34,6 +34,7 @@
 #include "handler/geoip.h"
 #include "handler/mime.h"
 #include "handler/static.h"
+#include "server/pidfile.h"
 #include "server/worker.h"
 #include "tls/acme.h"
 #include "tls/tls.h"
@@ -47,8 +48,10 @@ static const char *const usage_text =
     "usage: portico <command> [options]\n"
     "\n"
     "commands:\n"
-    "  run   [-c FILE]   run in the foreground (default FILE: ./portico.yaml)\n"
-    "  check [-c FILE]   validate FILE; print \"ok\" or FILE:LINE:COL: errors\n"
+    "  run    [-c FILE]   run in the foreground (default FILE: ./portico.yaml)\n"
+    "  check  [-c FILE]   validate FILE; print \"ok\" or FILE:LINE:COL: errors\n"
+    "  reload [-c FILE | --pid PIDFILE]   check FILE, then make the running Portico reload it\n"
+    "  stop   [-c FILE | --pid PIDFILE] [--timeout SECONDS]   stop the running Portico\n"
     "  version           print the version of portico and of its libraries\n"
     "  help [COMMAND]    print this help, or a command's\n";
 
@@ -64,6 +67,17 @@ static int cmd_help(const char *what)
         printf("usage: portico check [-c FILE]\n\n"
                "Validates FILE and prints \"ok\" (exit 0) or one FILE:LINE:COL: message line per\n"
                "error (exit 1).\n");
+    else if (what && strcmp(what, "reload") == 0)
+        printf("usage: portico reload [-c FILE] [--pid PIDFILE]\n\n"
+               "Checks FILE (default ./portico.yaml) like `check`, and when it is valid sends\n"
+               "SIGHUP to the process named in its pid_file (or in PIDFILE), which reloads it.\n"
+               "With --pid alone, only signals. Exit 0 once signalled, 1 otherwise.\n");
+    else if (what && strcmp(what, "stop") == 0)
+        printf("usage: portico stop [-c FILE] [--pid PIDFILE] [--timeout SECONDS]\n\n"
+               "Sends SIGTERM to the process named in FILE's pid_file (or in PIDFILE) and waits\n"
+               "until it has drained and exited: at most SECONDS (default: FILE's\n"
+               "shutdown_timeout plus 10, or 40 with --pid alone). Exit 0 once it is gone, 1\n"
+               "when it is still running or was not running.\n");
     else if (what && strcmp(what, "version") == 0)
         printf("usage: portico version\n\nPrints Portico's version and its libraries'.\n");
     else if (what && strcmp(what, "help") != 0) {
@@ -507,6 +521,8 @@ static int cmd_run(const char *path)
     size_t nl = cfg->n_listens;
     int rc = 1;
     uint32_t started = 0;
+    char *pid_path = NULL; /* pid_file as of the start (later loads do not move it) */
+    bool is_pid_written = false;
     struct pt_health *hc = NULL;
     int *fds = malloc((size_t)nw * nl * sizeof(int));
     bool *tls = calloc(nl ? nl : 1, sizeof(bool));
@@ -568,6 +584,15 @@ static int cmd_run(const char *path)
     }
     for (size_t j = 0; j < nl; j++)
         pt_log_info("listening on %s", cfg->listens[j].addr_text);
+    if (cfg->pid_file) {
+        char perr[512];
+        pid_path = strdup(cfg->pid_file);
+        if (!pid_path || pt_pidfile_write(pid_path, perr, sizeof(perr)) < 0) {
+            fprintf(stderr, "portico: %s\n", pid_path ? perr : "out of memory");
+            goto stop;
+        }
+        is_pid_written = true;
+    }
     pt_log_info("portico %s started: %u worker(s), configuration %s", PT_VERSION, nw, path);
 
     uint64_t next_rotation = pt_upstream_now_ms() + ticket_rotation_ms(snap);
@@ -650,6 +675,9 @@ out:
                 close(fds[k]);
     pt_snapshot_unref(snap);
     pt_dns_shutdown();
+    if (is_pid_written)
+        pt_pidfile_remove(pid_path);
+    free(pid_path);
     free(workers);
     free(fds);
     free(tls);
@@ -661,6 +689,8 @@ struct cli {
     const char *cmd;
     const char *path;   /* -c FILE, or the default */
     bool is_path_given; /* -c was given (the default file gets its own message) */
+    const char *pid;    /* --pid PIDFILE (reload, stop) */
+    long timeout_s;     /* --timeout SECONDS (stop); -1 when not given */
 };
 
 /* Checks that the configuration file can be found before anything reads it: a missing default
@@ -679,6 +709,142 @@ static int find_config(const struct cli *o)
     return 1;
 }
 
+/* The running instance for reload and stop: reads the pid file (--pid, else the one the
+   configuration names) and checks that its process is alive. Returns 0 with *pid set, or 1
+   after printing why not. */
+static int find_instance(const struct cli *o, const struct pt_config *cfg, pid_t *pid)
+{
+    const char *pf = o->pid ? o->pid : cfg ? cfg->pid_file : NULL;
+    if (!pf) {
+        fprintf(stderr,
+                "portico: %s sets no pid_file, so the running Portico cannot be found; add "
+                "pid_file to it (and restart), or name the file with --pid PIDFILE\n",
+                o->path);
+        return 1;
+    }
+    char err[512];
+    if (pt_pidfile_read(pf, pid, err, sizeof(err)) < 0) {
+        fprintf(stderr, "portico: %s (is Portico running?)\n", err);
+        return 1;
+    }
+    if (!pt_pidfile_is_running(*pid)) {
+        fprintf(stderr,
+                "portico: pid file \"%s\" names process %d, which is not running (a stale pid "
+                "file: that Portico did not exit cleanly); remove the file\n",
+                pf, (int)*pid);
+        return 1;
+    }
+    return 0;
+}
+
+static int send_signal(pid_t pid, int sig, const char *name)
+{
+    if (kill(pid, sig) == 0)
+        return 0;
+    fprintf(stderr, "portico: cannot send %s to process %d: %s%s\n", name, (int)pid,
+            strerror(errno), errno == EPERM ? " (run as the user Portico runs as, or root)" : "");
+    return 1;
+}
+
+/* portico reload: checks the file first, so that a mistake is reported here, where the
+   operator looks, and not only in the running process's log. */
+static int cmd_reload(const struct cli *o)
+{
+    struct pt_snapshot *s = NULL;
+    if (!o->pid || o->is_path_given) {
+        if (find_config(o) != 0)
+            return 1;
+        char *err = calloc(1, ERR_BYTES);
+        if (!err)
+            return 1;
+        s = snapshot_build(o->path, err, ERR_BYTES, false, NULL);
+        if (!s) {
+            print_errors(err);
+            fprintf(stderr, "portico: not reloading: %s has errors\n", o->path);
+        }
+        free(err);
+        if (!s)
+            return 1;
+    }
+    pid_t pid;
+    int rc = find_instance(o, s ? s->cfg : NULL, &pid);
+    if (s)
+        pt_snapshot_unref(s);
+    if (rc != 0 || send_signal(pid, SIGHUP, "SIGHUP") != 0)
+        return 1;
+    printf("portico: sent SIGHUP to process %d: it reloads its configuration (the result is in "
+           "its log)\n",
+           (int)pid);
+    return 0;
+}
+
+/* portico stop: SIGTERM, then waits (bounded) until the process has drained and exited. */
+static int cmd_stop(const struct cli *o)
+{
+    struct pt_config *cfg = NULL;
+    long timeout_s = 40;
+    if (!o->pid || o->is_path_given) {
+        if (find_config(o) != 0)
+            return 1;
+        /* Only pid_file and shutdown_timeout are needed, so the file is loaded without
+           building routes or opening certificates; a file broken since the start still
+           stops the process with --pid. */
+        char *err = calloc(1, ERR_BYTES);
+        if (!err)
+            return 1;
+        if (pt_config_load(o->path, &cfg, err, ERR_BYTES) != PT_OK) {
+            print_errors(err);
+            fprintf(stderr,
+                    "portico: cannot read pid_file from %s; name the pid file with --pid "
+                    "PIDFILE\n",
+                    o->path);
+            free(err);
+            return 1;
+        }
+        free(err);
+        timeout_s = (long)(cfg->shutdown_timeout_ms / 1000u) + 10;
+    }
+    if (o->timeout_s >= 0)
+        timeout_s = o->timeout_s;
+    pid_t pid;
+    int rc = find_instance(o, cfg, &pid);
+    if (cfg)
+        pt_config_free(cfg);
+    if (rc != 0 || send_signal(pid, SIGTERM, "SIGTERM") != 0)
+        return 1;
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        if (!pt_pidfile_is_running(pid)) {
+            printf("portico: process %d stopped\n", (int)pid);
+            return 0;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - t0.tv_sec >= timeout_s)
+            break;
+        struct timespec pause = {0, 50 * 1000000L};
+        nanosleep(&pause, NULL);
+    }
+    fprintf(stderr,
+            "portico: process %d is still running %ld s after SIGTERM (requests still "
+            "draining? see its log)\n",
+            (int)pid, timeout_s);
+    return 1;
+}
+
+/* Reads the value after option argv[*i] into *out. Returns 0, or 2 after printing usage. */
+static int option_value(int argc, char **argv, int *i, const char *what, const char **out)
+{
+    const char *a = argv[*i];
+    if (*i + 1 >= argc || argv[*i + 1][0] == '\0' || argv[*i + 1][0] == '-') {
+        fprintf(stderr, "portico: %s needs a %s after it (portico %s %s %s)\n", a, what, argv[1], a,
+                what);
+        return 2;
+    }
+    *out = argv[++*i];
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -688,29 +854,44 @@ int main(int argc, char **argv)
         return cmd_help(argc > 2 ? argv[2] : NULL);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)
         return cmd_version();
-    if (strcmp(cmd, "run") != 0 && strcmp(cmd, "check") != 0) {
+    bool is_run = strcmp(cmd, "run") == 0, is_check = strcmp(cmd, "check") == 0;
+    bool is_reload = strcmp(cmd, "reload") == 0, is_stop = strcmp(cmd, "stop") == 0;
+    if (!is_run && !is_check && !is_reload && !is_stop) {
         fprintf(stderr, "portico: unknown command \"%s\"\n%s", cmd, usage_text);
         return 2;
     }
-    struct cli o = {.cmd = cmd, .path = "portico.yaml"};
+    struct cli o = {.cmd = cmd, .path = "portico.yaml", .timeout_s = -1};
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
-            if (i + 1 >= argc || argv[i + 1][0] == '\0' || argv[i + 1][0] == '-') {
-                fprintf(stderr,
-                        "portico: %s needs a configuration FILE after it (portico %s %s "
-                        "FILE)\n",
-                        a, cmd, a);
+            if (option_value(argc, argv, &i, "configuration FILE", &o.path) != 0)
+                return 2;
+            o.is_path_given = true;
+        } else if ((is_reload || is_stop) && strcmp(a, "--pid") == 0) {
+            if (option_value(argc, argv, &i, "PIDFILE", &o.pid) != 0)
+                return 2;
+        } else if (is_stop && strcmp(a, "--timeout") == 0) {
+            const char *v = NULL;
+            if (option_value(argc, argv, &i, "number of SECONDS", &v) != 0)
+                return 2;
+            char *end = NULL;
+            errno = 0;
+            o.timeout_s = strtol(v, &end, 10);
+            if (errno || *end || o.timeout_s < 0 || o.timeout_s > 86400) {
+                fprintf(stderr, "portico: --timeout takes whole seconds (0 to 86400), not \"%s\"\n",
+                        v);
                 return 2;
             }
-            o.path = argv[++i];
-            o.is_path_given = true;
         } else {
             fprintf(stderr, "portico: unexpected argument \"%s\"\n%s", a, usage_text);
             return 2;
         }
     }
+    if (is_reload)
+        return cmd_reload(&o);
+    if (is_stop)
+        return cmd_stop(&o);
     if (find_config(&o) != 0)
         return 1;
-    return strcmp(cmd, "run") == 0 ? cmd_run(o.path) : cmd_check(o.path);
+    return is_run ? cmd_run(o.path) : cmd_check(o.path);
 }
