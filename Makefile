@@ -5,8 +5,9 @@
 # (clang + libFuzzer) to build/fuzz.
 
 CC       ?= cc
-PKGS     := yaml-0.1 libpcre2-8 libssl libcrypto jansson libcares libmaxminddb
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKGS     := yaml-0.1 libpcre2-8 libssl libcrypto jansson libcares libmaxminddb libsystemd
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
+              -DPT_LIBSYSTEMD_VERSION='"$(shell pkg-config --modversion libsystemd 2>/dev/null)"'
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
             -Wimplicit-fallthrough -Wvla -Wpointer-arith -Wundef -Werror

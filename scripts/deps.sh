@@ -5,7 +5,7 @@
 # benchmark starts its own nginx with its own configuration.
 set -eu
 PKGS="build-essential pkg-config clang libclang-rt-14-dev clang-format libyaml-dev libpcre2-dev
-libcmocka-dev libssl-dev libjansson-dev libc-ares-dev libmaxminddb-dev mmdb-bin pebble testssl.sh media-types python3 python3-pytest curl nghttp2-client openssl nginx wrk valgrind procps nodejs"
+libcmocka-dev libssl-dev libjansson-dev libc-ares-dev libmaxminddb-dev libsystemd-dev mmdb-bin pebble testssl.sh media-types python3 python3-pytest curl nghttp2-client openssl nginx wrk valgrind procps nodejs"
 # npm ships inside some nodejs builds (NodeSource's); Debian's own is a separate package that
 # conflicts with those, so it is asked for only when no npm is on the PATH.
 command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"

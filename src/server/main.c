@@ -34,6 +34,7 @@
 #include "handler/geoip.h"
 #include "handler/mime.h"
 #include "handler/static.h"
+#include "server/notify.h"
 #include "server/pidfile.h"
 #include "server/worker.h"
 #include "tls/acme.h"
@@ -42,6 +43,9 @@
 #include "upstream/health.h"
 
 #define PT_VERSION "0.1.0"
+#ifndef PT_LIBSYSTEMD_VERSION /* set by the Makefile from pkg-config */
+#define PT_LIBSYSTEMD_VERSION "unknown"
+#endif
 #define ERR_BYTES 8192
 
 static const char *const usage_text =
@@ -102,6 +106,8 @@ static int cmd_version(void)
     printf("jansson %s\n", jansson_version_str());
     printf("c-ares %s\n", ares_version(NULL));
     printf("libmaxminddb %s\n", MMDB_lib_version());
+    /* libsystemd has no call that returns its version: this is the one built against. */
+    printf("libsystemd %s\n", PT_LIBSYSTEMD_VERSION);
     return 0;
 }
 
@@ -435,6 +441,20 @@ static uint64_t ticket_rotation_ms(const struct pt_snapshot *s)
     return 3600u * 1000u;
 }
 
+/* A reload asked for by SIGHUP, framed for the service manager: RELOADING=1 before, READY=1
+   after (also when the new file was rejected: the old configuration still serves, and the
+   STATUS line says the reload failed). */
+static struct pt_snapshot *reload_notified(const char *path, struct pt_snapshot *cur,
+                                           struct pt_worker *workers, uint32_t n_workers,
+                                           struct pt_health *hc)
+{
+    uint64_t before = cur->generation;
+    pt_notify_reloading();
+    struct pt_snapshot *s = reload(path, cur, workers, n_workers, hc);
+    pt_notify_ready(s->generation, s->generation == before);
+    return s;
+}
+
 /* The signals `run` takes through sigtimedwait: every one whose default action ends the
    process, except those a fault raises synchronously (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT,
    SIGTRAP, SIGSYS: blocking them is undefined, and a crash should stay a crash) and SIGPIPE and
@@ -594,6 +614,7 @@ static int cmd_run(const char *path)
         is_pid_written = true;
     }
     pt_log_info("portico %s started: %u worker(s), configuration %s", PT_VERSION, nw, path);
+    pt_notify_ready(snap->generation, false);
 
     uint64_t next_rotation = pt_upstream_now_ms() + ticket_rotation_ms(snap);
     uint64_t next_watch = pt_upstream_now_ms() + CERT_WATCH_MS;
@@ -633,7 +654,7 @@ static int cmd_run(const char *path)
         if (sig < 0)
             continue;
         if (sig == SIGHUP) {
-            snap = reload(path, snap, workers, nw, hc);
+            snap = reload_notified(path, snap, workers, nw, hc);
             cert_watch_take(snap->cfg, &cw);
             continue;
         }
@@ -654,6 +675,7 @@ static int cmd_run(const char *path)
         }
         pt_log_warn("received %s: ignored (Portico has no use for it)", name);
     }
+    pt_notify_stopping();
     rc = 0;
 stop:
     for (uint32_t i = 0; i < started; i++)

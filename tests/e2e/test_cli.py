@@ -220,3 +220,4 @@ def test_version_lists_every_linked_library_with_a_version():
     for lib in ("portico", "openssl", "libyaml", "pcre2", "jansson", "c-ares", "libmaxminddb"):
         assert lib in lines, "%s missing from %r" % (lib, r.stdout)
         assert re.match(r"\d+\.\d+", lines[lib]), (lib, lines[lib])
+    assert re.match(r"\d+", lines.get("libsystemd", "")), r.stdout

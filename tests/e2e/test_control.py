@@ -1,7 +1,11 @@
-"""Controlling a running Portico: the pid file, `portico reload` and `portico stop`."""
+"""Controlling a running Portico: the pid file, `portico reload` and `portico stop`, and the
+notifications a systemd Type=notify service gets."""
 
 import os
+import signal
+import socket
 import subprocess
+import time
 
 import pytest
 
@@ -152,3 +156,80 @@ def test_stale_pid_file_at_start_is_replaced(portico, tmp_path):
     p = portico(respond_cfg("x"))
     assert wait_until(lambda: (tmp_path / "portico.pid").read_text() == "%d\n" % p.pid,
                       scaled(5))
+
+
+# --- systemd notifications (Type=notify)
+
+
+class NotifySocket:
+    """A unix datagram socket in the abstract namespace, as systemd's NOTIFY_SOCKET."""
+
+    def __init__(self):
+        self.name = "portico-e2e-notify-%d-%s" % (os.getpid(), os.urandom(6).hex())
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind("\0" + self.name)
+        self.messages = []
+
+    @property
+    def env(self):
+        return {"NOTIFY_SOCKET": "@" + self.name}
+
+    def wait_for(self, field, timeout):
+        """Reads datagrams until one holds field (e.g. READY=1); returns it, or None."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                msg = self.sock.recv(4096).decode()
+            except socket.timeout:
+                break
+            self.messages.append(msg)
+            if field in msg.split("\n"):
+                return msg
+        return None
+
+    def close(self):
+        self.sock.close()
+
+
+def states(messages):
+    keys = ("READY=1", "RELOADING=1", "STOPPING=1")
+    return [k for m in messages for k in keys if k in m.split("\n")]
+
+
+def test_systemd_notify_ready_reloading_ready_stopping_in_order(portico):
+    ns = NotifySocket()
+    try:
+        p = portico(respond_cfg("one", pid_file=None), env=ns.env)
+        ready = ns.wait_for("READY=1", scaled(10))
+        assert ready and "STATUS=" in ready, ns.messages
+        assert get(p.port, "/v").body == b"one"
+        p.reload(respond_cfg("two", pid_file=None))
+        assert ns.wait_for("READY=1", scaled(10)), ns.messages
+        assert body_is(p, b"two")
+        reloading = [m for m in ns.messages if "RELOADING=1" in m.split("\n")]
+        assert reloading, ns.messages
+        usec = [ln for ln in reloading[0].split("\n") if ln.startswith("MONOTONIC_USEC=")]
+        assert usec and int(usec[0].split("=", 1)[1]) > 0, reloading
+        p.expect_exit = True
+        p.signal(signal.SIGTERM)
+        assert ns.wait_for("STOPPING=1", scaled(10)), ns.messages
+        assert p.wait_exit(scaled(10)) == 0
+        assert states(ns.messages) == ["READY=1", "RELOADING=1", "READY=1", "STOPPING=1"], \
+            ns.messages
+    finally:
+        ns.close()
+
+
+def test_systemd_notify_failed_reload_still_says_ready_with_a_status(portico):
+    ns = NotifySocket()
+    try:
+        p = portico(respond_cfg("one", pid_file=None), env=ns.env)
+        assert ns.wait_for("READY=1", scaled(10)), ns.messages
+        p.reload(text=p.config_text.replace("status: 200", "status: oops"))
+        again = ns.wait_for("READY=1", scaled(10))
+        assert again and "failed" in again, ns.messages
+        assert states(ns.messages) == ["READY=1", "RELOADING=1", "READY=1"], ns.messages
+        assert get(p.port, "/v").body == b"one"
+    finally:
+        ns.close()
