@@ -18,6 +18,7 @@
 #include "core/common.h"
 
 int pt_log_level_cur = PT_LOG_INFO;
+static uint64_t n_warnings; /* warn lines written, read and added to atomically */
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
@@ -35,8 +36,15 @@ int pt_log_level_parse(const char *s)
     return -1;
 }
 
+uint64_t pt_log_warnings(void)
+{
+    return __atomic_load_n(&n_warnings, __ATOMIC_RELAXED);
+}
+
 void pt_log_write(int level, const char *fmt, ...)
 {
+    if (level == PT_LOG_WARN)
+        __atomic_fetch_add(&n_warnings, 1, __ATOMIC_RELAXED);
     char line[2048];
     struct timespec ts;
     struct tm tm;

@@ -19,6 +19,9 @@ void pt_log_set_level(int level);
 /* Parses "error|warn|info|debug"; returns the level or -1. */
 int pt_log_level_parse(const char *s);
 void pt_log_write(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* How many warn lines were written since the process started (all threads); `check --strict`
+   compares it before and after a load. */
+uint64_t pt_log_warnings(void);
 
 #define pt_log(level, ...)                                                                         \
     do {                                                                                           \

@@ -53,7 +53,7 @@ static const char *const usage_text =
     "\n"
     "commands:\n"
     "  run    [-c FILE]   run in the foreground (default FILE: ./portico.yaml)\n"
-    "  check  [-c FILE]   validate FILE; print \"ok\" or FILE:LINE:COL: errors\n"
+    "  check  [-c FILE] [--strict]   validate FILE; print \"ok\" or FILE:LINE:COL: errors\n"
     "  reload [-c FILE | --pid PIDFILE]   check FILE, then make the running Portico reload it\n"
     "  stop   [-c FILE | --pid PIDFILE] [--timeout SECONDS]   stop the running Portico\n"
     "  version           print the version of portico and of its libraries\n"
@@ -68,9 +68,10 @@ static int cmd_help(const char *what)
                "keeps serving); SIGTERM or SIGINT stop accepting, let requests in flight finish\n"
                "for up to shutdown_timeout, and exit 0.\n");
     else if (what && strcmp(what, "check") == 0)
-        printf("usage: portico check [-c FILE]\n\n"
+        printf("usage: portico check [-c FILE] [--strict]\n\n"
                "Validates FILE and prints \"ok\" (exit 0) or one FILE:LINE:COL: message line per\n"
-               "error (exit 1).\n");
+               "error (exit 1). Warnings are printed too; with --strict any warning fails the\n"
+               "check (exit 1).\n");
     else if (what && strcmp(what, "reload") == 0)
         printf("usage: portico reload [-c FILE] [--pid PIDFILE]\n\n"
                "Checks FILE (default ./portico.yaml) like `check`, and when it is valid sends\n"
@@ -314,20 +315,31 @@ static void print_errors(const char *err)
     fprintf(stderr, "%s%s", err, n && err[n - 1] == '\n' ? "" : "\n");
 }
 
-static int cmd_check(const char *path)
+/* portico check: builds everything a start would (but opens no log), prints "ok" or the errors.
+   With is_strict, a warning written during the load (a Netlify rule skipped, a rule that never
+   applies...) fails the check too: CI can then refuse a file that would load with surprises. */
+static int cmd_check(const char *path, bool is_strict)
 {
     char *err = calloc(1, ERR_BYTES);
     if (!err)
         return 1;
+    uint64_t warnings_before = pt_log_warnings();
     struct pt_snapshot *s = snapshot_build(path, err, ERR_BYTES, false, NULL);
-    if (s) {
-        printf("ok\n");
-        pt_snapshot_unref(s);
-    } else {
+    uint64_t warnings = pt_log_warnings() - warnings_before;
+    int rc = 1;
+    if (!s) {
         print_errors(err);
+    } else if (is_strict && warnings) {
+        fprintf(stderr, "portico: %s: %llu warning%s, which --strict makes errors\n", path,
+                (unsigned long long)warnings, warnings == 1 ? "" : "s");
+    } else {
+        printf("ok\n");
+        rc = 0;
     }
+    if (s)
+        pt_snapshot_unref(s);
     free(err);
-    return s ? 0 : 1;
+    return rc;
 }
 
 static void raise_nofile(void)
@@ -713,6 +725,7 @@ struct cli {
     bool is_path_given; /* -c was given (the default file gets its own message) */
     const char *pid;    /* --pid PIDFILE (reload, stop) */
     long timeout_s;     /* --timeout SECONDS (stop); -1 when not given */
+    bool is_strict;     /* --strict (check): warnings fail the check */
 };
 
 /* Checks that the configuration file can be found before anything reads it: a missing default
@@ -892,6 +905,8 @@ int main(int argc, char **argv)
         } else if ((is_reload || is_stop) && strcmp(a, "--pid") == 0) {
             if (option_value(argc, argv, &i, "PIDFILE", &o.pid) != 0)
                 return 2;
+        } else if (is_check && strcmp(a, "--strict") == 0) {
+            o.is_strict = true;
         } else if (is_stop && strcmp(a, "--timeout") == 0) {
             const char *v = NULL;
             if (option_value(argc, argv, &i, "number of SECONDS", &v) != 0)
@@ -915,5 +930,5 @@ int main(int argc, char **argv)
         return cmd_stop(&o);
     if (find_config(&o) != 0)
         return 1;
-    return is_run ? cmd_run(o.path) : cmd_check(o.path);
+    return is_run ? cmd_run(o.path) : cmd_check(o.path, o.is_strict);
 }

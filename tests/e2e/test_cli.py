@@ -221,3 +221,44 @@ def test_version_lists_every_linked_library_with_a_version():
         assert lib in lines, "%s missing from %r" % (lib, r.stdout)
         assert re.match(r"\d+\.\d+", lines[lib]), (lib, lines[lib])
     assert re.match(r"\d+", lines.get("libsystemd", "")), r.stdout
+
+
+def skipped_rule_config(tmp_path):
+    """A file that loads with a warning today: a domain-level _redirects rule for a host the
+    site does not serve is skipped."""
+    root = tmp_path / "public"
+    root.mkdir()
+    (root / "index.html").write_text("hi\n")
+    (root / "_redirects").write_text("http://other.test/* /index.html 302\n")
+    text = ("workers: 1\nlisten:\n  - addr: \"127.0.0.1:%d\"\nsites:\n  - hosts: [\"example.com\"]\n"
+            "    routes:\n      - match: \"/*\"\n        static: {root: public}\n" % free_port())
+    return write(tmp_path, "warn.yaml", text)
+
+
+def test_check_with_a_warning_prints_it_and_still_says_ok(tmp_path):
+    path = skipped_rule_config(tmp_path)
+    r = run_cli("check", "-c", path)
+    assert r.returncode == 0, r
+    assert "ok" in r.stdout, r
+    assert "other.test" in r.stderr and "warn" in r.stderr, r.stderr
+
+
+def test_check_strict_turns_warnings_into_errors(tmp_path):
+    path = skipped_rule_config(tmp_path)
+    r = run_cli("check", "--strict", "-c", path)
+    assert r.returncode == 1, r
+    assert "ok" not in r.stdout, r
+    assert "other.test" in r.stderr, r.stderr
+    assert "1 warning, which --strict makes errors" in r.stderr, r.stderr
+
+
+def test_check_strict_on_a_clean_file_says_ok(tmp_path):
+    path = write(tmp_path, "good.yaml", GOOD.format(port=free_port()))
+    r = run_cli("check", "-c", path, "--strict")
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r
+
+
+def test_strict_is_only_an_option_of_check(tmp_path):
+    path = write(tmp_path, "good.yaml", GOOD.format(port=free_port()))
+    r = run_cli("run", "--strict", "-c", path)
+    assert r.returncode == 2 and "unexpected argument" in r.stderr, r

@@ -44,11 +44,24 @@ static void test_write_limited_does_not_crash_on_long_lines(void **state)
     assert_int_equal(lim.n_suppressed, 20 - PT_LOG_LIMIT_BURST);
 }
 
+static void test_warnings_are_counted(void **state)
+{
+    (void)state;
+    uint64_t before = pt_log_warnings();
+    pt_log_write(PT_LOG_INFO, "an info line is not a warning");
+    pt_log_write(PT_LOG_ERROR, "nor is an error line");
+    assert_int_equal(pt_log_warnings(), before);
+    pt_log_write(PT_LOG_WARN, "one warning");
+    pt_log_write(PT_LOG_WARN, "and another");
+    assert_int_equal(pt_log_warnings(), before + 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_burst_then_silence_then_count),
         cmocka_unit_test(test_write_limited_does_not_crash_on_long_lines),
+        cmocka_unit_test(test_warnings_are_counted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
