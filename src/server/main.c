@@ -65,8 +65,9 @@ static int cmd_help(const char *what)
         printf("usage: portico run [-c FILE]\n\n"
                "Runs Portico in the foreground with FILE (default ./portico.yaml).\n"
                "SIGHUP reloads the file (an invalid one is rejected and the old configuration\n"
-               "keeps serving); SIGTERM or SIGINT stop accepting, let requests in flight finish\n"
-               "for up to shutdown_timeout, and exit 0.\n");
+               "keeps serving); SIGUSR1 reopens the access log file (log rotation); SIGTERM,\n"
+               "SIGINT or SIGQUIT stop accepting, let requests in flight finish for up to\n"
+               "shutdown_timeout, and exit 0. Other signals are logged and ignored.\n");
     else if (what && strcmp(what, "check") == 0)
         printf("usage: portico check [-c FILE] [--strict]\n\n"
                "Validates FILE and prints \"ok\" (exit 0) or one FILE:LINE:COL: message line per\n"
