@@ -393,3 +393,12 @@ def test_sigquit_stops_gracefully_with_a_log_line(portico):
     p.expect_exit = True
     assert p.stop(sig=signal.SIGQUIT) == 0
     assert "received SIGQUIT" in p.stderr(), p.stderr()[-2000:]
+
+
+def test_sigxcpu_drains_and_exits_0_with_an_error_line(portico):
+    p = portico(respond_cfg("x"))
+    assert get(p.port, "/").status == 200
+    p.expect_exit = True
+    assert p.stop(sig=signal.SIGXCPU) == 0
+    assert any("SIGXCPU" in ln and " error " in ln for ln in p.stderr().splitlines()), \
+        p.stderr()[-2000:]
