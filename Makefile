@@ -5,8 +5,9 @@
 # (clang + libFuzzer) to build/fuzz.
 
 CC       ?= cc
-PKGS     := yaml-0.1 libpcre2-8 libssl libcrypto jansson libcares libmaxminddb
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKGS     := yaml-0.1 libpcre2-8 libssl libcrypto jansson libcares libmaxminddb libsystemd
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
+              -DPT_LIBSYSTEMD_VERSION='"$(shell pkg-config --modversion libsystemd 2>/dev/null)"'
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
             -Wimplicit-fallthrough -Wvla -Wpointer-arith -Wundef -Werror
@@ -42,8 +43,8 @@ INSTALL  ?= install
 INSTALL_BIN ?= build/portico
 DOCS     := README.md docs/config.md docs/operations.md docs/netlify.md
 
-.PHONY: all asan test unit unit-asan e2e e2e-asan fuzz fuzz-smoke bench deps run jamstack clean \
-        format format-check ban-check help man install uninstall FORCE
+.PHONY: all asan test test-only unit unit-asan e2e e2e-asan fuzz fuzz-smoke bench deps deps-test \
+        run jamstack clean format format-check ban-check help man install uninstall FORCE
 
 all: build/portico
 
@@ -53,11 +54,13 @@ all: build/portico
 help:
 	@echo "make            build build/portico (release, -O2 -g)"
 	@echo "make asan       build build/asan/portico (AddressSanitizer + UBSan)"
-	@echo "make test       format and banned-function checks, unit, end-to-end (release and"
+	@echo "make test       install the test tools (make deps-test), then make test-only"
+	@echo "make test-only  format and banned-function checks, unit, end-to-end (release and"
 	@echo "                sanitizer builds) and a bounded fuzz run of every fuzzer"
 	@echo "make fuzz       build the libFuzzer targets into build/fuzz/"
 	@echo "make bench      side-by-side benchmark against nginx (bench/run.sh)"
-	@echo "make deps       install the Debian packages needed to build, test and benchmark"
+	@echo "make deps       install the Debian packages needed to build and run"
+	@echo "make deps-test  install those and the test and benchmark tools"
 	@echo "make run        build and run examples/quickstart.yaml"
 	@echo "make man        build the manual page build/portico.1 from docs/portico.1.md"
 	@echo "make install    install the binary, portico(1), the docs and an example config under"
@@ -135,13 +138,24 @@ format-check:
 ban-check:
 	@scripts/ban-check.sh
 
-test: format-check ban-check unit unit-asan e2e e2e-asan fuzz-smoke
+# The test tools are installed first, by a separate step: a prerequisite could run in parallel
+# with the checks under -j, and the sub-make reads pkg-config only once everything is there.
+test:
+	scripts/deps.sh --test
+	$(MAKE) test-only
 
-bench: build/portico
+test-only: format-check ban-check unit unit-asan e2e e2e-asan fuzz-smoke
+
+bench:
+	scripts/deps.sh --test
+	$(MAKE) build/portico
 	bench/run.sh
 
 deps:
 	scripts/deps.sh
+
+deps-test:
+	scripts/deps.sh --test
 
 run: build/portico
 	build/portico run -c examples/quickstart.yaml

@@ -186,7 +186,7 @@ bench_make_cert() {
     BENCH_CERT=$dir/cert.pem
     BENCH_KEY=$dir/key.pem
     [ -f "$BENCH_CERT" ] && return 0
-    command -v openssl >/dev/null || bench_die "openssl is not installed (make deps)"
+    command -v openssl >/dev/null || bench_die "openssl is not installed (make deps-test)"
     mkdir -p "$dir"
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
         -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \

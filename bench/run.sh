@@ -35,7 +35,7 @@ IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 CLK_TCK=$(getconf CLK_TCK)
 
 for tool in wrk "$NGINX_BIN" taskset curl "$PYTHON"; do
-    command -v "$tool" >/dev/null || bench_die "$tool is not installed (make deps)"
+    command -v "$tool" >/dev/null || bench_die "$tool is not installed (make deps-test)"
 done
 bench_init
 bench_cpu_layout

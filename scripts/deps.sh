@@ -1,14 +1,47 @@
 #!/bin/sh
-# Installs the Debian 12 packages Portico needs to build, test and benchmark. Idempotent and
-# non-interactive: it runs apt-get only when a package is missing, and `apt-get update` first.
-# RUNLEVEL=1 keeps Debian's maintainer scripts from starting nginx as a system service: the
-# benchmark starts its own nginx with its own configuration.
+# Installs the Debian 12 packages Portico needs, in two sets:
+#   scripts/deps.sh               what building and running need (make deps)
+#   scripts/deps.sh --test        that, plus the test and benchmark tools and the npm package of
+#                                 the Netlify differential test (make deps-test; make test and
+#                                 make bench run it first themselves)
+#   scripts/deps.sh [--test] --list   print the set's packages, one a line, and install nothing
+# Idempotent and non-interactive: it runs apt-get only when a package is missing, and
+# `apt-get update` first. RUNLEVEL=1 keeps Debian's maintainer scripts from starting nginx as a
+# system service: the benchmark starts its own nginx with its own configuration.
 set -eu
-PKGS="build-essential pkg-config clang libclang-rt-14-dev clang-format libyaml-dev libpcre2-dev
-libcmocka-dev libssl-dev libjansson-dev libc-ares-dev libmaxminddb-dev mmdb-bin pebble testssl.sh media-types python3 python3-pytest curl nghttp2-client openssl nginx wrk valgrind procps nodejs slowhttptest"
-# npm ships inside some nodejs builds (NodeSource's); Debian's own is a separate package that
-# conflicts with those, so it is asked for only when no npm is on the PATH.
-command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"
+want_test=0
+list=0
+for a in "$@"; do
+    case "$a" in
+    --test) want_test=1 ;;
+    --list) list=1 ;;
+    *)
+        echo "usage: scripts/deps.sh [--test] [--list]" >&2
+        exit 2
+        ;;
+    esac
+done
+# Build: the compiler and make, pkg-config, and the -dev package of every library in the
+# Makefile's PKGS. Run: media-types (/etc/mime.types, read at start) and python3 for the API of
+# examples/jamstack (make jamstack).
+PKGS="build-essential pkg-config libyaml-dev libpcre2-dev libssl-dev libjansson-dev
+libc-ares-dev libmaxminddb-dev libsystemd-dev media-types python3"
+# Test and benchmark: clang and its runtime (libFuzzer), clang-format, cmocka, pytest, the
+# clients the end-to-end tests drive Portico with, the ACME test server, the MaxMind DB tools,
+# the slow-client tool, nginx and wrk for the side-by-side benchmark, node for the Netlify
+# differential test.
+TEST_PKGS="clang libclang-rt-14-dev clang-format libcmocka-dev python3-pytest curl
+nghttp2-client openssl procps mmdb-bin pebble testssl.sh slowhttptest nginx wrk valgrind nodejs"
+if [ "$want_test" -eq 1 ]; then
+    PKGS="$PKGS $TEST_PKGS"
+    # npm ships inside some nodejs builds (NodeSource's); Debian's own is a separate package
+    # that conflicts with those, so it is asked for only when no npm is on the PATH.
+    command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"
+fi
+if [ "$list" -eq 1 ]; then
+    for p in $PKGS; do echo "$p"; done
+    exit 0
+fi
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q "install ok installed" \
@@ -23,6 +56,7 @@ else
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
     $SUDO env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -q --no-install-recommends $missing
 fi
+[ "$want_test" -eq 1 ] || exit 0
 # The differential test of Netlify rules runs Netlify's own matcher, the npm package
 # netlify-redirector, at the version pinned in tests/e2e/netlify_diff/package-lock.json.
 nd="$(dirname "$0")/../tests/e2e/netlify_diff"

@@ -3291,21 +3291,14 @@ static void check_unreachable(struct pt_cfg_ctx *x)
 
 static void load_root(struct pt_cfg_ctx *x, const struct pt_ynode *root)
 {
-    static const char *const keys[] = {"workers",
-                                       "shutdown_timeout",
-                                       "listen",
-                                       "limits",
-                                       "trusted_proxies",
-                                       "log",
-                                       "upstreams",
-                                       "sites",
-                                       "routes",
-                                       "tls",
-                                       "resolver",
-                                       "geoip",
-                                       "server_header",
-                                       "errors",
-                                       NULL};
+    static const char *const keys[] = {"workers",         "shutdown_timeout",
+                                       "listen",          "limits",
+                                       "trusted_proxies", "log",
+                                       "upstreams",       "sites",
+                                       "routes",          "tls",
+                                       "resolver",        "geoip",
+                                       "server_header",   "errors",
+                                       "pid_file",        NULL};
     static const char *const later[] = {"admin", "cache", "metrics",     "redis", "rules",
                                         "acl",   "waf",   "rate_limits", NULL};
     struct pt_config *cfg = x->cfg;
@@ -3355,6 +3348,8 @@ static void load_root(struct pt_cfg_ctx *x, const struct pt_ynode *root)
             load_server_header(x, v);
         } else if (is(k, "errors")) {
             load_errors(x, v, &cfg->error_pages, &cfg->n_error_pages);
+        } else if (is(k, "pid_file")) {
+            cfg->pid_file = get_path(x, v, "pid_file", "file");
         } else {
             routes = v;
             routes_key = k;

@@ -389,6 +389,7 @@ struct pt_config {
     const char **warnings;
     size_t n_warning_lines; /* lines in warnings (at most 200) */
     size_t n_warnings;      /* warnings found, >= n_warning_lines */
+    const char *pid_file;   /* resolved path `run` writes its process id to; NULL when not set */
 };
 
 /*

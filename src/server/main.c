@@ -3,13 +3,20 @@
  *
  * The main thread parses the command, loads the configuration into a snapshot, binds every
  * listener (so a bind error is one clear line and exit 1 before anything starts), starts the
- * workers, and then only waits for signals with sigwaitinfo(): SIGHUP builds a new snapshot
+ * workers, and then only waits for signals with sigtimedwait(): SIGHUP builds a new snapshot
  * and hands it to the workers (an invalid file is logged and the old snapshot keeps serving);
- * SIGTERM and SIGINT drain the workers and exit 0. All signals are blocked in every thread, so
- * no handler ever runs asynchronously.
+ * SIGUSR1 reopens the access log in place; SIGTERM, SIGINT and SIGQUIT drain the workers and
+ * exit 0. Every signal whose default action would end the process (but the synchronous ones
+ * a crash raises) is blocked in every thread from the first line of `run`, so no handler ever
+ * runs asynchronously and none can stop Portico without a log line: those Portico has no use
+ * for are logged and ignored (run_signals below is the one list, docs/operations.md its table).
  */
+#include <ares.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
+#include <maxminddb.h>
+#include <openssl/crypto.h>
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 #include <signal.h>
@@ -28,6 +35,8 @@
 #include "handler/mime.h"
 #include "handler/netlify_rules.h"
 #include "handler/static.h"
+#include "server/notify.h"
+#include "server/pidfile.h"
 #include "server/worker.h"
 #include "tls/acme.h"
 #include "tls/tls.h"
@@ -35,15 +44,19 @@
 #include "upstream/health.h"
 
 #define PT_VERSION "0.1.0"
+#ifndef PT_LIBSYSTEMD_VERSION /* set by the Makefile from pkg-config */
+#define PT_LIBSYSTEMD_VERSION "unknown"
+#endif
 #define ERR_BYTES 8192
 
 static const char *const usage_text =
     "usage: portico <command> [options]\n"
     "\n"
     "commands:\n"
-    "  run   [-c FILE]   run in the foreground (default FILE: ./portico.yaml)\n"
-    "  check [-c FILE] [--strict]\n"
-    "                    validate FILE; print \"ok\" or FILE:LINE:COL: errors\n"
+    "  run    [-c FILE]   run in the foreground (default FILE: ./portico.yaml)\n"
+    "  check  [-c FILE] [--strict]   validate FILE; print \"ok\" or FILE:LINE:COL: errors\n"
+    "  reload [-c FILE | --pid PIDFILE]   check FILE, then make the running Portico reload it\n"
+    "  stop   [-c FILE | --pid PIDFILE] [--timeout SECONDS]   stop the running Portico\n"
     "  version           print the version of portico and of its libraries\n"
     "  help [COMMAND]    print this help, or a command's\n";
 
@@ -53,13 +66,25 @@ static int cmd_help(const char *what)
         printf("usage: portico run [-c FILE]\n\n"
                "Runs Portico in the foreground with FILE (default ./portico.yaml).\n"
                "SIGHUP reloads the file (an invalid one is rejected and the old configuration\n"
-               "keeps serving); SIGTERM or SIGINT stop accepting, let requests in flight finish\n"
-               "for up to shutdown_timeout, and exit 0.\n");
+               "keeps serving); SIGUSR1 reopens the access log file (log rotation); SIGTERM,\n"
+               "SIGINT or SIGQUIT stop accepting, let requests in flight finish for up to\n"
+               "shutdown_timeout, and exit 0. Other signals are logged and ignored.\n");
     else if (what && strcmp(what, "check") == 0)
         printf("usage: portico check [-c FILE] [--strict]\n\n"
                "Validates FILE and prints \"ok\" (exit 0) or one FILE:LINE:COL: message line per\n"
                "error (exit 1). Warnings are printed as FILE:LINE:COL: warning: message lines,\n"
                "then \"ok (N warnings)\"; --strict makes any warning an error (exit 1).\n");
+    else if (what && strcmp(what, "reload") == 0)
+        printf("usage: portico reload [-c FILE] [--pid PIDFILE]\n\n"
+               "Checks FILE (default ./portico.yaml) like `check`, and when it is valid sends\n"
+               "SIGHUP to the process named in its pid_file (or in PIDFILE), which reloads it.\n"
+               "With --pid alone, only signals. Exit 0 once signalled, 1 otherwise.\n");
+    else if (what && strcmp(what, "stop") == 0)
+        printf("usage: portico stop [-c FILE] [--pid PIDFILE] [--timeout SECONDS]\n\n"
+               "Sends SIGTERM to the process named in FILE's pid_file (or in PIDFILE) and waits\n"
+               "until it has drained and exited: at most SECONDS (default: FILE's\n"
+               "shutdown_timeout plus 10, or 40 with --pid alone). Exit 0 once it is gone, 1\n"
+               "when it is still running or was not running.\n");
     else if (what && strcmp(what, "version") == 0)
         printf("usage: portico version\n\nPrints Portico's version and its libraries'.\n");
     else if (what && strcmp(what, "help") != 0) {
@@ -70,11 +95,22 @@ static int cmd_help(const char *what)
     return 0;
 }
 
+/* Portico's version, then one "library version" line per linked library, read from the
+   library itself where it says (the version actually loaded, which a distribution update may
+   change under an unchanged binary), else the one built against. */
 static int cmd_version(void)
 {
     char pcre[64] = "";
     pcre2_config(PCRE2_CONFIG_VERSION, pcre);
-    printf("portico %s\nlibyaml %s\npcre2 %s\n", PT_VERSION, yaml_get_version_string(), pcre);
+    printf("portico %s\n", PT_VERSION);
+    printf("openssl %s\n", OpenSSL_version(OPENSSL_VERSION_STRING));
+    printf("libyaml %s\n", yaml_get_version_string());
+    printf("pcre2 %s\n", pcre);
+    printf("jansson %s\n", jansson_version_str());
+    printf("c-ares %s\n", ares_version(NULL));
+    printf("libmaxminddb %s\n", MMDB_lib_version());
+    /* libsystemd has no call that returns its version: this is the one built against. */
+    printf("libsystemd %s\n", PT_LIBSYSTEMD_VERSION);
     return 0;
 }
 
@@ -447,8 +483,85 @@ static uint64_t ticket_rotation_ms(const struct pt_snapshot *s)
     return 3600u * 1000u;
 }
 
+/* A reload asked for by SIGHUP, framed for the service manager: RELOADING=1 before, READY=1
+   after (also when the new file was rejected: the old configuration still serves, and the
+   STATUS line says the reload failed). */
+static struct pt_snapshot *reload_notified(const char *path, struct pt_snapshot *cur,
+                                           struct pt_worker *workers, uint32_t n_workers,
+                                           struct pt_health *hc)
+{
+    uint64_t before = cur->generation;
+    pt_notify_reloading();
+    struct pt_snapshot *s = reload(path, cur, workers, n_workers, hc);
+    pt_notify_ready(s->generation, s->generation == before);
+    return s;
+}
+
+/* The signals `run` takes through sigtimedwait: every one whose default action ends the
+   process, except those a fault raises synchronously (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT,
+   SIGTRAP, SIGSYS: blocking them is undefined, and a crash should stay a crash) and SIGPIPE and
+   SIGXFSZ, which are ignored so that the write that caused them fails with an error instead.
+   Blocked in the main thread before any other thread exists, so every thread inherits the
+   mask and only sigtimedwait ever sees them. */
+static void run_signals(sigset_t *set)
+{
+    static const int sigs[] = {SIGHUP,    SIGINT,  SIGTERM, SIGQUIT, SIGUSR1,   SIGUSR2, SIGALRM,
+                               SIGVTALRM, SIGPROF, SIGPOLL, SIGPWR,  SIGSTKFLT, SIGXCPU};
+    sigemptyset(set);
+    for (size_t i = 0; i < PT_ARRAY_LEN(sigs); i++)
+        sigaddset(set, sigs[i]);
+    for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++)
+        sigaddset(set, sig);
+}
+
+/* A signal's name for the log ("SIGUSR2", "SIGRTMIN+3"), in buf. */
+static const char *signal_name(int sig, char *buf, size_t len)
+{
+    const char *abbrev = sigabbrev_np(sig);
+    if (abbrev)
+        snprintf(buf, len, "SIG%s", abbrev);
+    else if (sig >= SIGRTMIN && sig <= SIGRTMAX)
+        snprintf(buf, len, "SIGRTMIN+%d", sig - SIGRTMIN);
+    else
+        snprintf(buf, len, "signal %d", sig);
+    return buf;
+}
+
+/* SIGUSR1: reopens the access log file at its configured path, for log rotation (logrotate
+   renames the file, then signals). The new descriptor is put in place of the snapshot's with
+   dup3(), which swaps it atomically for every worker: a write in flight finishes in the old
+   file, the next one goes to the new file, and no worker has to notice. Logs to stdout or
+   stderr, or none, have nothing to reopen. The error log is stderr (the journal under
+   systemd), which the supervisor owns. */
+static void reopen_access_log(struct pt_snapshot *s)
+{
+    const char *a = s->cfg->log.access;
+    if (!s->owns_access_fd || s->access_fd < 0 || !a) {
+        pt_log_info("received SIGUSR1: the access log is not a file, nothing to reopen");
+        return;
+    }
+    int fd = open(a, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        pt_log_error("received SIGUSR1: cannot reopen access log \"%s\": %s; still writing to "
+                     "the file open before",
+                     a, strerror(errno));
+        return;
+    }
+    if (dup3(fd, s->access_fd, O_CLOEXEC) < 0)
+        pt_log_error("received SIGUSR1: cannot reopen access log \"%s\": %s", a, strerror(errno));
+    else
+        pt_log_info("received SIGUSR1: reopened access log \"%s\"", a);
+    close(fd);
+}
+
 static int cmd_run(const char *path)
 {
+    /* Before anything else: a signal that arrives while the file loads must not kill. */
+    sigset_t set;
+    run_signals(&set);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN);
     char *err = malloc(ERR_BYTES);
     if (!err)
         return 1;
@@ -464,7 +577,6 @@ static int cmd_run(const char *path)
     const struct pt_config *cfg = snap->cfg;
     pt_log_set_level(cfg->log.level);
     report_warnings(cfg, true);
-    signal(SIGPIPE, SIG_IGN);
     raise_nofile();
     pt_mime_init(); /* reads /etc/mime.types now, not on a worker's first request */
 
@@ -472,6 +584,8 @@ static int cmd_run(const char *path)
     size_t nl = cfg->n_listens;
     int rc = 1;
     uint32_t started = 0;
+    char *pid_path = NULL; /* pid_file as of the start (later loads do not move it) */
+    bool is_pid_written = false;
     struct pt_health *hc = NULL;
     struct pt_worker *workers = calloc(nw, sizeof(*workers));
     if (!workers) {
@@ -487,13 +601,6 @@ static int cmd_run(const char *path)
             goto out;
         }
     }
-
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGHUP);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
 
     for (uint32_t i = 0; i < nw; i++) {
         int e = pt_worker_init(&workers[i], (int)i);
@@ -530,7 +637,17 @@ static int cmd_run(const char *path)
     }
     for (size_t j = 0; j < nl; j++)
         pt_log_info("listening on %s", cfg->listens[j].addr_text);
+    if (cfg->pid_file) {
+        char perr[512];
+        pid_path = strdup(cfg->pid_file);
+        if (!pid_path || pt_pidfile_write(pid_path, perr, sizeof(perr)) < 0) {
+            fprintf(stderr, "portico: %s\n", pid_path ? perr : "out of memory");
+            goto stop;
+        }
+        is_pid_written = true;
+    }
     pt_log_info("portico %s started: %u worker(s), configuration %s", PT_VERSION, nw, path);
+    pt_notify_ready(snap->generation, false);
 
     uint64_t next_rotation = pt_upstream_now_ms() + ticket_rotation_ms(snap);
     uint64_t next_watch = pt_upstream_now_ms() + CERT_WATCH_MS;
@@ -570,13 +687,28 @@ static int cmd_run(const char *path)
         if (sig < 0)
             continue;
         if (sig == SIGHUP) {
-            snap = reload(path, snap, workers, nw, hc);
+            snap = reload_notified(path, snap, workers, nw, hc);
             cert_watch_take(snap->cfg, &cw);
             continue;
         }
-        pt_log_info("received %s: draining connections", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-        break;
+        if (sig == SIGUSR1) {
+            reopen_access_log(snap);
+            continue;
+        }
+        char name[32];
+        signal_name(sig, name, sizeof(name));
+        if (sig == SIGTERM || sig == SIGINT || sig == SIGQUIT) {
+            pt_log_info("received %s: draining connections", name);
+            break;
+        }
+        if (sig == SIGXCPU) {
+            pt_log_error("received SIGXCPU: over the CPU time limit (RLIMIT_CPU), draining "
+                         "connections before the kernel kills the process");
+            break;
+        }
+        pt_log_warn("received %s: ignored (Portico has no use for it)", name);
     }
+    pt_notify_stopping();
     rc = 0;
 stop:
     for (uint32_t i = 0; i < started; i++)
@@ -595,8 +727,173 @@ stop:
 out:
     pt_snapshot_unref(snap);
     pt_dns_shutdown();
+    if (is_pid_written)
+        pt_pidfile_remove(pid_path);
+    free(pid_path);
     free(workers);
     return rc;
+}
+
+/* What the command line asked for. */
+struct cli {
+    const char *cmd;
+    const char *path;   /* -c FILE, or the default */
+    bool is_path_given; /* -c was given (the default file gets its own message) */
+    const char *pid;    /* --pid PIDFILE (reload, stop) */
+    long timeout_s;     /* --timeout SECONDS (stop); -1 when not given */
+    bool is_strict;     /* --strict (check): warnings fail the check */
+};
+
+/* Checks that the configuration file can be found before anything reads it: a missing default
+   ./portico.yaml says how to name another one. Returns 0, or 1 after printing the reason. */
+static int find_config(const struct cli *o)
+{
+    if (o->is_path_given || access(o->path, F_OK) == 0 || errno != ENOENT)
+        return 0;
+    char cwd[512];
+    if (!getcwd(cwd, sizeof(cwd)))
+        snprintf(cwd, sizeof(cwd), ".");
+    fprintf(stderr,
+            "portico: no %s in the current directory (%s); name the configuration file with "
+            "-c FILE, e.g. portico %s -c /etc/portico/portico.yaml\n",
+            o->path, cwd, o->cmd);
+    return 1;
+}
+
+/* The running instance for reload and stop: reads the pid file (--pid, else the one the
+   configuration names) and checks that its process is alive. Returns 0 with *pid set, or 1
+   after printing why not. */
+static int find_instance(const struct cli *o, const struct pt_config *cfg, pid_t *pid)
+{
+    const char *pf = o->pid ? o->pid : cfg ? cfg->pid_file : NULL;
+    if (!pf) {
+        fprintf(stderr,
+                "portico: %s sets no pid_file, so the running Portico cannot be found; add "
+                "pid_file to it (and restart), or name the file with --pid PIDFILE\n",
+                o->path);
+        return 1;
+    }
+    char err[512];
+    if (pt_pidfile_read(pf, pid, err, sizeof(err)) < 0) {
+        fprintf(stderr, "portico: %s (is Portico running?)\n", err);
+        return 1;
+    }
+    if (!pt_pidfile_is_running(*pid)) {
+        fprintf(stderr,
+                "portico: pid file \"%s\" names process %d, which is not running (a stale pid "
+                "file: that Portico did not exit cleanly); remove the file\n",
+                pf, (int)*pid);
+        return 1;
+    }
+    return 0;
+}
+
+static int send_signal(pid_t pid, int sig, const char *name)
+{
+    if (kill(pid, sig) == 0)
+        return 0;
+    fprintf(stderr, "portico: cannot send %s to process %d: %s%s\n", name, (int)pid,
+            strerror(errno), errno == EPERM ? " (run as the user Portico runs as, or root)" : "");
+    return 1;
+}
+
+/* portico reload: checks the file first, so that a mistake is reported here, where the
+   operator looks, and not only in the running process's log. */
+static int cmd_reload(const struct cli *o)
+{
+    struct pt_snapshot *s = NULL;
+    if (!o->pid || o->is_path_given) {
+        if (find_config(o) != 0)
+            return 1;
+        char *err = calloc(1, ERR_BYTES);
+        if (!err)
+            return 1;
+        s = snapshot_build(o->path, err, ERR_BYTES, false, NULL);
+        if (!s) {
+            print_errors(err);
+            fprintf(stderr, "portico: not reloading: %s has errors\n", o->path);
+        }
+        free(err);
+        if (!s)
+            return 1;
+    }
+    pid_t pid;
+    int rc = find_instance(o, s ? s->cfg : NULL, &pid);
+    if (s)
+        pt_snapshot_unref(s);
+    if (rc != 0 || send_signal(pid, SIGHUP, "SIGHUP") != 0)
+        return 1;
+    printf("portico: sent SIGHUP to process %d: it reloads its configuration (the result is in "
+           "its log)\n",
+           (int)pid);
+    return 0;
+}
+
+/* portico stop: SIGTERM, then waits (bounded) until the process has drained and exited. */
+static int cmd_stop(const struct cli *o)
+{
+    struct pt_config *cfg = NULL;
+    long timeout_s = 40;
+    if (!o->pid || o->is_path_given) {
+        if (find_config(o) != 0)
+            return 1;
+        /* Only pid_file and shutdown_timeout are needed, so the file is loaded without
+           building routes or opening certificates; a file broken since the start still
+           stops the process with --pid. */
+        char *err = calloc(1, ERR_BYTES);
+        if (!err)
+            return 1;
+        if (pt_config_load(o->path, &cfg, err, ERR_BYTES) != PT_OK) {
+            print_errors(err);
+            fprintf(stderr,
+                    "portico: cannot read pid_file from %s; name the pid file with --pid "
+                    "PIDFILE\n",
+                    o->path);
+            free(err);
+            return 1;
+        }
+        free(err);
+        timeout_s = (long)(cfg->shutdown_timeout_ms / 1000u) + 10;
+    }
+    if (o->timeout_s >= 0)
+        timeout_s = o->timeout_s;
+    pid_t pid;
+    int rc = find_instance(o, cfg, &pid);
+    if (cfg)
+        pt_config_free(cfg);
+    if (rc != 0 || send_signal(pid, SIGTERM, "SIGTERM") != 0)
+        return 1;
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        if (!pt_pidfile_is_running(pid)) {
+            printf("portico: process %d stopped\n", (int)pid);
+            return 0;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - t0.tv_sec >= timeout_s)
+            break;
+        struct timespec pause = {0, 50 * 1000000L};
+        nanosleep(&pause, NULL);
+    }
+    fprintf(stderr,
+            "portico: process %d is still running %ld s after SIGTERM (requests still "
+            "draining? see its log)\n",
+            (int)pid, timeout_s);
+    return 1;
+}
+
+/* Reads the value after option argv[*i] into *out. Returns 0, or 2 after printing usage. */
+static int option_value(int argc, char **argv, int *i, const char *what, const char **out)
+{
+    const char *a = argv[*i];
+    if (*i + 1 >= argc || argv[*i + 1][0] == '\0' || argv[*i + 1][0] == '-') {
+        fprintf(stderr, "portico: %s needs a %s after it (portico %s %s %s)\n", a, what, argv[1], a,
+                what);
+        return 2;
+    }
+    *out = argv[++*i];
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -608,21 +905,46 @@ int main(int argc, char **argv)
         return cmd_help(argc > 2 ? argv[2] : NULL);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)
         return cmd_version();
-    if (strcmp(cmd, "run") != 0 && strcmp(cmd, "check") != 0) {
+    bool is_run = strcmp(cmd, "run") == 0, is_check = strcmp(cmd, "check") == 0;
+    bool is_reload = strcmp(cmd, "reload") == 0, is_stop = strcmp(cmd, "stop") == 0;
+    if (!is_run && !is_check && !is_reload && !is_stop) {
         fprintf(stderr, "portico: unknown command \"%s\"\n%s", cmd, usage_text);
         return 2;
     }
-    const char *path = "portico.yaml";
-    bool strict = false;
+    struct cli o = {.cmd = cmd, .path = "portico.yaml", .timeout_s = -1};
     for (int i = 2; i < argc; i++) {
-        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
-            path = argv[++i];
-        } else if (strcmp(cmd, "check") == 0 && strcmp(argv[i], "--strict") == 0) {
-            strict = true;
+        const char *a = argv[i];
+        if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+            if (option_value(argc, argv, &i, "configuration FILE", &o.path) != 0)
+                return 2;
+            o.is_path_given = true;
+        } else if ((is_reload || is_stop) && strcmp(a, "--pid") == 0) {
+            if (option_value(argc, argv, &i, "PIDFILE", &o.pid) != 0)
+                return 2;
+        } else if (is_check && strcmp(a, "--strict") == 0) {
+            o.is_strict = true;
+        } else if (is_stop && strcmp(a, "--timeout") == 0) {
+            const char *v = NULL;
+            if (option_value(argc, argv, &i, "number of SECONDS", &v) != 0)
+                return 2;
+            char *end = NULL;
+            errno = 0;
+            o.timeout_s = strtol(v, &end, 10);
+            if (errno || *end || o.timeout_s < 0 || o.timeout_s > 86400) {
+                fprintf(stderr, "portico: --timeout takes whole seconds (0 to 86400), not \"%s\"\n",
+                        v);
+                return 2;
+            }
         } else {
-            fprintf(stderr, "portico: unexpected argument \"%s\"\n%s", argv[i], usage_text);
+            fprintf(stderr, "portico: unexpected argument \"%s\"\n%s", a, usage_text);
             return 2;
         }
     }
-    return strcmp(cmd, "run") == 0 ? cmd_run(path) : cmd_check(path, strict);
+    if (is_reload)
+        return cmd_reload(&o);
+    if (is_stop)
+        return cmd_stop(&o);
+    if (find_config(&o) != 0)
+        return 1;
+    return is_run ? cmd_run(o.path) : cmd_check(o.path, o.is_strict);
 }

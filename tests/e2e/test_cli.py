@@ -4,6 +4,8 @@ import re
 import socket
 import subprocess
 
+import pytest
+
 from helpers.common import START_TIMEOUT, free_port
 from helpers.portico import PORTICO_BIN
 
@@ -185,3 +187,78 @@ def test_run_with_missing_file_exits_nonzero(tmp_path):
     r = run_cli("run", "-c", str(tmp_path / "missing.yaml"))
     assert r.returncode != 0, r
     assert r.stderr.strip(), r
+
+
+@pytest.mark.parametrize("cmd", ["run", "check"])
+def test_dash_c_without_a_file_says_the_file_is_missing(cmd):
+    r = run_cli(cmd, "-c")
+    assert r.returncode == 2, r
+    err = r.stderr.lower()
+    assert "-c needs a configuration file" in err, r.stderr
+    assert "unexpected argument" not in err, r.stderr
+
+
+def test_dash_c_followed_by_an_option_says_the_file_is_missing():
+    r = run_cli("check", "-c", "--strict")
+    assert r.returncode == 2, r
+    assert "-c needs a configuration file" in r.stderr.lower(), r.stderr
+
+
+@pytest.mark.parametrize("cmd", ["run", "check"])
+def test_missing_default_file_mentions_dash_c(tmp_path, cmd):
+    r = subprocess.run([PORTICO_BIN, cmd], stdin=subprocess.DEVNULL, capture_output=True,
+                       text=True, timeout=START_TIMEOUT, cwd=str(tmp_path))
+    assert r.returncode == 1, r
+    assert "portico.yaml" in r.stderr and "-c FILE" in r.stderr, r.stderr
+    assert str(tmp_path) in r.stderr, r.stderr
+
+
+def test_version_lists_every_linked_library_with_a_version():
+    r = run_cli("version")
+    assert r.returncode == 0, r
+    lines = dict(ln.split(" ", 1) for ln in r.stdout.splitlines() if " " in ln)
+    for lib in ("portico", "openssl", "libyaml", "pcre2", "jansson", "c-ares", "libmaxminddb"):
+        assert lib in lines, "%s missing from %r" % (lib, r.stdout)
+        assert re.match(r"\d+\.\d+", lines[lib]), (lib, lines[lib])
+    assert re.match(r"\d+", lines.get("libsystemd", "")), r.stdout
+
+
+def skipped_rule_config(tmp_path):
+    """A file that loads with a warning today: a domain-level _redirects rule for a host the
+    site does not serve is skipped."""
+    root = tmp_path / "public"
+    root.mkdir()
+    (root / "index.html").write_text("hi\n")
+    (root / "_redirects").write_text("http://other.test/* /index.html 302\n")
+    text = ("workers: 1\nlisten:\n  - addr: \"127.0.0.1:%d\"\nsites:\n  - hosts: [\"example.com\"]\n"
+            "    routes:\n      - match: \"/*\"\n        static: {root: public}\n" % free_port())
+    return write(tmp_path, "warn.yaml", text)
+
+
+def test_check_with_a_warning_prints_it_and_still_says_ok(tmp_path):
+    path = skipped_rule_config(tmp_path)
+    r = run_cli("check", "-c", path)
+    assert r.returncode == 0, r
+    assert r.stdout.strip() == "ok (1 warning)", r
+    assert "other.test" in r.stderr and "warn" in r.stderr, r.stderr
+
+
+def test_check_strict_turns_warnings_into_errors(tmp_path):
+    path = skipped_rule_config(tmp_path)
+    r = run_cli("check", "--strict", "-c", path)
+    assert r.returncode == 1, r
+    assert "ok" not in r.stdout, r
+    assert "other.test" in r.stderr, r.stderr
+    assert "1 warning, errors under --strict" in r.stderr, r.stderr
+
+
+def test_check_strict_on_a_clean_file_says_ok(tmp_path):
+    path = write(tmp_path, "good.yaml", GOOD.format(port=free_port()))
+    r = run_cli("check", "-c", path, "--strict")
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r
+
+
+def test_strict_is_only_an_option_of_check(tmp_path):
+    path = write(tmp_path, "good.yaml", GOOD.format(port=free_port()))
+    r = run_cli("run", "--strict", "-c", path)
+    assert r.returncode == 2 and "unexpected argument" in r.stderr, r

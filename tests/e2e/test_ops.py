@@ -2,6 +2,7 @@
 SIGINT, access logs."""
 
 import json
+import os
 import signal
 import socket
 import threading
@@ -334,3 +335,70 @@ def test_request_in_flight_finishes_on_old_config_across_reload(portico, backend
     assert result["resp"].header("X-Which") == "old"
     for _ in range(3):
         assert get(p.port, "/x").header("X-Which") == "new"
+
+
+# --- signals other than SIGHUP/SIGTERM/SIGINT
+
+
+def test_sigusr1_reopens_access_log_after_rename(portico):
+    """logrotate's way: rename the file, send SIGUSR1; new lines go to a new file at the
+    configured path and the renamed one keeps only what was written before."""
+    p = portico(respond_cfg("x"))
+    get(p.port, "/before-rotate")
+    assert wait_until(lambda: any("/before-rotate" in ln for ln in p.access_log()), scaled(3))
+    rotated = p.access_path + ".1"
+    os.rename(p.access_path, rotated)
+    p.signal(signal.SIGUSR1)
+    assert wait_until(lambda: os.path.exists(p.access_path), scaled(5)), \
+        "SIGUSR1 did not create a new access log file; stderr:\n" + p.stderr()[-2000:]
+    get(p.port, "/after-rotate")
+    assert wait_until(lambda: any("/after-rotate" in ln for ln in p.access_log()), scaled(3)), \
+        p.access_log()
+    assert p.alive()
+    with open(rotated) as f:
+        old = f.read()
+    assert "/before-rotate" in old and "/after-rotate" not in old, old
+    assert not any("/before-rotate" in ln for ln in p.access_log()), p.access_log()
+    assert "reopened access log" in p.stderr(), p.stderr()[-2000:]
+
+
+def test_sigusr1_twice_with_stdout_log_keeps_serving(portico):
+    cfg = respond_cfg("x")
+    cfg["log"] = {"access": "stdout"}
+    p = portico(cfg)
+    for _ in range(2):
+        p.signal(signal.SIGUSR1)
+        assert wait_until(lambda: "SIGUSR1" in p.stderr(), scaled(5)), p.stderr()[-2000:]
+        assert get(p.port, "/still").status == 200
+    assert p.alive()
+
+
+@pytest.mark.parametrize("sig", ["SIGUSR2", "SIGALRM", "SIGVTALRM", "SIGPROF", "SIGPWR",
+                                 "SIGRTMIN"])
+def test_unused_signal_is_logged_and_ignored(portico, sig):
+    p = portico(respond_cfg("x"))
+    signum = getattr(signal, sig)
+    p.signal(signum)
+    assert wait_until(lambda: "ignored" in p.stderr(), scaled(5)), \
+        "no log line for %s; stderr:\n%s" % (sig, p.stderr()[-2000:])
+    assert p.alive(), "%s stopped Portico" % sig
+    assert get(p.port, "/after").status == 200
+    line = [ln for ln in p.stderr().splitlines() if "ignored" in ln][0]
+    assert (sig if sig != "SIGRTMIN" else "SIGRTMIN") in line and " warn " in line, line
+
+
+def test_sigquit_stops_gracefully_with_a_log_line(portico):
+    p = portico(respond_cfg("x"))
+    assert get(p.port, "/").status == 200
+    p.expect_exit = True
+    assert p.stop(sig=signal.SIGQUIT) == 0
+    assert "received SIGQUIT" in p.stderr(), p.stderr()[-2000:]
+
+
+def test_sigxcpu_drains_and_exits_0_with_an_error_line(portico):
+    p = portico(respond_cfg("x"))
+    assert get(p.port, "/").status == 200
+    p.expect_exit = True
+    assert p.stop(sig=signal.SIGXCPU) == 0
+    assert any("SIGXCPU" in ln and " error " in ln for ln in p.stderr().splitlines()), \
+        p.stderr()[-2000:]
