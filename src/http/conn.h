@@ -176,7 +176,7 @@ struct pt_req {
     uint8_t request_id_len;
     char method[16];
     char uri[512]; /* request target, truncated */
-    char host[128];
+    char host[264]; /* a DNS name (at most 253 bytes), ":port", NUL; longer: 400 */
     char referer[256];
     char user_agent[256];
     char lb_key[256];     /* hash or cookie balancer input (lb_key_len bytes), from dispatch */

@@ -794,6 +794,11 @@ static void dispatch(struct pt_conn *c, size_t head_len)
     h.headers = w->hdrs;
     h.num_headers = cfg->limits.headers;
     int rc = pt_h1_parse_request(pt_buf_rpos(&c->in), head_len, &h, cfg->limits.uri_size);
+    /* The host is kept whole or refused, never cut: a shortened name would reach the backend
+       (preserve_host, X-Forwarded-Host) as another host than the one routed on. r->host holds
+       any DNS name (253 bytes) with a port. */
+    if (rc >= 0 && h.host.n >= sizeof(r->host))
+        rc = PT_H1_EBAD;
     if (rc < 0) {
         h.num_headers = 0;
         memcpy(r->method, "-", 2);

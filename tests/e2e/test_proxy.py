@@ -150,6 +150,24 @@ def test_absolute_form_authority_replaces_host_for_backend_and_log(portico, back
     assert hosts == ["public.example", "public.example:8080", "internal.example"], hosts
 
 
+def test_long_host_reaches_the_backend_whole_or_is_refused(portico, backend):
+    """The host was copied into a 128-byte field: a longer Host (legal: a DNS name has up to
+    253 bytes) reached the backend cut short under preserve_host, a host other than the one
+    routed on. It now travels whole up to a DNS name with a port, and beyond that is a 400."""
+    b = backend(B.echo())
+    p = portico({"upstreams": {"app": upstream(b)},
+                 "routes": [{"match": "/*", "proxy": {"to": "app", "preserve_host": True}}]})
+    name = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 57])  # 249 bytes
+    host = name + ":8080"
+    d = seen(get(p.port, "/", host=host))
+    assert one(d, "Host") == host
+    assert one(d, "X-Forwarded-Host") == host
+    with RawConn(p.port) as c:
+        c.send(("GET / HTTP/1.1\r\nHost: %s\r\n\r\n" % ("x" * 300 + ".example")).encode())
+        r = c.read_response()
+    assert r.status == 400
+
+
 def test_absolute_form_authority_decides_netlify_host_rules(portico, tmp_path):
     """A domain-level _redirects rule (absolute from) looks at the host routed on, which for an
     absolute-form target is the URL's, not the Host header's."""
