@@ -175,7 +175,7 @@ struct pt_req {
     char request_id[64];
     uint8_t request_id_len;
     char method[16];
-    char uri[512]; /* request target, truncated */
+    char uri[512];  /* request target, truncated */
     char host[264]; /* a DNS name (at most 253 bytes), ":port", NUL; longer: 400 */
     char referer[256];
     char user_agent[256];
