@@ -114,28 +114,28 @@ static char lower(char c)
 }
 
 /*
- * The value of cookie name (n bytes) in a Cookie header, trimmed and without surrounding
- * quotes, as the first cookie of that name gives it; {NULL, 0} when absent or empty.
+ * The next name=value pair of a Cookie header from *p (up to end), advancing *p past it: the
+ * name trimmed, the value trimmed and without surrounding quotes (n == 0 when empty). Pairs
+ * without '=' are skipped. false when no pair is left.
  */
-static struct pt_str cookie_value(struct pt_str ck, const char *name, size_t n)
+static bool next_cookie(const char **p, const char *end, struct pt_str *name, struct pt_str *value)
 {
-    const char *p = ck.p, *end = ck.p ? ck.p + ck.n : NULL;
-    while (p && p < end) {
-        while (p < end && (*p == ' ' || *p == ';'))
-            p++;
-        const char *s = p;
-        while (p < end && *p != '=' && *p != ';')
-            p++;
-        size_t nl = (size_t)(p - s);
+    const char *q = *p;
+    while (q && q < end) {
+        while (q < end && (*q == ' ' || *q == ';'))
+            q++;
+        const char *s = q;
+        while (q < end && *q != '=' && *q != ';')
+            q++;
+        size_t nl = (size_t)(q - s);
         while (nl && s[nl - 1] == ' ')
             nl--;
-        if (p >= end || *p != '=') {
+        if (q >= end || *q != '=')
             continue;
-        }
-        const char *v = ++p;
-        while (p < end && *p != ';')
-            p++;
-        const char *ve = p;
+        const char *v = ++q;
+        while (q < end && *q != ';')
+            q++;
+        const char *ve = q;
         while (v < ve && *v == ' ')
             v++;
         while (ve > v && ve[-1] == ' ')
@@ -144,9 +144,26 @@ static struct pt_str cookie_value(struct pt_str ck, const char *name, size_t n)
             v++;
             ve--;
         }
-        if (nl == n && memcmp(s, name, n) == 0)
-            return ve > v ? (struct pt_str){v, (size_t)(ve - v)} : (struct pt_str){NULL, 0};
+        *p = q;
+        *name = (struct pt_str){s, nl};
+        *value = (struct pt_str){v, (size_t)(ve - v)};
+        return true;
     }
+    *p = q;
+    return false;
+}
+
+/*
+ * The value of cookie name (n bytes) in a Cookie header, as the first cookie of that name gives
+ * it; {NULL, 0} when absent or empty.
+ */
+static struct pt_str cookie_value(struct pt_str ck, const char *name, size_t n)
+{
+    const char *p = ck.p, *end = ck.p ? ck.p + ck.n : NULL;
+    struct pt_str k, v;
+    while (next_cookie(&p, end, &k, &v))
+        if (k.n == n && memcmp(k.p, name, n) == 0)
+            return v.n ? v : (struct pt_str){NULL, 0};
     return (struct pt_str){NULL, 0};
 }
 
@@ -192,31 +209,12 @@ static bool language_ok(const struct pt_nf_rule *nr, const struct pt_h1_request 
 static bool cookie_ok(const struct pt_nf_rule *nr, struct pt_str ck)
 {
     const char *p = ck.p, *end = ck.p ? ck.p + ck.n : NULL;
-    while (p && p < end) {
-        while (p < end && (*p == ' ' || *p == ';'))
-            p++;
-        const char *s = p;
-        while (p < end && *p != '=' && *p != ';')
-            p++;
-        size_t nl = (size_t)(p - s);
-        while (nl && s[nl - 1] == ' ')
-            nl--;
-        const char *v = p < end && *p == '=' ? p + 1 : p;
-        while (p < end && *p != ';')
-            p++;
-        const char *ve = p;
-        while (v < ve && *v == ' ')
-            v++;
-        while (ve > v && ve[-1] == ' ')
-            ve--;
-        if (ve - v >= 2 && *v == '"' && ve[-1] == '"') {
-            v++;
-            ve--;
-        }
-        if (ve == v)
+    struct pt_str k, v;
+    while (next_cookie(&p, end, &k, &v)) {
+        if (v.n == 0 || k.n == 0)
             continue;
-        for (size_t i = 0; i < nr->n_cookies && nl; i++)
-            if (strlen(nr->cookies[i]) == nl && memcmp(nr->cookies[i], s, nl) == 0)
+        for (size_t i = 0; i < nr->n_cookies; i++)
+            if (strlen(nr->cookies[i]) == k.n && memcmp(nr->cookies[i], k.p, k.n) == 0)
                 return true;
     }
     return false;

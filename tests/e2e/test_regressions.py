@@ -32,7 +32,6 @@ def test_recycled_request_does_not_inherit_upstream_name_in_json_log(portico):
         b.close()
 
 
-
 def test_response_finished_while_draining_says_connection_close(portico):
     """During a graceful stop the connection is closed after the response in flight; the
     response must say so, or a client sending its next request meanwhile gets a reset."""
@@ -65,29 +64,8 @@ def test_response_finished_while_draining_says_connection_close(portico):
 # --- replay on a stale pooled upstream connection (issue 9, item 15)
 
 
-def _stale_after_first():
-    """Answers the first request of each connection and keeps it open, then closes it without
-    a word when a second request arrives on it: a backend whose idle timeout fires just as
-    Portico reuses the connection."""
-    import collections
-    import threading
-
-    per_conn = collections.Counter()
-    lock = threading.Lock()
-
-    def h(req, w):
-        with lock:
-            per_conn[req.conn_id] += 1
-            n = per_conn[req.conn_id]
-        if n > 1:
-            w.close()
-        else:
-            w.respond(200, body=b"ok")
-    return h
-
-
 def _stale_portico(portico, name):
-    b = B.Backend(_stale_after_first(), name)
+    b = B.Backend(B.stale_after_first(), name)
     p = portico({
         "workers": 1,  # one worker, one upstream pool: the second request reuses the connection
         "upstreams": {"app": {"targets": [{"url": b.url}], "retries": 1}},

@@ -2,30 +2,10 @@
 byte is retried once on a fresh connection for idempotent requests (never for POST), and a
 refused connect moves to the next target up to `retries`."""
 
-import collections
 import socket
-import threading
 
 from helpers import backends as B
 from helpers.client import RawConn
-
-
-def stale_after_first(body=b"ok"):
-    """Answers the first request of each connection with keep-alive, then closes the connection
-    without answering when a second request arrives on it: what a backend whose idle timeout
-    fires just as Portico reuses the connection looks like."""
-    per_conn = collections.Counter()
-    lock = threading.Lock()
-
-    def h(req, w):
-        with lock:
-            per_conn[req.conn_id] += 1
-            n = per_conn[req.conn_id]
-        if n > 1:
-            w.close()
-        else:
-            w.respond(200, body=body)
-    return h
 
 
 def proxy_cfg(*urls, retries=1):
@@ -37,7 +17,7 @@ def proxy_cfg(*urls, retries=1):
 
 
 def test_stale_pooled_connection_is_retried_once_for_get(portico):
-    b = B.Backend(stale_after_first(), "stale")
+    b = B.Backend(B.stale_after_first(), "stale")
     try:
         p = portico(proxy_cfg(b.url))
         with RawConn(p.port) as c:
@@ -52,7 +32,7 @@ def test_stale_pooled_connection_is_retried_once_for_get(portico):
 
 
 def test_stale_pooled_connection_is_not_replayed_for_post(portico):
-    b = B.Backend(stale_after_first(), "stale-post")
+    b = B.Backend(B.stale_after_first(), "stale-post")
     try:
         p = portico(proxy_cfg(b.url))
         with RawConn(p.port) as c:

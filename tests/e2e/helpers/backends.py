@@ -11,6 +11,7 @@ Handlers are plain functions handler(req, w). The factories below build the usua
 (malformed or unusual bytes), no_length (read to close), early_hints, by_path (dispatch).
 """
 
+import collections
 import hashlib
 import json
 import socket
@@ -483,4 +484,22 @@ def by_path(routes, default=None):
                 return fn(req, w)
         return default(req, w)
 
+    return h
+
+
+def stale_after_first(body=b"ok"):
+    """Answers the first request of each connection with keep-alive, then closes the connection
+    without answering when a second request arrives on it: what a backend whose idle timeout
+    fires just as Portico reuses the connection looks like."""
+    per_conn = collections.Counter()
+    lock = threading.Lock()
+
+    def h(req, w):
+        with lock:
+            per_conn[req.conn_id] += 1
+            n = per_conn[req.conn_id]
+        if n > 1:
+            w.close()
+        else:
+            w.respond(200, body=body)
     return h
