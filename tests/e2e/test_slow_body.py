@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import time
 
-
 from helpers import backends as B
 from helpers import lb
 from helpers.client import get
