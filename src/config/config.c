@@ -1813,6 +1813,10 @@ static void load_header_ops(struct pt_cfg_ctx *x, const struct pt_ynode *v, cons
             }
         }
     }
+    for (size_t i = 0; i < ops->n_remove; i++)
+        ops->is_server_removed |= strcasecmp(ops->remove[i].name, "server") == 0;
+    for (size_t i = 0; i < ops->n_set; i++)
+        ops->is_server_set |= strcasecmp(ops->set[i].name, "server") == 0;
 }
 
 static void load_proxy_headers(struct pt_cfg_ctx *x, const struct pt_ynode *v,

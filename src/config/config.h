@@ -117,6 +117,8 @@ struct pt_header_ops {
     size_t n_add;
     struct pt_kv *remove; /* only name/name_len used */
     size_t n_remove;
+    bool is_server_removed; /* remove lists Server (decided at load, not per response) */
+    bool is_server_set;     /* set names Server */
 };
 
 enum pt_balance {

@@ -404,8 +404,7 @@ static int build_response_head(struct pt_req *r, const struct pt_h1_response *re
     }
     if (!interim) {
         /* server_header, unless the route's rules remove Server or set their own */
-        if (!in_kv(ops->remove, ops->n_remove, PT_STR("Server")) &&
-            !in_kv(ops->set, ops->n_set, PT_STR("Server")))
+        if (!ops->is_server_removed && !ops->is_server_set)
             put(&o, r->cfg->server_line, r->cfg->server_line_len);
         if (!has_date) {
             const struct pt_wallclock *wc = pt_wallclock_now();

@@ -17,7 +17,6 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "core/time.h"
 #include "handler/mime.h"
@@ -164,12 +163,7 @@ static bool put_lines_except(struct pt_buf *b, const char *extra, size_t len, co
 static bool route_removes_server(const struct pt_req *r)
 {
     const struct pt_route_cfg *rt = r->route;
-    if (!rt || rt->action != PT_ACTION_PROXY)
-        return false;
-    for (size_t i = 0; i < rt->proxy.response.n_remove; i++)
-        if (strcasecmp(rt->proxy.response.remove[i].name, "server") == 0)
-            return true;
-    return false;
+    return rt && rt->action == PT_ACTION_PROXY && rt->proxy.response.is_server_removed;
 }
 
 int pt_respond_head(struct pt_req *r, int status, int64_t content_length, const char *extra,
