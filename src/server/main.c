@@ -179,7 +179,7 @@ static int open_resources(struct pt_snapshot *s, const struct pt_snapshot *prev,
         if (!l->is_tls)
             continue;
         if (n_certs == 0 && cfg->tls.acme.is_set)
-            continue; /* before the ACME manager starts: it brings placeholders at once */
+            continue; /* ACME has no name to serve yet: connections are closed unanswered */
         struct pt_tls_settings ts;
         pt_tls_settings_init(&ts);
         ts.certs = certs;
@@ -256,13 +256,12 @@ oom:
 
 /* Loads path and builds everything a snapshot holds (the access log is opened only when
    open_logs is set: `check` must not create files). Returns NULL with err filled. */
-static struct pt_snapshot *snapshot_build(const char *path, char *err, size_t errlen,
-                                          bool open_logs, const struct pt_snapshot *prev)
+/* The snapshot of a loaded configuration; it owns cfg from here, also when it fails. */
+static struct pt_snapshot *snapshot_of(struct pt_config *cfg, char *err, size_t errlen,
+                                       bool open_logs, const struct pt_snapshot *prev)
 {
-    struct pt_config *cfg = NULL;
+    const char *path = cfg->path;
     struct pt_router *rt = NULL;
-    if (pt_config_load(path, &cfg, err, errlen) != PT_OK)
-        return NULL;
     if (pt_router_build(cfg, &rt, err, errlen) != PT_OK) {
         pt_config_free(cfg);
         return NULL;
@@ -312,6 +311,15 @@ fail:
     pt_router_free(rt);
     pt_config_free(cfg);
     return NULL;
+}
+
+static struct pt_snapshot *snapshot_build(const char *path, char *err, size_t errlen,
+                                          bool open_logs, const struct pt_snapshot *prev)
+{
+    struct pt_config *cfg = NULL;
+    if (pt_config_load(path, &cfg, err, errlen) != PT_OK)
+        return NULL;
+    return snapshot_of(cfg, err, errlen, open_logs, prev);
 }
 
 /* Prints the loader's error lines to stderr, each ending in exactly one newline. */
@@ -566,17 +574,33 @@ static int cmd_run(const char *path)
     if (!err)
         return 1;
     err[0] = '\0';
-    struct pt_snapshot *snap = snapshot_build(path, err, ERR_BYTES, true, NULL);
+    struct pt_config *loaded = NULL;
+    if (pt_config_load(path, &loaded, err, ERR_BYTES) != PT_OK) {
+        print_errors(err);
+        free(err);
+        return 1;
+    }
+    pt_log_set_level(loaded->log.level);
+    report_warnings(loaded, true);
+    /* The ACME manager starts before the first snapshot so that its TLS listeners serve the
+       placeholders (or stored certificates) from the first handshake. */
+    acme = pt_acme_start(loaded, err, ERR_BYTES);
+    if (!acme && err[0]) {
+        fprintf(stderr, "portico: %s\n", err);
+        pt_config_free(loaded);
+        free(err);
+        return 1;
+    }
+    struct pt_snapshot *snap = snapshot_of(loaded, err, ERR_BYTES, true, NULL);
     if (!snap) {
         print_errors(err);
         free(err);
+        pt_acme_stop(acme);
         return 1;
     }
     free(err);
     snap->generation = 1;
     const struct pt_config *cfg = snap->cfg;
-    pt_log_set_level(cfg->log.level);
-    report_warnings(cfg, true);
     raise_nofile();
     pt_mime_init(); /* reads /etc/mime.types now, not on a worker's first request */
 
@@ -615,20 +639,6 @@ static int cmd_run(const char *path)
             goto stop;
         }
         started++;
-    }
-    {
-        char aerr[512] = "";
-        acme = pt_acme_start(snap->cfg, aerr, sizeof(aerr));
-        if (!acme && aerr[0]) {
-            fprintf(stderr, "portico: %s\n", aerr);
-            goto stop;
-        }
-        if (acme) {
-            /* Rebuild now so that the placeholders (or stored certificates) are served. The
-               first snapshot, and with it cfg, may be freed by this. */
-            snap = reload(path, snap, workers, nw, NULL);
-            cfg = snap->cfg;
-        }
     }
     hc = pt_health_create(snap->urt);
     if (!hc || pt_health_start(hc) < 0) {
@@ -718,13 +728,13 @@ stop:
         pt_worker_join(&workers[i]);
     if (hc)
         pt_health_destroy(hc);
+    if (rc == 0)
+        pt_log_info("stopped");
+out:
     if (acme) {
         pt_acme_stop(acme);
         acme = NULL;
     }
-    if (rc == 0)
-        pt_log_info("stopped");
-out:
     pt_snapshot_unref(snap);
     pt_dns_shutdown();
     if (is_pid_written)

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import ssl
 import stat
 import subprocess
@@ -245,3 +246,29 @@ def test_acme_tls_alpn01_when_http01_cannot_succeed(portico, tmp_path, pebbles):
     assert "ALPN protocol: acme-tls/1" not in r.stdout
     assert "1.3.6.1.5.5.7.1.31" not in r.stdout
     p.stop()
+
+
+def test_acme_first_handshake_gets_a_certificate(portico, tmp_path):
+    # Regression: the workers began on a snapshot built before the ACME manager had its
+    # placeholders, so a handshake queued while Portico started found no certificate and was
+    # closed. The connection here is made as soon as the TLS port is listening.
+    make_pebble_tls(tmp_path)
+    tls_port = free_port()
+    nowhere = "https://localhost:%d/dir" % free_port()  # no ACME server: the placeholder stays
+    p = portico(acme_config(tls_port, nowhere, str(tmp_path / "ca.pem"), str(tmp_path / "acme")),
+                wait=False)
+    deadline = time.monotonic() + scaled(10)
+    sock = None
+    while sock is None and time.monotonic() < deadline and p.alive():
+        try:
+            sock = socket.create_connection(("127.0.0.1", tls_port), timeout=scaled(10))
+        except OSError:
+            time.sleep(0.002)
+    assert sock is not None, p.stderr()
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with ctx.wrap_socket(sock, server_hostname="localhost") as tls:
+        der = tls.getpeercert(binary_form=True)
+    pem = ssl.DER_cert_to_PEM_cert(der)
+    assert "Portico ACME placeholder" in cert_field(pem, "-issuer")
