@@ -44,7 +44,7 @@ INSTALL_BIN ?= build/portico
 DOCS     := README.md docs/config.md docs/operations.md docs/netlify.md
 
 .PHONY: all asan test test-only unit unit-asan e2e e2e-asan fuzz fuzz-smoke bench deps deps-test \
-        run jamstack clean format format-check ban-check help man install uninstall FORCE
+        run jamstack clean format format-check ban-check layer-check help man install uninstall FORCE
 
 all: build/portico
 
@@ -55,7 +55,7 @@ help:
 	@echo "make            build build/portico (release, -O2 -g)"
 	@echo "make asan       build build/asan/portico (AddressSanitizer + UBSan)"
 	@echo "make test       install the test tools (make deps-test), then make test-only"
-	@echo "make test-only  format and banned-function checks, unit, end-to-end (release and"
+	@echo "make test-only  format, banned-function and layer checks, unit, end-to-end (release and"
 	@echo "                sanitizer builds) and a bounded fuzz run of every fuzzer"
 	@echo "make fuzz       build the libFuzzer targets into build/fuzz/"
 	@echo "make bench      side-by-side benchmark against nginx (bench/run.sh)"
@@ -138,13 +138,16 @@ format-check:
 ban-check:
 	@scripts/ban-check.sh
 
+layer-check:
+	@scripts/layer-check.sh
+
 # The test tools are installed first, by a separate step: a prerequisite could run in parallel
 # with the checks under -j, and the sub-make reads pkg-config only once everything is there.
 test:
 	scripts/deps.sh --test
 	$(MAKE) test-only
 
-test-only: format-check ban-check unit unit-asan e2e e2e-asan fuzz-smoke
+test-only: format-check ban-check layer-check unit unit-asan e2e e2e-asan fuzz-smoke
 
 bench:
 	scripts/deps.sh --test

@@ -1,0 +1,59 @@
+#!/bin/sh
+# Fails when a file under src/ includes a header of a layer it may not use (the layer map in
+# docs/internals/README.md), or when scripts/layer-exceptions.txt lists an include that is gone
+# (the list only shrinks). Each line there is "FILE LAYER/HEADER  # why".
+set -eu
+cd "$(dirname "$0")/.."
+
+# What each layer may include besides itself. A layer not named here may include nothing.
+uses() {
+    case "$1" in
+    core) echo "" ;;
+    http) echo "core" ;;
+    tls) echo "core http" ;;
+    config) echo "core http" ;;
+    route) echo "core http config" ;;
+    upstream) echo "core http tls config" ;;
+    guard | cache) echo "core http config" ;;
+    handler) echo "core http tls config route upstream guard cache" ;;
+    admin) echo "core http tls config route upstream guard cache handler" ;;
+    server) echo "core http tls config route upstream guard cache handler admin" ;;
+    *) echo "-" ;;
+    esac
+}
+
+exceptions=scripts/layer-exceptions.txt
+found=$(mktemp)
+trap 'rm -f "$found"' EXIT
+status=0
+for f in src/*/*.c src/*/*.h; do
+    layer=${f#src/}
+    layer=${layer%%/*}
+    allowed=$(uses "$layer")
+    if [ "$allowed" = "-" ]; then
+        echo "layer-check: $f: folder src/$layer/ is not in the layer map" >&2
+        status=1
+        continue
+    fi
+    for inc in $(sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"\([a-z0-9_]*\/[^"]*\)".*/\1/p' "$f"); do
+        to=${inc%%/*}
+        [ "$to" = "$layer" ] && continue
+        case " $allowed " in *" $to "*) continue ;; esac
+        echo "$f $inc" >>"$found"
+        if ! grep -q "^$f $inc\([[:space:]]\|\$\)" "$exceptions" 2>/dev/null; then
+            echo "layer-check: $f includes $inc: $layer/ may use only: ${allowed:-nothing}" >&2
+            status=1
+        fi
+    done
+done
+if [ -f "$exceptions" ]; then
+    while read -r file inc _; do
+        case "$file" in '' | '#'*) continue ;; esac
+        if ! grep -q "^$file $inc\$" "$found"; then
+            echo "layer-check: $exceptions lists \"$file $inc\", which is gone: remove the line" >&2
+            status=1
+        fi
+    done <"$exceptions"
+fi
+[ "$status" -eq 0 ] && echo "layer-check: clean"
+exit "$status"
