@@ -616,6 +616,13 @@ static int cmd_run(const char *path)
         fprintf(stderr, "portico: out of memory\n");
         goto out;
     }
+    /* Everything that can fail for want of a file descriptor is made before the listeners
+       open: once a port accepts, the process is up, however a connection flood follows. */
+    hc = pt_health_create(snap->urt);
+    if (!hc || pt_health_start(hc) < 0) {
+        fprintf(stderr, "portico: cannot start the health checker\n");
+        goto out;
+    }
     {
         /* One socket per listener, shared by the workers (worker.c): a port that another
            process holds is one line and exit 1, before anything starts. */
@@ -639,11 +646,6 @@ static int cmd_run(const char *path)
             goto stop;
         }
         started++;
-    }
-    hc = pt_health_create(snap->urt);
-    if (!hc || pt_health_start(hc) < 0) {
-        fprintf(stderr, "portico: cannot start the health checker\n");
-        goto stop;
     }
     for (size_t j = 0; j < nl; j++)
         pt_log_info("listening on %s", cfg->listens[j].addr_text);
@@ -726,11 +728,11 @@ stop:
     pt_snapshot_release_listeners(snap); /* new connections are refused from now on */
     for (uint32_t i = 0; i < started; i++)
         pt_worker_join(&workers[i]);
-    if (hc)
-        pt_health_destroy(hc);
     if (rc == 0)
         pt_log_info("stopped");
 out:
+    if (hc)
+        pt_health_destroy(hc);
     if (acme) {
         pt_acme_stop(acme);
         acme = NULL;
