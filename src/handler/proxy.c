@@ -40,6 +40,7 @@
 #include "core/time.h"
 #include "handler/geoip.h"
 #include "handler/netlify_rules.h"
+#include "handler/resp_head.h"
 #include "server/worker.h"
 #include "tls/tls.h"
 #include "upstream/balance.h"
@@ -107,14 +108,6 @@ static bool in_tokens(const struct conn_tokens *ct, struct pt_str n)
 {
     for (size_t i = 0; i < ct->n; i++)
         if (pt_str_caseeq(ct->t[i], n.p, n.n))
-            return true;
-    return false;
-}
-
-static bool in_kv(const struct pt_kv *kv, size_t n, struct pt_str name)
-{
-    for (size_t i = 0; i < n; i++)
-        if (pt_str_caseeq(name, kv[i].name, kv[i].name_len))
             return true;
     return false;
 }
@@ -316,7 +309,7 @@ static int build_request_head(struct pt_req *r, const struct pt_h1_request *h,
         default:
             break;
         }
-        if (in_kv(ops->remove, ops->n_remove, n) || in_kv(ops->set, ops->n_set, n))
+        if (pt_kv_has(ops->remove, ops->n_remove, n) || pt_kv_has(ops->set, ops->n_set, n))
             continue;
         if (is_client_cert_header(r, n))
             continue; /* only Portico may say who the client certificate belongs to */
@@ -364,81 +357,39 @@ static int build_request_head(struct pt_req *r, const struct pt_h1_request *h,
     return PT_OK;
 }
 
-/* Builds the client's response head from the upstream's into c->out. */
+/* Builds the client's response head from the upstream's into c->out: the upstream's fields
+   less hop-by-hop ones, its Server and X-Request-Id, then (final heads) the response-header
+   stage and our framing. */
 static int build_response_head(struct pt_req *r, const struct pt_h1_response *resp, bool interim)
 {
     struct pt_conn *c = r->c;
     if (!c->out.data && pt_buf_alloc(&c->out, PT_BUF_SMALL) < 0)
         return PT_ERR;
     pt_buf_compact(&c->out);
-    const struct pt_header_ops *ops = &r->route->proxy.response;
-    struct out o = {c->out.data + c->out.tail, 0, pt_buf_room(&c->out), false};
-    char st[64];
-    int sn = snprintf(st, sizeof(st), "HTTP/1.1 %d ", resp->status);
-    put(&o, st, (size_t)sn);
-    if (resp->reason.n)
-        put_str(&o, resp->reason);
-    else
-        put(&o, pt_http_reason(resp->status), strlen(pt_http_reason(resp->status)));
-    PUT_LIT(&o, "\r\n");
     struct conn_tokens ct;
     connection_tokens(resp->headers, resp->num_headers, &ct);
-    size_t nf_len = 0;
-    const char *nf = interim ? "" : pt_nf_header_lines(r, &nf_len); /* the site's _headers */
-    bool has_date = false;
+    struct pt_resp_head h;
+    pt_resp_head_init(&h, resp->status);
+    h.reason = resp->reason;
     for (size_t i = 0; i < resp->num_headers; i++) {
         struct pt_str n = resp->headers[i].name;
-        if (is_hop_by_hop(n) || in_tokens(&ct, n))
+        if (is_hop_by_hop(n) || in_tokens(&ct, n) || PT_STR_CASEEQ_LIT(n, "server") ||
+            PT_STR_CASEEQ_LIT(n, "x-request-id"))
             continue;
-        if (PT_STR_CASEEQ_LIT(n, "server") || PT_STR_CASEEQ_LIT(n, "x-request-id"))
-            continue;
-        if (!interim && (in_kv(ops->remove, ops->n_remove, n) || in_kv(ops->set, ops->n_set, n) ||
-                         (nf_len && pt_nf_lines_have(nf, nf_len, n))))
-            continue;
-        if (PT_STR_CASEEQ_LIT(n, "date"))
-            has_date = true;
-        put_str(&o, n);
-        PUT_LIT(&o, ": ");
-        put_str(&o, resp->headers[i].value);
-        PUT_LIT(&o, "\r\n");
+        pt_resp_add(&h, n, resp->headers[i].value);
     }
+    enum pt_h1_conn conn = PT_H1_CONN_INTERIM;
     if (!interim) {
-        /* server_header, unless the route's rules remove Server or set their own */
-        if (!ops->is_server_removed && !ops->is_server_set)
-            put(&o, r->cfg->server_line, r->cfg->server_line_len);
-        if (!has_date) {
-            const struct pt_wallclock *wc = pt_wallclock_now();
-            PUT_LIT(&o, "Date: ");
-            put(&o, wc->http_date, wc->http_date_len);
-            PUT_LIT(&o, "\r\n");
-        }
-        PUT_LIT(&o, "X-Request-Id: ");
-        put(&o, r->request_id, r->request_id_len);
-        PUT_LIT(&o, "\r\n");
-        put_ops(&o, ops);
-        put(&o, r->set_cookie, r->set_cookie_len);
-        size_t hsts_len;
-        const char *hsts = pt_hsts_line(r, &hsts_len);
-        put(&o, hsts, hsts_len);
-        put(&o, nf, nf_len);
-        if (r->resp_body.rechunk) {
-            PUT_LIT(&o, "Transfer-Encoding: chunked\r\n");
-        } else if (resp->framing.content_length >= 0 && !resp->framing.is_chunked &&
-                   resp->status != 204 && !(resp->status >= 100 && resp->status < 200)) {
-            PUT_LIT(&o, "Content-Length: ");
-            put_u64(&o, (uint64_t)resp->framing.content_length);
-            PUT_LIT(&o, "\r\n");
-        }
-        if (!r->is_keepalive)
-            PUT_LIT(&o, "Connection: close\r\n");
-        else if (r->minor_version == 0)
-            PUT_LIT(&o, "Connection: keep-alive\r\n");
+        pt_resp_head_stage(r, &h, true);
+        h.is_chunked = r->resp_body.rechunk;
+        if (!h.is_chunked && resp->framing.content_length >= 0 && !resp->framing.is_chunked &&
+            resp->status != 204 && !(resp->status >= 100 && resp->status < 200))
+            h.content_length = resp->framing.content_length;
+        conn = !r->is_keepalive        ? PT_H1_CONN_CLOSE
+               : r->minor_version == 0 ? PT_H1_CONN_KEEP_10
+                                       : PT_H1_CONN_KEEP;
     }
-    PUT_LIT(&o, "\r\n");
-    if (o.overflow)
-        return PT_ERR;
-    c->out.tail += (uint32_t)o.n;
-    return PT_OK;
+    return pt_h1_write_head(&c->out, &h, conn) < 0 ? PT_ERR : PT_OK;
 }
 
 /* ---- upstream connections ---- */

@@ -33,6 +33,7 @@
  * stops accepting for a moment (EPOLL_CTL_DEL, then a timer) when the process runs out of file
  * descriptors or reaches limits.max_connections.
  */
+#include "http/fields.h"
 #include "server/worker.h"
 
 #include <errno.h>
@@ -809,6 +810,7 @@ static void *worker_main(void *arg)
     free(w->path_buf);
     free(w->log_buf);
     pt_buf_cache_drain();
+    pt_resp_fields_drain();
     return NULL;
 }
 

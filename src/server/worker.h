@@ -22,6 +22,7 @@
 #include "config/config.h"
 #include "core/loop.h"
 #include "http/conn.h"
+#include "http/fields.h"
 #include "route/route.h"
 #include "upstream/balance.h"
 
@@ -220,15 +221,11 @@ int pt_respond_error_extra(struct pt_req *r, int status, bool wants_json, const 
 int pt_respond_route(struct pt_req *r, const struct pt_route_cfg *route);
 int pt_redirect_route(struct pt_req *r, const struct pt_route_cfg *route,
                       const struct pt_route_match *m, struct pt_str query);
-const char *pt_http_reason(int status);
 
 /* Static files (handler/files.c): answers r from the route's directory. */
 void pt_static_route(struct pt_req *r, const struct pt_h1_request *h,
                      const struct pt_route_cfg *route, const struct pt_route_match *m,
                      const char *path, size_t path_len, struct pt_str query);
-/* The Strict-Transport-Security line for r's site on a TLS connection, or "" (length in *n). */
-const char *pt_hsts_line(const struct pt_req *r, size_t *n);
-
 /* Proxy (handler/proxy.c). Starts proxying r; hdrs are the parsed request headers (valid only
    during the call). Returns PT_OK (the proxy drives the request from now on) or an HTTP status
    to answer locally (>= 400). */

@@ -1,0 +1,73 @@
+/*
+ * fields.h - a response head that belongs to no protocol: status and header fields.
+ *
+ * A handler describes its answer as a struct pt_resp_head; the response-header stage
+ * (handler/resp_head.c) adds and removes what Portico's rules say; the protocol under the
+ * request serialises it (pt_h1_write_head for HTTP/1.1). Fields are slices: they borrow the
+ * bytes of whoever made them (the upstream's response buffer, the snapshot, a handler's
+ * scratch), which outlive the head, because the head is written out before any of them moves.
+ * The field array is the caller's (on its stack): making a head allocates nothing.
+ */
+#ifndef PT_HTTP_FIELDS_H
+#define PT_HTTP_FIELDS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/str.h"
+
+#define PT_RESP_FIELDS_MAX 131072u
+
+struct pt_field {
+    struct pt_str name;
+    struct pt_str value;
+};
+
+struct pt_resp_head {
+    int status;
+    struct pt_str reason;   /* HTTP/1.1 reason phrase to keep (a proxied one); empty: ours */
+    int64_t content_length; /* >= 0: framed by this length; -1: no Content-Length from us */
+    bool is_chunked;        /* the body follows in chunks (HTTP/1.1 framing) */
+    bool has_date;          /* a Date field is among the fields */
+    bool is_overflow;       /* a field did not fit in the array: the head must be refused */
+    struct pt_field *fields;
+    uint32_t n_fields;
+    uint32_t cap;
+};
+
+/* Starts an empty head with status on this thread's field array (the previous head made on
+   this thread is gone). */
+void pt_resp_head_init(struct pt_resp_head *h, int status);
+
+/* Frees this thread's field array (thread exit). */
+void pt_resp_fields_drain(void);
+
+/* Appends one field (borrowed). Sets is_overflow when the array cannot grow (no memory, or
+   over PT_RESP_FIELDS_MAX fields). */
+void pt_resp_add(struct pt_resp_head *h, struct pt_str name, struct pt_str value);
+
+/* Appends the fields of CRLF-ended "Name: value" lines (borrowed from lines). A line without
+   a colon is skipped. */
+void pt_resp_add_lines(struct pt_resp_head *h, const char *lines, size_t len);
+
+/* Whether a field is named name (ASCII case-insensitive). */
+bool pt_resp_has(const struct pt_resp_head *h, struct pt_str name);
+
+/* The standard reason phrase of status ("Not Found"), or one for its class. */
+const char *pt_http_reason(int status);
+
+/* How an HTTP/1.1 connection ends after this response. */
+enum pt_h1_conn {
+    PT_H1_CONN_KEEP = 0, /* HTTP/1.1 keep-alive: no Connection field */
+    PT_H1_CONN_KEEP_10,  /* an HTTP/1.0 client that asked for keep-alive */
+    PT_H1_CONN_CLOSE,    /* Connection: close */
+    PT_H1_CONN_INTERIM,  /* a 1xx head: no framing, no Connection field */
+};
+
+/* Writes h as an HTTP/1.1 response head (status line, fields, framing, Connection, the empty
+   line) at the end of b, in one pass. Returns 0, or -1 with b unchanged when it does not fit
+   (or h->is_overflow). */
+int pt_h1_write_head(struct pt_buf *b, const struct pt_resp_head *h, enum pt_h1_conn conn);
+
+#endif
