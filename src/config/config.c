@@ -26,14 +26,13 @@
  * directory (resolve_path); their contents are left to the layers that use them (the TLS layer
  * parses PEM and reports "FILE: reason"), so the loader stays free of OpenSSL.
  *
- * Target host names: make_target() marks a target whose host is a name (is_dns); once the
- * whole file is read (the resolver: section may come after upstreams:), expand_dns() asks
- * upstream/dns.c for every name at once (c-ares, blocking the loading thread only, bounded by
- * resolver.timeout; fresh cached answers are reused) and replaces each such target by one
- * target per address, same url, weight and limits, the name kept for Host and SNI. A name with
- * no address is an error at its URL. The main loop re-resolves (pt_dns_tick) and reloads when
- * an address set changes. Fuzz builds (PT_FUZZING) accept only address literals and
- * "localhost" so the fuzzer never touches the network.
+ * Target host names: make_target() checks the URL and marks a target whose host is a name
+ * (is_dns, addr left zero); the loader never resolves. Turning each such target
+ * into one target per address is the next step, above this layer (pt_dns_expand in
+ * upstream/dns.h, called by main.c right after the load), which reports a name without an
+ * address at its URL through pt_config_report(), in the same form as the loader's errors.
+ * Fuzz builds (PT_FUZZING) accept only address literals and "localhost" so the fuzzer never
+ * touches the network.
  *
  * Rejected: the libyaml document API (see yaml_tree.c); accepting YAML 1.1 booleans yes/no/on/
  * off (they turn country codes and "on" into booleans; YAML 1.2 dropped them); anchors and
@@ -59,7 +58,6 @@
 #include "core/log.h"
 #include "http/h1_parse.h"
 #include "route/route.h"
-#include "upstream/dns.h"
 
 #define MAX_WORKERS 1024
 #define MAX_WEIGHT 1000
@@ -600,7 +598,7 @@ static void set_port(struct pt_sockaddr *sa, uint16_t port)
 
 /*
  * Fills out from host (NUL-terminated, no brackets) when it is an address literal. A name sets
- * *is_name (expand_dns() resolves it later; out keeps port only). NULL or the reason.
+ * *is_name (pt_dns_expand() resolves it later; out keeps port only). NULL or the reason.
  */
 static const char *literal_addr(const char *host, uint16_t port, struct pt_sockaddr *out,
                                 bool *is_name)
@@ -3091,110 +3089,6 @@ static void load_resolver(struct pt_cfg_ctx *x, const struct pt_ynode *v)
     }
 }
 
-#ifndef PT_FUZZING
-/* Adds name (interval_ms) to the list in x->tmp, keeping the smallest interval per name. */
-static void add_dns_name(struct pt_cfg_ctx *x, struct pt_dns_name **names, size_t *n, size_t *cap,
-                         const char *name, uint32_t interval_ms)
-{
-    for (size_t i = 0; i < *n; i++) {
-        if (strcasecmp((*names)[i].name, name) == 0) {
-            if (interval_ms < (*names)[i].interval_ms)
-                (*names)[i].interval_ms = interval_ms;
-            return;
-        }
-    }
-    if (*n == *cap) {
-        size_t nc = *cap ? *cap * 2 : 16;
-        struct pt_dns_name *nn = pt_config_alloc(x, &x->tmp, nc * sizeof(*nn));
-        if (*n)
-            memcpy(nn, *names, *n * sizeof(*nn));
-        *names = nn;
-        *cap = nc;
-    }
-    (*names)[(*n)++] = (struct pt_dns_name){name, interval_ms};
-}
-#endif
-
-/*
- * Resolves every target host name (upstream/dns.c, blocking this thread for at most
- * resolver.timeout) and replaces each target with a name by one target per address. Reports a
- * name without an address at its URL, and an upstream that grows past PT_MAX_TARGETS.
- */
-static void expand_dns(struct pt_cfg_ctx *x)
-{
-#ifdef PT_FUZZING
-    (void)x;
-#else
-    struct pt_config *cfg = x->cfg;
-    struct pt_dns_name *names = NULL;
-    size_t n = 0, cap = 0;
-    for (size_t i = 0; i < cfg->n_upstreams; i++) {
-        const struct pt_upstream_cfg *u = cfg->upstreams[i];
-        for (size_t j = 0; j < u->n_targets; j++)
-            if (u->targets[j].is_dns)
-                add_dns_name(x, &names, &n, &cap, u->targets[j].host, u->resolve_interval_ms);
-    }
-    int rc = pt_dns_resolve_now(cfg->resolver.servers, cfg->resolver.timeout_ms, names, n);
-    if (rc < 0) {
-        pt_config_error(x, cfg->resolver.pos, "cannot set up the DNS resolver: %s",
-                        rc == -EINVAL ? "bad server list" : strerror(-rc));
-        return;
-    }
-    struct pt_sockaddr addrs[PT_DNS_MAX_ADDRS];
-    for (size_t i = 0; i < cfg->n_upstreams; i++) {
-        struct pt_upstream_cfg *u = cfg->upstreams[i];
-        size_t total = 0;
-        bool has_dns = false, ok = true;
-        for (size_t j = 0; j < u->n_targets; j++) {
-            const struct pt_target_cfg *t = &u->targets[j];
-            if (!t->is_dns) {
-                total++;
-                continue;
-            }
-            has_dns = true;
-            const char *why = NULL;
-            size_t k = pt_dns_lookup(t->host, addrs, PT_DNS_MAX_ADDRS, &why);
-            if (k == 0) {
-                pt_config_error(x, t->pos, "cannot resolve host \"%s\": %s", t->host,
-                                why ? why : "no address");
-                ok = false;
-            }
-            total += k;
-        }
-        if (!has_dns || !ok)
-            continue;
-        if (total > PT_MAX_TARGETS) {
-            pt_config_error(x, u->pos,
-                            "upstream \"%s\" has more than %d targets once its host names are "
-                            "resolved (%zu)",
-                            u->name, PT_MAX_TARGETS, total);
-            continue;
-        }
-        struct pt_target_cfg *nt = pt_config_alloc(x, &cfg->arena, total * sizeof(*nt));
-        size_t m = 0;
-        u->n_primary = 0;
-        for (size_t j = 0; j < u->n_targets; j++) {
-            const struct pt_target_cfg *t = &u->targets[j];
-            size_t k = 1;
-            if (t->is_dns)
-                k = pt_dns_lookup(t->host, addrs, PT_DNS_MAX_ADDRS, NULL);
-            for (size_t a = 0; a < k && m < total; a++) {
-                nt[m] = *t;
-                if (t->is_dns) {
-                    nt[m].addr = addrs[a];
-                    set_port(&nt[m].addr, t->port);
-                }
-                if (!nt[m].is_backup)
-                    u->n_primary++;
-                m++;
-            }
-        }
-        u->targets = nt;
-        u->n_targets = m;
-    }
-#endif
-}
-
 /* geoip: {database: FILE}. The file is opened and checked with the snapshot (main.c), where
    libmaxminddb reports what is wrong with it. */
 static void load_geoip(struct pt_cfg_ctx *x, const struct pt_ynode *v)
@@ -3407,55 +3301,10 @@ static void set_defaults(struct pt_config *cfg)
     cfg->tls.session_tickets = true;
     cfg->tls.ticket_rotation_ms = 12u * 3600 * 1000;
     cfg->tls.session_cache_size = 20480;
-    cfg->resolver.timeout_ms = PT_DNS_TIMEOUT_MS;
+    cfg->resolver.timeout_ms = PT_CONFIG_RESOLVER_TIMEOUT_MS;
     cfg->server_header = "portico";
     cfg->server_line = "Server: portico\r\n";
     cfg->server_line_len = strlen(cfg->server_line);
-}
-
-static int warnmsg_cmp(const void *pa, const void *pb)
-{
-    const struct pt_cfg_warnmsg *a = *(const struct pt_cfg_warnmsg *const *)pa;
-    const struct pt_cfg_warnmsg *b = *(const struct pt_cfg_warnmsg *const *)pb;
-    if (!a->file != !b->file)
-        return a->file ? 1 : -1; /* the configuration file's own first */
-    int rc = a->file ? strcmp(a->file, b->file) : 0;
-    if (rc)
-        return rc;
-    if (a->pos.line != b->pos.line)
-        return a->pos.line < b->pos.line ? -1 : 1;
-    if (a->pos.col != b->pos.col)
-        return a->pos.col < b->pos.col ? -1 : 1;
-    return a->seq < b->seq ? -1 : (a->seq > b->seq);
-}
-
-/* Formats the warnings kept in x->tmp into cfg->warnings (config arena), in their order. */
-static void collect_warnings(struct pt_cfg_ctx *x)
-{
-    struct pt_config *cfg = x->cfg;
-    size_t n = 0;
-    for (const struct pt_cfg_warnmsg *w = x->warns; w; w = w->next)
-        n++;
-    cfg->n_warnings = x->n_warns;
-    if (n == 0)
-        return;
-    const struct pt_cfg_warnmsg **all = pt_config_alloc(x, &x->tmp, n * sizeof(*all));
-    n = 0;
-    for (const struct pt_cfg_warnmsg *w = x->warns; w; w = w->next)
-        all[n++] = w;
-    qsort(all, n, sizeof(*all), warnmsg_cmp);
-    cfg->warnings = pt_config_alloc(x, &cfg->arena, n * sizeof(*cfg->warnings));
-    for (size_t i = 0; i < n; i++) {
-        const struct pt_cfg_warnmsg *w = all[i];
-        const char *file = w->file ? w->file : x->name;
-        char line[PT_CFG_MSG_MAX + 4200];
-        int k =
-            snprintf(line, sizeof(line), "%s:%d:%d: warning: %s", file,
-                     w->pos.line > 0 ? w->pos.line : 1, w->pos.line > 0 ? w->pos.col : 1, w->msg);
-        cfg->warnings[i] = pt_config_strndup(x, &cfg->arena, line,
-                                             k < 0 ? 0 : PT_MIN((size_t)k, sizeof(line) - 1));
-    }
-    cfg->n_warning_lines = n;
 }
 
 /* The part of a load that may longjmp; ctx lives in the caller so it survives the jump. */
@@ -3466,7 +3315,7 @@ static int run(struct pt_cfg_ctx *x)
     set_defaults(x->cfg);
     x->cfg->path = pt_config_strndup(x, &x->cfg->arena, x->name, strlen(x->name));
     const struct pt_ynode *root = pt_config_yaml_tree(x);
-    if (!root && x->n_errs == 0) {
+    if (!root && x->errs.n == 0) {
         struct pt_cfg_pos start = {1, 1};
         pt_config_error(x, start,
                         "the file is empty: a configuration needs at least listen: "
@@ -3480,64 +3329,15 @@ static int run(struct pt_cfg_ctx *x)
     }
     if (root)
         load_root(x, root);
-    /* Only a file without other errors is worth waiting on DNS for. */
-    if (x->n_errs == 0)
-        expand_dns(x);
-    if (x->n_errs == 0)
-        collect_warnings(x);
-    return x->n_errs ? PT_ERR : PT_OK;
-}
-
-static int errmsg_cmp(const void *pa, const void *pb)
-{
-    const struct pt_cfg_errmsg *a = pa, *b = pb;
-    if (a->pos.line != b->pos.line)
-        return a->pos.line < b->pos.line ? -1 : 1;
-    if (a->pos.col != b->pos.col)
-        return a->pos.col < b->pos.col ? -1 : 1;
-    return a->seq < b->seq ? -1 : (a->seq > b->seq);
-}
-
-static void append_line(char *err, size_t errlen, size_t *used, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void append_line(char *err, size_t errlen, size_t *used, const char *fmt, ...)
-{
-    if (*used + 1 >= errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int w = vsnprintf(err + *used, errlen - *used, fmt, ap);
-    va_end(ap);
-    if (w > 0)
-        *used = PT_MIN(*used + (size_t)w, errlen - 1);
-}
-
-static void format_errors(struct pt_cfg_ctx *x, char *err, size_t errlen)
-{
-    size_t used = 0;
-    if (!err || errlen == 0)
-        return;
-    err[0] = '\0';
-    qsort(x->errs, x->n_errs, sizeof(x->errs[0]), errmsg_cmp);
-    for (size_t i = 0; i < x->n_errs; i++) {
-        const struct pt_cfg_errmsg *e = &x->errs[i];
-        const char *nl = i ? "\n" : "";
-        if (e->pos.line > 0)
-            append_line(err, errlen, &used, "%s%s:%d:%d: %s", nl, x->name, e->pos.line, e->pos.col,
-                        e->msg);
-        else
-            append_line(err, errlen, &used, "%s%s: %s", nl, x->name, e->msg);
-    }
-    if (x->is_truncated)
-        append_line(err, errlen, &used, "\n%s: too many errors, stopped after %d", x->name,
-                    PT_CFG_MAX_ERRORS);
+    if (x->errs.n == 0)
+        pt_config_collect_warnings(x);
+    return x->errs.n ? PT_ERR : PT_OK;
 }
 
 /*
  * Loads a configuration from buf (len bytes, need not be NUL-terminated; borrowed). name is
  * used in messages. On success returns PT_OK and *out (caller frees with pt_config_free); on
- * failure PT_ERR, *out untouched, err holds the messages. Blocks only in DNS lookups.
+ * failure PT_ERR, *out untouched, err holds the messages. Does not block.
  */
 int pt_config_load_buf(const char *name, const char *buf, size_t len, struct pt_config **out,
                        char *err, size_t errlen)
@@ -3568,11 +3368,11 @@ int pt_config_load_buf(const char *name, const char *buf, size_t len, struct pt_
     x->cfg->arena = a; /* from here on the arena lives inside the config it owns */
     if (x->len > PT_CFG_MAX_FILE) {
         struct pt_cfg_pos start = {1, 1};
-        x->errs[0].pos = start;
-        snprintf(x->errs[0].msg, sizeof(x->errs[0].msg),
+        x->errs.items[0].pos = start;
+        snprintf(x->errs.items[0].msg, sizeof(x->errs.items[0].msg),
                  "the file is larger than %u MiB; that is not a configuration",
                  PT_CFG_MAX_FILE >> 20);
-        x->n_errs = 1;
+        x->errs.n = 1;
     } else {
         rc = run(x);
     }
@@ -3580,11 +3380,11 @@ int pt_config_load_buf(const char *name, const char *buf, size_t len, struct pt_
         yaml_event_delete(&x->ev);
     if (x->has_parser)
         yaml_parser_delete(&x->parser);
-    if (rc == PT_OK && x->n_errs == 0) {
+    if (rc == PT_OK && x->errs.n == 0) {
         *out = x->cfg;
     } else {
         rc = PT_ERR;
-        format_errors(x, err, errlen);
+        pt_config_format_errors(x->name, &x->errs, err, errlen);
         pt_config_free(x->cfg);
     }
 out:

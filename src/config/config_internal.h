@@ -5,7 +5,7 @@
  * nodes (scalar, sequence, mapping) that remember their file positions, rejecting what the
  * loader never accepts (aliases, anchors, several documents, nesting deeper than
  * PT_CFG_MAX_DEPTH, duplicate keys). config.c then walks that tree against the schema and fills
- * struct pt_config. Both report errors through pt_config_error(), which collects up to
+ * struct pt_config. Both report errors through pt_config_error() (report.c), which collects up to
  * PT_CFG_MAX_ERRORS messages and then stops the load with a longjmp back to the entry point;
  * every allocation of a load lives in one of two arenas (the tree's and the result's), so
  * jumping out leaks nothing as long as the libyaml parser and event are released, which the
@@ -23,12 +23,12 @@
 #include "config/config.h"
 #include "core/arena.h"
 
-#define PT_CFG_MAX_ERRORS 20         /* errors collected before the load stops */
-#define PT_CFG_MAX_WARNINGS 200      /* warning lines kept; the rest are only counted */
-#define PT_CFG_MAX_DEPTH 64          /* nesting of sequences and mappings */
-#define PT_CFG_MAX_FILE (8u << 20)   /* bytes in a configuration file */
-#define PT_CFG_MSG_MAX 240           /* bytes of one error message, position excluded */
-#define PT_CFG_MAX_SCALAR (1u << 20) /* bytes of one scalar after ${NAME} expansion */
+#define PT_CFG_MAX_ERRORS PT_CONFIG_MAX_ERRORS /* errors collected before the load stops */
+#define PT_CFG_MAX_WARNINGS 200                /* warning lines kept; the rest are only counted */
+#define PT_CFG_MAX_DEPTH 64                    /* nesting of sequences and mappings */
+#define PT_CFG_MAX_FILE (8u << 20)             /* bytes in a configuration file */
+#define PT_CFG_MSG_MAX PT_CONFIG_MSG_MAX       /* bytes of one message, position excluded */
+#define PT_CFG_MAX_SCALAR (1u << 20)           /* bytes of one scalar after ${NAME} expansion */
 
 enum pt_ynode_kind { PT_YNODE_SCALAR = 1, PT_YNODE_SEQ, PT_YNODE_MAP };
 
@@ -43,12 +43,6 @@ struct pt_ynode {
     struct pt_ynode *child; /* first child: items, or key, value, key, value... */
     struct pt_ynode *last;  /* last child, for appending while building */
     struct pt_ynode *next;  /* next sibling */
-};
-
-struct pt_cfg_errmsg {
-    struct pt_cfg_pos pos;
-    unsigned seq; /* order of reporting, to keep the sort stable */
-    char msg[PT_CFG_MSG_MAX];
 };
 
 /* A warning: the load goes on. file is NULL for the configuration file itself, else another
@@ -68,25 +62,24 @@ struct pt_cfg_hostref {
 };
 
 /* A value taken from the environment by ${NAME} expansion (yaml_tree.c): messages about the
-   scalar at pos show "${NAME}" instead of these bytes, so secrets stay out of logs. */
+   scalar at pos show "${NAME}" instead of these bytes, so secrets stay out of logs. Kept in
+   the configuration's arena (pt_config.secrets) for the errors reported after the load. */
 struct pt_cfg_secret {
     struct pt_cfg_pos pos; /* of the scalar it went into */
     const char *name;      /* variable name, NUL-terminated */
-    const char *value;     /* its value (not NUL-terminated) */
+    const char *value;     /* its value (a copy, not NUL-terminated) */
     size_t len;
-    struct pt_cfg_secret *next;
+    const struct pt_cfg_secret *next;
 };
 
 struct pt_cfg_ctx {
     const char *name; /* file name used in messages */
     const char *buf;  /* the input */
     size_t len;
-    struct pt_arena tmp;   /* the tree and scratch; freed when the load ends */
-    struct pt_config *cfg; /* the result being filled; its arena owns it */
-    struct pt_cfg_errmsg errs[PT_CFG_MAX_ERRORS];
-    size_t n_errs;
-    bool is_truncated; /* more errors than PT_CFG_MAX_ERRORS: the load stopped */
-    jmp_buf jb;        /* longjmp target for "stop now" (too many errors, no memory) */
+    struct pt_arena tmp;          /* the tree and scratch; freed when the load ends */
+    struct pt_config *cfg;        /* the result being filled; its arena owns it */
+    struct pt_config_errors errs; /* truncated: the load stopped */
+    jmp_buf jb;                   /* longjmp target for "stop now" (too many errors, no memory) */
     yaml_parser_t parser;
     bool has_parser; /* parser initialised: delete it at the end */
     yaml_event_t ev;
@@ -95,7 +88,6 @@ struct pt_cfg_ctx {
     size_t ups_cap;                    /* slots in cfg->upstreams */
     struct pt_cfg_hostref *hosts;      /* every site host seen, for the duplicate check */
     struct pt_cfg_pos *listen_tls_pos; /* per listener: where tls: true is, line 0 if not */
-    struct pt_cfg_secret *secrets;     /* environment values used, for redaction */
     struct pt_cfg_warnmsg *warns;      /* warnings kept (newest first), in x->tmp */
     size_t n_warns;                    /* warnings reported, kept or not */
 };
@@ -117,6 +109,10 @@ void pt_config_warn(struct pt_cfg_ctx *x, struct pt_cfg_pos pos, const char *fmt
 /* Same, at line:col of another file the configuration names (line 0: the whole file). */
 void pt_config_warn_file(struct pt_cfg_ctx *x, const char *file, int line, int col, const char *fmt,
                          ...) __attribute__((format(printf, 5, 6)));
+
+/* Formats the warnings kept in x->tmp into cfg->warnings (config arena), sorted: the
+   configuration file's first, then each other file's, each in line order. */
+void pt_config_collect_warnings(struct pt_cfg_ctx *x);
 
 /* Ends the load with an out-of-memory error; never returns. */
 void pt_config_oom(struct pt_cfg_ctx *x) __attribute__((noreturn));
