@@ -21,7 +21,7 @@
 
 #include "config/netlify.h"
 #include "core/common.h"
-#include "route/route.h"
+#include "http/path.h"
 
 /* Lower-cases and checks one site host; returns NULL on success or what is wrong. */
 static const char *norm_host(char *h, size_t n)
@@ -337,7 +337,7 @@ static void nf_load_file(struct pt_cfg_ctx *x, struct pt_site_cfg *site, const c
 
 /*
  * The route pattern for a Netlify rule's from_path, in the form requests are matched in
- * (decoded and normalised, route/path.c), allocated from the config arena; NULL with *why set
+ * (decoded and normalised, http/path.c), allocated from the config arena; NULL with *why set
  * when the router cannot take it. A trailing slash is dropped (Netlify ignores it; the router
  * takes "/a/" for "/a"); '*' may only end the path.
  */
