@@ -24,6 +24,10 @@ struct pt_cfg_pos {
     int col;  /* 1-based column */
 };
 
+#define PT_CONFIG_MAX_ERRORS 20            /* errors reported before a load stops */
+#define PT_CONFIG_MSG_MAX 240              /* bytes of one error message, position excluded */
+#define PT_CONFIG_RESOLVER_TIMEOUT_MS 2000 /* default resolver.timeout */
+
 struct pt_sockaddr {
     union {
         struct sockaddr sa;
@@ -200,7 +204,8 @@ struct pt_target_cfg {
     bool is_backup;           /* used only when no primary target is available */
     uint32_t max_connections; /* concurrent requests across workers; 0 = unlimited */
     uint32_t occurrence;      /* 0, or n for the n-th repeat of the same url in this upstream */
-    bool is_dns; /* host is a DNS name: this is one of its addresses (upstream/dns.h) */
+    bool is_dns; /* host is a DNS name: addr is zero until pt_dns_expand() (upstream/dns.h)
+                    makes this target one of the name's addresses */
 };
 
 struct pt_upstream_cfg {
@@ -392,20 +397,58 @@ struct pt_config {
     size_t n_warning_lines; /* lines in warnings (at most 200) */
     size_t n_warnings;      /* warnings found, >= n_warning_lines */
     const char *pid_file;   /* resolved path `run` writes its process id to; NULL when not set */
+    const struct pt_cfg_secret *secrets; /* values taken from the environment (${NAME}), which
+                                            pt_config_report() keeps out of messages; opaque */
+};
+
+/* One error about a place in the configuration file. */
+struct pt_config_errmsg {
+    struct pt_cfg_pos pos; /* line 0: the file as a whole */
+    unsigned seq;          /* order of reporting, keeps the sort stable */
+    char msg[PT_CONFIG_MSG_MAX];
+};
+
+/*
+ * Errors about a configuration file: the loader collects its own here, and so do the steps
+ * above it that finish a loaded configuration (the DNS expansion, upstream/dns.h), so that
+ * both print the same "FILE:LINE:COL: message" lines. Zero-initialise before use.
+ */
+struct pt_config_errors {
+    struct pt_config_errmsg items[PT_CONFIG_MAX_ERRORS];
+    size_t n;
+    bool is_truncated; /* more than PT_CONFIG_MAX_ERRORS were reported; the rest are dropped */
 };
 
 /*
  * Loads and validates path. On success returns PT_OK and *out owns a new configuration (free it
  * with pt_config_free). On failure returns PT_ERR and writes one or more lines, each
  * "FILE:LINE:COL: message" (unknown keys add "; did you mean \"key\"?"), into err (always
- * NUL-terminated, truncated to errlen). Never blocks except on file reads and the DNS lookups
- * of target host names.
+ * NUL-terminated, truncated to errlen). Never blocks except on file reads. A target whose host
+ * is a name is only checked here (is_dns, no address yet): upstream/dns.h expands it.
  */
 int pt_config_load(const char *path, struct pt_config **out, char *err, size_t errlen);
 
 /* Same, from a buffer (fuzzing, unit tests). name is used in error positions. */
 int pt_config_load_buf(const char *name, const char *buf, size_t len, struct pt_config **out,
                        char *err, size_t errlen);
+
+/*
+ * Records in e an error at pos of cfg's file (borrowed; only its list of environment values
+ * is read), worded by fmt, with every value taken from the environment for the scalar at pos
+ * replaced by "${NAME}" as the loader does. Returns false, dropping the message and setting
+ * e->is_truncated, when e already holds PT_CONFIG_MAX_ERRORS.
+ */
+bool pt_config_report(const struct pt_config *cfg, struct pt_config_errors *e,
+                      struct pt_cfg_pos pos, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/*
+ * Sorts e by position and writes its errors into err (NUL-terminated, truncated to errlen) as
+ * pt_config_load does: one "NAME:LINE:COL: message" line each ("NAME: message" at line 0),
+ * then "NAME: too many errors, stopped after 20" when e is truncated.
+ */
+void pt_config_format_errors(const char *name, struct pt_config_errors *e, char *err,
+                             size_t errlen);
 
 void pt_config_free(struct pt_config *cfg);
 

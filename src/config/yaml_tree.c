@@ -1,5 +1,5 @@
 /*
- * yaml_tree.c - libyaml events to a positioned node tree, and the loader's error collector.
+ * yaml_tree.c - libyaml events to a positioned node tree.
  *
  * libyaml's event API is used rather than its document API because the events let the loader
  * refuse what it does not support at the exact spot, before any work is spent on it: an alias
@@ -13,7 +13,8 @@
  * expanded here, as the scalar arrives, so the schema in config.c sees the final text and its
  * checks apply to it; $${ is a literal ${. Expanding text rather than the file means a value
  * can never inject YAML structure. The values taken from the environment are kept in a list
- * and pt_config_error() replaces them by "${NAME}" in its messages: secrets are not printed.
+ * (cfg->secrets) and the error collector (report.c) replaces them by "${NAME}" in its
+ * messages: secrets are not printed.
  * A tab in the indentation, which libyaml reports as a character that "cannot start any
  * token", is named as a tab (syntax_error).
  *
@@ -33,99 +34,6 @@
 static int tolower_ascii(char c)
 {
     return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : (unsigned char)c;
-}
-
-/*
- * Replaces in msg (NUL-terminated, cap bytes) every copy of an environment value that went
- * into the scalar at pos by "${NAME}". A value cut short where a message truncates a long
- * scalar (its start followed by '"') is replaced too.
- */
-static void redact(const struct pt_cfg_ctx *x, struct pt_cfg_pos pos, char *msg, size_t cap)
-{
-    for (const struct pt_cfg_secret *sc = x->secrets; sc; sc = sc->next) {
-        if (sc->pos.line != pos.line || sc->pos.col != pos.col || sc->len == 0)
-            continue;
-        char out[PT_CFG_MSG_MAX];
-        size_t o = 0, i = 0, n = strlen(msg);
-        while (i < n && o + 1 < sizeof(out)) {
-            size_t k = 0;
-            while (k < sc->len && i + k < n && msg[i + k] == sc->value[k])
-                k++;
-            if (k == sc->len || (k > 0 && i + k < n && msg[i + k] == '"')) {
-                int w = snprintf(out + o, sizeof(out) - o, "${%s}", sc->name);
-                o = w > 0 ? PT_MIN(o + (size_t)w, sizeof(out) - 1) : o;
-                i += k;
-            } else {
-                out[o++] = msg[i++];
-            }
-        }
-        out[o] = '\0';
-        snprintf(msg, cap, "%s", out);
-    }
-}
-
-void pt_config_error(struct pt_cfg_ctx *x, struct pt_cfg_pos pos, const char *fmt, ...)
-{
-    if (x->n_errs >= PT_CFG_MAX_ERRORS) {
-        x->is_truncated = true;
-        longjmp(x->jb, 1);
-    }
-    struct pt_cfg_errmsg *e = &x->errs[x->n_errs];
-    e->pos = pos;
-    e->seq = (unsigned)x->n_errs;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
-    va_end(ap);
-    redact(x, pos, e->msg, sizeof(e->msg));
-    x->n_errs++;
-}
-
-static void warn_v(struct pt_cfg_ctx *x, const char *file, struct pt_cfg_pos pos, const char *fmt,
-                   va_list ap) __attribute__((format(printf, 4, 0)));
-
-static void warn_v(struct pt_cfg_ctx *x, const char *file, struct pt_cfg_pos pos, const char *fmt,
-                   va_list ap)
-{
-    unsigned seq = (unsigned)x->n_warns++;
-    if (seq >= PT_CFG_MAX_WARNINGS)
-        return;
-    struct pt_cfg_warnmsg *w = pt_config_alloc(x, &x->tmp, sizeof(*w));
-    w->file = file;
-    w->pos = pos;
-    w->seq = seq;
-    vsnprintf(w->msg, sizeof(w->msg), fmt, ap);
-    if (!file)
-        redact(x, pos, w->msg, sizeof(w->msg));
-    w->next = x->warns;
-    x->warns = w;
-}
-
-void pt_config_warn(struct pt_cfg_ctx *x, struct pt_cfg_pos pos, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    warn_v(x, NULL, pos, fmt, ap);
-    va_end(ap);
-}
-
-void pt_config_warn_file(struct pt_cfg_ctx *x, const char *file, int line, int col, const char *fmt,
-                         ...)
-{
-    struct pt_cfg_pos pos = {line, col};
-    va_list ap;
-    va_start(ap, fmt);
-    warn_v(x, file, pos, fmt, ap);
-    va_end(ap);
-}
-
-void pt_config_oom(struct pt_cfg_ctx *x)
-{
-    struct pt_cfg_pos none = {0, 0};
-    if (x->n_errs == PT_CFG_MAX_ERRORS)
-        x->n_errs--; /* make room: running out of memory is the error that matters */
-    pt_config_error(x, none, "out of memory while loading the configuration");
-    longjmp(x->jb, 1);
 }
 
 void *pt_config_alloc(struct pt_cfg_ctx *x, struct pt_arena *a, size_t n)
@@ -304,7 +212,7 @@ static bool is_name_char(char c)
  * environment, and turns $${ into a literal ${. The result replaces n->s in x->tmp. A default
  * is used when NAME is unset or empty (as in the shell); an unset NAME without one, or a
  * malformed ${...}, is an error at the scalar. Values taken from the environment are recorded
- * in x->secrets so that no message shows them.
+ * in cfg->secrets so that no message shows them.
  */
 static void expand_env(struct pt_cfg_ctx *x, struct pt_ynode *n)
 {
@@ -336,13 +244,15 @@ static void expand_env(struct pt_cfg_ctx *x, struct pt_ynode *n)
             const char *env = getenv(name);
             size_t end = (size_t)(close - s);
             if (env && env[0]) {
-                struct pt_cfg_secret *sc = pt_config_alloc(x, &x->tmp, sizeof(*sc));
+                /* In the configuration's arena: errors found after the load redact too. */
+                struct pt_arena *ca = &x->cfg->arena;
+                struct pt_cfg_secret *sc = pt_config_alloc(x, ca, sizeof(*sc));
                 sc->pos = n->pos;
-                sc->name = name;
-                sc->value = env;
+                sc->name = pt_config_strndup(x, ca, name, b - a);
                 sc->len = strlen(env);
-                sc->next = x->secrets;
-                x->secrets = sc;
+                sc->value = pt_config_strndup(x, ca, env, sc->len);
+                sc->next = x->cfg->secrets;
+                x->cfg->secrets = sc;
                 add = env;
                 add_len = sc->len;
             } else if (s + b != close) {

@@ -21,7 +21,7 @@
  * reload does not touch it). Every regex runs under a match and depth limit so a pathological
  * pattern fails that one request instead of burning a worker.
  *
- * Literal parts of patterns must already be in normalised form (see path.c): "/a//b" or
+ * Literal parts of patterns must already be in normalised form (see http/path.c): "/a//b" or
  * "/%61pi" could never match a normalised path, so build reports them as errors instead of
  * silently never matching.
  *

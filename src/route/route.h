@@ -1,5 +1,6 @@
 /*
- * route.h - sites, path patterns, path normalisation and template expansion.
+ * route.h - sites, path patterns and template expansion. Path normalisation is http/path.h
+ * (included here: routes match on normalised paths).
  *
  * pt_router_build() compiles a loaded configuration into lookup structures once per snapshot:
  * site selection by Host (exact names in a hash, "*." wildcards by longest suffix, then the
@@ -19,6 +20,7 @@
 
 #include "config/config.h"
 #include "core/str.h"
+#include "http/path.h"
 
 #define PT_ROUTE_MAX_PARAMS 16   /* :name placeholders per pattern */
 #define PT_ROUTE_MAX_CAPTURES 10 /* $0..$9 */
@@ -82,23 +84,6 @@ const struct pt_route_cfg *pt_router_match_from(const struct pt_router *rt,
                                                 struct pt_str method_tok, const char *path,
                                                 size_t path_len, struct pt_route_match *m,
                                                 int *method_mismatch, size_t *at);
-
-/*
- * Normalises a request path (no query string) per the contract: percent-decodes every octet
- * except '/' (%2F) and '%' (%25), which stay encoded with upper-case hex; removes dot-segments
- * (RFC 3986 §5.2.4, also ones that were percent-encoded); collapses "//" to "/". The path must
- * start with '/'. Writes to out (outlen >= len + 1 is always enough; NUL-terminated).
- * Returns the length, or -1 for a path to reject with 400: not starting with '/', a bad
- * percent escape, an encoded or raw NUL or control character, or ".." climbing above the root.
- */
-ssize_t pt_path_normalize(const char *in, size_t len, char *out, size_t outlen);
-
-/*
- * Percent-encodes a normalised path for sending on the wire: bytes outside RFC 3986 pchar
- * and '/' are encoded; the '%' of kept escapes passes through. Returns the length written or -1
- * when out is too small.
- */
-ssize_t pt_path_encode(const char *in, size_t len, char *out, size_t outlen);
 
 /*
  * Expands a redirect/proxy template: ":splat", ":name" (a placeholder of the matched

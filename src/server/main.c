@@ -313,11 +313,26 @@ fail:
     return NULL;
 }
 
+/* Loads path and expands its target host names (upstream/dns.h): a configuration is usable
+   only after both. On failure err holds the errors and *out is untouched. */
+static int config_load(const char *path, struct pt_config **out, char *err, size_t errlen)
+{
+    struct pt_config *cfg = NULL;
+    if (pt_config_load(path, &cfg, err, errlen) != PT_OK)
+        return PT_ERR;
+    if (pt_dns_expand(cfg, err, errlen) != PT_OK) {
+        pt_config_free(cfg);
+        return PT_ERR;
+    }
+    *out = cfg;
+    return PT_OK;
+}
+
 static struct pt_snapshot *snapshot_build(const char *path, char *err, size_t errlen,
                                           bool open_logs, const struct pt_snapshot *prev)
 {
     struct pt_config *cfg = NULL;
-    if (pt_config_load(path, &cfg, err, errlen) != PT_OK)
+    if (config_load(path, &cfg, err, errlen) != PT_OK)
         return NULL;
     return snapshot_of(cfg, err, errlen, open_logs, prev);
 }
@@ -575,7 +590,7 @@ static int cmd_run(const char *path)
         return 1;
     err[0] = '\0';
     struct pt_config *loaded = NULL;
-    if (pt_config_load(path, &loaded, err, ERR_BYTES) != PT_OK) {
+    if (config_load(path, &loaded, err, ERR_BYTES) != PT_OK) {
         print_errors(err);
         free(err);
         return 1;
@@ -855,7 +870,7 @@ static int cmd_stop(const struct cli *o)
         char *err = calloc(1, ERR_BYTES);
         if (!err)
             return 1;
-        if (pt_config_load(o->path, &cfg, err, ERR_BYTES) != PT_OK) {
+        if (config_load(o->path, &cfg, err, ERR_BYTES) != PT_OK) {
             print_errors(err);
             fprintf(stderr,
                     "portico: cannot read pid_file from %s; name the pid file with --pid "

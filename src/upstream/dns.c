@@ -6,14 +6,14 @@
  *
  * Threading: everything runs on the main thread (the one that loads configurations and waits
  * for signals); workers never call in here and never block on a name. Two ways in:
- * - pt_dns_resolve_now(), from the configuration loader at start and at each reload, sends the
- *   queries for names it has no fresh answer for and polls the channel's sockets until they
- *   all answered or the resolver timeout passed. It blocks the main thread only.
+ * - pt_dns_resolve_now(), from pt_dns_expand() (dns_expand.c) at start and at each reload,
+ *   sends the queries for names it has no fresh answer for and polls the channel's sockets
+ *   until they all answered or the resolver timeout passed. It blocks the main thread only.
  * - pt_dns_tick(), from the main loop every PT_DNS_TICK_MS, sends a query for each name whose
  *   resolve_interval passed and processes whatever answers arrived, with a zero poll timeout:
  *   it never waits. When a name's address set changed it returns true and the main loop
  *   reloads; the reload's pt_dns_resolve_now() finds the fresh answer in the cache (no second
- *   query) and the loader expands the new addresses into targets.
+ *   query) and pt_dns_expand() turns the new addresses into targets.
  * The mutex is there so that the rule "main thread only" is not a silent requirement.
  *
  * c-ares is driven through ARES_OPT_SOCK_STATE_CB (we keep the list of its sockets) and

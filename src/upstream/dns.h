@@ -14,9 +14,19 @@
 
 #include "config/config.h"
 
-#define PT_DNS_MAX_ADDRS 64    /* addresses kept per name (sorted; the rest are dropped) */
-#define PT_DNS_TICK_MS 250     /* how often the main loop calls pt_dns_tick while names exist */
-#define PT_DNS_TIMEOUT_MS 2000 /* default resolver timeout (resolver.timeout) */
+#define PT_DNS_MAX_ADDRS 64 /* addresses kept per name (sorted; the rest are dropped) */
+#define PT_DNS_TICK_MS 250  /* how often the main loop calls pt_dns_tick while names exist */
+#define PT_DNS_TIMEOUT_MS PT_CONFIG_RESOLVER_TIMEOUT_MS /* default resolver.timeout */
+
+/*
+ * Expands cfg's target host names (dns_expand.c), the step between pt_config_load and any use
+ * of the configuration: resolves every name at once (pt_dns_resolve_now, blocking the calling
+ * thread for at most resolver.timeout) and replaces each target whose host is a name (is_dns)
+ * by one target per address, allocated in cfg->arena. Returns PT_OK, or PT_ERR with the
+ * errors written into err as pt_config_load writes its own ("FILE:LINE:COL: cannot resolve
+ * host ..."); cfg then stays the caller's to free and must not be used. Main thread only.
+ */
+int pt_dns_expand(struct pt_config *cfg, char *err, size_t errlen);
 
 /* One name to resolve and how long its answer stays fresh. */
 struct pt_dns_name {

@@ -14,6 +14,7 @@
 
 #include "core/common.h"
 #include "http/h1_parse.h"
+#include "http/path.h"
 #include "route/route.h"
 
 static struct pt_router *router;

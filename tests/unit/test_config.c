@@ -499,9 +499,12 @@ static void test_upstream_errors(void **state)
     expect_has(e, "t.yaml:11:49: bad URL \"http://127.0.0.1:0\" for \"url\": the port must be");
     expect_has(e, "t.yaml:11:78: a target URL cannot have a query");
 
-    e = load_err(
+    /* A host name is only marked here: upstream/dns_expand.c resolves it (test_dns.c). */
+    struct pt_config *cfg = load_ok(
         BASE "upstreams:\n  a:\n    targets: [{url: \"http://no-such-host.invalid\"}]\n" ROUTE_OK);
-    expect_has(e, "t.yaml:5:21: cannot resolve host \"no-such-host.invalid\"");
+    assert_true(cfg->upstreams[0]->targets[0].is_dns);
+    assert_int_equal(cfg->upstreams[0]->targets[0].addr.u.sa.sa_family, 0);
+    pt_config_free(cfg);
 }
 
 static void test_site_errors(void **state)

@@ -1,5 +1,5 @@
 /*
- * test_dns.c - upstream/dns.c and the configuration's expansion of DNS names: address sorting
+ * test_dns.c - upstream/dns.c and the expansion of DNS names (dns_expand.c): address sorting
  * and change detection, the cache, one target per address (name kept for Host), target state
  * adopted per address across reloads, /etc/hosts through c-ares, resolver: errors.
  *
@@ -58,10 +58,15 @@ static uint16_t port_of(const struct pt_sockaddr *a)
     return ntohs(a->u.sa.sa_family == AF_INET6 ? a->u.in6.sin6_port : a->u.in.sin_port);
 }
 
+/* Loads yaml and expands its host names, as main.c does; NULL when either fails. */
 static struct pt_config *load(const char *yaml, int want_rc)
 {
     struct pt_config *cfg = NULL;
     int rc = pt_config_load_buf("t.yaml", yaml, strlen(yaml), &cfg, errbuf, sizeof(errbuf));
+    if (rc == 0 && (rc = pt_dns_expand(cfg, errbuf, sizeof(errbuf))) != 0) {
+        pt_config_free(cfg);
+        cfg = NULL;
+    }
     if ((rc == 0) != (want_rc == 0))
         fprintf(stderr, "load returned %d:\n%s\n", rc, errbuf);
     assert_int_equal(rc == 0, want_rc == 0);
@@ -230,6 +235,23 @@ static void test_unresolvable_name_is_an_error_at_its_url(void **state)
     pt_dns_shutdown();
 }
 
+static void test_unresolvable_name_from_the_environment_is_redacted(void **state)
+{
+    (void)state;
+    pt_dns_shutdown();
+    setenv("PT_T_DNS_HOST", "nothing.invalid", 1);
+    load(HEAD "resolver: {servers: [\"127.0.0.1:1\"], timeout: 400ms}\n"
+              "upstreams:\n"
+              "  api:\n"
+              "    targets:\n"
+              "      - {url: \"http://${PT_T_DNS_HOST}:81\"}\n",
+         -1);
+    unsetenv("PT_T_DNS_HOST");
+    assert_non_null(strstr(errbuf, "t.yaml:10:15: cannot resolve host \"${PT_T_DNS_HOST}\""));
+    assert_null(strstr(errbuf, "nothing.invalid"));
+    pt_dns_shutdown();
+}
+
 static void test_resolver_key_errors(void **state)
 {
     (void)state;
@@ -261,6 +283,7 @@ int main(void)
         cmocka_unit_test(test_state_survives_while_address_stays),
         cmocka_unit_test(test_localhost_from_hosts_file),
         cmocka_unit_test(test_unresolvable_name_is_an_error_at_its_url),
+        cmocka_unit_test(test_unresolvable_name_from_the_environment_is_redacted),
         cmocka_unit_test(test_resolver_key_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

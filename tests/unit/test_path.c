@@ -1,5 +1,5 @@
 /*
- * test_path.c - path normalisation and wire encoding (src/route/path.c).
+ * test_path.c - path normalisation and wire encoding (src/http/path.c).
  *
  * Table-driven: each case gives an input and the expected normalised form (NULL: rejected
  * with -1). Every case is also run on every prefix of its input with an output buffer of
@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "route/route.h"
+#include "http/path.h"
 
 struct norm_case {
     const char *in;

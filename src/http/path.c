@@ -1,5 +1,5 @@
 /*
- * path.c - request path normalisation and wire encoding (see route.h).
+ * path.c - request path normalisation and wire encoding (see path.h).
  *
  * Routes match on one canonical form of the path, so that "/api", "/%61pi" and "/x/../api"
  * cannot be told apart by a route and slip past one meant to catch them. The canonical form:
@@ -24,7 +24,7 @@
  * to an upstream or put in a Location header. encode(normalise(p)) normalises back to
  * normalise(p); the fuzzer checks that.
  */
-#include "route/route.h"
+#include "http/path.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -136,7 +136,7 @@ static bool is_wire_safe(unsigned char c)
 }
 
 /*
- * See route.h. Also NUL-terminates: out must have room for the encoded bytes and the NUL,
+ * See path.h. Also NUL-terminates: out must have room for the encoded bytes and the NUL,
  * otherwise -1.
  */
 ssize_t pt_path_encode(const char *in, size_t len, char *out, size_t outlen)
