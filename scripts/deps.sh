@@ -22,16 +22,19 @@ for a in "$@"; do
     esac
 done
 # Build: the compiler and make, pkg-config, and the -dev package of every library in the
-# Makefile's PKGS. Run: media-types (/etc/mime.types, read at start) and python3 for the API of
+# Makefile's PKGS (libnghttp2-dev: HTTP/2 framing and HPACK). Run: media-types (/etc/mime.types, read at start) and python3 for the API of
 # examples/jamstack (make jamstack).
 PKGS="build-essential pkg-config libyaml-dev libpcre2-dev libssl-dev libjansson-dev
-libc-ares-dev libmaxminddb-dev libsystemd-dev media-types python3"
+libc-ares-dev libmaxminddb-dev libsystemd-dev libnghttp2-dev media-types python3"
 # Test and benchmark: clang and its runtime (libFuzzer), clang-format, cmocka, pytest, the
 # clients the end-to-end tests drive Portico with, the ACME test server, the MaxMind DB tools,
 # the slow-client tool, nginx and wrk for the side-by-side benchmark, node for the Netlify
-# differential test.
+# differential test; python3-h2, -hyperframe and -hpack for the frame-level HTTP/2 tests,
+# python3-websockets for the WebSocket tests, python3-grpcio and python3-grpc-tools (protoc for
+# Python) for the gRPC tests.
 TEST_PKGS="clang libclang-rt-14-dev clang-format libcmocka-dev python3-pytest curl
-nghttp2-client openssl procps mmdb-bin pebble testssl.sh slowhttptest nginx wrk valgrind nodejs"
+nghttp2-client openssl procps mmdb-bin pebble testssl.sh slowhttptest nginx wrk valgrind nodejs
+python3-h2 python3-hyperframe python3-hpack python3-websockets python3-grpcio python3-grpc-tools"
 if [ "$want_test" -eq 1 ]; then
     PKGS="$PKGS $TEST_PKGS"
     # npm ships inside some nodejs builds (NodeSource's); Debian's own is a separate package

@@ -13,7 +13,8 @@ DEPS = os.path.join(ROOT, "scripts", "deps.sh")
 # Tools only the tests and benchmarks use: none may be in the default set.
 TEST_ONLY = ("clang", "libclang-rt-14-dev", "clang-format", "libcmocka-dev", "python3-pytest",
              "curl", "nghttp2-client", "nginx", "wrk", "valgrind", "pebble", "testssl.sh",
-             "nodejs", "npm", "mmdb-bin", "slowhttptest")
+             "nodejs", "npm", "mmdb-bin", "slowhttptest", "python3-h2", "python3-hyperframe",
+             "python3-hpack", "python3-websockets", "python3-grpcio", "python3-grpc-tools")
 
 
 def listed(*args):
