@@ -85,7 +85,7 @@ struct conn_tokens {
 };
 
 /* Collects the options of every Connection header: headers they name are hop-by-hop. */
-static void connection_tokens(const struct pt_h1_header *hs, size_t nh, struct conn_tokens *ct)
+static void connection_tokens(const struct pt_field *hs, size_t nh, struct conn_tokens *ct)
 {
     ct->n = 0;
     for (size_t i = 0; i < nh; i++) {

@@ -19,6 +19,8 @@
 
 #define PT_RESP_FIELDS_MAX 131072u
 
+/* One header field. Parsed ones: name as received (case preserved), value without leading and
+   trailing whitespace (may be empty). */
 struct pt_field {
     struct pt_str name;
     struct pt_str value;

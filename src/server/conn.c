@@ -653,7 +653,7 @@ static bool ensure_scratch(struct pt_worker *w, const struct pt_config *cfg)
 {
     size_t nh = cfg->limits.headers ? cfg->limits.headers : 1;
     if (w->hdrs_cap < nh) {
-        struct pt_h1_header *h = realloc(w->hdrs, nh * sizeof(*h));
+        struct pt_field *h = realloc(w->hdrs, nh * sizeof(*h));
         if (!h)
             return false;
         w->hdrs = h;

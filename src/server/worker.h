@@ -121,7 +121,7 @@ struct pt_worker {
     struct pt_conn conns;          /* list head of client connections */
     size_t n_conns;
     uint64_t next_conn_id;
-    struct pt_h1_header *hdrs; /* scratch header array for parsing (limits.headers) */
+    struct pt_field *hdrs; /* scratch header array for parsing (limits.headers) */
     size_t hdrs_cap;
     char *path_buf; /* scratch for the normalised path */
     size_t path_cap;
