@@ -17,10 +17,10 @@
 
 /* Fills q's header fields in one pass over the request's headers (the first of each name
    counts), instead of one scan per header. */
-static void take_headers(struct pt_static_request *q, const struct pt_h1_request *h)
+static void take_headers(struct pt_static_request *q, const struct pt_req_head *h)
 {
-    for (size_t i = 0; i < h->num_headers; i++) {
-        struct pt_str n = h->headers[i].name;
+    for (size_t i = 0; i < h->n_fields; i++) {
+        struct pt_str n = h->fields[i].name;
         struct pt_str *dst = NULL;
         switch (n.n) {
         case 5:
@@ -50,11 +50,11 @@ static void take_headers(struct pt_static_request *q, const struct pt_h1_request
             break;
         }
         if (dst && !dst->p)
-            *dst = h->headers[i].value;
+            *dst = h->fields[i].value;
     }
 }
 
-void pt_static_route(struct pt_req *r, const struct pt_h1_request *h,
+void pt_static_route(struct pt_req *r, const struct pt_req_head *h,
                      const struct pt_route_cfg *route, const struct pt_route_match *m,
                      const char *path, size_t path_len, struct pt_str query)
 {

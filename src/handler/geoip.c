@@ -221,18 +221,18 @@ static bool is_blank(char ch)
 }
 
 bool pt_geoip_client_addr(const struct pt_config *cfg, const struct pt_sockaddr *peer,
-                          const struct pt_h1_request *h, struct pt_sockaddr *out)
+                          const struct pt_req_head *h, struct pt_sockaddr *out)
 {
     *out = *peer;
     if (!pt_config_is_trusted_proxy(cfg, &peer->u.sa))
         return true;
     /* Each trusted hop appended the address it received from: read from the right and stop at
        the first address that is not one of ours (RFC 7239 §5.2 describes the same walk). */
-    for (size_t i = h->num_headers; i-- > 0;) {
-        if (!PT_STR_CASEEQ_LIT(h->headers[i].name, "x-forwarded-for"))
+    for (size_t i = h->n_fields; i-- > 0;) {
+        if (!PT_STR_CASEEQ_LIT(h->fields[i].name, "x-forwarded-for"))
             continue;
-        const char *v = h->headers[i].value.p;
-        size_t end = h->headers[i].value.n;
+        const char *v = h->fields[i].value.p;
+        size_t end = h->fields[i].value.n;
         while (end > 0) {
             size_t start = end;
             while (start > 0 && v[start - 1] != ',')

@@ -53,6 +53,6 @@ bool pt_geoip_country(const struct pt_geoip *g, const struct sockaddr *sa, char 
  * is not an address ("unknown", garbage): the client is then unknown. Never allocates.
  */
 bool pt_geoip_client_addr(const struct pt_config *cfg, const struct pt_sockaddr *peer,
-                          const struct pt_h1_request *h, struct pt_sockaddr *out);
+                          const struct pt_req_head *h, struct pt_sockaddr *out);
 
 #endif

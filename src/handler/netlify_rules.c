@@ -26,14 +26,6 @@
 #include "handler/static.h"
 #include "server/worker.h"
 
-static struct pt_str header(const struct pt_h1_request *h, const char *name, size_t n)
-{
-    for (size_t i = 0; i < h->num_headers; i++)
-        if (pt_str_caseeq(h->headers[i].name, name, n))
-            return h->headers[i].value;
-    return (struct pt_str){NULL, 0};
-}
-
 /* Finds parameter name in a raw query string; *val gets the raw value of its last occurrence,
    as Netlify reads a repeated parameter. A bare "name" without '=' does not count. */
 static bool query_find(struct pt_str q, const char *name, struct pt_str *val)
@@ -186,11 +178,11 @@ static bool lower_eq(const char *l, const char *s, size_t n)
  * case aside. So "fr-CA,en;q=0.8" is French, while "fr,en" or "de, fr" match no Language= rule
  * at all (a list of several plain tags is not read entry by entry).
  */
-static bool language_ok(const struct pt_nf_rule *nr, const struct pt_h1_request *h)
+static bool language_ok(const struct pt_nf_rule *nr, const struct pt_req_head *h)
 {
-    struct pt_str x = cookie_value(header(h, "cookie", 6), "nf_lang", 7);
+    struct pt_str x = cookie_value(pt_req_field(h, "cookie", 6), "nf_lang", 7);
     if (!x.p)
-        x = header(h, "accept-language", 15);
+        x = pt_req_field(h, "accept-language", 15);
     if (!x.p || x.n == 0)
         return false;
     size_t pl = 0;
@@ -298,7 +290,7 @@ static bool host_ok(const char *want, struct pt_str host)
    (looked up once per request, kept in q), is one of the rule's, case aside. */
 static bool country_ok(const struct pt_nf_rule *nr, struct pt_nf_req *q)
 {
-    struct pt_str ov = cookie_value(header(q->h, "cookie", 6), "nf_country", 10);
+    struct pt_str ov = cookie_value(pt_req_field(q->h, "cookie", 6), "nf_country", 10);
     if (ov.p) {
         for (size_t i = 0; i < nr->n_countries; i++)
             if (lower_eq(nr->countries[i], ov.p, ov.n))
@@ -362,7 +354,7 @@ bool pt_nf_rule_applies(struct pt_nf_req *q, const struct pt_route_cfg *route, c
     }
     if (nr->n_languages && !language_ok(nr, q->h))
         return false;
-    if (nr->n_cookies && !cookie_ok(nr, header(q->h, "cookie", 6)))
+    if (nr->n_cookies && !cookie_ok(nr, pt_req_field(q->h, "cookie", 6)))
         return false;
     if (nr->n_countries && !country_ok(nr, q))
         return false;

@@ -28,7 +28,7 @@ struct pt_geoip;
    Build one per request (not per rule tried): the country is looked up once and kept here. */
 struct pt_nf_req {
     const struct pt_site_cfg *site; /* the site the request was routed to */
-    const struct pt_h1_request *h;  /* parsed head (headers for Language= and Cookie=) */
+    const struct pt_req_head *h;    /* parsed head (headers for Language= and Cookie=) */
     const struct pt_conn *c;        /* client connection (TLS or not, peer address) */
     struct pt_str host;             /* Host (or absolute-form target host), as received */
     struct pt_str query;            /* raw query string, without '?' */

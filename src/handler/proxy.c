@@ -85,7 +85,7 @@ struct conn_tokens {
 };
 
 /* Collects the options of every Connection header: headers they name are hop-by-hop. */
-static void connection_tokens(const struct pt_h1_header *hs, size_t nh, struct conn_tokens *ct)
+static void connection_tokens(const struct pt_field *hs, size_t nh, struct conn_tokens *ct)
 {
     ct->n = 0;
     for (size_t i = 0; i < nh; i++) {
@@ -242,7 +242,7 @@ static void put_client_cert(struct out *o, const struct pt_req *r)
                    strnlen(fp, sizeof(fp)));
 }
 
-static int build_request_head(struct pt_req *r, const struct pt_h1_request *h,
+static int build_request_head(struct pt_req *r, const struct pt_req_head *h,
                               const struct pt_route_match *m, const char *path, size_t path_len,
                               struct pt_str query)
 {
@@ -263,13 +263,13 @@ static int build_request_head(struct pt_req *r, const struct pt_h1_request *h,
     PUT_LIT(&o, "\r\n");
 
     struct conn_tokens ct;
-    connection_tokens(h->headers, h->num_headers, &ct);
+    connection_tokens(h->fields, h->n_fields, &ct);
     bool trusted = pt_config_is_trusted_proxy(cfg, &r->c->peer.u.sa);
     struct pt_str xff[8];
     size_t n_xff = 0;
     const struct pt_header_ops *ops = &pc->request;
-    for (size_t i = 0; i < h->num_headers; i++) {
-        struct pt_str n = h->headers[i].name;
+    for (size_t i = 0; i < h->n_fields; i++) {
+        struct pt_str n = h->fields[i].name;
         if (is_hop_by_hop(n) || in_tokens(&ct, n))
             continue;
         switch (n.n) {
@@ -293,8 +293,8 @@ static int build_request_head(struct pt_req *r, const struct pt_h1_request *h,
         case 15:
             if (PT_STR_CASEEQ_LIT(n, "x-forwarded-for")) {
                 /* Believed only from trusted peers; else replaced by the peer address. */
-                if (trusted && h->headers[i].value.n && n_xff < (size_t)PT_ARRAY_LEN(xff))
-                    xff[n_xff++] = h->headers[i].value;
+                if (trusted && h->fields[i].value.n && n_xff < (size_t)PT_ARRAY_LEN(xff))
+                    xff[n_xff++] = h->fields[i].value;
                 continue;
             }
             break;
@@ -315,7 +315,7 @@ static int build_request_head(struct pt_req *r, const struct pt_h1_request *h,
             continue; /* only Portico may say who the client certificate belongs to */
         put_str(&o, n);
         PUT_LIT(&o, ": ");
-        put_str(&o, h->headers[i].value);
+        put_str(&o, h->fields[i].value);
         PUT_LIT(&o, "\r\n");
     }
     char peer[64];
@@ -343,9 +343,9 @@ static int build_request_head(struct pt_req *r, const struct pt_h1_request *h,
     put_ops(&o, ops);
     if (r->req_body.is_chunked) {
         PUT_LIT(&o, "Transfer-Encoding: chunked\r\n");
-    } else if (h->framing.content_length >= 0) {
+    } else if (h->content_length >= 0) {
         PUT_LIT(&o, "Content-Length: ");
-        put_u64(&o, (uint64_t)h->framing.content_length);
+        put_u64(&o, (uint64_t)h->content_length);
         PUT_LIT(&o, "\r\n");
     }
     PUT_LIT(&o, "\r\n");
@@ -1355,14 +1355,6 @@ static int enqueue(struct pt_req *r)
 
 /* ---- request start: split, balancer keys ---- */
 
-static struct pt_str find_header(const struct pt_h1_request *h, const char *name, size_t n)
-{
-    for (size_t i = 0; i < h->num_headers; i++)
-        if (pt_str_caseeq(h->headers[i].name, name, n))
-            return h->headers[i].value;
-    return (struct pt_str){NULL, 0};
-}
-
 /* Finds "name=value" in a "; "-separated list (Cookie) or an "&"-separated one (query). */
 static bool find_pair(struct pt_str list, char sep, const char *name, size_t n, struct pt_str *val)
 {
@@ -1382,12 +1374,11 @@ static bool find_pair(struct pt_str list, char sep, const char *name, size_t n, 
     return false;
 }
 
-static bool find_cookie(const struct pt_h1_request *h, const char *name, size_t n,
-                        struct pt_str *val)
+static bool find_cookie(const struct pt_req_head *h, const char *name, size_t n, struct pt_str *val)
 {
-    for (size_t i = 0; i < h->num_headers; i++)
-        if (PT_STR_CASEEQ_LIT(h->headers[i].name, "cookie") &&
-            find_pair(h->headers[i].value, ';', name, n, val))
+    for (size_t i = 0; i < h->n_fields; i++)
+        if (PT_STR_CASEEQ_LIT(h->fields[i].name, "cookie") &&
+            find_pair(h->fields[i].value, ';', name, n, val))
             return true;
     return false;
 }
@@ -1395,14 +1386,14 @@ static bool find_cookie(const struct pt_h1_request *h, const char *name, size_t 
 /* Picks the arm of a split route: a tester's override (force_header, force_cookie), then the
    arm the client's split cookie names, then a weighted random draw remembered in that cookie so
    the user stays on one side. */
-static const struct pt_upstream_cfg *choose_split(struct pt_req *r, const struct pt_h1_request *h)
+static const struct pt_upstream_cfg *choose_split(struct pt_req *r, const struct pt_req_head *h)
 {
     const struct pt_proxy_cfg *pc = &r->route->proxy;
     for (size_t i = 0; i < pc->n_split; i++) {
         const struct pt_split_cfg *a = &pc->split[i];
         struct pt_str v;
         if (a->force_header) {
-            v = find_header(h, a->force_header, a->force_header_len);
+            v = pt_req_field(h, a->force_header, a->force_header_len);
             if (v.p && pt_str_eq(v, a->force_header_value, a->force_header_value_len))
                 return a->upstream;
         }
@@ -1442,7 +1433,7 @@ static void set_lb_key(struct pt_req *r, struct pt_str v)
 
 /* Captures what the hash or cookie balancer needs from the request, which is gone by the time
    a retry picks again. */
-static void capture_lb_key(struct pt_req *r, const struct pt_h1_request *h, const char *path,
+static void capture_lb_key(struct pt_req *r, const struct pt_req_head *h, const char *path,
                            size_t path_len, struct pt_str query)
 {
     const struct pt_upstream_cfg *ups = r->ups;
@@ -1471,7 +1462,7 @@ static void capture_lb_key(struct pt_req *r, const struct pt_h1_request *h, cons
         set_lb_key(r, (struct pt_str){path, path_len});
         return;
     case PT_HASH_KEY_HEADER:
-        v = find_header(h, k->name, k->name_len);
+        v = pt_req_field(h, k->name, k->name_len);
         break;
     case PT_HASH_KEY_COOKIE:
         find_cookie(h, k->name, k->name_len, &v);
@@ -1486,7 +1477,7 @@ static void capture_lb_key(struct pt_req *r, const struct pt_h1_request *h, cons
     set_lb_key(r, v);
 }
 
-int pt_proxy_start(struct pt_req *r, const struct pt_h1_request *h, const struct pt_route_match *m,
+int pt_proxy_start(struct pt_req *r, const struct pt_req_head *h, const struct pt_route_match *m,
                    const char *path, size_t path_len, struct pt_str query)
 {
     const struct pt_proxy_cfg *pc = &r->route->proxy;

@@ -10,6 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+struct pt_str pt_req_field(const struct pt_req_head *h, const char *name, size_t n)
+{
+    for (size_t i = 0; i < h->n_fields; i++)
+        if (pt_str_caseeq(h->fields[i].name, name, n))
+            return h->fields[i].value;
+    return (struct pt_str){NULL, 0};
+}
+
 static __thread struct pt_field *scratch;
 static __thread uint32_t scratch_cap;
 

@@ -1,7 +1,9 @@
 /*
- * fields.h - a response head that belongs to no protocol: status and header fields.
+ * fields.h - request and response heads that belong to no protocol.
  *
- * A handler describes its answer as a struct pt_resp_head; the response-header stage
+ * A protocol reads a request head (HTTP/1.1's request line and fields, later HTTP/2's header
+ * block) into a struct pt_req_head, whose slices borrow its input buffer until the handler
+ * has started; the pipeline and the handlers see nothing else of it. A handler describes its answer as a struct pt_resp_head; the response-header stage
  * (handler/resp_head.c) adds and removes what Portico's rules say; the protocol under the
  * request serialises it (pt_h1_write_head for HTTP/1.1). Fields are slices: they borrow the
  * bytes of whoever made them (the upstream's response buffer, the snapshot, a handler's
@@ -19,10 +21,28 @@
 
 #define PT_RESP_FIELDS_MAX 131072u
 
+/* One header field. Parsed ones: name as received (case preserved), value without leading and
+   trailing whitespace (may be empty). */
 struct pt_field {
     struct pt_str name;
     struct pt_str value;
 };
+
+/* A request head, as the protocol under it read and checked it. */
+struct pt_req_head {
+    struct pt_str method;
+    int method_id;           /* enum pt_http_method (h1_parse.h) */
+    struct pt_str authority; /* host[:port]: Host, or the authority of an absolute target */
+    struct pt_str target;    /* the request target as received, for logs */
+    struct pt_str path;      /* the path as received (not normalised), from '/' */
+    struct pt_str query;     /* after '?'; p is NULL when there is none */
+    int64_t content_length;  /* the request body's announced length; -1: none announced */
+    const struct pt_field *fields;
+    size_t n_fields;
+};
+
+/* The value of the first field named name (ASCII case-insensitive); p NULL when absent. */
+struct pt_str pt_req_field(const struct pt_req_head *h, const char *name, size_t n);
 
 struct pt_resp_head {
     int status;

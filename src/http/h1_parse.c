@@ -470,8 +470,8 @@ static int note_header(struct hstate *hs, const unsigned char *name, size_t nn,
  * the start line, RFC 9112 §2.2 and §5.2) fails the token test, as does whitespace before the
  * colon (§5.1), a bare LF or any control byte.
  */
-static int parse_headers(const unsigned char **pp, const unsigned char *end,
-                         struct pt_h1_header *hdr, size_t *num, struct hstate *hs)
+static int parse_headers(const unsigned char **pp, const unsigned char *end, struct pt_field *hdr,
+                         size_t *num, struct hstate *hs)
 {
     const unsigned char *p = *pp;
     size_t cap = *num, used = 0;

@@ -18,6 +18,7 @@
 #include <sys/types.h>
 
 #include "core/str.h"
+#include "http/fields.h"
 
 /* Parser results (negative); a positive result is the number of bytes the head occupies. */
 enum pt_h1_err {
@@ -43,11 +44,6 @@ enum pt_http_method {
     PT_METHOD__COUNT
 };
 
-struct pt_h1_header {
-    struct pt_str name;  /* token, as received (case preserved) */
-    struct pt_str value; /* leading and trailing OWS removed; may be empty */
-};
-
 /* Framing facts every HTTP/1 message head yields, derived while parsing. */
 struct pt_h1_framing {
     int64_t content_length; /* -1 when absent */
@@ -58,12 +54,12 @@ struct pt_h1_framing {
 };
 
 struct pt_h1_request {
-    struct pt_str method;         /* token */
-    int method_id;                /* enum pt_http_method */
-    struct pt_str target;         /* request-target as received */
-    int minor_version;            /* 0 or 1 (HTTP/1.x) */
-    struct pt_h1_header *headers; /* in: caller's array; out: filled in order */
-    size_t num_headers;           /* in: capacity of headers; out: number used */
+    struct pt_str method;     /* token */
+    int method_id;            /* enum pt_http_method */
+    struct pt_str target;     /* request-target as received */
+    int minor_version;        /* 0 or 1 (HTTP/1.x) */
+    struct pt_field *headers; /* in: caller's array; out: filled in order */
+    size_t num_headers;       /* in: capacity of headers; out: number used */
     struct pt_h1_framing framing;
     struct pt_str host;   /* the request's host: the authority of an absolute-form target
                              (RFC 9112 §3.2.2), else the Host header value (empty when absent) */
@@ -73,10 +69,10 @@ struct pt_h1_request {
 
 struct pt_h1_response {
     int minor_version;
-    int status;                   /* 100..999 */
-    struct pt_str reason;         /* may be empty */
-    struct pt_h1_header *headers; /* in: caller's array; out: filled */
-    size_t num_headers;           /* in: capacity; out: number used */
+    int status;               /* 100..999 */
+    struct pt_str reason;     /* may be empty */
+    struct pt_field *headers; /* in: caller's array; out: filled */
+    size_t num_headers;       /* in: capacity; out: number used */
     struct pt_h1_framing framing;
 };
 

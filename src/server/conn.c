@@ -42,6 +42,7 @@
 #include "core/sock.h"
 #include "handler/netlify_rules.h"
 #include "handler/static.h"
+#include "server/pipeline.h"
 #include "server/worker.h"
 #include "tls/acme.h"
 #include "tls/tls.h"
@@ -602,58 +603,11 @@ void pt_conn_request_done(struct pt_conn *c)
     c->again = true;
 }
 
-/* Answers a request locally with Portico's error page; close: the connection ends after it. */
-static void fail_local(struct pt_req *r, int status, bool close)
-{
-    if (close)
-        r->is_keepalive = false;
-    pt_respond_error(r, status, r->wants_json);
-}
-
-/* Called before a local answer to r, whose head is well framed. A body the answer leaves unread
-   would be taken for the next request's head, so: a body of at most DISCARD_MAX_BYTES is read
-   and dropped before the answer goes out (conn_step), keeping the connection; a longer one, or
-   one the client holds back until it hears from us (Expect: 100-continue), makes the answer
-   say Connection: close (RFC 9112 §9.6), and the lingering close drains what follows. */
-static void plan_discard(struct pt_req *r)
-{
-    if (!r->has_body || r->req_body.is_done || !r->is_keepalive)
-        return;
-    if (r->expect_continue || (!r->req_body.is_chunked && r->req_body.left > DISCARD_MAX_BYTES)) {
-        r->is_keepalive = false;
-        return;
-    }
-    r->is_discarding = true;
-}
-
-static void copy_field(char *dst, size_t cap, struct pt_str s)
-{
-    size_t n = PT_MIN(s.n, cap - 1);
-    if (n)
-        memcpy(dst, s.p, n);
-    dst[n] = '\0';
-}
-
-static bool request_id_ok(struct pt_str v)
-{
-    if (v.n == 0 || v.n > 63)
-        return false;
-    for (size_t i = 0; i < v.n; i++) {
-        unsigned char ch = (unsigned char)v.p[i];
-        bool ok = (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
-                  (ch >= 'A' && ch <= 'Z') || ch == '-' || ch == '_' || ch == '.' || ch == ':' ||
-                  ch == '+' || ch == '=' || ch == '/';
-        if (!ok)
-            return false;
-    }
-    return true;
-}
-
 static bool ensure_scratch(struct pt_worker *w, const struct pt_config *cfg)
 {
     size_t nh = cfg->limits.headers ? cfg->limits.headers : 1;
     if (w->hdrs_cap < nh) {
-        struct pt_h1_header *h = realloc(w->hdrs, nh * sizeof(*h));
+        struct pt_field *h = realloc(w->hdrs, nh * sizeof(*h));
         if (!h)
             return false;
         w->hdrs = h;
@@ -707,85 +661,37 @@ static bool split_target(struct pt_str t, struct pt_str *host, struct pt_str *pa
     return true;
 }
 
-static struct pt_str header_value(const struct pt_h1_request *h, const char *name, size_t n)
+/* Called before a local answer to r, whose head is well framed. A body the answer leaves unread
+   would be taken for the next request's head, so: a body of at most DISCARD_MAX_BYTES is read
+   and dropped before the answer goes out (conn_step), keeping the connection; a longer one, or
+   one the client holds back until it hears from us (Expect: 100-continue), makes the answer
+   say Connection: close (RFC 9112 §9.6), and the lingering close drains what follows. */
+void pt_conn_plan_discard(struct pt_req *r)
 {
-    for (size_t i = 0; i < h->num_headers; i++)
-        if (pt_str_caseeq(h->headers[i].name, name, n))
-            return h->headers[i].value;
-    return (struct pt_str){NULL, 0};
-}
-
-static bool is_acme_challenge(const char *path, size_t len)
-{
-    static const char prefix[] = "/.well-known/acme-challenge/";
-    return len >= sizeof(prefix) - 1 && memcmp(path, prefix, sizeof(prefix) - 1) == 0;
-}
-
-/* https_redirect: 308 to the same host and target on the first TLS listener's port. */
-static void redirect_to_https(struct pt_req *r, struct pt_str host, struct pt_str path,
-                              struct pt_str query)
-{
-    const struct pt_config *cfg = r->cfg;
-    unsigned port = 443;
-    for (size_t i = 0; i < cfg->n_listens; i++)
-        if (cfg->listens[i].is_tls) {
-            const struct pt_sockaddr *a = &cfg->listens[i].addr;
-            port = ntohs(a->u.sa.sa_family == AF_INET6 ? a->u.in6.sin6_port : a->u.in.sin_port);
-            break;
-        }
-    /* the host without its port; an IPv6 literal keeps its brackets */
-    size_t hn = host.n;
-    const char *rb = host.n && host.p[0] == '[' ? memchr(host.p, ']', host.n) : NULL;
-    const char *colon = rb ? (rb + 1 < host.p + host.n && rb[1] == ':' ? rb + 1 : NULL)
-                           : memchr(host.p ? host.p : "", ':', host.n);
-    if (colon)
-        hn = (size_t)(colon - host.p);
-    char extra[8400];
-    char portbuf[8] = "";
-    if (port != 443)
-        snprintf(portbuf, sizeof(portbuf), ":%u", port);
-    int n = snprintf(extra, sizeof(extra), "Location: https://%.*s%s%.*s%s%.*s\r\n", (int)hn,
-                     host.p ? host.p : "", portbuf, (int)path.n, path.p, query.p ? "?" : "",
-                     (int)query.n, query.p ? query.p : "");
-    if (n < 0 || (size_t)n >= sizeof(extra) || hn == 0) {
-        pt_respond_error(r, 400, r->wants_json);
+    if (!r->has_body || r->req_body.is_done || !r->is_keepalive)
+        return;
+    if (r->expect_continue || (!r->req_body.is_chunked && r->req_body.left > DISCARD_MAX_BYTES)) {
+        r->is_keepalive = false;
         return;
     }
-    pt_respond_simple(r, 308, extra, (size_t)n, NULL, 0);
+    r->is_discarding = true;
 }
 
-/* HTTP-01 (RFC 8555 §8.3): the key authorization for a pending token, before any route. */
-static bool answer_acme(struct pt_req *r, const char *path, size_t len)
-{
-    static const size_t prefix = sizeof("/.well-known/acme-challenge/") - 1;
-    char ka[512];
-    ssize_t n = pt_acme_http01(path + prefix, len - prefix, ka, sizeof(ka));
-    if (n < 0)
-        return false;
-    plan_discard(r);
-    static const char ct[] = "Content-Type: application/octet-stream\r\n";
-    pt_respond_simple(r, 200, ct, sizeof(ct) - 1, ka, (size_t)n);
-    if (r->c->out.data && r->c->slice == ka) {
-        r->c->slice = NULL; /* never leave the connection pointing at this stack buffer */
-        r->c->slice_len = 0;
-    }
-    return true;
-}
-
+/* Reads the head of c's next request (head_len bytes in c->in) into a protocol-neutral head,
+   answers what HTTP/1.1 itself refuses, and hands the rest to the pipeline. */
 static void dispatch(struct pt_conn *c, size_t head_len)
 {
     struct pt_worker *w = c->w;
     struct pt_req *r = request_begin(c);
     if (!r)
         return;
-    struct pt_wsnap *ws = r->ws;
     const struct pt_config *cfg = r->cfg;
     c->n_requests++;
     pt_timer_stop(&w->loop, &c->timer);
     if (!ensure_scratch(w, cfg)) {
-        r->request_id_len = (uint8_t)pt_worker_request_id(w, r->request_id);
+        pt_pipeline_note(r, NULL);
+        pt_pipeline_fail(r, 503, true);
         pt_buf_consume(&c->in, (uint32_t)head_len);
-        fail_local(r, 503, true);
         return;
     }
 
@@ -800,39 +706,25 @@ static void dispatch(struct pt_conn *c, size_t head_len)
     if (rc >= 0 && h.host.n >= sizeof(r->host))
         rc = PT_H1_EBAD;
     if (rc < 0) {
-        h.num_headers = 0;
-        memcpy(r->method, "-", 2);
-        memcpy(r->uri, "-", 2);
-    } else {
-        copy_field(r->method, sizeof(r->method), h.method);
-        copy_field(r->uri, sizeof(r->uri), h.target);
-        copy_field(r->host, sizeof(r->host), h.host);
-        copy_field(r->referer, sizeof(r->referer), header_value(&h, "referer", 7));
-        copy_field(r->user_agent, sizeof(r->user_agent), header_value(&h, "user-agent", 10));
-        r->minor_version = (uint8_t)h.minor_version;
-        r->method_id = h.method_id;
-        r->is_head = h.method_id == PT_METHOD_HEAD;
-        struct pt_str accept = header_value(&h, "accept", 6);
-        r->wants_json = accept.n && memmem(accept.p, accept.n, "json", 4) != NULL;
-    }
-    struct pt_str rid = rc < 0 ? (struct pt_str){NULL, 0} : header_value(&h, "x-request-id", 12);
-    if (request_id_ok(rid)) {
-        memcpy(r->request_id, rid.p, rid.n);
-        r->request_id[rid.n] = '\0';
-        r->request_id_len = (uint8_t)rid.n;
-    } else {
-        r->request_id_len = (uint8_t)pt_worker_request_id(w, r->request_id);
-    }
-    if (rc < 0) {
         int status = rc == PT_H1_ETOOMANY   ? 431
                      : rc == PT_H1_EURI     ? 414
                      : rc == PT_H1_ECODING  ? 501
                      : rc == PT_H1_EVERSION ? version_status(pt_buf_rpos(&c->in), head_len)
                                             : 400;
+        pt_pipeline_note(r, NULL);
+        pt_pipeline_fail(r, status, true);
         pt_buf_consume(&c->in, (uint32_t)head_len);
-        fail_local(r, status, true);
         return;
     }
+    struct pt_req_head rh = {.method = h.method,
+                             .method_id = h.method_id,
+                             .authority = h.host,
+                             .target = h.target,
+                             .content_length = h.framing.content_length,
+                             .fields = h.headers,
+                             .n_fields = h.num_headers};
+    pt_pipeline_note(r, &rh);
+    r->minor_version = (uint8_t)h.minor_version;
     r->is_keepalive = h.minor_version == 1 ? !h.framing.conn_close : h.framing.conn_keepalive;
     r->expect_continue = h.expect_continue;
     if (h.framing.is_chunked) {
@@ -841,123 +733,16 @@ static void dispatch(struct pt_conn *c, size_t head_len)
     } else if (h.framing.content_length > 0) {
         r->has_body = true;
         r->req_body.left = (uint64_t)h.framing.content_length;
-        if ((uint64_t)h.framing.content_length > cfg->limits.body_size) {
-            pt_buf_consume(&c->in, (uint32_t)head_len);
-            fail_local(r, 413, true);
-            return;
-        }
     }
     if (!r->has_body)
         r->req_body.is_done = true;
-
-    struct pt_str host = h.host, path, query;
-    if (!split_target(h.target, &host, &path, &query)) {
-        pt_buf_consume(&c->in, (uint32_t)head_len);
-        fail_local(r, h.method_id == PT_METHOD_CONNECT ? 405 : 400, true);
-        return;
-    }
-    ssize_t plen = pt_path_normalize(path.p, path.n, w->path_buf, w->path_cap);
-    if (plen < 0) {
-        pt_buf_consume(&c->in, (uint32_t)head_len);
-        fail_local(r, 400, true);
-        return;
-    }
-    if (is_acme_challenge(w->path_buf, (size_t)plen) && answer_acme(r, w->path_buf, (size_t)plen)) {
-        pt_buf_consume(&c->in, (uint32_t)head_len);
-        return;
-    }
-    const struct pt_site *site = pt_router_site(ws->s->router, host.p ? host.p : "", host.n);
-    r->site = pt_router_site_cfg(site); /* its errors: pages serve a 404 or 405 too */
-    struct pt_route_match m;
-    int mismatch = 0;
-    const struct pt_route_cfg *route = NULL;
-    /* Netlify rules (routes with nf) may decline (conditions, shadowing): matching goes on
-       with the next route. A local 200 rewrite re-runs matching once with the new path, past
-       every Netlify rule (rules do not chain). */
-    static __thread char rw_buf[8192], rw_path[8192];
-    const char *mpath = w->path_buf;
-    size_t mlen = (size_t)plen, at = 0;
-    bool rewritten = false;
-    /* One per request: the Country= lookup it caches serves every rule tried. */
-    struct pt_nf_req nq = {.site = pt_router_site_cfg(site),
-                           .h = &h,
-                           .c = c,
-                           .host = host,
-                           .query = query,
-                           .cfg = ws->s->cfg,
-                           .geoip = ws->s->geoip};
-    while (site) {
-        int mm = 0;
-        route = pt_router_match_from(ws->s->router, site, h.method_id, h.method, mpath, mlen, &m,
-                                     &mm, &at);
-        mismatch |= mm;
-        if (!route || !route->nf)
-            break;
-        if (rewritten || !pt_nf_rule_applies(&nq, route, mpath, mlen, &m)) {
-            at++;
-            continue;
-        }
-        if (route->action != PT_ACTION_RESPOND || route->respond.status != 200)
-            break;
-        ssize_t n = pt_route_expand(pt_nf_rule_to(route), &m, rw_buf, sizeof(rw_buf) - 1);
-        const char *qm = n > 0 ? memchr(rw_buf, '?', (size_t)n) : NULL;
-        size_t pn = n > 0 ? (qm ? (size_t)(qm - rw_buf) : (size_t)n) : 0;
-        ssize_t rl = pn ? pt_path_normalize(rw_buf, pn, rw_path, sizeof(rw_path)) : -1;
-        if (rl <= 0) {
-            pt_buf_consume(&c->in, (uint32_t)head_len);
-            plan_discard(r);
-            fail_local(r, 500, false);
-            return;
-        }
-        if (qm)
-            query = (struct pt_str){qm + 1, (size_t)n - pn - 1};
-        mpath = rw_path;
-        mlen = (size_t)rl;
-        at = 0;
-        rewritten = true;
-    }
-    if (!route) {
-        pt_buf_consume(&c->in, (uint32_t)head_len);
-        plan_discard(r);
-        fail_local(r, mismatch ? 405 : 404, false);
-        return;
-    }
-    r->route = route;
-    if (r->site->https_redirect && !c->tls && !is_acme_challenge(w->path_buf, (size_t)plen)) {
-        pt_buf_consume(&c->in, (uint32_t)head_len);
-        plan_discard(r);
-        redirect_to_https(r, host, path, query);
-        return;
-    }
-    if (route->action != PT_ACTION_PROXY)
-        plan_discard(r);
-    switch (route->action) {
-    case PT_ACTION_STATIC:
-        pt_static_route(r, &h, route, &m, mpath, mlen, query);
-        break;
-    case PT_ACTION_RESPOND:
-        if (route->nf) {
-            ssize_t n = pt_route_expand(pt_nf_rule_to(route), &m, rw_buf, sizeof(rw_buf));
-            pt_nf_error_page(r, rw_buf, n > 0 ? (size_t)n : 0);
-        } else {
-            pt_respond_route(r, route);
-        }
-        break;
-    case PT_ACTION_REDIRECT:
-        pt_redirect_route(r, route, &m, query);
-        break;
-    case PT_ACTION_PROXY:
-        rc = pt_proxy_start(r, &h, &m, mpath, mlen, query);
-        if (rc != PT_OK) {
-            pt_buf_consume(&c->in, (uint32_t)head_len);
-            plan_discard(r);
-            fail_local(r, rc >= 400 ? rc : 500, false);
-            return;
-        }
-        break;
-    default:
-        fail_local(r, 500, true);
-        break;
+    if (!h.framing.is_chunked && h.framing.content_length > 0 &&
+        (uint64_t)h.framing.content_length > cfg->limits.body_size) {
+        pt_pipeline_fail(r, 413, true);
+    } else if (!split_target(h.target, &rh.authority, &rh.path, &rh.query)) {
+        pt_pipeline_fail(r, h.method_id == PT_METHOD_CONNECT ? 405 : 400, true);
+    } else {
+        pt_pipeline_run(r, &rh);
     }
     pt_buf_consume(&c->in, (uint32_t)head_len);
 }
@@ -1015,7 +800,7 @@ static void head_rejected(struct pt_conn *c, int status)
     memcpy(r->method, "-", 2);
     memcpy(r->uri, "-", 2);
     c->in.head = c->in.tail = 0;
-    fail_local(r, status, true);
+    pt_pipeline_fail(r, status, true);
 }
 
 static void head_too_large(struct pt_conn *c, const struct pt_config *cfg)

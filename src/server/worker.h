@@ -121,7 +121,7 @@ struct pt_worker {
     struct pt_conn conns;          /* list head of client connections */
     size_t n_conns;
     uint64_t next_conn_id;
-    struct pt_h1_header *hdrs; /* scratch header array for parsing (limits.headers) */
+    struct pt_field *hdrs; /* scratch header array for parsing (limits.headers) */
     size_t hdrs_cap;
     char *path_buf; /* scratch for the normalised path */
     size_t path_cap;
@@ -194,6 +194,9 @@ void pt_conn_close(struct pt_conn *c);
 void pt_conn_run(struct pt_conn *c);
 /* Ends the request in progress: logs it, then reads the next one or closes. */
 void pt_conn_request_done(struct pt_conn *c);
+/* Called before a local answer to r (whose head is well framed): arranges for a request body
+   the answer leaves unread to be read and dropped, or for the connection to close after it. */
+void pt_conn_plan_discard(struct pt_req *r);
 /* Reads from the client (plain or TLS). Returns bytes, 0 at EOF, -EAGAIN (readiness flags
    updated: wait for the next event) or another -errno. */
 ssize_t pt_conn_read(struct pt_conn *c, void *buf, size_t len);
@@ -223,13 +226,13 @@ int pt_redirect_route(struct pt_req *r, const struct pt_route_cfg *route,
                       const struct pt_route_match *m, struct pt_str query);
 
 /* Static files (handler/files.c): answers r from the route's directory. */
-void pt_static_route(struct pt_req *r, const struct pt_h1_request *h,
+void pt_static_route(struct pt_req *r, const struct pt_req_head *h,
                      const struct pt_route_cfg *route, const struct pt_route_match *m,
                      const char *path, size_t path_len, struct pt_str query);
 /* Proxy (handler/proxy.c). Starts proxying r; hdrs are the parsed request headers (valid only
    during the call). Returns PT_OK (the proxy drives the request from now on) or an HTTP status
    to answer locally (>= 400). */
-int pt_proxy_start(struct pt_req *r, const struct pt_h1_request *h, const struct pt_route_match *m,
+int pt_proxy_start(struct pt_req *r, const struct pt_req_head *h, const struct pt_route_match *m,
                    const char *path, size_t path_len, struct pt_str query);
 /* Makes whatever progress the proxy can (called on client or upstream readiness). */
 void pt_proxy_run(struct pt_req *r);

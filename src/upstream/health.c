@@ -158,7 +158,7 @@ static bool judge(struct check *ck, bool at_eof)
         }
         return false;
     }
-    struct pt_h1_header hdrs[100];
+    struct pt_field hdrs[100];
     struct pt_h1_response r;
     memset(&r, 0, sizeof(r));
     r.headers = hdrs;

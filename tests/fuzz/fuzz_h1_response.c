@@ -21,7 +21,7 @@ static void check_slice(struct pt_str s, const char *base, size_t len)
 
 static void parse_and_check(const char *buf, size_t len)
 {
-    struct pt_h1_header h[16];
+    struct pt_field h[16];
     struct pt_h1_response r;
 
     memset(&r, 0, sizeof(r));

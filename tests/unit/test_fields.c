@@ -126,6 +126,20 @@ static void test_many_fields_grow_the_array(void **state)
     pt_resp_fields_drain();
 }
 
+static void test_request_field_lookup(void **state)
+{
+    (void)state;
+    const struct pt_field f[] = {{PT_STR("Accept"), PT_STR("a")},
+                                 {PT_STR("X-Request-Id"), PT_STR("first")},
+                                 {PT_STR("x-request-id"), PT_STR("second")}};
+    struct pt_req_head h = {.fields = f, .n_fields = 3};
+    assert_true(PT_STR_EQ_LIT(pt_req_field(&h, "x-request-id", 12), "first"));
+    assert_true(PT_STR_EQ_LIT(pt_req_field(&h, "ACCEPT", 6), "a"));
+    assert_null(pt_req_field(&h, "accep", 5).p);
+    h.n_fields = 0;
+    assert_null(pt_req_field(&h, "accept", 6).p);
+}
+
 static void test_overflowed_head_is_refused(void **state)
 {
     (void)state;
@@ -146,6 +160,7 @@ int main(void)
         cmocka_unit_test(test_h1_head_that_does_not_fit_leaves_buffer),
         cmocka_unit_test(test_many_fields_grow_the_array),
         cmocka_unit_test(test_overflowed_head_is_refused),
+        cmocka_unit_test(test_request_field_lookup),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     pt_resp_fields_drain();

@@ -398,13 +398,12 @@ static void test_client_addr(void **state)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const struct xff_case *t = &cases[i];
-        struct pt_h1_header hs[4];
+        struct pt_field hs[4];
         size_t n = 0;
-        hs[n++] = (struct pt_h1_header){PT_STR("Accept"), PT_STR("*/*")};
+        hs[n++] = (struct pt_field){PT_STR("Accept"), PT_STR("*/*")};
         for (size_t k = 0; t->xff[k]; k++)
-            hs[n++] =
-                (struct pt_h1_header){k ? PT_STR("x-forwarded-FOR") : PT_STR("X-Forwarded-For"),
-                                      {t->xff[k], strlen(t->xff[k])}};
+            hs[n++] = (struct pt_field){k ? PT_STR("x-forwarded-FOR") : PT_STR("X-Forwarded-For"),
+                                        {t->xff[k], strlen(t->xff[k])}};
         struct pt_h1_request h;
         memset(&h, 0, sizeof(h));
         h.headers = hs;

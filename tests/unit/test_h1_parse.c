@@ -34,7 +34,7 @@ struct code_case {
         name, in, sizeof(in) - 1, rc                                                               \
     }
 
-static int parse_req(const char *in, size_t n, struct pt_h1_request *r, struct pt_h1_header *h,
+static int parse_req(const char *in, size_t n, struct pt_h1_request *r, struct pt_field *h,
                      size_t cap, size_t uri_max)
 {
     memset(r, 0, sizeof(*r));
@@ -43,7 +43,7 @@ static int parse_req(const char *in, size_t n, struct pt_h1_request *r, struct p
     return pt_h1_parse_request(in, n, r, uri_max);
 }
 
-static int parse_resp(const char *in, size_t n, struct pt_h1_response *r, struct pt_h1_header *h,
+static int parse_resp(const char *in, size_t n, struct pt_h1_response *r, struct pt_field *h,
                       size_t cap)
 {
     memset(r, 0, sizeof(*r));
@@ -198,7 +198,7 @@ static void test_request_table(void **state)
     for (size_t i = 0; i < sizeof(req_cases) / sizeof(req_cases[0]); i++) {
         const struct code_case *c = &req_cases[i];
         struct pt_h1_request r;
-        struct pt_h1_header h[NHDR];
+        struct pt_field h[NHDR];
         size_t scanned = 0;
         int want = c->rc == 0 ? (int)c->n : c->rc;
 
@@ -218,7 +218,7 @@ static void test_request_get_fields(void **state)
     static const char in[] = "GET /index.html?q=1 HTTP/1.1\r\nHost: example.com\r\n"
                              "User-Agent:   curl/8  \r\nAccept: */*\r\n\r\n";
     struct pt_h1_request r;
-    struct pt_h1_header h[NHDR];
+    struct pt_field h[NHDR];
     int rc = parse_req(in, sizeof(in) - 1, &r, h, NHDR, URI_MAX);
     assert_int_equal(rc, sizeof(in) - 1);
     assert_true(PT_STR_EQ_LIT(r.method, "GET"));
@@ -244,7 +244,7 @@ static void test_request_framing_fields(void **state)
 {
     (void)state;
     struct pt_h1_request r;
-    struct pt_h1_header h[NHDR];
+    struct pt_field h[NHDR];
 
     static const char post[] = "POST /up HTTP/1.1\r\nHost: a\r\ncontent-length: 42\r\n"
                                "Expect: 100-Continue\r\nConnection: Keep-Alive, Upgrade\r\n"
@@ -296,7 +296,7 @@ static void test_request_absolute_form_host(void **state)
 {
     (void)state;
     struct pt_h1_request r;
-    struct pt_h1_header h[NHDR];
+    struct pt_field h[NHDR];
 
     static const char abs[] =
         "GET http://public.example:8080/a?b HTTP/1.1\r\nHost: internal.example\r\n\r\n";
@@ -326,7 +326,7 @@ static void test_request_pipelined(void **state)
     static const char in[] = "GET /a HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\n";
     const size_t first = sizeof("GET /a HTTP/1.1\r\nHost: a\r\n\r\n") - 1;
     struct pt_h1_request r;
-    struct pt_h1_header h[NHDR];
+    struct pt_field h[NHDR];
     size_t scanned = 0;
 
     assert_int_equal(pt_h1_find_head_end(in, sizeof(in) - 1, &scanned), first);
@@ -343,7 +343,7 @@ static void test_request_limits(void **state)
 {
     (void)state;
     struct pt_h1_request r;
-    struct pt_h1_header h[NHDR];
+    struct pt_field h[NHDR];
     static const char in[] = "GET /0123456789 HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\n\r\n";
     const size_t n = sizeof(in) - 1;
 
@@ -380,7 +380,7 @@ static void test_byte_positions(void **state)
                  {'\r', false, false}, {'\n', false, false}, {'~', true, true},
                  {'#', true, false}};
     struct pt_h1_request r;
-    struct pt_h1_header h[NHDR];
+    struct pt_field h[NHDR];
     char in[256];
 #define APPEND(lit) (memcpy(in + n, lit, sizeof(lit) - 1), n += sizeof(lit) - 1)
 
@@ -487,7 +487,7 @@ static void test_response_table(void **state)
     for (size_t i = 0; i < sizeof(resp_cases) / sizeof(resp_cases[0]); i++) {
         const struct code_case *c = &resp_cases[i];
         struct pt_h1_response r;
-        struct pt_h1_header h[NHDR];
+        struct pt_field h[NHDR];
         int want = c->rc == 0 ? (int)c->n : c->rc;
         int rc = parse_resp(c->in, c->n, &r, h, NHDR);
         if (rc != want)
@@ -499,7 +499,7 @@ static void test_response_fields(void **state)
 {
     (void)state;
     struct pt_h1_response r;
-    struct pt_h1_header h[NHDR];
+    struct pt_field h[NHDR];
 
     static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 12\r\nConnection: close\r\n\r\n";
     assert_int_equal(parse_resp(ok, sizeof(ok) - 1, &r, h, NHDR), sizeof(ok) - 1);

@@ -1,0 +1,240 @@
+/*
+ * pipeline.c - what happens to a request once its protocol has read its head: one function,
+ * one order, for every protocol.
+ *
+ *     note (log fields, request id) -> path normalisation -> ACME HTTP-01 challenge
+ *         -> site by Host -> route, with the Netlify rules (conditions; a 200 rewrite matches
+ *            again once with the new path) -> https_redirect -> the route's action
+ *
+ * The protocol (conn.c for HTTP/1.1) gives a struct pt_req_head and keeps its input buffer
+ * until pt_pipeline_run returns; it also decides what its own framing refuses (bad heads,
+ * oversized bodies) before calling. Everything the pipeline answers itself goes through the
+ * same responders as the handlers' answers.
+ */
+#include "server/pipeline.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "handler/netlify_rules.h"
+#include "tls/acme.h"
+
+/* Answers a request locally with Portico's error page; close: the connection ends after it. */
+void pt_pipeline_fail(struct pt_req *r, int status, bool close)
+{
+    if (close)
+        r->is_keepalive = false;
+    pt_respond_error(r, status, r->wants_json);
+}
+
+static void copy_field(char *dst, size_t cap, struct pt_str s)
+{
+    size_t n = PT_MIN(s.n, cap - 1);
+    if (n)
+        memcpy(dst, s.p, n);
+    dst[n] = '\0';
+}
+
+static bool request_id_ok(struct pt_str v)
+{
+    if (v.n == 0 || v.n > 63)
+        return false;
+    for (size_t i = 0; i < v.n; i++) {
+        unsigned char ch = (unsigned char)v.p[i];
+        bool ok = (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
+                  (ch >= 'A' && ch <= 'Z') || ch == '-' || ch == '_' || ch == '.' || ch == ':' ||
+                  ch == '+' || ch == '=' || ch == '/';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+void pt_pipeline_note(struct pt_req *r, const struct pt_req_head *h)
+{
+    struct pt_str rid = {NULL, 0};
+    if (!h) {
+        memcpy(r->method, "-", 2);
+        memcpy(r->uri, "-", 2);
+    } else {
+        copy_field(r->method, sizeof(r->method), h->method);
+        copy_field(r->uri, sizeof(r->uri), h->target);
+        copy_field(r->host, sizeof(r->host), h->authority);
+        copy_field(r->referer, sizeof(r->referer), pt_req_field(h, "referer", 7));
+        copy_field(r->user_agent, sizeof(r->user_agent), pt_req_field(h, "user-agent", 10));
+        r->method_id = h->method_id;
+        r->is_head = h->method_id == PT_METHOD_HEAD;
+        struct pt_str accept = pt_req_field(h, "accept", 6);
+        r->wants_json = accept.n && memmem(accept.p, accept.n, "json", 4) != NULL;
+        rid = pt_req_field(h, "x-request-id", 12);
+    }
+    if (request_id_ok(rid)) {
+        memcpy(r->request_id, rid.p, rid.n);
+        r->request_id[rid.n] = '\0';
+        r->request_id_len = (uint8_t)rid.n;
+    } else {
+        r->request_id_len = (uint8_t)pt_worker_request_id(r->c->w, r->request_id);
+    }
+}
+
+static bool is_acme_challenge(const char *path, size_t len)
+{
+    static const char prefix[] = "/.well-known/acme-challenge/";
+    return len >= sizeof(prefix) - 1 && memcmp(path, prefix, sizeof(prefix) - 1) == 0;
+}
+
+/* https_redirect: 308 to the same host and target on the first TLS listener's port. */
+static void redirect_to_https(struct pt_req *r, struct pt_str host, struct pt_str path,
+                              struct pt_str query)
+{
+    const struct pt_config *cfg = r->cfg;
+    unsigned port = 443;
+    for (size_t i = 0; i < cfg->n_listens; i++)
+        if (cfg->listens[i].is_tls) {
+            const struct pt_sockaddr *a = &cfg->listens[i].addr;
+            port = ntohs(a->u.sa.sa_family == AF_INET6 ? a->u.in6.sin6_port : a->u.in.sin_port);
+            break;
+        }
+    /* the host without its port; an IPv6 literal keeps its brackets */
+    size_t hn = host.n;
+    const char *rb = host.n && host.p[0] == '[' ? memchr(host.p, ']', host.n) : NULL;
+    const char *colon = rb ? (rb + 1 < host.p + host.n && rb[1] == ':' ? rb + 1 : NULL)
+                           : memchr(host.p ? host.p : "", ':', host.n);
+    if (colon)
+        hn = (size_t)(colon - host.p);
+    char extra[8400];
+    char portbuf[8] = "";
+    if (port != 443)
+        snprintf(portbuf, sizeof(portbuf), ":%u", port);
+    int n = snprintf(extra, sizeof(extra), "Location: https://%.*s%s%.*s%s%.*s\r\n", (int)hn,
+                     host.p ? host.p : "", portbuf, (int)path.n, path.p, query.p ? "?" : "",
+                     (int)query.n, query.p ? query.p : "");
+    if (n < 0 || (size_t)n >= sizeof(extra) || hn == 0) {
+        pt_respond_error(r, 400, r->wants_json);
+        return;
+    }
+    pt_respond_simple(r, 308, extra, (size_t)n, NULL, 0);
+}
+
+/* HTTP-01 (RFC 8555 §8.3): the key authorization for a pending token, before any route. */
+static bool answer_acme(struct pt_req *r, const char *path, size_t len)
+{
+    static const size_t prefix = sizeof("/.well-known/acme-challenge/") - 1;
+    char ka[512];
+    ssize_t n = pt_acme_http01(path + prefix, len - prefix, ka, sizeof(ka));
+    if (n < 0)
+        return false;
+    pt_conn_plan_discard(r);
+    static const char ct[] = "Content-Type: application/octet-stream\r\n";
+    pt_respond_simple(r, 200, ct, sizeof(ct) - 1, ka, (size_t)n);
+    if (r->c->out.data && r->c->slice == ka) {
+        r->c->slice = NULL; /* never leave the connection pointing at this stack buffer */
+        r->c->slice_len = 0;
+    }
+    return true;
+}
+
+void pt_pipeline_run(struct pt_req *r, const struct pt_req_head *h)
+{
+    struct pt_conn *c = r->c;
+    struct pt_worker *w = c->w;
+    struct pt_wsnap *ws = r->ws;
+    struct pt_str host = h->authority, path = h->path, query = h->query;
+    ssize_t plen = pt_path_normalize(path.p, path.n, w->path_buf, w->path_cap);
+    if (plen < 0) {
+        pt_pipeline_fail(r, 400, true);
+        return;
+    }
+    if (is_acme_challenge(w->path_buf, (size_t)plen) && answer_acme(r, w->path_buf, (size_t)plen))
+        return;
+    const struct pt_site *site = pt_router_site(ws->s->router, host.p ? host.p : "", host.n);
+    r->site = pt_router_site_cfg(site); /* its errors: pages serve a 404 or 405 too */
+    struct pt_route_match m;
+    int mismatch = 0;
+    const struct pt_route_cfg *route = NULL;
+    /* Netlify rules (routes with nf) may decline (conditions, shadowing): matching goes on
+       with the next route. A local 200 rewrite re-runs matching once with the new path, past
+       every Netlify rule (rules do not chain). */
+    static __thread char rw_buf[8192], rw_path[8192];
+    const char *mpath = w->path_buf;
+    size_t mlen = (size_t)plen, at = 0;
+    bool rewritten = false;
+    /* One per request: the Country= lookup it caches serves every rule tried. */
+    struct pt_nf_req nq = {.site = pt_router_site_cfg(site),
+                           .h = h,
+                           .c = c,
+                           .host = host,
+                           .query = query,
+                           .cfg = ws->s->cfg,
+                           .geoip = ws->s->geoip};
+    while (site) {
+        int mm = 0;
+        route = pt_router_match_from(ws->s->router, site, h->method_id, h->method, mpath, mlen, &m,
+                                     &mm, &at);
+        mismatch |= mm;
+        if (!route || !route->nf)
+            break;
+        if (rewritten || !pt_nf_rule_applies(&nq, route, mpath, mlen, &m)) {
+            at++;
+            continue;
+        }
+        if (route->action != PT_ACTION_RESPOND || route->respond.status != 200)
+            break;
+        ssize_t n = pt_route_expand(pt_nf_rule_to(route), &m, rw_buf, sizeof(rw_buf) - 1);
+        const char *qm = n > 0 ? memchr(rw_buf, '?', (size_t)n) : NULL;
+        size_t pn = n > 0 ? (qm ? (size_t)(qm - rw_buf) : (size_t)n) : 0;
+        ssize_t rl = pn ? pt_path_normalize(rw_buf, pn, rw_path, sizeof(rw_path)) : -1;
+        if (rl <= 0) {
+            pt_conn_plan_discard(r);
+            pt_pipeline_fail(r, 500, false);
+            return;
+        }
+        if (qm)
+            query = (struct pt_str){qm + 1, (size_t)n - pn - 1};
+        mpath = rw_path;
+        mlen = (size_t)rl;
+        at = 0;
+        rewritten = true;
+    }
+    if (!route) {
+        pt_conn_plan_discard(r);
+        pt_pipeline_fail(r, mismatch ? 405 : 404, false);
+        return;
+    }
+    r->route = route;
+    if (r->site->https_redirect && !c->tls && !is_acme_challenge(w->path_buf, (size_t)plen)) {
+        pt_conn_plan_discard(r);
+        redirect_to_https(r, host, path, query);
+        return;
+    }
+    if (route->action != PT_ACTION_PROXY)
+        pt_conn_plan_discard(r);
+    switch (route->action) {
+    case PT_ACTION_STATIC:
+        pt_static_route(r, h, route, &m, mpath, mlen, query);
+        break;
+    case PT_ACTION_RESPOND:
+        if (route->nf) {
+            ssize_t n = pt_route_expand(pt_nf_rule_to(route), &m, rw_buf, sizeof(rw_buf));
+            pt_nf_error_page(r, rw_buf, n > 0 ? (size_t)n : 0);
+        } else {
+            pt_respond_route(r, route);
+        }
+        break;
+    case PT_ACTION_REDIRECT:
+        pt_redirect_route(r, route, &m, query);
+        break;
+    case PT_ACTION_PROXY: {
+        int rc = pt_proxy_start(r, h, &m, mpath, mlen, query);
+        if (rc != PT_OK) {
+            pt_conn_plan_discard(r);
+            pt_pipeline_fail(r, rc >= 400 ? rc : 500, false);
+        }
+        break;
+    }
+    default:
+        pt_pipeline_fail(r, 500, true);
+        break;
+    }
+}
