@@ -219,7 +219,7 @@ static bool conn_specific(struct pt_str n)
 }
 
 void pt_h2h_begin(struct pt_h2h_block *b, int kind, const struct pt_h2h_limits *lim,
-                  struct pt_h2h_field *fields, uint32_t cap, char *cookie, size_t cookie_cap)
+                  struct pt_field *fields, uint32_t cap, char *cookie, size_t cookie_cap)
 {
     memset(b, 0, sizeof(*b));
     b->kind = kind;
@@ -386,7 +386,7 @@ static int field(struct pt_h2h_block *b, struct pt_str name, struct pt_str value
         return 0;
     if (b->n == b->cap)
         return PT_H2H_ETOOMANY;
-    b->fields[b->n++] = (struct pt_h2h_field){name, value};
+    b->fields[b->n++] = (struct pt_field){name, value};
     return 0;
 }
 
@@ -488,7 +488,7 @@ int pt_h2h_finish_response(struct pt_h2h_block *b, struct pt_h2h_response *r)
     return 0;
 }
 
-int pt_h2h_finish_trailers(struct pt_h2h_block *b, struct pt_h2h_field **fields, uint32_t *n)
+int pt_h2h_finish_trailers(struct pt_h2h_block *b, struct pt_field **fields, uint32_t *n)
 {
     if (b->err)
         return b->err;
@@ -583,7 +583,7 @@ static char *buf_take(struct nv_out *o, size_t n)
  * Whether name is listed in the Connection fields among f (RFC 9110 §7.6.1: those fields are
  * connection options of the previous hop and must not be forwarded).
  */
-static bool named_by_connection(const struct pt_h2h_field *f, size_t n, struct pt_str name)
+static bool named_by_connection(const struct pt_field *f, size_t n, struct pt_str name)
 {
     for (size_t i = 0; i < n; i++) {
         if (!PT_STR_CASEEQ_LIT(f[i].name, "connection"))
@@ -603,7 +603,7 @@ static bool named_by_connection(const struct pt_h2h_field *f, size_t n, struct p
 }
 
 /* Whether a field of an HTTP/1.1-style head must be left out of an HTTP/2 block. */
-static bool drop_field(const struct pt_h2h_field *f, size_t n, size_t i, bool has_connection,
+static bool drop_field(const struct pt_field *f, size_t n, size_t i, bool has_connection,
                        bool is_request)
 {
     struct pt_str name = f[i].name;
@@ -619,7 +619,7 @@ static bool drop_field(const struct pt_h2h_field *f, size_t n, size_t i, bool ha
 }
 
 /* Appends the fields, filtered, names lowercased into the buffer. */
-static int nv_fields(struct nv_out *o, const struct pt_h2h_field *f, size_t n, bool is_request)
+static int nv_fields(struct nv_out *o, const struct pt_field *f, size_t n, bool is_request)
 {
     bool has_connection = false;
     for (size_t i = 0; i < n; i++)
@@ -651,7 +651,7 @@ static int nv_fields(struct nv_out *o, const struct pt_h2h_field *f, size_t n, b
     return (int)o->n;
 }
 
-int pt_h2h_response_nv(int status, const struct pt_h2h_field *fields, size_t n, nghttp2_nv *nv,
+int pt_h2h_response_nv(int status, const struct pt_field *fields, size_t n, nghttp2_nv *nv,
                        size_t nv_cap, char *buf, size_t buf_cap)
 {
     struct nv_out o = {nv, 0, nv_cap, buf, 0, buf_cap};
@@ -670,7 +670,7 @@ int pt_h2h_response_nv(int status, const struct pt_h2h_field *fields, size_t n, 
     return nv_fields(&o, fields, n, false);
 }
 
-int pt_h2h_trailers_nv(const struct pt_h2h_field *fields, size_t n, nghttp2_nv *nv, size_t nv_cap,
+int pt_h2h_trailers_nv(const struct pt_field *fields, size_t n, nghttp2_nv *nv, size_t nv_cap,
                        char *buf, size_t buf_cap)
 {
     struct nv_out o = {nv, 0, nv_cap, buf, 0, buf_cap};

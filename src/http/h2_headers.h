@@ -27,6 +27,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include "core/str.h"
+#include "http/fields.h"
 
 /*
  * Why a header block is refused. Every reason makes the message malformed (RFC 9113 §8.1.1):
@@ -63,11 +64,6 @@ enum pt_h2h_err {
 };
 
 /* One field: a borrowed name and value. Same layout as struct pt_h1_header. */
-struct pt_h2h_field {
-    struct pt_str name;  /* lowercase token (received side) */
-    struct pt_str value; /* checked; may be empty */
-};
-
 enum pt_h2h_kind {
     PT_H2H_REQUEST = 0, /* a request's header block (server side) */
     PT_H2H_RESPONSE,    /* a response's header block, 1xx included (client side) */
@@ -90,7 +86,7 @@ struct pt_h2h_block {
     int kind;                    /* enum pt_h2h_kind */
     int err;                     /* first error; sticky */
     struct pt_h2h_limits lim;    /* copied at begin */
-    struct pt_h2h_field *fields; /* caller's array of cap */
+    struct pt_field *fields;     /* caller's array of cap */
     uint32_t cap, n;             /* capacity; regular fields stored */
     char *cookie;                /* caller's buffer for the joined Cookie (may be NULL) */
     size_t cookie_cap, cookie_n; /* its size; bytes used */
@@ -107,31 +103,31 @@ struct pt_h2h_block {
 
 /* A received request: the protocol-neutral view of the header block. */
 struct pt_h2h_request {
-    struct pt_str method;        /* :method, a token */
-    int method_id;               /* enum pt_http_method (h1_parse.h) */
-    struct pt_str scheme;        /* :scheme; empty for plain CONNECT */
-    struct pt_str authority;     /* :authority, else the Host field; host[:port]; may be empty
+    struct pt_str method;    /* :method, a token */
+    int method_id;           /* enum pt_http_method (h1_parse.h) */
+    struct pt_str scheme;    /* :scheme; empty for plain CONNECT */
+    struct pt_str authority; /* :authority, else the Host field; host[:port]; may be empty
                                    only for a scheme other than http/https */
-    struct pt_str target;        /* :path as received (the HTTP/1.1 request-target); empty for
+    struct pt_str target;    /* :path as received (the HTTP/1.1 request-target); empty for
                                    plain CONNECT, "*" for OPTIONS to the server */
-    struct pt_str path;          /* target up to '?' */
-    struct pt_str query;         /* after '?' (without it); empty when !has_query */
-    bool has_query;              /* the target holds a '?' */
-    struct pt_str protocol;      /* :protocol of extended CONNECT (RFC 8441); else empty */
-    bool is_connect;             /* :method is CONNECT (plain or extended) */
-    bool is_te_trailers;         /* "te: trailers" was sent (dropped from fields) */
-    int64_t content_length;      /* -1 when absent; content-length stays among the fields */
-    struct pt_str cookie;        /* crumbs joined with "; " (RFC 9113 §8.2.3), in the caller's
+    struct pt_str path;      /* target up to '?' */
+    struct pt_str query;     /* after '?' (without it); empty when !has_query */
+    bool has_query;          /* the target holds a '?' */
+    struct pt_str protocol;  /* :protocol of extended CONNECT (RFC 8441); else empty */
+    bool is_connect;         /* :method is CONNECT (plain or extended) */
+    bool is_te_trailers;     /* "te: trailers" was sent (dropped from fields) */
+    int64_t content_length;  /* -1 when absent; content-length stays among the fields */
+    struct pt_str cookie;    /* crumbs joined with "; " (RFC 9113 §8.2.3), in the caller's
                                    buffer; empty when none */
-    struct pt_h2h_field *fields; /* regular fields in order, less host, cookie and te */
+    struct pt_field *fields; /* regular fields in order, less host, cookie and te */
     uint32_t n_fields;
 };
 
 /* A received response head (or 1xx): status and regular fields. */
 struct pt_h2h_response {
-    int status;                  /* 100..999, never 101 */
-    int64_t content_length;      /* -1 when absent */
-    struct pt_h2h_field *fields; /* regular fields in order, less te */
+    int status;              /* 100..999, never 101 */
+    int64_t content_length;  /* -1 when absent */
+    struct pt_field *fields; /* regular fields in order, less te */
     uint32_t n_fields;
 };
 
@@ -142,7 +138,7 @@ struct pt_h2h_response {
  * Borrows fields and cookie until the block is finished and its view dropped.
  */
 void pt_h2h_begin(struct pt_h2h_block *b, int kind, const struct pt_h2h_limits *lim,
-                  struct pt_h2h_field *fields, uint32_t cap, char *cookie, size_t cookie_cap);
+                  struct pt_field *fields, uint32_t cap, char *cookie, size_t cookie_cap);
 
 /*
  * Takes the next field of the block, in received order. Checks everything that one field
@@ -169,7 +165,7 @@ int pt_h2h_finish_response(struct pt_h2h_block *b, struct pt_h2h_response *r);
  * Ends a trailer block (which never holds a pseudo-header, RFC 9113 §8.1). *fields and *n get
  * the fields (the caller's array). Returns 0 or a negative enum pt_h2h_err.
  */
-int pt_h2h_finish_trailers(struct pt_h2h_block *b, struct pt_h2h_field **fields, uint32_t *n);
+int pt_h2h_finish_trailers(struct pt_h2h_block *b, struct pt_field **fields, uint32_t *n);
 
 /*
  * Convenience for a whole block already in an array (tests, fuzzing, a block from elsewhere):
@@ -195,21 +191,21 @@ const char *pt_h2h_strerror(int err);
  * PT_H2H_ENAME/PT_H2H_EVALUE for a field HTTP/2 cannot carry, PT_H2H_ETOOMANY (nv full) or
  * PT_H2H_ETOOBIG (buf full).
  */
-int pt_h2h_response_nv(int status, const struct pt_h2h_field *fields, size_t n, nghttp2_nv *nv,
+int pt_h2h_response_nv(int status, const struct pt_field *fields, size_t n, nghttp2_nv *nv,
                        size_t nv_cap, char *buf, size_t buf_cap);
 
 /* Same for a trailer block: no pseudo-header, same filtering. Returns entries or an error. */
-int pt_h2h_trailers_nv(const struct pt_h2h_field *fields, size_t n, nghttp2_nv *nv, size_t nv_cap,
+int pt_h2h_trailers_nv(const struct pt_field *fields, size_t n, nghttp2_nv *nv, size_t nv_cap,
                        char *buf, size_t buf_cap);
 
 /* An HTTP/1.1-style request to send to an HTTP/2 upstream. All slices are borrowed. */
 struct pt_h2h_h1_request {
-    struct pt_str method;              /* token */
-    struct pt_str target;              /* origin-form, absolute-form, authority-form (CONNECT)
+    struct pt_str method;          /* token */
+    struct pt_str target;          /* origin-form, absolute-form, authority-form (CONNECT)
                                           or "*" (OPTIONS); already checked by its parser */
-    struct pt_str host;                /* Host value; empty when none */
-    struct pt_str scheme;              /* :scheme to send ("https" over h2, "http" over h2c) */
-    const struct pt_h2h_field *fields; /* Host may be among them: it is dropped */
+    struct pt_str host;            /* Host value; empty when none */
+    struct pt_str scheme;          /* :scheme to send ("https" over h2, "http" over h2c) */
+    const struct pt_field *fields; /* Host may be among them: it is dropped */
     size_t n_fields;
 };
 

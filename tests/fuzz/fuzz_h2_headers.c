@@ -34,7 +34,7 @@ static void in_fed(struct pt_str s, char *const *bufs, const size_t *lens, size_
     abort();
 }
 
-static void field_ok(const struct pt_h2h_field *f, bool is_request)
+static void field_ok(const struct pt_field *f, bool is_request)
 {
     if (f->name.n == 0 || f->name.p[0] == ':')
         abort();
@@ -56,7 +56,7 @@ static bool is_err(int rc)
 }
 
 /* Sends fields back as a response and receives them again: must pass. */
-static void round_trip_fields(const struct pt_h2h_field *f, uint32_t nf)
+static void round_trip_fields(const struct pt_field *f, uint32_t nf)
 {
     static const struct pt_h2h_limits big = {SIZE_MAX, 1000, false};
     nghttp2_nv nv[MAXF + 1];
@@ -67,7 +67,7 @@ static void round_trip_fields(const struct pt_h2h_field *f, uint32_t nf)
     if (n < 1 || (size_t)n > (size_t)nf + 1)
         abort();
     struct pt_h2h_block b;
-    struct pt_h2h_field out[MAXF];
+    struct pt_field out[MAXF];
     struct pt_h2h_response r;
     pt_h2h_begin(&b, PT_H2H_RESPONSE, &big, out, MAXF, NULL, 0);
     if (pt_h2h_feed_nv(&b, nv, (size_t)n) != 0 || pt_h2h_finish_response(&b, &r) != 0)
@@ -93,7 +93,7 @@ static void round_trip_request(const struct pt_h2h_request *q)
     if (n < 2)
         abort();
     struct pt_h2h_block b;
-    struct pt_h2h_field out[MAXF];
+    struct pt_field out[MAXF];
     char cookie[8192];
     struct pt_h2h_request r;
     pt_h2h_begin(&b, PT_H2H_REQUEST, &big, out, MAXF, cookie, sizeof(cookie));
@@ -144,7 +144,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
     }
 
     struct pt_h2h_block b;
-    struct pt_h2h_field fields[MAXF];
+    struct pt_field fields[MAXF];
     size_t cookie_cap = (d[0] & 8) ? 16 : 4096;
     char *cookie = malloc(cookie_cap);
     bufs[nb] = cookie;
@@ -200,7 +200,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
             round_trip_fields(r.fields, r.n_fields);
         }
     } else if (rc == 0) {
-        struct pt_h2h_field *tf;
+        struct pt_field *tf;
         uint32_t tn;
         rc = pt_h2h_finish_trailers(&b, &tf, &tn);
         if (rc == 0) {

@@ -216,7 +216,7 @@ static struct pt_str S(const char *s) {
 
 struct run {
     struct pt_h2h_block b;
-    struct pt_h2h_field fields[MAXF];
+    struct pt_field fields[MAXF];
     char cookie[256];
     struct pt_h2h_request req;
     struct pt_h2h_response resp;
@@ -235,7 +235,7 @@ static int run_block(struct run *x, int kind, const struct pt_h2h_limits *l, con
         return pt_h2h_finish_request(&x->b, &x->req);
     if (kind == PT_H2H_RESPONSE)
         return pt_h2h_finish_response(&x->b, &x->resp);
-    struct pt_h2h_field *tf;
+    struct pt_field *tf;
     uint32_t tn;
     return pt_h2h_finish_trailers(&x->b, &tf, &tn);
 }
@@ -345,7 +345,7 @@ static void test_response_view(void **state)
     pt_h2h_begin(&x.b, PT_H2H_TRAILERS, &lim, x.fields, MAXF, NULL, 0);
     for (size_t i = 0; t[i]; i += 2)
         assert_int_equal(pt_h2h_field(&x.b, S(t[i]), S(t[i + 1])), 0);
-    struct pt_h2h_field *tf = NULL;
+    struct pt_field *tf = NULL;
     uint32_t tn = 0;
     assert_int_equal(pt_h2h_finish_trailers(&x.b, &tf, &tn), 0);
     assert_int_equal(tn, 2);
@@ -538,7 +538,7 @@ static struct pt_str nv_value(const nghttp2_nv *nv)
 static void test_response_nv(void **state)
 {
     (void)state;
-    const struct pt_h2h_field f[] = {
+    const struct pt_field f[] = {
         F("Content-Type", "text/html"),
         F("Connection", "close, X-Hop"),
         F("X-Hop", "1"),
@@ -593,10 +593,10 @@ static void test_response_nv(void **state)
     assert_int_equal(pt_h2h_response_nv(200, f, 1, nv, 2, buf, 2), PT_H2H_ETOOBIG);
 
     /* fields HTTP/2 cannot carry are refused, not sent */
-    const struct pt_h2h_field bad_name[] = {F("X A", "b")};
-    const struct pt_h2h_field empty_name[] = {F("", "b")};
-    const struct pt_h2h_field bad_value[] = {F("x-a", "b\r\nc: d")};
-    const struct pt_h2h_field ws_value[] = {F("x-a", "b ")};
+    const struct pt_field bad_name[] = {F("X A", "b")};
+    const struct pt_field empty_name[] = {F("", "b")};
+    const struct pt_field bad_value[] = {F("x-a", "b\r\nc: d")};
+    const struct pt_field ws_value[] = {F("x-a", "b ")};
     assert_int_equal(pt_h2h_response_nv(200, bad_name, 1, nv, 16, buf, sizeof(buf)), PT_H2H_ENAME);
     assert_int_equal(pt_h2h_response_nv(200, empty_name, 1, nv, 16, buf, sizeof(buf)),
                      PT_H2H_ENAME);
@@ -605,8 +605,7 @@ static void test_response_nv(void **state)
     assert_int_equal(pt_h2h_response_nv(200, ws_value, 1, nv, 16, buf, sizeof(buf)), PT_H2H_EVALUE);
 
     /* trailers: no pseudo-header, same filter */
-    const struct pt_h2h_field t[] = {F("Grpc-Status", "0"), F("TE", "trailers"),
-                                     F("Connection", "x")};
+    const struct pt_field t[] = {F("Grpc-Status", "0"), F("TE", "trailers"), F("Connection", "x")};
     n = pt_h2h_trailers_nv(t, 3, nv, 16, buf, sizeof(buf));
     assert_int_equal(n, 1);
     assert_true(PT_STR_EQ_LIT(nv_name(&nv[0]), "grpc-status"));
@@ -616,7 +615,7 @@ static void test_response_nv(void **state)
 
 /* Builds a request's nv and checks its pseudo-headers: want is ":method", "GET", ... NULL. */
 static void check_request_nv(const char *method, const char *target, const char *host,
-                             const struct pt_h2h_field *f, size_t nf, const char *const *want)
+                             const struct pt_field *f, size_t nf, const char *const *want)
 {
     struct pt_h2h_h1_request r = {S(method), S(target), S(host), S("https"), f, nf};
     nghttp2_nv nv[16];
@@ -641,7 +640,7 @@ static void check_request_nv(const char *method, const char *target, const char 
 static void test_request_nv(void **state)
 {
     (void)state;
-    const struct pt_h2h_field f[] = {
+    const struct pt_field f[] = {
         F("Host", "a.example"),   F("Accept", "*/*"), F("TE", "trailers"),     F("TE", "gzip"),
         F("Connection", "x-hop"), F("X-Hop", "1"),    F("Cookie", "a=1; b=2"),
     };
