@@ -404,10 +404,10 @@ static void test_client_addr(void **state)
         for (size_t k = 0; t->xff[k]; k++)
             hs[n++] = (struct pt_field){k ? PT_STR("x-forwarded-FOR") : PT_STR("X-Forwarded-For"),
                                         {t->xff[k], strlen(t->xff[k])}};
-        struct pt_h1_request h;
+        struct pt_req_head h;
         memset(&h, 0, sizeof(h));
-        h.headers = hs;
-        h.num_headers = n;
+        h.fields = hs;
+        h.n_fields = n;
         struct pt_sockaddr peer, out;
         memset(&peer, 0, sizeof(peer));
         struct sockaddr_storage ss = addr_of(t->peer);
