@@ -3,12 +3,12 @@
  *
  * handler/static.c decides (which file, which status, which headers: conditional requests,
  * ranges, precompressed siblings, the site's 404 page); this file turns the decision into a
- * response on the connection. The head is written into the output buffer; the body is sent
- * from the file by the connection itself (sendfile on plain connections, pread + encrypt on
- * TLS), so file bytes never pass through a user-space buffer on the common path. The file
- * descriptor belongs to the connection until the request ends; server/conn.c then closes it, or,
- * when it came from this worker's open-file cache (c->file_ref), drops the connection's
- * reference on it. The request carries the loop's clock, which the cache measures freshness by.
+ * response on the request's stream: the head, then the file range, which the protocol sends
+ * from the file itself (HTTP/1.1: sendfile on plain connections, pread + encrypt on TLS), so
+ * file bytes never pass through a user-space buffer on the common path. The file descriptor
+ * belongs to the stream from then on; it closes it, or, when it came from this worker's
+ * open-file cache, drops its reference on it. The request carries the loop's clock, which the
+ * cache measures freshness by.
  */
 #include <string.h>
 
@@ -77,7 +77,7 @@ void pt_static_route(struct pt_req *r, const struct pt_req_head *h,
                               : (struct pt_str){"/", 1};
     q.query = query.p ? query : (struct pt_str){NULL, 0};
     take_headers(&q, h);
-    q.now_ms = r->c->w->loop.now_ms;
+    q.now_ms = r->start_ms; /* the loop's clock when the request began: now */
 
     struct pt_static_result res;
     memset(&res, 0, sizeof(res));
@@ -99,11 +99,6 @@ void pt_static_route(struct pt_req *r, const struct pt_req_head *h,
         pt_respond_error(r, 500, r->wants_json);
         return;
     }
-    if (res.fd >= 0) {
-        struct pt_conn *c = r->c;
-        c->file_fd = res.fd;
-        c->file_ref = res.file;
-        c->file_off = res.offset;
-        c->file_left = res.length;
-    }
+    if (res.fd >= 0)
+        r->stream->send_file(r, res.fd, res.file, res.offset, res.length);
 }

@@ -300,8 +300,7 @@ static bool country_ok(const struct pt_nf_rule *nr, struct pt_nf_req *q)
     if (q->country_state == 0) {
         struct pt_sockaddr client;
         q->country_state = -1;
-        if (q->geoip && q->c && q->cfg &&
-            pt_geoip_client_addr(q->cfg, &q->c->peer, q->h, &client) &&
+        if (q->geoip && q->peer && q->cfg && pt_geoip_client_addr(q->cfg, q->peer, q->h, &client) &&
             pt_geoip_country(q->geoip, &client.u.sa, q->country))
             q->country_state = 1;
     }
@@ -320,7 +319,7 @@ bool pt_nf_rule_applies(struct pt_nf_req *q, const struct pt_route_cfg *route, c
     if (!nr)
         return true;
     if (nr->from_host) {
-        bool https = q->c && q->c->tls;
+        bool https = q->is_tls;
         if (strcmp(nr->from_scheme, https ? "https" : "http") != 0 ||
             !host_ok(nr->from_host, q->host))
             return false;
@@ -405,13 +404,7 @@ void pt_nf_error_page(struct pt_req *r, const char *to, size_t to_len)
         pt_respond_error(r, 500, r->wants_json);
         return;
     }
-    if (r->is_head || st.st_size == 0) {
-        close(fd);
-        return;
-    }
-    r->c->file_fd = fd;
-    r->c->file_off = 0;
-    r->c->file_left = (uint64_t)st.st_size;
+    r->stream->send_file(r, fd, NULL, 0, (uint64_t)st.st_size);
 }
 
 /* Netlify path pattern (":name" one segment, a final "*" the rest) against a path. */

@@ -29,7 +29,8 @@ struct pt_geoip;
 struct pt_nf_req {
     const struct pt_site_cfg *site; /* the site the request was routed to */
     const struct pt_req_head *h;    /* parsed head (headers for Language= and Cookie=) */
-    const struct pt_conn *c;        /* client connection (TLS or not, peer address) */
+    const struct pt_sockaddr *peer; /* the client's address (the connection's peer) */
+    bool is_tls;                    /* the request came over TLS */
     struct pt_str host;             /* Host (or absolute-form target host), as received */
     struct pt_str query;            /* raw query string, without '?' */
     const struct pt_config *cfg;    /* trusted_proxies, for the client address of Country= */

@@ -357,15 +357,11 @@ static int build_request_head(struct pt_req *r, const struct pt_req_head *h,
     return PT_OK;
 }
 
-/* Builds the client's response head from the upstream's into c->out: the upstream's fields
+/* Gives the client's stream the response head made from the upstream's: the upstream's fields
    less hop-by-hop ones, its Server and X-Request-Id, then (final heads) the response-header
    stage and our framing. */
 static int build_response_head(struct pt_req *r, const struct pt_h1_response *resp, bool interim)
 {
-    struct pt_conn *c = r->c;
-    if (!c->out.data && pt_buf_alloc(&c->out, PT_BUF_SMALL) < 0)
-        return PT_ERR;
-    pt_buf_compact(&c->out);
     struct conn_tokens ct;
     connection_tokens(resp->headers, resp->num_headers, &ct);
     struct pt_resp_head h;
@@ -378,18 +374,14 @@ static int build_response_head(struct pt_req *r, const struct pt_h1_response *re
             continue;
         pt_resp_add(&h, n, resp->headers[i].value);
     }
-    enum pt_h1_conn conn = PT_H1_CONN_INTERIM;
     if (!interim) {
         pt_resp_head_stage(r, &h, true);
         h.is_chunked = r->resp_body.rechunk;
         if (!h.is_chunked && resp->framing.content_length >= 0 && !resp->framing.is_chunked &&
             resp->status != 204 && !(resp->status >= 100 && resp->status < 200))
             h.content_length = resp->framing.content_length;
-        conn = !r->is_keepalive        ? PT_H1_CONN_CLOSE
-               : r->minor_version == 0 ? PT_H1_CONN_KEEP_10
-                                       : PT_H1_CONN_KEEP;
     }
-    return pt_h1_write_head(&c->out, &h, conn) < 0 ? PT_ERR : PT_OK;
+    return r->stream->send_head(r, &h) < 0 ? PT_ERR : PT_OK;
 }
 
 /* ---- upstream connections ---- */

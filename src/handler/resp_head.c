@@ -22,7 +22,7 @@ const char *pt_hsts_line(const struct pt_req *r, size_t *n)
     static __thread char line[128];
     const struct pt_site_cfg *site = r->site;
     *n = 0;
-    if (!r->c->tls || !site || !site->hsts_is_set)
+    if (!r->is_tls || !site || !site->hsts_is_set)
         return "";
     int k = snprintf(line, sizeof(line), "Strict-Transport-Security: max-age=%llu%s%s\r\n",
                      (unsigned long long)site->hsts_max_age_s,

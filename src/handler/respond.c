@@ -24,49 +24,39 @@
 #include "handler/resp_head.h"
 #include "server/worker.h"
 
-static bool ensure_out(struct pt_conn *c)
-{
-    return c->out.data || pt_buf_alloc(&c->out, PT_BUF_SMALL) == 0;
-}
-
 int pt_respond_head(struct pt_req *r, int status, int64_t content_length, const char *extra,
                     size_t extra_len)
 {
-    struct pt_conn *c = r->c;
-    if (!ensure_out(c))
-        return PT_ERR;
-    if (c->w->is_draining)
-        r->is_keepalive = false; /* shutting down: say so rather than reset a next request */
     struct pt_resp_head h;
     pt_resp_head_init(&h, status);
     h.content_length = content_length;
     pt_resp_add_lines(&h, extra, extra_len);
     pt_resp_head_stage(r, &h, false);
-    enum pt_h1_conn conn = !r->is_keepalive        ? PT_H1_CONN_CLOSE
-                           : r->minor_version == 0 ? PT_H1_CONN_KEEP_10
-                                                   : PT_H1_CONN_KEEP;
-    if (pt_h1_write_head(&c->out, &h, conn) < 0)
+    if (r->stream->send_head(r, &h) < 0)
         return PT_ERR;
     r->status = status;
     r->response_started = true;
     return PT_OK;
 }
 
+static int respond_body(struct pt_req *r, int status, const char *extra, size_t extra_len,
+                        const char *body, size_t body_len, bool is_stable)
+{
+    if (pt_respond_head(r, status, (int64_t)body_len, extra, extra_len) != PT_OK)
+        return PT_ERR;
+    return r->stream->send_data(r, body, body_len, is_stable) < 0 ? PT_ERR : PT_OK;
+}
+
 int pt_respond_simple(struct pt_req *r, int status, const char *extra, size_t extra_len,
                       const char *body, size_t body_len)
 {
-    struct pt_conn *c = r->c;
-    if (pt_respond_head(r, status, (int64_t)body_len, extra, extra_len) != PT_OK)
-        return PT_ERR;
-    if (r->is_head || body_len == 0)
-        return PT_OK;
-    if (pt_buf_put(&c->out, body, body_len)) {
-        r->bytes_out += body_len;
-    } else {
-        c->slice = body; /* borrowed from the snapshot, which r keeps alive */
-        c->slice_len = (uint32_t)body_len;
-    }
-    return PT_OK;
+    return respond_body(r, status, extra, extra_len, body, body_len, true);
+}
+
+int pt_respond_copy(struct pt_req *r, int status, const char *extra, size_t extra_len,
+                    const char *body, size_t body_len)
+{
+    return respond_body(r, status, extra, extra_len, body, body_len, false);
 }
 
 int pt_respond_error(struct pt_req *r, int status, bool wants_json)
@@ -108,8 +98,7 @@ int pt_respond_error_extra(struct pt_req *r, int status, bool wants_json, const 
         return PT_ERR;
     /* Errors that leave the request body unread, or the stream out of sync, end the
        connection: the caller decided is_keepalive. */
-    return pt_respond_simple(r, status, extra, (size_t)e, body,
-                             PT_MIN((size_t)n, sizeof(body) - 1));
+    return pt_respond_copy(r, status, extra, (size_t)e, body, PT_MIN((size_t)n, sizeof(body) - 1));
 }
 
 int pt_respond_route(struct pt_req *r, const struct pt_route_cfg *route)

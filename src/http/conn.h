@@ -22,6 +22,7 @@
 #include "core/common.h"
 #include "core/loop.h"
 #include "http/h1_parse.h"
+#include "http/stream.h"
 #include "route/route.h"
 
 struct pt_upstream_state;
@@ -122,8 +123,11 @@ struct pt_body {
 
 struct pt_req {
     struct pt_conn *c;
-    struct pt_wsnap *ws;         /* snapshot this request runs on (holds a use) */
-    const struct pt_config *cfg; /* == ws snapshot's config */
+    const struct pt_stream_ops *stream; /* how to answer: the protocol's (http/stream.h) */
+    const struct pt_sockaddr *peer;     /* the client's address (its connection's peer) */
+    bool is_tls;                        /* the request came over TLS */
+    struct pt_wsnap *ws;                /* snapshot this request runs on (holds a use) */
+    const struct pt_config *cfg;        /* == ws snapshot's config */
     const struct pt_route_cfg *route;
     const struct pt_site_cfg *site; /* the site the request was routed in */
     uint64_t start_ms;

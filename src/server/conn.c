@@ -115,6 +115,9 @@ static struct pt_req *request_begin(struct pt_conn *c)
         return NULL;
     }
     r->c = c;
+    r->stream = &pt_h1_stream;
+    r->peer = &c->peer;
+    r->is_tls = c->tls != NULL;
     r->ws = ws;
     r->cfg = ws->s->cfg;
     r->start_ms = w->loop.now_ms;

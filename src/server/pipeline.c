@@ -127,11 +127,7 @@ static bool answer_acme(struct pt_req *r, const char *path, size_t len)
         return false;
     pt_conn_plan_discard(r);
     static const char ct[] = "Content-Type: application/octet-stream\r\n";
-    pt_respond_simple(r, 200, ct, sizeof(ct) - 1, ka, (size_t)n);
-    if (r->c->out.data && r->c->slice == ka) {
-        r->c->slice = NULL; /* never leave the connection pointing at this stack buffer */
-        r->c->slice_len = 0;
-    }
+    pt_respond_copy(r, 200, ct, sizeof(ct) - 1, ka, (size_t)n);
     return true;
 }
 
@@ -163,7 +159,8 @@ void pt_pipeline_run(struct pt_req *r, const struct pt_req_head *h)
     /* One per request: the Country= lookup it caches serves every rule tried. */
     struct pt_nf_req nq = {.site = pt_router_site_cfg(site),
                            .h = h,
-                           .c = c,
+                           .peer = r->peer,
+                           .is_tls = r->is_tls,
                            .host = host,
                            .query = query,
                            .cfg = ws->s->cfg,
@@ -203,7 +200,7 @@ void pt_pipeline_run(struct pt_req *r, const struct pt_req_head *h)
         return;
     }
     r->route = route;
-    if (r->site->https_redirect && !c->tls && !is_acme_challenge(w->path_buf, (size_t)plen)) {
+    if (r->site->https_redirect && !r->is_tls && !is_acme_challenge(w->path_buf, (size_t)plen)) {
         pt_conn_plan_discard(r);
         redirect_to_https(r, host, path, query);
         return;

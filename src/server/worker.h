@@ -188,6 +188,9 @@ void pt_worker_pause_accept(struct pt_worker *w, uint32_t ms);
 void pt_worker_accept_exhausted(struct pt_worker *w, struct pt_listener *l, int err);
 
 /* Client connection lifecycle (server/conn.c). */
+/* The HTTP/1.1 stream operations (h1_stream.c) every request on a client connection uses. */
+extern const struct pt_stream_ops pt_h1_stream;
+
 void pt_conn_accept(struct pt_listener *l);
 void pt_conn_close(struct pt_conn *c);
 /* Drives a client connection after its handler made progress. */
@@ -209,9 +212,13 @@ void pt_conn_yield(struct pt_conn *c);
 void pt_conn_close_idle(struct pt_worker *w);
 
 /* Handlers (handler/). */
-/* Queues a complete Portico response (status, optional extra header lines, body) in c->out. */
+/* Queues a complete Portico response (status, optional extra header lines, body) on r's stream.
+   The body must outlive the response (the snapshot's memory); it may be sent from where it is. */
 int pt_respond_simple(struct pt_req *r, int status, const char *extra_headers, size_t extra_len,
                       const char *body, size_t body_len);
+/* pt_respond_simple for a body on the caller's stack: it is copied. */
+int pt_respond_copy(struct pt_req *r, int status, const char *extra, size_t extra_len,
+                    const char *body, size_t body_len);
 /* Queues a response head: Portico's standard lines (Server, Date, X-Request-Id, Connection,
    HSTS on TLS), Content-Length unless content_length < 0, then extra (whole CRLF-ended lines). */
 int pt_respond_head(struct pt_req *r, int status, int64_t content_length, const char *extra,
