@@ -1060,8 +1060,10 @@ int pt_proxy_start(struct pt_req *r, const struct pt_req_head *h, const struct p
     if (rc != PT_OK)
         return rc;
     rc = build_request_head(r, h, m, path, path_len, query);
-    if (rc != PT_OK)
+    if (rc != PT_OK) {
+        pt_attempt_end(&r->at, PT_OUTCOME_LOCAL); /* give back the slot the pick took */
         return rc;
+    }
     rc = pt_attempt_connect_first(&r->at);
     if (rc == PT_OK)
         r->pstate = PT_PS_ACTIVE;
