@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include "core/arena.h"
@@ -36,6 +37,12 @@ struct pt_sockaddr {
     } u;
     socklen_t len;
 };
+
+/* Whether a and b hold the same address and port (byte-wise, the first len bytes). */
+static inline bool pt_sockaddr_eq(const struct pt_sockaddr *a, const struct pt_sockaddr *b)
+{
+    return a->len == b->len && memcmp(&a->u, &b->u, a->len) == 0;
+}
 
 enum pt_client_auth { PT_CLIENT_AUTH_NONE = 0, PT_CLIENT_AUTH_OPTIONAL, PT_CLIENT_AUTH_REQUIRED };
 

@@ -1,10 +1,11 @@
 /*
- * conn.h - the objects of one HTTP/1.1 exchange: client connection, request, upstream
- * connection.
+ * conn.h - the objects of one HTTP/1.1 exchange: client connection and request. The upstream
+ * connection is in upstream/uconn.h, the request's attempts on an upstream (embedded here as
+ * pt_req.at) in upstream/attempt.h.
  *
  * Lifetimes nest: worker -> client connection -> request -> upstream connection (borrowed from
- * the worker's keep-alive pool for the length of one request). A connection never changes
- * thread, so none of this is locked. Buffers are taken while there are bytes to hold and given
+ * the worker's keep-alive pool, upstream/uconn.h, for the length of one request). A connection
+ * never changes thread, so none of this is locked. Buffers are taken while there are bytes to hold and given
  * back when idle (core/buf.h), which is what keeps 10,000 idle keep-alive connections cheap.
  *
  * Data moves without copies where it can: a request head is parsed in place in c->in; bodies are
@@ -24,8 +25,8 @@
 #include "http/h1_parse.h"
 #include "http/stream.h"
 #include "route/route.h"
+#include "upstream/attempt.h"
 
-struct pt_upstream_state;
 struct pt_tls_conn;
 
 struct pt_worker;
@@ -80,34 +81,9 @@ struct pt_conn {
 
 enum pt_proxy_state {
     PT_PS_NONE = 0,
-    PT_PS_CONNECTING, /* non-blocking connect in progress */
-    PT_PS_ACTIVE,     /* sending request / receiving response */
-    PT_PS_DONE,       /* response fully forwarded */
-    PT_PS_QUEUED,     /* every target at max_connections: waiting in the upstream's queue */
-};
-
-struct pt_uconn {
-    struct pt_io io;
-    struct pt_timer timer; /* connect, response and idle-in-pool timeouts */
-    struct pt_defer defer;
-    struct pt_worker *w;
-    struct pt_req *r; /* NULL while idle in the pool */
-    struct pt_uconn *pool_prev, *pool_next;
-    struct pt_buf in;        /* response bytes; held only while a request uses it */
-    struct pt_sockaddr addr; /* pool key, with tls_host_hash */
-    uint32_t tls_host_hash;  /* 0 for plain connections; else a hash of the SNI host name */
-    struct pt_tls_conn *tls; /* https targets */
-    bool is_handshaking;     /* TLS handshake not finished: nothing may be written yet */
-    bool tls_read_wants_write;
-    bool tls_write_wants_read;
-    uint32_t pool_hash;
-    uint32_t n_requests; /* requests sent on this connection */
-    bool is_connecting;
-    bool can_read;
-    bool can_write;
-    bool is_eof;
-    bool saw_hup; /* epoll reported RDHUP/HUP/ERR: read until EOF, never assume */
-    bool is_closed;
+    PT_PS_ACTIVE, /* connecting, sending the request, receiving the response */
+    PT_PS_DONE,   /* response fully forwarded */
+    PT_PS_QUEUED, /* every target at max_connections: waiting in the upstream's queue */
 };
 
 /* Body framing of one direction of a proxied exchange. */
@@ -147,28 +123,13 @@ struct pt_req {
     struct pt_body resp_body; /* upstream -> client */
 
     /* proxy */
-    int pstate; /* enum pt_proxy_state */
-    const struct pt_upstream_cfg *ups;
-    const struct pt_target_cfg *target;
-    uint32_t tried_mask; /* targets already tried (first 32) */
-    uint32_t attempts;   /* connections tried, the stale-connection retry included */
-    uint32_t retries;    /* retries on another target so far (bounded by upstream retries) */
-    struct pt_upstream_state *us; /* shared state of ups (health, load, budget) */
-    int target_idx;               /* index of target in ups */
-    bool attempt_open;            /* target's in-flight count includes this request */
-    bool head_timer_is_per_try;   /* the head timer armed is per_try_timeout, not the route's */
-    uint64_t attempt_start_ms;
-    uint64_t head_latency_us;    /* attempt start to response head */
-    struct pt_timer queue_timer; /* PT_PS_QUEUED: next look for a free target */
-    uint16_t lb_key_len;
+    int pstate;           /* enum pt_proxy_state */
+    struct pt_attempt at; /* upstream, target, connection, retries (upstream/attempt.h) */
     uint16_t set_cookie_len;
-    uint32_t timeout_ms; /* route's response timeout */
-    struct pt_uconn *u;
-    struct pt_buf uout;    /* upstream request head, then chunk framing */
-    uint32_t uhead_len;    /* length of the head at the front of uout (for a retry) */
-    size_t resp_scan;      /* pt_h1_find_head_end position in the response */
-    bool head_sent;        /* the whole upstream head was written */
-    bool req_body_started; /* some request body byte went upstream: no replay */
+    struct pt_buf uout; /* upstream request head, then chunk framing */
+    uint32_t uhead_len; /* length of the head at the front of uout (for a retry) */
+    size_t resp_scan;   /* pt_h1_find_head_end position in the response */
+    bool head_sent;     /* the whole upstream head was written */
     bool resp_head_seen;
     bool upstream_reusable;
 
@@ -183,7 +144,7 @@ struct pt_req {
     char host[264]; /* a DNS name (at most 253 bytes), ":port", NUL; longer: 400 */
     char referer[256];
     char user_agent[256];
-    char lb_key[256];     /* hash or cookie balancer input (lb_key_len bytes), from dispatch */
+    char lb_key[256];     /* hash or cookie balancer input (at.key borrows it), from dispatch */
     char set_cookie[256]; /* Set-Cookie lines for the response (set_cookie_len bytes) */
 };
 

@@ -1,6 +1,7 @@
 /*
- * worker.c - a worker thread: its loop, listeners, snapshot handles, upstream keep-alive pool,
- * request ids and access-log batching (see worker.h for the snapshot design).
+ * worker.c - a worker thread: its loop, listeners, snapshot handles, request ids and access-log
+ * batching (see worker.h for the snapshot design). The upstream keep-alive pool it embeds is
+ * upstream/pool.c.
  *
  * Threading: everything here runs on the worker's own thread except pt_worker_request_stop(),
  * which only sets an atomic flag and writes the worker's eventfd.
@@ -56,7 +57,6 @@
 #include "tls/tls.h"
 
 #define LOG_BUF_BYTES (64u * 1024u)
-#define UPSTREAM_IDLE_MS 30000u
 
 void pt_snapshot_ref(struct pt_snapshot *s)
 {
@@ -189,109 +189,6 @@ void pt_worker_snap_put(struct pt_worker *w, struct pt_wsnap *ws)
             wsnap_free(ws);
         }
     }
-}
-
-/* ---- upstream keep-alive pool ---- */
-
-static uint32_t addr_hash(const struct pt_sockaddr *a)
-{
-    uint32_t h = 2166136261u;
-    const unsigned char *p = (const unsigned char *)&a->u;
-    for (socklen_t i = 0; i < a->len; i++)
-        h = (h ^ p[i]) * 16777619u;
-    return h;
-}
-
-static bool addr_eq(const struct pt_sockaddr *a, const struct pt_sockaddr *b)
-{
-    return a->len == b->len && memcmp(&a->u, &b->u, a->len) == 0;
-}
-
-static void pool_unlink(struct pt_worker *w, struct pt_uconn *u)
-{
-    if (u->pool_prev)
-        u->pool_prev->pool_next = u->pool_next;
-    else
-        w->pool[u->pool_hash % PT_POOL_BUCKETS] = u->pool_next;
-    if (u->pool_next)
-        u->pool_next->pool_prev = u->pool_prev;
-    u->pool_prev = u->pool_next = NULL;
-}
-
-static void uconn_free(struct pt_defer *d)
-{
-    struct pt_uconn *u = PT_CONTAINER_OF(d, struct pt_uconn, defer);
-    pt_buf_release(&u->in);
-    free(u);
-}
-
-void pt_uconn_close(struct pt_uconn *u)
-{
-    if (u->is_closed)
-        return;
-    u->is_closed = true;
-    pt_timer_stop(&u->w->loop, &u->timer);
-    if (u->tls) {
-        if (!u->is_handshaking)
-            pt_tls_shutdown(u->tls);
-        pt_tls_free(u->tls);
-        u->tls = NULL;
-    }
-    pt_loop_close(&u->w->loop, &u->io);
-    pt_loop_defer(&u->w->loop, &u->defer, uconn_free);
-}
-
-struct pt_uconn *pt_pool_get(struct pt_worker *w, const struct pt_sockaddr *addr,
-                             uint32_t tls_host_hash)
-{
-    uint32_t h = addr_hash(addr) ^ tls_host_hash;
-    for (struct pt_uconn *u = w->pool[h % PT_POOL_BUCKETS]; u; u = u->pool_next) {
-        if (u->pool_hash == h && u->tls_host_hash == tls_host_hash && addr_eq(&u->addr, addr)) {
-            pool_unlink(w, u);
-            pt_timer_stop(&w->loop, &u->timer);
-            return u;
-        }
-    }
-    return NULL;
-}
-
-void pt_pool_put(struct pt_worker *w, struct pt_uconn *u, uint32_t keepalive)
-{
-    u->r = NULL;
-    pt_buf_release(&u->in);
-    if (w->is_draining || keepalive == 0 || u->is_eof) {
-        pt_uconn_close(u);
-        return;
-    }
-    u->pool_hash = addr_hash(&u->addr) ^ u->tls_host_hash;
-    struct pt_uconn **head = &w->pool[u->pool_hash % PT_POOL_BUCKETS];
-    uint32_t same = 0;
-    struct pt_uconn *last = NULL;
-    for (struct pt_uconn *p = *head; p; p = p->pool_next)
-        if (p->pool_hash == u->pool_hash && p->tls_host_hash == u->tls_host_hash &&
-            addr_eq(&p->addr, &u->addr)) {
-            same++;
-            last = p;
-        }
-    if (same >= keepalive && last) { /* evict the least recently used of this address */
-        pool_unlink(w, last);
-        pt_uconn_close(last);
-    }
-    u->pool_prev = NULL;
-    u->pool_next = *head;
-    if (*head)
-        (*head)->pool_prev = u;
-    *head = u;
-    pt_timer_set(&w->loop, &u->timer, UPSTREAM_IDLE_MS);
-}
-
-/* Called for an idle pooled connection's events and its idle timer: any readiness while idle
-   means the peer closed (or sent garbage); either way the connection is done. */
-void pt_pool_idle_event(struct pt_uconn *u);
-void pt_pool_idle_event(struct pt_uconn *u)
-{
-    pool_unlink(u->w, u);
-    pt_uconn_close(u);
 }
 
 /* ---- request ids ---- */
@@ -480,7 +377,7 @@ void pt_lsock_open_put(struct pt_lsock *l)
 static struct pt_lsock *lsock_find(const struct pt_snapshot *s, const struct pt_sockaddr *a)
 {
     for (size_t i = 0; s && i < s->n_lsocks; i++)
-        if (addr_eq(&s->lsocks[i]->addr, a))
+        if (pt_sockaddr_eq(&s->lsocks[i]->addr, a))
             return s->lsocks[i];
     return NULL;
 }
@@ -680,12 +577,7 @@ static void start_drain(struct pt_worker *w)
     w->is_draining = true;
     close_listeners(w);
     pt_conn_close_idle(w);
-    for (unsigned i = 0; i < PT_POOL_BUCKETS; i++)
-        while (w->pool[i]) {
-            struct pt_uconn *u = w->pool[i];
-            pool_unlink(w, u);
-            pt_uconn_close(u);
-        }
+    pt_upool_drain(&w->upool);
     const struct pt_config *cfg = pt_worker_cfg(w);
     uint32_t ms = cfg ? cfg->shutdown_timeout_ms : 30000;
     pt_timer_set(&w->loop, &w->drain_timer, ms);
@@ -745,6 +637,7 @@ int pt_worker_init(struct pt_worker *w, int id)
     int rc = pt_loop_init(&w->loop);
     if (rc < 0)
         return rc;
+    pt_upool_init(&w->upool, &w->loop);
     pt_timer_init(&w->drain_timer, on_drain_timeout);
     pt_timer_init(&w->accept_timer, on_accept_timer);
     w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -778,12 +671,7 @@ static void *worker_main(void *arg)
     if (w->reserve_fd >= 0)
         close(w->reserve_fd);
     /* Release what the loop still holds. */
-    for (unsigned i = 0; i < PT_POOL_BUCKETS; i++)
-        while (w->pool[i]) {
-            struct pt_uconn *u = w->pool[i];
-            pool_unlink(w, u);
-            pt_uconn_close(u);
-        }
+    pt_upool_destroy(&w->upool);
     pt_loop_run_once(&w->loop, 0);
     log_flush(w);
     if (w->ws) {

@@ -1,6 +1,6 @@
 /*
  * worker.h - worker threads, configuration snapshots, and the per-worker services that
- * requests use (upstream keep-alive pool, access log, request ids).
+ * requests use (the upstream keep-alive pool of upstream/uconn.h, access log, request ids).
  *
  * Snapshots: the main thread builds a struct pt_snapshot (configuration + router + access log
  * fd) whole, then hands it to every worker: it takes one reference per worker and stores the
@@ -25,6 +25,7 @@
 #include "http/fields.h"
 #include "route/route.h"
 #include "upstream/balance.h"
+#include "upstream/uconn.h"
 
 struct pt_static_root;
 struct pt_tls_ctx;
@@ -94,7 +95,6 @@ struct pt_wsnap {
     struct pt_wsnap *next;   /* older handles still in use */
 };
 
-#define PT_POOL_BUCKETS 64
 #define PT_ACCEPT_RETRY_MS 100u /* accept pause after EMFILE/ENFILE */
 
 /* A worker's registration of a shared listening socket. */
@@ -125,8 +125,8 @@ struct pt_worker {
     size_t hdrs_cap;
     char *path_buf; /* scratch for the normalised path */
     size_t path_cap;
-    struct pt_uconn *pool[PT_POOL_BUCKETS]; /* idle upstream connections by address */
-    struct pt_req *free_reqs;               /* recycled request objects (server/conn.c) */
+    struct pt_upool upool;    /* idle upstream connections (upstream/uconn.h) */
+    struct pt_req *free_reqs; /* recycled request objects (server/conn.c) */
     unsigned n_free_reqs;
     char *log_buf; /* access-log lines waiting for one write */
     size_t log_len;
@@ -158,13 +158,6 @@ struct pt_wsnap *pt_worker_snap_get(struct pt_worker *w);
 const struct pt_config *pt_worker_cfg(struct pt_worker *w);
 /* Drops a use taken by pt_worker_snap_get. */
 void pt_worker_snap_put(struct pt_worker *w, struct pt_wsnap *ws);
-
-/* Upstream keep-alive pool. get: an idle connection to addr or NULL. put: keeps u idle for
-   reuse (at most keepalive per address) or closes it. */
-struct pt_uconn *pt_pool_get(struct pt_worker *w, const struct pt_sockaddr *addr,
-                             uint32_t tls_host_hash);
-void pt_pool_put(struct pt_worker *w, struct pt_uconn *u, uint32_t keepalive);
-void pt_uconn_close(struct pt_uconn *u);
 
 /* A fast pseudo-random number (not for secrets: split draws, tie breaks). */
 uint64_t pt_worker_random(struct pt_worker *w);

@@ -41,3 +41,27 @@ def test_requests_beyond_max_connections_queue_then_overflow_gets_503(portico):
         assert len(b.requests) == 2
     finally:
         b.close()
+
+
+def test_request_refused_while_building_its_head_frees_the_target_slot(portico):
+    """A request whose upstream head cannot be built (a path too long once encoded: 414) had
+    already taken the target's max_connections slot, and kept it: with max_connections 1 the
+    target then refused every later request with 503."""
+    b = B.Backend(B.fixed(200, b"ok"), "one-slot")
+    try:
+        p = portico({
+            "workers": 1,
+            "limits": {"uri_size": "16k"},
+            "upstreams": {"app": {"targets": [{"url": b.url, "max_connections": 1}],
+                                  "max_pending": 0}},
+            "sites": [{"routes": [{"match": "/*", "proxy": {"to": "app"}}]}],
+        })
+        for _ in range(3):
+            with RawConn(p.port, timeout=5) as c:
+                assert c.request("GET", "/" + "a" * 8300).status == 414
+        with RawConn(p.port, timeout=5) as c:
+            r = c.request("GET", "/ok")
+            assert r.status == 200, r.status
+        assert len(b.requests) == 1
+    finally:
+        b.close()
