@@ -330,6 +330,22 @@ def test_hsts_only_on_https_responses(portico, chain, pki):
     assert b"strict-transport-security" not in res.stdout.lower(), res
 
 
+def test_site_hsts_replaces_the_backends_own(portico, backend, chain, pki):
+    """A site that sets hsts sends its policy alone: a backend's Strict-Transport-Security is
+    dropped (two policies would leave the browser to pick one). A site without hsts passes the
+    backend's through."""
+    b = backend(B.fixed(200, b"ok", headers=[("Strict-Transport-Security", "max-age=5")]))
+    sites = [{"hosts": ["secure.test"], "hsts": {"max_age": 600},
+              "routes": [{"match": "/*", "proxy": {"to": b.url}}]},
+             {"routes": [{"match": "/*", "proxy": {"to": b.url}}]}]
+    p = tls_start(portico, chain["list"], sites=sites)
+    r = TLSConn(p.port, "secure.test", cafile=pki.ca_cert).request("GET", "/", host="secure.test")
+    assert r.status == 200, r
+    assert r.header_all("Strict-Transport-Security") == ["max-age=600"], r
+    r = TLSConn(p.port, "other.test").request("GET", "/", host="other.test")
+    assert r.header_all("Strict-Transport-Security") == ["max-age=5"], r
+
+
 def test_https_redirect_308_except_acme_challenges(portico, chain, pki):
     p = tls_start(portico, chain["list"], sites=hsts_sites(), plain=True)
     r = get(p.plain_port, "/p/a%20b/c?x=1&y=two", host="secure.test:%d" % p.plain_port)
