@@ -21,6 +21,7 @@
 
 #include "core/common.h"
 #include "core/transport.h"
+#include "tls/tls_transport.h"
 
 struct sp {
     int fd[2]; /* [0] under the transport, [1] the peer (blocking reads with MSG_DONTWAIT) */
@@ -64,6 +65,7 @@ static void test_plain_is_ready_and_says_so(void **state)
     assert_true(p.t.can_write);
     assert_false(p.t.can_read);
     assert_false(pt_transport_is_secure(&p.t));
+    assert_null(pt_transport_tls(&p.t));
     assert_string_equal(p.t.ops->name, "TCP");
     assert_int_equal(pt_transport_handshake(&p.t), PT_OK);
     assert_false(pt_transport_pending(&p.t));
