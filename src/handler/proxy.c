@@ -43,7 +43,7 @@
 #include "handler/netlify_rules.h"
 #include "handler/resp_head.h"
 #include "server/worker.h"
-#include "tls/tls.h"
+#include "tls/tls_transport.h"
 #include "upstream/attempt.h"
 
 #define MAX_CONN_TOKENS 16
@@ -226,13 +226,14 @@ static bool is_client_cert_header(const struct pt_req *r, struct pt_str n)
 static void put_client_cert(struct out *o, const struct pt_req *r)
 {
     const struct pt_listen_cfg *l = listen_of(r);
-    if (!l || !r->c->tls || !pt_tls_peer_verified(r->c->tls))
+    const struct pt_tls_conn *tls = pt_transport_tls(&r->c->t);
+    if (!l || !tls || !pt_tls_peer_verified(tls))
         return;
     char subject[512], fp[65];
-    if (l->client_subject_header && pt_tls_peer_subject(r->c->tls, subject, sizeof(subject)) >= 0)
+    if (l->client_subject_header && pt_tls_peer_subject(tls, subject, sizeof(subject)) >= 0)
         put_header(o, l->client_subject_header, strlen(l->client_subject_header), subject,
                    strnlen(subject, sizeof(subject)));
-    if (l->client_fingerprint_header && pt_tls_peer_fingerprint(r->c->tls, fp) >= 0)
+    if (l->client_fingerprint_header && pt_tls_peer_fingerprint(tls, fp) >= 0)
         put_header(o, l->client_fingerprint_header, strlen(l->client_fingerprint_header), fp,
                    strnlen(fp, sizeof(fp)));
 }
@@ -322,7 +323,7 @@ static int build_request_head(struct pt_req *r, const struct pt_req_head *h,
     }
     put(&o, peer, pn);
     PUT_LIT(&o, "\r\nX-Forwarded-Proto: ");
-    if (r->c->tls)
+    if (r->is_tls)
         PUT_LIT(&o, "https\r\n");
     else
         PUT_LIT(&o, "http\r\n");
@@ -590,7 +591,7 @@ static int pull_request_body(struct pt_req *r)
     if (pt_buf_len(&c->in) == 0) {
         if (c->is_eof)
             return 400;
-        if (!c->can_read) {
+        if (!c->t.can_read) {
             pt_timer_set(&c->w->loop, &c->timer, r->cfg->limits.body_timeout_ms);
             return PT_AGAIN;
         }
@@ -1072,9 +1073,9 @@ void pt_proxy_abort(struct pt_req *r)
 void pt_proxy_client_timeout(struct pt_req *r)
 {
     struct pt_conn *c = r->c;
-    bool write_blocked = (pt_buf_len(&c->out) || c->slice_len) && !c->can_write;
+    bool write_blocked = (pt_buf_len(&c->out) || c->slice_len) && !c->t.can_write;
     bool body_wait =
-        !r->req_body.is_done && !r->req_body.pending && pt_buf_len(&c->in) == 0 && !c->can_read;
+        !r->req_body.is_done && !r->req_body.pending && pt_buf_len(&c->in) == 0 && !c->t.can_read;
     if (write_blocked) {
         pt_conn_close(c);
         return;

@@ -22,6 +22,7 @@
 #include "core/buf.h"
 #include "core/common.h"
 #include "core/loop.h"
+#include "core/transport.h"
 #include "http/h1_parse.h"
 #include "http/stream.h"
 #include "route/route.h"
@@ -35,7 +36,7 @@ struct pt_wsnap;
 struct pt_req;
 
 enum pt_conn_state {
-    PT_CS_HANDSHAKE = 0, /* TLS handshake in progress (TLS listeners only) */
+    PT_CS_HANDSHAKE = 0, /* transport handshake in progress (TLS listeners only) */
     PT_CS_HEAD,          /* waiting for (the rest of) a request head; keep-alive idle when empty */
     PT_CS_REQ,           /* a request is being handled */
     PT_CS_CLOSING,       /* flushing a last response, then close */
@@ -43,6 +44,7 @@ enum pt_conn_state {
 
 struct pt_conn {
     struct pt_io io;
+    struct pt_transport t; /* plain or TLS over io.fd; holds the readiness flags */
     struct pt_timer timer; /* header, keep-alive, body and send timeouts */
     struct pt_defer defer;
     struct pt_defer post; /* pt_loop_post: continue in the next loop iteration */
@@ -52,11 +54,10 @@ struct pt_conn {
     struct pt_buf out;           /* bytes to the client written before the slice */
     const char *slice;           /* borrowed body bytes written after out (zero copy) */
     uint32_t slice_len;
-    struct pt_req *r;        /* request in progress, NULL between requests */
-    struct pt_tls_conn *tls; /* NULL on plain listeners */
-    int file_fd;             /* file body being sent after out and the slice (-1: none) */
-    uint64_t file_off;       /* next byte of file_fd to send */
-    uint64_t file_left;      /* bytes of file_fd still to send */
+    struct pt_req *r;   /* request in progress, NULL between requests */
+    int file_fd;        /* file body being sent after out and the slice (-1: none) */
+    uint64_t file_off;  /* next byte of file_fd to send */
+    uint64_t file_left; /* bytes of file_fd still to send */
     /* Non-NULL: file_fd is shared with the static file cache; drop this reference with
        pt_static_file_unref (handler/static.h) instead of closing file_fd. */
     struct pt_static_file *file_ref;
@@ -66,17 +67,12 @@ struct pt_conn {
     size_t head_scan;          /* pt_h1_find_head_end position in in */
     uint32_t n_requests;
     uint8_t state; /* enum pt_conn_state */
-    bool can_read; /* edge-triggered readiness: no EAGAIN seen since last event */
-    bool can_write;
-    bool is_eof;  /* the client half-closed (read returned 0) */
-    bool saw_hup; /* epoll reported RDHUP/HUP/ERR: read until EOF, never assume */
+    bool is_eof;   /* the client half-closed (read returned 0) */
     bool is_closed;
-    bool again;                /* pt_conn_run: run another step (a request ended) */
-    bool is_posted;            /* post is queued */
-    bool tls_read_wants_write; /* TLS read needs the socket writable first */
-    bool tls_write_wants_read; /* TLS write needs the socket readable first */
-    uint8_t listen_idx;        /* which listen entry accepted it */
-    bool is_lingering;         /* write side shut; draining input before close */
+    bool again;         /* pt_conn_run: run another step (a request ended) */
+    bool is_posted;     /* post is queued */
+    uint8_t listen_idx; /* which listen entry accepted it */
+    bool is_lingering;  /* write side shut; draining input before close */
 };
 
 enum pt_proxy_state {
