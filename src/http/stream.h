@@ -7,6 +7,16 @@
  * It never learns which protocol carries the request: the framing (Content-Length, chunks,
  * DATA frames), the connection's fate (keep-alive, close) and the writing are the stream's.
  * The operations only queue: the protocol writes when the socket lets it.
+ *
+ * A handler that relays a body as it comes (the proxy) also uses the streaming operations:
+ * read_body/consume_body give it the request body decoded, as a view of the protocol's input
+ * (no copy); send_borrowed queues response bytes that stay the caller's until flush says they
+ * went out, so the caller holds back its own reads meanwhile (back-pressure); send_end closes
+ * the body; reset abandons the exchange. The protocol calls the handler back (pt_proxy_run)
+ * when its side can move again; resume and yield are how the handler asks for that call.
+ *
+ * Body filters (compression, a cache tee) will sit between a handler and the protocol
+ * (docs/internals/response.md).
  */
 #ifndef PT_HTTP_STREAM_H
 #define PT_HTTP_STREAM_H
@@ -18,6 +28,7 @@
 struct pt_req;
 struct pt_resp_head;
 struct pt_static_file;
+struct pt_str;
 
 struct pt_stream_ops {
     /* Queues h: a final head that went through the response-header stage, or an interim (1xx)
@@ -32,6 +43,42 @@ struct pt_stream_ops {
        that reference instead. */
     void (*send_file)(struct pt_req *r, int fd, struct pt_static_file *ref, uint64_t off,
                       uint64_t len);
+
+    /* ---- streaming (the proxy) ---- */
+    /* The next request body bytes, decoded (no framing), as a view of the protocol's input:
+       PT_OK with view->n > 0 (the same bytes again until consume_body takes them), PT_OK with
+       view->n == 0 at the end of the body (r->req_body.is_done), PT_AGAIN when none are there
+       yet (the body timeout runs; the protocol calls the handler back when bytes come), or a
+       status to answer with: 400 (malformed, cut short), 413 (over limits.body_size), 503. */
+    int (*read_body)(struct pt_req *r, struct pt_str *view);
+    /* Takes the first n bytes of the last view of read_body (they were forwarded). */
+    void (*consume_body)(struct pt_req *r, size_t n);
+    /* The handler is about to want the request body: a client that waits for permission
+       (Expect: 100-continue) is told to send it, unless its input is already here or an
+       answer began. */
+    void (*continue_body)(struct pt_req *r);
+    /* Queues n body bytes without a copy: p stays the caller's, unchanged, until flush returns
+       PT_OK. At most one borrowed piece is queued at a time. Returns 0, or -1. */
+    int (*send_borrowed)(struct pt_req *r, const char *p, size_t n);
+    /* Ends the body (HTTP/1.1: the last chunk when the head went out chunked; nothing when it
+       had a length). Trailers will come here. */
+    void (*send_end)(struct pt_req *r);
+    /* Writes what is queued. PT_OK: all of it went out (borrowed bytes are the caller's
+       again); PT_AGAIN: the client is slow, the caller is called back when it takes more;
+       PT_ERR: the client is gone (the caller resets). */
+    int (*flush)(struct pt_req *r);
+    /* The response was handed over whole and flushed: the protocol logs the request and goes
+       on (HTTP/1.1: the next request or the close). r is gone after the call. */
+    void (*finish)(struct pt_req *r);
+    /* Abandons the exchange after its head went out, or when the client is gone (HTTP/1.1
+       closes the connection; HTTP/2 will reset the stream). Borrowed bytes are dropped. r
+       stays valid until the current event's callbacks return (resume on it does nothing). */
+    void (*reset)(struct pt_req *r);
+    /* Runs the request's step now: the protocol writes what it can and calls the handler
+       back (a wake-up from the handler's own events: upstream readiness, timers). */
+    void (*resume)(struct pt_req *r);
+    /* The same in the next loop iteration (a busy exchange gives the worker's others a turn). */
+    void (*yield)(struct pt_req *r);
 };
 
 #endif
