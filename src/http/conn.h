@@ -102,7 +102,8 @@ struct pt_body {
 
 struct pt_req {
     struct pt_conn *c; /* the protocol's: handlers use stream and the fields below */
-    const struct pt_stream_ops *stream; /* how to answer: the protocol's (http/stream.h) */
+    const struct pt_stream_ops *stream; /* how to answer: the protocol's, or the top filter's */
+    uint8_t n_filters;                  /* body filters on chain (http/stream.h) */
     struct pt_worker *w;                /* the worker that runs it (loop, pool, scratch) */
     const struct pt_sockaddr *peer;     /* the client's address (its connection's peer) */
     struct pt_tls_conn *tls;            /* the client's TLS session; NULL on plain listeners */
@@ -153,6 +154,7 @@ struct pt_req {
     char user_agent[256];
     char lb_key[256];     /* hash or cookie balancer input (at.key borrows it), from dispatch */
     char set_cookie[256]; /* Set-Cookie lines for the response (set_cookie_len bytes) */
+    struct pt_stream_chain chain; /* body filters, n_filters of them (http/stream.h) */
 };
 
 #endif

@@ -15,8 +15,12 @@
  * the body; reset abandons the exchange. The protocol calls the handler back (pt_proxy_run)
  * when its side can move again; resume and yield are how the handler asks for that call.
  *
- * Body filters (compression, a cache tee) will sit between a handler and the protocol
- * (docs/internals/response.md).
+ * Body filters (compression, a cache tee) sit between a handler and the protocol: a filter is
+ * an ops table of its own, pushed on the request's chain (pt_stream_push_filter), whose
+ * operations do their work and call the same operation of the table below them
+ * (pt_stream_below). r->stream is the top of the chain. A request with no filter keeps
+ * r->stream pointed straight at the protocol's table, so an empty chain costs nothing: no
+ * call, no copy, sendfile and the one-writev head stay as they are (docs/internals/response.md).
  */
 #ifndef PT_HTTP_STREAM_H
 #define PT_HTTP_STREAM_H
@@ -80,5 +84,29 @@ struct pt_stream_ops {
     /* The same in the next loop iteration (a busy exchange gives the worker's others a turn). */
     void (*yield)(struct pt_req *r);
 };
+
+/* Most filters one request may carry. */
+#define PT_STREAM_FILTERS_MAX 4
+
+/* A request's filter chain: layer 0 is the protocol's table, layer i (1..n) a filter that
+   wraps layer i - 1. Only pt_req.n_filters is cleared per request; the arrays are written
+   before they are read. */
+struct pt_stream_chain {
+    const struct pt_stream_ops *ops[PT_STREAM_FILTERS_MAX + 1];
+    void *state[PT_STREAM_FILTERS_MAX + 1];
+};
+
+/* Pushes a filter on r's chain: from now on r->stream is ops, whose operations reach the layer
+   below with pt_stream_below. state is the filter's, for this request (the caller owns it).
+   Returns 0, or -1 when the chain is full. */
+int pt_stream_push_filter(struct pt_req *r, const struct pt_stream_ops *ops, void *state);
+
+/* The table below the filter self on r's chain (the next filter or the protocol's). self must
+   be on the chain. */
+const struct pt_stream_ops *pt_stream_below(const struct pt_req *r,
+                                            const struct pt_stream_ops *self);
+
+/* The state the filter self was pushed with on r's chain; NULL when it is not on it. */
+void *pt_stream_filter_state(const struct pt_req *r, const struct pt_stream_ops *self);
 
 #endif
