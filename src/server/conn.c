@@ -120,7 +120,10 @@ static struct pt_req *request_begin(struct pt_conn *c)
     }
     r->c = c;
     r->stream = &pt_h1_stream;
+    r->w = w;
     r->peer = &c->peer;
+    r->tls = pt_transport_tls(&c->t);
+    r->listen_idx = c->listen_idx;
     r->is_tls = pt_transport_is_secure(&c->t);
     r->ws = ws;
     r->cfg = ws->s->cfg;
@@ -240,6 +243,21 @@ static void conn_io(struct pt_io *io, uint32_t events)
     pt_conn_run(c);
 }
 
+/* The timer of a proxied request fired: the client did not take the response within
+   send_timeout (close), or did not send body bytes within body_timeout (the proxy answers 408,
+   or closes once its response began). */
+static void proxy_timeout(struct pt_conn *c)
+{
+    struct pt_req *r = c->r;
+    bool write_blocked = (pt_buf_len(&c->out) || c->slice_len) && !c->t.can_write;
+    bool body_wait =
+        !r->req_body.is_done && !r->req_body.pending && pt_buf_len(&c->in) == 0 && !c->t.can_read;
+    if (write_blocked)
+        pt_conn_close(c);
+    else if (body_wait)
+        pt_proxy_client_timeout(r);
+}
+
 static void conn_timeout(struct pt_timer *t)
 {
     struct pt_conn *c = PT_CONTAINER_OF(t, struct pt_conn, timer);
@@ -260,7 +278,7 @@ static void conn_timeout(struct pt_timer *t)
         return;
     case PT_CS_REQ:
         if (c->r && c->r->pstate != PT_PS_NONE) {
-            pt_proxy_client_timeout(c->r);
+            proxy_timeout(c);
             pt_conn_run(c);
             return;
         }
@@ -981,6 +999,8 @@ static void conn_step(struct pt_conn *c)
         struct pt_req *r = c->r;
         if (r->pstate != PT_PS_NONE) {
             pt_proxy_run(r);
+            if (!c->is_closed && c->r == r && r->pstate == PT_PS_NONE)
+                c->again = true; /* the proxy answered locally: flush it as such */
             return;
         }
         if (r->is_discarding) {

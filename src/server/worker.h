@@ -238,6 +238,8 @@ int pt_proxy_start(struct pt_req *r, const struct pt_req_head *h, const struct p
 void pt_proxy_run(struct pt_req *r);
 /* The client connection is going away: release the upstream side. */
 void pt_proxy_abort(struct pt_req *r);
+/* The client sent no request body bytes within body_timeout: 408, or a reset once the
+   response began. */
 void pt_proxy_client_timeout(struct pt_req *r);
 
 #endif
