@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "handler/static.h"
-#include "server/worker.h"
+#include "handler/handler.h"
 
 /* Fills q's header fields in one pass over the request's headers (the first of each name
    counts), instead of one scan per header. */
@@ -61,7 +61,7 @@ void pt_static_route(struct pt_req *r, const struct pt_req_head *h,
     /* Large enough for PT_STATIC_HDR_MIN + cache_control + 3 x the path (uri_size is 8k by
        default; a longer configured one is answered 500 by -ENOBUFS, never overflowed). */
     static __thread char hdr[32768];
-    const struct pt_snapshot *snap = r->ws->s;
+    const struct pt_handler_res *snap = r->res;
     const struct pt_static_cfg *f = &route->files;
     if (f->index_in_config >= snap->n_roots || !snap->roots[f->index_in_config]) {
         pt_respond_error(r, 500, r->wants_json);

@@ -24,7 +24,7 @@
 #include "handler/geoip.h"
 #include "handler/mime.h"
 #include "handler/static.h"
-#include "server/worker.h"
+#include "handler/handler.h"
 
 /* Finds parameter name in a raw query string; *val gets the raw value of its last occurrence,
    as Netlify reads a repeated parameter. A bare "name" without '=' does not count. */

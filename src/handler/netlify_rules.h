@@ -19,10 +19,8 @@
 #include "http/h1_parse.h"
 #include "route/route.h"
 
-struct pt_conn;
-struct pt_req;
-
 struct pt_geoip;
+struct pt_req;
 
 /* What a Netlify rule's conditions are checked against: one request, as dispatch sees it.
    Build one per request (not per rule tried): the country is looked up once and kept here. */

@@ -45,7 +45,7 @@
 #include "handler/geoip.h"
 #include "handler/netlify_rules.h"
 #include "handler/resp_head.h"
-#include "server/worker.h"
+#include "handler/handler.h"
 #include "tls/tls_transport.h"
 #include "upstream/attempt.h"
 
@@ -538,7 +538,7 @@ static int push_upstream(struct pt_req *r, bool *progress)
                    target is not late for a request it has not had yet: no upstream timer
                    runs until the request is sent (an early response still arrives). */
                 if (!r->resp_head_seen)
-                    pt_timer_stop(&r->w->loop, &u->timer);
+                    pt_timer_stop(r->env->loop, &u->timer);
                 return PT_OK;
             }
             if (rc != PT_OK)
@@ -581,13 +581,13 @@ static int push_upstream(struct pt_req *r, bool *progress)
             /* Whole request sent: the response-head timeout (route timeout or
                per_try_timeout) starts now, and only now. */
             if (!r->resp_head_seen)
-                pt_timer_set(&r->w->loop, &u->timer, pt_attempt_head_timeout(&r->at));
+                pt_timer_set(r->env->loop, &u->timer, pt_attempt_head_timeout(&r->at));
             return PT_OK;
         }
         /* Part of the request went: the same span bounds how long the target may take to
            accept the rest (it is idle, not late, only while we wait on the client above). */
         if (!r->resp_head_seen)
-            pt_timer_set(&r->w->loop, &u->timer, pt_attempt_head_timeout(&r->at));
+            pt_timer_set(r->env->loop, &u->timer, pt_attempt_head_timeout(&r->at));
     }
 }
 
@@ -596,11 +596,11 @@ static int push_upstream(struct pt_req *r, bool *progress)
 static int handle_response_head(struct pt_req *r, size_t hl)
 {
     struct pt_uconn *u = r->at.u;
-    struct pt_worker *w = r->w;
+    const struct pt_handler_env *env = r->env;
     struct pt_h1_response resp;
     memset(&resp, 0, sizeof(resp));
-    resp.headers = w->hdrs;
-    resp.num_headers = w->hdrs_cap;
+    resp.headers = env->hdrs;
+    resp.num_headers = env->hdrs_cap;
     int rc = pt_h1_parse_response(pt_buf_rpos(&u->in), hl, &resp);
     if (rc < 0 || resp.status == 101)
         return FAILED + PT_FAIL_BAD_RESPONSE;
@@ -612,7 +612,7 @@ static int handle_response_head(struct pt_req *r, size_t hl)
         pt_buf_consume(&u->in, (uint32_t)hl);
         return PT_OK;
     }
-    r->at.head_latency_us = (w->loop.now_ms - r->at.start_ms) * 1000u;
+    r->at.head_latency_us = (env->loop->now_ms - r->at.start_ms) * 1000u;
     if (pt_attempt_may_retry_status(&r->at, resp.status, r->has_body)) {
         rc = pt_attempt_retry_status(&r->at, resp.status);
         if (rc != PT_OK)
@@ -643,7 +643,7 @@ static int handle_response_head(struct pt_req *r, size_t hl)
     r->resp_head_seen = true;
     r->response_started = true;
     r->status = resp.status;
-    pt_timer_set(&w->loop, &u->timer, r->at.timeout_ms);
+    pt_timer_set(env->loop, &u->timer, r->at.timeout_ms);
     if (b->is_done)
         r->stream->send_end(r);
     return PT_OK;
@@ -730,7 +730,7 @@ static int pull_upstream(struct pt_req *r, bool *progress)
             u->in.tail += (uint32_t)n;
             *progress = true;
             if (r->resp_head_seen)
-                pt_timer_set(&r->w->loop, &u->timer, r->at.timeout_ms);
+                pt_timer_set(r->env->loop, &u->timer, r->at.timeout_ms);
             continue;
         }
         if (n == 0) {
@@ -801,7 +801,7 @@ void pt_proxy_run(struct pt_req *r)
             }
             if (hs == PT_AGAIN)
                 goto client_side;
-            pt_timer_set(&r->w->loop, &u->timer, pt_attempt_head_timeout(&r->at));
+            pt_timer_set(r->env->loop, &u->timer, pt_attempt_head_timeout(&r->at));
             progress = true;
         }
         if (u && !u->is_connecting && !u->t.is_handshaking) {
@@ -874,17 +874,17 @@ static void capture_lb_key(struct pt_req *r, const struct pt_req_head *h, const 
 int pt_proxy_start(struct pt_req *r, const struct pt_req_head *h, const struct pt_route_match *m,
                    const char *path, size_t path_len, struct pt_str query)
 {
-    struct pt_worker *w = r->w;
+    const struct pt_handler_env *env = r->env;
     const struct pt_proxy_cfg *pc = &r->route->proxy;
     const struct pt_upstream_cfg *ups = pc->upstream;
     if (pc->n_split) {
         const struct pt_split_cfg *drawn;
-        ups = pt_split_choose(pc, h, pt_worker_random(w), &drawn);
+        ups = pt_split_choose(pc, h, env->random(env->random_arg), &drawn);
         if (drawn)
             add_set_cookie(r, PT_SPLIT_COOKIE, drawn->to, strlen(drawn->to));
     }
-    const struct pt_snapshot *snap = r->ws->s;
-    struct pt_attempt_ctx ctx = {&w->loop,      &w->upool,       r->ws->lb,
+    const struct pt_handler_res *snap = r->res;
+    struct pt_attempt_ctx ctx = {env->loop,     env->upool,      r->lb,
                                  snap->ups_tls, snap->n_ups_tls, r->request_id};
     pt_attempt_init(&r->at, &ctx, ups, &snap->urt->ups[ups->index], r->method_id,
                     pc->timeout_ms ? pc->timeout_ms : 30000, &attempt_ops, r);

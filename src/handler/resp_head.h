@@ -7,7 +7,7 @@
 
 #include <stdbool.h>
 
-#include "http/conn.h"
+#include "handler/request.h"
 #include "http/fields.h"
 
 /* Applies the stage to h, a final head that r's handler made. is_proxied says that the fields

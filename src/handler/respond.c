@@ -22,7 +22,7 @@
 #include "handler/mime.h"
 #include "handler/netlify_rules.h"
 #include "handler/resp_head.h"
-#include "server/worker.h"
+#include "handler/handler.h"
 
 int pt_respond_head(struct pt_req *r, int status, int64_t content_length, const char *extra,
                     size_t extra_len)

@@ -16,8 +16,9 @@
  * when its side can move again; resume and yield are how the handler asks for that call.
  *
  * Body filters (compression, a cache tee) sit between a handler and the protocol: a filter is
- * an ops table of its own, pushed on the request's chain (pt_stream_push_filter), whose
- * operations do their work and call the same operation of the table below them
+ * an ops table of its own, pushed on the request's chain (pt_stream_push_filter, with
+ * pt_stream_below and pt_stream_filter_state in handler/request.h, since they touch the request),
+ * whose operations do their work and call the same operation of the table below them
  * (pt_stream_below). r->stream is the top of the chain. A request with no filter keeps
  * r->stream pointed straight at the protocol's table, so an empty chain costs nothing: no
  * call, no copy, sendfile and the one-writev head stay as they are (docs/internals/response.md).
@@ -95,18 +96,5 @@ struct pt_stream_chain {
     const struct pt_stream_ops *ops[PT_STREAM_FILTERS_MAX + 1];
     void *state[PT_STREAM_FILTERS_MAX + 1];
 };
-
-/* Pushes a filter on r's chain: from now on r->stream is ops, whose operations reach the layer
-   below with pt_stream_below. state is the filter's, for this request (the caller owns it).
-   Returns 0, or -1 when the chain is full. */
-int pt_stream_push_filter(struct pt_req *r, const struct pt_stream_ops *ops, void *state);
-
-/* The table below the filter self on r's chain (the next filter or the protocol's). self must
-   be on the chain. */
-const struct pt_stream_ops *pt_stream_below(const struct pt_req *r,
-                                            const struct pt_stream_ops *self);
-
-/* The state the filter self was pushed with on r's chain; NULL when it is not on it. */
-void *pt_stream_filter_state(const struct pt_req *r, const struct pt_stream_ops *self);
 
 #endif

@@ -44,8 +44,10 @@
 
 #include "core/log.h"
 #include "core/sock.h"
+#include "handler/handler.h"
 #include "handler/netlify_rules.h"
 #include "handler/static.h"
+#include "server/conn.h"
 #include "server/pipeline.h"
 #include "server/worker.h"
 #include "tls/acme.h"
@@ -121,11 +123,14 @@ static struct pt_req *request_begin(struct pt_conn *c)
     r->c = c;
     r->stream = &pt_h1_stream;
     r->w = w;
+    r->env = &w->env;
     r->peer = &c->peer;
     r->tls = pt_transport_tls(&c->t);
     r->listen_idx = c->listen_idx;
     r->is_tls = pt_transport_is_secure(&c->t);
     r->ws = ws;
+    r->res = &ws->s->res;
+    r->lb = ws->lb;
     r->cfg = ws->s->cfg;
     r->start_ms = w->loop.now_ms;
     r->minor_version = 1;
@@ -536,12 +541,12 @@ void pt_conn_request_done(struct pt_conn *c)
 static bool ensure_scratch(struct pt_worker *w, const struct pt_config *cfg)
 {
     size_t nh = cfg->limits.headers ? cfg->limits.headers : 1;
-    if (w->hdrs_cap < nh) {
-        struct pt_field *h = realloc(w->hdrs, nh * sizeof(*h));
+    if (w->env.hdrs_cap < nh) {
+        struct pt_field *h = realloc(w->env.hdrs, nh * sizeof(*h));
         if (!h)
             return false;
-        w->hdrs = h;
-        w->hdrs_cap = nh;
+        w->env.hdrs = h;
+        w->env.hdrs_cap = nh;
     }
     size_t np = (size_t)cfg->limits.uri_size + 2;
     if (w->path_cap < np) {
@@ -627,7 +632,7 @@ static void dispatch(struct pt_conn *c, size_t head_len)
 
     struct pt_h1_request h;
     memset(&h, 0, sizeof(h));
-    h.headers = w->hdrs;
+    h.headers = w->env.hdrs;
     h.num_headers = cfg->limits.headers;
     int rc = pt_h1_parse_request(pt_buf_rpos(&c->in), head_len, &h, cfg->limits.uri_size);
     /* The host is kept whole or refused, never cut: a shortened name would reach the backend

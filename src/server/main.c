@@ -153,10 +153,10 @@ static int open_resources(struct pt_snapshot *s, const struct pt_snapshot *prev,
 {
     const struct pt_config *cfg = s->cfg;
     if (cfg->n_static_routes) {
-        s->roots = calloc(cfg->n_static_routes, sizeof(*s->roots));
-        if (!s->roots)
+        s->res.roots = calloc(cfg->n_static_routes, sizeof(*s->res.roots));
+        if (!s->res.roots)
             goto oom;
-        s->n_roots = cfg->n_static_routes;
+        s->res.n_roots = cfg->n_static_routes;
     }
     const char **rule_files; /* never served by a static route (Netlify never serves them) */
     size_t n_rule_files;
@@ -183,7 +183,7 @@ static int open_resources(struct pt_snapshot *s, const struct pt_snapshot *prev,
             st.hidden = rule_files;
             st.n_hidden = n_rule_files;
             char e[256] = "";
-            if (pt_static_root_open(&st, &s->roots[f->index_in_config], e, sizeof(e)) < 0) {
+            if (pt_static_root_open(&st, &s->res.roots[f->index_in_config], e, sizeof(e)) < 0) {
                 free(rule_files);
                 snprintf(err, errlen, "%s:%d:%d: static: %s", cfg->path, rc->pos.line, rc->pos.col,
                          e);
@@ -242,10 +242,10 @@ static int open_resources(struct pt_snapshot *s, const struct pt_snapshot *prev,
         if (prev && j < prev->n_listen_tls && prev->listen_tls[j])
             pt_tls_ctx_inherit_ticket_keys(s->listen_tls[j], prev->listen_tls[j]);
     }
-    s->ups_tls = calloc(cfg->n_upstreams ? cfg->n_upstreams : 1, sizeof(*s->ups_tls));
-    if (!s->ups_tls)
+    s->res.ups_tls = calloc(cfg->n_upstreams ? cfg->n_upstreams : 1, sizeof(*s->res.ups_tls));
+    if (!s->res.ups_tls)
         goto oom;
-    s->n_ups_tls = cfg->n_upstreams;
+    s->res.n_ups_tls = cfg->n_upstreams;
     for (size_t i = 0; i < cfg->n_upstreams; i++) {
         const struct pt_upstream_cfg *u = cfg->upstreams[i];
         bool https = false;
@@ -261,8 +261,8 @@ static int open_resources(struct pt_snapshot *s, const struct pt_snapshot *prev,
         cs.key_file = u->key;
         struct pt_tls_err te;
         memset(&te, 0, sizeof(te));
-        s->ups_tls[i] = pt_tls_client_ctx_new(&cs, &te);
-        if (!s->ups_tls[i]) {
+        s->res.ups_tls[i] = pt_tls_client_ctx_new(&cs, &te);
+        if (!s->res.ups_tls[i]) {
             snprintf(err, errlen, "%s:%d:%d: upstream \"%s\": %s", cfg->path, u->pos.line,
                      u->pos.col, u->name, te.msg);
             return -1;
@@ -271,7 +271,7 @@ static int open_resources(struct pt_snapshot *s, const struct pt_snapshot *prev,
     /* Mapped anew for every snapshot: a reload picks up a database replaced on disk. */
     if (cfg->geoip.database) {
         char e[512] = "";
-        if (pt_geoip_open(cfg->geoip.database, &s->geoip, e, sizeof(e)) < 0) {
+        if (pt_geoip_open(cfg->geoip.database, &s->res.geoip, e, sizeof(e)) < 0) {
             snprintf(err, errlen, "%s:%d:%d: geoip database \"%s\": %s", cfg->path,
                      cfg->geoip.pos.line, cfg->geoip.pos.col, cfg->geoip.database, e);
             return -1;
@@ -305,8 +305,8 @@ static struct pt_snapshot *snapshot_of(struct pt_config *cfg, char *err, size_t 
     s->access_fd = -1;
     /* Target state (health verdicts, ejections, load) carries over from the previous snapshot
        for targets that did not change. */
-    s->urt = pt_upstreams_rt_create(cfg, prev ? prev->urt : NULL, pt_upstream_now_ms());
-    if (!s->urt) {
+    s->res.urt = pt_upstreams_rt_create(cfg, prev ? prev->res.urt : NULL, pt_upstream_now_ms());
+    if (!s->res.urt) {
         snprintf(err, errlen, "%s: out of memory", path);
         goto fail_snap;
     }
@@ -469,7 +469,7 @@ static struct pt_snapshot *reload(const char *path, struct pt_snapshot *cur,
         acme_follow(s->cfg, NULL, 0);
     /* The checker moves to the new target state before the old snapshot can be freed. */
     if (hc)
-        pt_health_update(hc, s->urt);
+        pt_health_update(hc, s->res.urt);
     for (uint32_t i = 0; i < n_workers; i++)
         pt_worker_publish(&workers[i], s);
     pt_snapshot_release_listeners(cur); /* removed listeners close once the workers let go */
@@ -661,7 +661,7 @@ static int cmd_run(const char *path)
     }
     /* Everything that can fail for want of a file descriptor is made before the listeners
        open: once a port accepts, the process is up, however a connection flood follows. */
-    hc = pt_health_create(snap->urt);
+    hc = pt_health_create(snap->res.urt);
     if (!hc || pt_health_start(hc) < 0) {
         fprintf(stderr, "portico: cannot start the health checker\n");
         goto out;

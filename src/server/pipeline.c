@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "handler/handler.h"
 #include "handler/netlify_rules.h"
 #include "tls/acme.h"
 
@@ -164,7 +165,7 @@ void pt_pipeline_run(struct pt_req *r, const struct pt_req_head *h)
                            .host = host,
                            .query = query,
                            .cfg = ws->s->cfg,
-                           .geoip = ws->s->geoip};
+                           .geoip = ws->s->res.geoip};
     while (site) {
         int mm = 0;
         route = pt_router_match_from(ws->s->router, site, h->method_id, h->method, mpath, mlen, &m,

@@ -68,19 +68,19 @@ void pt_snapshot_unref(struct pt_snapshot *s)
     if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
         return;
     pt_router_free(s->router);
-    pt_upstreams_rt_free(s->urt);
-    for (size_t i = 0; i < s->n_roots; i++)
-        pt_static_root_free(s->roots[i]);
-    free(s->roots);
+    pt_upstreams_rt_free(s->res.urt);
+    for (size_t i = 0; i < s->res.n_roots; i++)
+        pt_static_root_free(s->res.roots[i]);
+    free(s->res.roots);
     for (size_t i = 0; i < s->n_listen_tls; i++)
         if (s->listen_tls[i])
             pt_tls_ctx_unref(s->listen_tls[i]);
     free(s->listen_tls);
-    for (size_t i = 0; i < s->n_ups_tls; i++)
-        if (s->ups_tls[i])
-            pt_tls_client_ctx_unref(s->ups_tls[i]);
-    free(s->ups_tls);
-    pt_geoip_close(s->geoip);
+    for (size_t i = 0; i < s->res.n_ups_tls; i++)
+        if (s->res.ups_tls[i])
+            pt_tls_client_ctx_unref(s->res.ups_tls[i]);
+    free(s->res.ups_tls);
+    pt_geoip_close(s->res.geoip);
     for (size_t i = 0; i < s->n_lsocks; i++) {
         if (s->holds_opens)
             pt_lsock_open_put(s->lsocks[i]);
@@ -206,6 +206,12 @@ static uint64_t xorshift128p(uint64_t s[2])
 uint64_t pt_worker_random(struct pt_worker *w)
 {
     return xorshift128p(w->rid_seed);
+}
+
+/* pt_handler_env.random for the worker's requests. */
+static uint64_t env_random(void *arg)
+{
+    return pt_worker_random(arg);
 }
 
 size_t pt_worker_request_id(struct pt_worker *w, char *out)
@@ -638,6 +644,10 @@ int pt_worker_init(struct pt_worker *w, int id)
     if (rc < 0)
         return rc;
     pt_upool_init(&w->upool, &w->loop);
+    w->env.loop = &w->loop;
+    w->env.upool = &w->upool;
+    w->env.random = env_random;
+    w->env.random_arg = w;
     pt_timer_init(&w->drain_timer, on_drain_timeout);
     pt_timer_init(&w->accept_timer, on_accept_timer);
     w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -694,7 +704,7 @@ static void *worker_main(void *arg)
         w->free_reqs = (struct pt_req *)(void *)r->c;
         free(r);
     }
-    free(w->hdrs);
+    free(w->env.hdrs);
     free(w->path_buf);
     free(w->log_buf);
     pt_buf_cache_drain();

@@ -21,17 +21,15 @@
 
 #include "config/config.h"
 #include "core/loop.h"
-#include "http/conn.h"
+#include "handler/request.h"
 #include "http/fields.h"
 #include "route/route.h"
+#include "server/conn.h"
 #include "upstream/balance.h"
+#include "upstream/target.h"
 #include "upstream/uconn.h"
 
-struct pt_static_root;
 struct pt_tls_ctx;
-struct pt_tls_client_ctx;
-struct pt_geoip;
-#include "upstream/target.h"
 
 /*
  * A listening socket, shared by every worker (worker.c says why). Two counts: refs keeps the
@@ -60,14 +58,11 @@ struct pt_snapshot {
     uint64_t generation; /* 1, 2, ... per successful load */
     struct pt_config *cfg;
     struct pt_router *router;
-    struct pt_upstreams_rt *urt;   /* shared target state (health, load, ejections) */
-    struct pt_static_root **roots; /* per static route (files.index_in_config) */
-    size_t n_roots;
+    /* what its handlers use: target state, static roots, upstream TLS, GeoIP; requests point
+       at it (pt_req.res) */
+    struct pt_handler_res res;
     struct pt_tls_ctx **listen_tls; /* per listen entry; NULL for plain listeners */
     size_t n_listen_tls;
-    struct pt_tls_client_ctx **ups_tls; /* per upstream with https targets; else NULL */
-    size_t n_ups_tls;
-    struct pt_geoip *geoip;   /* geoip.database, mapped for this snapshot; NULL when not set */
     int access_fd;            /* -1 when access logging is off */
     bool owns_access_fd;      /* false for stdout/stderr */
     struct pt_lsock **lsocks; /* per listen entry (run only; NULL for check); one ref each */
@@ -121,8 +116,9 @@ struct pt_worker {
     struct pt_conn conns;          /* list head of client connections */
     size_t n_conns;
     uint64_t next_conn_id;
-    struct pt_field *hdrs; /* scratch header array for parsing (limits.headers) */
-    size_t hdrs_cap;
+    /* What its requests' handlers use: pointers to loop and upool, the scratch header array
+       for parsing (env.hdrs, env.hdrs_cap: limits.headers), the random source. */
+    struct pt_handler_env env;
     char *path_buf; /* scratch for the normalised path */
     size_t path_cap;
     struct pt_upool upool;    /* idle upstream connections (upstream/uconn.h) */
@@ -179,67 +175,5 @@ void pt_worker_pause_accept(struct pt_worker *w, uint32_t ms);
    connection (so that client hears something now), reopens the reserve, and pauses accepting
    for a moment. Logs at a bounded rate. */
 void pt_worker_accept_exhausted(struct pt_worker *w, struct pt_listener *l, int err);
-
-/* Client connection lifecycle (server/conn.c). */
-/* The HTTP/1.1 stream operations (h1_stream.c) every request on a client connection uses. */
-extern const struct pt_stream_ops pt_h1_stream;
-
-void pt_conn_accept(struct pt_listener *l);
-void pt_conn_close(struct pt_conn *c);
-/* Drives a client connection after its handler made progress. */
-void pt_conn_run(struct pt_conn *c);
-/* Ends the request in progress: logs it, then reads the next one or closes. */
-void pt_conn_request_done(struct pt_conn *c);
-/* Called before a local answer to r (whose head is well framed): arranges for a request body
-   the answer leaves unread to be read and dropped, or for the connection to close after it. */
-void pt_conn_plan_discard(struct pt_req *r);
-/* Reads from the client through its transport (plain or TLS). Returns bytes, 0 at EOF, -EAGAIN
-   (c->t's readiness flags updated: wait for the next event) or another negative value. */
-ssize_t pt_conn_read(struct pt_conn *c, void *buf, size_t len);
-/* Writes c->out then the slice. Returns PT_OK when everything went out, PT_AGAIN when the
-   socket is full (send timer armed), or PT_ERR when the connection failed. */
-int pt_conn_flush(struct pt_conn *c);
-/* Continues c in the next loop iteration (a busy stream yielding to the worker's others). */
-void pt_conn_yield(struct pt_conn *c);
-/* Closes idle connections; used when draining. */
-void pt_conn_close_idle(struct pt_worker *w);
-
-/* Handlers (handler/). */
-/* Queues a complete Portico response (status, optional extra header lines, body) on r's stream.
-   The body must outlive the response (the snapshot's memory); it may be sent from where it is. */
-int pt_respond_simple(struct pt_req *r, int status, const char *extra_headers, size_t extra_len,
-                      const char *body, size_t body_len);
-/* pt_respond_simple for a body on the caller's stack: it is copied. */
-int pt_respond_copy(struct pt_req *r, int status, const char *extra, size_t extra_len,
-                    const char *body, size_t body_len);
-/* Queues a response head: Portico's standard lines (Server, Date, X-Request-Id, Connection,
-   HSTS on TLS), Content-Length unless content_length < 0, then extra (whole CRLF-ended lines). */
-int pt_respond_head(struct pt_req *r, int status, int64_t content_length, const char *extra,
-                    size_t extra_len);
-/* Queues Portico's error page for status (HTML or JSON by Accept). */
-int pt_respond_error(struct pt_req *r, int status, bool wants_json);
-/* Same, with extra header lines (Allow, Content-Range). */
-int pt_respond_error_extra(struct pt_req *r, int status, bool wants_json, const char *lines,
-                           size_t lines_len);
-int pt_respond_route(struct pt_req *r, const struct pt_route_cfg *route);
-int pt_redirect_route(struct pt_req *r, const struct pt_route_cfg *route,
-                      const struct pt_route_match *m, struct pt_str query);
-
-/* Static files (handler/files.c): answers r from the route's directory. */
-void pt_static_route(struct pt_req *r, const struct pt_req_head *h,
-                     const struct pt_route_cfg *route, const struct pt_route_match *m,
-                     const char *path, size_t path_len, struct pt_str query);
-/* Proxy (handler/proxy.c). Starts proxying r; hdrs are the parsed request headers (valid only
-   during the call). Returns PT_OK (the proxy drives the request from now on) or an HTTP status
-   to answer locally (>= 400). */
-int pt_proxy_start(struct pt_req *r, const struct pt_req_head *h, const struct pt_route_match *m,
-                   const char *path, size_t path_len, struct pt_str query);
-/* Makes whatever progress the proxy can (called on client or upstream readiness). */
-void pt_proxy_run(struct pt_req *r);
-/* The client connection is going away: release the upstream side. */
-void pt_proxy_abort(struct pt_req *r);
-/* The client sent no request body bytes within body_timeout: 408, or a reset once the
-   response began. */
-void pt_proxy_client_timeout(struct pt_req *r);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * test_stream.c - the request's chain of body filters (src/http/stream.c): an empty chain
+ * test_stream.c - the request's chain of body filters (src/handler/request.c): an empty chain
  * leaves r->stream on the protocol's table; identity filters pass every call down unchanged.
  */
 #include <setjmp.h>
@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "http/conn.h"
+#include "handler/request.h"
 #include "http/fields.h"
 #include "http/stream.h"
 

@@ -1,80 +1,69 @@
 /*
- * conn.h - the objects of one HTTP/1.1 exchange: client connection and request. The upstream
- * connection is in upstream/uconn.h, the request's attempts on an upstream (embedded here as
- * pt_req.at) in upstream/attempt.h.
+ * request.h - the request every handler answers, whichever protocol carries it (struct
+ * pt_req), and what the server lends it: the worker's services (struct pt_handler_env) and the
+ * snapshot's resources (struct pt_handler_res). The client connection that carries a request
+ * over HTTP/1.1 is the server's (server/conn.h); the upstream connection is in upstream/uconn.h,
+ * the request's attempts on an upstream (embedded here as pt_req.at) in upstream/attempt.h.
  *
  * Lifetimes nest: worker -> client connection -> request -> upstream connection (borrowed from
- * the worker's keep-alive pool, upstream/uconn.h, for the length of one request). A connection
- * never changes thread, so none of this is locked. Buffers are taken while there are bytes to hold and given
- * back when idle (core/buf.h), which is what keeps 10,000 idle keep-alive connections cheap.
+ * the worker's keep-alive pool, upstream/uconn.h, for the length of one request). A request
+ * never changes thread, so none of this is locked.
  *
- * Data moves without copies where it can: a request head is parsed in place in c->in; bodies are
- * written straight from the buffer they were read into (a "slice" written after the small
- * framing buffer with one writev). Only heads are rewritten, once each.
+ * A handler reaches nothing of the server but through the request: it answers through
+ * r->stream (http/stream.h) and takes the loop, the upstream pool, the balancer state, scratch
+ * and random numbers from r->env, r->lb and r->res, which the protocol sets when the request
+ * begins (a few pointer stores; nothing is allocated). r->c, r->w and r->ws are the server's:
+ * a handler never looks through them.
  */
-#ifndef PT_HTTP_CONN_H
-#define PT_HTTP_CONN_H
+#ifndef PT_HANDLER_REQUEST_H
+#define PT_HANDLER_REQUEST_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "config/config.h"
 #include "core/buf.h"
 #include "core/common.h"
 #include "core/loop.h"
-#include "core/transport.h"
+#include "http/fields.h"
 #include "http/h1_parse.h"
 #include "http/stream.h"
 #include "route/route.h"
 #include "upstream/attempt.h"
 
+struct pt_conn;
+struct pt_geoip;
+struct pt_lb_worker;
+struct pt_static_root;
+struct pt_tls_client_ctx;
 struct pt_tls_conn;
-
+struct pt_upool;
+struct pt_upstreams_rt;
 struct pt_worker;
-struct pt_static_file;
 struct pt_wsnap;
-struct pt_req;
 
-enum pt_conn_state {
-    PT_CS_HANDSHAKE = 0, /* transport handshake in progress (TLS listeners only) */
-    PT_CS_HEAD,          /* waiting for (the rest of) a request head; keep-alive idle when empty */
-    PT_CS_REQ,           /* a request is being handled */
-    PT_CS_CLOSING,       /* flushing a last response, then close */
+/* What one configuration snapshot holds for its handlers, built with it on the main thread and
+   immutable while any request uses it (server/worker.h embeds it in struct pt_snapshot). */
+struct pt_handler_res {
+    struct pt_upstreams_rt *urt;   /* shared target state (health, load, ejections) */
+    struct pt_static_root **roots; /* per static route (files.index_in_config) */
+    size_t n_roots;
+    struct pt_tls_client_ctx **ups_tls; /* per upstream with https targets; else NULL */
+    size_t n_ups_tls;
+    struct pt_geoip *geoip; /* geoip.database, mapped for this snapshot; NULL when not set */
 };
 
-struct pt_conn {
-    struct pt_io io;
-    struct pt_transport t; /* plain or TLS over io.fd; holds the readiness flags */
-    struct pt_timer timer; /* header, keep-alive, body and send timeouts */
-    struct pt_defer defer;
-    struct pt_defer post; /* pt_loop_post: continue in the next loop iteration */
-    struct pt_worker *w;
-    struct pt_conn *prev, *next; /* worker's list of client connections */
-    struct pt_buf in;            /* bytes from the client: heads, then body */
-    struct pt_buf out;           /* bytes to the client written before the slice */
-    const char *slice;           /* borrowed body bytes written after out (zero copy) */
-    uint32_t slice_len;
-    struct pt_req *r;   /* request in progress, NULL between requests */
-    int file_fd;        /* file body being sent after out and the slice (-1: none) */
-    uint64_t file_off;  /* next byte of file_fd to send */
-    uint64_t file_left; /* bytes of file_fd still to send */
-    /* Non-NULL: file_fd is shared with the static file cache; drop this reference with
-       pt_static_file_unref (handler/static.h) instead of closing file_fd. */
-    struct pt_static_file *file_ref;
-    struct pt_sockaddr peer;
-    uint64_t id;               /* connection number, for logs */
-    uint64_t head_deadline_ms; /* header_timeout deadline of the head being read */
-    size_t head_scan;          /* pt_h1_find_head_end position in in */
-    uint32_t n_requests;
-    uint8_t state; /* enum pt_conn_state */
-    bool is_eof;   /* the client half-closed (read returned 0) */
-    bool is_closed;
-    bool again;          /* pt_conn_run: run another step (a request ended) */
-    bool is_posted;      /* post is queued */
-    uint8_t listen_idx;  /* which listen entry accepted it */
-    bool is_lingering;   /* write side shut; draining input before close */
-    bool is_chunked_out; /* the response in progress goes out in chunks (h1_stream.c) */
-    bool chunk_open;     /* a chunk's data is queued; its CRLF is not yet */
+/* What a worker lends the handlers of its requests, filled once when the worker is made
+   (server/worker.c) and valid for the worker's life. */
+struct pt_handler_env {
+    struct pt_loop *loop;   /* the worker's loop: timers, the clock (now_ms) */
+    struct pt_upool *upool; /* idle upstream connections (upstream/uconn.h) */
+    struct pt_field *hdrs;  /* scratch header array for parsing a head (limits.headers) */
+    size_t hdrs_cap;
+    /* A fast pseudo-random number (not for secrets: split draws, tie breaks). */
+    uint64_t (*random)(void *random_arg);
+    void *random_arg;
 };
 
 enum pt_proxy_state {
@@ -100,7 +89,10 @@ struct pt_req {
     struct pt_conn *c; /* the protocol's: handlers use stream and the fields below */
     const struct pt_stream_ops *stream; /* how to answer: the protocol's, or the top filter's */
     uint8_t n_filters;                  /* body filters on chain (http/stream.h) */
-    struct pt_worker *w;                /* the worker that runs it (loop, pool, scratch) */
+    struct pt_worker *w;                /* the worker that runs it (the server's: opaque here) */
+    const struct pt_handler_env *env;   /* the worker's services (loop, pool, scratch, random) */
+    const struct pt_handler_res *res;   /* the snapshot's resources (== ws's) */
+    struct pt_lb_worker *lb;            /* this worker's balancers for ws's snapshot */
     const struct pt_sockaddr *peer;     /* the client's address (its connection's peer) */
     struct pt_tls_conn *tls;            /* the client's TLS session; NULL on plain listeners */
     uint8_t listen_idx;                 /* the listen entry the request came in on */
@@ -152,5 +144,18 @@ struct pt_req {
     char set_cookie[256]; /* Set-Cookie lines for the response (set_cookie_len bytes) */
     struct pt_stream_chain chain; /* body filters, n_filters of them (http/stream.h) */
 };
+
+/* Pushes a filter on r's chain: from now on r->stream is ops, whose operations reach the layer
+   below with pt_stream_below. state is the filter's, for this request (the caller owns it).
+   Returns 0, or -1 when the chain is full. */
+int pt_stream_push_filter(struct pt_req *r, const struct pt_stream_ops *ops, void *state);
+
+/* The table below the filter self on r's chain (the next filter or the protocol's). self must
+   be on the chain. */
+const struct pt_stream_ops *pt_stream_below(const struct pt_req *r,
+                                            const struct pt_stream_ops *self);
+
+/* The state the filter self was pushed with on r's chain; NULL when it is not on it. */
+void *pt_stream_filter_state(const struct pt_req *r, const struct pt_stream_ops *self);
 
 #endif

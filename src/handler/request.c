@@ -1,5 +1,6 @@
 /*
- * stream.c - a request's chain of body filters (http/stream.h).
+ * request.c - a request's chain of body filters (the ops of http/stream.h, on the request of
+ * handler/request.h).
  *
  * The chain is a few pointers in the request, written when a filter is pushed: layer 0 keeps
  * the protocol's table, which r->stream pointed at until then, and r->stream moves to the new
@@ -7,8 +8,7 @@
  * entries), so its operations keep the same signature as the protocol's. Nothing here runs
  * for a request without filters.
  */
-#include "http/conn.h"
-#include "http/stream.h"
+#include "handler/request.h"
 
 int pt_stream_push_filter(struct pt_req *r, const struct pt_stream_ops *ops, void *state)
 {
