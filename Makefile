@@ -138,7 +138,7 @@ format-check:
 ban-check:
 	@scripts/ban-check.sh
 
-layer-check:
+layer-check: build/portico
 	@scripts/layer-check.sh
 
 # The test tools are installed first, by a separate step: a prerequisite could run in parallel

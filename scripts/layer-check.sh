@@ -55,5 +55,45 @@ if [ -f "$exceptions" ]; then
         fi
     done <"$exceptions"
 fi
+# The same map at link level, when a build is there (make layer-check builds first): no object
+# of a layer may use a function or variable that only a higher layer defines, whatever it
+# declares for itself.
+objs=${LAYER_CHECK_OBJS:-build/release/src}
+if [ -d "$objs" ] && command -v nm >/dev/null; then
+    syms=$(mktemp)
+    trap 'rm -f "$found" "$syms"' EXIT
+    for d in src/*/; do
+        layer=${d#src/}
+        layer=${layer%/}
+        echo "A $layer $(uses "$layer")"
+    done >"$syms"
+    for f in src/*/*.c; do
+        o="$objs/${f#src/}"
+        o="${o%.c}.o"
+        [ -f "$o" ] || continue
+        layer=${f#src/}
+        layer=${layer%%/*}
+        nm "$o" | awk -v o="$o" -v l="$layer" '
+            $1 == "U" { print "U", $2, o, l; next }
+            $2 ~ /^[TDBR]$/ { print "D", $3, l }'
+    done >>"$syms"
+    if ! awk '
+        $1 == "A" { a = " "; for (i = 3; i <= NF; i++) a = a $i " "; allowed[$2] = a; next }
+        $1 == "D" { def[$2] = $3; next }
+        $1 == "U" { use[++n] = $2 " " $3 " " $4 }
+        END {
+            bad = 0
+            for (i = 1; i <= n; i++) {
+                split(use[i], f, " ")
+                owner = def[f[1]]
+                if (owner == "" || owner == f[3] || index(allowed[f[3]], " " owner " ")) continue
+                printf "layer-check: %s uses %s, defined in %s/: %s/ may use only:%s\n", f[2], f[1], owner, f[3], allowed[f[3]] > "/dev/stderr"
+                bad = 1
+            }
+            exit bad
+        }' "$syms"; then
+        status=1
+    fi
+fi
 [ "$status" -eq 0 ] && echo "layer-check: clean"
 exit "$status"
