@@ -28,6 +28,8 @@
 #include "upstream/attempt.h"
 
 struct pt_tls_conn;
+struct pt_h2_session;
+struct pt_h2_stream;
 
 struct pt_worker;
 struct pt_static_file;
@@ -39,6 +41,7 @@ enum pt_conn_state {
     PT_CS_HEAD,          /* waiting for (the rest of) a request head; keep-alive idle when empty */
     PT_CS_REQ,           /* a request is being handled */
     PT_CS_CLOSING,       /* flushing a last response, then close */
+    PT_CS_H2,            /* an HTTP/2 session runs the connection (server/h2_conn.c) */
 };
 
 struct pt_conn {
@@ -52,11 +55,12 @@ struct pt_conn {
     struct pt_buf out;           /* bytes to the client written before the slice */
     const char *slice;           /* borrowed body bytes written after out (zero copy) */
     uint32_t slice_len;
-    struct pt_req *r;        /* request in progress, NULL between requests */
-    struct pt_tls_conn *tls; /* NULL on plain listeners */
-    int file_fd;             /* file body being sent after out and the slice (-1: none) */
-    uint64_t file_off;       /* next byte of file_fd to send */
-    uint64_t file_left;      /* bytes of file_fd still to send */
+    struct pt_req *r;         /* request in progress, NULL between requests */
+    struct pt_tls_conn *tls;  /* NULL on plain listeners */
+    struct pt_h2_session *h2; /* non-NULL in state PT_CS_H2: the HTTP/2 session */
+    int file_fd;              /* file body being sent after out and the slice (-1: none) */
+    uint64_t file_off;        /* next byte of file_fd to send */
+    uint64_t file_left;       /* bytes of file_fd still to send */
     /* Non-NULL: file_fd is shared with the static file cache; drop this reference with
        pt_static_file_unref (handler/static.h) instead of closing file_fd. */
     struct pt_static_file *file_ref;
@@ -77,6 +81,8 @@ struct pt_conn {
     bool tls_write_wants_read; /* TLS write needs the socket readable first */
     uint8_t listen_idx;        /* which listen entry accepted it */
     bool is_lingering;         /* write side shut; draining input before close */
+    bool may_h2c; /* plain listener with http2: true, no byte of HTTP/1.1 seen yet: a client
+                     preface makes it an HTTP/2 connection (RFC 9113 §3.3) */
 };
 
 enum pt_proxy_state {
@@ -100,6 +106,7 @@ struct pt_body {
 struct pt_req {
     struct pt_conn *c;
     const struct pt_stream_ops *stream; /* how to answer: the protocol's (http/stream.h) */
+    struct pt_h2_stream *h2s;           /* the HTTP/2 stream carrying it; NULL on HTTP/1.1 */
     const struct pt_sockaddr *peer;     /* the client's address (its connection's peer) */
     bool is_tls;                        /* the request came over TLS */
     struct pt_wsnap *ws;                /* snapshot this request runs on (holds a use) */

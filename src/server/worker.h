@@ -199,6 +199,16 @@ ssize_t pt_conn_read(struct pt_conn *c, void *buf, size_t len);
 /* Writes c->out then the slice. Returns PT_OK when everything went out, PT_AGAIN when the
    socket is full (send timer armed), or PT_ERR when the connection failed. */
 int pt_conn_flush(struct pt_conn *c);
+/* Takes a request object for c on the worker's current snapshot (one use of it), set up for
+   HTTP/1.1 (the caller changes stream for another protocol); c->r is not touched. NULL when
+   out of memory. */
+struct pt_req *pt_conn_req_new(struct pt_conn *c);
+/* Ends r, which pt_conn_req_new gave and which is not c->r: writes its access-log line when
+   log, releases the proxy side, the snapshot use and the object. */
+void pt_conn_req_end(struct pt_worker *w, struct pt_req *r, bool log);
+/* Makes the worker's scratch (header array, normalised-path buffer) big enough for cfg's
+   limits. Returns false when out of memory. */
+bool pt_conn_ensure_scratch(struct pt_worker *w, const struct pt_config *cfg);
 /* Continues c in the next loop iteration (a busy stream yielding to the worker's others). */
 void pt_conn_yield(struct pt_conn *c);
 /* Closes idle connections; used when draining. */
