@@ -25,7 +25,7 @@
  * A request body is read and dropped, with nghttp2 returning the flow-control window as it
  * goes, so nothing of it is held; once our END_STREAM is out, a stream the client still
  * sends on is reset with NO_ERROR (RFC 9113 §8.1), and one that sends more than
- * limits.body_size before that is reset with CANCEL.
+ * limits.body_size (plus a window) before that is reset with CANCEL.
  *
  * Drain and reload send GOAWAY with the last stream processed: those streams finish, nghttp2
  * refuses later ones, and the connection closes when the last stream ends.
@@ -423,7 +423,9 @@ static struct pt_h2_session *session_new(struct pt_conn *c, const struct pt_conf
     s->fields = malloc((s->lim.max_fields + 1) * sizeof(*s->fields));
     s->cookie = malloc(s->lim.max_list_bytes);
     s->rc = malloc(s->rc_cap * sizeof(*s->rc));
-    s->discard_max = cfg->limits.body_size;
+    /* Past limits.body_size (and a window's worth in flight, for a 413 that is not out yet),
+       a body still coming while its answer waits is cut off. */
+    s->discard_max = cfg->limits.body_size + PT_MAX(hc->initial_window_size, 65535u);
     s->progress_ms = s->idle_since_ms = c->w->loop.now_ms;
     nghttp2_session_callbacks *cbs = callbacks();
     nghttp2_option *opt = NULL;
@@ -496,7 +498,9 @@ static bool feed(struct pt_h2_session *s, const char *p, size_t n)
     s->progress_ms = s->c->w->loop.now_ms;
     ssize_t rv = nghttp2_session_mem_recv(s->ng, (const uint8_t *)p, n);
     if (rv < 0) {
-        doom(s, NGHTTP2_PROTOCOL_ERROR, nghttp2_strerror((int)rv));
+        /* FLOODED: acks queued for a client that does not read them. */
+        doom(s, rv == NGHTTP2_ERR_FLOODED ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR,
+             nghttp2_strerror((int)rv));
         return false;
     }
     budget_check(s);
