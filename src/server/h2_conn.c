@@ -390,11 +390,12 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
 
 /* ---- the session ---- */
 
+/* The callbacks, in a new object the caller deletes (nghttp2 copies them into the session). */
 static nghttp2_session_callbacks *callbacks(void)
 {
-    static __thread nghttp2_session_callbacks *cbs;
-    if (cbs || nghttp2_session_callbacks_new(&cbs) != 0)
-        return cbs;
+    nghttp2_session_callbacks *cbs;
+    if (nghttp2_session_callbacks_new(&cbs) != 0)
+        return NULL;
     nghttp2_session_callbacks_set_send_callback(cbs, send_cb);
     nghttp2_session_callbacks_set_send_data_callback(cbs, pt_h2_send_body);
     nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, on_begin_frame);
@@ -437,6 +438,8 @@ static struct pt_h2_session *session_new(struct pt_conn *c, const struct pt_conf
     nghttp2_option_set_max_continuations(opt, 8 + s->lim.max_list_bytes / 16384);
     int rc = nghttp2_session_server_new2(&s->ng, cbs, s, opt);
     nghttp2_option_del(opt);
+    nghttp2_session_callbacks_del(cbs);
+    cbs = NULL;
     if (rc != 0)
         goto fail;
     nghttp2_settings_entry iv[] = {
@@ -453,6 +456,7 @@ static struct pt_h2_session *session_new(struct pt_conn *c, const struct pt_conf
         goto fail;
     return s;
 fail:
+    nghttp2_session_callbacks_del(cbs);
     if (s->ng)
         nghttp2_session_del(s->ng);
     free(s->fields);
