@@ -613,3 +613,17 @@ def test_window_left_at_zero_times_out(portico, site):
     assert c.until(lambda: c.closed, 10)
     assert time.monotonic() - t0 < scaled(6)
     assert c.goaway() is not None
+
+
+def test_precompressed_sibling_and_headers_rules_over_h2(portico, tmp_path):
+    import gzip
+    text = b"body { color: red }\n" * 200
+    write(tmp_path / "site" / "app.css", text)
+    write(tmp_path / "site" / "app.css.gz", gzip.compress(text))
+    write(tmp_path / "site" / "_headers", "/app.css\n  X-Rule: on\n")
+    p = start(portico)
+    status, hdrs, body = get_h2(p.port, "/app.css", headers=[("accept-encoding", "gzip")])
+    assert status == 200 and hdrs.get("content-encoding") == "gzip"
+    assert gzip.decompress(body) == text and hdrs["x-rule"] == "on"
+    status, hdrs, body = get_h2(p.port, "/app.css")
+    assert status == 200 and "content-encoding" not in hdrs and body == text
