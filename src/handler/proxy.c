@@ -6,21 +6,24 @@
  * it calls back here through attempt_ops (readiness, timeouts, end of a queue wait, cookie
  * affinity).
  *
- * One request drives one upstream connection at a time. Both sockets are edge-triggered; their
- * events only record readiness and call pt_conn_run(), which calls pt_proxy_run(): a pump that
- * makes every move currently possible and returns when each direction waits on a socket or on
- * the other side.
+ * One request drives one upstream connection at a time. The client side is the request's
+ * stream (http/stream.h): the proxy never learns which protocol carries the request. The
+ * upstream socket's events and the attempt's timers wake the stream (resume), which calls
+ * pt_proxy_run(): a pump that makes every move currently possible and returns when each
+ * direction waits on a socket or on the other side.
  *
- *   client --c->in--> [request body slice] --writev(uout + slice)--> upstream
- *   client <--writev(c->out + slice)-- [response body slice] <--u->in-- upstream
+ *   stream read_body --> [request body view] --writev(uout + view)--> upstream
+ *   stream send_borrowed <-- [response body slice of u->in] <--u->in-- upstream
  *
- * Bodies are never copied: a slice of the buffer they were read into is written with the
- * framing bytes (heads, chunk-size lines) in front of it in one writev. Each direction holds at
- * most one buffer of data, so a slow reader stops the reads on the other side (back-pressure)
- * instead of growing memory. Chunked bodies are decoded in place and re-encoded (chunk
- * extensions and trailers do not cross the proxy: they are a smuggling vector and nobody's
- * contract); a response without a length is re-chunked for HTTP/1.1 clients so their
- * connection survives.
+ * Bodies are never copied: the request body is a view of the stream's input, written upstream
+ * after the framing bytes (head, chunk-size lines) in one writev; a response body slice of
+ * u->in is lent to the stream, and u->in is not read again until the stream's flush says the
+ * client took it. Each direction holds at most one buffer of data, so a slow reader stops the
+ * reads on the other side (back-pressure) instead of growing memory. Chunked bodies are decoded
+ * in place (the upstream's here, the client's by its stream) and framed again by whoever
+ * writes them (chunk extensions and trailers do not cross the proxy: they are a smuggling
+ * vector and nobody's contract); a response without a length goes to the stream as a head of
+ * unknown length, which HTTP/1.1 frames in chunks so the client's connection survives.
  *
  * Failure policy (contract, "Errors Portico writes"): refused, reset or malformed -> 502; no
  * response head within the route's timeout -> 504. That timeout (and per_try_timeout) starts
@@ -43,7 +46,7 @@
 #include "handler/netlify_rules.h"
 #include "handler/resp_head.h"
 #include "server/worker.h"
-#include "tls/tls.h"
+#include "tls/tls_transport.h"
 #include "upstream/attempt.h"
 
 #define MAX_CONN_TOKENS 16
@@ -207,7 +210,7 @@ static int build_path(struct out *o, const struct pt_req *r, const struct pt_rou
 
 static const struct pt_listen_cfg *listen_of(const struct pt_req *r)
 {
-    return r->c->listen_idx < r->cfg->n_listens ? &r->cfg->listens[r->c->listen_idx] : NULL;
+    return r->listen_idx < r->cfg->n_listens ? &r->cfg->listens[r->listen_idx] : NULL;
 }
 
 static bool is_client_cert_header(const struct pt_req *r, struct pt_str n)
@@ -226,13 +229,13 @@ static bool is_client_cert_header(const struct pt_req *r, struct pt_str n)
 static void put_client_cert(struct out *o, const struct pt_req *r)
 {
     const struct pt_listen_cfg *l = listen_of(r);
-    if (!l || !r->c->tls || !pt_tls_peer_verified(r->c->tls))
+    if (!l || !r->tls || !pt_tls_peer_verified(r->tls))
         return;
     char subject[512], fp[65];
-    if (l->client_subject_header && pt_tls_peer_subject(r->c->tls, subject, sizeof(subject)) >= 0)
+    if (l->client_subject_header && pt_tls_peer_subject(r->tls, subject, sizeof(subject)) >= 0)
         put_header(o, l->client_subject_header, strlen(l->client_subject_header), subject,
                    strnlen(subject, sizeof(subject)));
-    if (l->client_fingerprint_header && pt_tls_peer_fingerprint(r->c->tls, fp) >= 0)
+    if (l->client_fingerprint_header && pt_tls_peer_fingerprint(r->tls, fp) >= 0)
         put_header(o, l->client_fingerprint_header, strlen(l->client_fingerprint_header), fp,
                    strnlen(fp, sizeof(fp)));
 }
@@ -259,7 +262,7 @@ static int build_request_head(struct pt_req *r, const struct pt_req_head *h,
 
     struct conn_tokens ct;
     connection_tokens(h->fields, h->n_fields, &ct);
-    bool trusted = pt_config_is_trusted_proxy(cfg, &r->c->peer.u.sa);
+    bool trusted = pt_config_is_trusted_proxy(cfg, &r->peer->u.sa);
     struct pt_str xff[8];
     size_t n_xff = 0;
     const struct pt_header_ops *ops = &pc->request;
@@ -314,7 +317,7 @@ static int build_request_head(struct pt_req *r, const struct pt_req_head *h,
         PUT_LIT(&o, "\r\n");
     }
     char peer[64];
-    size_t pn = pt_sock_ntop(&r->c->peer.u.sa, peer, sizeof(peer));
+    size_t pn = pt_sock_ntop(&r->peer->u.sa, peer, sizeof(peer));
     PUT_LIT(&o, "X-Forwarded-For: ");
     for (size_t i = 0; i < n_xff; i++) {
         put_str(&o, xff[i]);
@@ -322,7 +325,7 @@ static int build_request_head(struct pt_req *r, const struct pt_req_head *h,
     }
     put(&o, peer, pn);
     PUT_LIT(&o, "\r\nX-Forwarded-Proto: ");
-    if (r->c->tls)
+    if (r->is_tls)
         PUT_LIT(&o, "https\r\n");
     else
         PUT_LIT(&o, "http\r\n");
@@ -354,8 +357,10 @@ static int build_request_head(struct pt_req *r, const struct pt_req_head *h,
 
 /* Gives the client's stream the response head made from the upstream's: the upstream's fields
    less hop-by-hop ones, its Server and X-Request-Id, then (final heads) the response-header
-   stage and our framing. */
-static int build_response_head(struct pt_req *r, const struct pt_h1_response *resp, bool interim)
+   stage and our framing: the upstream's length, or none known (streamed: is_chunked, which
+   the stream frames as its protocol does). */
+static int build_response_head(struct pt_req *r, const struct pt_h1_response *resp, bool interim,
+                               bool streamed)
 {
     struct conn_tokens ct;
     connection_tokens(resp->headers, resp->num_headers, &ct);
@@ -371,7 +376,7 @@ static int build_response_head(struct pt_req *r, const struct pt_h1_response *re
     }
     if (!interim) {
         pt_resp_head_stage(r, &h, true);
-        h.is_chunked = r->resp_body.rechunk;
+        h.is_chunked = streamed;
         if (!h.is_chunked && resp->framing.content_length >= 0 && !resp->framing.is_chunked &&
             resp->status != 204 && !(resp->status >= 100 && resp->status < 200))
             h.content_length = resp->framing.content_length;
@@ -381,22 +386,11 @@ static int build_response_head(struct pt_req *r, const struct pt_h1_response *re
 
 /* ---- the attempt's callbacks and failures ---- */
 
-/* Forgets any slice of the client's output that points into the upstream connection's
-   buffer, which goes away with the connection. */
-static void drop_slice(struct pt_req *r)
-{
-    struct pt_uconn *u = r->at.u;
-    struct pt_conn *c = r->c;
-    if (u && c->slice && u->in.data && c->slice >= u->in.data &&
-        c->slice < u->in.data + u->in.cap) {
-        c->slice = NULL; /* never leave the client pointing into a buffer that goes away */
-        c->slice_len = 0;
-    }
-}
-
+/* A response slice lent to the stream lives in the upstream connection's buffer, which goes
+   away with the connection: that only happens when the exchange ends (the slice went out) or
+   fails after its head went out, where the stream is reset, which drops the slice. */
 static void release_upstream(struct pt_req *r, bool reusable)
 {
-    drop_slice(r);
     pt_attempt_release(&r->at, reusable);
 }
 
@@ -419,9 +413,8 @@ static void answer_locally(struct pt_req *r, int status)
     pt_attempt_end(&r->at, PT_OUTCOME_OK); /* whatever is still open was not the target's fault */
     r->pstate = PT_PS_NONE;
     if (!r->req_body.is_done)
-        r->is_keepalive = false; /* the rest of the request body is never read */
-    pt_respond_error(r, status, r->wants_json);
-    r->c->again = true; /* pt_conn_run flushes it as a local response */
+        r->is_keepalive = false;                /* the rest of the request body is never read */
+    pt_respond_error(r, status, r->wants_json); /* the stream sends it as a local answer */
 }
 
 /* Rewinds the exchange for another attempt: the head is still at the front of uout. */
@@ -438,12 +431,11 @@ static void restart_request(struct pt_req *r)
 /* Handles an upstream failure: retry, answer 502/503/504, or (response under way) close. */
 static void upstream_failed(struct pt_req *r, enum pt_fail_kind kind)
 {
-    drop_slice(r);
     int rc = pt_attempt_failed(&r->at, kind, r->response_started);
     if (rc == PT_OK)
         restart_request(r);
     else if (rc == PT_ERR)
-        pt_conn_close(r->c);
+        r->stream->reset(r);
     else
         answer_locally(r, rc);
 }
@@ -451,13 +443,12 @@ static void upstream_failed(struct pt_req *r, enum pt_fail_kind kind)
 static void on_upstream_ready(void *owner)
 {
     struct pt_req *r = owner;
-    pt_conn_run(r->c);
+    r->stream->resume(r);
 }
 
 static void on_upstream_timeout(void *owner)
 {
     struct pt_req *r = owner;
-    struct pt_conn *c = r->c;
     struct pt_uconn *u = r->at.u;
     if (u->is_connecting || u->is_handshaking)
         upstream_failed(r, PT_FAIL_CONNECT_TIMEOUT);
@@ -465,7 +456,7 @@ static void on_upstream_timeout(void *owner)
         upstream_failed(r, PT_FAIL_TIMEOUT);
     else
         upstream_failed(r, PT_FAIL_RESET); /* idle mid-body: the response cannot be completed */
-    pt_conn_run(c);
+    r->stream->resume(r);
 }
 
 static void on_dequeued(void *owner, int rc)
@@ -474,7 +465,7 @@ static void on_dequeued(void *owner, int rc)
     r->pstate = PT_PS_ACTIVE;
     if (rc != PT_OK)
         answer_locally(r, rc);
-    pt_conn_run(r->c);
+    r->stream->resume(r);
 }
 
 static void on_affinity(void *owner, const char *token, size_t len)
@@ -579,63 +570,23 @@ static void put_chunk_size(struct pt_buf *b, uint32_t n)
     PT_BUG_ON(!ok);
 }
 
-/* Reads request body bytes from the client into c->in and decides the next slice. Returns
-   PT_OK (maybe with a slice), PT_AGAIN (wait for the client) or a status to fail with. */
+/* Takes the next request body bytes from the stream as the body view and frames them for the
+   upstream. Returns PT_OK (maybe with a view), PT_AGAIN (wait for the client) or a status to
+   fail with. */
 static int pull_request_body(struct pt_req *r)
 {
-    struct pt_conn *c = r->c;
     struct pt_body *b = &r->req_body;
-    if (b->pending || b->is_done)
-        return PT_OK;
-    if (pt_buf_len(&c->in) == 0) {
-        if (c->is_eof)
-            return 400;
-        if (!c->can_read) {
-            pt_timer_set(&c->w->loop, &c->timer, r->cfg->limits.body_timeout_ms);
-            return PT_AGAIN;
-        }
-        if (!c->in.data && pt_buf_alloc(&c->in, PT_BUF_SMALL) < 0)
-            return 503;
-        c->in.head = c->in.tail = 0;
-        ssize_t n = pt_conn_read(c, c->in.data, c->in.cap);
-        if (n == 0) {
-            c->is_eof = true;
-            return 400;
-        }
-        if (n == -EAGAIN) {
-            pt_timer_set(&c->w->loop, &c->timer, r->cfg->limits.body_timeout_ms);
-            return PT_AGAIN;
-        }
-        if (n < 0)
-            return 400;
-        c->in.tail = (uint32_t)n;
-        pt_timer_set(&c->w->loop, &c->timer, r->cfg->limits.body_timeout_ms);
-    }
-    uint32_t len = pt_buf_len(&c->in);
+    struct pt_str view;
+    int rc = r->stream->read_body(r, &view);
+    if (rc != PT_OK)
+        return rc;
+    r->body_view = view.p;
     if (b->is_chunked) {
-        size_t dlen = len;
-        ssize_t rc = pt_h1_chunked_decode(&b->dec, pt_buf_rpos(&c->in), &dlen);
-        if (rc == PT_H1_EBAD)
-            return 400;
-        c->in.tail = c->in.head + (uint32_t)dlen + (rc > 0 ? (uint32_t)rc : 0);
-        b->pending = (uint32_t)dlen;
-        b->left += dlen; /* for chunked bodies: total decoded so far */
-        if (b->left > r->cfg->limits.body_size)
-            return 413;
-        if (rc >= 0)
-            b->is_done = true;
-        if (b->pending)
-            put_chunk_size(&r->uout, b->pending);
-        if (b->is_done && !b->pending)
+        if (view.n)
+            put_chunk_size(&r->uout, (uint32_t)view.n);
+        else
             pt_buf_put(&r->uout, "0\r\n\r\n", 5);
-    } else {
-        b->pending = (uint32_t)PT_MIN((uint64_t)len, b->left);
-        b->left -= b->pending;
-        if (b->left == 0)
-            b->is_done = true;
     }
-    if (pt_buf_len(&c->in) == 0)
-        c->in.head = c->in.tail = 0;
     return PT_OK;
 }
 
@@ -643,7 +594,6 @@ static int pull_request_body(struct pt_req *r)
    FAILED + a pt_fail_kind for a dead upstream, or a status (4xx/5xx) to answer the client with. */
 static int push_upstream(struct pt_req *r, bool *progress)
 {
-    struct pt_conn *c = r->c;
     struct pt_uconn *u = r->at.u;
     struct pt_body *b = &r->req_body;
     for (;;) {
@@ -654,7 +604,7 @@ static int push_upstream(struct pt_req *r, bool *progress)
                    target is not late for a request it has not had yet: no upstream timer
                    runs until the request is sent (an early response still arrives). */
                 if (!r->resp_head_seen)
-                    pt_timer_stop(&c->w->loop, &u->timer);
+                    pt_timer_stop(&r->w->loop, &u->timer);
                 return PT_OK;
             }
             if (rc != PT_OK)
@@ -671,7 +621,7 @@ static int push_upstream(struct pt_req *r, bool *progress)
         if (ulen)
             iov[n_iov++] = (struct iovec){pt_buf_rpos(&r->uout), ulen};
         if (slen)
-            iov[n_iov++] = (struct iovec){pt_buf_rpos(&c->in), slen};
+            iov[n_iov++] = (struct iovec){(void *)r->body_view, slen};
         ssize_t n = uconn_writev(u, iov, n_iov);
         if (n == -EAGAIN)
             return PT_OK;
@@ -685,8 +635,8 @@ static int push_upstream(struct pt_req *r, bool *progress)
         k = (size_t)n - k;
         if (k) {
             r->at.is_body_sent = true;
-            pt_buf_consume(&c->in, (uint32_t)k);
-            b->pending -= (uint32_t)k;
+            r->stream->consume_body(r, k);
+            r->body_view += k;
             if (b->pending == 0 && b->is_chunked) {
                 pt_buf_put(&r->uout, "\r\n", 2);
                 if (b->is_done)
@@ -697,14 +647,13 @@ static int push_upstream(struct pt_req *r, bool *progress)
             /* Whole request sent: the response-head timeout (route timeout or
                per_try_timeout) starts now, and only now. */
             if (!r->resp_head_seen)
-                pt_timer_set(&c->w->loop, &u->timer, pt_attempt_head_timeout(&r->at));
-            pt_timer_stop(&c->w->loop, &c->timer);
+                pt_timer_set(&r->w->loop, &u->timer, pt_attempt_head_timeout(&r->at));
             return PT_OK;
         }
         /* Part of the request went: the same span bounds how long the target may take to
            accept the rest (it is idle, not late, only while we wait on the client above). */
         if (!r->resp_head_seen)
-            pt_timer_set(&c->w->loop, &u->timer, pt_attempt_head_timeout(&r->at));
+            pt_timer_set(&r->w->loop, &u->timer, pt_attempt_head_timeout(&r->at));
     }
 }
 
@@ -713,7 +662,7 @@ static int push_upstream(struct pt_req *r, bool *progress)
 static int handle_response_head(struct pt_req *r, size_t hl)
 {
     struct pt_uconn *u = r->at.u;
-    struct pt_worker *w = r->c->w;
+    struct pt_worker *w = r->w;
     struct pt_h1_response resp;
     memset(&resp, 0, sizeof(resp));
     resp.headers = w->hdrs;
@@ -722,17 +671,15 @@ static int handle_response_head(struct pt_req *r, size_t hl)
     if (rc < 0 || resp.status == 101)
         return FAILED + PT_FAIL_BAD_RESPONSE;
     if (resp.status < 200) {
-        /* Interim responses: 100 is ours to give (we removed Expect); others go to HTTP/1.1
-           clients as they are (RFC 9110 §15.2). */
-        if (resp.status != 100 && r->minor_version == 1 &&
-            build_response_head(r, &resp, true) != PT_OK)
+        /* Interim responses: 100 is ours to give (we removed Expect); others go to the client
+           as they are (RFC 9110 §15.2), if its protocol has them. */
+        if (resp.status != 100 && build_response_head(r, &resp, true, false) != PT_OK)
             return FAILED + PT_FAIL_BAD_RESPONSE;
         pt_buf_consume(&u->in, (uint32_t)hl);
         return PT_OK;
     }
     r->at.head_latency_us = (w->loop.now_ms - r->at.start_ms) * 1000u;
     if (pt_attempt_may_retry_status(&r->at, resp.status, r->has_body)) {
-        drop_slice(r);
         rc = pt_attempt_retry_status(&r->at, resp.status);
         if (rc != PT_OK)
             return rc;
@@ -753,32 +700,24 @@ static int handle_response_head(struct pt_req *r, size_t hl)
     }
     r->upstream_reusable = !resp.framing.conn_close && !b->is_close_delimited &&
                            (resp.minor_version == 1 || resp.framing.conn_keepalive);
-    if (!no_body && (b->is_chunked || b->is_close_delimited)) {
-        if (r->minor_version == 1)
-            b->rechunk = true;
-        else
-            r->is_keepalive = false;
-    }
+    bool streamed = !no_body && (b->is_chunked || b->is_close_delimited);
     if (!r->req_body.is_done)
         r->is_keepalive = false; /* answered before the body ended: the rest is never read */
-    if (r->c->w->is_draining)
-        r->is_keepalive = false; /* shutting down: say so rather than reset a next request */
-    if (build_response_head(r, &resp, false) != PT_OK)
+    if (build_response_head(r, &resp, false, streamed) != PT_OK)
         return FAILED + PT_FAIL_BAD_RESPONSE;
     pt_buf_consume(&u->in, (uint32_t)hl);
     r->resp_head_seen = true;
     r->response_started = true;
     r->status = resp.status;
     pt_timer_set(&w->loop, &u->timer, r->at.timeout_ms);
-    if (b->is_done && b->rechunk)
-        pt_buf_put(&r->c->out, "0\r\n\r\n", 5);
+    if (b->is_done)
+        r->stream->send_end(r);
     return PT_OK;
 }
 
 /* Sets the next response body slice from u->in. */
 static int next_response_slice(struct pt_req *r)
 {
-    struct pt_conn *c = r->c;
     struct pt_uconn *u = r->at.u;
     struct pt_body *b = &r->resp_body;
     uint32_t len = pt_buf_len(&u->in);
@@ -808,12 +747,10 @@ static int next_response_slice(struct pt_req *r)
         }
     }
     if (b->pending) {
-        if (b->rechunk)
-            put_chunk_size(&c->out, b->pending);
-        c->slice = pt_buf_rpos(&u->in);
-        c->slice_len = b->pending;
-    } else if (b->is_done && b->rechunk) {
-        pt_buf_put(&c->out, "0\r\n\r\n", 5);
+        if (r->stream->send_borrowed(r, pt_buf_rpos(&u->in), b->pending) < 0)
+            return PT_ERR;
+    } else if (b->is_done) {
+        r->stream->send_end(r);
     }
     if (b->pending == 0 && pt_buf_len(&u->in) == 0)
         u->in.head = u->in.tail = 0;
@@ -859,7 +796,7 @@ static int pull_upstream(struct pt_req *r, bool *progress)
             u->in.tail += (uint32_t)n;
             *progress = true;
             if (r->resp_head_seen)
-                pt_timer_set(&r->c->w->loop, &u->timer, r->at.timeout_ms);
+                pt_timer_set(&r->w->loop, &u->timer, r->at.timeout_ms);
             continue;
         }
         if (n == 0) {
@@ -867,8 +804,7 @@ static int pull_upstream(struct pt_req *r, bool *progress)
             u->can_read = false;
             if (r->resp_head_seen && b->is_close_delimited) {
                 b->is_done = true;
-                if (b->rechunk)
-                    pt_buf_put(&r->c->out, "0\r\n\r\n", 5);
+                r->stream->send_end(r);
                 *progress = true;
                 return PT_OK;
             }
@@ -892,29 +828,23 @@ static void finish(struct pt_req *r)
     r->pstate = PT_PS_DONE;
     if (!r->req_body.is_done)
         r->is_keepalive = false;
-    pt_timer_stop(&r->c->w->loop, &r->c->timer);
-    pt_conn_request_done(r->c);
+    r->stream->finish(r);
 }
 
 void pt_proxy_run(struct pt_req *r)
 {
-    struct pt_conn *c = r->c;
-    if (r->expect_continue && !r->req_body.is_done && r->minor_version == 1 &&
-        pt_buf_len(&c->in) == 0 && !r->response_started) {
-        r->expect_continue = false;
-        if (c->out.data || pt_buf_alloc(&c->out, PT_BUF_SMALL) == 0)
-            pt_buf_put(&c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
-    }
+    if (r->expect_continue)
+        r->stream->continue_body(r);
     /* Bounded: a stream whose both sockets stay ready yields after a few buffers so the
        worker's other connections are served; the post resumes it (edge-triggered epoll would
        not report the sockets again). */
     for (int round = 0;; round++) {
         if (round == 64) {
-            pt_conn_yield(c);
+            r->stream->yield(r);
             return;
         }
-        if (c->is_closed || c->r != r || r->pstate == PT_PS_NONE)
-            return;
+        if (r->pstate == PT_PS_NONE || r->pstate == PT_PS_DONE)
+            return; /* answered locally, finished, or reset (the stream aborted us) */
         bool progress = false;
         struct pt_uconn *u = r->at.u;
         int rc = PT_OK;
@@ -937,7 +867,7 @@ void pt_proxy_run(struct pt_req *r)
             }
             if (hs == PT_AGAIN)
                 goto client_side;
-            pt_timer_set(&r->c->w->loop, &u->timer, pt_attempt_head_timeout(&r->at));
+            pt_timer_set(&r->w->loop, &u->timer, pt_attempt_head_timeout(&r->at));
             progress = true;
         }
         if (u && !u->is_connecting && !u->is_handshaking) {
@@ -950,7 +880,7 @@ void pt_proxy_run(struct pt_req *r)
             }
             if (rc != PT_OK) {
                 if (r->response_started) {
-                    pt_conn_close(c);
+                    r->stream->reset(r);
                     return;
                 }
                 release_upstream(r, false);
@@ -959,26 +889,20 @@ void pt_proxy_run(struct pt_req *r)
             }
         }
     client_side:;
-        uint32_t had_slice = c->slice_len;
-        int fr = pt_conn_flush(c);
-        if (fr == PT_ERR) {
-            pt_conn_close(c);
-            return;
-        }
+        int fr = r->stream->flush(r);
         if (fr == PT_OK && r->at.u) {
             struct pt_body *b = &r->resp_body;
             if (b->pending) {
+                /* The client took the slice: u->in is ours again. */
                 pt_buf_consume(&r->at.u->in, b->pending);
                 b->pending = 0;
-                c->slice = NULL;
-                if (b->rechunk) {
-                    pt_buf_put(&c->out, "\r\n", 2);
-                    if (b->is_done)
-                        pt_buf_put(&c->out, "0\r\n\r\n", 5);
-                }
                 progress = true;
+                if (b->is_done) {
+                    r->stream->send_end(r);
+                    fr = r->stream->flush(r);
+                }
             }
-            if (b->is_done && pt_buf_len(&c->out) == 0 && r->resp_head_seen) {
+            if (fr == PT_OK && b->is_done && r->resp_head_seen) {
                 finish(r);
                 return;
             }
@@ -986,8 +910,10 @@ void pt_proxy_run(struct pt_req *r)
             finish(r);
             return;
         }
-        if (had_slice != c->slice_len)
-            progress = true;
+        if (fr == PT_ERR) {
+            r->stream->reset(r);
+            return;
+        }
         if (!progress)
             return;
     }
@@ -1004,8 +930,8 @@ static void capture_lb_key(struct pt_req *r, const struct pt_req_head *h, const 
     struct pt_str client = {NULL, 0};
     if (pt_attempt_key_is_client(&r->at)) {
         struct pt_sockaddr addr;
-        if (!pt_geoip_client_addr(r->cfg, &r->c->peer, h, &addr))
-            addr = r->c->peer;
+        if (!pt_geoip_client_addr(r->cfg, r->peer, h, &addr))
+            addr = *r->peer;
         client = (struct pt_str){ip, pt_sock_ntop(&addr.u.sa, ip, sizeof(ip))};
     }
     pt_attempt_capture_key(&r->at, h, path, path_len, query, client, r->lb_key, sizeof(r->lb_key));
@@ -1014,7 +940,7 @@ static void capture_lb_key(struct pt_req *r, const struct pt_req_head *h, const 
 int pt_proxy_start(struct pt_req *r, const struct pt_req_head *h, const struct pt_route_match *m,
                    const char *path, size_t path_len, struct pt_str query)
 {
-    struct pt_worker *w = r->c->w;
+    struct pt_worker *w = r->w;
     const struct pt_proxy_cfg *pc = &r->route->proxy;
     const struct pt_upstream_cfg *ups = pc->upstream;
     if (pc->n_split) {
@@ -1064,27 +990,16 @@ int pt_proxy_start(struct pt_req *r, const struct pt_req_head *h, const struct p
 
 void pt_proxy_abort(struct pt_req *r)
 {
-    drop_slice(r);
     pt_attempt_abort(&r->at); /* the client went away: not the target's fault */
     r->pstate = PT_PS_NONE;
 }
 
 void pt_proxy_client_timeout(struct pt_req *r)
 {
-    struct pt_conn *c = r->c;
-    bool write_blocked = (pt_buf_len(&c->out) || c->slice_len) && !c->can_write;
-    bool body_wait =
-        !r->req_body.is_done && !r->req_body.pending && pt_buf_len(&c->in) == 0 && !c->can_read;
-    if (write_blocked) {
-        pt_conn_close(c);
+    if (r->response_started) {
+        r->stream->reset(r);
         return;
     }
-    if (body_wait) {
-        if (r->response_started) {
-            pt_conn_close(c);
-            return;
-        }
-        release_upstream(r, false);
-        answer_locally(r, 408);
-    }
+    release_upstream(r, false);
+    answer_locally(r, 408);
 }

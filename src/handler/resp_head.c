@@ -55,10 +55,12 @@ void pt_resp_head_stage(struct pt_req *r, struct pt_resp_head *h, bool is_proxie
         rt && rt->action == PT_ACTION_PROXY ? &rt->proxy.response : NULL;
     size_t nf_len;
     const char *nf = pt_nf_header_lines(r, &nf_len); /* the site's _headers rules */
+    size_t hsts_len;
+    const char *hsts = pt_hsts_line(r, &hsts_len); /* the site's policy replaces any other */
     const struct pt_header_ops *rules = is_proxied ? ops : NULL;
-    if (nf_len || is_proxied) {
+    if (nf_len || is_proxied || hsts_len) {
         uint32_t k = 0;
-        h->has_date = false;
+        h->has_date = h->has_server = false;
         for (uint32_t i = 0; i < h->n_fields; i++) {
             struct pt_str n = h->fields[i].name;
             if (rules && (pt_kv_has(rules->remove, rules->n_remove, n) ||
@@ -66,14 +68,21 @@ void pt_resp_head_stage(struct pt_req *r, struct pt_resp_head *h, bool is_proxie
                 continue;
             if (nf_len && pt_nf_lines_have(nf, nf_len, n))
                 continue;
+            if (hsts_len && PT_STR_CASEEQ_LIT(n, "strict-transport-security"))
+                continue;
             if (PT_STR_CASEEQ_LIT(n, "date"))
                 h->has_date = true;
+            else if (PT_STR_CASEEQ_LIT(n, "server"))
+                h->has_server = true;
             h->fields[k++] = h->fields[i];
         }
         h->n_fields = k;
     }
+    /* server_header, unless the head has its own (a respond route's headers) or the route's
+       rules remove or set Server */
     const struct pt_config *cfg = r->cfg;
-    if (cfg->server_header && !(ops && (ops->is_server_removed || (rules && ops->is_server_set))))
+    if (cfg->server_header && !h->has_server &&
+        !(ops && (ops->is_server_removed || (rules && ops->is_server_set))))
         pt_resp_add(h, PT_STR("Server"),
                     (struct pt_str){cfg->server_header, strlen(cfg->server_header)});
     if (!h->has_date) {
@@ -88,8 +97,6 @@ void pt_resp_head_stage(struct pt_req *r, struct pt_resp_head *h, bool is_proxie
         }
         pt_resp_add_lines(h, r->set_cookie, r->set_cookie_len);
     }
-    size_t hsts_len;
-    const char *hsts = pt_hsts_line(r, &hsts_len);
     pt_resp_add_lines(h, hsts, hsts_len);
     pt_resp_add_lines(h, nf, nf_len);
 }

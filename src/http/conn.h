@@ -22,6 +22,7 @@
 #include "core/buf.h"
 #include "core/common.h"
 #include "core/loop.h"
+#include "core/transport.h"
 #include "http/h1_parse.h"
 #include "http/stream.h"
 #include "route/route.h"
@@ -37,7 +38,7 @@ struct pt_wsnap;
 struct pt_req;
 
 enum pt_conn_state {
-    PT_CS_HANDSHAKE = 0, /* TLS handshake in progress (TLS listeners only) */
+    PT_CS_HANDSHAKE = 0, /* transport handshake in progress (TLS listeners only) */
     PT_CS_HEAD,          /* waiting for (the rest of) a request head; keep-alive idle when empty */
     PT_CS_REQ,           /* a request is being handled */
     PT_CS_CLOSING,       /* flushing a last response, then close */
@@ -46,6 +47,7 @@ enum pt_conn_state {
 
 struct pt_conn {
     struct pt_io io;
+    struct pt_transport t; /* plain or TLS over io.fd; holds the readiness flags */
     struct pt_timer timer; /* header, keep-alive, body and send timeouts */
     struct pt_defer defer;
     struct pt_defer post; /* pt_loop_post: continue in the next loop iteration */
@@ -56,7 +58,6 @@ struct pt_conn {
     const char *slice;           /* borrowed body bytes written after out (zero copy) */
     uint32_t slice_len;
     struct pt_req *r;         /* request in progress, NULL between requests */
-    struct pt_tls_conn *tls;  /* NULL on plain listeners */
     struct pt_h2_session *h2; /* non-NULL in state PT_CS_H2: the HTTP/2 session */
     int file_fd;              /* file body being sent after out and the slice (-1: none) */
     uint64_t file_off;        /* next byte of file_fd to send */
@@ -70,18 +71,15 @@ struct pt_conn {
     size_t head_scan;          /* pt_h1_find_head_end position in in */
     uint32_t n_requests;
     uint8_t state; /* enum pt_conn_state */
-    bool can_read; /* edge-triggered readiness: no EAGAIN seen since last event */
-    bool can_write;
-    bool is_eof;  /* the client half-closed (read returned 0) */
-    bool saw_hup; /* epoll reported RDHUP/HUP/ERR: read until EOF, never assume */
+    bool is_eof;   /* the client half-closed (read returned 0) */
     bool is_closed;
-    bool again;                /* pt_conn_run: run another step (a request ended) */
-    bool is_posted;            /* post is queued */
-    bool tls_read_wants_write; /* TLS read needs the socket writable first */
-    bool tls_write_wants_read; /* TLS write needs the socket readable first */
-    uint8_t listen_idx;        /* which listen entry accepted it */
-    bool is_lingering;         /* write side shut; draining input before close */
-    bool may_h2c; /* plain listener with http2: true, no byte of HTTP/1.1 seen yet: a client
+    bool again;          /* pt_conn_run: run another step (a request ended) */
+    bool is_posted;      /* post is queued */
+    uint8_t listen_idx;  /* which listen entry accepted it */
+    bool is_lingering;   /* write side shut; draining input before close */
+    bool is_chunked_out; /* the response in progress goes out in chunks (h1_stream.c) */
+    bool chunk_open;     /* a chunk's data is queued; its CRLF is not yet */
+    bool may_h2c;        /* plain listener with http2: true, no byte of HTTP/1.1 seen yet: a client
                      preface makes it an HTTP/2 connection (RFC 9113 §3.3) */
 };
 
@@ -92,22 +90,27 @@ enum pt_proxy_state {
     PT_PS_QUEUED, /* every target at max_connections: waiting in the upstream's queue */
 };
 
-/* Body framing of one direction of a proxied exchange. */
+/* Body framing of one direction of a proxied exchange. The request's (req_body) is kept by the
+   protocol that reads it (HTTP/1.1: h1_stream.c); handlers read is_done, is_chunked (no
+   length announced) and pending. The response's (resp_body) is the proxy's. */
 struct pt_body {
     bool is_chunked;         /* decoded from chunked input */
     bool is_close_delimited; /* ends at EOF (responses only) */
     bool is_done;            /* last byte seen */
-    bool rechunk;            /* re-encode as chunked on output */
     uint64_t left;           /* Content-Length bytes still to come */
     uint32_t pending;        /* decoded bytes at the front of the input buffer not yet sent */
     struct pt_h1_chunked dec;
 };
 
 struct pt_req {
-    struct pt_conn *c;
-    const struct pt_stream_ops *stream; /* how to answer: the protocol's (http/stream.h) */
+    struct pt_conn *c; /* the protocol's: handlers use stream and the fields below */
+    const struct pt_stream_ops *stream; /* how to answer: the protocol's, or the top filter's */
     struct pt_h2_stream *h2s;           /* the HTTP/2 stream carrying it; NULL on HTTP/1.1 */
+    uint8_t n_filters;                  /* body filters on chain (http/stream.h) */
+    struct pt_worker *w;                /* the worker that runs it (loop, pool, scratch) */
     const struct pt_sockaddr *peer;     /* the client's address (its connection's peer) */
+    struct pt_tls_conn *tls;            /* the client's TLS session; NULL on plain listeners */
+    uint8_t listen_idx;                 /* the listen entry the request came in on */
     bool is_tls;                        /* the request came over TLS */
     struct pt_wsnap *ws;                /* snapshot this request runs on (holds a use) */
     const struct pt_config *cfg;        /* == ws snapshot's config */
@@ -133,10 +136,11 @@ struct pt_req {
     int pstate;           /* enum pt_proxy_state */
     struct pt_attempt at; /* upstream, target, connection, retries (upstream/attempt.h) */
     uint16_t set_cookie_len;
-    struct pt_buf uout; /* upstream request head, then chunk framing */
-    uint32_t uhead_len; /* length of the head at the front of uout (for a retry) */
-    size_t resp_scan;   /* pt_h1_find_head_end position in the response */
-    bool head_sent;     /* the whole upstream head was written */
+    struct pt_buf uout;    /* upstream request head, then chunk framing */
+    const char *body_view; /* request body bytes being written upstream (req_body.pending) */
+    uint32_t uhead_len;    /* length of the head at the front of uout (for a retry) */
+    size_t resp_scan;      /* pt_h1_find_head_end position in the response */
+    bool head_sent;        /* the whole upstream head was written */
     bool resp_head_seen;
     bool upstream_reusable;
 
@@ -153,6 +157,7 @@ struct pt_req {
     char user_agent[256];
     char lb_key[256];     /* hash or cookie balancer input (at.key borrows it), from dispatch */
     char set_cookie[256]; /* Set-Cookie lines for the response (set_cookie_len bytes) */
+    struct pt_stream_chain chain; /* body filters, n_filters of them (http/stream.h) */
 };
 
 #endif

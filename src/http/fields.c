@@ -59,8 +59,10 @@ void pt_resp_add(struct pt_resp_head *h, struct pt_str name, struct pt_str value
         h->is_overflow = true;
         return;
     }
-    if (PT_STR_CASEEQ_LIT(name, "date"))
+    if (name.n == 4 && PT_STR_CASEEQ_LIT(name, "date"))
         h->has_date = true;
+    else if (name.n == 6 && PT_STR_CASEEQ_LIT(name, "server"))
+        h->has_server = true;
     h->fields[h->n_fields++] = (struct pt_field){name, value};
 }
 

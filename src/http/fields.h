@@ -50,6 +50,7 @@ struct pt_resp_head {
     int64_t content_length; /* >= 0: framed by this length; -1: no Content-Length from us */
     bool is_chunked;        /* the body follows in chunks (HTTP/1.1 framing) */
     bool has_date;          /* a Date field is among the fields */
+    bool has_server;        /* a Server field is among the fields */
     bool is_overflow;       /* a field did not fit in the array: the head must be refused */
     struct pt_field *fields;
     uint32_t n_fields;

@@ -26,6 +26,11 @@
  * with pt_conn_request_done(), which only sets state: pt_conn_run() then carries on with the
  * next pipelined request, so handlers never re-enter themselves. Freeing is deferred to the end
  * of the event batch, so a pointer to a closed connection stays readable (is_closed) until then.
+ *
+ * Every byte goes through the connection's transport (c->t, core/transport.h): plain TCP or TLS,
+ * chosen at accept, with the same calls for both; the transport also keeps the edge-triggered
+ * readiness flags, including the crossed waits of TLS (a read that needs the socket writable).
+ * A TLS listener's connection starts in the handshake state; a plain one goes straight to HEAD.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -34,7 +39,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/sendfile.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -46,7 +50,7 @@
 #include "server/pipeline.h"
 #include "server/worker.h"
 #include "tls/acme.h"
-#include "tls/tls.h"
+#include "tls/tls_transport.h"
 
 #define LINGER_MS 2000u
 #define LINGER_MAX_BYTES (256u * 1024u)
@@ -114,8 +118,11 @@ struct pt_req *pt_conn_req_new(struct pt_conn *c)
     }
     r->c = c;
     r->stream = &pt_h1_stream;
+    r->w = w;
     r->peer = &c->peer;
-    r->is_tls = c->tls != NULL;
+    r->tls = pt_transport_tls(&c->t);
+    r->listen_idx = c->listen_idx;
+    r->is_tls = pt_transport_is_secure(&c->t);
     r->ws = ws;
     r->cfg = ws->s->cfg;
     r->start_ms = w->loop.now_ms;
@@ -230,12 +237,9 @@ void pt_conn_close(struct pt_conn *c)
     if (c->h2)
         pt_h2_conn_free(c);
     pt_timer_stop(&w->loop, &c->timer);
-    if (c->tls) {
-        if (!c->is_lingering)
-            pt_tls_shutdown(c->tls); /* close_notify, best effort: never waits */
-        pt_tls_free(c->tls);
-        c->tls = NULL;
-    }
+    if (!c->is_lingering)
+        pt_transport_shutdown(&c->t, false); /* close_notify, best effort: never waits */
+    pt_transport_free(&c->t);
     pt_loop_close(&w->loop, &c->io);
     c->prev->next = c->next;
     c->next->prev = c->prev;
@@ -264,22 +268,23 @@ void pt_conn_close_idle(struct pt_worker *w)
 static void conn_io(struct pt_io *io, uint32_t events)
 {
     struct pt_conn *c = PT_CONTAINER_OF(io, struct pt_conn, io);
-    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-        c->can_read = true;
-    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-        c->saw_hup = true;
-    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
-        c->can_write = true;
-    /* TLS crosses directions: a read may wait for writability and a write for readability. */
-    if ((events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && c->tls_read_wants_write) {
-        c->tls_read_wants_write = false;
-        c->can_read = true;
-    }
-    if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && c->tls_write_wants_read) {
-        c->tls_write_wants_read = false;
-        c->can_write = true;
-    }
+    pt_transport_events(&c->t, events);
     pt_conn_run(c);
+}
+
+/* The timer of a proxied request fired: the client did not take the response within
+   send_timeout (close), or did not send body bytes within body_timeout (the proxy answers 408,
+   or closes once its response began). */
+static void proxy_timeout(struct pt_conn *c)
+{
+    struct pt_req *r = c->r;
+    bool write_blocked = (pt_buf_len(&c->out) || c->slice_len) && !c->t.can_write;
+    bool body_wait =
+        !r->req_body.is_done && !r->req_body.pending && pt_buf_len(&c->in) == 0 && !c->t.can_read;
+    if (write_blocked)
+        pt_conn_close(c);
+    else if (body_wait)
+        pt_proxy_client_timeout(r);
 }
 
 static void conn_timeout(struct pt_timer *t)
@@ -302,7 +307,7 @@ static void conn_timeout(struct pt_timer *t)
         return;
     case PT_CS_REQ:
         if (c->r && c->r->pstate != PT_PS_NONE) {
-            pt_proxy_client_timeout(c->r);
+            proxy_timeout(c);
             pt_conn_run(c);
             return;
         }
@@ -412,16 +417,18 @@ void pt_conn_accept(struct pt_listener *l)
         c->may_h2c = !l->is_tls && l->idx < cfg->n_listens && cfg->listens[l->idx].is_http2;
         if (l->is_tls) {
             struct pt_tls_ctx *ctx = tls_ctx_for(w, l->idx);
-            c->tls = ctx ? pt_tls_server_new(ctx, fd) : NULL;
-            if (!c->tls) {
+            if (!ctx || pt_tls_transport_server_init(&c->t, ctx, fd) < 0) {
                 close(fd);
                 free(c);
                 continue;
             }
+        } else {
+            pt_transport_plain_init(&c->t, fd);
         }
         c->id = ++w->next_conn_id;
         pt_timer_init(&c->timer, conn_timeout);
         if (pt_loop_add(&w->loop, &c->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP, false) < 0) {
+            pt_transport_free(&c->t);
             close(fd);
             free(c);
             continue;
@@ -432,9 +439,7 @@ void pt_conn_accept(struct pt_listener *l)
         w->conns.prev = c;
         w->n_conns++;
         atomic_fetch_add_explicit(&n_conns_total, 1, memory_order_relaxed);
-        c->state = c->tls ? PT_CS_HANDSHAKE : PT_CS_HEAD;
-        c->can_write = true;
-        c->can_read = c->tls != NULL; /* a TLS client speaks first: try at once */
+        c->state = c->t.is_handshaking ? PT_CS_HANDSHAKE : PT_CS_HEAD;
         pt_timer_set(&w->loop, &c->timer, cfg->limits.header_timeout_ms);
     }
 }
@@ -443,105 +448,26 @@ void pt_conn_accept(struct pt_listener *l)
 
 ssize_t pt_conn_read(struct pt_conn *c, void *buf, size_t len)
 {
-    for (;;) {
-        ssize_t n;
-        if (c->tls) {
-            n = pt_tls_read(c->tls, buf, len);
-            if (n == -EAGAIN) {
-                if (pt_tls_conn_want(c->tls) == PT_TLS_WANT_WRITE) {
-                    c->tls_read_wants_write = true;
-                    c->can_write = false;
-                }
-                c->can_read = false;
-                return -EAGAIN;
-            }
-            return n >= 0 ? n : -EIO;
-        }
-        n = read(c->io.fd, buf, len);
-        if (n >= 0) {
-            /* A short read drained the socket; with edge-triggered epoll any later byte
-               raises a new event, so skip the read that would only return EAGAIN (not after a
-               hang-up: then read on to EOF). */
-            if (n > 0 && (size_t)n < len && !c->saw_hup)
-                c->can_read = false;
-            return n;
-        }
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN)
-            c->can_read = false;
-        return -errno;
-    }
+    return pt_transport_read(&c->t, buf, len);
 }
 
-#define HEAD_COALESCE_MAX (64u << 10) /* file bodies up to this share a segment with the head */
-
-/* writev, or TLS. Returns bytes written, -EAGAIN (readiness flags updated) or -errno. */
-static ssize_t conn_writev(struct pt_conn *c, const struct iovec *iov, int n_iov)
-{
-    for (;;) {
-        ssize_t n;
-        if (c->tls) {
-            n = pt_tls_writev(c->tls, iov, n_iov);
-            if (n == -EAGAIN) {
-                if (pt_tls_conn_want(c->tls) == PT_TLS_WANT_READ) {
-                    c->tls_write_wants_read = true;
-                    c->can_read = false;
-                }
-                c->can_write = false;
-                return -EAGAIN;
-            }
-            return n >= 0 ? n : -EIO;
-        }
-        /* A small file body follows (sendfile): MSG_MORE lets the head share its first
-           segment instead of going out as a packet of its own (sendfile then pushes both);
-           that packet is a large part of a small response's cost. For a large file it is
-           noise, and the bench measured no gain there, so its head goes at once. */
-        struct msghdr mh = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n_iov};
-        bool more = c->file_left && c->file_left <= HEAD_COALESCE_MAX;
-        n = sendmsg(c->io.fd, &mh, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
-        if (n >= 0)
-            return n;
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN)
-            c->can_write = false;
-        return -errno;
-    }
-}
+/* A small file body follows (sendfile): MSG_MORE lets the head share its first segment instead of
+   going out as a packet of its own (sendfile then pushes both); that packet is a large part of a
+   small response's cost. For a large file it is noise, and the bench measured no gain there, so
+   its head goes at once. */
+#define HEAD_COALESCE_MAX (64u << 10)
 
 #define FILE_YIELD_BYTES (4u << 20) /* a file send yields to the worker's others after this */
 
-/* Sends the next piece of the file body: sendfile(2) on plain connections (zero copy); a
-   pread into the output buffer for TLS, which must encrypt in user space. */
+/* Sends the next piece of the file body (sendfile(2) on plain connections, record by record on
+   TLS: core/transport.h). Returns bytes sent, -EAGAIN or another negative value. */
 static ssize_t send_file_piece(struct pt_conn *c)
 {
-    if (c->tls) {
-        if (!c->out.data && pt_buf_alloc(&c->out, PT_BUF_SMALL) < 0)
-            return -ENOMEM;
-        size_t want = (size_t)PT_MIN((uint64_t)c->out.cap, c->file_left);
-        ssize_t n = pread(c->file_fd, c->out.data, want, (off_t)c->file_off);
-        if (n <= 0)
-            return n == 0 ? -EIO : -errno; /* the file shrank under us */
-        c->out.head = 0;
-        c->out.tail = (uint32_t)n;
-        c->file_off += (uint64_t)n;
-        c->file_left -= (uint64_t)n;
-        if (c->r)
-            c->r->bytes_out += (uint64_t)n;
-        return n;
-    }
-    off_t off = (off_t)c->file_off;
     size_t want = (size_t)PT_MIN(c->file_left, (uint64_t)FILE_YIELD_BYTES);
-    ssize_t n = sendfile(c->io.fd, c->file_fd, &off, want);
-    if (n < 0) {
-        if (errno == EAGAIN)
-            c->can_write = false;
-        return -errno;
-    }
-    if (n == 0)
-        return -EIO; /* the file shrank under us */
-    c->file_off = (uint64_t)off;
+    ssize_t n = pt_transport_send_file(&c->t, c->file_fd, c->file_off, want);
+    if (n <= 0)
+        return n;
+    c->file_off += (uint64_t)n;
     c->file_left -= (uint64_t)n;
     if (c->r)
         c->r->bytes_out += (uint64_t)n;
@@ -563,7 +489,7 @@ int pt_conn_flush(struct pt_conn *c)
         if (olen == 0 && c->slice_len == 0) {
             if (c->file_left == 0)
                 return PT_OK;
-            if (!c->can_write)
+            if (!c->t.can_write)
                 return PT_AGAIN;
             if (sent >= FILE_YIELD_BYTES) {
                 pt_conn_yield(c); /* a big file must not starve the worker's others */
@@ -577,7 +503,7 @@ int pt_conn_flush(struct pt_conn *c)
             sent += (uint64_t)n;
             continue;
         }
-        if (!c->can_write)
+        if (!c->t.can_write)
             return PT_AGAIN;
         struct iovec iov[2];
         int n_iov = 0;
@@ -585,7 +511,8 @@ int pt_conn_flush(struct pt_conn *c)
             iov[n_iov++] = (struct iovec){pt_buf_rpos(&c->out), olen};
         if (c->slice_len)
             iov[n_iov++] = (struct iovec){(void *)c->slice, c->slice_len};
-        ssize_t n = conn_writev(c, iov, n_iov);
+        bool more = c->file_left && c->file_left <= HEAD_COALESCE_MAX;
+        ssize_t n = pt_transport_writev(&c->t, iov, n_iov, more);
         if (n == -EAGAIN)
             return flush_blocked(c);
         if (n < 0)
@@ -885,7 +812,7 @@ static void read_head(struct pt_conn *c)
                 return;
             }
         }
-        if (!c->can_read)
+        if (!c->t.can_read)
             return;
         if (!c->in.data) {
             uint32_t cap = limit + 1 > PT_BUF_SMALL ? (uint32_t)limit + 1 : PT_BUF_SMALL;
@@ -1015,7 +942,7 @@ static int discard_body(struct pt_conn *c)
                 return PT_OK;
             }
         }
-        if (!c->can_read) {
+        if (!c->t.can_read) {
             if (!pt_timer_is_armed(&c->timer))
                 pt_timer_set(&c->w->loop, &c->timer, r->cfg->limits.body_timeout_ms);
             return PT_AGAIN;
@@ -1052,17 +979,15 @@ static void linger(struct pt_conn *c)
         return;
     if (!c->is_lingering) {
         c->is_lingering = true;
-        if (c->tls)
-            pt_tls_shutdown(c->tls);
-        shutdown(c->io.fd, SHUT_WR);
+        pt_transport_shutdown(&c->t, true); /* close_notify on TLS, then FIN */
         pt_timer_set(&c->w->loop, &c->timer, LINGER_MS);
     }
     /* Read and drop what the client still sends so closing does not reset the connection and
        destroy the response in flight (RFC 9112 §9.6). */
     char sink[4096];
     size_t total = 0;
-    while (c->can_read && total < LINGER_MAX_BYTES) {
-        ssize_t n = read(c->io.fd, sink, sizeof(sink));
+    while (c->t.can_read && total < LINGER_MAX_BYTES) {
+        ssize_t n = read(c->io.fd, sink, sizeof(sink)); /* under TLS too: nothing is decrypted */
         if (n > 0) {
             total += (size_t)n;
             continue;
@@ -1070,7 +995,7 @@ static void linger(struct pt_conn *c)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN) {
-            c->can_read = false;
+            c->t.can_read = false;
             return;
         }
         break; /* EOF or error */
@@ -1080,17 +1005,11 @@ static void linger(struct pt_conn *c)
 
 static void handshake(struct pt_conn *c)
 {
-    int rc = pt_tls_handshake(c->tls);
+    int rc = pt_transport_handshake(&c->t);
     if (rc == PT_OK) {
-        if (pt_tls_is_acme_alpn(c->tls)) {
-            /* A TLS-ALPN-01 validation (RFC 8737 §3): the handshake was the whole answer. */
-            pt_log_debug("connection %llu: ACME TLS-ALPN-01 validation done",
-                         (unsigned long long)c->id);
-            pt_conn_close(c);
-            return;
-        }
+        struct pt_tls_conn *tc = pt_transport_tls(&c->t);
         size_t alen = 0;
-        const char *alpn = pt_tls_alpn(c->tls, &alen);
+        const char *alpn = tc ? pt_tls_alpn(tc, &alen) : NULL;
         if (alen == 2 && memcmp(alpn, "h2", 2) == 0) {
             pt_h2_conn_start(c); /* RFC 9113 §3.2: ALPN chose HTTP/2 */
             return;
@@ -1099,18 +1018,19 @@ static void handshake(struct pt_conn *c)
         c->again = true;
         return;
     }
-    if (rc == PT_TLS_WANT_READ) {
-        c->can_read = false;
+    if (rc == PT_DONE) {
+        /* A TLS-ALPN-01 validation (RFC 8737 §3): the handshake was the whole answer. */
+        pt_log_debug("connection %llu: ACME TLS-ALPN-01 validation done",
+                     (unsigned long long)c->id);
+        pt_conn_close(c);
         return;
     }
-    if (rc == PT_TLS_WANT_WRITE) {
-        c->can_write = false;
+    if (rc == PT_AGAIN)
         return;
-    }
     char peer[64];
     if (!pt_sock_ntop(&c->peer.u.sa, peer, sizeof(peer)))
         memcpy(peer, "-", 2);
-    pt_log_info("TLS handshake with %s failed: %s", peer, pt_tls_conn_error(c->tls));
+    pt_log_info("%s handshake with %s failed: %s", c->t.ops->name, peer, pt_transport_error(&c->t));
     pt_conn_close(c);
 }
 
@@ -1127,6 +1047,8 @@ static void conn_step(struct pt_conn *c)
         struct pt_req *r = c->r;
         if (r->pstate != PT_PS_NONE) {
             pt_proxy_run(r);
+            if (!c->is_closed && c->r == r && r->pstate == PT_PS_NONE)
+                c->again = true; /* the proxy answered locally: flush it as such */
             return;
         }
         if (r->is_discarding) {

@@ -8,7 +8,17 @@
  * do after the response: close when the request asked for it, when its body cannot be
  * drained, or when the worker is draining; keep-alive said explicitly to an HTTP/1.0 client.
  * A HEAD request gets the head alone.
+ *
+ * The streaming side (the proxy's pump) is HTTP/1.1's too: the request body is read into
+ * c->in and its chunks decoded in place, so the handler sees a view of the bare bytes; a
+ * response of unknown length goes out chunked to an HTTP/1.1 client (each borrowed piece is
+ * the slice after its chunk-size line; its CRLF goes in front of the next line or of the last
+ * chunk, so a piece and its framing still leave in one writev) and close-delimited to an
+ * HTTP/1.0 one; 100 Continue is sent when the client waits for it; a reset closes the
+ * connection.
  */
+#include <errno.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include "handler/static.h"
@@ -25,14 +35,42 @@ static int h1_send_head(struct pt_req *r, const struct pt_resp_head *h)
     if (!ensure_out(c))
         return -1;
     pt_buf_compact(&c->out);
-    if (h->status < 200)
-        return pt_h1_write_head(&c->out, h, PT_H1_CONN_INTERIM);
+    if (h->status < 200) /* an HTTP/1.0 client knows no interim response: it gets none */
+        return r->minor_version == 0 ? 0 : pt_h1_write_head(&c->out, h, PT_H1_CONN_INTERIM);
     if (c->w->is_draining)
         r->is_keepalive = false; /* shutting down: say so rather than reset a next request */
+    c->chunk_open = false;
+    c->is_chunked_out = h->is_chunked;
+    if (h->is_chunked && r->minor_version == 0) {
+        /* No chunks for HTTP/1.0: the body ends with the connection. */
+        struct pt_resp_head h10 = *h;
+        h10.is_chunked = false;
+        c->is_chunked_out = false;
+        r->is_keepalive = false;
+        return pt_h1_write_head(&c->out, &h10, PT_H1_CONN_CLOSE);
+    }
     enum pt_h1_conn conn = !r->is_keepalive        ? PT_H1_CONN_CLOSE
                            : r->minor_version == 0 ? PT_H1_CONN_KEEP_10
                                                    : PT_H1_CONN_KEEP;
     return pt_h1_write_head(&c->out, h, conn);
+}
+
+/* Queues the framing in front of an n-byte chunk: the CRLF that ends the previous chunk, then
+   the size line. Returns false when it does not fit. */
+static bool chunk_start(struct pt_conn *c, size_t n)
+{
+    char tmp[24];
+    size_t k = 0;
+    if (c->chunk_open) {
+        tmp[0] = '\r';
+        tmp[1] = '\n';
+        k = 2;
+    }
+    k += (size_t)snprintf(tmp + k, sizeof(tmp) - k, "%zx\r\n", n);
+    if (!pt_buf_put(&c->out, tmp, k))
+        return false;
+    c->chunk_open = true;
+    return true;
 }
 
 static int h1_send_data(struct pt_req *r, const char *p, size_t n, bool is_stable)
@@ -40,6 +78,8 @@ static int h1_send_data(struct pt_req *r, const char *p, size_t n, bool is_stabl
     struct pt_conn *c = r->c;
     if (r->is_head || n == 0)
         return 0;
+    if (c->is_chunked_out && !chunk_start(c, n))
+        return -1;
     if (pt_buf_put(&c->out, p, n)) {
         r->bytes_out += n;
         return 0;
@@ -68,8 +108,165 @@ static void h1_send_file(struct pt_req *r, int fd, struct pt_static_file *ref, u
     c->file_left = len;
 }
 
+/* Reads more of the request body into c->in. Returns PT_OK with bytes there, PT_AGAIN (body
+   timeout armed), or a status. */
+static int fill_body(struct pt_req *r)
+{
+    struct pt_conn *c = r->c;
+    if (c->is_eof)
+        return 400;
+    if (!c->t.can_read) {
+        pt_timer_set(&c->w->loop, &c->timer, r->cfg->limits.body_timeout_ms);
+        return PT_AGAIN;
+    }
+    if (!c->in.data && pt_buf_alloc(&c->in, PT_BUF_SMALL) < 0)
+        return 503;
+    c->in.head = c->in.tail = 0;
+    ssize_t n = pt_conn_read(c, c->in.data, c->in.cap);
+    if (n == 0) {
+        c->is_eof = true;
+        return 400;
+    }
+    if (n == -EAGAIN) {
+        pt_timer_set(&c->w->loop, &c->timer, r->cfg->limits.body_timeout_ms);
+        return PT_AGAIN;
+    }
+    if (n < 0)
+        return 400;
+    c->in.tail = (uint32_t)n;
+    pt_timer_set(&c->w->loop, &c->timer, r->cfg->limits.body_timeout_ms);
+    return PT_OK;
+}
+
+static int h1_read_body(struct pt_req *r, struct pt_str *view)
+{
+    struct pt_conn *c = r->c;
+    struct pt_body *b = &r->req_body;
+    while (!b->pending && !b->is_done) {
+        if (pt_buf_len(&c->in) == 0) {
+            int rc = fill_body(r);
+            if (rc != PT_OK)
+                return rc;
+        }
+        uint32_t len = pt_buf_len(&c->in);
+        if (b->is_chunked) {
+            /* Decoded in place: the data moves to the front, what follows the last chunk
+               (a pipelined request) right after it. */
+            size_t dlen = len;
+            ssize_t rc = pt_h1_chunked_decode(&b->dec, pt_buf_rpos(&c->in), &dlen);
+            if (rc == PT_H1_EBAD)
+                return 400;
+            c->in.tail = c->in.head + (uint32_t)dlen + (rc > 0 ? (uint32_t)rc : 0);
+            b->pending = (uint32_t)dlen;
+            b->left += dlen; /* for chunked bodies: total decoded so far */
+            if (b->left > r->cfg->limits.body_size)
+                return 413;
+            if (rc >= 0)
+                b->is_done = true;
+        } else {
+            b->pending = (uint32_t)PT_MIN((uint64_t)len, b->left);
+            b->left -= b->pending;
+            if (b->left == 0)
+                b->is_done = true;
+        }
+        if (pt_buf_len(&c->in) == 0)
+            c->in.head = c->in.tail = 0;
+    }
+    if (b->pending == 0) /* the end came alone (the last chunk): no body timeout */
+        pt_timer_stop(&c->w->loop, &c->timer);
+    *view = (struct pt_str){pt_buf_rpos(&c->in), b->pending};
+    return PT_OK;
+}
+
+static void h1_consume_body(struct pt_req *r, size_t n)
+{
+    struct pt_conn *c = r->c;
+    pt_buf_consume(&c->in, (uint32_t)n);
+    r->req_body.pending -= (uint32_t)n;
+    if (r->req_body.pending == 0 && r->req_body.is_done)
+        pt_timer_stop(&c->w->loop, &c->timer); /* the whole body is in: no body timeout */
+}
+
+static void h1_continue_body(struct pt_req *r)
+{
+    struct pt_conn *c = r->c;
+    if (!r->expect_continue || r->req_body.is_done || r->minor_version != 1 ||
+        pt_buf_len(&c->in) != 0 || r->response_started)
+        return;
+    r->expect_continue = false;
+    if (ensure_out(c))
+        pt_buf_put(&c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+}
+
+static int h1_send_borrowed(struct pt_req *r, const char *p, size_t n)
+{
+    struct pt_conn *c = r->c;
+    if (r->is_head || n == 0)
+        return 0;
+    if (c->slice_len || n > UINT32_MAX || (c->is_chunked_out && !chunk_start(c, n)))
+        return -1;
+    c->slice = p;
+    c->slice_len = (uint32_t)n;
+    return 0;
+}
+
+static void h1_send_end(struct pt_req *r)
+{
+    struct pt_conn *c = r->c;
+    if (!c->is_chunked_out || r->is_head)
+        return;
+    bool ok = c->chunk_open ? pt_buf_put(&c->out, "\r\n0\r\n\r\n", 7)
+                            : pt_buf_put(&c->out, "0\r\n\r\n", 5);
+    c->chunk_open = false;
+    c->is_chunked_out = false;
+    if (!ok)
+        pt_conn_close(c); /* cannot end the body: the client must not take it as whole */
+}
+
+static int h1_flush(struct pt_req *r)
+{
+    if (r->c->is_closed)
+        return PT_ERR; /* closed under the handler (send_end could not end the body) */
+    return pt_conn_flush(r->c);
+}
+
+static void h1_finish(struct pt_req *r)
+{
+    struct pt_conn *c = r->c;
+    pt_timer_stop(&c->w->loop, &c->timer);
+    pt_conn_request_done(c);
+}
+
+static void h1_reset(struct pt_req *r)
+{
+    struct pt_conn *c = r->c;
+    c->slice = NULL; /* never leave the connection pointing into a buffer that goes away */
+    c->slice_len = 0;
+    pt_conn_close(c);
+}
+
+static void h1_resume(struct pt_req *r)
+{
+    pt_conn_run(r->c);
+}
+
+static void h1_yield(struct pt_req *r)
+{
+    pt_conn_yield(r->c);
+}
+
 const struct pt_stream_ops pt_h1_stream = {
     .send_head = h1_send_head,
     .send_data = h1_send_data,
     .send_file = h1_send_file,
+    .read_body = h1_read_body,
+    .consume_body = h1_consume_body,
+    .continue_body = h1_continue_body,
+    .send_borrowed = h1_send_borrowed,
+    .send_end = h1_send_end,
+    .flush = h1_flush,
+    .finish = h1_finish,
+    .reset = h1_reset,
+    .resume = h1_resume,
+    .yield = h1_yield,
 };

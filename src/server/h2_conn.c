@@ -476,7 +476,7 @@ void pt_h2_conn_start(struct pt_conn *c)
     }
     c->may_h2c = false;
     c->state = PT_CS_H2;
-    c->can_read = true; /* bytes may wait in TLS's buffer: try at once */
+    c->t.can_read = true; /* bytes may wait in TLS's buffer: try at once */
     c->again = true;
 }
 
@@ -524,7 +524,7 @@ static bool read_frames(struct pt_h2_session *s)
             return true;
     }
     size_t total = 0;
-    while (c->can_read && !s->is_doomed && nghttp2_session_want_read(s->ng)) {
+    while (c->t.can_read && !s->is_doomed && nghttp2_session_want_read(s->ng)) {
         if (total >= READ_YIELD_BYTES) {
             pt_conn_yield(c);
             break;

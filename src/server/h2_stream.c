@@ -13,10 +13,9 @@
  * NGHTTP2_DATA_FLAG_NO_COPY, and pt_h2_send_body writes the 9-byte frame header into the
  * connection's output buffer and then points the connection at the bytes themselves: a large
  * memory piece as the slice written after the buffer in the same writev, a file range as the
- * connection's file body, sent with sendfile(2) on a plain socket. Over TLS, which encrypts in
- * user space, a file piece is read with pread(2) into the output buffer behind its frame
- * header. Either way a file is never read whole: one frame (16 KiB, SETTINGS_MAX_FRAME_SIZE's
- * default, which Portico never raises) at a time. While a slice or a file piece is pending the
+ * connection's file body, which its transport sends (sendfile(2) on a plain socket, record by
+ * record over TLS, core/transport.h). A file is never read whole: one frame (16 KiB,
+ * SETTINGS_MAX_FRAME_SIZE's default, which Portico never raises) at a time. While a slice or a file piece is pending the
  * session writes nothing else (the callbacks answer NGHTTP2_ERR_WOULDBLOCK), so the bytes leave
  * in order.
  *
@@ -181,10 +180,82 @@ static void h2_send_file(struct pt_req *r, int fd, struct pt_static_file *ref, u
     seg_push(st, g);
 }
 
+/* ---- streaming ----
+ *
+ * The proxy's operations. Until the session relays request bodies and borrowed response bytes
+ * (issue 10), the pipeline keeps proxy routes off HTTP/2 streams (502), so these only keep the
+ * table whole and safe: no body to read, nothing borrowed, an end, a reset.
+ */
+
+static int h2_read_body(struct pt_req *r, struct pt_str *view)
+{
+    (void)r, (void)view;
+    return 503;
+}
+
+static void h2_consume_body(struct pt_req *r, size_t n)
+{
+    (void)r, (void)n;
+}
+
+static void h2_continue_body(struct pt_req *r)
+{
+    (void)r; /* HTTP/2 has no 100-continue to send: flow control paces the body */
+}
+
+static int h2_send_borrowed(struct pt_req *r, const char *p, size_t n)
+{
+    (void)r, (void)p, (void)n;
+    return -1;
+}
+
+static void h2_send_end(struct pt_req *r)
+{
+    struct pt_h2_stream *st = r->h2s;
+    st->is_complete = true;
+    nghttp2_session_resume_data(st->s->ng, st->id);
+}
+
+static int h2_flush(struct pt_req *r)
+{
+    return r->h2s->head ? PT_AGAIN : PT_OK;
+}
+
+static void h2_finish(struct pt_req *r)
+{
+    (void)r; /* the stream's close ends the request (h2_conn.c) */
+}
+
+static void h2_reset(struct pt_req *r)
+{
+    struct pt_h2_stream *st = r->h2s;
+    pt_h2_stream_drop_body(st);
+    if (!st->is_cancelled) {
+        st->is_cancelled = true;
+        nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+    }
+    pt_conn_yield(st->s->c);
+}
+
+static void h2_yield(struct pt_req *r)
+{
+    pt_conn_yield(r->h2s->s->c); /* never re-enters the session from a handler */
+}
+
 const struct pt_stream_ops pt_h2_stream_ops = {
     .send_head = h2_send_head,
     .send_data = h2_send_data,
     .send_file = h2_send_file,
+    .read_body = h2_read_body,
+    .consume_body = h2_consume_body,
+    .continue_body = h2_continue_body,
+    .send_borrowed = h2_send_borrowed,
+    .send_end = h2_send_end,
+    .flush = h2_flush,
+    .finish = h2_finish,
+    .reset = h2_reset,
+    .resume = h2_yield,
+    .yield = h2_yield,
 };
 
 ssize_t pt_h2_read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
@@ -228,7 +299,7 @@ int pt_h2_send_body(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *fr
         return NGHTTP2_ERR_CALLBACK_FAILURE; /* the provider never says more than it has */
     if (c->slice_len || c->file_left)
         return NGHTTP2_ERR_WOULDBLOCK; /* the previous piece first: bytes leave in order */
-    bool copy = g->fd < 0 ? len <= COPY_MAX : c->tls != NULL;
+    bool copy = g->fd < 0 && len <= COPY_MAX;
     pt_h2_lent_done(s, false); /* the previous lent piece is sent */
     if (!out_room(c, 9 + (copy ? len : 0)))
         return NGHTTP2_ERR_WOULDBLOCK;
@@ -243,13 +314,6 @@ int pt_h2_send_body(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *fr
             s->lent_ws = st->r->ws;
             s->lent_ws->users++;
         }
-    } else if (copy) {
-        ssize_t n = pread(g->fd, c->out.data + c->out.tail, len, (off_t)g->off);
-        if (n != (ssize_t)len) {
-            c->out.tail -= 9;
-            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* the file shrank: reset the stream */
-        }
-        c->out.tail += (uint32_t)len;
     } else {
         /* Borrowed by the connection until sent: it never closes a file it has no request
            for (c->r stays NULL on HTTP/2), and this piece outlives the send. */

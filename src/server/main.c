@@ -116,6 +116,35 @@ static int cmd_version(void)
 
 static struct pt_acme *acme; /* the ACME manager (main thread only), NULL without tls.acme */
 
+/* Tells the ACME manager about cfg: starts it (acme NULL) or updates it. The host list is
+   gathered for the call only. Returns 0, or -1 with err filled when the start failed. */
+static int acme_follow(const struct pt_config *cfg, char *err, size_t errlen)
+{
+    const struct pt_acme_cfg *ac = &cfg->tls.acme;
+    size_t n = 0;
+    for (size_t i = 0; i < cfg->n_sites; i++)
+        n += cfg->sites[i].n_hosts;
+    const char **hosts = calloc(n ? n : 1, sizeof(*hosts));
+    if (!hosts) {
+        snprintf(err, errlen, "acme: out of memory");
+        return -1;
+    }
+    n = 0;
+    for (size_t i = 0; i < cfg->n_sites; i++)
+        for (size_t j = 0; j < cfg->sites[i].n_hosts; j++)
+            hosts[n++] = cfg->sites[i].hosts[j];
+    struct pt_acme_settings s = {ac->email, ac->directory, ac->ca_root, ac->storage, hosts, n};
+    int rc = 0;
+    if (acme) {
+        pt_acme_update(acme, ac->is_set ? &s : NULL);
+    } else {
+        acme = pt_acme_start(ac->is_set ? &s : NULL, err, errlen);
+        rc = !acme && err[0] ? -1 : 0;
+    }
+    free(hosts);
+    return rc;
+}
+
 /* Opens what routes and listeners need from the filesystem: static roots and TLS contexts
    (certificates are read and checked here, so a bad one fails the load, not a request).
    Returns 0, or -1 with err filled. */
@@ -443,7 +472,7 @@ static struct pt_snapshot *reload(const char *path, struct pt_snapshot *cur,
     s->generation = cur->generation + 1;
     pt_log_set_level(s->cfg->log.level);
     if (acme)
-        pt_acme_update(acme, s->cfg);
+        acme_follow(s->cfg, NULL, 0);
     /* The checker moves to the new target state before the old snapshot can be freed. */
     if (hc)
         pt_health_update(hc, s->urt);
@@ -605,8 +634,7 @@ static int cmd_run(const char *path)
     report_warnings(loaded, true);
     /* The ACME manager starts before the first snapshot so that its TLS listeners serve the
        placeholders (or stored certificates) from the first handshake. */
-    acme = pt_acme_start(loaded, err, ERR_BYTES);
-    if (!acme && err[0]) {
+    if (acme_follow(loaded, err, ERR_BYTES) < 0) {
         fprintf(stderr, "portico: %s\n", err);
         pt_config_free(loaded);
         free(err);

@@ -224,7 +224,7 @@ void pt_pipeline_run(struct pt_req *r, const struct pt_req_head *h)
         pt_redirect_route(r, route, &m, query);
         break;
     case PT_ACTION_PROXY: {
-        if (r->stream != &pt_h1_stream) {
+        if (r->h2s) {
             /* The proxy pump still moves bodies between HTTP/1.1 buffers: until it runs on the
                stream interface, other protocols get a clear error rather than a broken
                exchange (docs/config.md, "listen"). */

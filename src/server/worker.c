@@ -323,7 +323,7 @@ void pt_worker_access_log(struct pt_worker *w, const struct pt_req *r)
         PUT_ESC(r->user_agent);
         PUT_FMT("\",\"duration_ms\":%.3f,\"request_id\":\"%s\",\"scheme\":\"%s\","
                 "\"upstream\":\"",
-                secs * 1000.0, r->request_id, r->c->tls ? "https" : "http");
+                secs * 1000.0, r->request_id, r->is_tls ? "https" : "http");
         PUT_ESC(r->upstream_name ? r->upstream_name : "");
         PUT_LIT("\"}\n");
     } else {
@@ -335,7 +335,7 @@ void pt_worker_access_log(struct pt_worker *w, const struct pt_req *r)
         PUT_ESC(r->referer[0] ? r->referer : "-");
         PUT_LIT("\" \"");
         PUT_ESC(r->user_agent[0] ? r->user_agent : "-");
-        PUT_FMT("\" %.3f %s %s\n", secs, r->request_id, r->c->tls ? "https" : "http");
+        PUT_FMT("\" %.3f %s %s\n", secs, r->request_id, r->is_tls ? "https" : "http");
     }
 #undef PUT_LIT
 #undef PUT_ESC

@@ -193,8 +193,8 @@ void pt_conn_request_done(struct pt_conn *c);
 /* Called before a local answer to r (whose head is well framed): arranges for a request body
    the answer leaves unread to be read and dropped, or for the connection to close after it. */
 void pt_conn_plan_discard(struct pt_req *r);
-/* Reads from the client (plain or TLS). Returns bytes, 0 at EOF, -EAGAIN (readiness flags
-   updated: wait for the next event) or another -errno. */
+/* Reads from the client through its transport (plain or TLS). Returns bytes, 0 at EOF, -EAGAIN
+   (c->t's readiness flags updated: wait for the next event) or another negative value. */
 ssize_t pt_conn_read(struct pt_conn *c, void *buf, size_t len);
 /* Writes c->out then the slice. Returns PT_OK when everything went out, PT_AGAIN when the
    socket is full (send timer armed), or PT_ERR when the connection failed. */
@@ -248,6 +248,8 @@ int pt_proxy_start(struct pt_req *r, const struct pt_req_head *h, const struct p
 void pt_proxy_run(struct pt_req *r);
 /* The client connection is going away: release the upstream side. */
 void pt_proxy_abort(struct pt_req *r);
+/* The client sent no request body bytes within body_timeout: 408, or a reset once the
+   response began. */
 void pt_proxy_client_timeout(struct pt_req *r);
 
 #endif

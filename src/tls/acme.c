@@ -239,21 +239,20 @@ static void path_in(const struct pt_acme *a, const char *file, const char *ext, 
     snprintf(out, outlen, "%s/%s%s", a->storage, file, ext);
 }
 
-/* The ACME names of cfg, deduplicated, into names (strdup'd). Returns the count. */
-static size_t names_of(const struct pt_config *cfg, char **names)
+/* The ACME names among s's hosts, deduplicated, into names (strdup'd). Returns the count. */
+static size_t names_of(const struct pt_acme_settings *s, char **names)
 {
     size_t n = 0;
-    for (size_t i = 0; i < cfg->n_sites; i++)
-        for (size_t j = 0; j < cfg->sites[i].n_hosts; j++) {
-            const char *h = cfg->sites[i].hosts[j];
-            if (!pt_acme_name_ok(h) || n == MAX_NAMES)
-                continue;
-            bool dup = false;
-            for (size_t k = 0; k < n && !dup; k++)
-                dup = strcmp(names[k], h) == 0;
-            if (!dup && (names[n] = strdup(h)) != NULL)
-                n++;
-        }
+    for (size_t i = 0; i < s->n_hosts; i++) {
+        const char *h = s->hosts[i];
+        if (!pt_acme_name_ok(h) || n == MAX_NAMES)
+            continue;
+        bool dup = false;
+        for (size_t k = 0; k < n && !dup; k++)
+            dup = strcmp(names[k], h) == 0;
+        if (!dup && (names[n] = strdup(h)) != NULL)
+            n++;
+    }
     return n;
 }
 
@@ -1090,12 +1089,11 @@ static void acme_free(struct pt_acme *a)
     free(a);
 }
 
-struct pt_acme *pt_acme_start(const struct pt_config *cfg, char *err, size_t errlen)
+struct pt_acme *pt_acme_start(const struct pt_acme_settings *ac, char *err, size_t errlen)
 {
-    const struct pt_acme_cfg *ac = &cfg->tls.acme;
     if (errlen)
         err[0] = '\0';
-    if (!ac->is_set)
+    if (!ac)
         return NULL;
     struct pt_acme *a = calloc(1, sizeof(*a));
     if (!a) {
@@ -1151,7 +1149,7 @@ struct pt_acme *pt_acme_start(const struct pt_config *cfg, char *err, size_t err
         ERR_clear_error();
         goto fail;
     }
-    a->n_names = names_of(cfg, a->names);
+    a->n_names = names_of(ac, a->names);
     if (a->n_names && make_placeholder(a, a->names, a->n_names, err, errlen) < 0)
         goto fail;
     if (pthread_create(&a->thread, NULL, manager, a) != 0) {
@@ -1165,19 +1163,19 @@ fail:
     return NULL;
 }
 
-void pt_acme_update(struct pt_acme *a, const struct pt_config *cfg)
+void pt_acme_update(struct pt_acme *a, const struct pt_acme_settings *ac)
 {
     if (!a)
         return;
     char *names[MAX_NAMES];
-    size_t n = names_of(cfg, names);
+    static const struct pt_acme_settings none;
+    size_t n = names_of(ac ? ac : &none, names);
     pthread_mutex_lock(&a->mu);
     bool same = n == a->n_names;
     for (size_t i = 0; same && i < n; i++)
         same = strcmp(names[i], a->names[i]) == 0;
     pthread_mutex_unlock(&a->mu);
-    const struct pt_acme_cfg *ac = &cfg->tls.acme;
-    if (!ac->is_set || !ac->storage || strcmp(ac->storage, a->storage) != 0 || !ac->directory ||
+    if (!ac || !ac->storage || strcmp(ac->storage, a->storage) != 0 || !ac->directory ||
         strcmp(ac->directory, a->directory) != 0)
         pt_log_warn("acme: changes to tls.acme take effect after a restart");
     if (same) {

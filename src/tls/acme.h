@@ -14,17 +14,27 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "config/config.h"
 #include "tls/tls.h"
 
 struct pt_acme;
 
-/* Starts the manager for cfg (NULL, with no error, when cfg has no tls.acme). May block on the
-   filesystem (storage, placeholder generation): main thread only. On failure returns NULL and
-   fills err. */
-struct pt_acme *pt_acme_start(const struct pt_config *cfg, char *err, size_t errlen);
-/* Follows a new configuration (names added or removed). Main thread only. */
-void pt_acme_update(struct pt_acme *a, const struct pt_config *cfg);
+/* What the manager is told (tls.acme and the sites' host names), borrowed for the call. */
+struct pt_acme_settings {
+    const char *email;     /* NULL: no contact */
+    const char *directory; /* the ACME directory URL */
+    const char *ca_root;   /* CA file the directory's certificate is checked with; NULL: system */
+    const char *storage;   /* folder of the account key, certificates and placeholders */
+    const char *const *hosts; /* every site host name; the manager keeps the eligible ones */
+    size_t n_hosts;
+};
+
+/* Starts the manager with s (NULL: tls.acme is not set; returns NULL with no error). May block
+   on the filesystem (storage, placeholder generation): main thread only. On failure returns
+   NULL and fills err. */
+struct pt_acme *pt_acme_start(const struct pt_acme_settings *s, char *err, size_t errlen);
+/* Follows a new configuration (names added or removed; s NULL: tls.acme was removed, which
+   takes effect at the next start). Main thread only. */
+void pt_acme_update(struct pt_acme *a, const struct pt_acme_settings *s);
 /* Stops the thread and frees everything. */
 void pt_acme_stop(struct pt_acme *a);
 

@@ -331,6 +331,14 @@ def test_proxy_header_rules_remove_or_set_server(portico, backend):
     assert r.status == 502 and not r.has_header("Server"), r
 
 
+def test_respond_route_with_its_own_server_header_sends_one(portico):
+    """A respond route that names Server in its headers sends that one instead of ours (it
+    used to send both)."""
+    p = portico({"routes": [{"match": "/", "respond": {"body": "x", "headers": {"Server": "mine"}}}]})
+    r = get(p.port, "/")
+    assert r.status == 200 and server_values(r) == ["mine"], r
+
+
 # ---- custom error pages: errors: {STATUS: FILE} ---------------------------------------------
 
 def test_error_pages_for_404_and_502_with_status_and_type(portico, backend, tmp_path):

@@ -330,6 +330,22 @@ def test_hsts_only_on_https_responses(portico, chain, pki):
     assert b"strict-transport-security" not in res.stdout.lower(), res
 
 
+def test_site_hsts_replaces_the_backends_own(portico, backend, chain, pki):
+    """A site that sets hsts sends its policy alone: a backend's Strict-Transport-Security is
+    dropped (two policies would leave the browser to pick one). A site without hsts passes the
+    backend's through."""
+    b = backend(B.fixed(200, b"ok", headers=[("Strict-Transport-Security", "max-age=5")]))
+    sites = [{"hosts": ["secure.test"], "hsts": {"max_age": 600},
+              "routes": [{"match": "/*", "proxy": {"to": b.url}}]},
+             {"routes": [{"match": "/*", "proxy": {"to": b.url}}]}]
+    p = tls_start(portico, chain["list"], sites=sites)
+    r = TLSConn(p.port, "secure.test", cafile=pki.ca_cert).request("GET", "/", host="secure.test")
+    assert r.status == 200, r
+    assert r.header_all("Strict-Transport-Security") == ["max-age=600"], r
+    r = TLSConn(p.port, "other.test").request("GET", "/", host="other.test")
+    assert r.header_all("Strict-Transport-Security") == ["max-age=5"], r
+
+
 def test_https_redirect_308_except_acme_challenges(portico, chain, pki):
     p = tls_start(portico, chain["list"], sites=hsts_sites(), plain=True)
     r = get(p.plain_port, "/p/a%20b/c?x=1&y=two", host="secure.test:%d" % p.plain_port)
@@ -680,6 +696,14 @@ def raw_exchange(port, data, read=True):
     return got
 
 
+def junk(n):
+    """n random bytes that never start like a TLS handshake record (0x16): such a header makes
+    the server wait, rightly, for the rest of a record that never comes."""
+    b = bytearray(os.urandom(n))
+    b[0] = 0x42
+    return bytes(b)
+
+
 def test_plain_http_garbage_and_unknown_sni_are_clean(portico, chain, pki):
     p = tls_start(portico, chain["list"], plain=True)
     mark = len(p.stderr())
@@ -687,7 +711,7 @@ def test_plain_http_garbage_and_unknown_sni_are_clean(portico, chain, pki):
     got = raw_exchange(p.port, b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
     assert not got.startswith(b"HTTP/1.1 200"), got
     # garbage: random bytes, a TLS record header with a huge length, a truncated ClientHello
-    raw_exchange(p.port, os.urandom(4096))
+    raw_exchange(p.port, junk(4096))
     raw_exchange(p.port, b"\x16\x03\x01\xff\xff" + b"\x01" * 300)
     raw_exchange(p.port, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 20, read=False)
     raw_exchange(p.port, b"", read=False)  # connect and close
@@ -708,7 +732,7 @@ def test_plain_http_garbage_and_unknown_sni_are_clean(portico, chain, pki):
     # many of each, then the process still serves both listeners
     for i in range(20):
         raw_exchange(p.port, b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n" % i)
-        raw_exchange(p.port, os.urandom(64 + i * 37))
+        raw_exchange(p.port, junk(64 + i * 37))
     with TLSConn(p.port, "a.test", cafile=pki.ca_cert) as c:
         assert c.request("GET", "/", host="a.test").status == 200
     assert get(p.plain_port, "/", host="a.test").status == 200

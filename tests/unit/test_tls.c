@@ -3,7 +3,7 @@
  * non-blocking socketpairs, both sides pumped in one thread in a bounded loop. Certificates are
  * made here with the OpenSSL API into a mkdtemp() directory: a test CA, a second (untrusted)
  * CA, RSA and ECDSA certificates for a.test, a wildcard *.w.test, a default, a CN-only one and
- * client certificates.
+ * client certificates. The TLS transport (tls_transport.c) is tested here too, in both roles.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -26,6 +26,7 @@
 
 #include "tls/tls.h"
 #include "tls/tls_internal.h"
+#include "tls/tls_transport.h"
 
 /* ---- fixture: certificates ---- */
 
@@ -1040,6 +1041,142 @@ static void test_writev_coalesces_and_survives_backpressure(void **state)
     assert_int_equal(ERR_peek_error(), 0);
 }
 
+/* ---- the transport interface (tls_transport.c) ---- */
+
+/* Pumps the handshakes of two TLS transports, bounded. Returns true when both are done. */
+static bool pump_transports(struct pt_transport *a, struct pt_transport *b)
+{
+    int ra = PT_AGAIN, rb = PT_AGAIN;
+    for (int i = 0; i < 200 && (ra == PT_AGAIN || rb == PT_AGAIN); i++) {
+        if (ra == PT_AGAIN)
+            ra = pt_transport_handshake(a);
+        if (rb == PT_AGAIN)
+            rb = pt_transport_handshake(b);
+    }
+    return ra == PT_OK && rb == PT_OK;
+}
+
+/* Both roles over one socketpair: handshake, the head + slice writev, EAGAIN bookkeeping, a
+   file range sent record by record through a full socket, and close_notify. */
+static void test_transport_server_and_client_roles(void **state)
+{
+    (void)state;
+    struct pt_tls_ctx *ctx = std_ctx();
+    struct pt_tls_client_ctx *cc = client_ctx(P("ca.pem"), true, NULL, NULL);
+    int fd[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fd), 0);
+    struct pt_transport ts, tc;
+    assert_int_equal(pt_tls_transport_server_init(&ts, ctx, fd[0]), 0);
+    assert_int_equal(pt_tls_transport_client_init(&tc, cc, fd[1], "a.test", NULL), 0);
+    assert_true(ts.is_handshaking && ts.can_read && ts.can_write);
+    assert_true(tc.is_handshaking && !tc.can_read && tc.can_write);
+    assert_true(pt_transport_is_secure(&ts));
+    assert_string_equal(tc.ops->name, "TLS");
+    assert_true(pump_transports(&ts, &tc));
+    assert_false(ts.is_handshaking);
+    assert_false(tc.is_handshaking);
+    assert_non_null(pt_transport_tls(&ts));
+    assert_string_equal(pt_tls_sni(pt_transport_tls(&ts)), "a.test");
+    assert_string_equal(pt_tls_sni(pt_transport_tls(&tc)), "a.test");
+    assert_true(pt_tls_peer_verified(pt_transport_tls(&tc)));
+
+    /* Nothing to read: EAGAIN clears can_read and waits for readability. */
+    char buf[64];
+    tc.can_read = true;
+    assert_int_equal(pt_transport_read(&tc, buf, sizeof(buf)), -EAGAIN);
+    assert_false(tc.can_read);
+    assert_false(tc.read_wants_write);
+
+    /* A response head and its body slice. */
+    struct iovec v[2] = {{"HTTP/1.1 200 OK\r\n\r\n", 19}, {"hello", 5}};
+    assert_int_equal(pt_transport_writev(&ts, v, 2, true), 24);
+    pt_transport_events(&tc, EPOLLIN);
+    assert_int_equal(pt_transport_read(&tc, buf, sizeof(buf)), 24); /* one record */
+    assert_true(tc.can_read); /* a TLS read stops only at EAGAIN */
+    assert_memory_equal(buf, "HTTP/1.1 200 OK\r\n\r\nhello", 24);
+
+    /* A file range larger than the socket holds: EAGAIN, then again from the same offset. */
+    const size_t total = 1u << 20;
+    char path[] = "/tmp/pt_tls_transport_XXXXXX";
+    int ffd = mkstemp(path);
+    assert_true(ffd >= 0);
+    unlink(path);
+    unsigned char *src = malloc(total);
+    char *dst = malloc(total);
+    assert_non_null(src);
+    assert_non_null(dst);
+    for (size_t i = 0; i < total; i++)
+        src[i] = pattern(i);
+    assert_int_equal(write(ffd, src, total), (ssize_t)total);
+    uint64_t off = 100;
+    size_t recvd = 0;
+    int again = 0;
+    for (int round = 0; round < 100000 && recvd < total - 100; round++) {
+        if (off < total) {
+            ssize_t n = pt_transport_send_file(&ts, ffd, off, total - off);
+            if (n == -EAGAIN) {
+                again++;
+                assert_false(ts.can_write);
+            } else {
+                assert_true(n > 0);
+                off += (uint64_t)n;
+            }
+        }
+        if (round % 8 != 7)
+            continue; /* let the socket fill up */
+        recvd += read_some(pt_transport_tls(&tc), dst + recvd, total - recvd);
+        pt_transport_events(&ts, EPOLLOUT);
+    }
+    assert_int_equal(recvd, total - 100);
+    assert_true(again > 0);
+    assert_memory_equal(src + 100, dst, total - 100);
+
+    /* A range past the end of the file: what is there goes, then -EIO. */
+    assert_int_equal(pt_transport_send_file(&ts, ffd, total - 10, 20), 10);
+    assert_int_equal(pt_transport_send_file(&ts, ffd, total, 10), -EIO);
+    assert_int_equal(read_some(pt_transport_tls(&tc), dst, total), 10);
+    close(ffd);
+    free(src);
+    free(dst);
+
+    /* close_notify: a clean end of stream on the other side. */
+    pt_transport_shutdown(&ts, false);
+    tc.can_read = true;
+    assert_int_equal(pt_transport_read(&tc, buf, sizeof(buf)), 0);
+    assert_true(pt_tls_conn_is_clean_close(pt_transport_tls(&tc)));
+
+    pt_transport_free(&ts);
+    pt_transport_free(&tc);
+    pt_transport_free(&tc); /* twice is harmless */
+    close(fd[0]);
+    close(fd[1]);
+    pt_tls_client_ctx_unref(cc);
+    pt_tls_ctx_unref(ctx);
+    assert_int_equal(ERR_peek_error(), 0);
+}
+
+/* A failed handshake says PT_ERR with the reason; the transport can still be freed. */
+static void test_transport_handshake_failure_has_a_reason(void **state)
+{
+    (void)state;
+    struct pt_tls_ctx *ctx = std_ctx();
+    int fd[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fd), 0);
+    struct pt_transport ts;
+    assert_int_equal(pt_tls_transport_server_init(&ts, ctx, fd[0]), 0);
+    assert_int_equal(pt_transport_handshake(&ts), PT_AGAIN);
+    assert_false(ts.can_read);
+    assert_int_equal(write(fd[1], "GET / HTTP/1.1\r\n\r\n", 18), 18);
+    assert_int_equal(pt_transport_handshake(&ts), PT_ERR);
+    assert_string_equal(pt_transport_error(&ts), "plain HTTP request on a TLS port");
+    pt_transport_shutdown(&ts, false); /* nothing may follow a fatal error: no alert, no crash */
+    pt_transport_free(&ts);
+    close(fd[0]);
+    close(fd[1]);
+    pt_tls_ctx_unref(ctx);
+    assert_int_equal(ERR_peek_error(), 0);
+}
+
 static X509 *read_first_cert(const char *file)
 {
     FILE *f = fopen(file, "r");
@@ -1124,6 +1261,8 @@ int main(void)
         cmocka_unit_test(test_mtls_optional),
         cmocka_unit_test(test_plain_http_and_garbage_are_errors),
         cmocka_unit_test(test_writev_coalesces_and_survives_backpressure),
+        cmocka_unit_test(test_transport_server_and_client_roles),
+        cmocka_unit_test(test_transport_handshake_failure_has_a_reason),
         cmocka_unit_test(test_ocsp_validity_refresh_and_backoff),
         cmocka_unit_test(test_ocsp_check_refuses_garbage),
     };
