@@ -106,7 +106,9 @@ static void req_free(struct pt_worker *w, struct pt_req *r)
     free(r);
 }
 
-struct pt_req *pt_conn_req_new(struct pt_conn *c)
+/* Takes a request object on the current snapshot for c (pt_conn_req_new's body, inlined into
+   HTTP/1.1's request_begin). */
+static inline struct pt_req *req_new(struct pt_conn *c)
 {
     struct pt_worker *w = c->w;
     struct pt_wsnap *ws = pt_worker_snap_get(w);
@@ -130,11 +132,16 @@ struct pt_req *pt_conn_req_new(struct pt_conn *c)
     return r;
 }
 
+struct pt_req *pt_conn_req_new(struct pt_conn *c)
+{
+    return req_new(c);
+}
+
 /* Starts a request on c: takes a use of the current snapshot and a request object. On
    failure closes c and returns NULL. */
 static struct pt_req *request_begin(struct pt_conn *c)
 {
-    struct pt_req *r = pt_conn_req_new(c);
+    struct pt_req *r = req_new(c);
     if (!r) {
         pt_conn_close(c);
         return NULL;
@@ -192,7 +199,7 @@ void pt_conn_yield(struct pt_conn *c)
 
 /* Lets go of what r holds besides the connection's file body: the proxy's side, the upstream
    head buffer, the snapshot use. */
-static void release_request(struct pt_worker *w, struct pt_req *r)
+static inline void release_request(struct pt_worker *w, struct pt_req *r)
 {
     if (r->pstate != PT_PS_NONE)
         pt_proxy_abort(r);
@@ -566,7 +573,7 @@ void pt_conn_request_done(struct pt_conn *c)
     c->again = true;
 }
 
-bool pt_conn_ensure_scratch(struct pt_worker *w, const struct pt_config *cfg)
+static inline bool ensure_scratch(struct pt_worker *w, const struct pt_config *cfg)
 {
     size_t nh = cfg->limits.headers ? cfg->limits.headers : 1;
     if (w->hdrs_cap < nh) {
@@ -585,6 +592,11 @@ bool pt_conn_ensure_scratch(struct pt_worker *w, const struct pt_config *cfg)
         w->path_cap = np;
     }
     return true;
+}
+
+bool pt_conn_ensure_scratch(struct pt_worker *w, const struct pt_config *cfg)
+{
+    return ensure_scratch(w, cfg);
 }
 
 /* Splits the request-target into host override (absolute-form), path and query. Returns false
@@ -651,7 +663,7 @@ static void dispatch(struct pt_conn *c, size_t head_len)
     const struct pt_config *cfg = r->cfg;
     c->n_requests++;
     pt_timer_stop(&w->loop, &c->timer);
-    if (!pt_conn_ensure_scratch(w, cfg)) {
+    if (!ensure_scratch(w, cfg)) {
         pt_pipeline_note(r, NULL);
         pt_pipeline_fail(r, 503, true);
         pt_buf_consume(&c->in, (uint32_t)head_len);

@@ -511,8 +511,11 @@ static bool feed(struct pt_h2_session *s, const char *p, size_t n)
     return !s->is_doomed;
 }
 
-/* Reads and processes what the socket has (and the bytes read before the session started).
-   Returns false when c was closed. */
+static bool write_frames(struct pt_h2_session *s);
+
+/* Reads and processes what the socket has (and the bytes read before the session started),
+   writing what each read made nghttp2 queue (acks, answers) before the next, so that a client
+   that reads is never behind by more than one buffer. Returns false when c was closed. */
 static bool read_frames(struct pt_h2_session *s)
 {
     struct pt_conn *c = s->c;
@@ -538,6 +541,10 @@ static bool read_frames(struct pt_h2_session *s)
             total += (size_t)n;
             if (!feed(s, c->in.data, (size_t)n))
                 break;
+            if (nghttp2_session_want_write(s->ng) && !write_frames(s)) {
+                pt_conn_close(c);
+                return false;
+            }
             continue;
         }
         if (n == -EAGAIN)

@@ -285,7 +285,6 @@ void pt_worker_access_log(struct pt_worker *w, const struct pt_req *r)
     char *p = w->log_buf + w->log_len;
     size_t room = LOG_BUF_BYTES - w->log_len - 2, n = 0;
     bool json = r->cfg->log.format == PT_LOG_FORMAT_JSON;
-    const char *proto = r->h2s ? "2.0" : r->minor_version ? "1.1" : "1.0";
 #define PUT_LIT(s)                                                                                 \
     do {                                                                                           \
         size_t l_ = sizeof(s) - 1;                                                                 \
@@ -314,8 +313,12 @@ void pt_worker_access_log(struct pt_worker *w, const struct pt_req *r)
             path[k] = '\0';
             PUT_ESC(path);
         }
-        PUT_FMT("\",\"protocol\":\"HTTP/%s\",\"status\":%d,\"bytes\":%llu,\"host\":\"", proto,
-                r->status, (unsigned long long)r->bytes_out);
+        if (r->h2s) /* a format each: one conversion more costs HTTP/1.1 a hundred instructions */
+            PUT_FMT("\",\"protocol\":\"HTTP/2.0\",\"status\":%d,\"bytes\":%llu,\"host\":\"",
+                    r->status, (unsigned long long)r->bytes_out);
+        else
+            PUT_FMT("\",\"protocol\":\"HTTP/1.%d\",\"status\":%d,\"bytes\":%llu,\"host\":\"",
+                    r->minor_version, r->status, (unsigned long long)r->bytes_out);
         PUT_ESC(r->host);
         PUT_LIT("\",\"referer\":\"");
         PUT_ESC(r->referer);
@@ -331,7 +334,11 @@ void pt_worker_access_log(struct pt_worker *w, const struct pt_req *r)
         PUT_ESC(r->method);
         PUT_LIT(" ");
         PUT_ESC(r->uri);
-        PUT_FMT(" HTTP/%s\" %d %llu \"", proto, r->status, (unsigned long long)r->bytes_out);
+        if (r->h2s)
+            PUT_FMT(" HTTP/2.0\" %d %llu \"", r->status, (unsigned long long)r->bytes_out);
+        else
+            PUT_FMT(" HTTP/1.%d\" %d %llu \"", r->minor_version, r->status,
+                    (unsigned long long)r->bytes_out);
         PUT_ESC(r->referer[0] ? r->referer : "-");
         PUT_LIT("\" \"");
         PUT_ESC(r->user_agent[0] ? r->user_agent : "-");

@@ -590,7 +590,11 @@ def test_control_and_empty_frame_floods_are_cut_off(portico, kind):
     r = flood(p.port, make, 20000, settings={4: 0} if kind == "empty_data" else None)
     g = r.goaway()
     assert r.closed and g is not None and g.error_code == ENHANCE_YOUR_CALM, r.frames[-3:]
-    assert "too much work" in p.stderr()
+    # PING and SETTINGS are acked: when the acks queue up faster than this client reads them
+    # (a loaded machine, 9-byte SETTINGS), nghttp2's max_outbound_ack ends the session first;
+    # frames without an answer (empty DATA, tiny WINDOW_UPDATE) always meet the work budget
+    acked = kind in ("ping", "settings")
+    assert "too much work" in p.stderr() or (acked and "Flooding" in p.stderr())
     r.close()
 
 
