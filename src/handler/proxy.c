@@ -450,7 +450,7 @@ static void on_upstream_timeout(void *owner)
 {
     struct pt_req *r = owner;
     struct pt_uconn *u = r->at.u;
-    if (u->is_connecting || u->is_handshaking)
+    if (u->is_connecting || u->t.is_handshaking)
         upstream_failed(r, PT_FAIL_CONNECT_TIMEOUT);
     else if (!r->resp_head_seen)
         upstream_failed(r, PT_FAIL_TIMEOUT);
@@ -482,81 +482,15 @@ static const struct pt_attempt_ops attempt_ops = {
 
 /* ---- upstream I/O (plain or TLS) ---- */
 
-/* Reads from the upstream. Returns bytes, 0 at EOF, -EAGAIN (flags updated) or -errno. */
-static ssize_t uconn_read(struct pt_uconn *u, void *buf, size_t len)
-{
-    for (;;) {
-        ssize_t n;
-        if (u->tls) {
-            n = pt_tls_read(u->tls, buf, len);
-            if (n == -EAGAIN) {
-                if (pt_tls_conn_want(u->tls) == PT_TLS_WANT_WRITE) {
-                    u->tls_read_wants_write = true;
-                    u->can_write = false;
-                }
-                u->can_read = false;
-            }
-            return n >= 0 || n == -EAGAIN ? n : -EIO;
-        }
-        n = read(u->io.fd, buf, len);
-        if (n >= 0) {
-            if (n > 0 && (size_t)n < len && !u->saw_hup)
-                u->can_read = false; /* drained; edge-triggered epoll reports the next byte */
-            return n;
-        }
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN)
-            u->can_read = false;
-        return -errno;
-    }
-}
-
-static ssize_t uconn_writev(struct pt_uconn *u, const struct iovec *iov, int n_iov)
-{
-    for (;;) {
-        ssize_t n;
-        if (u->tls) {
-            n = pt_tls_writev(u->tls, iov, n_iov);
-            if (n == -EAGAIN) {
-                if (pt_tls_conn_want(u->tls) == PT_TLS_WANT_READ) {
-                    u->tls_write_wants_read = true;
-                    u->can_read = false;
-                }
-                u->can_write = false;
-            }
-            return n >= 0 || n == -EAGAIN ? n : -EIO;
-        }
-        n = writev(u->io.fd, iov, n_iov);
-        if (n >= 0)
-            return n;
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN)
-            u->can_write = false;
-        return -errno;
-    }
-}
-
 /* Drives the upstream TLS handshake. Returns PT_OK when done, PT_AGAIN, or PT_ERR. */
 static int upstream_handshake(struct pt_req *r, struct pt_uconn *u)
 {
-    int rc = pt_tls_handshake(u->tls);
-    if (rc == PT_OK) {
-        u->is_handshaking = false;
-        return PT_OK;
-    }
-    if (rc == PT_TLS_WANT_READ) {
-        u->can_read = false;
-        return PT_AGAIN;
-    }
-    if (rc == PT_TLS_WANT_WRITE) {
-        u->can_write = false;
-        return PT_AGAIN;
-    }
+    int rc = pt_transport_handshake(&u->t);
+    if (rc == PT_OK || rc == PT_AGAIN)
+        return rc;
     pt_log_ratelimited(PT_LOG_WARN, "request %s: TLS to upstream \"%s\" target %s failed: %s",
                        r->request_id, r->at.ups->name, r->at.target->url,
-                       pt_tls_conn_error(u->tls));
+                       pt_transport_error(&u->t));
     return PT_ERR;
 }
 
@@ -614,7 +548,7 @@ static int push_upstream(struct pt_req *r, bool *progress)
         uint32_t slen = r->head_sent || ulen == 0 ? b->pending : 0;
         if (ulen == 0 && slen == 0)
             return PT_OK;
-        if (!u->can_write)
+        if (!u->t.can_write)
             return PT_OK;
         struct iovec iov[2];
         int n_iov = 0;
@@ -622,7 +556,7 @@ static int push_upstream(struct pt_req *r, bool *progress)
             iov[n_iov++] = (struct iovec){pt_buf_rpos(&r->uout), ulen};
         if (slen)
             iov[n_iov++] = (struct iovec){(void *)r->body_view, slen};
-        ssize_t n = uconn_writev(u, iov, n_iov);
+        ssize_t n = pt_transport_writev(&u->t, iov, n_iov, false);
         if (n == -EAGAIN)
             return PT_OK;
         if (n < 0)
@@ -785,13 +719,13 @@ static int pull_upstream(struct pt_req *r, bool *progress)
             if (pt_buf_room(&u->in) == 0 && u->in.head == 0)
                 return FAILED + PT_FAIL_BAD_RESPONSE; /* head larger than the buffer */
         }
-        if (!u->can_read)
+        if (!u->t.can_read)
             return PT_OK;
         if (!u->in.data && pt_buf_alloc(&u->in, PT_BUF_LARGE) < 0)
             return 503;
         if (pt_buf_room(&u->in) == 0)
             pt_buf_compact(&u->in);
-        ssize_t n = uconn_read(u, u->in.data + u->in.tail, pt_buf_room(&u->in));
+        ssize_t n = pt_transport_read(&u->t, u->in.data + u->in.tail, pt_buf_room(&u->in));
         if (n > 0) {
             u->in.tail += (uint32_t)n;
             *progress = true;
@@ -801,7 +735,7 @@ static int pull_upstream(struct pt_req *r, bool *progress)
         }
         if (n == 0) {
             u->is_eof = true;
-            u->can_read = false;
+            u->t.can_read = false;
             if (r->resp_head_seen && b->is_close_delimited) {
                 b->is_done = true;
                 r->stream->send_end(r);
@@ -849,7 +783,7 @@ void pt_proxy_run(struct pt_req *r)
         struct pt_uconn *u = r->at.u;
         int rc = PT_OK;
         if (u && u->is_connecting) {
-            if (!u->can_write && !u->can_read)
+            if (!u->t.can_write && !u->t.can_read)
                 goto client_side;
             if (!pt_attempt_connected(&r->at)) {
                 upstream_failed(r, PT_FAIL_CONNECT);
@@ -857,8 +791,8 @@ void pt_proxy_run(struct pt_req *r)
             }
             progress = true;
         }
-        if (u && !u->is_connecting && u->is_handshaking) {
-            if (!u->can_write && !u->can_read)
+        if (u && !u->is_connecting && u->t.is_handshaking) {
+            if (!u->t.can_write && !u->t.can_read)
                 goto client_side;
             int hs = upstream_handshake(r, u);
             if (hs == PT_ERR) {
@@ -870,7 +804,7 @@ void pt_proxy_run(struct pt_req *r)
             pt_timer_set(&r->w->loop, &u->timer, pt_attempt_head_timeout(&r->at));
             progress = true;
         }
-        if (u && !u->is_connecting && !u->is_handshaking) {
+        if (u && !u->is_connecting && !u->t.is_handshaking) {
             rc = push_upstream(r, &progress);
             if (rc == PT_OK)
                 rc = pull_upstream(r, &progress);

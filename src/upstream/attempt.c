@@ -33,6 +33,7 @@
 #include "core/sock.h"
 #include "http/h1_parse.h"
 #include "tls/tls.h"
+#include "tls/tls_transport.h"
 #include "upstream/budget.h"
 
 void pt_attempt_init(struct pt_attempt *a, const struct pt_attempt_ctx *ctx,
@@ -245,9 +246,9 @@ static bool start_tls(struct pt_attempt *a, struct pt_uconn *u)
     struct pt_tls_client_ctx *cc = a->tls_cc;
     if (!cc)
         return false;
-    u->tls = pt_tls_client_new(cc, u->io.fd, a->target->host, a->target->host_header);
-    u->is_handshaking = u->tls != NULL;
-    return u->tls != NULL;
+    pt_transport_free(&u->t); /* the plain transport it had while connecting */
+    return pt_tls_transport_client_init(&u->t, cc, u->io.fd, a->target->host,
+                                        a->target->host_header) == 0;
 }
 
 uint32_t pt_attempt_head_timeout(struct pt_attempt *a)
@@ -310,8 +311,8 @@ int pt_attempt_connect(struct pt_attempt *a, bool next)
     }
     /* A TLS handshake counts as connecting: connect_timeout covers it. */
     pt_timer_set(a->loop, &u->timer,
-                 u->is_connecting || u->is_handshaking ? ups->connect_timeout_ms
-                                                       : pt_attempt_head_timeout(a));
+                 u->is_connecting || u->t.is_handshaking ? ups->connect_timeout_ms
+                                                         : pt_attempt_head_timeout(a));
     return PT_OK;
 }
 
@@ -343,8 +344,8 @@ bool pt_attempt_connected(struct pt_attempt *a)
     if (a->target->is_https) {
         if (!start_tls(a, u))
             return false;
-        u->can_read = true; /* try the handshake at once */
-        return true;        /* connect_timeout keeps running through the handshake */
+        u->t.can_read = true; /* try the handshake at once */
+        return true;          /* connect_timeout keeps running through the handshake */
     }
     pt_timer_set(a->loop, &u->timer, pt_attempt_head_timeout(a));
     return true;

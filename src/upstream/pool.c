@@ -63,20 +63,7 @@ static void uconn_io(struct pt_io *io, uint32_t events)
             idle_event(u);
         return;
     }
-    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-        u->can_read = true;
-    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-        u->saw_hup = true;
-    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
-        u->can_write = true;
-    if ((events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && u->tls_read_wants_write) {
-        u->tls_read_wants_write = false;
-        u->can_read = true;
-    }
-    if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && u->tls_write_wants_read) {
-        u->tls_write_wants_read = false;
-        u->can_write = true;
-    }
+    pt_transport_events(&u->t, events);
     u->on_ready(u->owner);
 }
 
@@ -113,7 +100,8 @@ struct pt_uconn *pt_uconn_new(struct pt_upool *p, int fd, const struct pt_sockad
     u->addr = *addr;
     u->tls_host_hash = tls_host_hash;
     u->is_connecting = in_progress;
-    u->can_write = !in_progress;
+    pt_transport_plain_init(&u->t, fd);
+    u->t.can_write = !in_progress;
     u->n_requests = 1;
     pt_timer_init(&u->timer, uconn_timeout);
     int lrc = pt_loop_add(p->loop, &u->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP, false);
@@ -134,12 +122,9 @@ void pt_uconn_close(struct pt_uconn *u)
     u->is_closed = true;
     struct pt_loop *loop = u->pool->loop;
     pt_timer_stop(loop, &u->timer);
-    if (u->tls) {
-        if (!u->is_handshaking)
-            pt_tls_shutdown(u->tls);
-        pt_tls_free(u->tls);
-        u->tls = NULL;
-    }
+    if (!u->t.is_handshaking)
+        pt_transport_shutdown(&u->t, false); /* TLS close_notify, best effort */
+    pt_transport_free(&u->t);
     pt_loop_close(loop, &u->io);
     pt_loop_defer(loop, &u->defer, uconn_free);
 }

@@ -23,8 +23,8 @@
 #include "config/config.h"
 #include "core/buf.h"
 #include "core/loop.h"
+#include "core/transport.h"
 
-struct pt_tls_conn;
 struct pt_upool;
 
 #define PT_UPOOL_BUCKETS 64
@@ -45,17 +45,11 @@ struct pt_uconn {
     struct pt_buf in;        /* response bytes; held only while a request uses it */
     struct pt_sockaddr addr; /* pool key, with tls_host_hash */
     uint32_t tls_host_hash;  /* 0 for plain connections; else a hash of the SNI host name */
-    struct pt_tls_conn *tls; /* https targets */
-    bool is_handshaking;     /* TLS handshake not finished: nothing may be written yet */
-    bool tls_read_wants_write;
-    bool tls_write_wants_read;
+    struct pt_transport t;   /* plain, or TLS for https targets (t.is_handshaking until done) */
     uint32_t pool_hash;
     uint32_t n_requests; /* requests sent on this connection */
     bool is_connecting;
-    bool can_read;
-    bool can_write;
     bool is_eof;
-    bool saw_hup; /* epoll reported RDHUP/HUP/ERR: read until EOF, never assume */
     bool is_closed;
 };
 

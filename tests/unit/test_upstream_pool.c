@@ -76,7 +76,7 @@ static struct pt_uconn *conn(struct fix *f, const struct pt_sockaddr *a, uint32_
     struct pt_uconn *u = pt_uconn_new(&f->pool, sv[0], a, tls_hash, false, &err, &what);
     assert_non_null(u);
     assert_int_equal(u->n_requests, 1);
-    assert_true(u->can_write);
+    assert_true(u->t.can_write);
     u->owner = f;
     u->on_ready = on_ready;
     f->peers[f->n_peers++] = sv[1];
@@ -169,7 +169,7 @@ static void test_idle_event_closes(void **state)
     assert_int_equal(write(peer, "x", 1), 1);
     pt_loop_run_once(&f.loop, 100);
     assert_int_equal(n_owner_events, 1);
-    assert_true(u->can_read);
+    assert_true(u->t.can_read);
     char c;
     assert_int_equal(read(u->io.fd, &c, 1), 1);
     /* Idle: bytes nobody asked for mean the connection is out of step, and it goes. */
