@@ -413,23 +413,10 @@ static void check_unreachable(struct pt_cfg_ctx *x)
 
 static void load_root(struct pt_cfg_ctx *x, const struct pt_ynode *root)
 {
-    static const char *const keys[] = {"workers",
-                                       "shutdown_timeout",
-                                       "listen",
-                                       "limits",
-                                       "trusted_proxies",
-                                       "log",
-                                       "upstreams",
-                                       "sites",
-                                       "routes",
-                                       "tls",
-                                       "resolver",
-                                       "geoip",
-                                       "server_header",
-                                       "errors",
-                                       "pid_file",
-                                       "http2",
-                                       NULL};
+    static const char *const keys[] = {
+        "workers", "shutdown_timeout", "listen", "limits",   "http2", "trusted_proxies",
+        "log",     "upstreams",        "sites",  "routes",   "tls",   "resolver",
+        "geoip",   "server_header",    "errors", "pid_file", NULL};
     static const char *const later[] = {"admin", "cache", "metrics",     "redis", "rules",
                                         "acl",   "waf",   "rate_limits", NULL};
     struct pt_config *cfg = x->cfg;
