@@ -413,14 +413,10 @@ static void check_unreachable(struct pt_cfg_ctx *x)
 
 static void load_root(struct pt_cfg_ctx *x, const struct pt_ynode *root)
 {
-    static const char *const keys[] = {"workers",         "shutdown_timeout",
-                                       "listen",          "limits",
-                                       "trusted_proxies", "log",
-                                       "upstreams",       "sites",
-                                       "routes",          "tls",
-                                       "resolver",        "geoip",
-                                       "server_header",   "errors",
-                                       "pid_file",        NULL};
+    static const char *const keys[] = {
+        "workers", "shutdown_timeout", "listen", "limits",   "http2", "trusted_proxies",
+        "log",     "upstreams",        "sites",  "routes",   "tls",   "resolver",
+        "geoip",   "server_header",    "errors", "pid_file", NULL};
     static const char *const later[] = {"admin", "cache", "metrics",     "redis", "rules",
                                         "acl",   "waf",   "rate_limits", NULL};
     struct pt_config *cfg = x->cfg;
@@ -452,6 +448,8 @@ static void load_root(struct pt_cfg_ctx *x, const struct pt_ynode *root)
             pt_config_load_listen(x, v);
         } else if (is(k, "limits")) {
             load_limits(x, v);
+        } else if (is(k, "http2")) {
+            pt_config_load_http2(x, v);
         } else if (is(k, "trusted_proxies")) {
             load_trusted(x, v);
         } else if (is(k, "log")) {
@@ -518,6 +516,8 @@ static void set_defaults(struct pt_config *cfg)
     cfg->limits.body_timeout_ms = 30000;
     cfg->limits.keepalive_timeout_ms = 60000;
     cfg->limits.send_timeout_ms = 30000;
+    cfg->http2.max_concurrent_streams = 100;
+    cfg->http2.initial_window_size = 65535;
     cfg->log.level = PT_LOG_INFO;
     cfg->log.access = "stdout";
     cfg->log.format = PT_LOG_FORMAT_COMBINED;

@@ -55,6 +55,7 @@ struct pt_listen_cfg {
     int client_auth;       /* enum pt_client_auth; default none, optional/required need client_ca */
     const char *client_subject_header;     /* header carrying the verified subject, or NULL */
     const char *client_fingerprint_header; /* header carrying its SHA-256 fingerprint, or NULL */
+    bool is_http2; /* http2: true: ALPN h2 on TLS, h2c by prior knowledge on plain; default off */
 };
 
 /* tls: certificates and protocol settings for listeners with tls: true. */
@@ -98,6 +99,14 @@ struct pt_limits_cfg {
     uint32_t keepalive_timeout_ms; /* default 60s */
     uint32_t send_timeout_ms;      /* default 30s */
     uint32_t max_connections;      /* client connections per process; 0: from RLIMIT_NOFILE */
+};
+
+/* http2: settings of every HTTP/2 client connection (listeners with http2: true). */
+struct pt_http2_cfg {
+    uint32_t max_concurrent_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS; default 100 */
+    uint32_t initial_window_size;    /* bytes; SETTINGS_INITIAL_WINDOW_SIZE; default 65535 */
+    uint32_t max_header_list_size;   /* bytes (RFC 9113 §6.5.2 size); 0: limits.header_size */
+    struct pt_cfg_pos pos;
 };
 
 struct pt_cidr {
@@ -379,6 +388,7 @@ struct pt_config {
     struct pt_listen_cfg *listens;
     size_t n_listens; /* >= 1 */
     struct pt_limits_cfg limits;
+    struct pt_http2_cfg http2;
     struct pt_cidr *trusted_proxies;
     size_t n_trusted_proxies;
     struct pt_log_cfg log;

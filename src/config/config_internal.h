@@ -264,6 +264,8 @@ bool pt_config_make_target(struct pt_cfg_ctx *x, const struct pt_ynode *v, const
 void pt_config_load_listen(struct pt_cfg_ctx *x, const struct pt_ynode *v);
 void pt_config_load_tls(struct pt_cfg_ctx *x, const struct pt_ynode *v);
 void pt_config_check_tls_listeners(struct pt_cfg_ctx *x);
+/* http2: (config_listen.c): settings of HTTP/2 client connections. */
+void pt_config_load_http2(struct pt_cfg_ctx *x, const struct pt_ynode *v);
 
 /* upstreams: (config_upstreams.c). new_upstream makes one with the contract's defaults,
    appended to cfg->upstreams (its index set), name copied into the arena. */

@@ -1,6 +1,7 @@
 /*
- * config_listen.c - the listen: list (addresses, tls: true, client certificates) and the tls:
- * section (certificates, protocol settings, acme:).
+ * config_listen.c - the listen: list (addresses, tls: true, http2: true, client certificates),
+ * the tls: section (certificates, protocol settings, acme:) and the http2: section (settings of
+ * HTTP/2 client connections).
  *
  * Listeners are checked against each other (two that overlap, like ":8080" and
  * "127.0.0.1:8080", are an error at the second) and against tls: once the whole file is read
@@ -370,7 +371,7 @@ void pt_config_load_listen(struct pt_cfg_ctx *x, const struct pt_ynode *v)
 {
     struct pt_config *cfg = x->cfg;
     static const char *const keys[] = {
-        "addr", "tls", "client_ca", "client_auth", "client_cert_headers", NULL};
+        "addr", "tls", "http2", "client_ca", "client_auth", "client_cert_headers", NULL};
     if (!pt_config_want_seq(x, v, "listen"))
         return;
     if (v->len == 0) {
@@ -396,7 +397,7 @@ void pt_config_load_listen(struct pt_cfg_ctx *x, const struct pt_ynode *v)
         {
             if (!pt_config_known_key(x, k, keys, NULL, "a listen entry"))
                 continue;
-            if (!is(k, "addr") && !is(k, "tls") && !client_key)
+            if (!is(k, "addr") && !is(k, "tls") && !is(k, "http2") && !client_key)
                 client_key = k;
             if (is(k, "addr")) {
                 has_addr = true;
@@ -430,6 +431,8 @@ void pt_config_load_listen(struct pt_cfg_ctx *x, const struct pt_ynode *v)
             } else if (is(k, "tls")) {
                 if (pt_config_get_bool(x, val, "tls", &l->is_tls) && l->is_tls)
                     x->listen_tls_pos[cfg->n_listens - 1] = val->pos;
+            } else if (is(k, "http2")) {
+                pt_config_get_bool(x, val, "http2", &l->is_http2);
             } else if (is(k, "client_ca")) {
                 l->client_ca = pt_config_get_file(x, val, "client_ca");
             } else if (is(k, "client_auth")) {
@@ -449,5 +452,33 @@ void pt_config_load_listen(struct pt_cfg_ctx *x, const struct pt_ynode *v)
                             "client_auth \"%s\" needs \"client_ca\" (the CA certificates that "
                             "sign client certificates)",
                             auth_val->s);
+    }
+}
+
+void pt_config_load_http2(struct pt_cfg_ctx *x, const struct pt_ynode *v)
+{
+    static const char *const keys[] = {"max_concurrent_streams", "initial_window_size",
+                                       "max_header_list_size", NULL};
+    struct pt_http2_cfg *h = &x->cfg->http2;
+    if (!pt_config_want_map(x, v, "http2"))
+        return;
+    h->pos = v->pos;
+    FOR_PAIRS(v, k, val)
+    {
+        uint64_t n;
+        if (!pt_config_known_key(x, k, keys, NULL, "http2"))
+            continue;
+        /* RFC 9113 §6.5.2: the window is at most 2^31-1; streams are bounded well below what
+           memory allows (each holds a request object and its buffers). */
+        if (is(k, "max_concurrent_streams")) {
+            if (pt_config_get_uint(x, val, "max_concurrent_streams", 1, 10000, &n))
+                h->max_concurrent_streams = (uint32_t)n;
+        } else if (is(k, "initial_window_size")) {
+            if (pt_config_get_size(x, val, "initial_window_size", 1024, (1ull << 31) - 1, &n))
+                h->initial_window_size = (uint32_t)n;
+        } else {
+            if (pt_config_get_size(x, val, "max_header_list_size", 1024, 64ull << 20, &n))
+                h->max_header_list_size = (uint32_t)n;
+        }
     }
 }

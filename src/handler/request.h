@@ -38,6 +38,7 @@ struct pt_lb_worker;
 struct pt_static_root;
 struct pt_tls_client_ctx;
 struct pt_tls_conn;
+struct pt_h2_stream;
 struct pt_upool;
 struct pt_upstreams_rt;
 struct pt_worker;
@@ -88,6 +89,7 @@ struct pt_body {
 struct pt_req {
     struct pt_conn *c; /* the protocol's: handlers use stream and the fields below */
     const struct pt_stream_ops *stream; /* how to answer: the protocol's, or the top filter's */
+    struct pt_h2_stream *h2s;           /* the HTTP/2 stream carrying it (server's); else NULL */
     uint8_t n_filters;                  /* body filters on chain (http/stream.h) */
     struct pt_worker *w;                /* the worker that runs it (the server's: opaque here) */
     const struct pt_handler_env *env;   /* the worker's services (loop, pool, scratch, random) */

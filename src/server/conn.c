@@ -48,6 +48,7 @@
 #include "handler/netlify_rules.h"
 #include "handler/static.h"
 #include "server/conn.h"
+#include "server/h2_conn.h"
 #include "server/pipeline.h"
 #include "server/worker.h"
 #include "tls/acme.h"
@@ -107,9 +108,9 @@ static void req_free(struct pt_worker *w, struct pt_req *r)
     free(r);
 }
 
-/* Starts a request on c: takes a use of the current snapshot and a request object. On
-   failure closes c and returns NULL. */
-static struct pt_req *request_begin(struct pt_conn *c)
+/* Takes a request object on the current snapshot for c (pt_conn_req_new's body, inlined into
+   HTTP/1.1's request_begin). */
+static inline struct pt_req *req_new(struct pt_conn *c)
 {
     struct pt_worker *w = c->w;
     struct pt_wsnap *ws = pt_worker_snap_get(w);
@@ -117,7 +118,6 @@ static struct pt_req *request_begin(struct pt_conn *c)
     if (!r) {
         if (ws)
             pt_worker_snap_put(w, ws);
-        pt_conn_close(c);
         return NULL;
     }
     r->c = c;
@@ -134,6 +134,23 @@ static struct pt_req *request_begin(struct pt_conn *c)
     r->cfg = ws->s->cfg;
     r->start_ms = w->loop.now_ms;
     r->minor_version = 1;
+    return r;
+}
+
+struct pt_req *pt_conn_req_new(struct pt_conn *c)
+{
+    return req_new(c);
+}
+
+/* Starts a request on c: takes a use of the current snapshot and a request object. On
+   failure closes c and returns NULL. */
+static struct pt_req *request_begin(struct pt_conn *c)
+{
+    struct pt_req *r = req_new(c);
+    if (!r) {
+        pt_conn_close(c);
+        return NULL;
+    }
     c->r = r;
     c->state = PT_CS_REQ;
     return r;
@@ -185,14 +202,32 @@ void pt_conn_yield(struct pt_conn *c)
     pt_loop_post(&c->w->loop, &c->post, conn_posted);
 }
 
+/* Lets go of what r holds besides the connection's file body: the proxy's side, the upstream
+   head buffer, the snapshot use. */
+static inline void release_request(struct pt_worker *w, struct pt_req *r)
+{
+    if (r->pstate != PT_PS_NONE)
+        pt_proxy_abort(r);
+    pt_buf_release(&r->uout);
+    if (r->ws)
+        pt_worker_snap_put(w, r->ws);
+    r->ws = NULL;
+}
+
+void pt_conn_req_end(struct pt_worker *w, struct pt_req *r, bool log)
+{
+    if (log)
+        pt_worker_access_log(w, r);
+    release_request(w, r);
+    req_free(w, r);
+}
+
 static void free_request(struct pt_conn *c)
 {
     struct pt_req *r = c->r;
     if (!r)
         return;
-    if (r->pstate != PT_PS_NONE)
-        pt_proxy_abort(r);
-    pt_buf_release(&r->uout);
+    release_request(c->w, r);
     if (c->file_fd >= 0) {
         if (c->file_ref)
             pt_static_file_unref(c->file_ref);
@@ -202,9 +237,6 @@ static void free_request(struct pt_conn *c)
         c->file_fd = -1;
         c->file_left = 0;
     }
-    if (r->ws)
-        pt_worker_snap_put(c->w, r->ws);
-    r->ws = NULL;
 }
 
 void pt_conn_close(struct pt_conn *c)
@@ -214,6 +246,8 @@ void pt_conn_close(struct pt_conn *c)
     c->is_closed = true;
     struct pt_worker *w = c->w;
     free_request(c);
+    if (c->h2)
+        pt_h2_conn_free(c);
     pt_timer_stop(&w->loop, &c->timer);
     if (!c->is_lingering)
         pt_transport_shutdown(&c->t, false); /* close_notify, best effort: never waits */
@@ -237,6 +271,8 @@ void pt_conn_close_idle(struct pt_worker *w)
         struct pt_conn *next = c->next;
         if (c->state == PT_CS_HEAD && pt_buf_len(&c->in) == 0)
             pt_conn_close(c);
+        else if (c->state == PT_CS_H2)
+            pt_h2_conn_goaway(c);
         c = next;
     }
 }
@@ -293,6 +329,9 @@ static void conn_timeout(struct pt_timer *t)
             return;
         }
         pt_conn_close(c); /* the client did not read its response in send_timeout */
+        return;
+    case PT_CS_H2:
+        pt_h2_conn_timeout(c);
         return;
     default:
         pt_conn_close(c);
@@ -387,6 +426,7 @@ void pt_conn_accept(struct pt_listener *l)
         c->peer = peer;
         c->file_fd = -1;
         c->listen_idx = l->idx;
+        c->may_h2c = !l->is_tls && l->idx < cfg->n_listens && cfg->listens[l->idx].is_http2;
         if (l->is_tls) {
             struct pt_tls_ctx *ctx = tls_ctx_for(w, l->idx);
             if (!ctx || pt_tls_transport_server_init(&c->t, ctx, fd) < 0) {
@@ -538,7 +578,7 @@ void pt_conn_request_done(struct pt_conn *c)
     c->again = true;
 }
 
-static bool ensure_scratch(struct pt_worker *w, const struct pt_config *cfg)
+static inline bool ensure_scratch(struct pt_worker *w, const struct pt_config *cfg)
 {
     size_t nh = cfg->limits.headers ? cfg->limits.headers : 1;
     if (w->env.hdrs_cap < nh) {
@@ -557,6 +597,11 @@ static bool ensure_scratch(struct pt_worker *w, const struct pt_config *cfg)
         w->path_cap = np;
     }
     return true;
+}
+
+bool pt_conn_ensure_scratch(struct pt_worker *w, const struct pt_config *cfg)
+{
+    return ensure_scratch(w, cfg);
 }
 
 /* Splits the request-target into host override (absolute-form), path and query. Returns false
@@ -757,7 +802,15 @@ static void read_head(struct pt_conn *c)
     size_t limit = cfg->limits.header_size;
     for (;;) {
         uint32_t len = pt_buf_len(&c->in);
-        if (len > 0) {
+        if (len > 0 && c->may_h2c) {
+            int p = pt_h2_preface(pt_buf_rpos(&c->in), len);
+            if (p > 0) {
+                pt_h2_conn_start(c);
+                return;
+            }
+            c->may_h2c = p == 0; /* a prefix of it: read on; anything else is HTTP/1.1 */
+        }
+        if (len > 0 && !c->may_h2c) {
             ssize_t hl =
                 pt_h1_find_head_end(pt_buf_rpos(&c->in), PT_MIN(len, limit), &c->head_scan);
             if (hl > 0) {
@@ -971,6 +1024,13 @@ static void handshake(struct pt_conn *c)
 {
     int rc = pt_transport_handshake(&c->t);
     if (rc == PT_OK) {
+        struct pt_tls_conn *tc = pt_transport_tls(&c->t);
+        size_t alen = 0;
+        const char *alpn = tc ? pt_tls_alpn(tc, &alen) : NULL;
+        if (alen == 2 && memcmp(alpn, "h2", 2) == 0) {
+            pt_h2_conn_start(c); /* RFC 9113 §3.2: ALPN chose HTTP/2 */
+            return;
+        }
         c->state = PT_CS_HEAD;
         c->again = true;
         return;
@@ -1025,6 +1085,9 @@ static void conn_step(struct pt_conn *c)
     }
     case PT_CS_CLOSING:
         linger(c);
+        return;
+    case PT_CS_H2:
+        pt_h2_conn_step(c);
         return;
     default:
         pt_conn_close(c);

@@ -26,6 +26,7 @@
 #include "core/transport.h"
 #include "http/stream.h"
 
+struct pt_h2_session;
 struct pt_listener;
 struct pt_req;
 struct pt_static_file;
@@ -36,6 +37,7 @@ enum pt_conn_state {
     PT_CS_HEAD,          /* waiting for (the rest of) a request head; keep-alive idle when empty */
     PT_CS_REQ,           /* a request is being handled */
     PT_CS_CLOSING,       /* flushing a last response, then close */
+    PT_CS_H2,            /* an HTTP/2 session runs the connection (server/h2_conn.c) */
 };
 
 struct pt_conn {
@@ -50,10 +52,11 @@ struct pt_conn {
     struct pt_buf out;           /* bytes to the client written before the slice */
     const char *slice;           /* borrowed body bytes written after out (zero copy) */
     uint32_t slice_len;
-    struct pt_req *r;   /* request in progress, NULL between requests */
-    int file_fd;        /* file body being sent after out and the slice (-1: none) */
-    uint64_t file_off;  /* next byte of file_fd to send */
-    uint64_t file_left; /* bytes of file_fd still to send */
+    struct pt_req *r;         /* request in progress, NULL between requests */
+    struct pt_h2_session *h2; /* non-NULL in state PT_CS_H2: the HTTP/2 session */
+    int file_fd;              /* file body being sent after out and the slice (-1: none) */
+    uint64_t file_off;        /* next byte of file_fd to send */
+    uint64_t file_left;       /* bytes of file_fd still to send */
     /* Non-NULL: file_fd is shared with the static file cache; drop this reference with
        pt_static_file_unref (handler/static.h) instead of closing file_fd. */
     struct pt_static_file *file_ref;
@@ -71,6 +74,8 @@ struct pt_conn {
     bool is_lingering;   /* write side shut; draining input before close */
     bool is_chunked_out; /* the response in progress goes out in chunks (h1_stream.c) */
     bool chunk_open;     /* a chunk's data is queued; its CRLF is not yet */
+    bool may_h2c;        /* plain listener with http2: true, no byte of HTTP/1.1 seen yet: a
+                            client preface makes it an HTTP/2 connection (RFC 9113 §3.3) */
 };
 
 /* The HTTP/1.1 stream operations (h1_stream.c) every request on a client connection uses. */
@@ -91,6 +96,16 @@ ssize_t pt_conn_read(struct pt_conn *c, void *buf, size_t len);
 /* Writes c->out then the slice. Returns PT_OK when everything went out, PT_AGAIN when the
    socket is full (send timer armed), or PT_ERR when the connection failed. */
 int pt_conn_flush(struct pt_conn *c);
+/* Takes a request object for c on the worker's current snapshot (one use of it), set up for
+   HTTP/1.1 (the caller changes stream for another protocol); c->r is not touched. NULL when
+   out of memory. */
+struct pt_req *pt_conn_req_new(struct pt_conn *c);
+/* Ends r, which pt_conn_req_new gave and which is not c->r: writes its access-log line when
+   log, releases the proxy side, the snapshot use and the object. */
+void pt_conn_req_end(struct pt_worker *w, struct pt_req *r, bool log);
+/* Makes the worker's scratch (header array, normalised-path buffer) big enough for cfg's
+   limits. Returns false when out of memory. */
+bool pt_conn_ensure_scratch(struct pt_worker *w, const struct pt_config *cfg);
 /* Continues c in the next loop iteration (a busy stream yielding to the worker's others). */
 void pt_conn_yield(struct pt_conn *c);
 /* Closes idle connections; used when draining. */

@@ -221,6 +221,12 @@ static int open_resources(struct pt_snapshot *s, const struct pt_snapshot *prev,
         if (cfg->tls.ticket_rotation_ms)
             ts.ticket_rotation_ms = cfg->tls.ticket_rotation_ms;
         ts.session_cache_size = cfg->tls.session_cache_size;
+        /* http2: true offers h2 first (server preference), HTTP/1.1 still for the rest. */
+        static const char *const alpn_h2[] = {"h2", "http/1.1"};
+        if (l->is_http2) {
+            ts.alpn = alpn_h2;
+            ts.n_alpn = 2;
+        }
         ts.client_ca_file = l->client_ca;
         ts.client_auth = l->client_auth == PT_CLIENT_AUTH_REQUIRED   ? PT_TLS_CLIENT_AUTH_REQUIRED
                          : l->client_auth == PT_CLIENT_AUTH_OPTIONAL ? PT_TLS_CLIENT_AUTH_OPTIONAL

@@ -1,0 +1,89 @@
+/*
+ * h2_internal.h - what h2_conn.c (the session) and h2_stream.c (the stream operations and the
+ * response bodies) share. Not for other files.
+ */
+#ifndef PT_SERVER_H2_INTERNAL_H
+#define PT_SERVER_H2_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <nghttp2/nghttp2.h>
+
+#include "http/h2_headers.h"
+#include "server/worker.h"
+
+/* One piece of a response body, in the order the handler queued them. */
+struct pt_h2_seg {
+    struct pt_h2_seg *next;
+    const char *p;              /* memory: the next byte to send (borrowed or owned) */
+    char *owned;                /* memory copied at send_data (freed with the piece), or NULL */
+    uint64_t left;              /* bytes still to send */
+    int fd;                     /* file: its descriptor, -1 for memory */
+    struct pt_static_file *ref; /* file: the cache entry owning fd, or NULL (close fd) */
+    uint64_t off;               /* file: offset of the next byte */
+};
+
+struct pt_h2_stream {
+    struct pt_h2_session *s;
+    struct pt_h2_stream *prev, *next; /* the session's streams */
+    struct pt_req *r;                 /* NULL until the head is complete and valid */
+    int32_t id;
+    struct pt_h2_seg *head, *tail; /* body queued by the handler, not yet framed */
+    uint64_t body_in;              /* request body bytes received and dropped */
+    bool has_provider;             /* the response was submitted with a body */
+    bool is_complete;              /* the handler has queued all it will */
+    bool is_resp_done;             /* our END_STREAM went out */
+    bool is_cancelled;             /* reset by either side before the response ended */
+};
+
+struct pt_h2_session {
+    nghttp2_session *ng;
+    struct pt_conn *c;
+    struct pt_h2_stream streams; /* list head */
+    uint32_t n_streams;
+    /* The header block being received: blocks never interleave (RFC 9113 §4.3), so one set of
+       scratch serves every stream. */
+    struct pt_h2_stream *blk_st; /* its stream, NULL when none or ignored */
+    bool blk_is_trailers;
+    struct pt_h2h_block blk;
+    struct pt_h2h_limits lim;
+    uint64_t blk_decoded;    /* decoded bytes of the block (RFC 9113 §6.5.2 size) */
+    struct pt_field *fields; /* lim.max_fields + 1 (room for the joined Cookie) */
+    char *cookie;            /* lim.max_list_bytes */
+    nghttp2_rcbuf **rc;      /* references held on the block's names and values */
+    uint32_t n_rc, rc_cap;
+    /* Defences (h2_conn.c, "Defences"). */
+    uint64_t bytes_in;      /* bytes received from the client */
+    uint64_t work;          /* work units charged to it */
+    uint64_t progress_ms;   /* last time a byte moved either way */
+    uint64_t idle_since_ms; /* last time a stream opened or closed */
+    uint64_t discard_max;   /* request body bytes a stream may drop */
+    /* The piece the connection is sending from right now (its slice or its file body): it
+       must outlive its stream, which may end as soon as its last frame is handed over. */
+    struct pt_h2_seg *lent;
+    bool is_lent_orphan;      /* lent is no stream's any more: free it once sent */
+    struct pt_wsnap *lent_ws; /* a use of the snapshot a borrowed slice lives in */
+    bool is_goaway;           /* GOAWAY submitted */
+    bool is_doomed;           /* abuse or a fatal error: flush the GOAWAY and close */
+};
+
+/* The HTTP/2 stream operations (h2_stream.c). */
+extern const struct pt_stream_ops pt_h2_stream_ops;
+
+/* The data provider's read callback (h2_stream.c); source.ptr is the stream. */
+ssize_t pt_h2_read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
+                        nghttp2_data_source *src, void *ud);
+
+/* nghttp2's send_data_callback for NGHTTP2_DATA_FLAG_NO_COPY frames (h2_stream.c). */
+int pt_h2_send_body(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *framehd, size_t len,
+                    nghttp2_data_source *src, void *ud);
+
+/* Frees every queued piece of st's body (closing or unreferencing files); the one the
+   connection is sending from is kept until sent. */
+void pt_h2_stream_drop_body(struct pt_h2_stream *st);
+
+/* The connection has sent the lent piece (or is closing, is_closing): lets go of it. */
+void pt_h2_lent_done(struct pt_h2_session *s, bool is_closing);
+
+#endif

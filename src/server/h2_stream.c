@@ -1,0 +1,341 @@
+/*
+ * h2_stream.c - the HTTP/2 side of http/stream.h: how a handler's answer goes out on an HTTP/2
+ * stream (the session is h2_conn.c).
+ *
+ * send_head turns the head into an nghttp2_nv array (pt_h2h_response_nv: lowercased names,
+ * connection-specific fields dropped, RFC 9113 §8.2.2) and submits it at once, with a data
+ * provider unless the response has no body (HEAD, 204, 304, 1xx, Content-Length: 0): then the
+ * HEADERS frame carries END_STREAM. send_data and send_file only queue pieces on the stream
+ * (memory borrowed when the handler says it is stable, else copied; files by descriptor); the
+ * provider frames them as the peer's flow-control windows allow.
+ *
+ * Bodies leave without a copy where the transport allows: the provider answers with
+ * NGHTTP2_DATA_FLAG_NO_COPY, and pt_h2_send_body writes the 9-byte frame header into the
+ * connection's output buffer and then points the connection at the bytes themselves: a large
+ * memory piece as the slice written after the buffer in the same writev, a file range as the
+ * connection's file body, which its transport sends (sendfile(2) on a plain socket, record by
+ * record over TLS, core/transport.h). A file is never read whole: one frame (16 KiB,
+ * SETTINGS_MAX_FRAME_SIZE's default, which Portico never raises) at a time. While a slice or a file piece is pending the
+ * session writes nothing else (the callbacks answer NGHTTP2_ERR_WOULDBLOCK), so the bytes leave
+ * in order.
+ *
+ * Rejected: copying every body into nghttp2's frame buffer through the plain read callback (a
+ * copy of every byte, and a 16 KiB memcpy per frame of a large file); sending trailers or
+ * 1xx heads other than through nghttp2_submit_headers (the library keeps the stream states).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "handler/static.h"
+#include "server/h2_internal.h"
+
+/* A memory piece up to this is copied behind its frame header (one buffer, one iovec); a
+   larger one goes as the slice. */
+#define COPY_MAX 2048u
+
+static void seg_free(struct pt_h2_seg *g)
+{
+    if (g->fd >= 0) {
+        if (g->ref)
+            pt_static_file_unref(g->ref);
+        else
+            close(g->fd);
+    }
+    free(g->owned);
+    free(g);
+}
+
+void pt_h2_stream_drop_body(struct pt_h2_stream *st)
+{
+    while (st->head) {
+        struct pt_h2_seg *g = st->head;
+        st->head = g->next;
+        if (g == st->s->lent)
+            st->s->is_lent_orphan = true;
+        else
+            seg_free(g);
+    }
+    st->tail = NULL;
+}
+
+void pt_h2_lent_done(struct pt_h2_session *s, bool is_closing)
+{
+    struct pt_conn *c = s->c;
+    if (!s->lent || (!is_closing && (c->slice_len || c->file_left)))
+        return;
+    if (s->lent->fd >= 0 && c->file_fd == s->lent->fd) {
+        c->file_fd = -1;
+        c->file_left = 0;
+    }
+    c->slice = NULL;
+    c->slice_len = 0;
+    if (s->is_lent_orphan)
+        seg_free(s->lent);
+    s->lent = NULL;
+    s->is_lent_orphan = false;
+    if (s->lent_ws)
+        pt_worker_snap_put(c->w, s->lent_ws);
+    s->lent_ws = NULL;
+}
+
+static void seg_push(struct pt_h2_stream *st, struct pt_h2_seg *g)
+{
+    if (st->tail)
+        st->tail->next = g;
+    else
+        st->head = g;
+    st->tail = g;
+    nghttp2_session_resume_data(st->s->ng, st->id); /* fails harmlessly when not deferred */
+}
+
+/* Whether a response with this head carries no body at all (RFC 9110 §6.4.1). */
+static bool no_body(const struct pt_req *r, const struct pt_resp_head *h)
+{
+    return r->is_head || h->status == 204 || h->status == 304 || h->content_length == 0;
+}
+
+static int h2_send_head(struct pt_req *r, const struct pt_resp_head *h)
+{
+    struct pt_h2_stream *st = r->h2s;
+    if (!st || h->is_overflow)
+        return -1;
+    size_t cap = (size_t)h->n_fields + 2, names = 32;
+    for (uint32_t i = 0; i < h->n_fields; i++)
+        names += h->fields[i].name.n;
+    nghttp2_nv *nv = malloc(cap * sizeof(*nv) + names);
+    if (!nv)
+        return -1;
+    char *buf = (char *)(nv + cap);
+    int n = pt_h2h_response_nv(h->status, h->fields, h->n_fields, nv, cap - 1, buf, names);
+    char cl[24];
+    if (n >= 0 && h->content_length >= 0 && h->status >= 200 && h->status != 304) {
+        int k = snprintf(cl, sizeof(cl), "%" PRId64, h->content_length);
+        nv[n++] = (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)cl, 14, (size_t)k,
+                               NGHTTP2_NV_FLAG_NONE};
+    }
+    int rc = -1;
+    if (n < 0) {
+        pt_log_ratelimited(PT_LOG_WARN, "request %s: response head cannot go over HTTP/2: %s",
+                           r->request_id, pt_h2h_strerror(n));
+    } else if (h->status < 200) {
+        rc =
+            nghttp2_submit_headers(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NULL, nv, (size_t)n, NULL);
+    } else if (!st->has_provider && !st->is_resp_done) {
+        nghttp2_data_provider prd = {.source.ptr = st, .read_callback = pt_h2_read_body};
+        bool body = !no_body(r, h);
+        rc = nghttp2_submit_response(st->s->ng, st->id, nv, (size_t)n, body ? &prd : NULL);
+        st->has_provider = body;
+        if (!body)
+            st->is_complete = true;
+    }
+    free(nv);
+    return rc == 0 ? 0 : -1;
+}
+
+static int h2_send_data(struct pt_req *r, const char *p, size_t n, bool is_stable)
+{
+    struct pt_h2_stream *st = r->h2s;
+    if (!st->has_provider || n == 0)
+        return 0; /* HEAD, or a response without a body */
+    struct pt_h2_seg *g = calloc(1, sizeof(*g));
+    if (!g)
+        return -1;
+    g->fd = -1;
+    g->p = p;
+    g->left = n;
+    if (!is_stable) {
+        g->owned = malloc(n);
+        if (!g->owned) {
+            free(g);
+            return -1;
+        }
+        memcpy(g->owned, p, n);
+        g->p = g->owned;
+    }
+    seg_push(st, g);
+    return 0;
+}
+
+static void h2_send_file(struct pt_req *r, int fd, struct pt_static_file *ref, uint64_t off,
+                         uint64_t len)
+{
+    struct pt_h2_stream *st = r->h2s;
+    struct pt_h2_seg *g = st->has_provider && len ? calloc(1, sizeof(*g)) : NULL;
+    if (!g) {
+        if (ref)
+            pt_static_file_unref(ref);
+        else
+            close(fd);
+        return;
+    }
+    g->fd = fd;
+    g->ref = ref;
+    g->off = off;
+    g->left = len;
+    seg_push(st, g);
+}
+
+/* ---- streaming ----
+ *
+ * The proxy's operations. Until the session relays request bodies and borrowed response bytes
+ * (issue 10), the pipeline keeps proxy routes off HTTP/2 streams (502), so these only keep the
+ * table whole and safe: no body to read, nothing borrowed, an end, a reset.
+ */
+
+static int h2_read_body(struct pt_req *r, struct pt_str *view)
+{
+    (void)r, (void)view;
+    return 503;
+}
+
+static void h2_consume_body(struct pt_req *r, size_t n)
+{
+    (void)r, (void)n;
+}
+
+static void h2_continue_body(struct pt_req *r)
+{
+    (void)r; /* HTTP/2 has no 100-continue to send: flow control paces the body */
+}
+
+static int h2_send_borrowed(struct pt_req *r, const char *p, size_t n)
+{
+    (void)r, (void)p, (void)n;
+    return -1;
+}
+
+static void h2_send_end(struct pt_req *r)
+{
+    struct pt_h2_stream *st = r->h2s;
+    st->is_complete = true;
+    nghttp2_session_resume_data(st->s->ng, st->id);
+}
+
+static int h2_flush(struct pt_req *r)
+{
+    return r->h2s->head ? PT_AGAIN : PT_OK;
+}
+
+static void h2_finish(struct pt_req *r)
+{
+    (void)r; /* the stream's close ends the request (h2_conn.c) */
+}
+
+static void h2_reset(struct pt_req *r)
+{
+    struct pt_h2_stream *st = r->h2s;
+    pt_h2_stream_drop_body(st);
+    if (!st->is_cancelled) {
+        st->is_cancelled = true;
+        nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+    }
+    pt_conn_yield(st->s->c);
+}
+
+static void h2_yield(struct pt_req *r)
+{
+    pt_conn_yield(r->h2s->s->c); /* never re-enters the session from a handler */
+}
+
+const struct pt_stream_ops pt_h2_stream_ops = {
+    .send_head = h2_send_head,
+    .send_data = h2_send_data,
+    .send_file = h2_send_file,
+    .read_body = h2_read_body,
+    .consume_body = h2_consume_body,
+    .continue_body = h2_continue_body,
+    .send_borrowed = h2_send_borrowed,
+    .send_end = h2_send_end,
+    .flush = h2_flush,
+    .finish = h2_finish,
+    .reset = h2_reset,
+    .resume = h2_yield,
+    .yield = h2_yield,
+};
+
+ssize_t pt_h2_read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
+                        nghttp2_data_source *src, void *ud)
+{
+    (void)ng, (void)id, (void)buf, (void)ud;
+    struct pt_h2_stream *st = src->ptr;
+    struct pt_h2_seg *g = st->head;
+    if (!g) {
+        if (!st->is_complete)
+            return NGHTTP2_ERR_DEFERRED; /* seg_push resumes it */
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        return 0;
+    }
+    size_t n = (size_t)PT_MIN((uint64_t)len, g->left);
+    *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    if (n == g->left && !g->next && st->is_complete)
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return (ssize_t)n;
+}
+
+/* Room for n more bytes in c->out, allocating or compacting it. */
+static bool out_room(struct pt_conn *c, size_t n)
+{
+    if (!c->out.data && pt_buf_alloc(&c->out, PT_BUF_LARGE) < 0)
+        return false;
+    if (pt_buf_room(&c->out) < n)
+        pt_buf_compact(&c->out);
+    return pt_buf_room(&c->out) >= n;
+}
+
+int pt_h2_send_body(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *framehd, size_t len,
+                    nghttp2_data_source *src, void *ud)
+{
+    (void)ng;
+    struct pt_h2_session *s = ud;
+    struct pt_conn *c = s->c;
+    struct pt_h2_stream *st = src->ptr;
+    struct pt_h2_seg *g = st->head;
+    if (!g || g->left < len || frame->data.padlen)
+        return NGHTTP2_ERR_CALLBACK_FAILURE; /* the provider never says more than it has */
+    if (c->slice_len || c->file_left)
+        return NGHTTP2_ERR_WOULDBLOCK; /* the previous piece first: bytes leave in order */
+    bool copy = g->fd < 0 && len <= COPY_MAX;
+    pt_h2_lent_done(s, false); /* the previous lent piece is sent */
+    if (!out_room(c, 9 + (copy ? len : 0)))
+        return NGHTTP2_ERR_WOULDBLOCK;
+    pt_buf_put(&c->out, framehd, 9);
+    if (g->fd < 0 && copy) {
+        pt_buf_put(&c->out, g->p, len);
+    } else if (g->fd < 0) {
+        c->slice = g->p;
+        c->slice_len = (uint32_t)len;
+        s->lent = g;
+        if (!g->owned && st->r) { /* snapshot memory: keep it alive until sent */
+            s->lent_ws = st->r->ws;
+            s->lent_ws->users++;
+        }
+    } else {
+        /* Borrowed by the connection until sent: it never closes a file it has no request
+           for (c->r stays NULL on HTTP/2), and this piece outlives the send. */
+        c->file_fd = g->fd;
+        c->file_ref = NULL;
+        c->file_off = g->off;
+        c->file_left = len;
+        s->lent = g;
+    }
+    g->p += g->fd < 0 ? len : 0;
+    g->off += g->fd >= 0 ? len : 0;
+    g->left -= len;
+    if (st->r)
+        st->r->bytes_out += len;
+    if (g->left == 0) {
+        st->head = g->next;
+        if (!st->head)
+            st->tail = NULL;
+        if (g == s->lent)
+            s->is_lent_orphan = true;
+        else
+            seg_free(g);
+    }
+    return 0;
+}
