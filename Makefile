@@ -43,8 +43,8 @@ INSTALL  ?= install
 INSTALL_BIN ?= build/portico
 DOCS     := README.md docs/config.md docs/operations.md docs/netlify.md
 
-.PHONY: all asan test test-only unit unit-asan e2e e2e-asan fuzz fuzz-smoke bench deps deps-test \
-        run jamstack clean format format-check ban-check layer-check help man install uninstall FORCE
+.PHONY: all asan test test-only unit unit-asan e2e e2e-asan fuzz fuzz-smoke bench bench-h2 deps \
+        deps-test run jamstack clean format format-check ban-check layer-check help man install uninstall FORCE
 
 all: build/portico
 
@@ -59,6 +59,7 @@ help:
 	@echo "                sanitizer builds) and a bounded fuzz run of every fuzzer"
 	@echo "make fuzz       build the libFuzzer targets into build/fuzz/"
 	@echo "make bench      side-by-side benchmark against nginx (bench/run.sh)"
+	@echo "make bench-h2   the same for HTTP/2 over TLS, h2load -c16 -m4 (bench/h2.sh)"
 	@echo "make deps       install the Debian packages needed to build and run"
 	@echo "make deps-test  install those and the test and benchmark tools"
 	@echo "make run        build and run examples/quickstart.yaml"
@@ -153,6 +154,11 @@ bench:
 	scripts/deps.sh --test
 	$(MAKE) build/portico
 	bench/run.sh
+
+bench-h2:
+	scripts/deps.sh --test
+	$(MAKE) build/portico
+	bench/h2.sh
 
 deps:
 	scripts/deps.sh

@@ -204,27 +204,30 @@ bench_make_cert() {
 # BENCH_PROXY_MODE (default proxy): proxy | static (templates portico-static.yaml.in and
 # nginx-static.conf.in, serving STATIC_ROOT from bench_make_static, no backend) | tls (templates
 # portico-tls.yaml.in and nginx-tls.conf.in: the proxy on a TLS listener with the certificate of
-# bench_make_cert; its address is then https://).
+# bench_make_cert; its address is then https://) | h2 (templates portico-h2.yaml.in and
+# nginx-h2.conf.in: HTTP/2 over TLS, the server answering a 13-byte body itself, no backend;
+# https:// too).
 bench_start_proxy() {
     local kind=$1 name=$2 cpus=$3 workers=$4 dir try master=on wait=10 suffix="" scheme=http
-    local ptpl npfx=nginx-proxy
+    local ptpl npfx=nginx-proxy mode
     dir="$BENCH_TMP/$name"
     case ${BENCH_PROXY_TARGETS:-1} in
     1) ;;
     3) suffix=3 ;;
     *) bench_die "BENCH_PROXY_TARGETS must be 1 or 3" ;;
     esac
-    case ${BENCH_PROXY_MODE:-proxy} in
+    mode=${BENCH_PROXY_MODE:-proxy}
+    case $mode in
     proxy) ;;
     static)
         suffix=-static npfx=nginx
         bench_make_static
         ;;
-    tls)
-        suffix=-tls npfx=nginx scheme=https
+    tls | h2)
+        suffix=-$mode npfx=nginx scheme=https
         bench_make_cert
         ;;
-    *) bench_die "BENCH_PROXY_MODE must be proxy, static or tls" ;;
+    *) bench_die "BENCH_PROXY_MODE must be proxy, static, tls or h2" ;;
     esac
     ptpl=$BENCH_LIB_DIR/conf/portico$suffix.yaml.in
     shift 4

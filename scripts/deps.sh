@@ -2,8 +2,8 @@
 # Installs the Debian 12 packages Portico needs, in two sets:
 #   scripts/deps.sh               what building and running need (make deps)
 #   scripts/deps.sh --test        that, plus the test and benchmark tools and the npm package of
-#                                 the Netlify differential test (make deps-test; make test and
-#                                 make bench run it first themselves)
+#                                 the Netlify differential test (make deps-test; make test,
+#                                 make bench and make bench-h2 run it first themselves)
 #   scripts/deps.sh [--test] --list   print the set's packages, one a line, and install nothing
 # Idempotent and non-interactive: it runs apt-get only when a package is missing, and
 # `apt-get update` first. RUNLEVEL=1 keeps Debian's maintainer scripts from starting nginx as a
@@ -28,10 +28,10 @@ PKGS="build-essential pkg-config libyaml-dev libpcre2-dev libssl-dev libjansson-
 libc-ares-dev libmaxminddb-dev libsystemd-dev libnghttp2-dev media-types python3"
 # Test and benchmark: clang and its runtime (libFuzzer), clang-format, cmocka, pytest, the
 # clients the end-to-end tests drive Portico with, the ACME test server, the MaxMind DB tools,
-# the slow-client tool, nginx and wrk for the side-by-side benchmark, node for the Netlify
-# differential test; python3-h2, -hyperframe and -hpack for the frame-level HTTP/2 tests,
-# python3-websockets for the WebSocket tests, python3-grpcio and python3-grpc-tools (protoc for
-# Python) for the gRPC tests.
+# the slow-client tool, nginx, wrk and h2load (nghttp2-client) for the side-by-side benchmarks,
+# node for the Netlify differential test; python3-h2, -hyperframe and -hpack for the frame-level
+# HTTP/2 tests, python3-websockets for the WebSocket tests, python3-grpcio and python3-grpc-tools
+# (protoc for Python) for the gRPC tests.
 TEST_PKGS="clang libclang-rt-14-dev clang-format libcmocka-dev python3-pytest curl
 nghttp2-client openssl procps mmdb-bin pebble testssl.sh slowhttptest nginx wrk valgrind nodejs
 python3-h2 python3-hyperframe python3-hpack python3-websockets python3-grpcio python3-grpc-tools"
