@@ -166,17 +166,26 @@ static int h2_send_head(struct pt_req *r, const struct pt_resp_head *h)
     return rc == 0 ? 0 : -1;
 }
 
+/* A new memory piece of n bytes at p (not queued), or NULL. */
+static struct pt_h2_seg *mem_seg(const char *p, size_t n)
+{
+    struct pt_h2_seg *g = calloc(1, sizeof(*g));
+    if (g) {
+        g->fd = -1;
+        g->p = p;
+        g->left = n;
+    }
+    return g;
+}
+
 static int h2_send_data(struct pt_req *r, const char *p, size_t n, bool is_stable)
 {
     struct pt_h2_stream *st = r->h2s;
     if (!st->has_provider || n == 0)
         return 0; /* HEAD, or a response without a body */
-    struct pt_h2_seg *g = calloc(1, sizeof(*g));
+    struct pt_h2_seg *g = mem_seg(p, n);
     if (!g)
         return -1;
-    g->fd = -1;
-    g->p = p;
-    g->left = n;
     if (!is_stable) {
         g->owned = malloc(n);
         if (!g->owned) {
@@ -283,12 +292,9 @@ static int h2_send_borrowed(struct pt_req *r, const char *p, size_t n)
         return 0; /* HEAD, or a response without a body */
     if (st->borrowed)
         return -1;
-    struct pt_h2_seg *g = calloc(1, sizeof(*g));
+    struct pt_h2_seg *g = mem_seg(p, n);
     if (!g)
         return -1;
-    g->fd = -1;
-    g->p = p;
-    g->left = n;
     g->owner = st;
     st->borrowed = g;
     seg_push(st, g);

@@ -553,6 +553,20 @@ def test_proxy_body_over_body_size_is_413(portico, backend):
     c.close()
 
 
+def test_proxy_request_body_that_stalls_is_408(portico, backend):
+    b = backend(B.echo())
+    p = start(portico, proxy_to=b.url, limits={"body_timeout": "1s"})
+    c = H2(p.port)
+    sid = c.request("/p/stall", method="POST", headers=[("content-length", "1000")], end=False)
+    c.conn.send_data(sid, b"a" * 10)
+    c.flush()
+    t0 = time.monotonic()
+    status, _, _ = c.response(sid, 10)
+    assert status == 408 and time.monotonic() - t0 < scaled(5)
+    assert c.response(c.request("/r"))[0] == 200  # the connection goes on
+    c.close()
+
+
 def test_hsts_on_proxied_responses_over_h2(portico, pki, backend):
     b = backend(B.echo())
     cert, key = pki.server(["secure.test"], "ec")
