@@ -21,11 +21,19 @@
  * whose stream operations are HTTP/2's (h2_stream.c), and the protocol-neutral pipeline runs
  * it, as for HTTP/1.1. A malformed block is a stream error (RST_STREAM PROTOCOL_ERROR, RFC 9113
  * §8.1.1); one over the size or count limits is answered 431. Local answers are complete when
- * the pipeline returns; proxy routes are not served over HTTP/2 yet (pipeline.c answers 502).
- * A request body is read and dropped, with nghttp2 returning the flow-control window as it
- * goes, so nothing of it is held; once our END_STREAM is out, a stream the client still
- * sends on is reset with NO_ERROR (RFC 9113 §8.1), and one that sends more than
- * limits.body_size (plus a window) before that is reset with CANCEL.
+ * the pipeline returns; their request body is dropped, its window returned at once
+ * (nghttp2_session_consume: the session returns no window on its own); once our END_STREAM is
+ * out, a stream the client still sends on is reset with NO_ERROR (RFC 9113 §8.1), and one that
+ * sends more than limits.body_size (plus a window) before that is reset with CANCEL.
+ *
+ * Proxied streams. The proxy's request stays open after the pipeline returns: its body is held
+ * per stream (at most one window, returned as the proxy takes the bytes, h2_stream.c), and the
+ * stream operations resume/yield mark the stream woken; each step runs the proxy of every woken
+ * stream (run_woken) between reading and writing frames, in rounds, since a slice sent wakes
+ * its proxy for the next one. A client's RST_STREAM closes the stream, and the request's end
+ * aborts its proxy (the upstream request is cancelled). A proxy waiting on its upstream keeps
+ * the connection's no-progress timer off (its own timers bound the wait); one waiting on body
+ * bytes arms it at its body deadline, where it answers 408 (pt_proxy_client_timeout).
  *
  * Drain and reload send GOAWAY with the last stream processed: those streams finish, nghttp2
  * refuses later ones, and the connection closes when the last stream ends.
@@ -55,6 +63,7 @@
 #include "core/log.h"
 #include "core/sock.h"
 #include "server/h2_internal.h"
+#include "handler/handler.h"
 #include "server/pipeline.h"
 
 static const char PREFACE[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -135,8 +144,9 @@ static void stream_free(struct pt_h2_session *s, struct pt_h2_stream *st, bool l
     st->next->prev = st->prev;
     s->n_streams--;
     pt_h2_stream_drop_body(st);
+    pt_h2_body_release(st, false);
     if (st->r)
-        pt_conn_req_end(s->c->w, st->r, log);
+        pt_conn_req_end(s->c->w, st->r, log); /* a proxy still running is aborted */
     free(st);
 }
 
@@ -149,7 +159,7 @@ static void reset(struct pt_h2_session *s, struct pt_h2_stream *st, uint32_t cod
 /* The request head of st is complete (END_HEADERS): check it, make the request, run the
    pipeline. The head's slices (nghttp2's buffers, the session's arrays) live until the
    pipeline returns. */
-static void start_request(struct pt_h2_session *s, struct pt_h2_stream *st)
+static void start_request(struct pt_h2_session *s, struct pt_h2_stream *st, bool eos)
 {
     struct pt_conn *c = s->c;
     struct pt_h2h_request hr;
@@ -169,7 +179,17 @@ static void start_request(struct pt_h2_session *s, struct pt_h2_stream *st)
     r->h2s = st;
     r->stream = &pt_h2_stream_ops;
     r->is_keepalive = true;
-    r->req_body.is_done = true; /* the session drops the body itself (on_data) */
+    /* The body's framing toward an upstream: its length, chunks when it streams without one,
+       none when END_STREAM came with the head. */
+    r->has_body = !eos;
+    if (eos) {
+        r->req_body.is_done = true;
+    } else if (hr.content_length >= 0) {
+        r->req_body.left = (uint64_t)hr.content_length;
+        r->req_body.is_done = hr.content_length == 0;
+    } else {
+        r->req_body.is_chunked = true;
+    }
     if (!pt_conn_ensure_scratch(c->w, r->cfg)) {
         pt_pipeline_note(r, NULL);
         pt_pipeline_fail(r, 503, false);
@@ -199,6 +219,12 @@ static void start_request(struct pt_h2_session *s, struct pt_h2_stream *st)
         else
             pt_pipeline_run(r, &h);
     }
+    if (r->pstate != PT_PS_NONE) {
+        st->is_woken = true; /* a proxy: the step runs it, and it reads the body (on_data) */
+        return;
+    }
+    r->req_body.is_done = true; /* the session drops the body itself (on_data) */
+    r->is_discarding = false;
     st->is_complete = true; /* local answers are queued whole by now */
     if (!r->response_started)
         reset(s, st, NGHTTP2_INTERNAL_ERROR);
@@ -319,11 +345,21 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
     switch (frame->hd.type) {
     case NGHTTP2_HEADERS: {
         struct pt_h2_stream *st = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
+        bool eos = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
         if (st && st == s->blk_st && !s->blk_is_trailers && !st->r && !st->is_cancelled)
-            start_request(s, st);
+            start_request(s, st, eos);
+        else if (st && eos)
+            st->body_eos = true, st->is_woken = true; /* trailers end the body */
         release_block(s);
         break;
     }
+    case NGHTTP2_DATA:
+        if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
+            struct pt_h2_stream *st = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
+            if (st)
+                st->body_eos = true, st->is_woken = true;
+        }
+        break;
     case NGHTTP2_PING:
     case NGHTTP2_SETTINGS:
         if (!(frame->hd.flags & NGHTTP2_FLAG_ACK))
@@ -345,9 +381,36 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
 static int on_data(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data, size_t len,
                    void *ud)
 {
-    (void)flags, (void)data;
+    (void)flags;
     struct pt_h2_session *s = session_of(ud);
     struct pt_h2_stream *st = nghttp2_session_get_stream_user_data(ng, id);
+    struct pt_req *r = st ? st->r : NULL;
+    if (r && (r->pstate == PT_PS_ACTIVE || r->pstate == PT_PS_QUEUED) && !st->is_cancelled &&
+        !st->body_err) {
+        /* Held for the proxy: the window is returned as it takes the bytes. */
+        st->is_woken = true;
+        if (st->body_in + len > r->cfg->limits.body_size) {
+            st->body_err = 413;
+        } else {
+            if (!st->body) {
+                st->body_cap = s->body_win;
+                st->body = malloc(st->body_cap);
+                if (!st->body)
+                    st->body_cap = 0;
+            }
+            if (st->body && st->body_cap - st->body_tail >= len) {
+                memcpy(st->body + st->body_tail, data, len);
+                st->body_tail += (uint32_t)len;
+                st->body_in += len;
+                return 0;
+            }
+            if (st->body)
+                reset(s, st, NGHTTP2_FLOW_CONTROL_ERROR); /* more than the window */
+            else
+                st->body_err = 503;
+        }
+    }
+    nghttp2_session_consume(ng, id, len);
     if (!st)
         return 0;
     st->body_in += len; /* dropped: local answers read no body; the window is returned */
@@ -427,6 +490,7 @@ static struct pt_h2_session *session_new(struct pt_conn *c, const struct pt_conf
     /* Past limits.body_size (and a window's worth in flight, for a 413 that is not out yet),
        a body still coming while its answer waits is cut off. */
     s->discard_max = cfg->limits.body_size + PT_MAX(hc->initial_window_size, 65535u);
+    s->body_win = PT_MAX(hc->initial_window_size, 65535u);
     s->progress_ms = s->idle_since_ms = c->w->loop.now_ms;
     nghttp2_session_callbacks *cbs = callbacks();
     nghttp2_option *opt = NULL;
@@ -436,6 +500,7 @@ static struct pt_h2_session *session_new(struct pt_conn *c, const struct pt_conf
     nghttp2_option_set_max_outbound_ack(opt, 1000);
     nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 33);
     nghttp2_option_set_max_continuations(opt, 8 + s->lim.max_list_bytes / 16384);
+    nghttp2_option_set_no_auto_window_update(opt, 1); /* on_data and the proxy consume */
     int rc = nghttp2_session_server_new2(&s->ng, cbs, s, opt);
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cbs);
@@ -605,20 +670,84 @@ static void arm_timer(struct pt_h2_session *s)
     else
         at = s->progress_ms +
              (cfg ? PT_MAX(cfg->limits.send_timeout_ms, cfg->limits.body_timeout_ms) : 30000);
+    for (const struct pt_h2_stream *st = s->streams.next; st != &s->streams; st = st->next)
+        if (st->body_deadline_ms && st->body_deadline_ms < at)
+            at = st->body_deadline_ms; /* a proxy waits for request body bytes */
     pt_timer_set_at(&c->w->loop, &c->timer, at);
+}
+
+/* Runs the proxy of every stream that asked for it (a wake-up, body bytes, a slice sent),
+   then ends what it left behind: a local answer (502, 408) is complete, a body it no longer
+   reads is returned to the windows. Returns whether any stream ran. Streams are freed only
+   in nghttp2's callbacks, never during pt_proxy_run. */
+static bool run_woken(struct pt_h2_session *s)
+{
+    bool ran = false;
+    for (struct pt_h2_stream *st = s->streams.next; st != &s->streams; st = st->next) {
+        struct pt_req *r = st->r;
+        if (!st->is_woken)
+            continue;
+        st->is_woken = false;
+        if (!r)
+            continue;
+        if (r->pstate == PT_PS_ACTIVE || r->pstate == PT_PS_QUEUED) {
+            pt_proxy_run(r);
+            ran = true;
+        }
+        if (r->pstate == PT_PS_ACTIVE || r->pstate == PT_PS_QUEUED)
+            continue;
+        if (st->body)
+            pt_h2_body_release(st, true);
+        if (r->pstate == PT_PS_NONE && !st->is_complete && !st->is_cancelled) {
+            st->is_complete = true; /* answered locally */
+            if (!r->response_started)
+                reset(s, st, NGHTTP2_INTERNAL_ERROR);
+            else
+                nghttp2_session_resume_data(s->ng, st->id);
+        }
+    }
+    return ran;
+}
+
+static bool any_woken(const struct pt_h2_session *s)
+{
+    for (const struct pt_h2_stream *st = s->streams.next; st != &s->streams; st = st->next)
+        if (st->is_woken)
+            return true;
+    return false;
+}
+
+void pt_h2_wake(struct pt_h2_stream *st)
+{
+    st->is_woken = true;
+    if (!st->s->in_step)
+        pt_conn_run(st->s->c);
 }
 
 void pt_h2_conn_step(struct pt_conn *c)
 {
     struct pt_h2_session *s = c->h2;
+    s->in_step = true;
     if (!read_frames(s) || c->is_closed)
         return;
-    if (!write_frames(s)) {
-        pt_conn_close(c);
-        return;
+    /* The proxies and the session feed each other (a slice sent wakes its proxy, which lends
+       the next): a few rounds, then the next loop iteration. */
+    for (int round = 0;; round++) {
+        run_woken(s);
+        if (!write_frames(s)) {
+            pt_conn_close(c);
+            return;
+        }
+        if (c->is_closed)
+            return;
+        if (!any_woken(s))
+            break;
+        if (round == 16) {
+            pt_conn_yield(c);
+            break;
+        }
     }
-    if (c->is_closed)
-        return;
+    s->in_step = false;
     if (nghttp2_session_want_write(s->ng)) {
         arm_timer(s); /* the socket is full, or this step yielded: more comes */
         return;
@@ -635,6 +764,26 @@ void pt_h2_conn_step(struct pt_conn *c)
 void pt_h2_conn_timeout(struct pt_conn *c)
 {
     struct pt_h2_session *s = c->h2;
+    uint64_t now = c->w->loop.now_ms;
+    bool busy = false, fired = false;
+    for (struct pt_h2_stream *st = s->streams.next; st != &s->streams; st = st->next) {
+        struct pt_req *r = st->r;
+        if (!r || (r->pstate != PT_PS_ACTIVE && r->pstate != PT_PS_QUEUED))
+            continue;
+        if (st->body_deadline_ms && st->body_deadline_ms <= now) {
+            st->body_deadline_ms = 0;
+            pt_proxy_client_timeout(r); /* 408, or a reset once the response began */
+            st->is_woken = true;
+            fired = true;
+        } else {
+            busy = true; /* waiting on its upstream (whose timers bound the wait) or a body */
+        }
+    }
+    if (fired || (busy && !output_pending(c) && !s->is_doomed)) {
+        s->progress_ms = now;
+        pt_conn_run(c);
+        return;
+    }
     if (output_pending(c) || s->is_doomed) {
         pt_conn_close(c); /* the client does not read */
         return;

@@ -22,6 +22,7 @@ struct pt_h2_seg {
     int fd;                     /* file: its descriptor, -1 for memory */
     struct pt_static_file *ref; /* file: the cache entry owning fd, or NULL (close fd) */
     uint64_t off;               /* file: offset of the next byte */
+    struct pt_h2_stream *owner; /* borrowed (send_borrowed): the stream waiting for it, or NULL */
 };
 
 struct pt_h2_stream {
@@ -30,11 +31,21 @@ struct pt_h2_stream {
     struct pt_req *r;                 /* NULL until the head is complete and valid */
     int32_t id;
     struct pt_h2_seg *head, *tail; /* body queued by the handler, not yet framed */
-    uint64_t body_in;              /* request body bytes received and dropped */
-    bool has_provider;             /* the response was submitted with a body */
-    bool is_complete;              /* the handler has queued all it will */
-    bool is_resp_done;             /* our END_STREAM went out */
-    bool is_cancelled;             /* reset by either side before the response ended */
+    uint64_t body_in;              /* request body bytes received (held or dropped) */
+    struct pt_h2_seg *borrowed;    /* the proxy's borrowed piece, until no longer referenced */
+    /* The request body held for the proxy: [body_rpos, body_tail) not yet taken; every byte
+       in [0, body_tail) is still counted against the flow-control windows, so body_tail never
+       exceeds the window (body_cap). */
+    char *body;
+    uint32_t body_rpos, body_tail, body_cap;
+    uint64_t body_deadline_ms; /* read_body waits for bytes until then (0: not waiting) */
+    int body_err;              /* a status read_body answers with (413), or 0 */
+    bool body_eos;             /* END_STREAM received: the body is whole */
+    bool is_woken;             /* the handler asked to be called back (h2_conn.c runs it) */
+    bool has_provider;         /* the response was submitted with a body */
+    bool is_complete;          /* the handler has queued all it will */
+    bool is_resp_done;         /* our END_STREAM went out */
+    bool is_cancelled;         /* reset by either side before the response ended */
 };
 
 struct pt_h2_session {
@@ -59,11 +70,13 @@ struct pt_h2_session {
     uint64_t progress_ms;   /* last time a byte moved either way */
     uint64_t idle_since_ms; /* last time a stream opened or closed */
     uint64_t discard_max;   /* request body bytes a stream may drop */
+    uint32_t body_win;      /* a stream's window: the most request body it may hold */
     /* The piece the connection is sending from right now (its slice or its file body): it
        must outlive its stream, which may end as soon as its last frame is handed over. */
     struct pt_h2_seg *lent;
     bool is_lent_orphan;      /* lent is no stream's any more: free it once sent */
     struct pt_wsnap *lent_ws; /* a use of the snapshot a borrowed slice lives in */
+    bool in_step;             /* pt_h2_conn_step runs: a wake-up only marks the stream */
     bool is_goaway;           /* GOAWAY submitted */
     bool is_doomed;           /* abuse or a fatal error: flush the GOAWAY and close */
 };
@@ -82,6 +95,13 @@ int pt_h2_send_body(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *fr
 /* Frees every queued piece of st's body (closing or unreferencing files); the one the
    connection is sending from is kept until sent. */
 void pt_h2_stream_drop_body(struct pt_h2_stream *st);
+
+/* Lets go of the request body st holds, returning its bytes to the flow-control windows
+   (is_open: the stream still exists in nghttp2, else only the connection's window). */
+void pt_h2_body_release(struct pt_h2_stream *st, bool is_open);
+
+/* Asks the session to call the proxy back for st's request (at once when outside its step). */
+void pt_h2_wake(struct pt_h2_stream *st);
 
 /* The connection has sent the lent piece (or is closing, is_closing): lets go of it. */
 void pt_h2_lent_done(struct pt_h2_session *s, bool is_closing);

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "handler/handler.h"
 #include "handler/static.h"
 #include "server/h2_internal.h"
 
@@ -40,6 +41,10 @@
 
 static void seg_free(struct pt_h2_seg *g)
 {
+    if (g->owner) { /* the proxy's slice is no longer referenced: its flush may say so */
+        g->owner->borrowed = NULL;
+        g->owner->is_woken = true;
+    }
     if (g->fd >= 0) {
         if (g->ref)
             pt_static_file_unref(g->ref);
@@ -50,17 +55,41 @@ static void seg_free(struct pt_h2_seg *g)
     free(g);
 }
 
+/* The borrowed piece the connection is sending from goes away with its stream (a reset: the
+   proxy drops the buffer it lives in), but its DATA frame is half out: the rest is copied. */
+static void keep_lent(struct pt_h2_session *s)
+{
+    struct pt_conn *c = s->c;
+    if (c->is_closed || !c->slice_len)
+        return;
+    char *copy = malloc(c->slice_len);
+    if (!copy) {
+        c->slice = NULL; /* the frame cannot be completed: the connection ends */
+        c->slice_len = 0;
+        s->is_doomed = true;
+        return;
+    }
+    memcpy(copy, c->slice, c->slice_len);
+    c->slice = copy;
+    s->lent->owned = copy;
+}
+
 void pt_h2_stream_drop_body(struct pt_h2_stream *st)
 {
     while (st->head) {
         struct pt_h2_seg *g = st->head;
         st->head = g->next;
-        if (g == st->s->lent)
+        g->owner = NULL;
+        if (g == st->s->lent) {
             st->s->is_lent_orphan = true;
-        else
+            if (g->fd < 0 && !g->owned && st->borrowed == g)
+                keep_lent(st->s);
+        } else {
             seg_free(g);
+        }
     }
     st->tail = NULL;
+    st->borrowed = NULL;
 }
 
 void pt_h2_lent_done(struct pt_h2_session *s, bool is_closing)
@@ -137,17 +166,26 @@ static int h2_send_head(struct pt_req *r, const struct pt_resp_head *h)
     return rc == 0 ? 0 : -1;
 }
 
+/* A new memory piece of n bytes at p (not queued), or NULL. */
+static struct pt_h2_seg *mem_seg(const char *p, size_t n)
+{
+    struct pt_h2_seg *g = calloc(1, sizeof(*g));
+    if (g) {
+        g->fd = -1;
+        g->p = p;
+        g->left = n;
+    }
+    return g;
+}
+
 static int h2_send_data(struct pt_req *r, const char *p, size_t n, bool is_stable)
 {
     struct pt_h2_stream *st = r->h2s;
     if (!st->has_provider || n == 0)
         return 0; /* HEAD, or a response without a body */
-    struct pt_h2_seg *g = calloc(1, sizeof(*g));
+    struct pt_h2_seg *g = mem_seg(p, n);
     if (!g)
         return -1;
-    g->fd = -1;
-    g->p = p;
-    g->left = n;
     if (!is_stable) {
         g->owned = malloc(n);
         if (!g->owned) {
@@ -182,20 +220,64 @@ static void h2_send_file(struct pt_req *r, int fd, struct pt_static_file *ref, u
 
 /* ---- streaming ----
  *
- * The proxy's operations. Until the session relays request bodies and borrowed response bytes
- * (issue 10), the pipeline keeps proxy routes off HTTP/2 streams (502), so these only keep the
- * table whole and safe: no body to read, nothing borrowed, an end, a reset.
+ * The proxy's operations. The request body is held per stream (h2_conn.c's on_data) in a
+ * buffer the size of the stream's window: the session returns no window on its own
+ * (nghttp2_option_set_no_auto_window_update), so a client can never send more than the
+ * buffer holds, and bytes go back to the windows (nghttp2_session_consume) only when the proxy
+ * has taken them and no view of them is out: a slow upstream stops the WINDOW_UPDATEs and so
+ * the client. A borrowed response slice is a piece like the others, whose owner is told when
+ * it is no longer referenced (copied behind its frame header, or written as the slice):
+ * flush answers PT_OK only then. Wake-ups run the proxy from the session's step.
  */
 
 static int h2_read_body(struct pt_req *r, struct pt_str *view)
 {
-    (void)r, (void)view;
-    return 503;
+    struct pt_h2_stream *st = r->h2s;
+    struct pt_body *b = &r->req_body;
+    if (st->body_err)
+        return st->body_err;
+    uint32_t n = st->body_tail - st->body_rpos;
+    if (n == 0 && !st->body_eos && !b->is_done) {
+        if (!st->body_deadline_ms)
+            st->body_deadline_ms = st->s->c->w->loop.now_ms + r->cfg->limits.body_timeout_ms;
+        return PT_AGAIN;
+    }
+    st->body_deadline_ms = 0;
+    b->pending = n;
+    if (st->body_eos)
+        b->is_done = true;
+    *view = (struct pt_str){st->body ? st->body + st->body_rpos : NULL, n};
+    return PT_OK;
 }
 
 static void h2_consume_body(struct pt_req *r, size_t n)
 {
-    (void)r, (void)n;
+    struct pt_h2_stream *st = r->h2s;
+    st->body_rpos += (uint32_t)n;
+    r->req_body.pending -= (uint32_t)n;
+    if (r->req_body.pending || !st->body_rpos)
+        return;
+    /* No view is out: what came since moves to the front, the taken bytes go back to the
+       windows (the session's step writes the WINDOW_UPDATEs). */
+    uint32_t rest = st->body_tail - st->body_rpos;
+    if (rest)
+        memmove(st->body, st->body + st->body_rpos, rest);
+    nghttp2_session_consume(st->s->ng, st->id, st->body_rpos);
+    st->body_tail = rest;
+    st->body_rpos = 0;
+}
+
+void pt_h2_body_release(struct pt_h2_stream *st, bool is_open)
+{
+    if (st->body_tail) {
+        if (is_open)
+            nghttp2_session_consume(st->s->ng, st->id, st->body_tail);
+        else
+            nghttp2_session_consume_connection(st->s->ng, st->body_tail);
+    }
+    free(st->body);
+    st->body = NULL;
+    st->body_rpos = st->body_tail = st->body_cap = 0;
 }
 
 static void h2_continue_body(struct pt_req *r)
@@ -205,8 +287,18 @@ static void h2_continue_body(struct pt_req *r)
 
 static int h2_send_borrowed(struct pt_req *r, const char *p, size_t n)
 {
-    (void)r, (void)p, (void)n;
-    return -1;
+    struct pt_h2_stream *st = r->h2s;
+    if (!st->has_provider || n == 0 || st->is_cancelled)
+        return 0; /* HEAD, or a response without a body */
+    if (st->borrowed)
+        return -1;
+    struct pt_h2_seg *g = mem_seg(p, n);
+    if (!g)
+        return -1;
+    g->owner = st;
+    st->borrowed = g;
+    seg_push(st, g);
+    return 0;
 }
 
 static void h2_send_end(struct pt_req *r)
@@ -218,7 +310,10 @@ static void h2_send_end(struct pt_req *r)
 
 static int h2_flush(struct pt_req *r)
 {
-    return r->h2s->head ? PT_AGAIN : PT_OK;
+    struct pt_h2_stream *st = r->h2s;
+    if (st->is_cancelled)
+        return PT_ERR;
+    return st->borrowed ? PT_AGAIN : PT_OK;
 }
 
 static void h2_finish(struct pt_req *r)
@@ -229,17 +324,27 @@ static void h2_finish(struct pt_req *r)
 static void h2_reset(struct pt_req *r)
 {
     struct pt_h2_stream *st = r->h2s;
-    pt_h2_stream_drop_body(st);
+    pt_h2_stream_drop_body(st); /* before the proxy lets go of the slice's buffer */
+    st->is_complete = true;
     if (!st->is_cancelled) {
         st->is_cancelled = true;
         nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
     }
+    if (r->pstate != PT_PS_NONE)
+        pt_proxy_abort(r); /* the upstream request is cancelled with the stream */
+    pt_h2_body_release(st, true);
     pt_conn_yield(st->s->c);
+}
+
+static void h2_resume(struct pt_req *r)
+{
+    pt_h2_wake(r->h2s);
 }
 
 static void h2_yield(struct pt_req *r)
 {
-    pt_conn_yield(r->h2s->s->c); /* never re-enters the session from a handler */
+    r->h2s->is_woken = true;
+    pt_conn_yield(r->h2s->s->c); /* the session's step runs it in the next loop iteration */
 }
 
 const struct pt_stream_ops pt_h2_stream_ops = {
@@ -254,7 +359,7 @@ const struct pt_stream_ops pt_h2_stream_ops = {
     .flush = h2_flush,
     .finish = h2_finish,
     .reset = h2_reset,
-    .resume = h2_yield,
+    .resume = h2_resume,
     .yield = h2_yield,
 };
 
@@ -295,6 +400,8 @@ int pt_h2_send_body(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *fr
     struct pt_conn *c = s->c;
     struct pt_h2_stream *st = src->ptr;
     struct pt_h2_seg *g = st->head;
+    if (!g && st->is_cancelled)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* reset since it was framed */
     if (!g || g->left < len || frame->data.padlen)
         return NGHTTP2_ERR_CALLBACK_FAILURE; /* the provider never says more than it has */
     if (c->slice_len || c->file_left)

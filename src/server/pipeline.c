@@ -225,17 +225,6 @@ void pt_pipeline_run(struct pt_req *r, const struct pt_req_head *h)
         pt_redirect_route(r, route, &m, query);
         break;
     case PT_ACTION_PROXY: {
-        if (r->h2s) {
-            /* The proxy pump still moves bodies between HTTP/1.1 buffers: until it runs on the
-               stream interface, other protocols get a clear error rather than a broken
-               exchange (docs/config.md, "listen"). */
-            pt_log_ratelimited(PT_LOG_WARN,
-                               "request %s: proxy routes are not served over "
-                               "HTTP/2 yet: 502",
-                               r->request_id);
-            pt_pipeline_fail(r, 502, false);
-            break;
-        }
         int rc = pt_proxy_start(r, h, &m, mpath, mlen, query);
         if (rc != PT_OK) {
             pt_conn_plan_discard(r);

@@ -8,6 +8,7 @@ Frame-level clients are python3-h2 (the state machine) and python3-hyperframe (r
 the floods, which h2 would refuse to send); curl --http2 and nghttp are the real clients."""
 
 import hashlib
+import json
 import os
 import socket
 import subprocess
@@ -22,9 +23,10 @@ import pytest
 from hyperframe.frame import (ContinuationFrame, DataFrame, Frame, GoAwayFrame, HeadersFrame,
                               PingFrame, RstStreamFrame, SettingsFrame, WindowUpdateFrame)
 
+from helpers import backends as B
 from helpers import certs
 from helpers.client import get, request
-from helpers.common import free_port, scaled
+from helpers.common import free_port, gen_sha256, scaled
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 ENHANCE_YOUR_CALM = 0xB
@@ -54,15 +56,15 @@ def site(tmp_path):
     return {"big": big}
 
 
-def routes():
+def routes(proxy_to="http://127.0.0.1:9"):
     return [{"match": "/r", "respond": {"status": 200, "body": "hello h2\n",
                                         "headers": {"X-Route": "respond"}}},
             {"match": "/go", "redirect": {"to": "/r", "status": 302}},
-            {"match": "/p/*", "proxy": {"to": "http://127.0.0.1:9"}},
+            {"match": "/p/*", "proxy": {"to": proxy_to}},
             {"match": "/*", "static": {"root": "site"}}]
 
 
-def start(portico, h2c=True, tls=None, extra=None, limits=None):
+def start(portico, h2c=True, tls=None, extra=None, limits=None, proxy_to=None):
     """Portico with a plain listener on p.port (http2: h2c) and, with tls (a certificate
     list), a TLS listener with http2: true on p.tls_port."""
     memo = {}
@@ -71,7 +73,8 @@ def start(portico, h2c=True, tls=None, extra=None, limits=None):
         if port not in memo:
             memo[port] = free_port() if tls else None
         listen = [{"addr": "127.0.0.1:%d" % port, "http2": h2c}]
-        c = {"listen": listen, "routes": routes()}
+        c = {"listen": listen,
+             "routes": routes(proxy_to) if proxy_to else routes()}
         if tls:
             listen.append({"addr": "127.0.0.1:%d" % memo[port], "tls": True, "http2": True})
             c["tls"] = {"certificates": tls}
@@ -141,6 +144,21 @@ class H2:
                 self.conn.send_data(sid, body[i:i + 16384], end_stream=end and last)
         self.flush()
         return sid
+
+    def send_body(self, sid, body, timeout=10.0):
+        """Sends body on sid as the windows allow, then END_STREAM."""
+        deadline = time.monotonic() + scaled(timeout)
+        while body:
+            n = min(len(body), 16384, self.conn.local_flow_control_window(sid))
+            if n <= 0:
+                assert time.monotonic() < deadline, "the window never reopened"
+                self.read(timeout=0.2)
+                continue
+            self.conn.send_data(sid, body[:n])
+            body = body[n:]
+            self.flush()
+        self.conn.end_stream(sid)
+        self.flush()
 
     def response(self, sid, timeout=5.0):
         """(status, headers dict, body bytes) once the stream ended; acknowledges data."""
@@ -393,11 +411,176 @@ def test_local_routes_match_http11(portico, site):
     assert status == request(p.port, "DELETE", "/r").status
 
 
-def test_proxy_route_over_h2_is_a_clear_502(portico):
-    p = start(portico)
+# --- proxy routes -----------------------------------------------------------------------------
+
+
+def test_proxy_get_over_h2c_and_tls_h2(portico, pki, backend):
+    b = backend(B.echo())
+    cert, key = pki.server(["a.test"], "ec")
+    p = start(portico, tls=[{"cert": cert, "key": key}], proxy_to=b.url)
+    status, hdrs, body = get_h2(p.port, "/p/x?q=1")
+    assert status == 200, (hdrs, body)
+    seen = json.loads(body)
+    assert seen["method"] == "GET" and seen["target"] == "/p/x?q=1" and seen["body_len"] == 0
+    sent = {k.lower(): v for k, v in seen["headers"]}
+    assert "content-length" not in sent and "transfer-encoding" not in sent
+    assert sent["x-forwarded-proto"] == "http" and sent["x-request-id"] == hdrs["x-request-id"]
+    # the response-header stage applies: our Server, our X-Request-Id, no hop-by-hop fields
+    assert hdrs["server"] != "backend-server/1.0" and hdrs["x-request-id"]
+    assert "connection" not in hdrs and "transfer-encoding" not in hdrs
+    base = ["--cacert", pki.ca_cert, "--resolve", "a.test:%d:127.0.0.1" % p.tls_port, "--http2"]
+    r = curl(base + ["-w", "\n%{http_version} %{http_code}",
+                     "https://a.test:%d/p/tls" % p.tls_port])
+    body, _, tail = r.stdout.rpartition(b"\n")
+    assert tail == b"2 200", r
+    seen = json.loads(body)
+    assert seen["path"] == "/p/tls"
+    assert dict((k.lower(), v) for k, v in seen["headers"])["x-forwarded-proto"] == "https"
+
+
+def test_proxy_post_bodies_with_and_without_length(portico, backend):
+    b = backend(B.echo())
+    p = start(portico, proxy_to=b.url)
+    data = os.urandom(300000)
+    c = H2(p.port)
+    sid = c.request("/p/len", method="POST", headers=[("content-length", str(len(data)))],
+                    end=False)
+    c.send_body(sid, data)
+    c.until(lambda: c.ended(sid) or (auto_ack(c) and False), 10)
+    status, _, body = c.response(sid)
+    seen = json.loads(body)
+    assert status == 200 and seen["body_len"] == len(data) and not seen["chunked"]
+    assert seen["body_sha256"] == hashlib.sha256(data).hexdigest()
+    sid = c.request("/p/nolen", method="POST", end=False)
+    c.send_body(sid, data)
+    status, _, body = c.response(sid, 10)
+    seen = json.loads(body)
+    assert status == 200 and seen["body_len"] == len(data) and seen["chunked"]
+    assert seen["body_sha256"] == hashlib.sha256(data).hexdigest()
+    c.close()
+    # curl streams a body of unknown length too
+    r = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "-X", "POST", "-T", "-",
+                        "http://127.0.0.1:%d/p/curl" % p.port], input=data,
+                       capture_output=True, timeout=scaled(30))
+    seen = json.loads(r.stdout)
+    assert seen["body_len"] == len(data) and seen["chunked"], r
+    assert seen["body_sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_proxy_large_response_is_whole(portico, backend):
+    n = 5 * 1024 * 1024 + 17
+    b = backend(B.stream(n))
+    p = start(portico, proxy_to=b.url)
+    r = curl(["--http2-prior-knowledge", "http://127.0.0.1:%d/p/big" % p.port], timeout=60)
+    assert len(r.stdout) == n and hashlib.sha256(r.stdout).hexdigest() == gen_sha256(n)
+
+
+def test_proxy_many_concurrent_streams_on_one_connection(portico, backend):
+    b = backend(B.echo())
+    p = start(portico, proxy_to=b.url)
+    c = H2(p.port)
+    sids = [c.request("/p/s%d" % i) for i in range(50)]
+    c.until(lambda: all(c.ended(s) for s in sids), 20)
+    for i, sid in enumerate(sids):
+        status, _, body = c.response(sid)
+        assert status == 200 and json.loads(body)["path"] == "/p/s%d" % i
+    c.close()
+    r = subprocess.run(["nghttp", "-n", "-s", "-m", "50", "http://127.0.0.1:%d/p/n" % p.port],
+                       capture_output=True, timeout=scaled(30))
+    assert r.returncode == 0, r
+    lines = [ln for ln in r.stdout.decode().splitlines() if "/p/n" in ln]
+    assert len(lines) == 50 and all(" 200 " in ln for ln in lines), r.stdout
+
+
+def test_client_reset_cancels_the_upstream_request(portico, backend):
+    closed = []
+
+    def h(req, w):
+        w.head(200, [("Content-Length", str(1 << 30))])
+        try:
+            while True:
+                w.sock.sendall(b"x" * 65536)
+        except OSError:
+            closed.append(True)
+        w.keep = False
+
+    b = backend(h)
+    p = start(portico, proxy_to=b.url)
+    c = H2(p.port)
+    sid = c.request("/p/endless")
+    c.until(lambda: any(isinstance(e, h2.events.DataReceived) for e in c.events), 5)
+    c.conn.reset_stream(sid)
+    c.flush()
+    deadline = time.monotonic() + scaled(5)
+    while not closed and time.monotonic() < deadline:
+        c.read(timeout=0.1)
+    assert closed, "the upstream request was not cancelled"
+    assert c.response(c.request("/r"))[0] == 200  # the connection goes on
+    c.close()
+
+
+def test_slow_reader_with_a_small_window_gets_the_whole_response(portico, backend):
+    n = 3 * 1024 * 1024
+    b = backend(B.stream(n))
+    p = start(portico, proxy_to=b.url)
+    c = H2(p.port, settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1000})
+    sid = c.request("/p/big")
+    c.until(lambda: False, 1.0)
+    got = sum(len(e.data) for e in c.events if isinstance(e, h2.events.DataReceived))
+    assert got == 1000, got  # the window bounds what is sent; the upstream waits
+    c.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1 << 20})
+    c.conn.increment_flow_control_window(1 << 24)
+    c.flush()
+    c.until(lambda: c.ended(sid) or (auto_ack(c) and False), 30)
+    status, _, body = c.response(sid)
+    assert status == 200 and len(body) == n and hashlib.sha256(body).hexdigest() == gen_sha256(n)
+    c.close()
+
+
+def test_proxy_upstream_failure_is_502_over_h2(portico):
+    p = start(portico)  # /p/* goes to port 9: refused
     status, hdrs, body = get_h2(p.port, "/p/x")
     assert status == 502 and b"502 Bad Gateway" in body
-    assert "not served over HTTP/2" in p.stderr()
+    assert "not served over HTTP/2" not in p.stderr()
+
+
+def test_proxy_body_over_body_size_is_413(portico, backend):
+    b = backend(B.echo())
+    p = start(portico, proxy_to=b.url, limits={"body_size": "10k"})
+    c = H2(p.port)
+    sid = c.request("/p/big", method="POST", body=b"z" * 50000)
+    assert c.response(sid)[0] == 413
+    c.close()
+
+
+def test_proxy_request_body_that_stalls_is_408(portico, backend):
+    b = backend(B.echo())
+    p = start(portico, proxy_to=b.url, limits={"body_timeout": "1s"})
+    c = H2(p.port)
+    sid = c.request("/p/stall", method="POST", headers=[("content-length", "1000")], end=False)
+    c.conn.send_data(sid, b"a" * 10)
+    c.flush()
+    t0 = time.monotonic()
+    status, _, _ = c.response(sid, 10)
+    assert status == 408 and time.monotonic() - t0 < scaled(5)
+    assert c.response(c.request("/r"))[0] == 200  # the connection goes on
+    c.close()
+
+
+def test_hsts_on_proxied_responses_over_h2(portico, pki, backend):
+    b = backend(B.echo())
+    cert, key = pki.server(["secure.test"], "ec")
+    p = portico(lambda port: {
+        "listen": [{"addr": "127.0.0.1:%d" % port, "tls": True, "http2": True}],
+        "tls": {"certificates": [{"cert": cert, "key": key}]},
+        "sites": [{"hosts": ["secure.test"], "hsts": {"max_age": "1d"},
+                   "routes": [{"match": "/*", "proxy": {"to": b.url}}]}],
+    })
+    r = curl(["--cacert", pki.ca_cert, "--resolve", "secure.test:%d:127.0.0.1" % p.port,
+              "--http2", "-D", "-", "-o", "/dev/null", "https://secure.test:%d/x" % p.port])
+    head = r.stdout.decode().lower()
+    assert head.startswith("http/2 200"), r
+    assert "strict-transport-security: max-age=86400" in head and "x-request-id:" in head
 
 
 # --- header validation ----------------------------------------------------------------------
