@@ -145,6 +145,7 @@ static void stream_free(struct pt_h2_session *s, struct pt_h2_stream *st, bool l
     s->n_streams--;
     pt_h2_stream_drop_body(st);
     pt_h2_body_release(st, false);
+    free(st->held);
     if (st->r)
         pt_conn_req_end(s->c->w, st->r, log); /* a proxy still running is aborted */
     free(st);
@@ -414,6 +415,8 @@ static int on_data(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t
     if (!st)
         return 0;
     st->body_in += len; /* dropped: local answers read no body; the window is returned */
+    if (st->held && st->body_in > PT_H2_HOLD_MAX)
+        st->is_woken = true; /* too much to take whole: answer now (run_woken) */
     if (st->body_in > s->discard_max && !st->is_cancelled)
         reset(s, st, NGHTTP2_CANCEL);
     return 0;
@@ -696,6 +699,8 @@ static bool run_woken(struct pt_h2_session *s)
         }
         if (r->pstate == PT_PS_ACTIVE || r->pstate == PT_PS_QUEUED)
             continue;
+        if (st->held && (st->body_eos || st->body_in > PT_H2_HOLD_MAX))
+            pt_h2_release_head(st); /* the request is whole (or too large to wait for) */
         if (st->body)
             pt_h2_body_release(st, true);
         if (r->pstate == PT_PS_NONE && !st->is_complete && !st->is_cancelled) {
@@ -768,6 +773,11 @@ void pt_h2_conn_timeout(struct pt_conn *c)
     bool busy = false, fired = false;
     for (struct pt_h2_stream *st = s->streams.next; st != &s->streams; st = st->next) {
         struct pt_req *r = st->r;
+        if (st->held && st->body_deadline_ms <= now) {
+            pt_h2_release_head(st); /* the body did not end within body_timeout: answer */
+            fired = true;
+            continue;
+        }
         if (!r || (r->pstate != PT_PS_ACTIVE && r->pstate != PT_PS_QUEUED))
             continue;
         if (st->body_deadline_ms && st->body_deadline_ms <= now) {

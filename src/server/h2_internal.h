@@ -41,11 +41,16 @@ struct pt_h2_stream {
     uint64_t body_deadline_ms; /* read_body waits for bytes until then (0: not waiting) */
     int body_err;              /* a status read_body answers with (413), or 0 */
     bool body_eos;             /* END_STREAM received: the body is whole */
-    bool is_woken;             /* the handler asked to be called back (h2_conn.c runs it) */
-    bool has_provider;         /* the response was submitted with a body */
-    bool is_complete;          /* the handler has queued all it will */
-    bool is_resp_done;         /* our END_STREAM went out */
-    bool is_cancelled;         /* reset by either side before the response ended */
+    /* A local answer's head held until the request ends (h2_stream.c, "Held heads"): the
+       nghttp2_nv array and the bytes it points to, in one block. */
+    nghttp2_nv *held;
+    size_t n_held;
+    bool held_body;    /* the held head has a body to provide */
+    bool is_woken;     /* the handler asked to be called back (h2_conn.c runs it) */
+    bool has_provider; /* the response was submitted with a body */
+    bool is_complete;  /* the handler has queued all it will */
+    bool is_resp_done; /* our END_STREAM went out */
+    bool is_cancelled; /* reset by either side before the response ended */
 };
 
 struct pt_h2_session {
@@ -102,6 +107,10 @@ void pt_h2_body_release(struct pt_h2_stream *st, bool is_open);
 
 /* Asks the session to call the proxy back for st's request (at once when outside its step). */
 void pt_h2_wake(struct pt_h2_stream *st);
+/* A local answer's head is held while its request's body (at most PT_H2_HOLD_MAX bytes) still
+   comes. Submits it now, when held (the body ended, grew past the bound, or timed out). */
+void pt_h2_release_head(struct pt_h2_stream *st);
+#define PT_H2_HOLD_MAX (64u * 1024u)
 
 /* The connection has sent the lent piece (or is closing, is_closing): lets go of it. */
 void pt_h2_lent_done(struct pt_h2_session *s, bool is_closing);

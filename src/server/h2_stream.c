@@ -3,7 +3,8 @@
  * stream (the session is h2_conn.c).
  *
  * send_head turns the head into an nghttp2_nv array (pt_h2h_response_nv: lowercased names,
- * connection-specific fields dropped, RFC 9113 §8.2.2) and submits it at once, with a data
+ * connection-specific fields dropped, RFC 9113 §8.2.2) and submits it (at once, or, for a local
+ * answer whose request body still comes, when the request ends: "Held heads"), with a data
  * provider unless the response has no body (HEAD, 204, 304, 1xx, Content-Length: 0): then the
  * HEADERS frame carries END_STREAM. send_data and send_file only queue pieces on the stream
  * (memory borrowed when the handler says it is stable, else copied; files by descriptor); the
@@ -128,6 +129,10 @@ static bool no_body(const struct pt_req *r, const struct pt_resp_head *h)
     return r->is_head || h->status == 204 || h->status == 304 || h->content_length == 0;
 }
 
+static bool should_hold(const struct pt_req *r, const struct pt_h2_stream *st,
+                        const struct pt_resp_head *h);
+static int hold(struct pt_h2_stream *st, const nghttp2_nv *nv, size_t n, bool body);
+
 static int h2_send_head(struct pt_req *r, const struct pt_resp_head *h)
 {
     struct pt_h2_stream *st = r->h2s;
@@ -154,16 +159,75 @@ static int h2_send_head(struct pt_req *r, const struct pt_resp_head *h)
     } else if (h->status < 200) {
         rc =
             nghttp2_submit_headers(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NULL, nv, (size_t)n, NULL);
-    } else if (!st->has_provider && !st->is_resp_done) {
-        nghttp2_data_provider prd = {.source.ptr = st, .read_callback = pt_h2_read_body};
+    } else if (!st->has_provider && !st->is_resp_done && !st->held) {
         bool body = !no_body(r, h);
-        rc = nghttp2_submit_response(st->s->ng, st->id, nv, (size_t)n, body ? &prd : NULL);
+        if (should_hold(r, st, h)) {
+            rc = hold(st, nv, (size_t)n, body);
+        } else {
+            nghttp2_data_provider prd = {.source.ptr = st, .read_callback = pt_h2_read_body};
+            rc = nghttp2_submit_response(st->s->ng, st->id, nv, (size_t)n, body ? &prd : NULL);
+        }
         st->has_provider = body;
         if (!body)
             st->is_complete = true;
     }
     free(nv);
     return rc == 0 ? 0 : -1;
+}
+
+/* Held heads. A local answer (respond, redirect, static, an error page) reads no request
+   body, but it is not sent while the request's body still comes, as long as that body stays
+   small (PT_H2_HOLD_MAX) and within body_timeout: the request is then taken whole first, so
+   that what the protocol says of it (a content-length that the DATA frames contradict, a
+   second HEADERS frame, pseudo-header fields in trailers, frames on a stream the client
+   reset...) is answered with the stream or connection error RFC 9113 asks for, not with a
+   response that was already on its way. The answer to a body announced too large (413) goes
+   at once, and a proxied response always does (the proxy streams both ways). */
+static bool should_hold(const struct pt_req *r, const struct pt_h2_stream *st,
+                        const struct pt_resp_head *h)
+{
+    return r->pstate == PT_PS_NONE && r->has_body && !st->body_eos && h->status != 413 &&
+           st->body_in <= PT_H2_HOLD_MAX &&
+           (r->req_body.is_chunked || r->req_body.left <= PT_H2_HOLD_MAX);
+}
+
+/* Keeps a copy of nv (names and values) on st until pt_h2_release_head. */
+static int hold(struct pt_h2_stream *st, const nghttp2_nv *nv, size_t n, bool body)
+{
+    size_t bytes = n * sizeof(*nv);
+    for (size_t i = 0; i < n; i++)
+        bytes += nv[i].namelen + nv[i].valuelen;
+    nghttp2_nv *copy = malloc(bytes);
+    if (!copy)
+        return -1;
+    uint8_t *p = (uint8_t *)(copy + n);
+    for (size_t i = 0; i < n; i++) {
+        copy[i] = nv[i];
+        copy[i].name = memcpy(p, nv[i].name, nv[i].namelen);
+        p += nv[i].namelen;
+        copy[i].value = memcpy(p, nv[i].value, nv[i].valuelen);
+        p += nv[i].valuelen;
+    }
+    st->held = copy;
+    st->n_held = n;
+    st->held_body = body;
+    const struct pt_config *cfg = st->r->cfg;
+    st->body_deadline_ms = st->s->c->w->loop.now_ms + cfg->limits.body_timeout_ms;
+    return 0;
+}
+
+void pt_h2_release_head(struct pt_h2_stream *st)
+{
+    if (!st->held)
+        return;
+    nghttp2_data_provider prd = {.source.ptr = st, .read_callback = pt_h2_read_body};
+    if (!st->is_cancelled && nghttp2_submit_response(st->s->ng, st->id, st->held, st->n_held,
+                                                     st->held_body ? &prd : NULL) != 0)
+        nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+    free(st->held);
+    st->held = NULL;
+    st->n_held = 0;
+    st->body_deadline_ms = 0;
 }
 
 /* A new memory piece of n bytes at p (not queued), or NULL. */

@@ -160,6 +160,19 @@ class H2:
         self.conn.end_stream(sid)
         self.flush()
 
+    def send_body_open(self, sid, body, timeout=10.0):
+        """Sends body on sid as the windows allow, leaving the stream open."""
+        deadline = time.monotonic() + scaled(timeout)
+        while body and not self.closed and self.reset_code(sid) is None:
+            n = min(len(body), 16384, self.conn.local_flow_control_window(sid))
+            if n <= 0:
+                assert time.monotonic() < deadline, "the window never reopened"
+                self.read(timeout=0.2)
+                continue
+            self.conn.send_data(sid, body[:n])
+            body = body[n:]
+            self.flush()
+
     def response(self, sid, timeout=5.0):
         """(status, headers dict, body bytes) once the stream ended; acknowledges data."""
         self.until(lambda: self.ended(sid), timeout)
@@ -647,10 +660,39 @@ def test_request_body_of_a_local_route_is_dropped(portico):
     sid = c.request("/r", method="POST", body=b"x" * 30000)
     status, _, body = c.response(sid)
     assert (status, body) == (200, b"hello h2\n")
-    # a body still coming after the answer: RST_STREAM NO_ERROR (RFC 9113 §8.1)
+    # a small body still coming: the answer waits for the request to end (the head is held)
     sid = c.request("/r", method="POST", body=b"y" * 1000, end=False)
+    c.until(lambda: c.ended(sid), timeout=0.5)
+    assert not c.ended(sid), c.events[-3:]
+    c.conn.end_stream(sid)
+    c.flush()
+    status, _, body = c.response(sid)
+    assert (status, body, c.reset_code(sid)) == (200, b"hello h2\n", None)
+    # a large body still coming: answered at once, then RST_STREAM NO_ERROR (RFC 9113 §8.1)
+    sid = c.request("/r", method="POST", end=False)
+    c.send_body_open(sid, b"z" * (70 * 1024))
     c.until(lambda: c.reset_code(sid) is not None)
     assert c.reset_code(sid) == 0
+    assert any(isinstance(e, h2.events.ResponseReceived) and e.stream_id == sid
+               for e in c.events)
+    assert c.response(c.request("/r"))[0] == 200
+    c.close()
+
+
+def test_local_answer_waits_for_the_whole_request(portico):
+    """A content-length that the DATA frames contradict is a stream error (RFC 9113 §8.1.1),
+    not a 200 sent before the body was seen: the answer of a local route waits for the
+    request's end."""
+    p = start(portico)
+    c = H2(p.port, validate=False)
+    sid = c.request("/r", method="POST", headers=[("content-length", "10")], end=False)
+    c.until(lambda: c.ended(sid), timeout=0.5)  # the head alone: nothing answers yet
+    c.conn.send_data(sid, b"abc", end_stream=True)
+    c.flush()
+    c.until(lambda: c.ended(sid))
+    assert c.reset_code(sid) == 1, c.events  # PROTOCOL_ERROR
+    assert not any(isinstance(e, h2.events.ResponseReceived) and e.stream_id == sid
+                   for e in c.events)
     assert c.response(c.request("/r"))[0] == 200
     c.close()
 
