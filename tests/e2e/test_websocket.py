@@ -270,3 +270,51 @@ def test_drain_keeps_tunnel_until_shutdown_timeout(portico, wsb):
     assert took <= scaled(5), took
     p.wait_exit(scaled(10))
     assert not p.alive()
+
+
+def test_upgrade_forwarded_on_a_connection_outside_the_pool(portico, backend):
+    """The target sees Connection/Upgrade; the upgrade's connection is a new one and does not
+    go back to the pool when the target answers without switching (403)."""
+    seen = []
+
+    def h(req, w):
+        seen.append(req)
+        if req.header("Upgrade"):
+            w.respond(403, [], b"no")
+        else:
+            w.respond(200, [], b"ok")
+    b = backend(h)
+    p = portico({"sites": [{"routes": [{"match": "/*", "proxy": {"to": "app"}}]}],
+                 "upstreams": {"app": {"targets": [{"url": b.url}]}}})
+    assert get(p.port, "/a").status == 200
+    st, head, s = status_of(p.port)
+    s.close()
+    assert st == 403, head
+    for _ in range(3):
+        assert get(p.port, "/b").status == 200
+    assert len(seen) == 5
+    up = seen[1]
+    assert up.header("Upgrade") == "websocket"
+    assert "upgrade" in up.header("Connection", "").lower()
+    assert up.header("Sec-WebSocket-Key") == "dGhlIHNhbXBsZSBub25jZQ=="
+    assert up.conn_id != seen[0].conn_id
+    assert all(r.conn_id == seen[0].conn_id for r in seen[2:]), [r.conn_id for r in seen]
+    assert not seen[0].header("Upgrade") and not seen[2].header("Upgrade")
+
+
+def test_http10_upgrade_goes_as_plain_request(portico, wsb):
+    p = portico(config(wsb))
+    s = socket.create_connection(("127.0.0.1", p.port), timeout=IO_TIMEOUT)
+    s.sendall(b"GET /echo HTTP/1.0\r\nHost: localhost\r\nConnection: Upgrade\r\n"
+              b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+    got = b""
+    end = time.time() + IO_TIMEOUT
+    while time.time() < end:
+        d = s.recv(4096)
+        if not d:
+            break
+        got += d
+    s.close()
+    assert got.startswith(b"HTTP/1.1 200"), got
+    assert got.endswith(b"plain")
