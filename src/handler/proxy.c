@@ -88,6 +88,19 @@ struct conn_tokens {
     size_t n;
 };
 
+/* The next element of a comma-separated field value from *p (RFC 9110 §5.6.1), blanks
+   skipped; false at the end. */
+static bool next_token(const char **p, const char *end, struct pt_str *t)
+{
+    while (*p < end && (**p == ' ' || **p == '\t' || **p == ','))
+        (*p)++;
+    const char *s = *p;
+    while (*p < end && **p != ',' && **p != ' ' && **p != '\t')
+        (*p)++;
+    *t = (struct pt_str){s, (size_t)(*p - s)};
+    return *p > s;
+}
+
 /* Collects the options of every Connection header: headers they name are hop-by-hop. */
 static void connection_tokens(const struct pt_field *hs, size_t nh, struct conn_tokens *ct)
 {
@@ -96,15 +109,8 @@ static void connection_tokens(const struct pt_field *hs, size_t nh, struct conn_
         if (!PT_STR_CASEEQ_LIT(hs[i].name, "connection"))
             continue;
         const char *p = hs[i].value.p, *end = p + hs[i].value.n;
-        while (p < end && ct->n < MAX_CONN_TOKENS) {
-            while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-                p++;
-            const char *s = p;
-            while (p < end && *p != ',' && *p != ' ' && *p != '\t')
-                p++;
-            if (p > s)
-                ct->t[ct->n++] = (struct pt_str){s, (size_t)(p - s)};
-        }
+        while (ct->n < MAX_CONN_TOKENS && next_token(&p, end, &ct->t[ct->n]))
+            ct->n++;
     }
 }
 
@@ -120,15 +126,10 @@ static bool in_tokens(const struct conn_tokens *ct, struct pt_str n)
 static bool names_websocket(struct pt_str v)
 {
     const char *p = v.p, *end = v.p + v.n;
-    while (p < end) {
-        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-            p++;
-        const char *s = p;
-        while (p < end && *p != ',' && *p != ' ' && *p != '\t')
-            p++;
-        if (pt_str_caseeq((struct pt_str){s, (size_t)(p - s)}, "websocket", 9))
+    struct pt_str t;
+    while (next_token(&p, end, &t))
+        if (PT_STR_CASEEQ_LIT(t, "websocket"))
             return true;
-    }
     return false;
 }
 
