@@ -99,6 +99,8 @@ struct pt_limits_cfg {
     uint32_t keepalive_timeout_ms; /* default 60s */
     uint32_t send_timeout_ms;      /* default 30s */
     uint32_t max_connections;      /* client connections per process; 0: from RLIMIT_NOFILE */
+    uint32_t tunnel_timeout_ms;    /* idle WebSocket tunnel; default 1h */
+    uint32_t max_tunnels;          /* open tunnels per worker; default 10000; over it: 503 */
 };
 
 /* http2: settings of every HTTP/2 client connection (listeners with http2: true). */
@@ -295,7 +297,8 @@ struct pt_proxy_cfg {
     bool strip_prefix;
     bool preserve_host;
     bool strip_credentials;
-    uint32_t timeout_ms; /* to the response head; default 30s, at most 60s */
+    bool refuses_websocket; /* websocket: false; an Upgrade request gets 403 */
+    uint32_t timeout_ms;    /* to the response head; default 30s, at most 60s */
     struct pt_header_ops request;
     struct pt_header_ops response;
     struct pt_split_cfg *split; /* NULL unless proxy.split was given (then n_split >= 1) */

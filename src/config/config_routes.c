@@ -331,10 +331,10 @@ static void load_split(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt
 
 static void load_proxy(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_route_cfg *r)
 {
-    static const char *const keys[] = {
-        "to", "strip_prefix", "preserve_host", "timeout", "strip_credentials", "headers", "split",
-        NULL};
-    static const char *const later[] = {"cache", "retry", "websocket", "buffer", NULL};
+    static const char *const keys[] = {"to",      "strip_prefix",      "preserve_host",
+                                       "timeout", "strip_credentials", "headers",
+                                       "split",   "websocket",         NULL};
+    static const char *const later[] = {"cache", "retry", "buffer", NULL};
     struct pt_proxy_cfg *p = &r->proxy;
     p->timeout_ms = 30000;
     p->to_path = "";
@@ -357,6 +357,10 @@ static void load_proxy(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt
             pt_config_get_bool(x, val, "strip_prefix", &p->strip_prefix);
         } else if (is(k, "preserve_host")) {
             pt_config_get_bool(x, val, "preserve_host", &p->preserve_host);
+        } else if (is(k, "websocket")) {
+            bool on = true;
+            pt_config_get_bool(x, val, "websocket", &on);
+            p->refuses_websocket = !on;
         } else if (is(k, "strip_credentials")) {
             pt_config_get_bool(x, val, "strip_credentials", &p->strip_credentials);
         } else if (is(k, "timeout")) {

@@ -25,6 +25,12 @@
  * vector and nobody's contract); a response without a length goes to the stream as a head of
  * unknown length, which HTTP/1.1 frames in chunks so the client's connection survives.
  *
+ * A WebSocket upgrade (RFC 6455 §4.1) goes upstream with its Connection/Upgrade fields on a
+ * connection that is never pooled; the target's 101 turns the exchange into a tunnel
+ * (PT_PS_TUNNEL, tunnel_run): raw bytes both ways with the same one-buffer-per-direction
+ * back-pressure, through the stream's tunnel operations, until either side closes or the
+ * tunnel's idle timeout (limits.tunnel_timeout, on the upstream connection's timer) passes.
+ *
  * Failure policy (contract, "Errors Portico writes"): refused, reset or malformed -> 502; no
  * response head within the route's timeout -> 504. That timeout (and per_try_timeout) starts
  * when the whole request has been sent: while the pump waits on the client for body bytes no
@@ -82,6 +88,19 @@ struct conn_tokens {
     size_t n;
 };
 
+/* The next element of a comma-separated field value from *p (RFC 9110 §5.6.1), blanks
+   skipped; false at the end. */
+static bool next_token(const char **p, const char *end, struct pt_str *t)
+{
+    while (*p < end && (**p == ' ' || **p == '\t' || **p == ','))
+        (*p)++;
+    const char *s = *p;
+    while (*p < end && **p != ',' && **p != ' ' && **p != '\t')
+        (*p)++;
+    *t = (struct pt_str){s, (size_t)(*p - s)};
+    return *p > s;
+}
+
 /* Collects the options of every Connection header: headers they name are hop-by-hop. */
 static void connection_tokens(const struct pt_field *hs, size_t nh, struct conn_tokens *ct)
 {
@@ -90,15 +109,8 @@ static void connection_tokens(const struct pt_field *hs, size_t nh, struct conn_
         if (!PT_STR_CASEEQ_LIT(hs[i].name, "connection"))
             continue;
         const char *p = hs[i].value.p, *end = p + hs[i].value.n;
-        while (p < end && ct->n < MAX_CONN_TOKENS) {
-            while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-                p++;
-            const char *s = p;
-            while (p < end && *p != ',' && *p != ' ' && *p != '\t')
-                p++;
-            if (p > s)
-                ct->t[ct->n++] = (struct pt_str){s, (size_t)(p - s)};
-        }
+        while (ct->n < MAX_CONN_TOKENS && next_token(&p, end, &ct->t[ct->n]))
+            ct->n++;
     }
 }
 
@@ -106,6 +118,17 @@ static bool in_tokens(const struct conn_tokens *ct, struct pt_str n)
 {
     for (size_t i = 0; i < ct->n; i++)
         if (pt_str_caseeq(ct->t[i], n.p, n.n))
+            return true;
+    return false;
+}
+
+/* Whether an Upgrade field's value names websocket among its protocols (RFC 9110 §7.8). */
+static bool names_websocket(struct pt_str v)
+{
+    const char *p = v.p, *end = v.p + v.n;
+    struct pt_str t;
+    while (next_token(&p, end, &t))
+        if (PT_STR_CASEEQ_LIT(t, "websocket"))
             return true;
     return false;
 }
@@ -240,6 +263,25 @@ static void put_client_cert(struct out *o, const struct pt_req *r)
                    strnlen(fp, sizeof(fp)));
 }
 
+/* A request asked for a WebSocket upgrade: decides whether it goes upstream as one (a GET
+   whose Connection names upgrade, RFC 6455 §4.1, on a protocol that can carry a tunnel), and
+   answers 403 (the route says websocket: false) or 503 (limits.max_tunnels reached). Anything
+   else goes as a plain request, its Upgrade dropped. The upstream connection of an upgrade is
+   always a new one: it never came from the pool and never goes back to it. */
+static int want_upgrade(struct pt_req *r, const struct conn_tokens *ct)
+{
+    if (r->method_id != PT_METHOD_GET || !r->stream->tunnel || r->minor_version != 1 ||
+        !in_tokens(ct, (struct pt_str){"upgrade", 7}))
+        return PT_OK;
+    if (r->route->proxy.refuses_websocket)
+        return 403;
+    if (*r->env->n_tunnels >= r->cfg->limits.max_tunnels)
+        return 503;
+    r->is_upgrade = true;
+    r->at.is_fresh_only = true;
+    return PT_OK;
+}
+
 static int build_request_head(struct pt_req *r, const struct pt_req_head *h,
                               const struct pt_route_match *m, const char *path, size_t path_len,
                               struct pt_str query)
@@ -266,10 +308,14 @@ static int build_request_head(struct pt_req *r, const struct pt_req_head *h,
     struct pt_str xff[8];
     size_t n_xff = 0;
     const struct pt_header_ops *ops = &pc->request;
+    bool asks_websocket = false;
     for (size_t i = 0; i < h->n_fields; i++) {
         struct pt_str n = h->fields[i].name;
-        if (is_hop_by_hop(n) || in_tokens(&ct, n))
+        if (is_hop_by_hop(n) || in_tokens(&ct, n)) {
+            if (n.n == 7 && PT_STR_CASEEQ_LIT(n, "upgrade") && names_websocket(h->fields[i].value))
+                asks_websocket = true;
             continue;
+        }
         switch (n.n) {
         case 4:
             if (PT_STR_CASEEQ_LIT(n, "host"))
@@ -338,6 +384,13 @@ static int build_request_head(struct pt_req *r, const struct pt_req_head *h,
     PUT_LIT(&o, "X-Request-Id: ");
     put(&o, r->request_id, r->request_id_len);
     PUT_LIT(&o, "\r\n");
+    if (asks_websocket) {
+        rc = want_upgrade(r, &ct);
+        if (rc != PT_OK)
+            return rc;
+        if (r->is_upgrade)
+            PUT_LIT(&o, "Connection: upgrade\r\nUpgrade: websocket\r\n");
+    }
     put_ops(&o, ops);
     if (r->req_body.is_chunked) {
         PUT_LIT(&o, "Transfer-Encoding: chunked\r\n");
@@ -373,6 +426,10 @@ static int build_response_head(struct pt_req *r, const struct pt_h1_response *re
             PT_STR_CASEEQ_LIT(n, "x-request-id"))
             continue;
         pt_resp_add(&h, n, resp->headers[i].value);
+    }
+    if (resp->status == 101) { /* the switch is ours to say too (RFC 9110 §7.8) */
+        pt_resp_add(&h, (struct pt_str){"Connection", 10}, (struct pt_str){"upgrade", 7});
+        pt_resp_add(&h, (struct pt_str){"Upgrade", 7}, (struct pt_str){"websocket", 9});
     }
     if (!interim) {
         pt_resp_head_stage(r, &h, true);
@@ -450,6 +507,11 @@ static void on_upstream_timeout(void *owner)
 {
     struct pt_req *r = owner;
     struct pt_uconn *u = r->at.u;
+    if (r->pstate == PT_PS_TUNNEL) {
+        r->is_tunnel_idle = true; /* tunnel_timeout: the pump ends it, in the stream's step */
+        r->stream->resume(r);
+        return;
+    }
     if (u->is_connecting || u->t.is_handshaking)
         upstream_failed(r, PT_FAIL_CONNECT_TIMEOUT);
     else if (!r->resp_head_seen)
@@ -591,6 +653,115 @@ static int push_upstream(struct pt_req *r, bool *progress)
     }
 }
 
+/* ---- tunnels ---- */
+
+/* The target switched to WebSocket (101): the 101 head goes to the client, whose stream turns
+   into a tunnel; from here tunnel_run moves bytes. A 101 we did not ask for, or to another
+   protocol, is a bad response. */
+static int start_tunnel(struct pt_req *r, const struct pt_h1_response *resp, size_t hl)
+{
+    struct pt_uconn *u = r->at.u;
+    struct pt_str up = {NULL, 0};
+    for (size_t i = 0; i < resp->num_headers; i++)
+        if (PT_STR_CASEEQ_LIT(resp->headers[i].name, "upgrade"))
+            up = resp->headers[i].value;
+    if (!r->is_upgrade || !up.p || !names_websocket(up))
+        return FAILED + PT_FAIL_BAD_RESPONSE;
+    if (r->stream->tunnel(r) < 0 || build_response_head(r, resp, true, false) != PT_OK)
+        return FAILED + PT_FAIL_BAD_RESPONSE;
+    pt_buf_consume(&u->in, (uint32_t)hl);
+    r->resp_head_seen = true;
+    r->response_started = true;
+    r->status = 101;
+    r->pstate = PT_PS_TUNNEL;
+    (*r->env->n_tunnels)++;
+    pt_timer_set(r->env->loop, &u->timer, r->cfg->limits.tunnel_timeout_ms);
+    return PT_OK;
+}
+
+/* Closes both sides of a tunnel; what the client had not taken yet is dropped with the
+   connection. Logs the exchange (status 101) as it finishes. */
+static void tunnel_end(struct pt_req *r)
+{
+    (*r->env->n_tunnels)--;
+    pt_attempt_end(&r->at, PT_OUTCOME_OK);
+    release_upstream(r, false);
+    r->resp_body.pending = 0;
+    r->pstate = PT_PS_DONE;
+    r->stream->finish(r);
+}
+
+/* The tunnel's pump: the client's raw bytes are written upstream from the stream's input
+   (consumed only once written), the upstream's are lent to the stream as a slice of u->in
+   (read again only once flushed). One buffer each way: a side that does not take bytes stops
+   the reads on the other. Either side's EOF or error, or tunnel_timeout without a byte either
+   way, ends it. */
+static void tunnel_run(struct pt_req *r)
+{
+    struct pt_uconn *u = r->at.u;
+    struct pt_body *b = &r->resp_body;
+    for (int round = 0; round < 64; round++) {
+        if (r->is_tunnel_idle)
+            goto end;
+        bool progress = false;
+        struct pt_str v;
+        int rc = r->stream->read_raw(r, &v);
+        if (rc == PT_ERR || (rc == PT_OK && v.n == 0))
+            goto end;
+        if (rc == PT_OK && u->t.can_write) {
+            struct iovec iov = {(void *)v.p, v.n};
+            ssize_t n = pt_transport_writev(&u->t, &iov, 1, false);
+            if (n > 0) {
+                r->stream->consume_raw(r, (size_t)n);
+                progress = true;
+            } else if (n != -EAGAIN) {
+                goto end;
+            }
+        }
+        int fr = r->stream->flush(r);
+        if (fr == PT_ERR)
+            goto end;
+        if (fr == PT_OK) {
+            if (b->pending) {
+                pt_buf_consume(&u->in, b->pending); /* the client took the slice */
+                b->pending = 0;
+                progress = true;
+            }
+            if (pt_buf_len(&u->in) == 0) {
+                if (u->is_eof)
+                    goto end;
+                if (!u->in.data && pt_buf_alloc(&u->in, PT_BUF_LARGE) < 0)
+                    goto end;
+                u->in.head = u->in.tail = 0;
+                ssize_t n =
+                    u->t.can_read ? pt_transport_read(&u->t, u->in.data, u->in.cap) : -EAGAIN;
+                if (n > 0) {
+                    u->in.tail = (uint32_t)n;
+                } else if (n == 0) {
+                    u->is_eof = true;
+                    u->t.can_read = false;
+                    progress = true;
+                } else if (n != -EAGAIN) {
+                    goto end;
+                }
+            }
+            if (pt_buf_len(&u->in)) {
+                b->pending = pt_buf_len(&u->in);
+                if (r->stream->send_borrowed(r, pt_buf_rpos(&u->in), b->pending) < 0)
+                    goto end;
+                progress = true;
+            }
+        }
+        if (!progress)
+            return;
+        pt_timer_set(r->env->loop, &u->timer, r->cfg->limits.tunnel_timeout_ms);
+    }
+    r->stream->yield(r); /* a busy tunnel gives the worker's others a turn */
+    return;
+end:
+    tunnel_end(r);
+}
+
 /* ---- response direction ---- */
 
 static int handle_response_head(struct pt_req *r, size_t hl)
@@ -602,8 +773,10 @@ static int handle_response_head(struct pt_req *r, size_t hl)
     resp.headers = env->hdrs;
     resp.num_headers = env->hdrs_cap;
     int rc = pt_h1_parse_response(pt_buf_rpos(&u->in), hl, &resp);
-    if (rc < 0 || resp.status == 101)
+    if (rc < 0)
         return FAILED + PT_FAIL_BAD_RESPONSE;
+    if (resp.status == 101)
+        return start_tunnel(r, &resp, hl);
     if (resp.status < 200) {
         /* Interim responses: 100 is ours to give (we removed Expect); others go to the client
            as they are (RFC 9110 §15.2), if its protocol has them. */
@@ -632,7 +805,7 @@ static int handle_response_head(struct pt_req *r, size_t hl)
     } else {
         b->is_close_delimited = true;
     }
-    r->upstream_reusable = !resp.framing.conn_close && !b->is_close_delimited &&
+    r->upstream_reusable = !r->is_upgrade && !resp.framing.conn_close && !b->is_close_delimited &&
                            (resp.minor_version == 1 || resp.framing.conn_keepalive);
     bool streamed = !no_body && (b->is_chunked || b->is_close_delimited);
     if (!r->req_body.is_done)
@@ -712,8 +885,8 @@ static int pull_upstream(struct pt_req *r, bool *progress)
                 if (rc != PT_OK)
                     return rc;
                 *progress = true;
-                if (r->at.u != u)
-                    return PT_OK; /* retried on another target: the pump starts over */
+                if (r->at.u != u || r->pstate == PT_PS_TUNNEL)
+                    return PT_OK; /* retried on another target, or a tunnel: starts over */
                 continue;
             }
             if (pt_buf_room(&u->in) == 0 && u->in.head == 0)
@@ -767,6 +940,10 @@ static void finish(struct pt_req *r)
 
 void pt_proxy_run(struct pt_req *r)
 {
+    if (r->pstate == PT_PS_TUNNEL) {
+        tunnel_run(r);
+        return;
+    }
     if (r->expect_continue)
         r->stream->continue_body(r);
     /* Bounded: a stream whose both sockets stay ready yields after a few buffers so the
@@ -819,6 +996,10 @@ void pt_proxy_run(struct pt_req *r)
                 }
                 release_upstream(r, false);
                 answer_locally(r, rc);
+                return;
+            }
+            if (r->pstate == PT_PS_TUNNEL) {
+                tunnel_run(r);
                 return;
             }
         }
@@ -924,6 +1105,8 @@ int pt_proxy_start(struct pt_req *r, const struct pt_req_head *h, const struct p
 
 void pt_proxy_abort(struct pt_req *r)
 {
+    if (r->pstate == PT_PS_TUNNEL)
+        (*r->env->n_tunnels)--;
     pt_attempt_abort(&r->at); /* the client went away: not the target's fault */
     r->pstate = PT_PS_NONE;
 }

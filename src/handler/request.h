@@ -65,6 +65,7 @@ struct pt_handler_env {
     /* A fast pseudo-random number (not for secrets: split draws, tie breaks). */
     uint64_t (*random)(void *random_arg);
     void *random_arg;
+    uint32_t *n_tunnels; /* the worker's open tunnels (limits.max_tunnels) */
 };
 
 enum pt_proxy_state {
@@ -72,6 +73,7 @@ enum pt_proxy_state {
     PT_PS_ACTIVE, /* connecting, sending the request, receiving the response */
     PT_PS_DONE,   /* response fully forwarded */
     PT_PS_QUEUED, /* every target at max_connections: waiting in the upstream's queue */
+    PT_PS_TUNNEL, /* the target switched protocols (101): bytes flow both ways, unparsed */
 };
 
 /* Body framing of one direction of a proxied exchange. The request's (req_body) is kept by the
@@ -130,6 +132,8 @@ struct pt_req {
     bool head_sent;        /* the whole upstream head was written */
     bool resp_head_seen;
     bool upstream_reusable;
+    bool is_upgrade;     /* a WebSocket upgrade was forwarded (Connection: upgrade) */
+    bool is_tunnel_idle; /* the tunnel's idle timer fired: the pump ends it */
 
     const char *upstream_name; /* for the access log; borrowed from the snapshot */
 

@@ -15,7 +15,9 @@
  * the slice after its chunk-size line; its CRLF goes in front of the next line or of the last
  * chunk, so a piece and its framing still leave in one writev) and close-delimited to an
  * HTTP/1.0 one; 100 Continue is sent when the client waits for it; a reset closes the
- * connection.
+ * connection. After a 101 (a WebSocket tunnel) the connection carries raw bytes: read_raw
+ * lends c->in as it was read, borrowed pieces go out unframed, and the connection closes when
+ * the tunnel finishes.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -245,6 +247,53 @@ static void h1_reset(struct pt_req *r)
     pt_conn_close(c);
 }
 
+static int h1_tunnel(struct pt_req *r)
+{
+    struct pt_conn *c = r->c;
+    if (r->minor_version != 1)
+        return -1;
+    c->is_chunked_out = false; /* raw bytes from here: no framing */
+    c->chunk_open = false;
+    r->is_keepalive = false; /* the connection ends with the tunnel */
+    pt_timer_stop(&c->w->loop, &c->timer);
+    return 0;
+}
+
+static int h1_read_raw(struct pt_req *r, struct pt_str *view)
+{
+    struct pt_conn *c = r->c;
+    if (pt_buf_len(&c->in) == 0) {
+        *view = (struct pt_str){NULL, 0};
+        if (c->is_eof)
+            return PT_OK;
+        if (!c->t.can_read)
+            return PT_AGAIN;
+        if (!c->in.data && pt_buf_alloc(&c->in, PT_BUF_SMALL) < 0)
+            return PT_ERR;
+        c->in.head = c->in.tail = 0;
+        ssize_t n = pt_conn_read(c, c->in.data, c->in.cap);
+        if (n == 0) {
+            c->is_eof = true;
+            return PT_OK;
+        }
+        if (n == -EAGAIN)
+            return PT_AGAIN;
+        if (n < 0)
+            return PT_ERR;
+        c->in.tail = (uint32_t)n;
+    }
+    *view = (struct pt_str){pt_buf_rpos(&c->in), pt_buf_len(&c->in)};
+    return PT_OK;
+}
+
+static void h1_consume_raw(struct pt_req *r, size_t n)
+{
+    struct pt_conn *c = r->c;
+    pt_buf_consume(&c->in, (uint32_t)n);
+    if (pt_buf_len(&c->in) == 0)
+        c->in.head = c->in.tail = 0;
+}
+
 static void h1_resume(struct pt_req *r)
 {
     pt_conn_run(r->c);
@@ -269,4 +318,7 @@ const struct pt_stream_ops pt_h1_stream = {
     .reset = h1_reset,
     .resume = h1_resume,
     .yield = h1_yield,
+    .tunnel = h1_tunnel,
+    .read_raw = h1_read_raw,
+    .consume_raw = h1_consume_raw,
 };

@@ -659,6 +659,7 @@ int pt_worker_init(struct pt_worker *w, int id)
     w->env.upool = &w->upool;
     w->env.random = env_random;
     w->env.random_arg = w;
+    w->env.n_tunnels = &w->n_tunnels;
     pt_timer_init(&w->drain_timer, on_drain_timeout);
     pt_timer_init(&w->accept_timer, on_accept_timer);
     w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);

@@ -127,6 +127,7 @@ struct pt_worker {
     char *log_buf; /* access-log lines waiting for one write */
     size_t log_len;
     uint64_t rid_seed[2]; /* request-id generator state */
+    uint32_t n_tunnels;   /* open WebSocket tunnels (env.n_tunnels) */
     bool is_draining;
     struct pt_timer drain_timer;
     struct pt_timer accept_timer;          /* re-arms the listeners after an accept pause */

@@ -277,8 +277,9 @@ int pt_attempt_connect(struct pt_attempt *a, bool next)
     const struct pt_target_cfg *t = a->target;
     bool fresh_same_target = !next && a->attempts > 0;
     a->attempts++;
-    struct pt_uconn *u =
-        fresh_same_target ? NULL : pt_upool_get(a->pool, &t->addr, tls_host_hash(a, t));
+    struct pt_uconn *u = fresh_same_target || a->is_fresh_only
+                             ? NULL
+                             : pt_upool_get(a->pool, &t->addr, tls_host_hash(a, t));
     if (u) {
         u->n_requests++;
         take(a, u);

@@ -90,6 +90,7 @@ struct pt_attempt {
     bool is_body_sent;     /* set by the proxy: a request body byte went upstream, no replay */
     bool is_per_try_timer; /* the head timer armed is per_try_timeout, not the route's */
     bool is_open;          /* the target's in-flight count includes this request */
+    bool is_fresh_only;    /* set by the proxy: never a pooled connection (an upgrade) */
     bool is_queued;        /* waiting in the upstream's queue (queue_timer armed) */
     /* the attempt in progress */
     const struct pt_target_cfg *target;
