@@ -147,16 +147,7 @@ class H2:
 
     def send_body(self, sid, body, timeout=10.0):
         """Sends body on sid as the windows allow, then END_STREAM."""
-        deadline = time.monotonic() + scaled(timeout)
-        while body:
-            n = min(len(body), 16384, self.conn.local_flow_control_window(sid))
-            if n <= 0:
-                assert time.monotonic() < deadline, "the window never reopened"
-                self.read(timeout=0.2)
-                continue
-            self.conn.send_data(sid, body[:n])
-            body = body[n:]
-            self.flush()
+        self.send_body_open(sid, body, timeout)
         self.conn.end_stream(sid)
         self.flush()
 
