@@ -899,12 +899,13 @@ static int cmd_stop(const struct cli *o)
         if (find_config(o) != 0)
             return 1;
         /* Only pid_file and shutdown_timeout are needed, so the file is loaded without
-           building routes or opening certificates; a file broken since the start still
-           stops the process with --pid. */
+           resolving target names, building routes or opening certificates: a DNS outage
+           does not keep anyone from stopping the process, and a file broken since the start
+           still stops it with --pid. */
         char *err = calloc(1, ERR_BYTES);
         if (!err)
             return 1;
-        if (config_load(o->path, &cfg, err, ERR_BYTES) != PT_OK) {
+        if (pt_config_load(o->path, &cfg, err, ERR_BYTES) != PT_OK) {
             print_errors(err);
             fprintf(stderr,
                     "portico: cannot read pid_file from %s; name the pid file with --pid "

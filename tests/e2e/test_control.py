@@ -11,6 +11,7 @@ import pytest
 
 from helpers.client import get
 from helpers.common import START_TIMEOUT, scaled, wait_until
+from helpers.dnsserver import DnsServer
 from helpers.portico import PORTICO_BIN
 
 
@@ -89,6 +90,25 @@ def test_stop_command_waits_until_the_process_has_exited(portico):
     assert "process %d stopped" % p.pid in r.stdout, r
     assert p.wait_exit(scaled(5)) == 0
     assert not os.path.exists(pid_path(p))
+
+
+def test_stop_works_while_dns_is_down(portico):
+    """portico stop reads only pid_file and shutdown_timeout: a DNS outage (a target host name
+    that no longer resolves) must not keep an operator from stopping the process."""
+    dns = DnsServer({"api.test": ["127.0.0.3"]})
+    try:
+        cfg = {"pid_file": "portico.pid",
+               "resolver": {"servers": ["127.0.0.1:%d" % dns.port], "timeout": "1s"},
+               "upstreams": {"api": {"targets": [{"url": "http://api.test:9"}]}},
+               "routes": [{"match": "/*", "proxy": {"to": "api"}}]}
+        p = portico(cfg)
+        assert wait_until(lambda: os.path.exists(pid_path(p)), scaled(5))
+    finally:
+        dns.close()  # nothing answers from now on
+    p.expect_exit = True
+    r = cli("stop", "-c", p.config_path)
+    assert r.returncode == 0, r
+    assert p.wait_exit(scaled(5)) == 0
 
 
 def test_stop_and_reload_with_pid_option_need_no_config(portico, tmp_path):
