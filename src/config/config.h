@@ -226,8 +226,16 @@ struct pt_target_cfg {
                     makes this target one of the name's addresses */
 };
 
+/* How Portico speaks to an upstream's targets (pt_upstream_cfg.protocol). */
+enum pt_upstream_protocol {
+    PT_UPROTO_HTTP11 = 0, /* HTTP/1.1, plain or TLS by the target URL's scheme (default) */
+    PT_UPROTO_H2,         /* HTTP/2 over TLS, negotiated with ALPN: https targets only */
+    PT_UPROTO_H2C,        /* HTTP/2 by prior knowledge over plain TCP: http targets only */
+};
+
 struct pt_upstream_cfg {
     const char *name; /* key under upstreams:, or "url:<url>" for an inline URL */
+    int protocol;     /* enum pt_upstream_protocol; default PT_UPROTO_HTTP11 */
     struct pt_target_cfg *targets;
     size_t n_targets;   /* >= 1 */
     int balance;        /* enum pt_balance */

@@ -149,6 +149,21 @@ static void load_balance(struct pt_cfg_ctx *x, struct pt_upstream_cfg *u, const 
                         shown(v->len), s);
 }
 
+static void load_protocol(struct pt_cfg_ctx *x, struct pt_upstream_cfg *u, const struct pt_ynode *v)
+{
+    static const char *const all[] = {"http1.1", "h2", "h2c", NULL};
+    const char *s = pt_config_get_str(x, v, "protocol");
+    if (!s)
+        return;
+    for (size_t i = 0; all[i]; i++) {
+        if (is(v, all[i])) {
+            u->protocol = (int)i; /* all[] follows enum pt_upstream_protocol */
+            return;
+        }
+    }
+    pt_config_error(x, v->pos, "unknown protocol \"%.*s\" (http1.1, h2 or h2c)", shown(v->len), s);
+}
+
 /* A header, cookie or query-argument name of hash_key (token characters). */
 static bool is_name_token(const char *s, size_t n)
 {
@@ -397,25 +412,16 @@ static void load_budget(struct pt_cfg_ctx *x, struct pt_upstream_cfg *u, const s
 
 static void load_upstream(struct pt_cfg_ctx *x, const struct pt_ynode *k, const struct pt_ynode *v)
 {
-    static const char *const keys[] = {"targets",
-                                       "balance",
-                                       "keepalive",
-                                       "connect_timeout",
-                                       "retries",
-                                       "hash_key",
-                                       "health",
-                                       "outlier",
-                                       "slow_start",
-                                       "retry_on",
-                                       "retry_budget",
-                                       "per_try_timeout",
-                                       "max_pending",
-                                       "resolve_interval",
-                                       "ca_file",
-                                       "tls_verify",
-                                       "cert",
-                                       "key",
-                                       NULL};
+    static const char *const keys[] = {"targets",      "balance",
+                                       "keepalive",    "connect_timeout",
+                                       "retries",      "hash_key",
+                                       "health",       "outlier",
+                                       "slow_start",   "retry_on",
+                                       "retry_budget", "per_try_timeout",
+                                       "max_pending",  "resolve_interval",
+                                       "ca_file",      "tls_verify",
+                                       "cert",         "key",
+                                       "protocol",     NULL};
     static const char *const later[] = {"health_check", NULL};
     bool ok_name = k->len > 0 && k->len <= 128;
     for (size_t i = 0; ok_name && i < k->len; i++) {
@@ -432,7 +438,7 @@ static void load_upstream(struct pt_cfg_ctx *x, const struct pt_ynode *k, const 
         return;
     bool has_targets = false;
     const struct pt_ynode *hash_key = NULL, *balance = NULL, *tls_key = NULL, *cert = NULL,
-                          *key = NULL, *verify = NULL;
+                          *key = NULL, *verify = NULL, *protocol = NULL;
     FOR_PAIRS(v, kk, val)
     {
         uint64_t n;
@@ -463,6 +469,9 @@ static void load_upstream(struct pt_cfg_ctx *x, const struct pt_ynode *k, const 
         } else if (is(kk, "targets")) {
             has_targets = true;
             load_targets(x, u, val);
+        } else if (is(kk, "protocol")) {
+            protocol = val;
+            load_protocol(x, u, val);
         } else if (is(kk, "balance")) {
             balance = val;
             load_balance(x, u, val);
@@ -514,6 +523,19 @@ static void load_upstream(struct pt_cfg_ctx *x, const struct pt_ynode *k, const 
         any_https |= u->targets[i].is_https;
     if (tls_key && has_targets && u->n_targets > 0 && !any_https)
         pt_config_error(x, tls_key->pos, "\"%s\" is only used for https targets", tls_key->s);
+    for (size_t i = 0; protocol && i < u->n_targets; i++) {
+        const struct pt_target_cfg *t = &u->targets[i];
+        if (u->protocol == PT_UPROTO_H2 && !t->is_https)
+            pt_config_error(x, t->pos,
+                            "protocol h2 runs over TLS: target \"%s\" needs an https:// URL "
+                            "(h2c is HTTP/2 over plain TCP)",
+                            t->url);
+        else if (u->protocol == PT_UPROTO_H2C && t->is_https)
+            pt_config_error(x, t->pos,
+                            "protocol h2c runs over plain TCP: target \"%s\" needs an http:// "
+                            "URL (h2 is HTTP/2 over TLS)",
+                            t->url);
+    }
     if (verify && !u->tls_verify && any_https)
         pt_config_warn(x, verify->pos,
                        "tls_verify is false: the certificates and names of upstream \"%s\"'s "

@@ -30,6 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct pt_field;
 struct pt_req;
 struct pt_resp_head;
 struct pt_static_file;
@@ -66,8 +67,15 @@ struct pt_stream_ops {
        PT_OK. At most one borrowed piece is queued at a time. Returns 0, or -1. */
     int (*send_borrowed)(struct pt_req *r, const char *p, size_t n);
     /* Ends the body (HTTP/1.1: the last chunk when the head went out chunked; nothing when it
-       had a length). Trailers will come here. */
+       had a length). */
     void (*send_end)(struct pt_req *r);
+    /* Ends the body with n trailer fields (n == 0 is send_end): HTTP/2 sends them in a HEADERS
+       frame with END_STREAM; HTTP/1.1 in the last chunk when the head went out chunked, and
+       drops them when it had a length. The fields are copied before it returns. */
+    void (*send_trailers)(struct pt_req *r, const struct pt_field *f, size_t n);
+    /* The request's trailer fields, once read_body reported the end of the body: *f gets them
+       (valid until the request finishes) and their number is returned; 0 when none came. */
+    size_t (*req_trailers)(struct pt_req *r, const struct pt_field **f);
     /* Writes what is queued. PT_OK: all of it went out (borrowed bytes are the caller's
        again); PT_AGAIN: the client is slow, the caller is called back when it takes more;
        PT_ERR: the client is gone (the caller resets). */

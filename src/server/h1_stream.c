@@ -304,6 +304,21 @@ static void h1_yield(struct pt_req *r)
     pt_conn_yield(r->c);
 }
 
+/* Trailers are not carried yet: the body ends without them. */
+static void h1_send_trailers(struct pt_req *r, const struct pt_field *f, size_t n)
+{
+    (void)f, (void)n;
+    h1_send_end(r);
+}
+
+/* Request trailers are read and dropped. */
+static size_t h1_req_trailers(struct pt_req *r, const struct pt_field **f)
+{
+    (void)r;
+    *f = NULL;
+    return 0;
+}
+
 const struct pt_stream_ops pt_h1_stream = {
     .send_head = h1_send_head,
     .send_data = h1_send_data,
@@ -313,6 +328,8 @@ const struct pt_stream_ops pt_h1_stream = {
     .continue_body = h1_continue_body,
     .send_borrowed = h1_send_borrowed,
     .send_end = h1_send_end,
+    .send_trailers = h1_send_trailers,
+    .req_trailers = h1_req_trailers,
     .flush = h1_flush,
     .finish = h1_finish,
     .reset = h1_reset,

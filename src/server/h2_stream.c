@@ -411,6 +411,21 @@ static void h2_yield(struct pt_req *r)
     pt_conn_yield(r->h2s->s->c); /* the session's step runs it in the next loop iteration */
 }
 
+/* Trailers are not carried yet: the body ends without them. */
+static void h2_send_trailers(struct pt_req *r, const struct pt_field *f, size_t n)
+{
+    (void)f, (void)n;
+    h2_send_end(r);
+}
+
+/* Request trailers are read and dropped. */
+static size_t h2_req_trailers(struct pt_req *r, const struct pt_field **f)
+{
+    (void)r;
+    *f = NULL;
+    return 0;
+}
+
 const struct pt_stream_ops pt_h2_stream_ops = {
     .send_head = h2_send_head,
     .send_data = h2_send_data,
@@ -420,6 +435,8 @@ const struct pt_stream_ops pt_h2_stream_ops = {
     .continue_body = h2_continue_body,
     .send_borrowed = h2_send_borrowed,
     .send_end = h2_send_end,
+    .send_trailers = h2_send_trailers,
+    .req_trailers = h2_req_trailers,
     .flush = h2_flush,
     .finish = h2_finish,
     .reset = h2_reset,
