@@ -8,20 +8,26 @@
  *       ^                        |  (tcp, plain: pass)     |  (tcp, TLS: pass)    |
  *       +------ verdict: pass / fail (error, timeout timer, bad status, body) ----+
  *
- * The check goes over the same kind of connection as the upstream's requests
+ * The check speaks the upstream's protocol over the same kind of connection its requests use
  * (core/transport.h): plain TCP for http:// targets, TLS for https:// ones, with a client TLS
  * context built from the upstream's settings (ca_file, tls_verify, cert/key), the target's host
- * as SNI and verified name. HANDSHAKE is a no-op on plain transports.
+ * as SNI and verified name, and ALPN h2 for protocol h2 (a target that does not select h2 fails
+ * the check). HANDSHAKE is a no-op on plain transports.
  *
- * HTTP checks send one "METHOD path HTTP/1.1" request with Host and Connection: close, wait
- * for the complete head (pt_h1_find_head_end, then the strict pt_h1_parse_response: a malformed
- * response fails the check), test the status against the expect ranges and, when body is set,
- * look for the substring in the first CHECK_BUF_MAX bytes of the body (raw bytes: with a
- * chunked body a chunk boundary may split the text; keep health bodies short).
+ * HTTP/1.1 checks (protocol http1.1) send one "METHOD path HTTP/1.1" request with Host and
+ * Connection: close, wait for the complete head (pt_h1_find_head_end, then the strict
+ * pt_h1_parse_response: a malformed response fails the check), test the status against the
+ * expect ranges and, when body is set, look for the substring in the first CHECK_BUF_MAX bytes
+ * of the body (raw bytes: with a chunked body a chunk boundary may split the text; keep health
+ * bodies short). HTTP/2 checks (protocol h2 and h2c) send the connection preface, SETTINGS and
+ * one HEADERS request (health_h2.c, an nghttp2 client session driven from memory) and judge
+ * the response's :status and its DATA the same way; bytes that are not HTTP/2 (an HTTP/1.1-only
+ * target behind h2c), a GOAWAY or a reset stream before the response fail the check.
  *
- * tcp checks are a connect on plain targets, and a connect plus a verified TLS handshake on
- * https ones: a target whose certificate Portico refuses could serve no request, so a bare
- * connect would call it up wrongly.
+ * tcp checks are a connect on plain targets, and a connect plus a verified TLS handshake
+ * (with ALPN h2 for protocol h2) on https ones: a target whose certificate Portico refuses, or
+ * that cannot speak h2, could serve no request, so a bare connect would call it up wrongly.
+ * h2c tcp checks stay a connect: the preface would make them an HTTP check.
  *
  * Verdicts: fall failures in a row take an up target down, rise passes in a row bring it
  * back; both are logged once per change. The counters and the verdict are atomics in the
@@ -35,8 +41,8 @@
  * https targets, built from the configuration on the caller's thread by pt_health_create and
  * pt_health_update (building reads files and may block; the checker thread must not), handed
  * over with the runtime state, and released with the check set that uses them. Its own because
- * health.h takes the runtime state alone. Sessions resume across checks of one target (the
- * context's session store).
+ * the ALPN offer is the check's (h2 for protocol h2) and because health.h takes the runtime
+ * state alone. Sessions resume across checks of one target (the context's session store).
  *
  * Reload: pt_health_update hands the new runtime state (and TLS contexts) over under a mutex
  * and waits on a condition variable until this thread has switched, so the caller knows when
@@ -65,6 +71,7 @@
 #include "http/h1_parse.h"
 #include "tls/tls.h"
 #include "tls/tls_transport.h"
+#include "upstream/health_h2.h"
 
 #define CHECK_BUF_MAX 16384
 #define CHECK_REQ_MAX 1024
@@ -87,6 +94,7 @@ struct check {
     size_t req_len, sent;
     char *buf; /* HTTP/1.1: CHECK_BUF_MAX bytes of response, during EXCHANGE */
     size_t len, scanned;
+    struct pt_health_h2 *h2; /* HTTP/2: the exchange, during EXCHANGE */
 };
 
 struct check_set {
@@ -114,6 +122,11 @@ struct pt_health {
 static void verdict(struct check *ck, bool ok, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+static bool is_h2(const struct check *ck)
+{
+    return ck->u->protocol == PT_UPROTO_H2 || ck->u->protocol == PT_UPROTO_H2C;
+}
+
 static void end_check(struct check *ck)
 {
     if (ck->is_tr) {
@@ -126,6 +139,8 @@ static void end_check(struct check *ck)
     pt_timer_stop(&ck->h->loop, &ck->timeout);
     free(ck->buf);
     ck->buf = NULL;
+    pt_health_h2_free(ck->h2);
+    ck->h2 = NULL;
     ck->state = CK_IDLE;
 }
 
@@ -233,6 +248,25 @@ static bool judge_h1(struct check *ck, bool at_eof)
                        at_eof || complete || ck->len == CHECK_BUF_MAX);
 }
 
+/* HTTP/2: looks at the session's state after a read. Returns true when a verdict was given. */
+static bool judge_h2(struct check *ck, bool at_eof)
+{
+    struct pt_health_h2 *x = ck->h2;
+    int status = pt_health_h2_status(x);
+    const char *why = pt_health_h2_error(x);
+    if (status) {
+        size_t bl;
+        const char *body = pt_health_h2_body(x, &bl);
+        return judge_final(ck, status, body, bl,
+                           at_eof || why || pt_health_h2_is_ended(x) || bl == CHECK_BUF_MAX);
+    }
+    if (why || at_eof) {
+        verdict(ck, false, "%s", why ? why : "connection closed before a response");
+        return true;
+    }
+    return false;
+}
+
 /* The reason of a failed transport operation (rc < 0). */
 static const char *io_error(struct check *ck, ssize_t rc)
 {
@@ -254,11 +288,26 @@ static bool start_transport(struct check *ck)
     return true;
 }
 
+/* Whether the TLS handshake chose ALPN h2 (RFC 9113 §3.2). */
+static bool alpn_is_h2(const struct check *ck)
+{
+    struct pt_tls_conn *tc = pt_transport_tls(&ck->tr);
+    size_t len = 0;
+    const char *p = tc ? pt_tls_alpn(tc, &len) : NULL;
+    return p && len == 2 && memcmp(p, "h2", 2) == 0;
+}
+
 /* Prepares the request. Returns false when the check ended (skipped for want of memory). */
 static bool start_exchange(struct check *ck)
 {
-    ck->buf = malloc(CHECK_BUF_MAX);
-    if (!ck->buf) {
+    const struct pt_health_cfg *hc = &ck->u->health;
+    if (is_h2(ck)) {
+        ck->h2 = pt_health_h2_new(hc->method, hc->path, ck->tc->is_https ? "https" : "http",
+                                  hc->host ? hc->host : ck->tc->host_header, CHECK_BUF_MAX);
+    } else {
+        ck->buf = malloc(CHECK_BUF_MAX);
+    }
+    if (!ck->h2 && !ck->buf) {
         skip_local(ck, "malloc", ENOMEM);
         return false;
     }
@@ -266,13 +315,22 @@ static bool start_exchange(struct check *ck)
     return true;
 }
 
-/* Sends the rest of the request. Returns true when all of it went, false when the socket is
-   full or the check ended. */
+/* Sends what waits: the rest of the HTTP/1.1 request, or the HTTP/2 session's frames. Returns
+   true when all of it went, false when the socket is full or the check ended. */
 static bool flush(struct check *ck)
 {
     for (;;) {
-        const char *p = ck->req + ck->sent;
-        size_t n = ck->req_len - ck->sent;
+        const char *p;
+        size_t n;
+        if (ck->h2) {
+            if (pt_health_h2_output(ck->h2, &p, &n) < 0) {
+                skip_local(ck, "HTTP/2 output", ENOMEM);
+                return false;
+            }
+        } else {
+            p = ck->req + ck->sent;
+            n = ck->req_len - ck->sent;
+        }
         if (n == 0)
             return true;
         struct iovec v = {.iov_base = (void *)p, .iov_len = n};
@@ -287,26 +345,39 @@ static bool flush(struct check *ck)
             verdict(ck, false, "send: %s", io_error(ck, w));
             return false;
         }
-        ck->sent += (size_t)w;
+        if (ck->h2)
+            pt_health_h2_sent(ck->h2, (size_t)w);
+        else
+            ck->sent += (size_t)w;
     }
 }
 
 /* Reads until the socket is drained or a verdict is given. */
 static void exchange(struct check *ck)
 {
+    char tmp[CHECK_BUF_MAX];
     for (;;) {
         if (!flush(ck) && ck->state == CK_IDLE)
             return;
-        ssize_t r = pt_transport_read(&ck->tr, ck->buf + ck->len, CHECK_BUF_MAX - ck->len);
+        char *into = ck->h2 ? tmp : ck->buf + ck->len;
+        size_t room = ck->h2 ? sizeof(tmp) : CHECK_BUF_MAX - ck->len;
+        ssize_t r = pt_transport_read(&ck->tr, into, room);
         if (r == -EAGAIN)
             return;
         if (r < 0) {
             verdict(ck, false, "read: %s", io_error(ck, r));
             return;
         }
-        ck->len += (size_t)r;
-        if (judge_h1(ck, r == 0))
-            return;
+        if (ck->h2) {
+            if (r > 0)
+                (void)pt_health_h2_feed(ck->h2, tmp, (size_t)r); /* judge_h2 reads the error */
+            if (judge_h2(ck, r == 0))
+                return;
+        } else {
+            ck->len += (size_t)r;
+            if (judge_h1(ck, r == 0))
+                return;
+        }
     }
 }
 
@@ -344,6 +415,10 @@ static void drive(struct check *ck, uint32_t events)
             return;
         if (rc != PT_OK) {
             verdict(ck, false, "TLS handshake: %s", pt_transport_error(&ck->tr));
+            return;
+        }
+        if (ck->u->protocol == PT_UPROTO_H2 && !alpn_is_h2(ck)) {
+            verdict(ck, false, "the target did not select ALPN h2");
             return;
         }
         if (ck->u->health.type == PT_HEALTH_TCP) {
@@ -415,12 +490,14 @@ static void free_tls(struct pt_tls_client_ctx **tls, size_t n)
 }
 
 /* Builds the checker's TLS client contexts for rt: one per upstream with health and an https
-   target, from its ca_file, tls_verify and cert/key. Reads files (may block): the caller's
-   thread, never the checker's. An entry that cannot be built is logged and left NULL (its
-   checks are skipped); the result is NULL only when out of memory (all https checks
-   skipped). Returns an owned array of rt->n_ups entries. */
+   target, from its ca_file, tls_verify and cert/key, offering ALPN h2 for protocol h2 and
+   http/1.1 otherwise. Reads files (may block): the caller's thread, never the checker's. An
+   entry that cannot be built is logged and left NULL (its checks are skipped); the result is
+   NULL only when out of memory (all https checks skipped). Returns an owned array of rt->n_ups
+   entries. */
 static struct pt_tls_client_ctx **make_tls(const struct pt_upstreams_rt *rt)
 {
+    static const char *const alpn_h2[] = {"h2"};
     struct pt_tls_client_ctx **tls = calloc(rt->n_ups ? rt->n_ups : 1, sizeof(*tls));
     if (!tls) {
         pt_log_error("health checks: out of memory building TLS contexts");
@@ -439,6 +516,10 @@ static struct pt_tls_client_ctx **make_tls(const struct pt_upstreams_rt *rt)
         cs.verify = u->tls_verify;
         cs.cert_file = u->cert;
         cs.key_file = u->key;
+        if (u->protocol == PT_UPROTO_H2) {
+            cs.alpn = alpn_h2;
+            cs.n_alpn = 1;
+        }
         struct pt_tls_err te;
         memset(&te, 0, sizeof(te));
         tls[i] = pt_tls_client_ctx_new(&cs, &te);

@@ -1,7 +1,9 @@
 """Health checks speak the upstream's protocol (issue 10, section 3): to an https target they go
-over TLS with the upstream's client settings (ca_file, verification, SNI = the target's host).
-The backends here are the test's own (python3-h2 for HTTP/2), and count the checks they receive
-on their side."""
+over TLS with the upstream's client settings (ca_file, verification, SNI = the target's host); with
+`protocol: h2c` they are one HTTP/2 request by prior knowledge, with `protocol: h2` one HTTP/2
+request over TLS that must negotiate ALPN h2. The verdict comes from the status and, when `body`
+is set, the body. The backends here are the test's own (python3-h2 for HTTP/2), and count the
+checks they receive on their side."""
 
 import re
 import socket
@@ -162,6 +164,19 @@ def comes_up(p, url, after):
     return len(p.stderr())
 
 
+def down_and_up(p, b, url):
+    """b answers 500, then 200, then closes every connection, then answers 200 again: the
+    target goes down, up, down and up."""
+    b.mode = "500"
+    mark = goes_down(p, url, "status 500")
+    b.mode = "ok"
+    mark = comes_up(p, url, mark)
+    b.mode = "close"
+    mark = goes_down(p, url, "", after=mark)
+    b.mode = "ok"
+    comes_up(p, url, mark)
+
+
 def passes(p, b, url, n=3):
     """b answers n checks in a row and the target is never marked down."""
     start = b.hits
@@ -209,6 +224,52 @@ def test_tcp_check_of_https_target_is_a_tls_handshake(portico, backends, pki, tm
     assert wait_until(lambda: bad.handshake_errors >= 2, scaled(3))
     assert not lb.log_lines(p, line("https://localhost:%d" % good.port, "down"))
     assert good.hits == 0  # a handshake, no request
+
+
+def test_h2c_target_checks_are_http2_and_follow_status_and_close(portico, backends):
+    b = backends("h2")
+    url = "http://127.0.0.1:%d" % b.port
+    p = portico(config(url, protocol="h2c"))
+    passes(p, b, url)
+    assert b.last[":method"] == "GET" and b.last[":path"] == "/healthz", b.last
+    assert b.last[":scheme"] == "http", b.last
+    assert b.last[":authority"] == "127.0.0.1:%d" % b.port, b.last
+    down_and_up(p, b, url)
+
+
+def test_h2c_check_reads_the_body_from_data_frames(portico, backends):
+    b = backends("h2")
+    url = "http://127.0.0.1:%d" % b.port
+    p = portico(config(url, protocol="h2c", health=dict(HEALTH, body="healthy")))
+    passes(p, b, url)
+    p2 = portico(config(url, protocol="h2c", health=dict(HEALTH, body="elsewhere")),
+                 name="wrong-body")
+    goes_down(p2, url, "body does not contain")
+
+
+def test_http1_only_backend_behind_h2c_is_down(portico, backends):
+    b = backends("h1")
+    url = "http://127.0.0.1:%d" % b.port
+    p = portico(config(url, protocol="h2c"))
+    goes_down(p, url, "no HTTP/2 from the target")
+
+
+def test_h2_target_checks_are_http2_over_tls_and_follow_the_status(portico, backends, pki):
+    b = backends("h2", pki.server(["localhost"]), alpn=["h2"])
+    url = "https://localhost:%d" % b.port
+    p = portico(config(url, protocol="h2", ca_file=pki.ca_cert))
+    passes(p, b, url)
+    assert b.last[":scheme"] == "https", b.last
+    assert b.last[":authority"] == "localhost:%d" % b.port, b.last
+    down_and_up(p, b, url)
+
+
+def test_h2_target_that_does_not_select_alpn_h2_is_down(portico, backends, pki):
+    b = backends("h1", pki.server(["localhost"]), alpn=["http/1.1"])
+    url = "https://localhost:%d" % b.port
+    p = portico(config(url, protocol="h2", ca_file=pki.ca_cert))
+    goes_down(p, url, "ALPN")
+    assert b.hits == 0
 
 
 def test_reload_hands_the_checker_new_tls_settings(portico, backends, pki, tmp_path_factory):
