@@ -19,7 +19,7 @@ import pytest
 from helpers import certs, lb
 from helpers.common import scaled, wait_until
 
-HEALTH = {"path": "/healthz", "interval": "300ms", "timeout": "250ms", "fall": 2, "rise": 2}
+HEALTH = {"path": "/healthz", "interval": "400ms", "timeout": "400ms", "fall": 2, "rise": 2}
 
 
 class ProtoBackend:
@@ -154,13 +154,13 @@ def line(url, what):
 
 
 def goes_down(p, url, why, after=0):
-    got = lb.wait_log(p, line(url, "down") + ".*" + why, scaled(3), after=after)
+    got = lb.wait_log(p, line(url, "down") + ".*" + why, scaled(4), after=after)
     assert got, p.stderr()[-3000:]
     return len(p.stderr())
 
 
 def comes_up(p, url, after):
-    assert lb.wait_log(p, line(url, "up"), scaled(3), after=after), p.stderr()[-3000:]
+    assert lb.wait_log(p, line(url, "up"), scaled(4), after=after), p.stderr()[-3000:]
     return len(p.stderr())
 
 
@@ -265,10 +265,14 @@ def test_h2_target_checks_are_http2_over_tls_and_follow_the_status(portico, back
 
 
 def test_h2_target_that_does_not_select_alpn_h2_is_down(portico, backends, pki):
+    """Also with type: tcp, which is the handshake and its ALPN for an h2 upstream."""
     b = backends("h1", pki.server(["localhost"]), alpn=["http/1.1"])
     url = "https://localhost:%d" % b.port
     p = portico(config(url, protocol="h2", ca_file=pki.ca_cert))
     goes_down(p, url, "ALPN")
+    tcp = portico(config(url, protocol="h2", ca_file=pki.ca_cert, health=dict(HEALTH, type="tcp")),
+                  name="tcp")
+    goes_down(tcp, url, "ALPN")
     assert b.hits == 0
 
 
