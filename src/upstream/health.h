@@ -22,13 +22,16 @@
 struct pt_health;
 
 /* Creates a checker for rt (borrowed: it must stay alive until pt_health_update replaces it or
-   pt_health_destroy). Returns NULL when out of memory or when the event loop cannot be made. */
+   pt_health_destroy). Builds the checker's TLS client contexts for rt's https targets on the
+   calling thread (reads files). Returns NULL when out of memory or when the event loop cannot
+   be made. */
 struct pt_health *pt_health_create(const struct pt_upstreams_rt *rt);
 
 /* Starts the checker thread. Returns 0 or -errno. */
 int pt_health_start(struct pt_health *h);
 
-/* Makes the checker use rt from now on (checks in progress on the old one are abandoned).
+/* Makes the checker use rt from now on (checks in progress on the old one are abandoned);
+   builds the checker's TLS client contexts for rt on the calling thread (reads files).
    Blocks until the checker thread has switched (at most one loop iteration). Returns 0. */
 int pt_health_update(struct pt_health *h, const struct pt_upstreams_rt *rt);
 
