@@ -39,7 +39,8 @@
  * tunnel's idle timeout (limits.tunnel_timeout, on the upstream connection's timer) passes.
  *
  * Failure policy (contract, "Errors Portico writes"): refused, reset or malformed -> 502; no
- * response head within the route's timeout -> 504. That timeout (and per_try_timeout) starts
+ * response head within the route's timeout -> 504 (for a gRPC call, the timeout is its
+ * grpc-timeout when that is shorter, and the answers are gRPC statuses, respond.c). That timeout (and per_try_timeout) starts
  * when the whole request has been sent: while the pump waits on the client for body bytes no
  * upstream timer runs, and the client's body_timeout answers 408 if it stalls. What is retried
  * and where is decided by pt_attempt_failed (attempt.c says the policy); on PT_OK the exchange
@@ -1113,6 +1114,45 @@ static void capture_lb_key(struct pt_req *r, const struct pt_req_head *h, const 
     pt_attempt_capture_key(&r->at, h, path, path_len, query, client, r->lb_key, sizeof(r->lb_key));
 }
 
+/* A grpc-timeout value in milliseconds (gRPC over HTTP/2: 1 to 8 digits and a unit, H M S
+   for hours, minutes, seconds, m u n for milli-, micro-, nanoseconds), rounded up to at least
+   1; 0 when absent or malformed: the spec has the server fail such a call, but the target is
+   the server here, and it sees the field as sent, so Portico only ignores it (the route's
+   timeout applies). */
+static uint64_t grpc_timeout_ms(struct pt_str v)
+{
+    if (v.n < 2 || v.n > 9)
+        return 0;
+    uint64_t n = 0;
+    for (size_t i = 0; i + 1 < v.n; i++) {
+        if (v.p[i] < '0' || v.p[i] > '9')
+            return 0;
+        n = n * 10 + (uint64_t)(v.p[i] - '0');
+    }
+    switch (v.p[v.n - 1]) {
+    case 'H':
+        n *= 3600000;
+        break;
+    case 'M':
+        n *= 60000;
+        break;
+    case 'S':
+        n *= 1000;
+        break;
+    case 'm':
+        break;
+    case 'u':
+        n = (n + 999) / 1000;
+        break;
+    case 'n':
+        n = (n + 999999) / 1000000;
+        break;
+    default:
+        return 0;
+    }
+    return n ? n : 1;
+}
+
 int pt_proxy_start(struct pt_req *r, const struct pt_req_head *h, const struct pt_route_match *m,
                    const char *path, size_t path_len, struct pt_str query)
 {
@@ -1128,8 +1168,14 @@ int pt_proxy_start(struct pt_req *r, const struct pt_req_head *h, const struct p
     const struct pt_handler_res *snap = r->res;
     struct pt_attempt_ctx ctx = {env->loop,     env->upool,      r->lb,
                                  snap->ups_tls, snap->n_ups_tls, r->request_id};
-    pt_attempt_init(&r->at, &ctx, ups, &snap->urt->ups[ups->index], r->method_id,
-                    pc->timeout_ms ? pc->timeout_ms : 30000, &attempt_ops, r);
+    uint64_t timeout_ms = pc->timeout_ms ? pc->timeout_ms : 30000;
+    if (r->is_grpc) {
+        uint64_t g = grpc_timeout_ms(pt_req_field(h, "grpc-timeout", 12));
+        if (g && g < timeout_ms)
+            timeout_ms = g; /* the call's deadline, capped by the route's timeout */
+    }
+    pt_attempt_init(&r->at, &ctx, ups, &snap->urt->ups[ups->index], r->method_id, timeout_ms,
+                    &attempt_ops, r);
     r->upstream_name = ups->name;
     capture_lb_key(r, h, path, path_len, query);
     /* The rewritten head may grow by what Portico adds (X-Forwarded-*, set/add rules). */

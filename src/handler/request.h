@@ -122,6 +122,7 @@ struct pt_req {
     bool is_discarding;       /* a local answer waits while the request body is read and dropped */
     uint32_t discarded_bytes; /* request body bytes read and dropped so far (wire bytes) */
     bool wants_json;          /* Accept asks for JSON: error pages in JSON */
+    bool is_grpc;             /* Content-Type application/grpc[+...]: errors as gRPC statuses */
     bool response_started;    /* a final response head went to the client */
     int status;               /* final status sent (for the log) */
     uint64_t bytes_out;       /* body bytes sent to the client */
