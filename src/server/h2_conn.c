@@ -198,6 +198,11 @@ static void start_request(struct pt_h2_session *s, struct pt_h2_stream *st, bool
         pt_pipeline_fail(r, 503, false);
     } else if (rc < 0) {
         pt_pipeline_note(r, NULL);
+        /* A gRPC call's answer is a gRPC status: its content-type is among the fields kept
+           before the limit, if it came early (clients send it right after the pseudo-
+           headers). */
+        struct pt_req_head kept = {.fields = s->blk.fields, .n_fields = s->blk.n};
+        r->is_grpc = pt_is_grpc_type(pt_req_field(&kept, "content-type", 12));
         pt_pipeline_fail(r, 431, false); /* RFC 9113 §10.5.1 */
     } else {
         size_t n = hr.n_fields;

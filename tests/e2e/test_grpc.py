@@ -22,13 +22,16 @@ METHOD = "/portico.test.Echo/Say"
 DEAD = "http://127.0.0.1:9"  # nothing listens there: connection refused
 
 
-def start(portico, to=DEAD, match="/portico.test.Echo/*", timeout=None):
+def start(portico, to=DEAD, match="/portico.test.Echo/*", timeout=None, limits=None):
     def cfg(port):
         proxy = {"to": to}
         if timeout:
             proxy["timeout"] = timeout
-        return {"listen": [{"addr": "127.0.0.1:%d" % port, "http2": True}],
-                "sites": [{"routes": [{"match": match, "proxy": proxy}]}]}
+        c = {"listen": [{"addr": "127.0.0.1:%d" % port, "http2": True}],
+             "sites": [{"routes": [{"match": match, "proxy": proxy}]}]}
+        if limits:
+            c["limits"] = limits
+        return c
 
     return portico(cfg)
 
@@ -112,6 +115,12 @@ def test_route_timeout_caps_a_longer_grpc_timeout_and_a_malformed_one_is_ignored
         ev, rest, elapsed = grpc_h2(p.port, extra=extra)
         assert_trailers_only(ev, rest, 4)
         assert 0.4 <= elapsed < scaled(3), (value, elapsed)
+
+
+def test_grpc_head_over_the_header_list_limit_is_resource_exhausted(portico):
+    p = start(portico, limits={"header_size": "4k"})
+    ev, rest, _ = grpc_h2(p.port, extra=[("x-big", "a" * 5000)])
+    assert_trailers_only(ev, rest, 8)
 
 
 @pytest.mark.parametrize("ctype", ["application/grpc+proto", "application/grpc;charset=x"])
