@@ -14,6 +14,7 @@ import h2.events
 import pytest
 
 from helpers import backends as B
+from helpers import certs
 from helpers.client import RawConn, build_request
 from helpers.common import scaled
 from test_h2 import H2
@@ -84,14 +85,37 @@ def test_grpcio_call_to_a_dead_target_is_unavailable(portico):
     p = start(portico)
     e = call(p.port)
     assert e is not None and e.code() == grpc.StatusCode.UNAVAILABLE, e
+    assert "502" in (e.details() or ""), e.details()  # Portico's answer, not the client's
     ev, rest, _ = grpc_h2(p.port)
     assert_trailers_only(ev, rest, 14)
+
+
+def test_grpcio_over_tls_negotiates_h2_by_default_and_gets_unavailable(portico,
+                                                                         tmp_path_factory):
+    pki = certs.session_pki(tmp_path_factory)
+    cert, key = pki.server(["grpc.test"], "ec")
+
+    def cfg(port):
+        return {"listen": [{"addr": "127.0.0.1:%d" % port, "tls": True}],
+                "tls": {"certificates": [{"cert": cert, "key": key}]},
+                "sites": [{"routes": [{"match": "/*", "proxy": {"to": DEAD}}]}]}
+
+    p = portico(cfg)
+    with open(pki.ca_cert, "rb") as f:
+        creds = grpc.ssl_channel_credentials(root_certificates=f.read())
+    opts = [("grpc.ssl_target_name_override", "grpc.test")]
+    with grpc.secure_channel("127.0.0.1:%d" % p.port, creds, options=opts) as ch:
+        with pytest.raises(grpc.RpcError) as e:
+            ch.unary_unary(METHOD)(b"hello", timeout=scaled(5))
+    assert e.value.code() == grpc.StatusCode.UNAVAILABLE, e.value
+    assert "502" in (e.value.details() or ""), e.value.details()
 
 
 def test_grpcio_call_without_a_route_is_unimplemented(portico):
     p = start(portico, match="/other/*")
     e = call(p.port)
     assert e is not None and e.code() == grpc.StatusCode.UNIMPLEMENTED, e
+    assert "404" in (e.details() or ""), e.details()
     ev, rest, _ = grpc_h2(p.port)
     assert_trailers_only(ev, rest, 12)
 
