@@ -397,7 +397,7 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
         bool eos = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
         if (st && st == s->blk_st && !s->blk_is_trailers && !st->r && !st->is_cancelled)
             start_request(s, st, eos);
-        else if (st && eos && (st != s->blk_st || keep_trailers(s, st)))
+        else if (st && eos && (!s->blk_is_trailers || st != s->blk_st || keep_trailers(s, st)))
             st->body_eos = true, st->is_woken = true; /* trailers end the body */
         release_block(s);
         break;
