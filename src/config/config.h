@@ -55,7 +55,8 @@ struct pt_listen_cfg {
     int client_auth;       /* enum pt_client_auth; default none, optional/required need client_ca */
     const char *client_subject_header;     /* header carrying the verified subject, or NULL */
     const char *client_fingerprint_header; /* header carrying its SHA-256 fingerprint, or NULL */
-    bool is_http2; /* http2: true: ALPN h2 on TLS, h2c by prior knowledge on plain; default off */
+    bool is_http2; /* ALPN h2 on TLS (default on), h2c by prior knowledge on plain (default
+                      off); http2: says otherwise */
 };
 
 /* tls: certificates and protocol settings for listeners with tls: true. */

@@ -1,5 +1,5 @@
 /*
- * config_listen.c - the listen: list (addresses, tls: true, http2: true, client certificates),
+ * config_listen.c - the listen: list (addresses, tls: true, http2, client certificates),
  * the tls: section (certificates, protocol settings, acme:) and the http2: section (settings of
  * HTTP/2 client connections).
  *
@@ -391,7 +391,7 @@ void pt_config_load_listen(struct pt_cfg_ctx *x, const struct pt_ynode *v)
         }
         struct pt_listen_cfg *l = &cfg->listens[cfg->n_listens++];
         l->pos = it->pos;
-        bool has_addr = false;
+        bool has_addr = false, has_http2 = false;
         const struct pt_ynode *client_key = NULL, *auth_val = NULL;
         FOR_PAIRS(it, k, val)
         {
@@ -432,6 +432,7 @@ void pt_config_load_listen(struct pt_cfg_ctx *x, const struct pt_ynode *v)
                 if (pt_config_get_bool(x, val, "tls", &l->is_tls) && l->is_tls)
                     x->listen_tls_pos[cfg->n_listens - 1] = val->pos;
             } else if (is(k, "http2")) {
+                has_http2 = true;
                 pt_config_get_bool(x, val, "http2", &l->is_http2);
             } else if (is(k, "client_ca")) {
                 l->client_ca = pt_config_get_file(x, val, "client_ca");
@@ -444,6 +445,8 @@ void pt_config_load_listen(struct pt_cfg_ctx *x, const struct pt_ynode *v)
         }
         if (!has_addr)
             pt_config_missing(x, it, "addr", "a listen entry");
+        if (!has_http2)
+            l->is_http2 = l->is_tls; /* ALPN h2 on TLS by default; h2c only when asked for */
         if (client_key && !l->is_tls)
             pt_config_error(x, client_key->pos, "\"%s\" is only used on a listener with tls: true",
                             client_key->s);

@@ -29,11 +29,17 @@ int pt_respond_copy(struct pt_req *r, int status, const char *extra, size_t extr
    HSTS on TLS), Content-Length unless content_length < 0, then extra (whole CRLF-ended lines). */
 int pt_respond_head(struct pt_req *r, int status, int64_t content_length, const char *extra,
                     size_t extra_len);
-/* Queues Portico's error page for status (HTML or JSON by Accept). */
+/* Queues Portico's error page for status (HTML or JSON by Accept); for a gRPC request
+   (r->is_grpc), a trailers-only gRPC answer instead (pt_respond_grpc_status). */
 int pt_respond_error(struct pt_req *r, int status, bool wants_json);
 /* Same, with extra header lines (Allow, Content-Range). */
 int pt_respond_error_extra(struct pt_req *r, int status, bool wants_json, const char *lines,
                            size_t lines_len);
+/* Whether a Content-Type value names gRPC over HTTP/2 (application/grpc, alone or with a
+   "+format" or parameters; not gRPC-Web). */
+bool pt_is_grpc_type(struct pt_str content_type);
+/* The gRPC status code (grpc/doc/statuscodes.md) of an HTTP status Portico answers with. */
+int pt_grpc_status_of(int http_status);
 int pt_respond_route(struct pt_req *r, const struct pt_route_cfg *route);
 int pt_redirect_route(struct pt_req *r, const struct pt_route_cfg *route,
                       const struct pt_route_match *m, struct pt_str query);

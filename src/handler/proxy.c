@@ -21,9 +21,16 @@
  * client took it. Each direction holds at most one buffer of data, so a slow reader stops the
  * reads on the other side (back-pressure) instead of growing memory. Chunked bodies are decoded
  * in place (the upstream's here, the client's by its stream) and framed again by whoever
- * writes them (chunk extensions and trailers do not cross the proxy: they are a smuggling
- * vector and nobody's contract); a response without a length goes to the stream as a head of
- * unknown length, which HTTP/1.1 frames in chunks so the client's connection survives.
+ * writes them; a response without a length goes to the stream as a head of unknown length,
+ * which HTTP/1.1 frames in chunks so the client's connection survives. Chunk extensions never
+ * cross the proxy. Trailer fields do, both ways (gRPC's status travels in them): the
+ * upstream's, kept by the chunked decoder, go to the stream's send_trailers (HTTP/2: a
+ * trailing HEADERS frame; HTTP/1.1: the last chunk, or dropped when the client's response has
+ * a length), and the client's (req_trailers) go in the last chunk of the body sent upstream.
+ * A trailer is a smuggling vector when a hop merges it into the head, so each side keeps only
+ * what pt_trailer_field_ok allows: a valid name and value, and none of the fields that frame,
+ * route or qualify a message (Content-Length, Transfer-Encoding, Host, Connection and the
+ * other fields RFC 9110 §6.5.1 keeps out of trailers).
  *
  * A WebSocket upgrade (RFC 6455 §4.1) goes upstream with its Connection/Upgrade fields on a
  * connection that is never pooled; the target's 101 turns the exchange into a tunnel
@@ -32,7 +39,8 @@
  * tunnel's idle timeout (limits.tunnel_timeout, on the upstream connection's timer) passes.
  *
  * Failure policy (contract, "Errors Portico writes"): refused, reset or malformed -> 502; no
- * response head within the route's timeout -> 504. That timeout (and per_try_timeout) starts
+ * response head within the route's timeout -> 504 (for a gRPC call, the timeout is its
+ * grpc-timeout when that is shorter, and the answers are gRPC statuses, respond.c). That timeout (and per_try_timeout) starts
  * when the whole request has been sent: while the pump waits on the client for body bytes no
  * upstream timer runs, and the client's body_timeout answers 408 if it stalls. What is retried
  * and where is decided by pt_attempt_failed (attempt.c says the policy); on PT_OK the exchange
@@ -482,6 +490,7 @@ static void restart_request(struct pt_req *r)
     r->head_sent = false;
     r->resp_head_seen = false;
     r->resp_scan = 0;
+    pt_body_free_trailers(&r->resp_body);
     memset(&r->resp_body, 0, sizeof(r->resp_body));
 }
 
@@ -566,6 +575,46 @@ static void put_chunk_size(struct pt_buf *b, uint32_t n)
     PT_BUG_ON(!ok);
 }
 
+/* The trailer fields of f[0..n) that may cross the proxy (pt_trailer_field_ok), into out
+   (PT_BODY_TRAILERS_MAX entries, borrowed). Returns how many. */
+static size_t filter_trailers(const struct pt_req *r, const struct pt_field *f, size_t n,
+                              struct pt_field *out)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < PT_BODY_TRAILERS_MAX; i++) {
+        if (pt_trailer_field_ok(f[i].name, f[i].value))
+            out[k++] = f[i];
+        else
+            pt_log_debug("request %s: trailer field \"%.*s\" dropped", r->request_id,
+                         (int)PT_MIN(f[i].name.n, (size_t)64), f[i].name.p);
+    }
+    return k;
+}
+
+/* Ends a chunked request body upstream: the last chunk, with the client's trailer fields
+   (req_trailers) that may cross, then the empty line (RFC 9112 §7.1.2). Fields that do not
+   fit in uout are dropped. */
+static void put_last_chunk(struct pt_req *r)
+{
+    const struct pt_field *f;
+    size_t n = r->stream->req_trailers(r, &f);
+    pt_buf_compact(&r->uout);
+    bool ok = pt_buf_put(&r->uout, "0\r\n", 3);
+    PT_BUG_ON(!ok);
+    struct pt_field keep[PT_BODY_TRAILERS_MAX];
+    n = n ? filter_trailers(r, f, n, keep) : 0;
+    for (size_t i = 0; i < n; i++) {
+        if (pt_buf_room(&r->uout) < keep[i].name.n + keep[i].value.n + 6)
+            break;
+        pt_buf_put(&r->uout, keep[i].name.p, keep[i].name.n);
+        pt_buf_put(&r->uout, ": ", 2);
+        pt_buf_put(&r->uout, keep[i].value.p, keep[i].value.n);
+        pt_buf_put(&r->uout, "\r\n", 2);
+    }
+    ok = pt_buf_put(&r->uout, "\r\n", 2);
+    PT_BUG_ON(!ok);
+}
+
 /* Takes the next request body bytes from the stream as the body view and frames them for the
    upstream. Returns PT_OK (maybe with a view), PT_AGAIN (wait for the client) or a status to
    fail with. */
@@ -581,7 +630,7 @@ static int pull_request_body(struct pt_req *r)
         if (view.n)
             put_chunk_size(&r->uout, (uint32_t)view.n);
         else
-            pt_buf_put(&r->uout, "0\r\n\r\n", 5);
+            put_last_chunk(r);
     }
     return PT_OK;
 }
@@ -636,7 +685,7 @@ static int push_upstream(struct pt_req *r, bool *progress)
             if (b->pending == 0 && b->is_chunked) {
                 pt_buf_put(&r->uout, "\r\n", 2);
                 if (b->is_done)
-                    pt_buf_put(&r->uout, "0\r\n\r\n", 5);
+                    put_last_chunk(r);
             }
         }
         if (r->head_sent && !b->pending && b->is_done && pt_buf_len(&r->uout) == 0) {
@@ -822,6 +871,19 @@ static int handle_response_head(struct pt_req *r, size_t hl)
     return PT_OK;
 }
 
+/* Ends the response body toward the client: with the upstream's trailer fields that may
+   cross (a chunked response's, filtered as the request's are), else plainly. */
+static void end_response(struct pt_req *r)
+{
+    struct pt_body *b = &r->resp_body;
+    struct pt_field keep[PT_BODY_TRAILERS_MAX];
+    size_t n = b->n_trailers ? filter_trailers(r, b->trailers, b->n_trailers, keep) : 0;
+    if (n)
+        r->stream->send_trailers(r, keep, n);
+    else
+        r->stream->send_end(r);
+}
+
 /* Sets the next response body slice from u->in. */
 static int next_response_slice(struct pt_req *r)
 {
@@ -832,7 +894,7 @@ static int next_response_slice(struct pt_req *r)
         return PT_OK;
     if (b->is_chunked) {
         size_t dlen = len;
-        ssize_t rc = pt_h1_chunked_decode(&b->dec, pt_buf_rpos(&u->in), &dlen);
+        ssize_t rc = pt_body_chunked_decode(b, pt_buf_rpos(&u->in), &dlen);
         if (rc == PT_H1_EBAD)
             return FAILED + PT_FAIL_BAD_RESPONSE;
         u->in.tail = u->in.head + (uint32_t)dlen + (rc > 0 ? (uint32_t)rc : 0);
@@ -857,7 +919,7 @@ static int next_response_slice(struct pt_req *r)
         if (r->stream->send_borrowed(r, pt_buf_rpos(&u->in), b->pending) < 0)
             return PT_ERR;
     } else if (b->is_done) {
-        r->stream->send_end(r);
+        end_response(r);
     }
     if (b->pending == 0 && pt_buf_len(&u->in) == 0)
         u->in.head = u->in.tail = 0;
@@ -1013,7 +1075,7 @@ void pt_proxy_run(struct pt_req *r)
                 b->pending = 0;
                 progress = true;
                 if (b->is_done) {
-                    r->stream->send_end(r);
+                    end_response(r);
                     fr = r->stream->flush(r);
                 }
             }
@@ -1052,6 +1114,45 @@ static void capture_lb_key(struct pt_req *r, const struct pt_req_head *h, const 
     pt_attempt_capture_key(&r->at, h, path, path_len, query, client, r->lb_key, sizeof(r->lb_key));
 }
 
+/* A grpc-timeout value in milliseconds (gRPC over HTTP/2: 1 to 8 digits and a unit, H M S
+   for hours, minutes, seconds, m u n for milli-, micro-, nanoseconds), rounded up to at least
+   1; 0 when absent or malformed: the spec has the server fail such a call, but the target is
+   the server here, and it sees the field as sent, so Portico only ignores it (the route's
+   timeout applies). */
+static uint64_t grpc_timeout_ms(struct pt_str v)
+{
+    if (v.n < 2 || v.n > 9)
+        return 0;
+    uint64_t n = 0;
+    for (size_t i = 0; i + 1 < v.n; i++) {
+        if (v.p[i] < '0' || v.p[i] > '9')
+            return 0;
+        n = n * 10 + (uint64_t)(v.p[i] - '0');
+    }
+    switch (v.p[v.n - 1]) {
+    case 'H':
+        n *= 3600000;
+        break;
+    case 'M':
+        n *= 60000;
+        break;
+    case 'S':
+        n *= 1000;
+        break;
+    case 'm':
+        break;
+    case 'u':
+        n = (n + 999) / 1000;
+        break;
+    case 'n':
+        n = (n + 999999) / 1000000;
+        break;
+    default:
+        return 0;
+    }
+    return n ? n : 1;
+}
+
 int pt_proxy_start(struct pt_req *r, const struct pt_req_head *h, const struct pt_route_match *m,
                    const char *path, size_t path_len, struct pt_str query)
 {
@@ -1067,8 +1168,14 @@ int pt_proxy_start(struct pt_req *r, const struct pt_req_head *h, const struct p
     const struct pt_handler_res *snap = r->res;
     struct pt_attempt_ctx ctx = {env->loop,     env->upool,      r->lb,
                                  snap->ups_tls, snap->n_ups_tls, r->request_id};
-    pt_attempt_init(&r->at, &ctx, ups, &snap->urt->ups[ups->index], r->method_id,
-                    pc->timeout_ms ? pc->timeout_ms : 30000, &attempt_ops, r);
+    uint64_t timeout_ms = pc->timeout_ms ? pc->timeout_ms : 30000;
+    if (r->is_grpc) {
+        uint64_t g = grpc_timeout_ms(pt_req_field(h, "grpc-timeout", 12));
+        if (g && g < timeout_ms)
+            timeout_ms = g; /* the call's deadline, capped by the route's timeout */
+    }
+    pt_attempt_init(&r->at, &ctx, ups, &snap->urt->ups[ups->index], r->method_id, timeout_ms,
+                    &attempt_ops, r);
     r->upstream_name = ups->name;
     capture_lb_key(r, h, path, path_len, query);
     /* The rewritten head may grow by what Portico adds (X-Forwarded-*, set/add rules). */

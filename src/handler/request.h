@@ -80,13 +80,20 @@ enum pt_proxy_state {
    protocol that reads it (HTTP/1.1: h1_stream.c); handlers read is_done, is_chunked (no
    length announced) and pending. The response's (resp_body) is the proxy's. */
 struct pt_body {
-    bool is_chunked;         /* decoded from chunked input */
-    bool is_close_delimited; /* ends at EOF (responses only) */
-    bool is_done;            /* last byte seen */
-    uint64_t left;           /* Content-Length bytes still to come */
-    uint32_t pending;        /* decoded bytes at the front of the input buffer not yet sent */
+    bool is_chunked;           /* decoded from chunked input */
+    bool is_close_delimited;   /* ends at EOF (responses only) */
+    bool is_done;              /* last byte seen */
+    uint64_t left;             /* Content-Length bytes still to come */
+    uint32_t pending;          /* decoded bytes at the front of the input buffer not yet sent */
+    uint16_t n_trailers;       /* trailer fields of a chunked body, once is_done */
+    struct pt_field *trailers; /* malloc'd when trailers come (pt_body_chunked_decode):
+                                  PT_BODY_TRAILERS_MAX fields, then dec.tr's bytes; freed by
+                                  pt_body_free_trailers when the request ends */
     struct pt_h1_chunked dec;
 };
+
+/* Most trailer fields one chunked body keeps (more is malformed). */
+#define PT_BODY_TRAILERS_MAX 64
 
 struct pt_req {
     struct pt_conn *c; /* the protocol's: handlers use stream and the fields below */
@@ -115,6 +122,7 @@ struct pt_req {
     bool is_discarding;       /* a local answer waits while the request body is read and dropped */
     uint32_t discarded_bytes; /* request body bytes read and dropped so far (wire bytes) */
     bool wants_json;          /* Accept asks for JSON: error pages in JSON */
+    bool is_grpc;             /* Content-Type application/grpc[+...]: errors as gRPC statuses */
     bool response_started;    /* a final response head went to the client */
     int status;               /* final status sent (for the log) */
     uint64_t bytes_out;       /* body bytes sent to the client */
@@ -150,6 +158,16 @@ struct pt_req {
     char set_cookie[256]; /* Set-Cookie lines for the response (set_cookie_len bytes) */
     struct pt_stream_chain chain; /* body filters, n_filters of them (http/stream.h) */
 };
+
+/* Decodes buf[0..*len) of a chunked body with b->dec (pt_h1_chunked_decode's contract, and
+   its results less PT_H1_TRAILERS), keeping the trailer fields: their memory is allocated
+   only when a trailer section with fields comes, and b->trailers/n_trailers hold them once
+   the body ended. A section over limits (bytes, PT_BODY_TRAILERS_MAX fields) is PT_H1_EBAD;
+   when no memory is left its fields are dropped. */
+ssize_t pt_body_chunked_decode(struct pt_body *b, char *buf, size_t *len);
+
+/* Frees b's trailers (none: nothing). */
+void pt_body_free_trailers(struct pt_body *b);
 
 /* Pushes a filter on r's chain: from now on r->stream is ops, whose operations reach the layer
    below with pt_stream_below. state is the filter's, for this request (the caller owns it).

@@ -12,11 +12,19 @@
  * (errors:, the site's then the top level's): that file, read at load, is sent as it is, with
  * the status and a Content-Type from its extension.
  *
+ * A gRPC request (Content-Type application/grpc) never gets a page: a gRPC client reads the
+ * status from trailers, and an HTML body would be a framing error to it. Its errors are
+ * "trailers-only" answers (the gRPC over HTTP/2 spec): HTTP status 200, Content-Type
+ * application/grpc, grpc-status (pt_grpc_status_of: unavailable for 502/503, deadline exceeded
+ * for 504, unimplemented for 404/405, ...) and grpc-message, no body, so that HTTP/2 sends one
+ * HEADERS frame with END_STREAM (h2_stream.c: a response without a body).
+ *
  * What every head gets besides the handler's fields (Server, Date, X-Request-Id, HSTS, the
  * _headers rules) is added by the response-header stage (resp_head.c).
  */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/time.h"
 #include "handler/mime.h"
@@ -64,11 +72,65 @@ int pt_respond_error(struct pt_req *r, int status, bool wants_json)
     return pt_respond_error_extra(r, status, wants_json, NULL, 0);
 }
 
+bool pt_is_grpc_type(struct pt_str ct)
+{
+    static const char t[] = "application/grpc";
+    size_t n = sizeof(t) - 1;
+    if (ct.n < n || strncasecmp(ct.p, t, n) != 0)
+        return false;
+    return ct.n == n || ct.p[n] == '+' || ct.p[n] == ';' || ct.p[n] == ' ';
+}
+
+int pt_grpc_status_of(int http_status)
+{
+    switch (http_status) {
+    case 400:
+        return 13; /* INTERNAL */
+    case 401:
+        return 16; /* UNAUTHENTICATED */
+    case 403:
+        return 7; /* PERMISSION_DENIED */
+    case 404:
+    case 405:
+        return 12; /* UNIMPLEMENTED */
+    case 413:
+    case 429:
+    case 431:
+        return 8; /* RESOURCE_EXHAUSTED */
+    case 502:
+    case 503:
+        return 14; /* UNAVAILABLE: the target is dead, unready or full */
+    case 504:
+        return 4; /* DEADLINE_EXCEEDED */
+    default:
+        return 2; /* UNKNOWN */
+    }
+}
+
+/* A trailers-only gRPC answer for Portico's own error status: 200, grpc-status, a short
+   grpc-message (printable ASCII without '%', so it needs no percent-encoding), no body. */
+static int respond_grpc(struct pt_req *r, int status)
+{
+    char extra[256];
+    int e = snprintf(extra, sizeof(extra),
+                     "Content-Type: application/grpc\r\ngrpc-status: %d\r\n"
+                     "grpc-message: Portico: %d %s (request %s)\r\n",
+                     pt_grpc_status_of(status), status, pt_http_reason(status), r->request_id);
+    if (e < 0 || (size_t)e >= sizeof(extra))
+        return PT_ERR;
+    if (pt_respond_head(r, 200, 0, extra, (size_t)e) != PT_OK)
+        return PT_ERR;
+    r->status = status; /* the access log says what happened */
+    return PT_OK;
+}
+
 int pt_respond_error_extra(struct pt_req *r, int status, bool wants_json, const char *lines,
                            size_t lines_len)
 {
     char body[512], extra[1024];
     int n;
+    if (r->is_grpc)
+        return respond_grpc(r, status);
     const char *reason = pt_http_reason(status);
     const struct pt_error_page *pg = pt_config_error_page(r->cfg, r->site, status);
     if (pg) {

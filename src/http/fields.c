@@ -9,6 +9,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 struct pt_str pt_req_field(const struct pt_req_head *h, const char *name, size_t n)
 {
@@ -16,6 +17,65 @@ struct pt_str pt_req_field(const struct pt_req_head *h, const char *name, size_t
         if (pt_str_caseeq(h->fields[i].name, name, n))
             return h->fields[i].value;
     return (struct pt_str){NULL, 0};
+}
+
+static bool is_tchar(unsigned char c)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return true;
+    return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+bool pt_trailer_field_ok(struct pt_str name, struct pt_str value)
+{
+    static const char *const banned[] = {"content-length",
+                                         "transfer-encoding",
+                                         "trailer",
+                                         "host",
+                                         "connection",
+                                         "keep-alive",
+                                         "te",
+                                         "upgrade",
+                                         "authorization",
+                                         "cookie",
+                                         "set-cookie",
+                                         "expect",
+                                         "range",
+                                         "max-forwards",
+                                         "cache-control",
+                                         "content-type",
+                                         "content-encoding",
+                                         "content-range",
+                                         "age",
+                                         "date",
+                                         "location",
+                                         "retry-after",
+                                         "vary",
+                                         "www-authenticate",
+                                         "proxy-authenticate",
+                                         "pragma",
+                                         "expires",
+                                         NULL};
+    if (name.n == 0)
+        return false;
+    for (size_t i = 0; i < name.n; i++)
+        if (!is_tchar((unsigned char)name.p[i]))
+            return false;
+    for (size_t i = 0; i < value.n; i++) {
+        unsigned char c = (unsigned char)value.p[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return false;
+    }
+    if (value.n && (value.p[0] == ' ' || value.p[0] == '\t' || value.p[value.n - 1] == ' ' ||
+                    value.p[value.n - 1] == '\t'))
+        return false;
+    if ((name.n > 6 && strncasecmp(name.p, "proxy-", 6) == 0) ||
+        (name.n > 3 && strncasecmp(name.p, "if-", 3) == 0))
+        return false;
+    for (size_t i = 0; banned[i]; i++)
+        if (pt_str_caseeq(name, banned[i], strlen(banned[i])))
+            return false;
+    return true;
 }
 
 static __thread struct pt_field *scratch;

@@ -78,6 +78,17 @@ bool pt_resp_has(const struct pt_resp_head *h, struct pt_str name);
 /* The standard reason phrase of status ("Not Found"), or one for its class. */
 const char *pt_http_reason(int status);
 
+/* Whether a trailer field may cross the proxy (RFC 9110 §6.5.1): a token name, a value of
+   visible bytes, SP and HTAB (obs-text allowed) without surrounding whitespace, and none of
+   the fields a recipient must not take from trailers: framing (Content-Length,
+   Transfer-Encoding, Trailer), routing (Host), connection-specific fields (Connection,
+   Keep-Alive, Proxy-*, TE, Upgrade), request modifiers and authentication (Authorization,
+   Cookie, Set-Cookie, Expect, Range, If-*, Max-Forwards, Cache-Control), content metadata
+   (Content-Type, Content-Encoding, Content-Range), Age, Date, Location, Retry-After, Vary,
+   WWW-Authenticate/Proxy-Authenticate, and pseudo-headers. A smuggled framing or routing field
+   is how a trailer turns into a second message (RFC 9112 §11.2). */
+bool pt_trailer_field_ok(struct pt_str name, struct pt_str value);
+
 /* How an HTTP/1.1 connection ends after this response. */
 enum pt_h1_conn {
     PT_H1_CONN_KEEP = 0, /* HTTP/1.1 keep-alive: no Connection field */

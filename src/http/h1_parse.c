@@ -96,7 +96,7 @@ static const unsigned char cls[256] = {
 #define SIZE_LIMIT ((uint64_t)1 << 62)
 /* Longest chunk-size line, extensions included (RFC 9112 §7.1.1 sets no bound; we must). */
 #define CHUNK_LINE_MAX 4096
-#define TRAILER_MAX_DEFAULT 8192
+#define TRAILER_MAX_DEFAULT PT_H1_TRAILER_MAX_DEFAULT
 
 /*
  * Skips field-value bytes (VCHAR, obs-text, SP, HT) and returns the first other byte or end.
@@ -856,9 +856,15 @@ ssize_t pt_h1_chunked_decode(struct pt_h1_chunked *d, char *buf, size_t *len)
             d->state = CH_SIZE0;
             break;
         default:
-            /* Trailer section (RFC 9112 §7.1.2): header lines, checked and dropped. */
+            /* Trailer section (RFC 9112 §7.1.2): header lines, checked, dropped or kept. */
+            if (d->state == CH_TR_START && c != '\r' && d->want_trailers && !d->tr) {
+                rd--; /* the caller gives a buffer, then this byte again */
+                goto pause;
+            }
             if (++d->trailer_bytes > max_tr)
                 goto bad;
+            if (d->tr && d->state != CH_FINAL_LF && !(d->state == CH_TR_START && c == '\r'))
+                d->tr[d->tr_len++] = (char)c; /* tr_len <= trailer_bytes <= max_tr */
             switch (d->state) {
             case CH_TR_START:
                 if (c == '\r')
@@ -905,8 +911,40 @@ done:
     *len = wr;
     return (ssize_t)(n - rd);
 
+pause:
+    if (wr != rd)
+        memmove(b + wr, b + rd, n - rd);
+    *len = wr;
+    d->unread = n - rd;
+    return PT_H1_TRAILERS;
+
 bad:
     d->state = CH_ERROR;
     *len = wr;
     return PT_H1_EBAD;
+}
+
+ssize_t pt_h1_trailer_fields(const char *tr, size_t n, struct pt_field *f, size_t cap)
+{
+    size_t k = 0;
+    const char *p = tr, *end = tr + n;
+    while (p < end) {
+        /* The decoder checked the syntax: name ':' value CR LF, no CR or LF elsewhere. */
+        const char *colon = memchr(p, ':', (size_t)(end - p));
+        const char *cr = colon ? memchr(colon, '\r', (size_t)(end - colon)) : NULL;
+        if (!cr || end - cr < 2)
+            return -1;
+        if (k == cap)
+            return -1;
+        const char *v = colon + 1, *ve = cr;
+        while (v < ve && is_ows((unsigned char)*v))
+            v++;
+        while (ve > v && is_ows((unsigned char)ve[-1]))
+            ve--;
+        f[k].name = (struct pt_str){p, (size_t)(colon - p)};
+        f[k].value = (struct pt_str){v, (size_t)(ve - v)};
+        k++;
+        p = cr + 2;
+    }
+    return (ssize_t)k;
 }

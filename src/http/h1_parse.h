@@ -28,6 +28,7 @@ enum pt_h1_err {
     PT_H1_EURI = -5,       /* request target longer than uri_max: 414 */
     PT_H1_EVERSION = -6,   /* HTTP version other than 1.0/1.1 (incl. 0.9 and 2.0): 505 or 400 */
     PT_H1_ECODING = -7,    /* request transfer coding other than chunked (gzip, chunked): 501 */
+    PT_H1_TRAILERS = -8,   /* chunked decoder: a trailer section follows and no buffer was given */
 };
 
 enum pt_http_method {
@@ -112,23 +113,45 @@ int pt_http_method_id(const char *p, size_t n);
 /*
  * Incremental chunked-body decoder (RFC 9112 §7.1). Decodes in place: chunk-size lines and
  * CRLFs are removed and data is moved to the front of the buffer. Chunk extensions are
- * validated and dropped; trailers are read and dropped (bounded by max_trailer_bytes).
+ * validated and dropped. Trailer fields are checked (a token, a colon, field-value bytes) and
+ * bounded by max_trailer_bytes; they are dropped, or kept as their raw lines in the caller's
+ * buffer tr ("name:value CRLF" each, without the empty line that ends the section), which
+ * pt_h1_trailer_fields() splits. A caller that keeps them only when they come sets
+ * want_trailers and leaves tr NULL: the decoder then stops before the first trailer field
+ * (PT_H1_TRAILERS) so that the buffer is allocated only for a body that has trailers.
  */
 struct pt_h1_chunked {
     int state;                /* internal; zero-initialise (memset) before the first call */
     uint64_t remaining;       /* bytes left in the current chunk's data */
     size_t line_bytes;        /* bytes seen on the current size/trailer line (bounded) */
     size_t trailer_bytes;     /* bytes of trailer section seen */
-    size_t max_trailer_bytes; /* set by the caller; 0 means the default of 8192 */
+    size_t max_trailer_bytes; /* set by the caller; 0 means the default of 8192 (and tr's size) */
+    char *tr;                 /* the caller's buffer of max_trailer_bytes for the trailer
+                                 lines, or NULL (dropped, or PT_H1_TRAILERS with want_trailers) */
+    size_t tr_len;            /* bytes of tr used */
+    size_t unread;            /* after PT_H1_TRAILERS: the bytes not decoded, at buf + *len */
+    bool want_trailers;       /* stop with PT_H1_TRAILERS before trailers while tr is NULL */
 };
+
+/* Default (and tr's size when max_trailer_bytes is 0) of a trailer section's bytes. */
+#define PT_H1_TRAILER_MAX_DEFAULT 8192u
 
 /*
  * Decodes buf[0..*len). On return buf[0..*len) holds the decoded data bytes of this call.
  * Returns PT_H1_INCOMPLETE when the body has not ended (call again with more bytes), PT_H1_EBAD
  * on malformed input (bad hex, chunk size over 2^62, missing CRLF, control chars, oversized
- * line or trailers), or, when the last chunk and trailers are complete, the number (>= 0) of
- * bytes that followed the body in the input; they were moved to start at buf + *len.
+ * line or trailers), PT_H1_TRAILERS (want_trailers, tr NULL: a trailer field starts; the
+ * d->unread bytes from there were moved to buf + *len: set tr and call again on them), or,
+ * when the last chunk and trailers are complete, the number (>= 0) of bytes that followed the
+ * body in the input; they were moved to start at buf + *len.
  */
 ssize_t pt_h1_chunked_decode(struct pt_h1_chunked *d, char *buf, size_t *len);
+
+/*
+ * Splits the trailer lines the decoder kept (tr[0..tr_len)) into at most cap fields of f:
+ * names as received, values without surrounding whitespace, both pointing into tr. Returns the
+ * number of fields, or -1 when there are more than cap.
+ */
+ssize_t pt_h1_trailer_fields(const char *tr, size_t n, struct pt_field *f, size_t cap);
 
 #endif

@@ -14,7 +14,9 @@
  * response of unknown length goes out chunked to an HTTP/1.1 client (each borrowed piece is
  * the slice after its chunk-size line; its CRLF goes in front of the next line or of the last
  * chunk, so a piece and its framing still leave in one writev) and close-delimited to an
- * HTTP/1.0 one; 100 Continue is sent when the client waits for it; a reset closes the
+ * HTTP/1.0 one, its trailer fields in the last chunk (dropped where the body has a length);
+ * the request body's trailers are kept (pt_body_chunked_decode, allocated only when they
+ * come); 100 Continue is sent when the client waits for it; a reset closes the
  * connection. After a 101 (a WebSocket tunnel) the connection carries raw bytes: read_raw
  * lends c->in as it was read, borrowed pieces go out unframed, and the connection closes when
  * the tunnel finishes.
@@ -155,7 +157,7 @@ static int h1_read_body(struct pt_req *r, struct pt_str *view)
             /* Decoded in place: the data moves to the front, what follows the last chunk
                (a pipelined request) right after it. */
             size_t dlen = len;
-            ssize_t rc = pt_h1_chunked_decode(&b->dec, pt_buf_rpos(&c->in), &dlen);
+            ssize_t rc = pt_body_chunked_decode(b, pt_buf_rpos(&c->in), &dlen);
             if (rc == PT_H1_EBAD)
                 return 400;
             c->in.tail = c->in.head + (uint32_t)dlen + (rc > 0 ? (uint32_t)rc : 0);
@@ -304,19 +306,37 @@ static void h1_yield(struct pt_req *r)
     pt_conn_yield(r->c);
 }
 
-/* Trailers are not carried yet: the body ends without them. */
+/* The trailer section goes in the last chunk (RFC 9112 §7.1.2) when the head went out
+   chunked; a body framed by its length, or sent to an HTTP/1.0 client, has nowhere to carry
+   it: the fields are dropped. A field that could not be a trailer is dropped too (the caller
+   filters; this keeps a bad one from breaking the framing). */
 static void h1_send_trailers(struct pt_req *r, const struct pt_field *f, size_t n)
 {
-    (void)f, (void)n;
-    h1_send_end(r);
+    struct pt_conn *c = r->c;
+    if (!c->is_chunked_out || r->is_head || n == 0) {
+        h1_send_end(r);
+        return;
+    }
+    pt_buf_compact(&c->out);
+    bool ok = c->chunk_open ? pt_buf_put(&c->out, "\r\n0\r\n", 5) : pt_buf_put(&c->out, "0\r\n", 3);
+    for (size_t i = 0; ok && i < n; i++) {
+        if (!pt_trailer_field_ok(f[i].name, f[i].value))
+            continue;
+        ok = pt_buf_put(&c->out, f[i].name.p, f[i].name.n) && pt_buf_put(&c->out, ": ", 2) &&
+             pt_buf_put(&c->out, f[i].value.p, f[i].value.n) && pt_buf_put(&c->out, "\r\n", 2);
+    }
+    ok = ok && pt_buf_put(&c->out, "\r\n", 2);
+    c->chunk_open = false;
+    c->is_chunked_out = false;
+    if (!ok)
+        pt_conn_close(c); /* cannot end the body: the client must not take it as whole */
 }
 
-/* Request trailers are read and dropped. */
+/* The chunked request body's trailer fields (kept by pt_body_chunked_decode). */
 static size_t h1_req_trailers(struct pt_req *r, const struct pt_field **f)
 {
-    (void)r;
-    *f = NULL;
-    return 0;
+    *f = r->req_body.trailers;
+    return r->req_body.is_done ? r->req_body.n_trailers : 0;
 }
 
 const struct pt_stream_ops pt_h1_stream = {

@@ -146,6 +146,8 @@ static void stream_free(struct pt_h2_session *s, struct pt_h2_stream *st, bool l
     pt_h2_stream_drop_body(st);
     pt_h2_body_release(st, false);
     free(st->held);
+    free(st->trailers);
+    free(st->req_tr);
     if (st->r)
         pt_conn_req_end(s->c->w, st->r, log); /* a proxy still running is aborted */
     free(st);
@@ -196,6 +198,11 @@ static void start_request(struct pt_h2_session *s, struct pt_h2_stream *st, bool
         pt_pipeline_fail(r, 503, false);
     } else if (rc < 0) {
         pt_pipeline_note(r, NULL);
+        /* A gRPC call's answer is a gRPC status: its content-type is among the fields kept
+           before the limit, if it came early (clients send it right after the pseudo-
+           headers). */
+        struct pt_req_head kept = {.fields = s->blk.fields, .n_fields = s->blk.n};
+        r->is_grpc = pt_is_grpc_type(pt_req_field(&kept, "content-type", 12));
         pt_pipeline_fail(r, 431, false); /* RFC 9113 §10.5.1 */
     } else {
         size_t n = hr.n_fields;
@@ -301,7 +308,7 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
         charge(s, COST); /* refunded when its response completes */
         s->blk_is_trailers = false;
     } else {
-        s->blk_is_trailers = true; /* trailers of a request body: checked, counted, dropped */
+        s->blk_is_trailers = true; /* trailers of a request body: checked, counted, kept */
     }
     s->blk_st = st;
     pt_h2h_begin(&s->blk, s->blk_is_trailers ? PT_H2H_TRAILERS : PT_H2H_REQUEST, &s->lim, s->fields,
@@ -327,7 +334,7 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, nghttp2_rc
     if (!st || st->id != frame->hd.stream_id || s->blk.err)
         return 0;
     struct pt_str n = {(const char *)nm.base, nm.len}, v = {(const char *)vl.base, vl.len};
-    if (pt_h2h_field(&s->blk, n, v) < 0 || s->blk_is_trailers)
+    if (pt_h2h_field(&s->blk, n, v) < 0)
         return 0;
     if (s->n_rc + 2 > s->rc_cap) { /* cannot hold it: refuse the block as too big */
         s->blk.err = PT_H2H_ETOOMANY;
@@ -340,6 +347,47 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, nghttp2_rc
     return 0;
 }
 
+/* The request's trailer block is complete: a malformed one resets the stream (RFC 9113
+   §8.1.1; the header-list limits bound it like a head); a proxied stream keeps a copy of the
+   fields for req_trailers, others drop them. Returns false when the stream was reset. */
+static bool keep_trailers(struct pt_h2_session *s, struct pt_h2_stream *st)
+{
+    struct pt_field *f;
+    uint32_t n;
+    int rc = pt_h2h_finish_trailers(&s->blk, &f, &n);
+    if (rc < 0) {
+        pt_log_debug("connection %llu: stream %d: trailers: %s: RST_STREAM",
+                     (unsigned long long)s->c->id, st->id, pt_h2h_strerror(rc));
+        st->body_err = 400; /* the proxy must not end the upstream request as whole */
+        st->is_woken = true;
+        if (!st->is_cancelled)
+            reset(s, st, NGHTTP2_PROTOCOL_ERROR);
+        return false;
+    }
+    struct pt_req *r = st->r;
+    if (!n || st->req_tr || !r || (r->pstate != PT_PS_ACTIVE && r->pstate != PT_PS_QUEUED))
+        return true;
+    size_t bytes = n * sizeof(*f);
+    for (uint32_t i = 0; i < n; i++)
+        bytes += f[i].name.n + f[i].value.n;
+    struct pt_field *copy = malloc(bytes);
+    if (!copy)
+        return true; /* dropped */
+    char *p = (char *)(copy + n);
+    for (uint32_t i = 0; i < n; i++) {
+        copy[i].name = (struct pt_str){p, f[i].name.n};
+        memcpy(p, f[i].name.p, f[i].name.n);
+        p += f[i].name.n;
+        copy[i].value = (struct pt_str){p, f[i].value.n};
+        if (f[i].value.n)
+            memcpy(p, f[i].value.p, f[i].value.n);
+        p += f[i].value.n;
+    }
+    st->req_tr = copy;
+    st->n_req_tr = n;
+    return true;
+}
+
 static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *ud)
 {
     struct pt_h2_session *s = session_of(ud);
@@ -349,7 +397,7 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
         bool eos = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
         if (st && st == s->blk_st && !s->blk_is_trailers && !st->r && !st->is_cancelled)
             start_request(s, st, eos);
-        else if (st && eos)
+        else if (st && eos && (!s->blk_is_trailers || st != s->blk_st || keep_trailers(s, st)))
             st->body_eos = true, st->is_woken = true; /* trailers end the body */
         release_block(s);
         break;

@@ -45,7 +45,15 @@ struct pt_h2_stream {
        nghttp2_nv array and the bytes it points to, in one block. */
     nghttp2_nv *held;
     size_t n_held;
-    bool held_body;    /* the held head has a body to provide */
+    bool held_body; /* the held head has a body to provide */
+    /* Response trailers (send_trailers), submitted with the last DATA frame: an nghttp2_nv
+       array and its bytes in one block, or NULL. */
+    nghttp2_nv *trailers;
+    size_t n_trailers;
+    /* Request trailers kept for the proxy (req_trailers): the fields and their bytes in one
+       block, or NULL. */
+    struct pt_field *req_tr;
+    uint32_t n_req_tr;
     bool is_woken;     /* the handler asked to be called back (h2_conn.c runs it) */
     bool has_provider; /* the response was submitted with a body */
     bool is_complete;  /* the handler has queued all it will */

@@ -20,6 +20,10 @@
  * session writes nothing else (the callbacks answer NGHTTP2_ERR_WOULDBLOCK), so the bytes leave
  * in order.
  *
+ * Trailers (send_trailers) wait on the stream until the provider makes the body's last DATA
+ * frame, which then goes without END_STREAM and nghttp2_submit_trailer ends the stream with
+ * a HEADERS frame after it; req_trailers lends what the session kept of the request's.
+ *
  * Rejected: copying every body into nghttp2's frame buffer through the plain read callback (a
  * copy of every byte, and a 16 KiB memcpy per frame of a large file); sending trailers or
  * 1xx heads other than through nghttp2_submit_headers (the library keeps the stream states).
@@ -191,15 +195,15 @@ static bool should_hold(const struct pt_req *r, const struct pt_h2_stream *st,
            (r->req_body.is_chunked || r->req_body.left <= PT_H2_HOLD_MAX);
 }
 
-/* Keeps a copy of nv (names and values) on st until pt_h2_release_head. */
-static int hold(struct pt_h2_stream *st, const nghttp2_nv *nv, size_t n, bool body)
+/* A copy of nv (names and values) in one block the caller frees, or NULL. */
+static nghttp2_nv *copy_nv(const nghttp2_nv *nv, size_t n)
 {
     size_t bytes = n * sizeof(*nv);
     for (size_t i = 0; i < n; i++)
         bytes += nv[i].namelen + nv[i].valuelen;
     nghttp2_nv *copy = malloc(bytes);
     if (!copy)
-        return -1;
+        return NULL;
     uint8_t *p = (uint8_t *)(copy + n);
     for (size_t i = 0; i < n; i++) {
         copy[i] = nv[i];
@@ -208,6 +212,15 @@ static int hold(struct pt_h2_stream *st, const nghttp2_nv *nv, size_t n, bool bo
         copy[i].value = memcpy(p, nv[i].value, nv[i].valuelen);
         p += nv[i].valuelen;
     }
+    return copy;
+}
+
+/* Keeps a copy of nv (names and values) on st until pt_h2_release_head. */
+static int hold(struct pt_h2_stream *st, const nghttp2_nv *nv, size_t n, bool body)
+{
+    nghttp2_nv *copy = copy_nv(nv, n);
+    if (!copy)
+        return -1;
     st->held = copy;
     st->n_held = n;
     st->held_body = body;
@@ -411,19 +424,38 @@ static void h2_yield(struct pt_req *r)
     pt_conn_yield(r->h2s->s->c); /* the session's step runs it in the next loop iteration */
 }
 
-/* Trailers are not carried yet: the body ends without them. */
+/* Ends the body with trailer fields: they are kept on the stream and submitted (a HEADERS
+   frame with END_STREAM) when the provider hands over the last DATA frame, so that they
+   follow every byte queued (RFC 9113 §8.1). A response submitted without a body (its
+   HEADERS frame already ended the stream) has no room for them: they are dropped, as are
+   fields HTTP/2 cannot carry. */
 static void h2_send_trailers(struct pt_req *r, const struct pt_field *f, size_t n)
 {
-    (void)f, (void)n;
+    struct pt_h2_stream *st = r->h2s;
+    if (n && st->has_provider && !st->is_complete && !st->is_cancelled && !st->trailers) {
+        size_t names = 0;
+        for (size_t i = 0; i < n; i++)
+            names += f[i].name.n;
+        nghttp2_nv *nv = malloc(n * sizeof(*nv) + names + 1);
+        int k = nv ? pt_h2h_trailers_nv(f, n, nv, n, (char *)(nv + n), names + 1) : -1;
+        if (k > 0) {
+            st->trailers = copy_nv(nv, (size_t)k);
+            st->n_trailers = st->trailers ? (size_t)k : 0;
+        } else if (k < 0 && nv) {
+            pt_log_ratelimited(PT_LOG_WARN, "request %s: trailers cannot go over HTTP/2: %s",
+                               r->request_id, pt_h2h_strerror(k));
+        }
+        free(nv);
+    }
     h2_send_end(r);
 }
 
-/* Request trailers are read and dropped. */
+/* The request's trailer fields, kept by the session (h2_conn.c) for a proxied stream. */
 static size_t h2_req_trailers(struct pt_req *r, const struct pt_field **f)
 {
-    (void)r;
-    *f = NULL;
-    return 0;
+    struct pt_h2_stream *st = r->h2s;
+    *f = st->req_tr;
+    return st->body_eos ? st->n_req_tr : 0;
 }
 
 const struct pt_stream_ops pt_h2_stream_ops = {
@@ -444,22 +476,36 @@ const struct pt_stream_ops pt_h2_stream_ops = {
     .yield = h2_yield,
 };
 
+/* The frame being made is the body's last: it ends the stream, or the trailers do (submitted
+   now: nghttp2 sends them right after it). */
+static void body_eof(nghttp2_session *ng, struct pt_h2_stream *st, uint32_t *flags)
+{
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (!st->trailers)
+        return;
+    if (nghttp2_submit_trailer(ng, st->id, st->trailers, st->n_trailers) == 0)
+        *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+    free(st->trailers);
+    st->trailers = NULL;
+    st->n_trailers = 0;
+}
+
 ssize_t pt_h2_read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
                         nghttp2_data_source *src, void *ud)
 {
-    (void)ng, (void)id, (void)buf, (void)ud;
+    (void)id, (void)buf, (void)ud;
     struct pt_h2_stream *st = src->ptr;
     struct pt_h2_seg *g = st->head;
     if (!g) {
         if (!st->is_complete)
             return NGHTTP2_ERR_DEFERRED; /* seg_push resumes it */
-        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        body_eof(ng, st, flags);
         return 0;
     }
     size_t n = (size_t)PT_MIN((uint64_t)len, g->left);
     *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
     if (n == g->left && !g->next && st->is_complete)
-        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        body_eof(ng, st, flags);
     return (ssize_t)n;
 }
 

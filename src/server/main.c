@@ -221,7 +221,8 @@ static int open_resources(struct pt_snapshot *s, const struct pt_snapshot *prev,
         if (cfg->tls.ticket_rotation_ms)
             ts.ticket_rotation_ms = cfg->tls.ticket_rotation_ms;
         ts.session_cache_size = cfg->tls.session_cache_size;
-        /* http2: true offers h2 first (server preference), HTTP/1.1 still for the rest. */
+        /* HTTP/2 (the default on TLS) offers h2 first (server preference), HTTP/1.1 still for
+           the rest; http2: false offers no ALPN protocol, which clients take as HTTP/1.1. */
         static const char *const alpn_h2[] = {"h2", "http/1.1"};
         if (l->is_http2) {
             ts.alpn = alpn_h2;

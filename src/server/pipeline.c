@@ -69,6 +69,7 @@ void pt_pipeline_note(struct pt_req *r, const struct pt_req_head *h)
         r->is_head = h->method_id == PT_METHOD_HEAD;
         struct pt_str accept = pt_req_field(h, "accept", 6);
         r->wants_json = accept.n && memmem(accept.p, accept.n, "json", 4) != NULL;
+        r->is_grpc = pt_is_grpc_type(pt_req_field(h, "content-type", 12));
         rid = pt_req_field(h, "x-request-id", 12);
     }
     if (request_id_ok(rid)) {

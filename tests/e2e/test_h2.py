@@ -1,8 +1,8 @@
-"""HTTP/2 toward clients (issue 10, section 2): h2 by ALPN on TLS listeners and h2c by prior
-knowledge on plain ones, both opt-in per listener (http2: true); the local routes over HTTP/2;
-stream states, flow control, header validation, GOAWAY on reload and drain; and the defences
-(rapid reset, CONTINUATION flood, a header block that decodes huge, PING/SETTINGS/empty-frame
-floods, the per-connection work budget, a window left at zero).
+"""HTTP/2 toward clients (issue 10, section 2): h2 by ALPN on TLS listeners (on unless
+http2: false) and h2c by prior knowledge on plain ones (opt-in, http2: true); the local routes
+over HTTP/2; stream states, flow control, header validation, GOAWAY on reload and drain; and
+the defences (rapid reset, CONTINUATION flood, a header block that decodes huge,
+PING/SETTINGS/empty-frame floods, the per-connection work budget, a window left at zero).
 
 Frame-level clients are python3-h2 (the state machine) and python3-hyperframe (raw frames for
 the floods, which h2 would refuse to send); curl --http2 and nghttp are the real clients."""
@@ -341,7 +341,7 @@ def test_http2_settings_come_from_the_config(portico):
     c.close()
 
 
-def test_http2_is_off_by_default_on_plain_and_tls_listeners(portico, pki):
+def test_h2c_is_off_by_default_and_tls_offers_h2_unless_http2_false(portico, pki):
     cert, key = pki.server(["a.test"], "ec")
     p = start(portico, h2c=False)
     s = socket.create_connection(("127.0.0.1", p.port), timeout=scaled(5))
@@ -349,17 +349,22 @@ def test_http2_is_off_by_default_on_plain_and_tls_listeners(portico, pki):
     data = s.recv(4096)
     s.close()
     assert data.startswith(b"HTTP/1.1 "), data  # an HTTP/1.1 answer, not SETTINGS
-    # a TLS listener without http2: true negotiates http/1.1 even when h2 is offered
-    memo = {}
+    # a TLS listener offers h2 (ALPN) without http2: true; http2: false turns it off
 
-    def cfg(port):
-        memo.setdefault("p", port)
-        return {"listen": [{"addr": "127.0.0.1:%d" % port, "tls": True}],
-                "tls": {"certificates": [{"cert": cert, "key": key}]}, "routes": routes()}
-    q = portico(cfg, name="tlsoff")
-    r = curl(["-k", "--http2", "-o", "/dev/null", "-w", "%{http_version}",
-              "https://127.0.0.1:%d/r" % q.port])
-    assert r.stdout == b"1.1", r
+    def cfg(http2):
+        def make(port):
+            listen = {"addr": "127.0.0.1:%d" % port, "tls": True}
+            if http2 is not None:
+                listen["http2"] = http2
+            return {"listen": [listen], "tls": {"certificates": [{"cert": cert, "key": key}]},
+                    "routes": routes()}
+        return make
+
+    for http2, want in ((None, b"2"), (False, b"1.1")):
+        q = portico(cfg(http2), name="tls-%s" % http2)
+        r = curl(["-k", "--http2", "-o", "/dev/null", "-w", "%{http_version}",
+                  "https://127.0.0.1:%d/r" % q.port])
+        assert r.stdout == want, (http2, r)
 
 
 def test_tls_alpn_h2_with_curl_serves_static_ranges_and_head(portico, pki, site):

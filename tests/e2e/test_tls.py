@@ -140,7 +140,10 @@ def test_rsa_and_ecdsa_for_the_same_name_are_both_served(portico, chain):
 
 def test_alpn_http11_negotiated(portico, chain, pki):
     p = tls_start(portico, chain["list"])
-    with TLSConn(p.port, "a.test", cafile=pki.ca_cert, alpn=["h2", "http/1.1"]) as c:
+    # h2 is offered by default (the server's preference); a client without it gets http/1.1
+    with TLSConn(p.port, "a.test", cafile=pki.ca_cert, alpn=["http/1.1", "h2"]) as c:
+        assert c.info()["alpn"] == "h2"
+    with TLSConn(p.port, "a.test", cafile=pki.ca_cert, alpn=["http/1.1"]) as c:
         assert c.info()["alpn"] == "http/1.1"
         r = c.request("GET", "/", host="a.test")
         assert (r.status, r.body) == (200, b"hello tls\n")
@@ -153,7 +156,7 @@ def test_alpn_http11_negotiated(portico, chain, pki):
         assert c.info()["alpn"] is None
         assert c.request("GET", "/", host="a.test").status == 200
     # only protocols Portico does not speak: no_application_protocol (RFC 7301 3.2)
-    out = s_client(p.port, ["-servername", "a.test", "-alpn", "h2"]).out
+    out = s_client(p.port, ["-servername", "a.test", "-alpn", "spdy/3.1"]).out
     assert "no application protocol" in out, out
     r = curl(["-sS", "-v", "--http1.1", "--cacert", pki.ca_cert,
               "--resolve", "a.test:%d:127.0.0.1" % p.port, "https://a.test:%d/" % p.port])

@@ -152,9 +152,42 @@ static void test_overflowed_head_is_refused(void **state)
     free(b.data);
 }
 
+static bool tr_ok(const char *name, const char *value)
+{
+    return pt_trailer_field_ok((struct pt_str){name, strlen(name)},
+                               (struct pt_str){value, strlen(value)});
+}
+
+/* Only fields that may be trailers cross the proxy (RFC 9110 §6.5.1). */
+static void test_trailer_fields_allowed(void **state)
+{
+    (void)state;
+    assert_true(tr_ok("grpc-status", "0"));
+    assert_true(tr_ok("X-Checksum", "a b\tc"));
+    assert_true(tr_ok("grpc-message", ""));
+    static const char *const banned[] = {
+        "Content-Length", "transfer-encoding", "Host",
+        "Connection",     "keep-alive",        "TE",
+        "Trailer",        "Upgrade",           "Proxy-Authorization",
+        "proxy-x",        "Authorization",     "Cookie",
+        "Set-Cookie",     "Content-Type",      "Content-Encoding",
+        "Cache-Control",  "If-None-Match",     "Expect",
+        "Range"};
+    for (size_t i = 0; i < sizeof(banned) / sizeof(banned[0]); i++)
+        assert_false(tr_ok(banned[i], "1"));
+    assert_false(tr_ok("", "1"));
+    assert_false(tr_ok(":status", "200"));
+    assert_false(tr_ok("X A", "1"));
+    assert_false(tr_ok("X-A", "1\r\nHost: evil"));
+    assert_false(tr_ok("X-A", " padded"));
+    assert_false(tr_ok("X-A", "padded\t"));
+    assert_false(tr_ok("X-A", "nul\001"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_trailer_fields_allowed),
         cmocka_unit_test(test_lines_become_fields),
         cmocka_unit_test(test_h1_head_framing_and_connection),
         cmocka_unit_test(test_h1_head_that_does_not_fit_leaves_buffer),

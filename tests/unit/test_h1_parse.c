@@ -801,9 +801,64 @@ static void test_chunked_after_end(void **state)
     assert_int_equal(pt_h1_chunked_decode(&d, buf, &len), PT_H1_EBAD);
 }
 
+/* want_trailers: the decoder stops before the first trailer field, then keeps the section's
+   lines in the caller's buffer once it has one; split at every byte, the result is the same. */
+static void test_chunked_keeps_trailers(void **state)
+{
+    (void)state;
+    static const char in[] = "3\r\nabc\r\n0\r\nX-A: 1\r\nX-B:two \r\n\r\nNEXT";
+    size_t n = sizeof(in) - 1;
+    for (size_t cut = 0; cut <= n; cut++) {
+        struct pt_h1_chunked d;
+        char tr[64], data[64], rest[64];
+        size_t nd = 0, nr = 0;
+        memset(&d, 0, sizeof(d));
+        d.want_trailers = true;
+        const char *pieces[2] = {in, in + cut};
+        size_t lens[2] = {cut, n - cut};
+        ssize_t rc = PT_H1_INCOMPLETE;
+        for (int i = 0; i < 2 && rc == PT_H1_INCOMPLETE; i++) {
+            char buf[64];
+            memcpy(buf, pieces[i], lens[i]);
+            size_t len = lens[i];
+            rc = pt_h1_chunked_decode(&d, buf, &len);
+            memcpy(data + nd, buf, len);
+            nd += len;
+            if (rc == PT_H1_TRAILERS) {
+                d.tr = tr;
+                d.max_trailer_bytes = sizeof(tr);
+                size_t m = d.unread;
+                rc = pt_h1_chunked_decode(&d, buf + len, &m);
+                assert_int_equal(m, 0);
+            }
+            if (rc >= 0) {
+                memcpy(rest, buf + len, (size_t)rc);
+                nr = (size_t)rc;
+                if (i == 0) {
+                    memcpy(rest + nr, pieces[1], lens[1]);
+                    nr += lens[1];
+                }
+            }
+        }
+        assert_int_equal(rc >= 0, 1);
+        assert_int_equal(nd, 3);
+        assert_memory_equal(data, "abc", 3);
+        assert_int_equal(nr, 4);
+        assert_memory_equal(rest, "NEXT", 4);
+        assert_int_equal(d.tr_len, 18);
+        assert_memory_equal(tr, "X-A: 1\r\nX-B:two \r\n", 18);
+        struct pt_field f[2];
+        assert_int_equal(pt_h1_trailer_fields(tr, d.tr_len, f, 2), 2);
+        assert_true(PT_STR_EQ_LIT(f[0].name, "X-A") && PT_STR_EQ_LIT(f[0].value, "1"));
+        assert_true(PT_STR_EQ_LIT(f[1].name, "X-B") && PT_STR_EQ_LIT(f[1].value, "two"));
+        assert_int_equal(pt_h1_trailer_fields(tr, d.tr_len, f, 1), -1);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_chunked_keeps_trailers),
         cmocka_unit_test(test_request_table),
         cmocka_unit_test(test_request_get_fields),
         cmocka_unit_test(test_request_framing_fields),

@@ -39,6 +39,7 @@ class BackendRequest:
         self.body_sha256 = hashlib.sha256().hexdigest()
         self.body = b""
         self.chunked = False
+        self.trailers = []  # (name, value) of a chunked body's trailer section
         self.time = time.monotonic()
 
     def header(self, name, default=None):
@@ -63,6 +64,7 @@ class BackendRequest:
             "body_len": self.body_len,
             "body_sha256": self.body_sha256,
             "chunked": self.chunked,
+            "trailers": [[k, v] for k, v in self.trailers],
             "conn_id": self.conn_id,
         }
 
@@ -325,8 +327,12 @@ class Backend:
             while True:
                 size = int(rd.line().split(b";")[0].strip(), 16)
                 if size == 0:
-                    while rd.line() != b"":
-                        pass
+                    while True:
+                        ln = rd.line()
+                        if ln == b"":
+                            break
+                        k, _, v = ln.decode("latin-1").partition(":")
+                        req.trailers.append((k, v.strip(" \t")))
                     break
                 rd.exact(size, out)
                 if rd.line() != b"":

@@ -21,6 +21,7 @@ class Response:
         self.body = body  # bytes, or None when streamed to a sink
         self.raw_head = raw_head
         self.body_len = 0
+        self.trailers = []  # (name, value) of a chunked body's trailer section
 
     def header(self, name, default=None):
         """The first value of header `name` (case-insensitive), or default."""
@@ -185,8 +186,12 @@ class RawConn:
                 size_line = self._line()
                 size = int(size_line.split(b";")[0].strip(), 16)
                 if size == 0:
-                    while self._line() != b"":  # trailers
-                        pass
+                    while True:  # trailers, kept in r.trailers
+                        ln = self._line()
+                        if ln == b"":
+                            break
+                        k, _, v = ln.decode("latin-1").partition(":")
+                        r.trailers.append((k, v.strip(" \t")))
                     break
                 while len(self.buf) < size + 2:
                     self._fill(max(65536, size + 2 - len(self.buf)))
