@@ -11,8 +11,8 @@ import pytest
 import websockets
 
 from helpers.client import get
-from helpers.common import IO_TIMEOUT, scaled
-from helpers.wsbackend import config, wsb  # noqa: F401 - wsb is a fixture
+from helpers.common import IO_TIMEOUT, scaled, wait_until
+from helpers.wsbackend import config
 
 
 def run(coro):
@@ -228,7 +228,8 @@ def test_reload_ends_old_tunnels_after_shutdown_timeout_and_logs_them(portico, w
             await old.close()
     took = run(scenario())
     assert 0.5 <= took <= scaled(5), took
-    assert any('"GET /echo?old' in ln and " 101 " in ln for ln in p.access_log()), p.access_log()
+    assert wait_until(lambda: any('"GET /echo?old' in ln and " 101 " in ln
+                                  for ln in p.access_log()), scaled(5)), p.access_log()
 
 
 def test_upgrade_forwarded_on_a_connection_outside_the_pool(portico, backend):

@@ -5,7 +5,6 @@ import asyncio
 import threading
 from http import HTTPStatus
 
-import pytest
 import websockets
 
 from helpers.common import IO_TIMEOUT
@@ -64,13 +63,6 @@ class WsBackend:
         asyncio.run_coroutine_threadsafe(stop(), self.loop).result(IO_TIMEOUT)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(IO_TIMEOUT)
-
-
-@pytest.fixture
-def wsb():
-    b = WsBackend()
-    yield b
-    b.close()
 
 
 def config(b, limits=None, h2c=False, routes=(), top=None, **proxy):
