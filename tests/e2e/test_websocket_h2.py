@@ -115,6 +115,40 @@ def test_large_messages_cross_both_ways_with_flow_control(portico, wsb):
     assert run(scenario(), timeout=60)
 
 
+def test_a_client_that_does_not_read_stops_the_target_then_gets_everything(portico, wsb):
+    """Back-pressure end to end: with the client's window closed, Portico stops reading the
+    target, the target stops reading Portico, and the client's own sends stall on its window.
+    Reopened, every message comes back in order."""
+    p = portico(config(wsb, h2c=True))
+    n, size = 1000, 60000
+
+    async def scenario():
+        c = await H2WsConn.open(p.port, window=65535)
+        ws = await c.websocket("/echo")
+        c.ack = False
+        sent = [0]
+
+        async def push():
+            for i in range(n):
+                await ws.send(bytes([i % 256]) * size)
+                sent[0] += 1
+        task = asyncio.ensure_future(push())
+        await asyncio.sleep(scaled(2))
+        stalled = sent[0]
+        await asyncio.sleep(scaled(1))
+        assert sent[0] == stalled < n, (stalled, sent[0])
+        c.ack = True
+        c.ack_all()
+        for i in range(n):
+            assert await ws.recv() == bytes([i % 256]) * size, i
+        await task
+        await ws.close()
+        await c.aclose()
+        return stalled
+    stalled = run(scenario(), timeout=120)
+    assert stalled * size < 40 << 20, stalled
+
+
 def test_target_refusal_reaches_the_client_as_its_status(portico, wsb):
     p = portico(config(wsb, h2c=True))
 

@@ -8,8 +8,8 @@ with several WebSocket streams per h2c connection. It frames WebSocket messages 
     await ws.close()                           # close handshake, then END_STREAM
     await conn.aclose()
 
-Flow control: received DATA is acknowledged as the stream's reader takes it (so a reader that
-stops also stops the server), and send waits for the windows."""
+Flow control: received DATA is acknowledged on receipt unless conn.ack is False (a client that
+does not read: conn.ack_all() later reopens the windows), and send waits for the windows."""
 
 import asyncio
 import os
@@ -158,6 +158,8 @@ class H2WsConn:
         self.closed = False
         self.goaway = None
         self.error = None  # what broke the read loop, if anything did
+        self.ack = True  # acknowledge received DATA (reopen the windows); False: a reader that stalls
+        self.unacked = []
         self.task = None
 
     @classmethod
@@ -215,7 +217,9 @@ class H2WsConn:
         elif isinstance(ev, h2.events.DataReceived) and st:
             st._on_data(ev.data)
             if ev.flow_controlled_length:
-                self.h2.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                self.unacked.append((ev.flow_controlled_length, ev.stream_id))
+                if self.ack:
+                    self.ack_all()
         elif isinstance(ev, h2.events.StreamEnded) and st:
             st.ended = True
             st._on_end()
@@ -277,6 +281,16 @@ class H2WsConn:
             self._flush()
         except Exception:  # noqa: BLE001 - already closed by the server
             pass
+
+    def ack_all(self):
+        """Acknowledges the DATA received so far: the server may send that much again."""
+        for n, sid in self.unacked:
+            try:
+                self.h2.acknowledge_received_data(n, sid)
+            except Exception:  # noqa: BLE001 - the stream is gone
+                pass
+        self.unacked = []
+        self._flush()
 
     def reset_stream(self, sid, code=0x8):
         self.h2.reset_stream(sid, code)
