@@ -7,10 +7,12 @@ side, and tunnels on drain and reload (kept until shutdown_timeout, then reset, 
 import asyncio
 import base64
 import signal
+import ssl
 import time
 
 import pytest
 
+from helpers import certs
 from helpers.common import IO_TIMEOUT, scaled
 from helpers.h2ws import H2WsClosed, H2WsConn, H2WsRefused
 from helpers.wsbackend import config
@@ -39,6 +41,14 @@ async def echo(ws, n, tag=""):
         await ws.send(msg)
         assert await ws.recv() == msg
     return n
+
+
+async def tunnel(p, path="/echo", n=2):
+    """A new connection to p and a WebSocket on it that already echoed n messages."""
+    c = await H2WsConn.open(p.port)
+    ws = await c.websocket(path)
+    await echo(ws, n)
+    return c, ws
 
 
 def test_settings_offer_extended_connect_only_when_a_route_allows_websocket(portico, wsb):
@@ -71,6 +81,52 @@ def test_echo_over_several_streams_of_one_connection(portico, wsb):
     assert run(scenario()) == [50] * 8
     lines = wait_log(p, lambda ln: '"CONNECT /echo' in ln and " 200 " in ln, n=8)
     assert len(lines) == 8, p.access_log()
+
+
+def test_echo_over_tls_h2(portico, wsb, tmp_path_factory):
+    pki = certs.session_pki(tmp_path_factory)
+    cert, key = pki.server(["a.test"], "ec")
+    base = config(wsb, h2c=True)
+
+    def cfg(port):
+        d = base(port)
+        d["listen"][0].update(tls=True)
+        d["tls"] = {"certificates": [{"cert": cert, "key": key}]}
+        return d
+    p = portico(cfg)
+
+    async def scenario():
+        ctx = ssl.create_default_context(cafile=pki.ca_cert)
+        ctx.check_hostname = False
+        c = await H2WsConn.open(p.port, tls=ctx)
+        socks = [await c.websocket("/echo") for _ in range(3)]
+        got = await asyncio.gather(*(echo(ws, 40, str(i)) for i, ws in enumerate(socks)))
+        big = bytes(i % 251 for i in range(1 << 20))
+        await socks[0].send(big)
+        assert await socks[0].recv() == big
+        for ws in socks:
+            await ws.close()
+        await c.aclose()
+        return got
+    assert run(scenario()) == [40] * 3
+
+
+def test_idle_tunnel_ends_after_tunnel_timeout(portico, wsb):
+    p = portico(config(wsb, h2c=True, limits={"tunnel_timeout": "1s"}))
+
+    async def scenario():
+        c, ws = await tunnel(p, n=1)
+        t0 = time.time()
+        with pytest.raises(H2WsClosed):
+            await asyncio.wait_for(ws.recv(), scaled(6))
+        took = time.time() - t0
+        ws2 = await c.websocket("/echo")  # the connection goes on
+        await echo(ws2, 1)
+        await c.aclose()
+        return took, ws.ended
+    took, ended = run(scenario())
+    assert 0.8 <= took <= scaled(5), took
+    assert ended
 
 
 def test_target_sees_an_http11_upgrade_with_our_own_key(portico, wsb):
@@ -221,9 +277,7 @@ def test_end_stream_from_the_client_closes_the_upstream(portico, wsb):
     p = portico(config(wsb, h2c=True))
 
     async def scenario():
-        c = await H2WsConn.open(p.port)
-        ws = await c.websocket("/echo")
-        await echo(ws, 2)
+        c, ws = await tunnel(p)
         c._end(ws.sid)  # END_STREAM without a close frame
         with pytest.raises(H2WsClosed):
             await asyncio.wait_for(ws.recv(), scaled(5))
@@ -274,9 +328,7 @@ def test_drain_keeps_tunnels_until_shutdown_timeout_then_resets_and_logs(portico
     p = portico(config(wsb, h2c=True, top={"shutdown_timeout": "2s"}))
 
     async def scenario():
-        c = await H2WsConn.open(p.port)
-        ws = await c.websocket("/echo?drain")
-        await echo(ws, 2)
+        c, ws = await tunnel(p, "/echo?drain")
         p.signal(signal.SIGTERM)
         await asyncio.sleep(0.5)
         await ws.send("during drain")
@@ -300,9 +352,7 @@ def test_reload_keeps_tunnels_then_ends_old_ones_after_shutdown_timeout(portico,
     p = portico(cfg("5s"))
 
     async def scenario():
-        c = await H2WsConn.open(p.port)
-        ws = await c.websocket("/echo?old")
-        await echo(ws, 2)
+        c, ws = await tunnel(p, "/echo?old")
         p.reload(cfg("6s")(p.port))
         await asyncio.sleep(0.5)
         await echo(ws, 5)  # kept across the reload

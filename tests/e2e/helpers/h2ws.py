@@ -163,8 +163,13 @@ class H2WsConn:
         self.task = None
 
     @classmethod
-    async def open(cls, port, host="127.0.0.1", window=1 << 20):
-        reader, writer = await asyncio.open_connection(host, port)
+    async def open(cls, port, host="127.0.0.1", window=1 << 20, tls=None):
+        """h2c by prior knowledge, or, with tls (an ssl.SSLContext), h2 by ALPN."""
+        if tls is not None:
+            tls.set_alpn_protocols(["h2"])
+        reader, writer = await asyncio.open_connection(host, port, ssl=tls)
+        if tls is not None:
+            assert writer.get_extra_info("ssl_object").selected_alpn_protocol() == "h2"
         c = cls(reader, writer)
         c.h2.local_settings = h2.settings.Settings(
             client=True, initial_values={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: window})
