@@ -37,6 +37,9 @@
  * (PT_PS_TUNNEL, tunnel_run): raw bytes both ways with the same one-buffer-per-direction
  * back-pressure, through the stream's tunnel operations, until either side closes or the
  * tunnel's idle timeout (limits.tunnel_timeout, on the upstream connection's timer) passes.
+ * An HTTP/2 client asks for the same with an extended CONNECT (RFC 8441, r->is_ext_connect):
+ * it goes upstream as the same GET with Upgrade, under a Sec-WebSocket-Key of ours (the client
+ * has none), and the target's 101 is checked against that key and answered 200 (RFC 8441 §5).
  *
  * Failure policy (contract, "Errors Portico writes"): refused, reset or malformed -> 502; no
  * response head within the route's timeout -> 504 (for a gRPC call, the timeout is its
@@ -60,6 +63,7 @@
 #include "handler/netlify_rules.h"
 #include "handler/resp_head.h"
 #include "handler/handler.h"
+#include "handler/websocket.h"
 #include "tls/tls_transport.h"
 #include "upstream/attempt.h"
 
@@ -272,14 +276,17 @@ static void put_client_cert(struct out *o, const struct pt_req *r)
 }
 
 /* A request asked for a WebSocket upgrade: decides whether it goes upstream as one (a GET
-   whose Connection names upgrade, RFC 6455 §4.1, on a protocol that can carry a tunnel), and
-   answers 403 (the route says websocket: false) or 503 (limits.max_tunnels reached). Anything
-   else goes as a plain request, its Upgrade dropped. The upstream connection of an upgrade is
-   always a new one: it never came from the pool and never goes back to it. */
+   whose Connection names upgrade, RFC 6455 §4.1, on a protocol that can carry a tunnel, or an
+   HTTP/2 extended CONNECT), and answers 403 (the route says websocket: false) or 503
+   (limits.max_tunnels reached). Anything else goes as a plain request, its Upgrade dropped.
+   The upstream connection of an upgrade is always a new one: it never came from the pool and
+   never goes back to it. */
 static int want_upgrade(struct pt_req *r, const struct conn_tokens *ct)
 {
-    if (r->method_id != PT_METHOD_GET || !r->stream->tunnel || r->minor_version != 1 ||
-        !in_tokens(ct, (struct pt_str){"upgrade", 7}))
+    if (!r->stream->tunnel)
+        return r->is_ext_connect ? 501 : PT_OK;
+    if (!r->is_ext_connect && (r->method_id != PT_METHOD_GET || r->minor_version != 1 ||
+                               !in_tokens(ct, (struct pt_str){"upgrade", 7})))
         return PT_OK;
     if (r->route->proxy.refuses_websocket)
         return 403;
@@ -316,7 +323,7 @@ static int build_request_head(struct pt_req *r, const struct pt_req_head *h,
     struct pt_str xff[8];
     size_t n_xff = 0;
     const struct pt_header_ops *ops = &pc->request;
-    bool asks_websocket = false;
+    bool asks_websocket = r->is_ext_connect, has_ws_version = false;
     for (size_t i = 0; i < h->n_fields; i++) {
         struct pt_str n = h->fields[i].name;
         if (is_hop_by_hop(n) || in_tokens(&ct, n)) {
@@ -355,8 +362,12 @@ static int build_request_head(struct pt_req *r, const struct pt_req_head *h,
                 continue;
             break;
         case 17:
-            if (PT_STR_CASEEQ_LIT(n, "x-forwarded-proto"))
-                continue;
+            if (PT_STR_CASEEQ_LIT(n, "x-forwarded-proto") ||
+                (r->is_ext_connect && PT_STR_CASEEQ_LIT(n, "sec-websocket-key")))
+                continue; /* an HTTP/2 client's key would be nobody's: ours goes */
+            break;
+        case 21:
+            has_ws_version |= PT_STR_CASEEQ_LIT(n, "sec-websocket-version");
             break;
         default:
             break;
@@ -398,6 +409,15 @@ static int build_request_head(struct pt_req *r, const struct pt_req_head *h,
             return rc;
         if (r->is_upgrade)
             PUT_LIT(&o, "Connection: upgrade\r\nUpgrade: websocket\r\n");
+        if (r->is_ext_connect) { /* RFC 8441 §5: the key is the proxy's to make */
+            const struct pt_handler_env *env = r->env;
+            pt_ws_key(env->random(env->random_arg), env->random(env->random_arg), r->ws_key);
+            PUT_LIT(&o, "Sec-WebSocket-Key: ");
+            put(&o, r->ws_key, PT_WS_KEY_LEN);
+            PUT_LIT(&o, "\r\n");
+            if (!has_ws_version)
+                PUT_LIT(&o, "Sec-WebSocket-Version: 13\r\n");
+        }
     }
     put_ops(&o, ops);
     if (r->req_body.is_chunked) {
@@ -425,17 +445,20 @@ static int build_response_head(struct pt_req *r, const struct pt_h1_response *re
 {
     struct conn_tokens ct;
     connection_tokens(resp->headers, resp->num_headers, &ct);
+    /* An extended CONNECT's tunnel opens with a 200, which carries no Accept (RFC 8441 §5). */
+    bool is_ext = resp->status == 101 && r->is_ext_connect;
     struct pt_resp_head h;
-    pt_resp_head_init(&h, resp->status);
+    pt_resp_head_init(&h, is_ext ? 200 : resp->status);
     h.reason = resp->reason;
     for (size_t i = 0; i < resp->num_headers; i++) {
         struct pt_str n = resp->headers[i].name;
         if (is_hop_by_hop(n) || in_tokens(&ct, n) || PT_STR_CASEEQ_LIT(n, "server") ||
-            PT_STR_CASEEQ_LIT(n, "x-request-id"))
+            PT_STR_CASEEQ_LIT(n, "x-request-id") ||
+            (is_ext && PT_STR_CASEEQ_LIT(n, "sec-websocket-accept")))
             continue;
         pt_resp_add(&h, n, resp->headers[i].value);
     }
-    if (resp->status == 101) { /* the switch is ours to say too (RFC 9110 §7.8) */
+    if (resp->status == 101 && !is_ext) { /* the switch is ours to say too (RFC 9110 §7.8) */
         pt_resp_add(&h, (struct pt_str){"Connection", 10}, (struct pt_str){"upgrade", 7});
         pt_resp_add(&h, (struct pt_str){"Upgrade", 7}, (struct pt_str){"websocket", 9});
     }
@@ -704,34 +727,51 @@ static int push_upstream(struct pt_req *r, bool *progress)
 
 /* ---- tunnels ---- */
 
-/* The target switched to WebSocket (101): the 101 head goes to the client, whose stream turns
-   into a tunnel; from here tunnel_run moves bytes. A 101 we did not ask for, or to another
-   protocol, is a bad response. */
+/* The target switched to WebSocket (101): the 101 head (an extended CONNECT's 200) goes to the
+   client, whose stream turns into a tunnel; from here tunnel_run moves bytes. A 101 we did not
+   ask for, to another protocol, or (extended CONNECT) whose Sec-WebSocket-Accept does not
+   answer our key, is a bad response. */
 static int start_tunnel(struct pt_req *r, const struct pt_h1_response *resp, size_t hl)
 {
     struct pt_uconn *u = r->at.u;
-    struct pt_str up = {NULL, 0};
-    for (size_t i = 0; i < resp->num_headers; i++)
+    struct pt_str up = {NULL, 0}, accept = {NULL, 0};
+    for (size_t i = 0; i < resp->num_headers; i++) {
         if (PT_STR_CASEEQ_LIT(resp->headers[i].name, "upgrade"))
             up = resp->headers[i].value;
+        else if (PT_STR_CASEEQ_LIT(resp->headers[i].name, "sec-websocket-accept"))
+            accept = resp->headers[i].value;
+    }
     if (!r->is_upgrade || !up.p || !names_websocket(up))
         return FAILED + PT_FAIL_BAD_RESPONSE;
+    if (r->is_ext_connect && !pt_ws_accept_ok(r->ws_key, accept)) {
+        pt_log_ratelimited(PT_LOG_WARN,
+                           "request %s: upstream \"%s\" target %s: 101 without the "
+                           "Sec-WebSocket-Accept of our key",
+                           r->request_id, r->at.ups->name, r->at.target->url);
+        return FAILED + PT_FAIL_BAD_RESPONSE;
+    }
     if (r->stream->tunnel(r) < 0 || build_response_head(r, resp, true, false) != PT_OK)
         return FAILED + PT_FAIL_BAD_RESPONSE;
     pt_buf_consume(&u->in, (uint32_t)hl);
     r->resp_head_seen = true;
     r->response_started = true;
-    r->status = 101;
+    r->status = r->is_ext_connect ? 200 : 101;
     r->pstate = PT_PS_TUNNEL;
+    r->is_tunnel = true;
     (*r->env->n_tunnels)++;
     pt_timer_set(r->env->loop, &u->timer, r->cfg->limits.tunnel_timeout_ms);
     return PT_OK;
 }
 
-/* Closes both sides of a tunnel; what the client had not taken yet is dropped with the
-   connection. Logs the exchange (status 101) as it finishes. */
+/* Closes both sides of a tunnel. Logs the exchange (status 101, or 200 for an extended CONNECT)
+   as it finishes. Bytes lent to the client and not taken yet are dropped: the stream is reset
+   (HTTP/1.1 closes; HTTP/2 sends RST_STREAM), which also ends the proxy's side. */
 static void tunnel_end(struct pt_req *r)
 {
+    if (r->resp_body.pending) {
+        r->stream->reset(r); /* before the upstream buffer they live in goes */
+        return;
+    }
     (*r->env->n_tunnels)--;
     pt_attempt_end(&r->at, PT_OUTCOME_OK);
     release_upstream(r, false);
@@ -826,6 +866,8 @@ static int handle_response_head(struct pt_req *r, size_t hl)
         return FAILED + PT_FAIL_BAD_RESPONSE;
     if (resp.status == 101)
         return start_tunnel(r, &resp, hl);
+    if (r->is_ext_connect && resp.status >= 200 && resp.status < 300)
+        return FAILED + PT_FAIL_BAD_RESPONSE; /* a 2xx would tell an HTTP/2 client "tunnel" */
     if (resp.status < 200) {
         /* Interim responses: 100 is ours to give (we removed Expect); others go to the client
            as they are (RFC 9110 §15.2), if its protocol has them. */

@@ -142,6 +142,10 @@ struct pt_req {
     bool upstream_reusable;
     bool is_upgrade;     /* a WebSocket upgrade was forwarded (Connection: upgrade) */
     bool is_tunnel_idle; /* the tunnel's idle timer fired: the pump ends it */
+    bool is_tunnel;      /* a tunnel opened: the exchange is logged however it ends, even
+                            when its connection is closed under it (drain, a client gone) */
+    bool is_ext_connect; /* an HTTP/2 extended CONNECT for websocket (RFC 8441): routed as a
+                            GET, sent upstream as an HTTP/1.1 Upgrade */
 
     const char *upstream_name; /* for the access log; borrowed from the snapshot */
 
@@ -156,6 +160,7 @@ struct pt_req {
     char user_agent[256];
     char lb_key[256];     /* hash or cookie balancer input (at.key borrows it), from dispatch */
     char set_cookie[256]; /* Set-Cookie lines for the response (set_cookie_len bytes) */
+    char ws_key[28];      /* is_ext_connect: the Sec-WebSocket-Key sent upstream, NUL-ended */
     struct pt_stream_chain chain; /* body filters, n_filters of them (http/stream.h) */
 };
 

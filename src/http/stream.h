@@ -93,13 +93,15 @@ struct pt_stream_ops {
     /* The same in the next loop iteration (a busy exchange gives the worker's others a turn). */
     void (*yield)(struct pt_req *r);
 
-    /* ---- tunnels (an upgrade, RFC 9110 §7.8); NULL where the protocol has none ---- */
-    /* After the 101 head was queued: the connection carries raw bytes from here, both ways,
-       and closes when the exchange finishes. Returns 0, or -1 when it cannot. */
+    /* ---- tunnels (an upgrade, RFC 9110 §7.8; HTTP/2's extended CONNECT, RFC 8441) ---- */
+    /* Before the head that opens the tunnel is queued (HTTP/1.1: the 101; HTTP/2: a 200 to
+       an extended CONNECT, r->is_ext_connect): from here the exchange carries raw bytes, both
+       ways (HTTP/1.1: the connection, which closes when the exchange finishes; HTTP/2: the
+       stream's DATA frames, under its flow control). Returns 0, or -1 when it cannot. */
     int (*tunnel)(struct pt_req *r);
     /* The client's next raw bytes as a view of the protocol's input: PT_OK with view->n > 0
        (the same bytes until consume_raw takes them), PT_OK with view->n == 0 at the client's
-       EOF, PT_AGAIN when none are there yet (the handler is called back), PT_ERR. Raw bytes
+       EOF (HTTP/2: its END_STREAM), PT_AGAIN when none are there yet (the handler is called back), PT_ERR. Raw bytes
        go out with send_borrowed (no framing once tunnel was called). */
     int (*read_raw)(struct pt_req *r, struct pt_str *view);
     /* Takes the first n bytes of the last view of read_raw. */

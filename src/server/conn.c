@@ -218,7 +218,7 @@ static inline void release_request(struct pt_worker *w, struct pt_req *r)
 
 void pt_conn_req_end(struct pt_worker *w, struct pt_req *r, bool log)
 {
-    if (log)
+    if (log || r->is_tunnel)
         pt_worker_access_log(w, r);
     release_request(w, r);
     req_free(w, r);
@@ -247,6 +247,8 @@ void pt_conn_close(struct pt_conn *c)
         return;
     c->is_closed = true;
     struct pt_worker *w = c->w;
+    if (c->r && c->r->is_tunnel)
+        pt_worker_access_log(w, c->r); /* a tunnel cut off (drain, reload): still logged */
     free_request(c);
     if (c->h2)
         pt_h2_conn_free(c);

@@ -35,8 +35,20 @@
  * the connection's no-progress timer off (its own timers bound the wait); one waiting on body
  * bytes arms it at its body deadline, where it answers 408 (pt_proxy_client_timeout).
  *
+ * WebSocket (RFC 8441). When some proxy route allows WebSocket, the session sends
+ * SETTINGS_ENABLE_CONNECT_PROTOCOL and accepts `:method CONNECT` with `:protocol websocket`:
+ * the request is routed as the GET it stands for (r->is_ext_connect; the proxy sends it
+ * upstream as an HTTP/1.1 Upgrade), and a route that is no proxy answers 405. Another
+ * :protocol, or a plain CONNECT, is answered 501 or 405. A CONNECT stream has no body: its
+ * DATA frames are held like one (on_data) and become the tunnel's bytes (h2_stream.c,
+ * "tunnels"), with no body_size limit.
+ *
  * Drain and reload send GOAWAY with the last stream processed: those streams finish, nghttp2
- * refuses later ones, and the connection closes when the last stream ends.
+ * refuses later ones, and the connection closes when the last stream ends. Tunnels can last
+ * for hours: at shutdown_timeout the drain resets what is still open and closes the
+ * connection (pt_h2_conn_shut); after a reload, the worker resets the tunnels still on an older
+ * snapshot once shutdown_timeout has passed (pt_h2_end_old_tunnels). A tunnel's request is
+ * logged however it ends, even with its connection.
  *
  * Defences. nghttp2's options bound SETTINGS entries, queued acks (PING/SETTINGS floods from a
  * client that does not read), CONTINUATION frames per block (CVE-2024-27316) and the rate of
@@ -153,6 +165,12 @@ static void stream_free(struct pt_h2_session *s, struct pt_h2_stream *st, bool l
     free(st);
 }
 
+/* Whether the proxy still drives r (the session runs it on wake-ups and holds its body). */
+static bool is_proxied(const struct pt_req *r)
+{
+    return r->pstate == PT_PS_ACTIVE || r->pstate == PT_PS_QUEUED || r->pstate == PT_PS_TUNNEL;
+}
+
 static void reset(struct pt_h2_session *s, struct pt_h2_stream *st, uint32_t code)
 {
     st->is_cancelled = true;
@@ -218,8 +236,21 @@ static void start_request(struct pt_h2_session *s, struct pt_h2_stream *st, bool
                                 .fields = hr.fields,
                                 .n_fields = n};
         pt_pipeline_note(r, &h);
-        if (hr.is_connect)
-            pt_pipeline_fail(r, 405, false);
+        bool is_ws = hr.is_connect && PT_STR_CASEEQ_LIT(hr.protocol, "websocket");
+        if (hr.is_connect) { /* its DATA frames would be a tunnel's, not a body */
+            r->has_body = false;
+            memset(&r->req_body, 0, sizeof(r->req_body));
+            r->req_body.is_done = true;
+        }
+        if (is_ws) {
+            /* RFC 8441: routed, guarded and sent upstream as the GET with Upgrade it stands
+               for (logged as CONNECT). */
+            h.method = PT_STR("GET");
+            h.method_id = r->method_id = PT_METHOD_GET;
+            r->is_ext_connect = true;
+        }
+        if (hr.is_connect && !is_ws)
+            pt_pipeline_fail(r, hr.protocol.n ? 501 : 405, false); /* no other tunnel here */
         else if (hr.content_length > 0 && (uint64_t)hr.content_length > r->cfg->limits.body_size)
             pt_pipeline_fail(r, 413, false);
         else if (!hr.path.n || hr.path.p[0] != '/')
@@ -434,11 +465,11 @@ static int on_data(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t
     struct pt_h2_session *s = session_of(ud);
     struct pt_h2_stream *st = nghttp2_session_get_stream_user_data(ng, id);
     struct pt_req *r = st ? st->r : NULL;
-    if (r && (r->pstate == PT_PS_ACTIVE || r->pstate == PT_PS_QUEUED) && !st->is_cancelled &&
-        !st->body_err) {
-        /* Held for the proxy: the window is returned as it takes the bytes. */
+    if (r && is_proxied(r) && !st->is_cancelled && !st->body_err) {
+        /* Held for the proxy: the window is returned as it takes the bytes. A tunnel's bytes
+           are no body: no body_size bounds them. */
         st->is_woken = true;
-        if (st->body_in + len > r->cfg->limits.body_size) {
+        if (!r->is_ext_connect && st->body_in + len > r->cfg->limits.body_size) {
             st->body_err = 413;
         } else {
             if (!st->body) {
@@ -523,6 +554,19 @@ static nghttp2_session_callbacks *callbacks(void)
     return cbs;
 }
 
+/* Whether some route may open a WebSocket tunnel: a proxy route that does not say
+   websocket: false. Only then is extended CONNECT offered (RFC 8441 §3). */
+static bool any_websocket(const struct pt_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_sites; i++)
+        for (size_t j = 0; j < cfg->sites[i].n_routes; j++) {
+            const struct pt_route_cfg *rt = &cfg->sites[i].routes[j];
+            if (rt->action == PT_ACTION_PROXY && !rt->proxy.refuses_websocket)
+                return true;
+        }
+    return false;
+}
+
 static struct pt_h2_session *session_new(struct pt_conn *c, const struct pt_config *cfg)
 {
     const struct pt_http2_cfg *hc = &cfg->http2;
@@ -535,6 +579,7 @@ static struct pt_h2_session *session_new(struct pt_conn *c, const struct pt_conf
         hc->max_header_list_size ? hc->max_header_list_size : cfg->limits.header_size;
     s->lim.max_fields = cfg->limits.headers + 8; /* the pseudo-headers on top */
     s->rc_cap = 2 * s->lim.max_fields;
+    s->lim.allow_extended_connect = any_websocket(cfg);
     s->fields = malloc((s->lim.max_fields + 1) * sizeof(*s->fields));
     s->cookie = malloc(s->lim.max_list_bytes);
     s->rc = malloc(s->rc_cap * sizeof(*s->rc));
@@ -563,8 +608,10 @@ static struct pt_h2_session *session_new(struct pt_conn *c, const struct pt_conf
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, hc->initial_window_size},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)s->lim.max_list_bytes},
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+        {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1}, /* the last: sent only when wanted */
     };
-    if (nghttp2_submit_settings(s->ng, NGHTTP2_FLAG_NONE, iv, PT_ARRAY_LEN(iv)) != 0)
+    size_t n_iv = PT_ARRAY_LEN(iv) - !s->lim.allow_extended_connect;
+    if (nghttp2_submit_settings(s->ng, NGHTTP2_FLAG_NONE, iv, n_iv) != 0)
         goto fail;
     if (hc->initial_window_size > 65535 &&
         nghttp2_session_set_local_window_size(s->ng, NGHTTP2_FLAG_NONE, 0,
@@ -741,11 +788,11 @@ static bool run_woken(struct pt_h2_session *s)
         st->is_woken = false;
         if (!r)
             continue;
-        if (r->pstate == PT_PS_ACTIVE || r->pstate == PT_PS_QUEUED) {
+        if (is_proxied(r)) {
             pt_proxy_run(r);
             ran = true;
         }
-        if (r->pstate == PT_PS_ACTIVE || r->pstate == PT_PS_QUEUED)
+        if (is_proxied(r))
             continue;
         if (st->held && (st->body_eos || st->body_in > PT_H2_HOLD_MAX))
             pt_h2_release_head(st); /* the request is whole (or too large to wait for) */
@@ -826,7 +873,7 @@ void pt_h2_conn_timeout(struct pt_conn *c)
             fired = true;
             continue;
         }
-        if (!r || (r->pstate != PT_PS_ACTIVE && r->pstate != PT_PS_QUEUED))
+        if (!r || !is_proxied(r))
             continue;
         if (st->body_deadline_ms && st->body_deadline_ms <= now) {
             st->body_deadline_ms = 0;
@@ -860,6 +907,29 @@ void pt_h2_conn_goaway(struct pt_conn *c)
     nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(s->ng),
                           NGHTTP2_NO_ERROR, NULL, 0);
     pt_conn_yield(c);
+}
+
+void pt_h2_conn_shut(struct pt_conn *c)
+{
+    struct pt_h2_session *s = c->h2;
+    if (!s || c->is_closed)
+        return;
+    for (struct pt_h2_stream *st = s->streams.next; st != &s->streams; st = st->next)
+        if (!st->is_cancelled && !st->is_resp_done)
+            reset(s, st, NGHTTP2_CANCEL);
+    s->is_doomed = true;
+    nghttp2_session_terminate_session(s->ng, NGHTTP2_NO_ERROR);
+    write_frames(s); /* best effort: the connection closes next */
+}
+
+void pt_h2_end_old_tunnels(struct pt_conn *c, const struct pt_wsnap *cur)
+{
+    struct pt_h2_session *s = c->h2;
+    if (!s || c->is_closed)
+        return;
+    for (struct pt_h2_stream *st = s->streams.next; st != &s->streams; st = st->next)
+        if (st->r && st->r->pstate == PT_PS_TUNNEL && st->r->ws != cur)
+            st->r->stream->reset(st->r); /* RST_STREAM CANCEL; the step sends it */
 }
 
 void pt_h2_reload(struct pt_worker *w)

@@ -26,14 +26,22 @@ void pt_h2_conn_step(struct pt_conn *c);
 /* c's timer fired in state PT_CS_H2 (idle, or no progress while streams wait). */
 void pt_h2_conn_timeout(struct pt_conn *c);
 
-/* Frees c's session and its streams (their requests end unlogged as cancelled); from
-   pt_conn_close only. */
+/* Frees c's session and its streams (their requests end unlogged as cancelled, but for
+   tunnels, which are logged); from pt_conn_close only. */
 void pt_h2_conn_free(struct pt_conn *c);
 
 /* Sends GOAWAY on c (drain, reload): streams already started finish, the client opens new
    ones on a new connection; c closes when the last one ends. Never runs c re-entrantly: the
    work continues in the next loop iteration. */
 void pt_h2_conn_goaway(struct pt_conn *c);
+
+/* shutdown_timeout passed (drain): resets c's open streams (RST_STREAM CANCEL) and sends
+   GOAWAY, writing what the socket takes now; the caller then closes c. */
+void pt_h2_conn_shut(struct pt_conn *c);
+
+/* shutdown_timeout passed since a reload: resets c's tunnels that run on a snapshot other
+   than cur (their exchanges are logged as their streams close). */
+void pt_h2_end_old_tunnels(struct pt_conn *c, const struct pt_wsnap *cur);
 
 /* Calls pt_h2_conn_goaway on every HTTP/2 connection of w (a new snapshot was taken up). */
 void pt_h2_reload(struct pt_worker *w);

@@ -395,7 +395,12 @@ static int h2_flush(struct pt_req *r)
 
 static void h2_finish(struct pt_req *r)
 {
-    (void)r; /* the stream's close ends the request (h2_conn.c) */
+    /* The stream's close ends the request (h2_conn.c). A tunnel's body was never ended: its
+       END_STREAM goes now (the client's END_STREAM, if it has not sent it, is answered by
+       on_frame_send's RST_STREAM NO_ERROR). */
+    struct pt_h2_stream *st = r->h2s;
+    if (!st->is_complete && !st->is_cancelled)
+        h2_send_end(r);
 }
 
 static void h2_reset(struct pt_req *r)
@@ -422,6 +427,46 @@ static void h2_yield(struct pt_req *r)
 {
     r->h2s->is_woken = true;
     pt_conn_yield(r->h2s->s->c); /* the session's step runs it in the next loop iteration */
+}
+
+/* ---- tunnels ----
+ *
+ * An extended CONNECT (RFC 8441) after its 200: the DATA frames carry the tunnel's bytes both
+ * ways. The client's are held exactly as a request body is (h2_conn.c's on_data, at most one
+ * window, no body_size limit): read_raw lends them, consume_raw returns the taken ones to the
+ * windows at once, so a slow target stops the client's WINDOW_UPDATEs. The target's go out
+ * as borrowed pieces, one at a time: the client's window paces the target's reads. The
+ * client's END_STREAM is the tunnel's EOF; a reset by either side ends it.
+ */
+
+static int h2_tunnel(struct pt_req *r)
+{
+    struct pt_h2_stream *st = r->h2s;
+    if (!r->is_ext_connect)
+        return -1;            /* HTTP/2 has no Upgrade (RFC 9113 §8.6) */
+    st->body_deadline_ms = 0; /* a tunnel's idle time is the proxy's (tunnel_timeout) */
+    return 0;
+}
+
+static int h2_read_raw(struct pt_req *r, struct pt_str *view)
+{
+    struct pt_h2_stream *st = r->h2s;
+    if (st->is_cancelled)
+        return PT_ERR;
+    uint32_t n = st->body_tail - st->body_rpos;
+    *view = (struct pt_str){n ? st->body + st->body_rpos : NULL, n};
+    return n || st->body_eos ? PT_OK : PT_AGAIN;
+}
+
+static void h2_consume_raw(struct pt_req *r, size_t n)
+{
+    struct pt_h2_stream *st = r->h2s;
+    uint32_t rest = st->body_tail - st->body_rpos - (uint32_t)n;
+    if (rest)
+        memmove(st->body, st->body + st->body_rpos + n, rest);
+    st->body_tail = rest;
+    st->body_rpos = 0;
+    nghttp2_session_consume(st->s->ng, st->id, n);
 }
 
 /* Ends the body with trailer fields: they are kept on the stream and submitted (a HEADERS
@@ -474,6 +519,9 @@ const struct pt_stream_ops pt_h2_stream_ops = {
     .reset = h2_reset,
     .resume = h2_resume,
     .yield = h2_yield,
+    .tunnel = h2_tunnel,
+    .read_raw = h2_read_raw,
+    .consume_raw = h2_consume_raw,
 };
 
 /* The frame being made is the body's last: it ends the stream, or the trailers do (submitted

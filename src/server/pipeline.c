@@ -203,6 +203,13 @@ void pt_pipeline_run(struct pt_req *r, const struct pt_req_head *h)
         return;
     }
     r->route = route;
+    if (r->is_ext_connect && route->action != PT_ACTION_PROXY) {
+        /* An HTTP/2 WebSocket (extended CONNECT) only opens a tunnel to a target: a file, a
+           redirect or a fixed answer cannot be one. */
+        pt_conn_plan_discard(r);
+        pt_pipeline_fail(r, 405, false);
+        return;
+    }
     if (r->site->https_redirect && !r->is_tls && !is_acme_challenge(w->path_buf, (size_t)plen)) {
         pt_conn_plan_discard(r);
         redirect_to_https(r, host, path, query);

@@ -158,8 +158,10 @@ static void refresh(struct pt_worker *w)
         }
         w->ws = ws;
         listeners_sync(w, s);
-        if (is_reload)
+        if (is_reload) {
             pt_h2_reload(w); /* new streams go to new connections, on the new settings */
+            pt_timer_set(&w->loop, &w->reload_timer, s->cfg->shutdown_timeout_ms);
+        }
     } else if (s) {
         atomic_store(&w->pending, s); /* out of memory: try again on the next request */
     }
@@ -605,8 +607,32 @@ static void on_drain_timeout(struct pt_timer *t)
     struct pt_worker *w = PT_CONTAINER_OF(t, struct pt_worker, drain_timer);
     pt_log_warn("worker %d: shutdown_timeout reached, closing %zu connection(s)", w->id,
                 w->n_conns);
-    while (w->conns.next != &w->conns)
-        pt_conn_close(w->conns.next);
+    while (w->conns.next != &w->conns) {
+        struct pt_conn *c = w->conns.next;
+        if (c->state == PT_CS_H2)
+            pt_h2_conn_shut(c); /* RST_STREAM for what is open, GOAWAY */
+        pt_conn_close(c);
+    }
+}
+
+/* shutdown_timeout after the last reload: a tunnel opened on an older snapshot would keep it
+   (and its old targets) alive for as long as the tunnel lasts, so it is ended as a drain
+   would (HTTP/1.1: its connection closes; HTTP/2: RST_STREAM). Each is logged. */
+static void on_reload_timeout(struct pt_timer *t)
+{
+    struct pt_worker *w = PT_CONTAINER_OF(t, struct pt_worker, reload_timer);
+    size_t n = 0;
+    for (struct pt_conn *c = w->conns.next, *next; c != &w->conns; c = next) {
+        next = c->next;
+        if (c->state == PT_CS_H2) {
+            pt_h2_end_old_tunnels(c, w->ws);
+        } else if (c->r && c->r->pstate == PT_PS_TUNNEL && c->r->ws != w->ws) {
+            pt_conn_close(c);
+            n++;
+        }
+    }
+    if (n)
+        pt_log_info("worker %d: shutdown_timeout after reload: closed %zu tunnel(s)", w->id, n);
 }
 
 static void on_wake(struct pt_io *io, uint32_t events)
@@ -661,6 +687,7 @@ int pt_worker_init(struct pt_worker *w, int id)
     w->env.random_arg = w;
     w->env.n_tunnels = &w->n_tunnels;
     pt_timer_init(&w->drain_timer, on_drain_timeout);
+    pt_timer_init(&w->reload_timer, on_reload_timeout);
     pt_timer_init(&w->accept_timer, on_accept_timer);
     w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     w->log_buf = malloc(LOG_BUF_BYTES);
@@ -689,6 +716,7 @@ static void *worker_main(void *arg)
             break;
     }
     pt_timer_stop(&w->loop, &w->drain_timer);
+    pt_timer_stop(&w->loop, &w->reload_timer);
     close_listeners(w);
     if (w->reserve_fd >= 0)
         close(w->reserve_fd);

@@ -130,6 +130,8 @@ struct pt_worker {
     uint32_t n_tunnels;   /* open WebSocket tunnels (env.n_tunnels) */
     bool is_draining;
     struct pt_timer drain_timer;
+    struct pt_timer reload_timer;          /* shutdown_timeout after a reload: tunnels on older
+                                     snapshots end */
     struct pt_timer accept_timer;          /* re-arms the listeners after an accept pause */
     bool is_at_cap;                        /* paused at limits.max_connections: a close re-arms */
     int reserve_fd;                        /* /dev/null, given up to shed a connection on EMFILE */

@@ -10,6 +10,7 @@ Fixtures:
                  The factory fills listen (a free 127.0.0.1 port), workers (1), shutdown_timeout
                  and log (access log to a file in tmp_path) unless the config sets them.
   backend        factory: backend(handler) -> Backend (helpers/backends.py), closed on teardown.
+  wsb            a WebSocket target (helpers/wsbackend.py), closed on teardown.
   portico_bin    the path of the binary.
 Module-scoped servers can be built with PorticoFactory(tmp_path_factory.mktemp(...)).
 """
@@ -23,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from helpers.backends import Backend  # noqa: E402
 from helpers.portico import _LIVE, PORTICO_BIN, PorticoFactory  # noqa: E402
+from helpers.wsbackend import WsBackend  # noqa: E402
 
 
 def pytest_configure(config):
@@ -61,6 +63,13 @@ def portico(request, tmp_path):
     problems = f.finish()
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def wsb():
+    b = WsBackend()
+    yield b
+    b.close()
 
 
 @pytest.fixture

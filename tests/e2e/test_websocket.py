@@ -5,84 +5,14 @@ timeout, an upstream that closes, a reload with tunnels open, and plain requests
 import asyncio
 import signal
 import socket
-import threading
 import time
-from http import HTTPStatus
 
 import pytest
 import websockets
 
 from helpers.client import get
-from helpers.common import IO_TIMEOUT, scaled
-
-
-class WsBackend:
-    """A websockets server on 127.0.0.1 in an asyncio loop on its own thread. Paths: /echo
-    echoes every message, /close closes the socket after the handshake without a close frame,
-    /refuse answers 403; a request without Upgrade gets 200 "plain"."""
-
-    def __init__(self):
-        self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-        assert self.ready.wait(IO_TIMEOUT)
-
-    def _run(self):
-        asyncio.set_event_loop(self.loop)
-
-        async def process_request(path, headers):
-            if path.startswith("/refuse"):
-                return HTTPStatus.FORBIDDEN, [("Content-Length", "7")], b"refused"
-            if "upgrade" not in headers.get("Connection", "").lower():
-                return HTTPStatus.OK, [("Content-Length", "5")], b"plain"
-            return None
-
-        async def handler(ws, path):
-            if path.startswith("/close"):
-                ws.transport.abort()
-                return
-            async for msg in ws:
-                await ws.send(msg)
-
-        async def main():
-            self.server = await websockets.serve(handler, "127.0.0.1", 0,
-                                                 process_request=process_request,
-                                                 max_size=None)
-            self.port = self.server.sockets[0].getsockname()[1]
-            self.ready.set()
-
-        self.loop.run_until_complete(main())
-        self.loop.run_forever()
-
-    @property
-    def url(self):
-        return "http://127.0.0.1:%d" % self.port
-
-    def close(self):
-        async def stop():
-            self.server.close()
-            await self.server.wait_closed()
-        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(IO_TIMEOUT)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(IO_TIMEOUT)
-
-
-@pytest.fixture
-def wsb():
-    b = WsBackend()
-    yield b
-    b.close()
-
-
-def config(b, limits=None, **proxy):
-    proxy = dict(proxy)
-    proxy["to"] = "app"
-    cfg = {"sites": [{"routes": [{"match": "/*", "proxy": proxy}]}],
-           "upstreams": {"app": {"targets": [{"url": b.url}]}}}
-    if limits:
-        cfg["limits"] = limits
-    return cfg
+from helpers.common import IO_TIMEOUT, scaled, wait_until
+from helpers.wsbackend import config
 
 
 def run(coro):
@@ -100,6 +30,11 @@ async def echo_many(port, n, path="/echo"):
             got = await ws.recv()
             assert got == msg
     return n
+
+
+async def echo_one(ws, msg):
+    await ws.send(msg)
+    return await ws.recv() == msg
 
 
 def status_of(port, path="/echo", extra=b""):
@@ -250,9 +185,7 @@ def test_large_messages_cross_with_back_pressure(portico, wsb):
 
 
 def test_drain_keeps_tunnel_until_shutdown_timeout(portico, wsb):
-    cfg = config(wsb)
-    cfg["shutdown_timeout"] = "2s"
-    p = portico(cfg)
+    p = portico(config(wsb, top={"shutdown_timeout": "2s"}))
 
     async def scenario():
         async with websockets.connect("ws://127.0.0.1:%d/echo" % p.port) as ws:
@@ -270,6 +203,33 @@ def test_drain_keeps_tunnel_until_shutdown_timeout(portico, wsb):
     assert took <= scaled(5), took
     p.wait_exit(scaled(10))
     assert not p.alive()
+    # closed by the drain timeout, not by either end: still logged
+    assert any('"GET /echo' in ln and " 101 " in ln for ln in p.access_log()), p.access_log()
+
+
+def test_reload_ends_old_tunnels_after_shutdown_timeout_and_logs_them(portico, wsb):
+    p = portico(config(wsb, top={"shutdown_timeout": "2s"}))
+
+    async def scenario():
+        old = await websockets.connect("ws://127.0.0.1:%d/echo?old" % p.port)
+        try:
+            assert await echo_one(old, "before")
+            p.reload(config(wsb, limits={"tunnel_timeout": "1h"}, top={"shutdown_timeout": "2s"}))
+            await asyncio.sleep(0.5)
+            assert await echo_one(old, "after")
+            async with websockets.connect("ws://127.0.0.1:%d/echo?new" % p.port) as new:
+                t0 = time.time()
+                with pytest.raises(websockets.ConnectionClosed):
+                    await asyncio.wait_for(old.recv(), scaled(10))
+                took = time.time() - t0
+                assert await echo_one(new, "new")  # a tunnel on the new snapshot stays
+            return took
+        finally:
+            await old.close()
+    took = run(scenario())
+    assert 0.5 <= took <= scaled(5), took
+    assert wait_until(lambda: any('"GET /echo?old' in ln and " 101 " in ln
+                                  for ln in p.access_log()), scaled(5)), p.access_log()
 
 
 def test_upgrade_forwarded_on_a_connection_outside_the_pool(portico, backend):
