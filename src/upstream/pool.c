@@ -24,6 +24,7 @@
 
 #include "core/common.h"
 #include "tls/tls.h"
+#include "upstream/h2_client.h"
 
 static uint32_t addr_hash(const struct pt_sockaddr *a)
 {
@@ -137,6 +138,7 @@ void pt_upool_init(struct pt_upool *p, struct pt_loop *loop)
 
 void pt_upool_destroy(struct pt_upool *p)
 {
+    pt_h2c_pool_close(p, !p->is_draining);
     for (unsigned i = 0; i < PT_UPOOL_BUCKETS; i++)
         while (p->bucket[i]) {
             struct pt_uconn *u = p->bucket[i];
