@@ -245,6 +245,7 @@ static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
     }
     if (n < 0)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    mark(s); /* the owner took client bytes: its protocol may have a window to open */
     if (eof) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
         const struct pt_field *tf;
