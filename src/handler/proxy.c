@@ -522,8 +522,7 @@ static void restart_request(struct pt_req *r)
     memset(&r->resp_body, 0, sizeof(r->resp_body));
 }
 
-/* Handles an upstream failure: retry, answer 502/503/504, or (response under way) close. */
-static void upstream_failed(struct pt_req *r, enum pt_fail_kind kind)
+void pt_proxy_failed(struct pt_req *r, enum pt_fail_kind kind)
 {
     int rc = pt_attempt_failed(&r->at, kind, r->response_started);
     if (rc == PT_OK)
@@ -550,11 +549,11 @@ static void on_upstream_timeout(void *owner)
         return;
     }
     if (u->is_connecting || u->t.is_handshaking)
-        upstream_failed(r, PT_FAIL_CONNECT_TIMEOUT);
+        pt_proxy_failed(r, PT_FAIL_CONNECT_TIMEOUT);
     else if (!r->resp_head_seen)
-        upstream_failed(r, PT_FAIL_TIMEOUT);
+        pt_proxy_failed(r, PT_FAIL_TIMEOUT);
     else
-        upstream_failed(r, PT_FAIL_RESET); /* idle mid-body: the response cannot be completed */
+        pt_proxy_failed(r, PT_FAIL_RESET); /* idle mid-body: the response cannot be completed */
     r->stream->resume(r);
 }
 
@@ -1076,7 +1075,7 @@ void pt_proxy_run(struct pt_req *r)
             if (!u->t.can_write && !u->t.can_read)
                 goto client_side;
             if (!pt_attempt_connected(&r->at)) {
-                upstream_failed(r, PT_FAIL_CONNECT);
+                pt_proxy_failed(r, PT_FAIL_CONNECT);
                 continue;
             }
             progress = true;
@@ -1086,7 +1085,7 @@ void pt_proxy_run(struct pt_req *r)
                 goto client_side;
             int hs = upstream_handshake(r, u);
             if (hs == PT_ERR) {
-                upstream_failed(r, PT_FAIL_CONNECT);
+                pt_proxy_failed(r, PT_FAIL_CONNECT);
                 continue;
             }
             if (hs == PT_AGAIN)
@@ -1099,7 +1098,7 @@ void pt_proxy_run(struct pt_req *r)
             if (rc == PT_OK)
                 rc = pull_upstream(r, &progress);
             if (rc >= FAILED) {
-                upstream_failed(r, (enum pt_fail_kind)(rc - FAILED));
+                pt_proxy_failed(r, (enum pt_fail_kind)(rc - FAILED));
                 continue;
             }
             if (rc != PT_OK) {

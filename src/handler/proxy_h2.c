@@ -58,22 +58,6 @@ static enum pt_fail_kind kind_of(int fail)
     }
 }
 
-/* The attempt failed: retry (a new, unsubmitted stream: the pump submits it), answer
-   502/503/504, or (response under way) reset the client's stream. */
-static void failed(struct pt_req *r, enum pt_fail_kind kind)
-{
-    r->resp_body.pending = 0; /* a lent slice dies with its stream */
-    int rc = pt_attempt_failed(&r->at, kind, r->response_started);
-    if (rc == PT_OK) {
-        r->resp_head_seen = false;
-        memset(&r->resp_body, 0, sizeof(r->resp_body));
-    } else if (rc == PT_ERR) {
-        r->stream->reset(r);
-    } else {
-        pt_proxy_answer_locally(r, rc);
-    }
-}
-
 /* ---- the stream's callbacks ---- */
 
 static void on_event(void *owner)
@@ -86,7 +70,7 @@ static void on_timeout(void *owner)
 {
     struct pt_req *r = owner;
     /* No head in time; or, once it came, no byte for that long: cannot be completed. */
-    failed(r, r->resp_head_seen ? PT_FAIL_RESET : PT_FAIL_TIMEOUT);
+    pt_proxy_failed(r, r->resp_head_seen ? PT_FAIL_RESET : PT_FAIL_TIMEOUT);
     r->stream->resume(r);
 }
 
@@ -267,7 +251,7 @@ static bool pump_body(struct pt_req *r, struct pt_h2c_stream *s, bool *progress)
             r->stream->send_end(r);
         *progress = true;
     } else if (s->fail) {
-        failed(r, kind_of(s->fail)); /* cut short after the head: the client is reset */
+        pt_proxy_failed(r, kind_of(s->fail)); /* cut short after the head: the client is reset */
         return false;
     }
     return true;
@@ -308,7 +292,7 @@ void pt_proxy_h2_run(struct pt_req *r)
             pt_h2c_resume_body(s); /* woken by the client's stream: body bytes may be there */
         if (!r->resp_head_seen) {
             if (s->fail) {
-                failed(r, kind_of(s->fail));
+                pt_proxy_failed(r, kind_of(s->fail));
                 continue;
             }
             if (!s->status)
@@ -317,7 +301,7 @@ void pt_proxy_h2_run(struct pt_req *r)
             if (rc == PT_AGAIN)
                 continue;
             if (rc == PT_ERR) {
-                failed(r, PT_FAIL_BAD_RESPONSE);
+                pt_proxy_failed(r, PT_FAIL_BAD_RESPONSE);
                 continue;
             }
             if (rc != PT_OK) {

@@ -26,6 +26,11 @@ int pt_proxy_response_head(struct pt_req *r, const struct pt_h1_response *resp, 
    without blame and leaves the queue. */
 void pt_proxy_answer_locally(struct pt_req *r, int status);
 
+/* Handles an upstream failure of kind: a retry (PT_OK from pt_attempt_failed: the exchange is
+   rewound, a new connection or stream is under way), 502/503/504 answered locally, or (the
+   response under way) the client's stream reset. */
+void pt_proxy_failed(struct pt_req *r, enum pt_fail_kind kind);
+
 /* The attempt's callbacks both halves register (attempt.h). */
 void pt_proxy_on_dequeued(void *owner, int rc);
 void pt_proxy_on_affinity(void *owner, const char *token, size_t len);

@@ -18,7 +18,8 @@ import h2.connection
 import h2.events
 import pytest
 
-from helpers.client import RawConn, get, request
+from helpers import certs
+from helpers.client import get, request
 from helpers.common import free_port, scaled
 from helpers.h2backend import H2Answer, H2Backend, echo
 
@@ -40,13 +41,11 @@ def h2b():
 
 
 @pytest.fixture(scope="module")
-def tls_files(tmp_path_factory):
-    d = tmp_path_factory.mktemp("h2-upstream-tls")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(d / "key.pem"), "-out",
-                    str(d / "cert.pem"), "-days", "2", "-subj", "/CN=localhost", "-addext",
-                    "subjectAltName=DNS:localhost"], check=True, capture_output=True)
-    return d
+def tls(tmp_path_factory):
+    """(cert, key, ca) for a target named localhost, from the session's CA."""
+    pki = certs.session_pki(tmp_path_factory)
+    cert, key = pki.server(["localhost"], kind="ec")
+    return cert, key, pki.ca_cert
 
 
 def front(portico, targets, protocol="h2c", extra=None, route=None):
@@ -176,10 +175,25 @@ def test_large_bodies_cross_under_flow_control(portico, h2b, tmp_path):
     assert r.status == 200 and r.body == b"POST /bigpost1\n" + big
 
 
-def test_h2_over_tls_negotiates_alpn_h2(portico, h2b, tls_files):
-    b = h2b(cert=str(tls_files / "cert.pem"), key=str(tls_files / "key.pem"))
+def test_slow_client_holds_the_target_back_through_flow_control(portico, h2b):
+    big = b"z" * (64 * 1024 * 1024)
+    b = h2b(handler=lambda req: H2Answer(200, [("content-length", str(len(big)))], big))
+    p = front(portico, [h2c_url(b)])
+    s = socket.create_connection(("127.0.0.1", p.port))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    s.sendall(b"GET /huge HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    assert s.recv(100).startswith(b"HTTP/1.1 200")
+    time.sleep(scaled(1.5))  # the client reads nothing more: windows stay closed
+    sent = b.requests[0].sent
+    s.close()
+    print("target sent %d bytes to a client that stopped reading" % sent)
+    assert sent < 16 * 1024 * 1024, sent  # socket buffers and one 256 KiB window, not 64 MB
+
+
+def test_h2_over_tls_negotiates_alpn_h2(portico, h2b, tls):
+    b = h2b(cert=tls[0], key=tls[1])
     p = front(portico, ["https://localhost:%d" % b.port], protocol="h2",
-              extra={"ca_file": str(tls_files / "cert.pem")})
+              extra={"ca_file": tls[2]})
     r = get(p.port, "/tls")
     assert r.status == 200 and r.body == b"GET /tls\n", r
     r = request(p.port, "POST", "/tls", body=b"x" * 100000)
@@ -188,11 +202,10 @@ def test_h2_over_tls_negotiates_alpn_h2(portico, h2b, tls_files):
     assert b.accepted == 1
 
 
-def test_h2_target_that_does_not_select_alpn_h2_is_502(portico, h2b, tls_files):
-    b = h2b(cert=str(tls_files / "cert.pem"), key=str(tls_files / "key.pem"),
-            alpn=("http/1.1",))
+def test_h2_target_that_does_not_select_alpn_h2_is_502(portico, h2b, tls):
+    b = h2b(cert=tls[0], key=tls[1], alpn=("http/1.1",))
     p = front(portico, ["https://localhost:%d" % b.port], protocol="h2",
-              extra={"ca_file": str(tls_files / "cert.pem")})
+              extra={"ca_file": tls[2]})
     r = get(p.port, "/x")
     assert r.status == 502, r
     assert "ALPN h2" in p.stderr()

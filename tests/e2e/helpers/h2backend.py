@@ -26,6 +26,7 @@ class H2Request:
         self.body = b""
         self.trailers = []
         self.refused = False
+        self.sent = 0  # response body bytes handed to the connection
         self.done = threading.Event()
 
     def header(self, name):
@@ -175,6 +176,7 @@ class _Conn:
                         continue
                     last = n == len(body) and not a.trailers
                     self.h2.send_data(sid, body[:n], end_stream=last)
+                    req.sent += n
                     body = body[n:]
                     self.flush()
                 if a.trailers and not self.closed:
