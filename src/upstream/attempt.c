@@ -452,7 +452,10 @@ bool pt_attempt_may_retry_status(struct pt_attempt *a, int status, bool has_body
 int pt_attempt_failed(struct pt_attempt *a, enum pt_fail_kind kind, bool response_started)
 {
     struct pt_uconn *u = a->u;
-    bool was_reused = u && u->n_requests > 1;
+    /* HTTP/2: a connection that was up when the stream joined it and died under it (the
+       target closed an idle connection as the request went out) is the same case. */
+    bool was_reused = (u && u->n_requests > 1) ||
+                      (a->h2 && a->h2->is_reused && a->h2->is_conn_lost && !a->h2->status);
     const char *what = kind == PT_FAIL_CONNECT           ? "connect failed"
                        : kind == PT_FAIL_CONNECT_TIMEOUT ? "connect timed out"
                        : kind == PT_FAIL_RESET           ? "connection closed or reset"

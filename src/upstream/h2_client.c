@@ -270,8 +270,10 @@ static void conn_fail(struct pt_h2c_conn *c, int kind)
     c->is_dead = true;
     c->fail = kind;
     for (struct pt_h2c_stream *s = c->streams; s; s = s->next)
-        if (!s->is_closed || !s->is_end)
+        if (!s->is_closed || !s->is_end) {
+            s->is_conn_lost = true;
             stream_fail(s, kind);
+        }
     struct pt_h2c_conn **pp = &c->pool->h2_conns;
     while (*pp && *pp != c)
         pp = &(*pp)->next;
@@ -654,6 +656,7 @@ int pt_h2c_open(struct pt_upool *p, const struct pt_h2c_target *t, const struct 
         return -ENOMEM;
     }
     s->conn = best;
+    s->is_reused = best->is_ready;
     s->ops = ops;
     s->owner = owner;
     s->loop = p->loop;

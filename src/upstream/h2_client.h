@@ -97,6 +97,8 @@ struct pt_h2c_stream {
     bool is_end;           /* END_STREAM received: in holds the rest of the body */
     bool is_closed;        /* nghttp2 closed the stream */
     bool is_body_deferred; /* the body provider waits for pt_h2c_resume_body */
+    bool is_reused;        /* opened on a connection that was already up */
+    bool is_conn_lost;     /* its connection died under it (not a reset of this stream) */
     bool is_dirty;
     struct pt_h2c_stream *dirty_next;
     struct pt_loop *loop;

@@ -268,6 +268,15 @@ def test_stream_above_goaway_last_stream_id_is_retried(portico, h2b):
     assert len(b.refused) == 1 and b.accepted == 2
 
 
+def test_connection_the_target_closed_under_a_request_is_retried_on_a_new_one(portico, h2b):
+    b = h2b(drop_first_after=1)
+    p = front(portico, [h2c_url(b)])
+    assert get(p.port, "/first").status == 200
+    r = get(p.port, "/second")  # its stream dies with the first connection
+    assert r.status == 200 and r.body == b"GET /second\n", r
+    assert b.accepted == 2
+
+
 def test_dead_target_answers_502_and_the_next_target_serves(portico, h2b):
     dead = "http://127.0.0.1:%d" % free_port()
     p = front(portico, [dead])

@@ -3,9 +3,10 @@ prior knowledge) or TLS with ALPN h2. It counts the connections it accepted, rec
 request (headers, body, trailers) and each stream the client reset, and answers with a
 handler(req) -> H2Answer, run on a thread of its own per stream so that slow answers overlap.
 
-Behaviours for retries: refuse_first (the first N streams get RST_STREAM REFUSED_STREAM) and
+Behaviours for retries: refuse_first (the first N streams get RST_STREAM REFUSED_STREAM),
 goaway_first (the first connection answers its first request with GOAWAY last_stream_id 0,
-which refuses it)."""
+which refuses it) and drop_first_after (the first connection closes, without a word, when a
+request comes after that many)."""
 
 import socket
 import ssl
@@ -121,6 +122,12 @@ class _Conn:
                 with srv.lock:
                     srv.refused.append(req)
                 return
+            if self.index == 0 and srv.drop_first_after is not None and \
+                    len(self.requests) > srv.drop_first_after:
+                req.refused = True  # closed without a word, as an idle timeout would
+                self.closed = True
+                self.sock.shutdown(socket.SHUT_RDWR)
+                return
             if srv.goaway_first and self.index == 0 and n == 0:
                 req.refused = True
                 self.h2.close_connection(error_code=0, last_stream_id=0)
@@ -193,11 +200,12 @@ class H2Backend:
     cert/key are given."""
 
     def __init__(self, handler=echo, cert=None, key=None, max_streams=100, refuse_first=0,
-                 goaway_first=False, alpn=("h2",)):
+                 goaway_first=False, alpn=("h2",), drop_first_after=None):
         self.handler = handler
         self.max_streams = max_streams
         self.refuse_first = refuse_first
         self.goaway_first = goaway_first
+        self.drop_first_after = drop_first_after
         self.lock = threading.Lock()
         self.accepted = 0
         self.n_streams = 0
