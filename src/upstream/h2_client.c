@@ -175,6 +175,17 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
         return 0;
     case NGHTTP2_GOAWAY:
         c->is_goaway = true;
+        /* nghttp2 refuses the opened streams above last_stream_id itself (on_stream_close);
+           requests it still holds back (the peer's stream limit) would wait for a stream to
+           end only to be refused then: they are refused now and their HEADERS cancelled. */
+        for (struct pt_h2c_stream *s = c->streams; s; s = s->next)
+            if (s->id > f->goaway.last_stream_id && !s->is_closed &&
+                !nghttp2_session_find_stream(ng, s->id)) {
+                s->is_closed = true;
+                c->n_active--;
+                nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
+                stream_fail(s, PT_H2C_REFUSED);
+            }
         return 0;
     case NGHTTP2_HEADERS:
     case NGHTTP2_DATA:
@@ -191,7 +202,6 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
         s->is_end = true;
         mark(s);
     }
-    (void)ng;
     return 0;
 }
 
@@ -227,6 +237,21 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
     else if (!s->is_end)
         stream_fail(s, PT_H2C_RESET);
     mark(s);
+    return 0;
+}
+
+/* A request's HEADERS that never left: after a GOAWAY received, its stream may not start (the
+   target never saw it: refused); anything else is a failure of the stream. */
+static int on_not_sent(nghttp2_session *ng, const nghttp2_frame *f, int err, void *ud)
+{
+    (void)ng;
+    struct pt_h2c_conn *c = ud;
+    struct pt_h2c_stream *s = f->hd.type == NGHTTP2_HEADERS ? find(c, f->hd.stream_id) : NULL;
+    if (!s || s->is_closed || s->status)
+        return 0;
+    s->is_closed = true;
+    c->n_active--;
+    stream_fail(s, err == NGHTTP2_ERR_START_STREAM_NOT_ALLOWED ? PT_H2C_REFUSED : PT_H2C_RESET);
     return 0;
 }
 
@@ -534,6 +559,7 @@ static struct pt_h2c_conn *conn_new(struct pt_upool *p, const struct pt_h2c_targ
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs, on_not_sent);
     nghttp2_option_set_no_auto_window_update(opt, 1); /* the owner consumes */
     nghttp2_option_set_peer_max_concurrent_streams(opt, PT_H2C_ASSUMED_STREAMS);
     int rv = nghttp2_session_client_new2(&c->ng, cbs, c, opt);

@@ -4,7 +4,8 @@
  * max_conns), refused streams, cancelling one stream without the connection, a failed connect.
  *
  * The target is an nghttp2 server session in this thread on a listening socket of 127.0.0.1,
- * driven between the loop's iterations. It announces SETTINGS_MAX_CONCURRENT_STREAMS 2,
+ * driven between the loop's iterations. It announces SETTINGS_MAX_CONCURRENT_STREAMS 2 (or
+ * srv.max_streams),
  * answers "hi" to every path except /hang, and refuses every stream while `refuse` is set.
  */
 #include <arpa/inet.h>
@@ -41,7 +42,8 @@ static struct {
     struct srv_conn c[MAX_SRV];
     int n;
     bool refuse;
-    int n_cancel; /* RST_STREAM CANCEL received */
+    uint32_t max_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS announced */
+    int n_cancel;         /* RST_STREAM CANCEL received */
     int n_requests;
 } srv;
 
@@ -101,6 +103,7 @@ static int srv_close(nghttp2_session *ng, int32_t id, uint32_t code, void *ud)
 static void srv_start(void)
 {
     memset(&srv, 0, sizeof(srv));
+    srv.max_streams = 2;
     srv.lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     assert_true(srv.lfd >= 0);
     srv.addr.u.in.sin_family = AF_INET;
@@ -126,7 +129,7 @@ static void srv_pump(void)
         nghttp2_session_callbacks_set_on_stream_close_callback(cbs, srv_close);
         assert_int_equal(nghttp2_session_server_new(&c->ng, cbs, c), 0);
         nghttp2_session_callbacks_del(cbs);
-        nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 2}};
+        nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, srv.max_streams}};
         nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, iv, 1);
     }
     for (int i = 0; i < srv.n; i++) {
@@ -331,6 +334,30 @@ static void release_cancels_the_stream_not_the_connection(void **state)
     assert_int_equal(srv.n, 1);
 }
 
+static void request_queued_behind_a_goaway_is_refused(void **state)
+{
+    struct fix *f = *state;
+    struct owner warm, hang, queued;
+    srv.max_streams = 1;
+    open_get(f, &warm, "/warm", 1);
+    assert_true(run_until(f, stream_over, &warm));
+    pt_h2c_release(warm.s);
+    open_get(f, &hang, "/hang", 1);
+    open_get(f, &queued, "/q", 1); /* one connection, full: nghttp2 holds it back */
+    for (int i = 0; i < 40 && srv.n_requests < 2; i++) {
+        pt_loop_run_once(&f->loop, 5);
+        srv_pump();
+    }
+    assert_int_equal(srv.n_requests, 2); /* /warm and /hang */
+    nghttp2_submit_goaway(srv.c[0].ng, NGHTTP2_FLAG_NONE, hang.s->id, NGHTTP2_NO_ERROR, NULL, 0);
+    srv_pump();
+    assert_true(run_until(f, stream_over, &queued));
+    assert_int_equal(queued.s->fail, PT_H2C_REFUSED); /* never sent: safe to retry */
+    assert_int_equal(hang.s->fail, PT_H2C_OK);        /* below last_stream_id: goes on */
+    pt_h2c_release(queued.s);
+    pt_h2c_release(hang.s);
+}
+
 static void failed_connect_fails_the_stream(void **state)
 {
     struct fix *f = *state;
@@ -358,6 +385,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(refused_stream_is_reported_as_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(release_cancels_the_stream_not_the_connection, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(request_queued_behind_a_goaway_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(failed_connect_fails_the_stream, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
