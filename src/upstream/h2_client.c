@@ -410,6 +410,11 @@ static void conn_step(struct pt_h2c_conn *c)
     if (!c->is_ready) {
         c->is_ready = true;
         pt_timer_stop(c->pool->loop, &u->timer);
+        for (struct pt_h2c_stream *s = c->streams; s; s = s->next)
+            if (s->timer_ms) {
+                pt_timer_set(c->pool->loop, &s->timer, s->timer_ms);
+                s->timer_ms = 0;
+            }
     }
     while (u->t.can_read && !c->is_dead) {
         uint8_t buf[16384];
@@ -746,6 +751,11 @@ void pt_h2c_consume(struct pt_h2c_stream *s, size_t n)
 
 void pt_h2c_set_timer(struct pt_h2c_stream *s, uint32_t ms)
 {
+    s->timer_ms = 0;
+    if (ms && s->conn && !s->conn->is_ready) {
+        s->timer_ms = ms; /* armed when the connection is up */
+        return;
+    }
     if (ms)
         pt_timer_set(s->loop, &s->timer, ms);
     else

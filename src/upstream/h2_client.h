@@ -98,6 +98,7 @@ struct pt_h2c_stream {
     bool is_closed;        /* nghttp2 closed the stream */
     bool is_body_deferred; /* the body provider waits for pt_h2c_resume_body */
     bool is_reused;        /* opened on a connection that was already up */
+    uint32_t timer_ms;     /* pt_h2c_set_timer while the connection is not up yet */
     bool is_conn_lost;     /* its connection died under it (not a reset of this stream) */
     bool is_dirty;
     struct pt_h2c_stream *dirty_next;
@@ -129,7 +130,8 @@ void pt_h2c_resume_body(struct pt_h2c_stream *s);
    (WINDOW_UPDATE). The rest moves to the front of s->in. */
 void pt_h2c_consume(struct pt_h2c_stream *s, size_t n);
 
-/* Arms (ms > 0) or stops (0) s's timer; ops->timeout when it fires. */
+/* Arms (ms > 0) or stops (0) s's timer; ops->timeout when it fires. While s's connection is
+   still connecting the timer waits for it to be up (connect_timeout covers the connect). */
 void pt_h2c_set_timer(struct pt_h2c_stream *s, uint32_t ms);
 
 /* The owner lets go of s: a stream still open is cancelled (RST_STREAM CANCEL, the connection

@@ -155,6 +155,10 @@ def test_post_bodies_both_ways_from_http1_and_http2_clients(portico, h2b):
     assert r.status == 200 and r.body == b"POST /up\nhello body", r
     code, version, body = curl_h2(p.port, "/up2", "--data-binary", "from h2")
     assert (code, version, body) == (200, "2", b"POST /up2\nfrom h2")
+    r = subprocess.run(["curl", "-sS", "-m", str(scaled(20)), "-H", "Transfer-Encoding: chunked",
+                        "--data-binary", "chunked body", "http://127.0.0.1:%d/up3" % p.port],
+                       capture_output=True, check=True)
+    assert r.stdout == b"POST /up3\nchunked body"
     assert b.accepted == 1  # both on the one connection
 
 
