@@ -1258,8 +1258,11 @@ int pt_proxy_start(struct pt_req *r, const struct pt_req_head *h, const struct p
     rc = pt_attempt_connect_first(&r->at);
     if (rc == PT_OK)
         r->pstate = PT_PS_ACTIVE;
-    if (rc == PT_OK && r->is_h2_upstream)
+    if (rc == PT_OK && r->is_h2_upstream) {
         rc = pt_proxy_h2_submit(r);
+        if (rc != PT_OK)
+            r->pstate = PT_PS_NONE; /* the attempt ended: answered by the caller */
+    }
     return rc;
 }
 

@@ -333,6 +333,17 @@ def test_response_trailers_are_received_from_the_target(portico, h2b):
     assert b.requests[0].done.wait(scaled(5))
 
 
+def test_response_with_trailers_ends_for_an_http2_client(portico, h2b):
+    b = h2b(handler=lambda req: H2Answer(200, [], b"body", trailers=[("x-done", "yes")]))
+    p = front(portico, [h2c_url(b)])
+    c = H2Client(p.port)
+    sid = c.headers("/tr")
+    assert c.pump(lambda: c.ended(sid))
+    assert b"".join(e.data for e in c.of(sid, h2.events.DataReceived)) == b"body"
+    assert not c.of(sid, h2.events.StreamReset)
+    c.close()
+
+
 @pytest.mark.xfail(strict=False, reason="needs send_trailers/req_trailers in the client-side "
                    "streams (another part of issue 10)")
 def test_trailers_pass_both_ways_with_an_http2_client(portico, h2b):
