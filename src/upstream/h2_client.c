@@ -44,6 +44,8 @@
 #include "tls/tls_transport.h"
 #include "upstream/uconn.h"
 
+#define READS_PER_STEP 32 /* 16 KiB reads of one connection per loop iteration */
+
 struct pt_h2c_conn {
     struct pt_h2c_conn *next; /* the pool's list, oldest first */
     struct pt_upool *pool;
@@ -368,7 +370,11 @@ static void log_conn(const struct pt_h2c_conn *c, const char *what, const char *
                        why && *why ? ": " : "", why ? why : "");
 }
 
-/* Connect, handshake, read, write: what the socket allows now. */
+static void post_run(struct pt_h2c_conn *c);
+
+/* Connect, handshake, read, write: what the socket allows now. A busy connection reads at most
+   READS_PER_STEP buffers, then comes back in the next loop iteration (the worker's other
+   connections get their turn; the socket, edge-triggered, would not be reported again). */
 static void conn_step(struct pt_h2c_conn *c)
 {
     struct pt_uconn *u = c->u;
@@ -416,7 +422,11 @@ static void conn_step(struct pt_h2c_conn *c)
                 s->timer_ms = 0;
             }
     }
-    while (u->t.can_read && !c->is_dead) {
+    for (int reads = 0; u->t.can_read && !c->is_dead; reads++) {
+        if (reads == READS_PER_STEP) {
+            post_run(c);
+            break;
+        }
         uint8_t buf[16384];
         ssize_t n = pt_transport_read(&u->t, buf, sizeof(buf));
         if (n == -EAGAIN)
@@ -520,17 +530,24 @@ static void posted(struct pt_defer *d)
         conn_run(c);
 }
 
+/* A run of c in the next loop iteration. */
+static void post_run(struct pt_h2c_conn *c)
+{
+    if (!c->is_posted) {
+        c->is_posted = true;
+        pt_loop_post(c->pool->loop, &c->post, posted);
+    }
+}
+
 /* The owner changed something nghttp2 has to send: the session runs in the next loop
    iteration (or again in the round under way), never inside the owner's call, which may come
    from its own event. */
 static void kick(struct pt_h2c_conn *c)
 {
-    if (c->in_run) {
+    if (c->in_run)
         c->again = true;
-    } else if (!c->is_posted) {
-        c->is_posted = true;
-        pt_loop_post(c->pool->loop, &c->post, posted);
-    }
+    else
+        post_run(c);
 }
 
 /* The connect timeout, or the idle timeout of a connection without streams. */
