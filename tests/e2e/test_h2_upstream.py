@@ -218,10 +218,16 @@ def test_h2_target_that_does_not_select_alpn_h2_is_502(portico, h2b, tls):
 # --- multiplexing ------------------------------------------------------------------------
 
 
-def test_64_concurrent_requests_use_at_most_4_upstream_connections(portico, h2b):
-    b = h2b(handler=lambda req: H2Answer(200, [], b"ok " + req.path.encode(), delay=0.5),
-            max_streams=16)
-    p = front(portico, [h2c_url(b)])
+@pytest.mark.parametrize("protocol", ["h2c", "h2"])
+def test_64_concurrent_requests_use_at_most_4_upstream_connections(portico, h2b, tls, protocol):
+    answer = lambda req: H2Answer(200, [], b"ok " + req.path.encode(), delay=0.5)  # noqa: E731
+    if protocol == "h2":
+        b = h2b(handler=answer, max_streams=16, cert=tls[0], key=tls[1])
+        p = front(portico, ["https://localhost:%d" % b.port], protocol="h2",
+                  extra={"ca_file": tls[2]})
+    else:
+        b = h2b(handler=answer, max_streams=16)
+        p = front(portico, [h2c_url(b)])
     assert get(p.port, "/warm").status == 200  # the target's SETTINGS are known from here on
     results = {}
 
@@ -235,7 +241,8 @@ def test_64_concurrent_requests_use_at_most_4_upstream_connections(portico, h2b)
         t.join()
     assert all(results[i].status == 200 and results[i].body == b"ok /c%d" % i
                for i in range(64)), results
-    print("upstream connections accepted for 64 concurrent requests: %d" % b.accepted)
+    print("%s: upstream connections accepted for 64 concurrent requests: %d"
+          % (protocol, b.accepted))
     assert 2 <= b.accepted <= 4  # full connections made new ones, never more than 4
 
 
