@@ -20,7 +20,7 @@ import pytest
 
 from helpers import certs
 from helpers.client import get, request
-from helpers.common import free_port, scaled
+from helpers.common import closing_maker, free_port, scaled
 from helpers.h2backend import H2Answer, H2Backend, echo
 
 CANCEL = 0x8
@@ -28,16 +28,7 @@ CANCEL = 0x8
 
 @pytest.fixture
 def h2b():
-    made = []
-
-    def make(**kw):
-        b = H2Backend(**kw)
-        made.append(b)
-        return b
-
-    yield make
-    for b in made:
-        b.close()
+    yield from closing_maker(H2Backend)
 
 
 @pytest.fixture(scope="module")
