@@ -602,10 +602,8 @@ static void put_chunk_size(struct pt_buf *b, uint32_t n)
     PT_BUG_ON(!ok);
 }
 
-/* The trailer fields of f[0..n) that may cross the proxy (pt_trailer_field_ok), into out
-   (PT_BODY_TRAILERS_MAX entries, borrowed). Returns how many. */
-static size_t filter_trailers(const struct pt_req *r, const struct pt_field *f, size_t n,
-                              struct pt_field *out)
+size_t pt_proxy_filter_trailers(const struct pt_req *r, const struct pt_field *f, size_t n,
+                                struct pt_field *out)
 {
     size_t k = 0;
     for (size_t i = 0; i < n && k < PT_BODY_TRAILERS_MAX; i++) {
@@ -629,7 +627,7 @@ static void put_last_chunk(struct pt_req *r)
     bool ok = pt_buf_put(&r->uout, "0\r\n", 3);
     PT_BUG_ON(!ok);
     struct pt_field keep[PT_BODY_TRAILERS_MAX];
-    n = n ? filter_trailers(r, f, n, keep) : 0;
+    n = n ? pt_proxy_filter_trailers(r, f, n, keep) : 0;
     for (size_t i = 0; i < n; i++) {
         if (pt_buf_room(&r->uout) < keep[i].name.n + keep[i].value.n + 6)
             break;
@@ -923,7 +921,7 @@ static void end_response(struct pt_req *r)
 {
     struct pt_body *b = &r->resp_body;
     struct pt_field keep[PT_BODY_TRAILERS_MAX];
-    size_t n = b->n_trailers ? filter_trailers(r, b->trailers, b->n_trailers, keep) : 0;
+    size_t n = b->n_trailers ? pt_proxy_filter_trailers(r, b->trailers, b->n_trailers, keep) : 0;
     if (n)
         r->stream->send_trailers(r, keep, n);
     else

@@ -104,10 +104,17 @@ static ssize_t on_read_body(void *owner, uint8_t *buf, size_t len, bool *eof)
     return (ssize_t)n;
 }
 
-static size_t on_req_trailers(void *owner, const struct pt_field **f)
+/* The client's trailer fields that may cross (the HTTP/1.1 path's filter). */
+static size_t on_req_trailers(void *owner, struct pt_field *out, size_t cap)
 {
     struct pt_req *r = owner;
-    return r->stream->req_trailers ? r->stream->req_trailers(r, f) : 0;
+    const struct pt_field *f;
+    size_t n = r->stream->req_trailers(r, &f);
+    struct pt_field keep[PT_BODY_TRAILERS_MAX];
+    n = n ? pt_proxy_filter_trailers(r, f, n, keep) : 0;
+    n = PT_MIN(n, cap);
+    memcpy(out, keep, n * sizeof(*out));
+    return n;
 }
 
 static const struct pt_h2c_ops stream_ops = {
@@ -245,8 +252,11 @@ static bool pump_body(struct pt_req *r, struct pt_h2c_stream *s, bool *progress)
         *progress = true;
     } else if (s->is_end) {
         b->is_done = true;
-        if (s->n_trailers)
-            r->stream->send_trailers(r, s->trailers, s->n_trailers);
+        struct pt_field keep[PT_BODY_TRAILERS_MAX];
+        size_t n =
+            s->n_trailers ? pt_proxy_filter_trailers(r, s->trailers, s->n_trailers, keep) : 0;
+        if (n)
+            r->stream->send_trailers(r, keep, n);
         else
             r->stream->send_end(r);
         *progress = true;

@@ -22,6 +22,11 @@ int pt_proxy_request_head(struct pt_req *r, const struct pt_req_head *h,
 int pt_proxy_response_head(struct pt_req *r, const struct pt_h1_response *resp, bool interim,
                            bool streamed);
 
+/* The trailer fields of f[0..n) that may cross the proxy (pt_trailer_field_ok), into out
+   (PT_BODY_TRAILERS_MAX entries, borrowed from f). Returns how many. */
+size_t pt_proxy_filter_trailers(const struct pt_req *r, const struct pt_field *f, size_t n,
+                                struct pt_field *out);
+
 /* Answers r with Portico's error page for status (nothing was sent yet): the attempt ends
    without blame and leaves the queue. */
 void pt_proxy_answer_locally(struct pt_req *r, int status);

@@ -275,8 +275,8 @@ static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
     mark(s); /* the owner took client bytes: its protocol may have a window to open */
     if (eof) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
-        const struct pt_field *tf;
-        size_t tn = s->ops->req_trailers ? s->ops->req_trailers(s->owner, &tf) : 0;
+        struct pt_field tf[64];
+        size_t tn = s->ops->req_trailers ? s->ops->req_trailers(s->owner, tf, 64) : 0;
         if (tn) {
             nghttp2_nv nv[64];
             char tb[8192];

@@ -61,9 +61,9 @@ struct pt_h2c_ops {
        the end of the body), -EAGAIN when none are there yet (pt_h2c_resume_body later), or
        another negative value to abandon the request (the stream is reset). */
     ssize_t (*read_body)(void *owner, uint8_t *buf, size_t len, bool *eof);
-    /* After the body's end: the request's trailer fields (*f, valid during the call), their
-       number (0: none). */
-    size_t (*req_trailers)(void *owner, const struct pt_field **f);
+    /* After the body's end: the request's trailer fields, copied into out (cap entries; the
+       bytes they point to stay valid until the request ends); their number (0: none). */
+    size_t (*req_trailers)(void *owner, struct pt_field *out, size_t cap);
 };
 
 /* Where a connection goes; copied by pt_h2c_open when it makes one. */

@@ -2,7 +2,7 @@
 and h2 (TLS, ALPN h2) carry requests from HTTP/1.1 and HTTP/2 clients as streams of a few shared
 connections; bodies flow both ways under flow control; 64 concurrent requests use at most 4
 connections; refused streams and GOAWAY are retried; a dead target answers as for HTTP/1.1; a
-client that goes away cancels only its stream.
+client that goes away cancels only its stream; trailers pass both ways.
 
 Backends are python3-h2 servers started by the tests (helpers/h2backend.py); clients are the
 raw HTTP/1.1 client, curl --http2-prior-knowledge and python3-h2."""
@@ -19,7 +19,7 @@ import h2.events
 import pytest
 
 from helpers import certs
-from helpers.client import get, request
+from helpers.client import RawConn, get, request
 from helpers.common import closing_maker, free_port, scaled
 from helpers.h2backend import H2Answer, H2Backend, echo
 
@@ -322,13 +322,19 @@ def test_client_reset_cancels_only_its_upstream_stream(portico, h2b):
 # --- trailers -----------------------------------------------------------------------------
 
 
-def test_response_trailers_are_received_from_the_target(portico, h2b):
-    """The upstream side of trailers: the target's trailers arrive and the body is whole."""
+def test_trailers_pass_both_ways_with_an_http1_client(portico, h2b):
+    """Chunked both ways: the client's trailers go upstream after the body, the target's come
+    back in the last chunk."""
     b = h2b(handler=lambda req: H2Answer(200, [], b"body", trailers=[("grpc-status", "0")]))
     p = front(portico, [h2c_url(b)])
-    r = get(p.port, "/t")
+    with RawConn(p.port) as c:
+        c.send(b"POST /t HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n"
+               b"TE: trailers\r\n\r\n2\r\nup\r\n0\r\nx-req-trailer: 1\r\n\r\n")
+        r = c.read_response(method="POST")
     assert r.status == 200 and r.body == b"body", r
-    assert b.requests[0].done.wait(scaled(5))
+    assert ("grpc-status", "0") in r.trailers, r.trailers
+    assert b.requests[0].body == b"up"
+    assert ("x-req-trailer", "1") in b.requests[0].trailers
 
 
 def test_response_with_trailers_ends_for_an_http2_client(portico, h2b):
@@ -342,8 +348,6 @@ def test_response_with_trailers_ends_for_an_http2_client(portico, h2b):
     c.close()
 
 
-@pytest.mark.xfail(strict=False, reason="needs send_trailers/req_trailers in the client-side "
-                   "streams (another part of issue 10)")
 def test_trailers_pass_both_ways_with_an_http2_client(portico, h2b):
     b = h2b(handler=lambda req: H2Answer(200, [], b"body", trailers=[("x-done", "yes")]))
     p = front(portico, [h2c_url(b)])
