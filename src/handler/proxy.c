@@ -139,15 +139,21 @@ static bool in_tokens(const struct conn_tokens *ct, struct pt_str n)
     return false;
 }
 
-/* Whether an Upgrade field's value names websocket among its protocols (RFC 9110 §7.8). */
-static bool names_websocket(struct pt_str v)
+/* Whether a comma-separated field value v names the token tok (ASCII case-insensitive). */
+static bool names_token(struct pt_str v, const char *tok)
 {
     const char *p = v.p, *end = v.p + v.n;
     struct pt_str t;
     while (next_token(&p, end, &t))
-        if (PT_STR_CASEEQ_LIT(t, "websocket"))
+        if (pt_str_caseeq(t, tok, strlen(tok)))
             return true;
     return false;
+}
+
+/* Whether an Upgrade field's value names websocket among its protocols (RFC 9110 §7.8). */
+static bool names_websocket(struct pt_str v)
+{
+    return names_token(v, "websocket");
 }
 
 /* ---- building heads ---- */
@@ -328,12 +334,14 @@ int pt_proxy_request_head(struct pt_req *r, const struct pt_req_head *h,
     struct pt_str xff[8];
     size_t n_xff = 0;
     const struct pt_header_ops *ops = &pc->request;
-    bool asks_websocket = r->is_ext_connect, has_ws_version = false;
+    bool asks_websocket = r->is_ext_connect, has_ws_version = false, wants_trailers = false;
     for (size_t i = 0; i < h->n_fields; i++) {
         struct pt_str n = h->fields[i].name;
         if (is_hop_by_hop(n) || in_tokens(&ct, n)) {
             if (n.n == 7 && PT_STR_CASEEQ_LIT(n, "upgrade") && names_websocket(h->fields[i].value))
                 asks_websocket = true;
+            else if (n.n == 2 && r->is_h2_upstream && names_token(h->fields[i].value, "trailers"))
+                wants_trailers = true; /* HTTP/2 keeps "TE: trailers" (RFC 9113 §8.2.2) */
             continue;
         }
         switch (n.n) {
@@ -408,6 +416,10 @@ int pt_proxy_request_head(struct pt_req *r, const struct pt_req_head *h,
     PUT_LIT(&o, "X-Request-Id: ");
     put(&o, r->request_id, r->request_id_len);
     PUT_LIT(&o, "\r\n");
+    /* gRPC targets insist on "TE: trailers". An HTTP/2 client's TE stays in its protocol
+       layer, so a gRPC request says it for the client. */
+    if (wants_trailers || (r->is_grpc && r->is_h2_upstream))
+        PUT_LIT(&o, "TE: trailers\r\n");
     if (asks_websocket) {
         rc = want_upgrade(r, &ct);
         if (rc != PT_OK)

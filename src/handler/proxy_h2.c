@@ -193,11 +193,16 @@ static int take_head(struct pt_req *r, struct pt_h2c_stream *s)
     resp.headers = s->fields;
     resp.num_headers = s->n_fields;
     resp.framing.content_length = s->content_length;
-    bool no_body = r->is_head || s->status == 204 || s->status == 304;
+    if (s->is_end && !pt_buf_len(&s->in) && !s->n_trailers)
+        resp.framing.content_length = 0; /* the HEADERS ended the stream: no body at all (a
+                                            gRPC trailers-only answer stays one HEADERS frame) */
+    bool no_body =
+        r->is_head || s->status == 204 || s->status == 304 || resp.framing.content_length == 0;
     r->resp_body.is_done = no_body;
     if (!r->req_body.is_done)
         r->is_keepalive = false; /* answered before the body ended: the rest is never read */
-    if (pt_proxy_response_head(r, &resp, false, !no_body && s->content_length < 0) != PT_OK)
+    if (pt_proxy_response_head(r, &resp, false, !no_body && resp.framing.content_length < 0) !=
+        PT_OK)
         return PT_ERR;
     r->resp_head_seen = true;
     r->response_started = true;

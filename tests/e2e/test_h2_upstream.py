@@ -362,3 +362,60 @@ def test_trailers_pass_both_ways_with_an_http2_client(portico, h2b):
     tr = c.of(sid, h2.events.TrailersReceived)
     assert tr and ("x-done", "yes") in tr[0].headers
     c.close()
+
+
+# --- gRPC over an h2c upstream ------------------------------------------------------------
+
+
+@pytest.fixture
+def grpc_target():
+    """A real grpcio server (raw bytes, no protobuf) with the four call kinds and a slow one."""
+    from concurrent import futures
+
+    import grpc
+
+    def slow(req, ctx):
+        time.sleep(2)
+        return req
+
+    handlers = {
+        "Unary": grpc.unary_unary_rpc_method_handler(lambda req, ctx: b"u:" + req),
+        "ServerStream": grpc.unary_stream_rpc_method_handler(
+            lambda req, ctx: (b"s%d:" % i + req for i in range(3))),
+        "ClientStream": grpc.stream_unary_rpc_method_handler(
+            lambda it, ctx: b"c:" + b"+".join(it)),
+        "Bidi": grpc.stream_stream_rpc_method_handler(lambda it, ctx: (b"b:" + m for m in it)),
+        "Slow": grpc.unary_unary_rpc_method_handler(slow),
+    }
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("portico.test.Echo", handlers),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield port
+    server.stop(0)
+
+
+def test_grpc_call_kinds_through_an_h2c_upstream(portico, grpc_target):
+    import grpc
+    p = front(portico, ["http://127.0.0.1:%d" % grpc_target])
+    with grpc.insecure_channel("127.0.0.1:%d" % p.port) as ch:
+        m = "/portico.test.Echo/"
+        assert ch.unary_unary(m + "Unary")(b"x", timeout=scaled(10)) == b"u:x"
+        assert list(ch.unary_stream(m + "ServerStream")(b"y", timeout=scaled(10))) == \
+            [b"s0:y", b"s1:y", b"s2:y"]
+        assert ch.stream_unary(m + "ClientStream")(iter([b"a", b"b", b"c"]),
+                                                   timeout=scaled(10)) == b"c:a+b+c"
+        assert list(ch.stream_stream(m + "Bidi")(iter([b"1", b"2"]), timeout=scaled(10))) == \
+            [b"b:1", b"b:2"]
+
+
+def test_grpc_call_past_the_route_timeout_is_deadline_exceeded(portico, grpc_target):
+    import grpc
+    p = front(portico, ["http://127.0.0.1:%d" % grpc_target], route={"timeout": "500ms"})
+    with grpc.insecure_channel("127.0.0.1:%d" % p.port) as ch:
+        t0 = time.monotonic()
+        with pytest.raises(grpc.RpcError) as e:
+            ch.unary_unary("/portico.test.Echo/Slow")(b"z", timeout=scaled(10))
+        assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert time.monotonic() - t0 < scaled(5)  # Portico's deadline, not the client's
