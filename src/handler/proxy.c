@@ -6,6 +6,10 @@
  * it calls back here through attempt_ops (readiness, timeouts, end of a queue wait, cookie
  * affinity).
  *
+ * An upstream whose protocol is h2 or h2c is driven by proxy_h2.c instead (r->is_h2_upstream,
+ * one test at the top of pt_proxy_run): the start below, the request head and the response
+ * head stage are shared with it (proxy_internal.h).
+ *
  * One request drives one upstream connection at a time. The client side is the request's
  * stream (http/stream.h): the proxy never learns which protocol carries the request. The
  * upstream socket's events and the attempt's timers wake the stream (resume), which calls
@@ -64,6 +68,7 @@
 #include "handler/resp_head.h"
 #include "handler/handler.h"
 #include "handler/websocket.h"
+#include "handler/proxy_internal.h"
 #include "tls/tls_transport.h"
 #include "upstream/attempt.h"
 
@@ -134,15 +139,21 @@ static bool in_tokens(const struct conn_tokens *ct, struct pt_str n)
     return false;
 }
 
-/* Whether an Upgrade field's value names websocket among its protocols (RFC 9110 §7.8). */
-static bool names_websocket(struct pt_str v)
+/* Whether a comma-separated field value v names the token tok (ASCII case-insensitive). */
+static bool names_token(struct pt_str v, const char *tok)
 {
     const char *p = v.p, *end = v.p + v.n;
     struct pt_str t;
     while (next_token(&p, end, &t))
-        if (PT_STR_CASEEQ_LIT(t, "websocket"))
+        if (pt_str_caseeq(t, tok, strlen(tok)))
             return true;
     return false;
+}
+
+/* Whether an Upgrade field's value names websocket among its protocols (RFC 9110 §7.8). */
+static bool names_websocket(struct pt_str v)
+{
+    return names_token(v, "websocket");
 }
 
 /* ---- building heads ---- */
@@ -283,7 +294,7 @@ static void put_client_cert(struct out *o, const struct pt_req *r)
    never goes back to it. */
 static int want_upgrade(struct pt_req *r, const struct conn_tokens *ct)
 {
-    if (!r->stream->tunnel)
+    if (!r->stream->tunnel || r->is_h2_upstream) /* an HTTP/2 target takes no HTTP/1.1 upgrade */
         return r->is_ext_connect ? 501 : PT_OK;
     if (!r->is_ext_connect && (r->method_id != PT_METHOD_GET || r->minor_version != 1 ||
                                !in_tokens(ct, (struct pt_str){"upgrade", 7})))
@@ -297,9 +308,9 @@ static int want_upgrade(struct pt_req *r, const struct conn_tokens *ct)
     return PT_OK;
 }
 
-static int build_request_head(struct pt_req *r, const struct pt_req_head *h,
-                              const struct pt_route_match *m, const char *path, size_t path_len,
-                              struct pt_str query)
+int pt_proxy_request_head(struct pt_req *r, const struct pt_req_head *h,
+                          const struct pt_route_match *m, const char *path, size_t path_len,
+                          struct pt_str query)
 {
     const struct pt_proxy_cfg *pc = &r->route->proxy;
     const struct pt_config *cfg = r->cfg;
@@ -323,12 +334,14 @@ static int build_request_head(struct pt_req *r, const struct pt_req_head *h,
     struct pt_str xff[8];
     size_t n_xff = 0;
     const struct pt_header_ops *ops = &pc->request;
-    bool asks_websocket = r->is_ext_connect, has_ws_version = false;
+    bool asks_websocket = r->is_ext_connect, has_ws_version = false, wants_trailers = false;
     for (size_t i = 0; i < h->n_fields; i++) {
         struct pt_str n = h->fields[i].name;
         if (is_hop_by_hop(n) || in_tokens(&ct, n)) {
             if (n.n == 7 && PT_STR_CASEEQ_LIT(n, "upgrade") && names_websocket(h->fields[i].value))
                 asks_websocket = true;
+            else if (n.n == 2 && r->is_h2_upstream && names_token(h->fields[i].value, "trailers"))
+                wants_trailers = true; /* HTTP/2 keeps "TE: trailers" (RFC 9113 §8.2.2) */
             continue;
         }
         switch (n.n) {
@@ -403,6 +416,10 @@ static int build_request_head(struct pt_req *r, const struct pt_req_head *h,
     PUT_LIT(&o, "X-Request-Id: ");
     put(&o, r->request_id, r->request_id_len);
     PUT_LIT(&o, "\r\n");
+    /* gRPC targets insist on "TE: trailers". An HTTP/2 client's TE stays in its protocol
+       layer, so a gRPC request says it for the client. */
+    if (wants_trailers || (r->is_grpc && r->is_h2_upstream))
+        PUT_LIT(&o, "TE: trailers\r\n");
     if (asks_websocket) {
         rc = want_upgrade(r, &ct);
         if (rc != PT_OK)
@@ -440,8 +457,8 @@ static int build_request_head(struct pt_req *r, const struct pt_req_head *h,
    less hop-by-hop ones, its Server and X-Request-Id, then (final heads) the response-header
    stage and our framing: the upstream's length, or none known (streamed: is_chunked, which
    the stream frames as its protocol does). */
-static int build_response_head(struct pt_req *r, const struct pt_h1_response *resp, bool interim,
-                               bool streamed)
+int pt_proxy_response_head(struct pt_req *r, const struct pt_h1_response *resp, bool interim,
+                           bool streamed)
 {
     struct conn_tokens ct;
     connection_tokens(resp->headers, resp->num_headers, &ct);
@@ -495,7 +512,7 @@ static void add_set_cookie(struct pt_req *r, const char *name, const char *value
 }
 
 /* Sends Portico's error page instead of a proxied response (nothing was sent yet). */
-static void answer_locally(struct pt_req *r, int status)
+void pt_proxy_answer_locally(struct pt_req *r, int status)
 {
     pt_attempt_leave_queue(&r->at);
     pt_attempt_end(&r->at, PT_OUTCOME_OK); /* whatever is still open was not the target's fault */
@@ -517,8 +534,7 @@ static void restart_request(struct pt_req *r)
     memset(&r->resp_body, 0, sizeof(r->resp_body));
 }
 
-/* Handles an upstream failure: retry, answer 502/503/504, or (response under way) close. */
-static void upstream_failed(struct pt_req *r, enum pt_fail_kind kind)
+void pt_proxy_failed(struct pt_req *r, enum pt_fail_kind kind)
 {
     int rc = pt_attempt_failed(&r->at, kind, r->response_started);
     if (rc == PT_OK)
@@ -526,7 +542,7 @@ static void upstream_failed(struct pt_req *r, enum pt_fail_kind kind)
     else if (rc == PT_ERR)
         r->stream->reset(r);
     else
-        answer_locally(r, rc);
+        pt_proxy_answer_locally(r, rc);
 }
 
 static void on_upstream_ready(void *owner)
@@ -545,24 +561,24 @@ static void on_upstream_timeout(void *owner)
         return;
     }
     if (u->is_connecting || u->t.is_handshaking)
-        upstream_failed(r, PT_FAIL_CONNECT_TIMEOUT);
+        pt_proxy_failed(r, PT_FAIL_CONNECT_TIMEOUT);
     else if (!r->resp_head_seen)
-        upstream_failed(r, PT_FAIL_TIMEOUT);
+        pt_proxy_failed(r, PT_FAIL_TIMEOUT);
     else
-        upstream_failed(r, PT_FAIL_RESET); /* idle mid-body: the response cannot be completed */
+        pt_proxy_failed(r, PT_FAIL_RESET); /* idle mid-body: the response cannot be completed */
     r->stream->resume(r);
 }
 
-static void on_dequeued(void *owner, int rc)
+void pt_proxy_on_dequeued(void *owner, int rc)
 {
     struct pt_req *r = owner;
     r->pstate = PT_PS_ACTIVE;
     if (rc != PT_OK)
-        answer_locally(r, rc);
+        pt_proxy_answer_locally(r, rc);
     r->stream->resume(r);
 }
 
-static void on_affinity(void *owner, const char *token, size_t len)
+void pt_proxy_on_affinity(void *owner, const char *token, size_t len)
 {
     add_set_cookie(owner, PT_AFFINITY_COOKIE, token, len);
 }
@@ -570,8 +586,8 @@ static void on_affinity(void *owner, const char *token, size_t len)
 static const struct pt_attempt_ops attempt_ops = {
     .ready = on_upstream_ready,
     .timeout = on_upstream_timeout,
-    .dequeued = on_dequeued,
-    .set_affinity = on_affinity,
+    .dequeued = pt_proxy_on_dequeued,
+    .set_affinity = pt_proxy_on_affinity,
 };
 
 /* ---- upstream I/O (plain or TLS) ---- */
@@ -598,10 +614,8 @@ static void put_chunk_size(struct pt_buf *b, uint32_t n)
     PT_BUG_ON(!ok);
 }
 
-/* The trailer fields of f[0..n) that may cross the proxy (pt_trailer_field_ok), into out
-   (PT_BODY_TRAILERS_MAX entries, borrowed). Returns how many. */
-static size_t filter_trailers(const struct pt_req *r, const struct pt_field *f, size_t n,
-                              struct pt_field *out)
+size_t pt_proxy_filter_trailers(const struct pt_req *r, const struct pt_field *f, size_t n,
+                                struct pt_field *out)
 {
     size_t k = 0;
     for (size_t i = 0; i < n && k < PT_BODY_TRAILERS_MAX; i++) {
@@ -625,7 +639,7 @@ static void put_last_chunk(struct pt_req *r)
     bool ok = pt_buf_put(&r->uout, "0\r\n", 3);
     PT_BUG_ON(!ok);
     struct pt_field keep[PT_BODY_TRAILERS_MAX];
-    n = n ? filter_trailers(r, f, n, keep) : 0;
+    n = n ? pt_proxy_filter_trailers(r, f, n, keep) : 0;
     for (size_t i = 0; i < n; i++) {
         if (pt_buf_room(&r->uout) < keep[i].name.n + keep[i].value.n + 6)
             break;
@@ -750,7 +764,7 @@ static int start_tunnel(struct pt_req *r, const struct pt_h1_response *resp, siz
                            r->request_id, r->at.ups->name, r->at.target->url);
         return FAILED + PT_FAIL_BAD_RESPONSE;
     }
-    if (r->stream->tunnel(r) < 0 || build_response_head(r, resp, true, false) != PT_OK)
+    if (r->stream->tunnel(r) < 0 || pt_proxy_response_head(r, resp, true, false) != PT_OK)
         return FAILED + PT_FAIL_BAD_RESPONSE;
     pt_buf_consume(&u->in, (uint32_t)hl);
     r->resp_head_seen = true;
@@ -871,7 +885,7 @@ static int handle_response_head(struct pt_req *r, size_t hl)
     if (resp.status < 200) {
         /* Interim responses: 100 is ours to give (we removed Expect); others go to the client
            as they are (RFC 9110 §15.2), if its protocol has them. */
-        if (resp.status != 100 && build_response_head(r, &resp, true, false) != PT_OK)
+        if (resp.status != 100 && pt_proxy_response_head(r, &resp, true, false) != PT_OK)
             return FAILED + PT_FAIL_BAD_RESPONSE;
         pt_buf_consume(&u->in, (uint32_t)hl);
         return PT_OK;
@@ -901,7 +915,7 @@ static int handle_response_head(struct pt_req *r, size_t hl)
     bool streamed = !no_body && (b->is_chunked || b->is_close_delimited);
     if (!r->req_body.is_done)
         r->is_keepalive = false; /* answered before the body ended: the rest is never read */
-    if (build_response_head(r, &resp, false, streamed) != PT_OK)
+    if (pt_proxy_response_head(r, &resp, false, streamed) != PT_OK)
         return FAILED + PT_FAIL_BAD_RESPONSE;
     pt_buf_consume(&u->in, (uint32_t)hl);
     r->resp_head_seen = true;
@@ -919,7 +933,7 @@ static void end_response(struct pt_req *r)
 {
     struct pt_body *b = &r->resp_body;
     struct pt_field keep[PT_BODY_TRAILERS_MAX];
-    size_t n = b->n_trailers ? filter_trailers(r, b->trailers, b->n_trailers, keep) : 0;
+    size_t n = b->n_trailers ? pt_proxy_filter_trailers(r, b->trailers, b->n_trailers, keep) : 0;
     if (n)
         r->stream->send_trailers(r, keep, n);
     else
@@ -1048,6 +1062,10 @@ void pt_proxy_run(struct pt_req *r)
         tunnel_run(r);
         return;
     }
+    if (r->is_h2_upstream) {
+        pt_proxy_h2_run(r);
+        return;
+    }
     if (r->expect_continue)
         r->stream->continue_body(r);
     /* Bounded: a stream whose both sockets stay ready yields after a few buffers so the
@@ -1067,7 +1085,7 @@ void pt_proxy_run(struct pt_req *r)
             if (!u->t.can_write && !u->t.can_read)
                 goto client_side;
             if (!pt_attempt_connected(&r->at)) {
-                upstream_failed(r, PT_FAIL_CONNECT);
+                pt_proxy_failed(r, PT_FAIL_CONNECT);
                 continue;
             }
             progress = true;
@@ -1077,7 +1095,7 @@ void pt_proxy_run(struct pt_req *r)
                 goto client_side;
             int hs = upstream_handshake(r, u);
             if (hs == PT_ERR) {
-                upstream_failed(r, PT_FAIL_CONNECT);
+                pt_proxy_failed(r, PT_FAIL_CONNECT);
                 continue;
             }
             if (hs == PT_AGAIN)
@@ -1090,7 +1108,7 @@ void pt_proxy_run(struct pt_req *r)
             if (rc == PT_OK)
                 rc = pull_upstream(r, &progress);
             if (rc >= FAILED) {
-                upstream_failed(r, (enum pt_fail_kind)(rc - FAILED));
+                pt_proxy_failed(r, (enum pt_fail_kind)(rc - FAILED));
                 continue;
             }
             if (rc != PT_OK) {
@@ -1099,7 +1117,7 @@ void pt_proxy_run(struct pt_req *r)
                     return;
                 }
                 release_upstream(r, false);
-                answer_locally(r, rc);
+                pt_proxy_answer_locally(r, rc);
                 return;
             }
             if (r->pstate == PT_PS_TUNNEL) {
@@ -1216,8 +1234,9 @@ int pt_proxy_start(struct pt_req *r, const struct pt_req_head *h, const struct p
         if (g && g < timeout_ms)
             timeout_ms = g; /* the call's deadline, capped by the route's timeout */
     }
+    r->is_h2_upstream = ups->protocol != PT_UPROTO_HTTP11;
     pt_attempt_init(&r->at, &ctx, ups, &snap->urt->ups[ups->index], r->method_id, timeout_ms,
-                    &attempt_ops, r);
+                    r->is_h2_upstream ? &pt_proxy_h2_attempt_ops : &attempt_ops, r);
     r->upstream_name = ups->name;
     capture_lb_key(r, h, path, path_len, query);
     /* The rewritten head may grow by what Portico adds (X-Forwarded-*, set/add rules). */
@@ -1231,7 +1250,7 @@ int pt_proxy_start(struct pt_req *r, const struct pt_req_head *h, const struct p
         /* Wait for a free target in the upstream's bounded queue. The head is built for the
            first target now: the request's headers are gone by the time one frees up. */
         r->at.target = &ups->targets[0];
-        rc = build_request_head(r, h, m, path, path_len, query);
+        rc = pt_proxy_request_head(r, h, m, path, path_len, query);
         if (rc != PT_OK)
             return rc;
         rc = pt_attempt_enqueue(&r->at, r->start_ms + r->at.timeout_ms);
@@ -1241,7 +1260,7 @@ int pt_proxy_start(struct pt_req *r, const struct pt_req_head *h, const struct p
     }
     if (rc != PT_OK)
         return rc;
-    rc = build_request_head(r, h, m, path, path_len, query);
+    rc = pt_proxy_request_head(r, h, m, path, path_len, query);
     if (rc != PT_OK) {
         pt_attempt_end(&r->at, PT_OUTCOME_LOCAL); /* give back the slot the pick took */
         return rc;
@@ -1249,6 +1268,11 @@ int pt_proxy_start(struct pt_req *r, const struct pt_req_head *h, const struct p
     rc = pt_attempt_connect_first(&r->at);
     if (rc == PT_OK)
         r->pstate = PT_PS_ACTIVE;
+    if (rc == PT_OK && r->is_h2_upstream) {
+        rc = pt_proxy_h2_submit(r);
+        if (rc != PT_OK)
+            r->pstate = PT_PS_NONE; /* the attempt ended: answered by the caller */
+    }
     return rc;
 }
 
@@ -1267,5 +1291,5 @@ void pt_proxy_client_timeout(struct pt_req *r)
         return;
     }
     release_upstream(r, false);
-    answer_locally(r, 408);
+    pt_proxy_answer_locally(r, 408);
 }

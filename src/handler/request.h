@@ -146,6 +146,8 @@ struct pt_req {
                             when its connection is closed under it (drain, a client gone) */
     bool is_ext_connect; /* an HTTP/2 extended CONNECT for websocket (RFC 8441): routed as a
                             GET, sent upstream as an HTTP/1.1 Upgrade */
+    bool is_h2_upstream; /* the upstream speaks HTTP/2 (h2, h2c): handler/proxy_h2.c drives */
+    int h2_body_status;  /* a status the request body's reading failed with (HTTP/2 upstream) */
 
     const char *upstream_name; /* for the access log; borrowed from the snapshot */
 

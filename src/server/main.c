@@ -266,6 +266,11 @@ static int open_resources(struct pt_snapshot *s, const struct pt_snapshot *prev,
         cs.verify = u->tls_verify;
         cs.cert_file = u->cert;
         cs.key_file = u->key;
+        static const char *const h2_alpn[] = {"h2"};
+        if (u->protocol == PT_UPROTO_H2) { /* the connect fails unless the target selects it */
+            cs.alpn = h2_alpn;
+            cs.n_alpn = 1;
+        }
         struct pt_tls_err te;
         memset(&te, 0, sizeof(te));
         s->res.ups_tls[i] = pt_tls_client_ctx_new(&cs, &te);

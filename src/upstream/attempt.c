@@ -266,6 +266,36 @@ static void take(struct pt_attempt *a, struct pt_uconn *u)
     a->u = u;
 }
 
+/* An HTTP/2 stream to a->target on one of the worker's shared connections. */
+static int open_stream(struct pt_attempt *a)
+{
+    const struct pt_target_cfg *t = a->target;
+    struct pt_h2c_target ht = {
+        .addr = &t->addr,
+        .tls_host_hash = tls_host_hash(a, t),
+        .tls_cc = t->is_https ? a->tls_cc : NULL,
+        .host = t->host,
+        .session_key = t->host_header,
+        .connect_timeout_ms = a->ups->connect_timeout_ms,
+        .max_conns = PT_H2C_MAX_CONNS,
+    };
+    if (t->is_https && !a->tls_cc) {
+        pt_attempt_end(a, PT_OUTCOME_CONNECT_FAILURE);
+        return 502;
+    }
+    const char *what = "connect";
+    int rc = pt_h2c_open(a->pool, &ht, a->ops->h2, a->owner, &a->h2, &what);
+    if (rc == 0)
+        return PT_OK;
+    a->h2 = NULL;
+    if (pt_upstream_is_local_shortage(-rc))
+        return local_shortage(a, what, -rc);
+    pt_log_ratelimited(PT_LOG_WARN, "request %s: connect to upstream \"%s\" target %s failed: %s",
+                       a->log_id, a->ups->name, t->url, strerror(-rc));
+    pt_attempt_end(a, PT_OUTCOME_CONNECT_FAILURE);
+    return 502;
+}
+
 int pt_attempt_connect(struct pt_attempt *a, bool next)
 {
     const struct pt_upstream_cfg *ups = a->ups;
@@ -277,6 +307,8 @@ int pt_attempt_connect(struct pt_attempt *a, bool next)
     const struct pt_target_cfg *t = a->target;
     bool fresh_same_target = !next && a->attempts > 0;
     a->attempts++;
+    if (ups->protocol != PT_UPROTO_HTTP11)
+        return open_stream(a);
     struct pt_uconn *u = fresh_same_target || a->is_fresh_only
                              ? NULL
                              : pt_upool_get(a->pool, &t->addr, tls_host_hash(a, t));
@@ -354,6 +386,10 @@ bool pt_attempt_connected(struct pt_attempt *a)
 
 void pt_attempt_release(struct pt_attempt *a, bool reusable)
 {
+    if (a->h2) {
+        pt_h2c_release(a->h2);
+        a->h2 = NULL;
+    }
     struct pt_uconn *u = a->u;
     if (!u)
         return;
@@ -416,13 +452,25 @@ bool pt_attempt_may_retry_status(struct pt_attempt *a, int status, bool has_body
 int pt_attempt_failed(struct pt_attempt *a, enum pt_fail_kind kind, bool response_started)
 {
     struct pt_uconn *u = a->u;
-    bool was_reused = u && u->n_requests > 1;
+    /* HTTP/2: a connection that was up when the stream joined it and died under it (the
+       target closed an idle connection as the request went out) is the same case. */
+    bool was_reused = (u && u->n_requests > 1) ||
+                      (a->h2 && a->h2->is_reused && a->h2->is_conn_lost && !a->h2->status);
     const char *what = kind == PT_FAIL_CONNECT           ? "connect failed"
                        : kind == PT_FAIL_CONNECT_TIMEOUT ? "connect timed out"
                        : kind == PT_FAIL_RESET           ? "connection closed or reset"
                        : kind == PT_FAIL_TIMEOUT         ? "timed out"
+                       : kind == PT_FAIL_REFUSED         ? "refused the stream"
                                                          : "malformed response";
     pt_attempt_release(a, false);
+    if (kind == PT_FAIL_REFUSED && !a->is_body_sent && !response_started) {
+        /* Never processed (RFC 9113 §8.7): safe to send again whatever the method. Once more
+           on the same target, a few times; then a target that keeps refusing is treated like
+           one that refuses connections (no budget: it got nothing). */
+        if (++a->refused <= PT_H2C_MAX_REFUSED && pt_attempt_connect(a, false) == PT_OK)
+            return PT_OK;
+        kind = PT_FAIL_CONNECT;
+    }
     if (!a->is_body_sent && kind == PT_FAIL_RESET && was_reused && !response_started &&
         a->is_idempotent) {
         /* A pooled connection the peer had closed: once, on a fresh connection to the same
@@ -430,10 +478,11 @@ int pt_attempt_failed(struct pt_attempt *a, enum pt_fail_kind kind, bool respons
         if (pt_attempt_connect(a, false) == PT_OK)
             return PT_OK;
     }
-    int outcome = kind == PT_FAIL_CONNECT || kind == PT_FAIL_CONNECT_TIMEOUT
-                      ? PT_OUTCOME_CONNECT_FAILURE
-                  : kind == PT_FAIL_TIMEOUT ? PT_OUTCOME_TIMEOUT
-                                            : PT_OUTCOME_RESET;
+    int outcome =
+        kind == PT_FAIL_CONNECT || kind == PT_FAIL_CONNECT_TIMEOUT || kind == PT_FAIL_REFUSED
+            ? PT_OUTCOME_CONNECT_FAILURE
+        : kind == PT_FAIL_TIMEOUT ? PT_OUTCOME_TIMEOUT
+                                  : PT_OUTCOME_RESET;
     pt_attempt_end(a, outcome);
     pt_log_ratelimited(PT_LOG_WARN, "request %s: upstream \"%s\" target %s %s", a->log_id,
                        a->ups->name, a->target ? a->target->url : "-", what);

@@ -31,6 +31,7 @@
 #include "core/str.h"
 #include "http/fields.h"
 #include "upstream/balance.h"
+#include "upstream/h2_client.h"
 #include "upstream/target.h"
 #include "upstream/uconn.h"
 
@@ -49,6 +50,8 @@ enum pt_fail_kind {
     PT_FAIL_RESET,           /* closed or reset before the response was complete */
     PT_FAIL_TIMEOUT,         /* no response head within the route's or the per-try timeout */
     PT_FAIL_BAD_RESPONSE,    /* not HTTP, or a head too large */
+    PT_FAIL_REFUSED,         /* HTTP/2: the target never processed the stream (REFUSED_STREAM,
+                                above a GOAWAY's last stream id) */
 };
 
 /* The proxy's callbacks; owner is the pointer given to pt_attempt_init. */
@@ -61,6 +64,8 @@ struct pt_attempt_ops {
     /* balance: cookie picked a target other than the one the client's cookie names: token is
        the new cookie value (PT_AFFINITY_COOKIE), borrowed from the snapshot. */
     void (*set_affinity)(void *owner, const char *token, size_t len);
+    /* The stream callbacks for an h2 or h2c upstream (ready and timeout are then unused). */
+    const struct pt_h2c_ops *h2;
 };
 
 /* What the attempt borrows from the worker and the snapshot (each outlives the request). */
@@ -95,7 +100,9 @@ struct pt_attempt {
     /* the attempt in progress */
     const struct pt_target_cfg *target;
     int target_idx;           /* index of target in ups */
-    struct pt_uconn *u;       /* the connection in use, or NULL */
+    struct pt_uconn *u;       /* the connection in use, or NULL (always NULL over HTTP/2) */
+    struct pt_h2c_stream *h2; /* the stream in use (h2, h2c upstreams), or NULL */
+    uint32_t refused;         /* streams the target refused (PT_FAIL_REFUSED retries) */
     uint32_t tried_mask;      /* targets already tried (first 32) */
     uint32_t attempts;        /* connections tried, the stale-connection retry included */
     uint32_t retries;         /* retries on another target so far (bounded by ups->retries) */
@@ -145,7 +152,8 @@ int pt_attempt_pick(struct pt_attempt *a);
 /*
  * Opens (or takes from the pool) a connection to a->target, or first picks the next untried
  * target when next is set. Returns PT_OK (a->u set, owner and callbacks registered, timer
- * armed) or a status: 502 when the target refused at once, 503 when nothing is left to try
+ * armed; for an h2 or h2c upstream a->h2 instead: a stream on a shared connection, not yet
+ * submitted, no timer armed) or a status: 502 when the target refused at once, 503 when nothing is left to try
  * or Portico is short of resources (logged; the attempt ended).
  */
 int pt_attempt_connect(struct pt_attempt *a, bool next);
@@ -169,7 +177,10 @@ bool pt_attempt_may_retry_status(struct pt_attempt *a, int status, bool has_body
 
 /*
  * The connection in use failed (the proxy has let go of any pointer into a->u->in). Closes
- * it, then: a pooled connection found dead is retried once on a fresh one; else the attempt
+ * it (an HTTP/2 stream: releases it), then: a pooled connection found dead is retried once on
+ * a fresh one; a refused HTTP/2 stream (PT_FAIL_REFUSED) up to PT_H2C_MAX_REFUSED times on the
+ * same target whatever the method, as long as no body byte went (the target never processed
+ * it), then on the others as a refused connect; else the attempt
  * ends with its outcome (logged) and, unless response_started, further targets are tried
  * while pt_attempt_may_retry allows. Returns PT_OK (a new connection is under way: rewind the
  * exchange), PT_ERR (response_started: only closing the client is left) or the status to
@@ -184,8 +195,8 @@ int pt_attempt_retry_status(struct pt_attempt *a, int status);
 /* Ends the balancer's view of the attempt in progress (in-flight count, latency, outlier
    verdict with outcome, enum pt_outcome); once per attempt, later calls do nothing. */
 void pt_attempt_end(struct pt_attempt *a, int outcome);
-/* Gives the connection in use back: to the pool when reusable, else closed. No-op without
-   one. */
+/* Gives the connection in use back: to the pool when reusable, else closed; an HTTP/2 stream
+   is released (cancelled when still open). No-op without one. */
 void pt_attempt_release(struct pt_attempt *a, bool reusable);
 
 /* Waits in the upstream's bounded queue (max_pending, all workers) for a target to free up,

@@ -24,6 +24,7 @@
 
 #include "core/common.h"
 #include "tls/tls.h"
+#include "upstream/h2_client.h"
 
 static uint32_t addr_hash(const struct pt_sockaddr *a)
 {
@@ -135,7 +136,7 @@ void pt_upool_init(struct pt_upool *p, struct pt_loop *loop)
     p->loop = loop;
 }
 
-void pt_upool_destroy(struct pt_upool *p)
+static void close_idle(struct pt_upool *p)
 {
     for (unsigned i = 0; i < PT_UPOOL_BUCKETS; i++)
         while (p->bucket[i]) {
@@ -145,10 +146,17 @@ void pt_upool_destroy(struct pt_upool *p)
         }
 }
 
+void pt_upool_destroy(struct pt_upool *p)
+{
+    pt_h2c_pool_close(p, true);
+    close_idle(p);
+}
+
 void pt_upool_drain(struct pt_upool *p)
 {
     p->is_draining = true;
-    pt_upool_destroy(p);
+    pt_h2c_pool_close(p, false); /* streams in flight finish; GOAWAY says no more */
+    close_idle(p);
 }
 
 struct pt_uconn *pt_upool_get(struct pt_upool *p, const struct pt_sockaddr *addr,

@@ -26,6 +26,7 @@
 #include "core/transport.h"
 
 struct pt_upool;
+struct pt_h2c_conn;
 
 #define PT_UPOOL_BUCKETS 64
 #define PT_UPOOL_IDLE_MS 30000u /* an idle pooled connection is closed after this */
@@ -57,15 +58,17 @@ struct pt_uconn {
 struct pt_upool {
     struct pt_loop *loop;
     struct pt_uconn *bucket[PT_UPOOL_BUCKETS]; /* idle connections by key hash, newest first */
-    bool is_draining;                          /* shutting down: put closes instead of keeping */
+    struct pt_h2c_conn *h2_conns; /* HTTP/2 connections, shared by streams (h2_client.h) */
+    bool is_draining;             /* shutting down: put closes instead of keeping */
 };
 
 /* Prepares an empty pool whose connections run on loop (borrowed, outlives the pool). */
 void pt_upool_init(struct pt_upool *p, struct pt_loop *loop);
 /* Closes every idle connection and makes every later put close its connection (the worker
-   is shutting down). */
+   is shutting down); HTTP/2 connections with streams say GOAWAY and close when they end. */
 void pt_upool_drain(struct pt_upool *p);
-/* Closes every idle connection (their memory goes with the loop's next deferred batch). */
+/* Closes every idle connection, HTTP/2 ones without streams included (their memory goes with
+   the loop's next deferred batch). */
 void pt_upool_destroy(struct pt_upool *p);
 
 /* Takes an idle connection to addr with this tls_host_hash out of the pool (its idle timer

@@ -68,7 +68,7 @@ static void on_affinity(void *owner, const char *token, size_t len)
     f->n_affinity++;
 }
 
-static const struct pt_attempt_ops ops = {on_ready, on_timeout, on_dequeued, on_affinity};
+static const struct pt_attempt_ops ops = {on_ready, on_timeout, on_dequeued, on_affinity, NULL};
 
 /* Loads yaml (a whole configuration) and starts an attempt of method on the upstream named
    "u" (or the first one). */

@@ -65,3 +65,18 @@ def gen_sha256(nbytes):
     for c in gen_chunks(nbytes):
         h.update(c)
     return h.hexdigest()
+
+
+def closing_maker(cls):
+    """For a fixture: yields make(*args, **kw) -> cls(*args, **kw), then closes every object
+    it made (use as `yield from closing_maker(SomeServer)`)."""
+    made = []
+
+    def make(*args, **kw):
+        obj = cls(*args, **kw)
+        made.append(obj)
+        return obj
+
+    yield make
+    for obj in made:
+        obj.close()
