@@ -255,25 +255,10 @@ static int open_resources(struct pt_snapshot *s, const struct pt_snapshot *prev,
     s->res.n_ups_tls = cfg->n_upstreams;
     for (size_t i = 0; i < cfg->n_upstreams; i++) {
         const struct pt_upstream_cfg *u = cfg->upstreams[i];
-        bool https = false;
-        for (size_t t = 0; t < u->n_targets; t++)
-            https |= u->targets[t].is_https;
-        if (!https)
+        if (!pt_upstream_has_https(u))
             continue;
-        struct pt_tls_client_settings cs;
-        pt_tls_client_settings_init(&cs);
-        cs.ca_file = u->ca_file;
-        cs.verify = u->tls_verify;
-        cs.cert_file = u->cert;
-        cs.key_file = u->key;
-        static const char *const h2_alpn[] = {"h2"};
-        if (u->protocol == PT_UPROTO_H2) { /* the connect fails unless the target selects it */
-            cs.alpn = h2_alpn;
-            cs.n_alpn = 1;
-        }
         struct pt_tls_err te;
-        memset(&te, 0, sizeof(te));
-        s->res.ups_tls[i] = pt_tls_client_ctx_new(&cs, &te);
+        s->res.ups_tls[i] = pt_upstream_tls_new(u, &te);
         if (!s->res.ups_tls[i]) {
             snprintf(err, errlen, "%s:%d:%d: upstream \"%s\": %s", cfg->path, u->pos.line,
                      u->pos.col, u->name, te.msg);

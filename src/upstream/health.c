@@ -497,7 +497,6 @@ static void free_tls(struct pt_tls_client_ctx **tls, size_t n)
    entries. */
 static struct pt_tls_client_ctx **make_tls(const struct pt_upstreams_rt *rt)
 {
-    static const char *const alpn_h2[] = {"h2"};
     struct pt_tls_client_ctx **tls = calloc(rt->n_ups ? rt->n_ups : 1, sizeof(*tls));
     if (!tls) {
         pt_log_error("health checks: out of memory building TLS contexts");
@@ -505,24 +504,10 @@ static struct pt_tls_client_ctx **make_tls(const struct pt_upstreams_rt *rt)
     }
     for (size_t i = 0; i < rt->n_ups; i++) {
         const struct pt_upstream_cfg *u = rt->ups[i].cfg;
-        bool https = false;
-        for (size_t t = 0; t < u->n_targets; t++)
-            https |= u->targets[t].is_https;
-        if (!u->health.is_enabled || !https)
+        if (!u->health.is_enabled || !pt_upstream_has_https(u))
             continue;
-        struct pt_tls_client_settings cs;
-        pt_tls_client_settings_init(&cs);
-        cs.ca_file = u->ca_file;
-        cs.verify = u->tls_verify;
-        cs.cert_file = u->cert;
-        cs.key_file = u->key;
-        if (u->protocol == PT_UPROTO_H2) {
-            cs.alpn = alpn_h2;
-            cs.n_alpn = 1;
-        }
         struct pt_tls_err te;
-        memset(&te, 0, sizeof(te));
-        tls[i] = pt_tls_client_ctx_new(&cs, &te);
+        tls[i] = pt_upstream_tls_new(u, &te);
         if (!tls[i])
             pt_log_error("health checks of upstream %s: no TLS context, checks skipped: %s",
                          u->name, te.msg);

@@ -32,6 +32,7 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "tls/tls.h"
 #include "upstream/balance.h"
 
 uint64_t pt_upstream_now_ms(void)
@@ -322,4 +323,30 @@ bool pt_target_set_healthy(struct pt_target_state *t, bool is_healthy, uint64_t 
         atomic_store_explicit(&t->available_since_ms, now_ms ? now_ms : 1, memory_order_release);
     atomic_store_explicit(&t->is_healthy, is_healthy, memory_order_release);
     return true;
+}
+
+bool pt_upstream_has_https(const struct pt_upstream_cfg *u)
+{
+    for (size_t t = 0; t < u->n_targets; t++)
+        if (u->targets[t].is_https)
+            return true;
+    return false;
+}
+
+struct pt_tls_client_ctx *pt_upstream_tls_new(const struct pt_upstream_cfg *u,
+                                              struct pt_tls_err *err)
+{
+    static const char *const alpn_h2[] = {"h2"};
+    struct pt_tls_client_settings cs;
+    pt_tls_client_settings_init(&cs);
+    cs.ca_file = u->ca_file;
+    cs.verify = u->tls_verify;
+    cs.cert_file = u->cert;
+    cs.key_file = u->key;
+    if (u->protocol == PT_UPROTO_H2) {
+        cs.alpn = alpn_h2;
+        cs.n_alpn = 1;
+    }
+    memset(err, 0, sizeof(*err));
+    return pt_tls_client_ctx_new(&cs, err);
 }

@@ -22,6 +22,9 @@
 #include "config/config.h"
 #include "upstream/budget.h"
 
+struct pt_tls_client_ctx;
+struct pt_tls_err;
+
 /* How one attempt on a target ended (pt_upstream_on_request_end). */
 enum pt_outcome {
     PT_OUTCOME_OK = 0,          /* a response (other than 5xx when include_5xx) */
@@ -147,5 +150,13 @@ bool pt_target_set_healthy(struct pt_target_state *t, bool is_healthy, uint64_t 
 
 /* Monotonic milliseconds (CLOCK_MONOTONIC), the same scale as pt_loop.now_ms. */
 uint64_t pt_upstream_now_ms(void);
+
+/* Whether any target of u is an https:// one (u then needs a client TLS context). */
+bool pt_upstream_has_https(const struct pt_upstream_cfg *u);
+/* A new client TLS context for u's https targets: its ca_file, tls_verify, cert and key, and
+   ALPN h2 alone for protocol h2 (a target that does not select it fails the handshake).
+   Returns it (one reference, the caller's), or NULL with *err set. Reads files. */
+struct pt_tls_client_ctx *pt_upstream_tls_new(const struct pt_upstream_cfg *u,
+                                              struct pt_tls_err *err);
 
 #endif
