@@ -25,7 +25,8 @@
  * pt_conn_run(), which steps the machine until nothing more can be done. Handlers end a request
  * with pt_conn_request_done(), which only sets state: pt_conn_run() then carries on with the
  * next pipelined request, so handlers never re-enter themselves. Freeing is deferred to the end
- * of the event batch, so a pointer to a closed connection stays readable (is_closed) until then.
+ * of the event batch, so a pointer to a closed connection stays readable (is_closed) until then,
+ * and to the run of a queued post (pt_conn_yield) that has not come up yet: see conn_free().
  *
  * Every byte goes through the connection's transport (c->t, core/transport.h): plain TCP or TLS,
  * chosen at accept, with the same calls for both; the transport also keeps the edge-triggered
@@ -175,23 +176,32 @@ static void conn_free_now(struct pt_conn *c)
     free(c);
 }
 
+/* A connection is freed once, after it is off every list the loop keeps: the deferred list
+   (pt_conn_close queues it there, is_deferred) and the posted list (pt_conn_yield, is_posted).
+   Whichever of conn_free() and conn_posted() takes it off the last one frees it. Either can
+   come first: a post queued in this iteration comes up in the next, after the deferred list
+   ran; but a post queued in the previous iteration is already in the batch the loop runs
+   after this iteration's socket events, so a close there (the client's EOF as a drain begins)
+   or in an earlier post of that batch leaves the connection on both lists, and the post
+   comes up first. */
 static void conn_free(struct pt_defer *d)
 {
     struct pt_conn *c = PT_CONTAINER_OF(d, struct pt_conn, defer);
-    if (c->is_posted)
-        return; /* conn_posted() frees it when the post comes up */
-    conn_free_now(c);
+    c->is_deferred = false;
+    if (!c->is_posted)
+        conn_free_now(c);
 }
 
 static void conn_posted(struct pt_defer *d)
 {
     struct pt_conn *c = PT_CONTAINER_OF(d, struct pt_conn, post);
     c->is_posted = false;
-    if (c->is_closed) {
-        conn_free_now(c);
+    if (!c->is_closed) {
+        pt_conn_run(c);
         return;
     }
-    pt_conn_run(c);
+    if (!c->is_deferred)
+        conn_free_now(c);
 }
 
 void pt_conn_yield(struct pt_conn *c)
@@ -265,6 +275,7 @@ void pt_conn_close(struct pt_conn *c)
         w->is_at_cap = false;
         pt_timer_set(&w->loop, &w->accept_timer, 0);
     }
+    c->is_deferred = true;
     pt_loop_defer(&w->loop, &c->defer, conn_free);
 }
 

@@ -69,7 +69,8 @@ struct pt_conn {
     bool is_eof;   /* the client half-closed (read returned 0) */
     bool is_closed;
     bool again;          /* pt_conn_run: run another step (a request ended) */
-    bool is_posted;      /* post is queued */
+    bool is_posted;      /* post is on the loop's posted list (or in the batch it runs) */
+    bool is_deferred;    /* defer is on the deferred list: freed when off both (conn.c) */
     uint8_t listen_idx;  /* which listen entry accepted it */
     bool is_lingering;   /* write side shut; draining input before close */
     bool is_chunked_out; /* the response in progress goes out in chunks (h1_stream.c) */

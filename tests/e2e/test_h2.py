@@ -742,6 +742,28 @@ def test_goaway_on_drain(portico):
     assert p.stop() == 0
 
 
+def test_clients_closing_as_the_drain_begins_are_freed_once(portico):
+    # SIGTERM makes the worker queue a GOAWAY run (pt_conn_yield) for every HTTP/2
+    # connection; a client that closes at that moment is closed by its EOF in the next loop
+    # iteration, before the queued run comes up. Each connection must still be freed once,
+    # after it is off the loop's lists (the sanitizer build reports a use after free
+    # otherwise). Closing over a few milliseconds straddles the loop iteration that
+    # starts the drain; a few rounds make that all but certain.
+    for _ in range(5):
+        p = start(portico)
+        conns = [H2(p.port) for _ in range(150)]
+        for c in conns:
+            c.request("/r")
+        for c in conns:
+            assert c.until(lambda c=c: c.ended(1), 10)
+        p.signal(15)
+        for c in conns:
+            c.close()
+            time.sleep(0.0001)
+        assert p.stop() == 0
+        assert p.sanitizer_report() is None, p.stderr()[-6000:]
+
+
 # --- defences -------------------------------------------------------------------------------
 
 
