@@ -22,10 +22,11 @@ for a in "$@"; do
     esac
 done
 # Build: the compiler and make, pkg-config, and the -dev package of every library in the
-# Makefile's PKGS (libnghttp2-dev: HTTP/2 framing and HPACK). Run: media-types (/etc/mime.types, read at start) and python3 for the API of
+# Makefile's PKGS (libnghttp2-dev: HTTP/2 framing and HPACK), and libsqlite3-dev for the rules
+# store of the admin API (-lsqlite3 on the Makefile's link line). Run: media-types (/etc/mime.types, read at start) and python3 for the API of
 # examples/jamstack (make jamstack).
 PKGS="build-essential pkg-config libyaml-dev libpcre2-dev libssl-dev libjansson-dev
-libc-ares-dev libmaxminddb-dev libsystemd-dev libnghttp2-dev media-types python3"
+libc-ares-dev libmaxminddb-dev libsystemd-dev libnghttp2-dev libsqlite3-dev media-types python3"
 # Test and benchmark: clang and its runtime (libFuzzer), clang-format, cmocka, pytest, the
 # clients the end-to-end tests drive Portico with, the ACME test server, the MaxMind DB tools,
 # the slow-client tool, nginx, wrk and h2load (nghttp2-client) for the side-by-side benchmarks,

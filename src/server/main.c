@@ -20,6 +20,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "admin/keycmd.h"
 #include "core/log.h"
 #include "core/sock.h"
 #include "handler/geoip.h"
@@ -57,6 +59,8 @@ static const char *const usage_text =
     "  check  [-c FILE] [--strict]   validate FILE; print \"ok\" or FILE:LINE:COL: errors\n"
     "  reload [-c FILE | --pid PIDFILE]   check FILE, then make the running Portico reload it\n"
     "  stop   [-c FILE | --pid PIDFILE] [--timeout SECONDS]   stop the running Portico\n"
+    "  keygen FILE       write a new key file for header secrets (never overwrites)\n"
+    "  rotate-key --store PATH --key OLD --new-key NEW   re-encrypt the store's secrets\n"
     "  version           print the version of portico and of its libraries\n"
     "  help [COMMAND]    print this help, or a command's\n";
 
@@ -85,6 +89,15 @@ static int cmd_help(const char *what)
                "until it has drained and exited: at most SECONDS (default: FILE's\n"
                "shutdown_timeout plus 10, or 40 with --pid alone). Exit 0 once it is gone, 1\n"
                "when it is still running or was not running.\n");
+    else if (what && strcmp(what, "keygen") == 0)
+        printf("usage: portico keygen FILE\n\n"
+               "Writes 32 random bytes to FILE, created with mode 0600: the key that encrypts\n"
+               "the header secrets of the rules store. Refuses to overwrite an existing file.\n");
+    else if (what && strcmp(what, "rotate-key") == 0)
+        printf("usage: portico rotate-key --store PATH --key OLD --new-key NEW\n\n"
+               "Re-encrypts every header secret of the rules store PATH from key file OLD to\n"
+               "key file NEW (make it with portico keygen), in one transaction: a value that\n"
+               "does not open with OLD changes nothing. Then configure NEW as the key file.\n");
     else if (what && strcmp(what, "version") == 0)
         printf("usage: portico version\n\nPrints Portico's version and its libraries'.\n");
     else if (what && strcmp(what, "help") != 0) {
@@ -111,6 +124,7 @@ static int cmd_version(void)
     printf("libmaxminddb %s\n", MMDB_lib_version());
     /* libsystemd has no call that returns its version: this is the one built against. */
     printf("libsystemd %s\n", PT_LIBSYSTEMD_VERSION);
+    printf("sqlite %s\n", sqlite3_libversion());
     return 0;
 }
 
@@ -958,6 +972,8 @@ int main(int argc, char **argv)
         return cmd_help(argc > 2 ? argv[2] : NULL);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)
         return cmd_version();
+    if (strcmp(cmd, "keygen") == 0 || strcmp(cmd, "rotate-key") == 0)
+        return pt_admin_key_command(argc - 1, argv + 1);
     bool is_run = strcmp(cmd, "run") == 0, is_check = strcmp(cmd, "check") == 0;
     bool is_reload = strcmp(cmd, "reload") == 0, is_stop = strcmp(cmd, "stop") == 0;
     if (!is_run && !is_check && !is_reload && !is_stop) {
