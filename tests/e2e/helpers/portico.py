@@ -35,6 +35,37 @@ class StartError(Exception):
     pass
 
 
+def _listens(pid, port):
+    """Whether process pid holds a listening TCP socket on port (from /proc: the LISTEN
+    sockets' inodes in /proc/net/tcp{,6} against the process's socket descriptors)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    cols = line.split()
+                    if cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:
+                        inodes.add(cols[9])
+        except OSError:
+            continue
+    if not inodes:
+        return False
+    fd_dir = "/proc/%d/fd" % pid
+    try:
+        fds = os.listdir(fd_dir)
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            link = os.readlink(os.path.join(fd_dir, fd))
+        except OSError:
+            continue
+        if link.startswith("socket:[") and link[8:-1] in inodes:
+            return True
+    return False
+
+
 class Portico:
     """One running Portico process."""
 
@@ -114,9 +145,14 @@ class Portico:
                                  % (self.rc, self.port, self.stderr()[-4000:]))
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
+                # Another process may have taken the free port before Portico bound it: the
+                # port then accepts, but Portico is about to exit with "Address already in
+                # use" (the factory retries on a new port). Only Portico's own listener counts.
+                if _listens(self.proc.pid, self.port):
+                    return
             except OSError:
-                time.sleep(0.02)
+                pass
+            time.sleep(0.02)
         raise StartError("portico did not listen on %d within %.0fs; stderr:\n%s"
                          % (self.port, timeout, self.stderr()[-4000:]))
 
