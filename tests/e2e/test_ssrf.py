@@ -8,53 +8,15 @@ upstream obey the guard too. The names come from the test's own DNS server
 (helpers/dnsserver.py), as in test_dns.py; every backend counts the TCP connections it
 accepts, so "the backend sees no connection" is measured, not assumed."""
 
-import http.client
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from helpers.common import IO_TIMEOUT, scaled
+from helpers import addrbackend
+from helpers.common import scaled
 from helpers.dnsserver import DnsServer
 
 REASON_LOOPBACK = "refused by the SSRF guard: %s is a loopback address"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self):  # noqa: N802 (http.server's naming)
-        body = self.server.ip.encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("X-Backend", self.server.ip)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = False
-
-    def verify_request(self, request, client_address):
-        with self.lock:
-            self.accepted += 1
-        return True
-
-
-def start_backend(ip, port):
-    s = _Server((ip, port), _Handler)
-    s.ip = ip
-    s.accepted = 0
-    s.lock = threading.Lock()
-    t = threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    t.start()
-    s.thread = t
-    return s
 
 
 def accepted(s):
@@ -65,35 +27,12 @@ def accepted(s):
 @pytest.fixture
 def backends():
     """Backends on 127.0.0.2:P and 127.0.0.3:P (one port P, so that only DNS tells them
-    apart)."""
-    made = []
-    for _ in range(20):
-        a = start_backend("127.0.0.2", 0)
-        port = a.server_address[1]
-        try:
-            b = start_backend("127.0.0.3", port)
-        except OSError:
-            a.shutdown()
-            a.server_close()
-            continue
-        made = [a, b]
-        break
-    assert made, "no port free on both 127.0.0.2 and 127.0.0.3"
-    yield made
-    for s in made:
-        s.shutdown()
-        s.server_close()
-        s.thread.join(5)
+    apart); each counts the connections it accepts."""
+    with addrbackend.pair() as made:
+        yield made
 
 
-def get(port, path="/"):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=IO_TIMEOUT)
-    try:
-        c.request("GET", path)
-        r = c.getresponse()
-        return r.status, r.getheader("X-Backend"), r.read()
-    finally:
-        c.close()
+get = addrbackend.get
 
 
 def config(dns_port, backend_port, guard=True, allow=None, health=None, interval="1s"):
