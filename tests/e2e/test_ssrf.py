@@ -152,3 +152,18 @@ def test_health_checks_obey_the_guard_and_mark_the_target_down_with_the_reason(
         assert status in (502, 503), status
         assert_not_leaked(body, "127.0.0.2")
     assert accepted(backends[0]) == 0
+
+
+def test_guard_also_holds_for_http2_upstreams(portico, backends):
+    """protocol: h2c opens streams on shared connections, not pooled HTTP/1.1 ones: the guard
+    runs before either, so the (HTTP/1.1) backend never even sees a connection attempt."""
+    port = backends[0].server_address[1]
+    with DnsServer({"api.test": ["127.0.0.2"]}) as dns:
+        cfg = config(dns.port, port)
+        cfg["upstreams"]["api"]["protocol"] = "h2c"
+        p = portico(cfg)
+        status, _, body = get(p.port)
+        assert status == 502, status
+        assert_not_leaked(body, "127.0.0.2")
+        assert REASON_LOOPBACK % "127.0.0.2" in p.stderr()
+    assert accepted(backends[0]) == 0
