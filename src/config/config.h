@@ -262,6 +262,11 @@ struct pt_upstream_cfg {
     bool tls_verify;     /* default true; false only when written, warned about at start */
     const char *cert;    /* client certificate for mTLS to the targets, or NULL */
     const char *key;     /* its key */
+    /* SSRF guard (guard/ssrf.h): when set, every address is checked before each connect
+       (requests and health checks) and one in a forbidden range is refused */
+    bool ssrf_guard;                     /* default false: YAML targets are trusted */
+    const struct pt_cidr *allow_private; /* prefixes the guard lets through; arena-owned */
+    size_t n_allow_private;
 };
 
 enum pt_action { PT_ACTION_PROXY = 1, PT_ACTION_REDIRECT, PT_ACTION_RESPOND, PT_ACTION_STATIC };

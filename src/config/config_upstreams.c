@@ -1,6 +1,7 @@
 /*
  * config_upstreams.c - the upstreams: section: targets, balance and hash_key, health checks,
- * outlier ejection, retries and the retry budget.
+ * outlier ejection, retries and the retry budget, the SSRF guard's ssrf_guard and allow_private
+ * (the check itself is guard/ssrf.h's, run by upstream/ at connect time).
  *
  * Every upstream, named or made for a proxy.to URL (pt_config_inline_upstream in
  * config_routes.c), is created by pt_config_new_upstream() with the defaults of the contract
@@ -410,18 +411,61 @@ static void load_budget(struct pt_cfg_ctx *x, struct pt_upstream_cfg *u, const s
     u->retry_budget_pct = pct;
 }
 
+/* allow_private: a list of CIDR blocks. Stricter than trusted_proxies: a block with bits set
+   past its length ("10.1.2.3/8") is an error, since in an allow-list that typo silently opens
+   the whole /8. */
+static void load_allow_private(struct pt_cfg_ctx *x, struct pt_upstream_cfg *u,
+                               const struct pt_ynode *v)
+{
+    if (!pt_config_want_seq(x, v, "allow_private"))
+        return;
+    struct pt_cidr *l = pt_config_alloc(x, &x->cfg->arena, (v->len + 1) * sizeof(*l));
+    size_t n = 0;
+    FOR_ITEMS(v, it)
+    {
+        const char *s = pt_config_get_str(x, it, "allow_private");
+        if (!s)
+            continue;
+        struct pt_cidr c, host;
+        char addr[64];
+        const char *slash = strchr(s, '/');
+        size_t alen = slash ? (size_t)(slash - s) : strlen(s);
+        if (pt_config_parse_cidr(s, &c) < 0 || alen >= sizeof(addr)) {
+            pt_config_error(x, it->pos,
+                            "expected a CIDR block such as 10.1.0.0/16 or fd00::/8 in "
+                            "\"allow_private\", found \"%s\"",
+                            s);
+            continue;
+        }
+        memcpy(addr, s, alen);
+        addr[alen] = '\0';
+        if (pt_config_parse_cidr(addr, &host) == 0 &&
+            memcmp(host.addr, c.addr, sizeof(c.addr)) != 0) {
+            pt_config_error(x, it->pos,
+                            "\"%s\" in \"allow_private\" has address bits set past its prefix "
+                            "length: write the network address",
+                            s);
+            continue;
+        }
+        l[n++] = c;
+    }
+    u->allow_private = l;
+    u->n_allow_private = n;
+}
+
 static void load_upstream(struct pt_cfg_ctx *x, const struct pt_ynode *k, const struct pt_ynode *v)
 {
-    static const char *const keys[] = {"targets",      "balance",
-                                       "keepalive",    "connect_timeout",
-                                       "retries",      "hash_key",
-                                       "health",       "outlier",
-                                       "slow_start",   "retry_on",
-                                       "retry_budget", "per_try_timeout",
-                                       "max_pending",  "resolve_interval",
-                                       "ca_file",      "tls_verify",
-                                       "cert",         "key",
-                                       "protocol",     NULL};
+    static const char *const keys[] = {"targets",       "balance",
+                                       "keepalive",     "connect_timeout",
+                                       "retries",       "hash_key",
+                                       "health",        "outlier",
+                                       "slow_start",    "retry_on",
+                                       "retry_budget",  "per_try_timeout",
+                                       "max_pending",   "resolve_interval",
+                                       "ca_file",       "tls_verify",
+                                       "cert",          "key",
+                                       "protocol",      "ssrf_guard",
+                                       "allow_private", NULL};
     static const char *const later[] = {"health_check", NULL};
     bool ok_name = k->len > 0 && k->len <= 128;
     for (size_t i = 0; ok_name && i < k->len; i++) {
@@ -438,7 +482,7 @@ static void load_upstream(struct pt_cfg_ctx *x, const struct pt_ynode *k, const 
         return;
     bool has_targets = false;
     const struct pt_ynode *hash_key = NULL, *balance = NULL, *tls_key = NULL, *cert = NULL,
-                          *key = NULL, *verify = NULL, *protocol = NULL;
+                          *key = NULL, *verify = NULL, *protocol = NULL, *allow = NULL;
     FOR_PAIRS(v, kk, val)
     {
         uint64_t n;
@@ -463,6 +507,11 @@ static void load_upstream(struct pt_cfg_ctx *x, const struct pt_ynode *k, const 
                 key = kk;
                 u->key = path;
             }
+        } else if (is(kk, "ssrf_guard")) {
+            pt_config_get_bool(x, val, "ssrf_guard", &u->ssrf_guard);
+        } else if (is(kk, "allow_private")) {
+            allow = kk;
+            load_allow_private(x, u, val);
         } else if (is(kk, "tls_verify")) {
             verify = val;
             pt_config_get_bool(x, val, "tls_verify", &u->tls_verify);
@@ -536,6 +585,11 @@ static void load_upstream(struct pt_cfg_ctx *x, const struct pt_ynode *k, const 
                             "URL (h2 is HTTP/2 over TLS)",
                             t->url);
     }
+    if (allow && !u->ssrf_guard)
+        pt_config_warn(x, allow->pos,
+                       "\"allow_private\" has no effect without \"ssrf_guard: true\" in "
+                       "upstream \"%s\"",
+                       u->name);
     if (verify && !u->tls_verify && any_https)
         pt_config_warn(x, verify->pos,
                        "tls_verify is false: the certificates and names of upstream \"%s\"'s "

@@ -20,6 +20,10 @@
  * signalled: a slot may free up on any worker, and a 10 ms look at a few atomics is cheaper
  * than cross-thread wake-ups for what is an overload path.
  *
+ * An upstream with ssrf_guard checks each target address before each connect (ssrf_refuses):
+ * the addresses are the ones DNS gave at the last (re)load, so a name that rebinds to a
+ * private address is refused on the first connect after the reload that brought it.
+ *
  * Threading: the worker's thread; the shared target state is atomics (target.h).
  */
 #include "upstream/attempt.h"
@@ -31,6 +35,7 @@
 
 #include "core/log.h"
 #include "core/sock.h"
+#include "guard/ssrf.h"
 #include "http/h1_parse.h"
 #include "tls/tls.h"
 #include "tls/tls_transport.h"
@@ -296,6 +301,29 @@ static int open_stream(struct pt_attempt *a)
     return 502;
 }
 
+/* The SSRF guard of an upstream with ssrf_guard: true (guard/ssrf.h), before anything
+   connects to t, pooled connections included (a reload may have narrowed allow_private, and
+   the pool is keyed by address, not by upstream). A refused address ends the attempt like a
+   refused connect: counted against the target, never retried on it (the tried mask), retried
+   on another target within `retries`; the client gets 502 and only the log says why. Returns
+   true when t's address is refused. */
+static bool ssrf_refuses(struct pt_attempt *a, const struct pt_target_cfg *t)
+{
+    const struct pt_upstream_cfg *ups = a->ups;
+    struct pt_ssrf_verdict v =
+        pt_ssrf_check(&t->addr.u.sa, ups->allow_private, ups->n_allow_private);
+    if (!v.why)
+        return false;
+    char why[160];
+    pt_ssrf_explain(&t->addr.u.sa, v, why, sizeof(why));
+    pt_log_ratelimited(PT_LOG_WARN,
+                       "request %s: connect to upstream \"%s\" target %s refused by the SSRF "
+                       "guard: %s",
+                       a->log_id, ups->name, t->url, why);
+    pt_attempt_end(a, PT_OUTCOME_CONNECT_FAILURE);
+    return true;
+}
+
 int pt_attempt_connect(struct pt_attempt *a, bool next)
 {
     const struct pt_upstream_cfg *ups = a->ups;
@@ -307,6 +335,8 @@ int pt_attempt_connect(struct pt_attempt *a, bool next)
     const struct pt_target_cfg *t = a->target;
     bool fresh_same_target = !next && a->attempts > 0;
     a->attempts++;
+    if (ups->ssrf_guard && ssrf_refuses(a, t))
+        return 502;
     if (ups->protocol != PT_UPROTO_HTTP11)
         return open_stream(a);
     struct pt_uconn *u = fresh_same_target || a->is_fresh_only
@@ -355,7 +385,12 @@ int pt_attempt_connect_first(struct pt_attempt *a)
     while (rc == 502 && a->retries < a->ups->retries &&
            pt_budget_try_retry(&a->us->budget, a->ups->retry_budget_pct, a->loop->now_ms)) {
         a->retries++;
+        const struct pt_target_cfg *failed = a->target;
         rc = pt_attempt_connect(a, true);
+        /* No other target to pick (a->target unchanged; a local shortage on a new one stays
+           503): answer for the failure seen, as pt_attempt_failed does. */
+        if (rc == 503 && a->target == failed)
+            return 502;
     }
     return rc;
 }

@@ -153,12 +153,14 @@ int pt_attempt_pick(struct pt_attempt *a);
  * Opens (or takes from the pool) a connection to a->target, or first picks the next untried
  * target when next is set. Returns PT_OK (a->u set, owner and callbacks registered, timer
  * armed; for an h2 or h2c upstream a->h2 instead: a stream on a shared connection, not yet
- * submitted, no timer armed) or a status: 502 when the target refused at once, 503 when nothing is left to try
- * or Portico is short of resources (logged; the attempt ended).
+ * submitted, no timer armed) or a status: 502 when the target refused at once (the SSRF guard
+ * of an upstream with ssrf_guard refusing its address included), 503 when nothing is left to
+ * try or Portico is short of resources (logged; the attempt ended).
  */
 int pt_attempt_connect(struct pt_attempt *a, bool next);
 /* The first connect after a successful pick, moving on to further targets while they refuse
-   at once (within retries and the retry budget). Returns as pt_attempt_connect. */
+   at once (within retries and the retry budget). Returns as pt_attempt_connect, except that a
+   refusal with no other target left to try is 502 (the failure seen), not 503. */
 int pt_attempt_connect_first(struct pt_attempt *a);
 /* A connect in progress finished (a->u->is_connecting): checks the socket's error, starts TLS
    for https targets. Returns false when it failed (logged). */

@@ -29,6 +29,9 @@
  * that cannot speak h2, could serve no request, so a bare connect would call it up wrongly.
  * h2c tcp checks stay a connect: the preface would make them an HTTP check.
  *
+ * An upstream with ssrf_guard has its addresses checked before each probe (guard/ssrf.h): a
+ * forbidden one fails without a connect, so it goes down with the guard's reason in the log.
+ *
  * Verdicts: fall failures in a row take an up target down, rise passes in a row bring it
  * back; both are logged once per change. The counters and the verdict are atomics in the
  * shared target state; only this thread writes the counters.
@@ -68,6 +71,7 @@
 #include "core/loop.h"
 #include "core/sock.h"
 #include "core/transport.h"
+#include "guard/ssrf.h"
 #include "http/h1_parse.h"
 #include "tls/tls.h"
 #include "tls/tls_transport.h"
@@ -454,6 +458,17 @@ static void on_interval(struct pt_timer *tm)
     if (ck->tc->is_https && !ck->cc) {
         skip_local(ck, "TLS context", ENOMEM); /* see make_tls: logged when it failed */
         return;
+    }
+    if (ck->u->ssrf_guard) {
+        /* The checker obeys the guard too: a forbidden address is down, and says why. */
+        struct pt_ssrf_verdict v =
+            pt_ssrf_check(&ck->tc->addr.u.sa, ck->u->allow_private, ck->u->n_allow_private);
+        if (v.why) {
+            char why[160];
+            pt_ssrf_explain(&ck->tc->addr.u.sa, v, why, sizeof(why));
+            verdict(ck, false, "refused by the SSRF guard: %s", why);
+            return;
+        }
     }
     int in_progress = 0;
     int fd = pt_sock_connect(&ck->tc->addr.u.sa, ck->tc->addr.len, &in_progress);

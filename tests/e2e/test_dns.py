@@ -5,79 +5,21 @@ request. The names come from a DNS server of the test's own (helpers/dnsserver.p
 `resolver: {servers: [...]}`; the backends listen on 127.0.0.2 and 127.0.0.3 (both loopback on
 Linux) on one port, so the only difference between the targets is the address DNS gave."""
 
-import http.client
 import subprocess
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from helpers import yamlgen
-from helpers.common import IO_TIMEOUT, scaled
+from helpers import addrbackend, yamlgen
+from helpers.common import scaled
 from helpers.dnsserver import DnsServer
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self):  # noqa: N802 (http.server's naming)
-        srv = self.server
-        with srv.lock:
-            srv.count += 1
-            srv.hosts.add(self.headers.get("Host", ""))
-        body = srv.ip.encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("X-Backend", srv.ip)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = False
-
-
-def start_backend(ip, port):
-    s = _Server((ip, port), _Handler)
-    s.ip = ip
-    s.count = 0
-    s.hosts = set()
-    s.lock = threading.Lock()
-    t = threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    t.start()
-    s.thread = t
-    return s
-
-
-def stop_backend(s):
-    s.shutdown()
-    s.server_close()
-    s.thread.join(5)
 
 
 @pytest.fixture
 def two_backends():
     """Backends on 127.0.0.2:P and 127.0.0.3:P (the same port P from the kernel)."""
-    made = []
-    for _ in range(20):
-        a = start_backend("127.0.0.2", 0)
-        port = a.server_address[1]
-        try:
-            b = start_backend("127.0.0.3", port)
-        except OSError:
-            stop_backend(a)
-            continue
-        made = [a, b]
-        break
-    assert made, "no port free on both 127.0.0.2 and 127.0.0.3"
-    yield made
-    for s in made:
-        stop_backend(s)
+    with addrbackend.pair() as made:
+        yield made
 
 
 def counts(backends):
@@ -88,15 +30,7 @@ def counts(backends):
     return out
 
 
-def get(port, path="/"):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=IO_TIMEOUT)
-    try:
-        c.request("GET", path)
-        r = c.getresponse()
-        body = r.read()
-        return r.status, r.getheader("X-Backend"), body
-    finally:
-        c.close()
+get = addrbackend.get
 
 
 def config(dns_port, backend_port, interval="1s"):
