@@ -48,7 +48,9 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "admin/metrics.h"
 #include "core/buf.h"
+#include "core/counters.h"
 #include "core/log.h"
 #include "core/sock.h"
 #include "core/time.h"
@@ -69,6 +71,7 @@ void pt_snapshot_unref(struct pt_snapshot *s)
     if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
         return;
     pt_router_free(s->router);
+    pt_metrics_map_free(s->metrics);
     pt_upstreams_rt_free(s->res.urt);
     for (size_t i = 0; i < s->res.n_roots; i++)
         pt_static_root_free(s->res.roots[i]);
@@ -279,9 +282,32 @@ static size_t esc(char *dst, size_t room, const char *s, bool json)
     return n;
 }
 
+/* Counts r's request and its upstream part in w's block (admin/metrics.h). */
+static void count_request(struct pt_worker *w, const struct pt_req *r)
+{
+    const struct pt_metrics_map *m = r->ws->s->metrics;
+    if (!m || !w->ctr)
+        return;
+    long si = -1, ri = -1;
+    if (r->site && r->route && r->route >= r->site->routes &&
+        r->route < r->site->routes + r->site->n_routes) {
+        si = r->site - r->cfg->sites;
+        ri = r->route - r->site->routes;
+    }
+    pt_metrics_on_request(w->ctr, pt_metrics_route_base(m, si, ri), r->method_id, r->status,
+                          (w->loop.now_ms - r->start_ms) * 1000);
+    const struct pt_attempt *a = &r->at;
+    if (a->ups && a->ups->index < m->n_ups)
+        pt_metrics_on_upstream(w->ctr, m->ups_base[a->ups->index], a->retries, a->was_queued,
+                               a->head_latency_us);
+}
+
 void pt_worker_access_log(struct pt_worker *w, const struct pt_req *r)
 {
-    if (!r->ws || r->ws->s->access_fd < 0)
+    if (!r->ws)
+        return;
+    count_request(w, r);
+    if (r->ws->s->access_fd < 0)
         return;
     if (w->log_len > LOG_BUF_BYTES - 4096)
         log_flush(w);
@@ -709,6 +735,7 @@ int pt_worker_init(struct pt_worker *w, int id)
 static void *worker_main(void *arg)
 {
     struct pt_worker *w = arg;
+    pt_ctr_bind(w->ctr);
     for (;;) {
         pt_loop_run_once(&w->loop, 1000);
         log_flush(w);
