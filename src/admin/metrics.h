@@ -77,7 +77,7 @@ static inline void pt_metrics_on_request(struct pt_ctr_block *b, uint32_t base, 
     unsigned mi = method > 0 && method < PT_METRICS_N_METHODS ? (unsigned)method : 0;
     _Atomic uint64_t *s = pt_ctr_at(b, base);
     pt_ctr_bump(s + mi * PT_METRICS_N_CLASSES + cls, 1);
-    pt_hist_observe(s + PT_METRICS_REQ_HIST, &pt_hist_duration_us, duration_us);
+    pt_hist_observe_duration(s + PT_METRICS_REQ_HIST, duration_us);
 }
 
 /* Counts what a proxied request did upstream: retries, whether it waited in the queue, and
@@ -93,7 +93,7 @@ static inline void pt_metrics_on_upstream(struct pt_ctr_block *b, uint32_t base,
     if (was_queued)
         pt_ctr_bump(s + PT_METRICS_UPS_QUEUED, 1);
     if (head_latency_us)
-        pt_hist_observe(s + PT_METRICS_UPS_HIST, &pt_hist_duration_us, head_latency_us);
+        pt_hist_observe_duration(s + PT_METRICS_UPS_HIST, head_latency_us);
 }
 
 /* Counts a connection accepted on (is_open) or closed from the listener whose series is base. */

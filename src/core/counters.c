@@ -16,10 +16,7 @@
 
 _Thread_local struct pt_ctr_block *pt_ctr_self;
 
-static const uint64_t duration_bounds_us[] = {
-    1000,   2500,    5000,    10000,   25000,    50000,    100000,   250000,
-    500000, 1000000, 2500000, 5000000, 10000000, 30000000, 60000000,
-};
+static const uint64_t duration_bounds_us[PT_HIST_DURATION_N] = {PT_HIST_DURATION_BOUNDS};
 const struct pt_hist_def pt_hist_duration_us = {
     duration_bounds_us, sizeof(duration_bounds_us) / sizeof(duration_bounds_us[0])};
 

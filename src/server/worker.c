@@ -288,13 +288,14 @@ static void count_request(struct pt_worker *w, const struct pt_req *r)
     const struct pt_metrics_map *m = r->ws->s->metrics;
     if (!m || !w->ctr)
         return;
-    long si = -1, ri = -1;
-    if (r->site && r->route && r->route >= r->site->routes &&
-        r->route < r->site->routes + r->site->n_routes) {
-        si = r->site - r->cfg->sites;
-        ri = r->route - r->site->routes;
+    uint32_t base = m->unrouted_base;
+    if (r->route && r->site) { /* a route of the site's table (compared as addresses) */
+        size_t si = ((uintptr_t)r->site - (uintptr_t)r->cfg->sites) / sizeof(*r->site);
+        size_t ri = ((uintptr_t)r->route - (uintptr_t)r->site->routes) / sizeof(*r->route);
+        if (si < m->n_sites && ri < r->site->n_routes)
+            base = m->route_base[m->site_first[si] + ri];
     }
-    pt_metrics_on_request(w->ctr, pt_metrics_route_base(m, si, ri), r->method_id, r->status,
+    pt_metrics_on_request(w->ctr, base, r->method_id, r->status,
                           (w->loop.now_ms - r->start_ms) * 1000);
     const struct pt_attempt *a = &r->at;
     if (a->ups && a->ups->index < m->n_ups)
@@ -302,13 +303,10 @@ static void count_request(struct pt_worker *w, const struct pt_req *r)
                                a->head_latency_us);
 }
 
-void pt_worker_access_log(struct pt_worker *w, const struct pt_req *r)
+/* Writes r's access-log line (kept out of line: with the log off, pt_worker_access_log stays a
+   leaf that saves no registers). */
+static __attribute__((noinline)) void log_line(struct pt_worker *w, const struct pt_req *r)
 {
-    if (!r->ws)
-        return;
-    count_request(w, r);
-    if (r->ws->s->access_fd < 0)
-        return;
     if (w->log_len > LOG_BUF_BYTES - 4096)
         log_flush(w);
     const struct pt_wallclock *wc = pt_wallclock_now();
@@ -384,6 +382,15 @@ void pt_worker_access_log(struct pt_worker *w, const struct pt_req *r)
     if (n == 0 || p[n - 1] != '\n')
         p[n++] = '\n';
     w->log_len += n;
+}
+
+void pt_worker_access_log(struct pt_worker *w, const struct pt_req *r)
+{
+    if (!r->ws)
+        return;
+    count_request(w, r);
+    if (r->ws->s->access_fd >= 0)
+        log_line(w, r);
 }
 
 /* ---- lifecycle ---- */
