@@ -214,50 +214,55 @@ static const char *route_label(const struct pt_site_cfg *s, size_t j, char *buf,
     return buf;
 }
 
+/* Requests by method and status class of one route's series at base, labels l (site, route). */
+static void route_requests(struct pt_gbuf *out, const struct pt_counters *reg, uint32_t base,
+                           struct labels *l)
+{
+    l->name[2] = "method";
+    l->name[3] = "code";
+    for (unsigned me = 0; me < PT_METRICS_N_METHODS; me++)
+        for (unsigned c = 0; c < PT_METRICS_N_CLASSES; c++) {
+            uint64_t n = pt_counters_sum(reg, base + me * PT_METRICS_N_CLASSES + c);
+            if (!n)
+                continue;
+            char code[4] = {(char)('1' + c), 'x', 'x', '\0'};
+            l->value[2] = method_names[me];
+            l->value[3] = code;
+            sample(out, "portico_requests_total", l, n);
+        }
+}
+
+/* Two passes over every route (the not-routed series last): the requests family, then the
+   duration histograms (a family's samples must be together). */
 static void render_requests(struct pt_gbuf *out, const struct pt_metrics_view *v)
 {
     const struct pt_config *cfg = v->cfg;
     const struct pt_metrics_map *m = v->map;
     char rbuf[KEY_MAX];
-    family(out, "portico_requests_total", "counter",
-           "Requests answered, by site (first host name; empty: the default site, or not "
-           "routed), route (its match pattern), method and status class.");
-    for (size_t i = 0; i <= cfg->n_sites; i++) {
-        const struct pt_site_cfg *s = i < cfg->n_sites ? &cfg->sites[i] : NULL;
-        size_t nr = s ? s->n_routes : 1;
-        for (size_t j = 0; j < nr; j++) {
-            uint32_t base = s ? m->route_base[m->site_first[i] + j] : m->unrouted_base;
-            if (base == PT_CTR_NONE)
-                continue;
-            struct labels l = {
-                {"site", "route", "method", "code"},
-                {s ? site_name(s) : "", s ? route_label(s, j, rbuf, sizeof(rbuf)) : ""}};
-            for (unsigned me = 0; me < PT_METRICS_N_METHODS; me++)
-                for (unsigned c = 0; c < PT_METRICS_N_CLASSES; c++) {
-                    uint64_t n = pt_counters_sum(v->reg, base + me * PT_METRICS_N_CLASSES + c);
-                    if (!n)
-                        continue;
-                    char code[4] = {(char)('1' + c), 'x', 'x', '\0'};
-                    l.value[2] = method_names[me];
-                    l.value[3] = code;
-                    sample(out, "portico_requests_total", &l, n);
-                }
-        }
-    }
-    family(out, "portico_request_duration_seconds", "histogram",
-           "Time from a request's start to its end, by site and route.");
-    for (size_t i = 0; i <= cfg->n_sites; i++) {
-        const struct pt_site_cfg *s = i < cfg->n_sites ? &cfg->sites[i] : NULL;
-        size_t nr = s ? s->n_routes : 1;
-        for (size_t j = 0; j < nr; j++) {
-            uint32_t base = s ? m->route_base[m->site_first[i] + j] : m->unrouted_base;
-            if (base == PT_CTR_NONE)
-                continue;
-            struct labels l = {
-                {"site", "route"},
-                {s ? site_name(s) : "", s ? route_label(s, j, rbuf, sizeof(rbuf)) : ""}};
-            histogram(out, "portico_request_duration_seconds", v->reg, base + PT_METRICS_REQ_HIST,
-                      &l);
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 0)
+            family(out, "portico_requests_total", "counter",
+                   "Requests answered, by site (first host name; empty: the default site, or not "
+                   "routed), route (its match pattern), method and status class.");
+        else
+            family(out, "portico_request_duration_seconds", "histogram",
+                   "Time from a request's start to its end, by site and route.");
+        for (size_t i = 0; i <= cfg->n_sites; i++) {
+            const struct pt_site_cfg *s = i < cfg->n_sites ? &cfg->sites[i] : NULL;
+            size_t nr = s ? s->n_routes : 1;
+            for (size_t j = 0; j < nr; j++) {
+                uint32_t base = s ? m->route_base[m->site_first[i] + j] : m->unrouted_base;
+                if (base == PT_CTR_NONE)
+                    continue;
+                struct labels l = {
+                    {"site", "route"},
+                    {s ? site_name(s) : "", s ? route_label(s, j, rbuf, sizeof(rbuf)) : ""}};
+                if (pass == 0)
+                    route_requests(out, v->reg, base, &l);
+                else
+                    histogram(out, "portico_request_duration_seconds", v->reg,
+                              base + PT_METRICS_REQ_HIST, &l);
+            }
         }
     }
 }
