@@ -6,8 +6,10 @@
 #                                 make bench and make bench-h2 run it first themselves)
 #   scripts/deps.sh [--test] --list   print the set's packages, one a line, and install nothing
 # Idempotent and non-interactive: it runs apt-get only when a package is missing, and
-# `apt-get update` first. RUNLEVEL=1 keeps Debian's maintainer scripts from starting nginx as a
-# system service: the benchmark starts its own nginx with its own configuration.
+# `apt-get update` first. RUNLEVEL=1 keeps Debian's maintainer scripts from starting nginx and
+# prometheus as system services: the benchmark starts its own nginx, and the metrics test its
+# own prometheus, each with its own configuration. Where systemd runs, a prometheus that this
+# script installed is also disabled and stopped (that unit alone; nothing else is touched).
 set -eu
 want_test=0
 list=0
@@ -32,10 +34,12 @@ libc-ares-dev libmaxminddb-dev libsystemd-dev libnghttp2-dev libsqlite3-dev medi
 # the slow-client tool, nginx, wrk and h2load (nghttp2-client) for the side-by-side benchmarks,
 # node for the Netlify differential test; python3-h2, -hyperframe and -hpack for the frame-level
 # HTTP/2 tests, python3-websockets for the WebSocket tests, python3-grpcio and python3-grpc-tools
-# (protoc for Python) for the gRPC tests.
+# (protoc for Python) for the gRPC tests; prometheus, the server the metrics test scrapes
+# Portico with (its node exporter, only recommended, is not installed).
 TEST_PKGS="clang libclang-rt-14-dev clang-format libcmocka-dev python3-pytest curl
 nghttp2-client openssl procps mmdb-bin pebble testssl.sh slowhttptest nginx wrk valgrind nodejs
-python3-h2 python3-hyperframe python3-hpack python3-websockets python3-grpcio python3-grpc-tools"
+python3-h2 python3-hyperframe python3-hpack python3-websockets python3-grpcio python3-grpc-tools
+prometheus"
 if [ "$want_test" -eq 1 ]; then
     PKGS="$PKGS $TEST_PKGS"
     # npm ships inside some nodejs builds (NodeSource's); Debian's own is a separate package
@@ -59,6 +63,16 @@ else
     echo "deps: installing$missing"
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
     $SUDO env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -q --no-install-recommends $missing
+    # The package enables its unit: a prometheus installed here must not run as a service
+    # (the test starts its own, on its own port). Only when this run installed it, so that an
+    # operator's own prometheus is left alone.
+    case " $missing " in
+    *" prometheus "*)
+        if [ -d /run/systemd/system ]; then
+            $SUDO systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+        fi
+        ;;
+    esac
 fi
 [ "$want_test" -eq 1 ] || exit 0
 # The differential test of Netlify rules runs Netlify's own matcher, the npm package

@@ -8,6 +8,8 @@
 #include "core/buf.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #define CACHE_MAX 64
@@ -79,4 +81,66 @@ void pt_buf_cache_drain(void)
         }
         caches[k].n = 0;
     }
+}
+
+static int gbuf_reserve(struct pt_gbuf *g, size_t n)
+{
+    if (g->is_failed)
+        return -1;
+    if (n > g->max - g->len) {
+        g->is_failed = true;
+        return -1;
+    }
+    size_t need = g->len + n + 1; /* room for the NUL */
+    if (need <= g->cap)
+        return 0;
+    size_t cap = g->cap ? g->cap : 4096;
+    while (cap < need)
+        cap *= 2;
+    char *d = realloc(g->data, cap);
+    if (!d) {
+        g->is_failed = true;
+        return -1;
+    }
+    g->data = d;
+    g->cap = cap;
+    return 0;
+}
+
+int pt_gbuf_put(struct pt_gbuf *g, const void *p, size_t n)
+{
+    if (gbuf_reserve(g, n) < 0)
+        return -1;
+    memcpy(g->data + g->len, p, n);
+    g->len += n;
+    g->data[g->len] = '\0';
+    return 0;
+}
+
+int pt_gbuf_printf(struct pt_gbuf *g, const char *fmt, ...)
+{
+    char small[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(small, sizeof(small), fmt, ap);
+    va_end(ap);
+    if (k < 0) {
+        g->is_failed = true;
+        return -1;
+    }
+    if ((size_t)k < sizeof(small))
+        return pt_gbuf_put(g, small, (size_t)k);
+    if (gbuf_reserve(g, (size_t)k) < 0)
+        return -1;
+    va_start(ap, fmt);
+    vsnprintf(g->data + g->len, (size_t)k + 1, fmt, ap);
+    va_end(ap);
+    g->len += (size_t)k;
+    return 0;
+}
+
+void pt_gbuf_free(struct pt_gbuf *g)
+{
+    free(g->data);
+    *g = (struct pt_gbuf){.max = g->max};
 }

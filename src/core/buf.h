@@ -83,4 +83,25 @@ static inline bool pt_buf_put(struct pt_buf *b, const void *p, size_t n)
     return true;
 }
 
+/*
+ * A growable output buffer for documents built whole before they are sent (the admin
+ * layer's /metrics page): it grows by doubling up to max bytes. Reaching max, or running out
+ * of memory, marks it failed: later appends do nothing and the caller answers with an error.
+ * Zero-initialise it with max set; pt_gbuf_free gives the memory back.
+ */
+struct pt_gbuf {
+    char *data;     /* NUL-terminated when len > 0; NULL until the first append */
+    size_t len;     /* bytes written */
+    size_t cap;     /* bytes in data */
+    size_t max;     /* hard limit on len */
+    bool is_failed; /* an append did not fit (max) or memory ran out */
+};
+
+/* Appends n bytes of p. Returns 0, or -1 (and marks g failed) when they do not fit. */
+int pt_gbuf_put(struct pt_gbuf *g, const void *p, size_t n);
+/* Appends printf-style text. Returns 0 or -1 as pt_gbuf_put. */
+int pt_gbuf_printf(struct pt_gbuf *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Frees g's memory; g is empty again (max kept). */
+void pt_gbuf_free(struct pt_gbuf *g);
+
 #endif

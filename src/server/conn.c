@@ -43,6 +43,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "admin/metrics.h"
 #include "core/log.h"
 #include "core/sock.h"
 #include "handler/handler.h"
@@ -271,6 +272,8 @@ void pt_conn_close(struct pt_conn *c)
     c->next->prev = c->prev;
     w->n_conns--;
     atomic_fetch_sub_explicit(&n_conns_total, 1, memory_order_relaxed);
+    if (w->ctr)
+        pt_metrics_on_conn(w->ctr, c->ctr_base, false);
     if (w->is_at_cap) { /* room again: accept in the next loop iteration */
         w->is_at_cap = false;
         pt_timer_set(&w->loop, &w->accept_timer, 0);
@@ -466,6 +469,14 @@ void pt_conn_accept(struct pt_listener *l)
         w->conns.prev = c;
         w->n_conns++;
         atomic_fetch_add_explicit(&n_conns_total, 1, memory_order_relaxed);
+        c->ctr_base = PT_CTR_NONE;
+        {
+            const struct pt_metrics_map *m = w->ws ? w->ws->s->metrics : NULL;
+            if (m && w->ctr && l->idx < m->n_listens) {
+                c->ctr_base = m->listen_base[l->idx];
+                pt_metrics_on_conn(w->ctr, c->ctr_base, true);
+            }
+        }
         c->state = c->t.is_handshaking ? PT_CS_HANDSHAKE : PT_CS_HEAD;
         pt_timer_set(&w->loop, &c->timer, cfg->limits.header_timeout_ms);
     }

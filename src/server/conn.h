@@ -72,6 +72,7 @@ struct pt_conn {
     bool is_posted;      /* post is on the loop's posted list (or in the batch it runs) */
     bool is_deferred;    /* defer is on the deferred list: freed when off both (conn.c) */
     uint8_t listen_idx;  /* which listen entry accepted it */
+    uint32_t ctr_base;   /* its listener's connection series (admin/metrics.h); PT_CTR_NONE */
     bool is_lingering;   /* write side shut; draining input before close */
     bool is_chunked_out; /* the response in progress goes out in chunks (h1_stream.c) */
     bool chunk_open;     /* a chunk's data is queued; its CRLF is not yet */

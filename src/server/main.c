@@ -31,6 +31,8 @@
 #include <yaml.h>
 
 #include "admin/keycmd.h"
+#include "admin/metrics.h"
+#include "core/counters.h"
 #include "core/log.h"
 #include "core/sock.h"
 #include "handler/geoip.h"
@@ -129,6 +131,8 @@ static int cmd_version(void)
 }
 
 static struct pt_acme *acme; /* the ACME manager (main thread only), NULL without tls.acme */
+/* Every thread's counter blocks (core/counters.h), from the start of `run` to its end. */
+static struct pt_counters *counters;
 
 /* Tells the ACME manager about cfg: starts it (acme NULL) or updates it. The host list is
    gathered for the call only. Returns 0, or -1 with err filled when the start failed. */
@@ -465,12 +469,20 @@ static struct pt_snapshot *reload(const char *path, struct pt_snapshot *cur,
         while (n && err[n - 1] == '\n')
             err[--n] = '\0';
         pt_log_error("reload failed, still serving the previous configuration: %s", err);
+        pt_ctr_add_self(PT_CTR_RELOADS_FAILED, 1);
         free(err);
         return cur;
     }
     free(err);
     report_warnings(s->cfg, true);
     if (!reload_listeners(s, cur)) {
+        pt_ctr_add_self(PT_CTR_RELOADS_FAILED, 1);
+        pt_snapshot_unref(s);
+        return cur;
+    }
+    if (counters && !(s->metrics = pt_metrics_map_build(counters, s->cfg))) {
+        pt_log_error("reload failed, still serving the previous configuration: out of memory");
+        pt_ctr_add_self(PT_CTR_RELOADS_FAILED, 1);
         pt_snapshot_unref(s);
         return cur;
     }
@@ -485,6 +497,7 @@ static struct pt_snapshot *reload(const char *path, struct pt_snapshot *cur,
         pt_worker_publish(&workers[i], s);
     pt_snapshot_release_listeners(cur); /* removed listeners close once the workers let go */
     pt_snapshot_unref(cur);
+    pt_ctr_add_self(PT_CTR_RELOADS_OK, 1);
     pt_log_info("configuration reloaded (generation %llu)", (unsigned long long)s->generation);
     return s;
 }
@@ -666,10 +679,13 @@ static int cmd_run(const char *path)
     bool is_pid_written = false;
     struct pt_health *hc = NULL;
     struct pt_worker *workers = calloc(nw, sizeof(*workers));
-    if (!workers) {
+    /* Counter blocks: one per worker, then the main thread's, then the admin thread's. */
+    counters = pt_counters_create(nw + PT_COUNTERS_EXTRA_BLOCKS);
+    if (!workers || !counters || !(snap->metrics = pt_metrics_map_build(counters, cfg))) {
         fprintf(stderr, "portico: out of memory\n");
         goto out;
     }
+    pt_ctr_bind(pt_counters_block(counters, nw + PT_COUNTERS_MAIN));
     /* Everything that can fail for want of a file descriptor is made before the listeners
        open: once a port accepts, the process is up, however a connection flood follows. */
     hc = pt_health_create(snap->res.urt);
@@ -689,6 +705,7 @@ static int cmd_run(const char *path)
 
     for (uint32_t i = 0; i < nw; i++) {
         int e = pt_worker_init(&workers[i], (int)i);
+        workers[i].ctr = pt_counters_block(counters, i);
         if (e < 0) {
             fprintf(stderr, "portico: cannot start worker %u: %s\n", i, strerror(-e));
             goto stop;
@@ -792,6 +809,9 @@ out:
         acme = NULL;
     }
     pt_snapshot_unref(snap);
+    pt_ctr_bind(NULL);
+    pt_counters_free(counters);
+    counters = NULL;
     pt_dns_shutdown();
     if (is_pid_written)
         pt_pidfile_remove(pid_path);

@@ -30,6 +30,14 @@
 #include "upstream/uconn.h"
 
 struct pt_tls_ctx;
+struct pt_ctr_block;
+struct pt_metrics_map;
+
+/* Counter blocks (core/counters.h) after the workers' (0 .. workers - 1): the main thread's,
+   then the admin thread's. */
+#define PT_COUNTERS_MAIN 0
+#define PT_COUNTERS_ADMIN 1
+#define PT_COUNTERS_EXTRA_BLOCKS 2
 
 /*
  * A listening socket, shared by every worker (worker.c says why). Two counts: refs keeps the
@@ -68,6 +76,7 @@ struct pt_snapshot {
     struct pt_lsock **lsocks; /* per listen entry (run only; NULL for check); one ref each */
     size_t n_lsocks;
     bool holds_opens; /* the snapshot also holds an open on each lsock (main thread's) */
+    struct pt_metrics_map *metrics; /* its series (admin/metrics.h); NULL: nothing counted */
 };
 
 void pt_snapshot_ref(struct pt_snapshot *s);
@@ -108,6 +117,7 @@ struct pt_listener {
 struct pt_worker {
     int id;
     pthread_t thread;
+    struct pt_ctr_block *ctr; /* its counter block (written by this thread alone); NULL: none */
     struct pt_loop loop;
     struct pt_io wake;             /* eventfd: the main thread wants attention */
     struct pt_listener *listeners; /* registrations of the current snapshot's sockets */

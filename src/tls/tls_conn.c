@@ -37,6 +37,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "core/counters.h"
 #include "tls/tls_internal.h"
 
 struct pt_tls_conn *pt_tls_server_new(struct pt_tls_ctx *ctx, int fd)
@@ -194,6 +195,11 @@ int pt_tls_handshake(struct pt_tls_conn *c)
     int r = SSL_do_handshake(c->ssl);
     if (r == 1) {
         c->is_done = true;
+        if (SSL_is_server(c->ssl)) { /* counted for clients' handshakes only */
+            pt_ctr_add_self(PT_CTR_TLS_HANDSHAKES, 1);
+            if (SSL_session_reused(c->ssl) == 1)
+                pt_ctr_add_self(PT_CTR_TLS_RESUMED, 1);
+        }
         return PT_OK;
     }
     int rc = io_result(c, r);
@@ -202,6 +208,8 @@ int pt_tls_handshake(struct pt_tls_conn *c)
         c->is_failed = true;
         rc = PT_ERR;
     }
+    if (rc == PT_ERR && SSL_is_server(c->ssl))
+        pt_ctr_add_self(PT_CTR_TLS_FAILED, 1);
     return rc;
 }
 

@@ -587,6 +587,7 @@ int pt_attempt_enqueue(struct pt_attempt *a, uint64_t deadline_ms)
         return 503;
     }
     a->is_queued = true;
+    a->was_queued = true;
     a->queue_deadline_ms = deadline_ms;
     pt_timer_init(&a->queue_timer, queue_poll);
     pt_timer_set(a->loop, &a->queue_timer, PT_ATTEMPT_QUEUE_POLL_MS);

@@ -97,6 +97,7 @@ struct pt_attempt {
     bool is_open;          /* the target's in-flight count includes this request */
     bool is_fresh_only;    /* set by the proxy: never a pooled connection (an upgrade) */
     bool is_queued;        /* waiting in the upstream's queue (queue_timer armed) */
+    bool was_queued;       /* it waited in the queue at least once (metrics) */
     /* the attempt in progress */
     const struct pt_target_cfg *target;
     int target_idx;           /* index of target in ups */

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "core/common.h"
+#include "core/counters.h"
 #include "tls/tls.h"
 #include "upstream/h2_client.h"
 
@@ -44,6 +45,7 @@ static void pool_unlink(struct pt_upool *p, struct pt_uconn *u)
     if (u->pool_next)
         u->pool_next->pool_prev = u->pool_prev;
     u->pool_prev = u->pool_next = NULL;
+    pt_ctr_add_self(PT_CTR_POOL_IDLE, (uint64_t)-1); /* a gauge: wraps per block, sums right */
 }
 
 /* An idle pooled connection's event or idle timer: any readiness while idle means the peer
@@ -201,5 +203,6 @@ void pt_upool_put(struct pt_upool *p, struct pt_uconn *u, uint32_t keepalive)
     if (*head)
         (*head)->pool_prev = u;
     *head = u;
+    pt_ctr_add_self(PT_CTR_POOL_IDLE, 1);
     pt_timer_set(p->loop, &u->timer, PT_UPOOL_IDLE_MS);
 }

@@ -276,6 +276,7 @@ static bool try_eject(struct pt_upstream_state *us, size_t idx, uint64_t now_ms)
                                                  memory_order_acq_rel, memory_order_acquire))
         return false;
     atomic_fetch_add_explicit(&t->ejections, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&t->ejections_total, 1, memory_order_relaxed);
     atomic_store_explicit(&t->consecutive_failures, 0, memory_order_relaxed);
     pt_log_warn("upstream %s target %s is ejected for %llums after %u failures in a row",
                 us->cfg->name, us->cfg->targets[idx].url, (unsigned long long)dur,

@@ -56,6 +56,7 @@ struct pt_target_state {
     atomic_bool is_healthy; /* active check verdict; true until checks fail */
     atomic_uint_fast64_t ejected_until_ms;   /* outlier ejection end (monotonic ms); 0: none */
     atomic_uint ejections;                   /* ejections in a row (doubles the next one) */
+    atomic_uint_fast64_t ejections_total;    /* every ejection since it was created (metrics) */
     atomic_uint consecutive_failures;        /* passive: failed attempts in a row */
     atomic_int in_flight;                    /* attempts started, not yet ended */
     atomic_int conns;                        /* open upstream connections (all workers) */
