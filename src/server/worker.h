@@ -68,6 +68,7 @@ struct pt_snapshot {
     struct pt_lsock **lsocks; /* per listen entry (run only; NULL for check); one ref each */
     size_t n_lsocks;
     bool holds_opens; /* the snapshot also holds an open on each lsock (main thread's) */
+    struct pt_admin_state *admin; /* the admin listener's tokens and TLS; NULL without admin: */
 };
 
 void pt_snapshot_ref(struct pt_snapshot *s);
