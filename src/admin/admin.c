@@ -111,7 +111,8 @@ struct pt_admin {
     pthread_mutex_t mu;
     struct pt_admin_state *pending; /* guarded by mu: adopted on the next wake */
     struct pt_admin_state *st;      /* the thread's (main's before start) */
-    struct pt_admin_state *bound;   /* the state whose address is bound (for the warning) */
+    struct pt_sockaddr bound;       /* the address bound at start (a reload does not move it) */
+    char bound_text[64];            /* as written */
     struct pt_audit *audit;
     struct route *routes;
     size_t n_routes;
@@ -845,7 +846,8 @@ struct pt_admin *pt_admin_new(struct pt_admin_state *st, char *err, size_t errle
     atomic_init(&a->stop, false);
     atomic_init(&a->ready, false);
     a->st = state_ref(st);
-    a->bound = state_ref(st);
+    a->bound = st->addr;
+    snprintf(a->bound_text, sizeof(a->bound_text), "%s", st->listen_text);
     int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (fd < 0) {
         snprintf(err, errlen, "admin: eventfd: %s", strerror(errno));
@@ -930,9 +932,9 @@ void pt_admin_update(struct pt_admin *a, struct pt_admin_state *st)
                     "restart");
         return;
     }
-    if (!pt_sockaddr_eq(&st->addr, &a->bound->addr))
+    if (!pt_sockaddr_eq(&st->addr, &a->bound))
         pt_log_warn("reload: admin listen %s takes effect after a restart (still on %s)",
-                    st->listen_text, a->bound->listen_text);
+                    st->listen_text, a->bound_text);
     char err[512];
     if (pt_audit_set_path(a->audit, st->audit_log, err, sizeof(err)) < 0)
         pt_log_error("reload: %s; the audit log stays where it was", err);
@@ -984,7 +986,6 @@ void pt_admin_destroy(struct pt_admin *a)
     pt_loop_destroy(&a->loop);
     pt_admin_state_unref(a->pending);
     pt_admin_state_unref(a->st);
-    pt_admin_state_unref(a->bound);
     pt_audit_close(a->audit);
     for (size_t i = 0; i < a->n_routes; i++)
         free(a->routes[i].pattern);
