@@ -53,6 +53,7 @@
 #include "core/loop.h"
 #include "core/sock.h"
 #include "core/transport.h"
+#include "http/fields.h"
 #include "http/h1_parse.h"
 #include "tls/tls.h"
 #include "tls/tls_transport.h"
@@ -239,60 +240,6 @@ static void conn_close(struct aconn *c)
     pt_loop_defer(&a->loop, &c->d, conn_free);
 }
 
-static const char *reason(int status)
-{
-    switch (status) {
-    case 200:
-        return "OK";
-    case 201:
-        return "Created";
-    case 204:
-        return "No Content";
-    case 304:
-        return "Not Modified";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 408:
-        return "Request Timeout";
-    case 409:
-        return "Conflict";
-    case 411:
-        return "Length Required";
-    case 412:
-        return "Precondition Failed";
-    case 413:
-        return "Content Too Large";
-    case 414:
-        return "URI Too Long";
-    case 415:
-        return "Unsupported Media Type";
-    case 422:
-        return "Unprocessable Content";
-    case 428:
-        return "Precondition Required";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 500:
-        return "Internal Server Error";
-    case 501:
-        return "Not Implemented";
-    case 503:
-        return "Service Unavailable";
-    case 505:
-        return "HTTP Version Not Supported";
-    default:
-        return "Unknown";
-    }
-}
-
 static json_t *error_body(const char *field, const char *message)
 {
     return json_pack("{s:[{s:s?, s:s}]}", "errors", "field", field, "message", message);
@@ -317,12 +264,13 @@ static int build_answer(struct aconn *c, int status, json_t *body, const char *e
         free(text);
         return -1;
     }
-    int w = snprintf(o, cap,
-                     "HTTP/1.1 %d %s\r\n%sCache-Control: no-store\r\n"
-                     "X-Content-Type-Options: nosniff\r\nContent-Length: %zu\r\n%s%.*s\r\n",
-                     status, reason(status), text ? "Content-Type: application/json\r\n" : "",
-                     text ? tlen + 1 : 0, c->close_after ? "Connection: close\r\n" : "",
-                     (int)extra_len, extra ? extra : "");
+    int w =
+        snprintf(o, cap,
+                 "HTTP/1.1 %d %s\r\n%sCache-Control: no-store\r\n"
+                 "X-Content-Type-Options: nosniff\r\nContent-Length: %zu\r\n%s%.*s\r\n",
+                 status, pt_http_reason(status), text ? "Content-Type: application/json\r\n" : "",
+                 text ? tlen + 1 : 0, c->close_after ? "Connection: close\r\n" : "", (int)extra_len,
+                 extra ? extra : "");
     size_t n = (size_t)w;
     if (text && !is_head) {
         memcpy(o + n, text, tlen);
@@ -1071,8 +1019,6 @@ void pt_admin_reply(struct pt_admin_req *q, int status, json_t *body)
     json_decref(q->reply);
     q->status = status;
     q->reply = body;
-    q->extra_len = 0;
-    q->extra[0] = '\0';
 }
 
 void pt_admin_reply_error(struct pt_admin_req *q, int status, const char *field,

@@ -120,7 +120,7 @@ const char *pt_admin_body(const struct pt_admin_req *q, size_t *len);
 json_t *pt_admin_body_json(struct pt_admin_req *q);
 
 /* Answers status with body (reference stolen; NULL: no body). A second answer replaces the
-   first. */
+   first; headers added with pt_admin_reply_header, before or after, stay. */
 void pt_admin_reply(struct pt_admin_req *q, int status, json_t *body);
 /* Answers status with {"errors": [{"field": field or null, "message": message}]}. */
 void pt_admin_reply_error(struct pt_admin_req *q, int status, const char *field,

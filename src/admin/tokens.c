@@ -58,17 +58,6 @@ int pt_token_scope_parse(const char *s)
     return PT_SCOPE_NONE;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 void pt_tokens_hash(const char *s, size_t n, uint8_t out[32])
 {
     unsigned int len = 32;
@@ -126,7 +115,8 @@ static const char *parse_line(const char *p, const char *end, struct pt_token *t
     if (fn[2] != 64)
         return "expected the token's SHA-256 as 64 hex digits (not the token itself)";
     for (size_t i = 0; i < 32; i++) {
-        int hi = hexval(f[2][2 * i]), lo = hexval(f[2][2 * i + 1]);
+        int hi = OPENSSL_hexchar2int((unsigned char)f[2][2 * i]);
+        int lo = OPENSSL_hexchar2int((unsigned char)f[2][2 * i + 1]);
         if (hi < 0 || lo < 0)
             return "expected the token's SHA-256 as 64 hex digits (not the token itself)";
         tk->sha256[i] = (uint8_t)(hi << 4 | lo);
