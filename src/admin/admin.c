@@ -93,8 +93,10 @@ struct aconn {
     bool in_request;    /* bytes of a request have arrived (the header timer runs) */
     bool sent_continue; /* 100 Continue was sent for the current request */
     bool close_after;   /* close once the answer is written */
+    bool is_interim;    /* c->out is a 100 Continue: the request is still being read */
     char *in;
     size_t in_len, in_cap, scanned;
+    size_t head_len; /* of the current request once its end was found; 0 before */
     char *out;
     size_t out_len, out_sent;
     struct aconn *prev, *next;
@@ -525,7 +527,8 @@ out:
 static int try_request(struct aconn *c)
 {
     const struct pt_admin_state *st = c->a->st;
-    ssize_t hl = pt_h1_find_head_end(c->in, c->in_len, &c->scanned);
+    ssize_t hl =
+        c->head_len ? (ssize_t)c->head_len : pt_h1_find_head_end(c->in, c->in_len, &c->scanned);
     if (hl == PT_H1_INCOMPLETE) {
         if (c->in_len >= st->header_max) {
             answer_and_close(c, 431, "the request head is too large");
@@ -557,6 +560,7 @@ static int try_request(struct aconn *c)
         answer_and_close(c, 413, "the request body is larger than 1 MiB");
         return c->io.fd < 0 ? -1 : 1;
     }
+    c->head_len = (size_t)hl; /* the scan does not find an end it has passed: keep it */
     size_t need = (size_t)hl + blen;
     if (need > c->in_cap) {
         char *ni = realloc(c->in, need);
@@ -569,11 +573,23 @@ static int try_request(struct aconn *c)
     }
     if (c->in_len < need) {
         if (r.expect_continue && !c->sent_continue) {
-            /* RFC 9110 §10.1.1: best effort; a client that gets nothing sends anyway. */
+            /* RFC 9110 §10.1.1: an interim answer, written like any other (a TLS write that
+               waits must be offered the same bytes again), then back to reading. */
             static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-            struct iovec iov = {(void *)cont, sizeof(cont) - 1};
+            char *o = malloc(sizeof(cont) - 1);
+            if (!o) {
+                conn_close(c);
+                return -1;
+            }
+            memcpy(o, cont, sizeof(cont) - 1);
+            free(c->out);
+            c->out = o;
+            c->out_len = sizeof(cont) - 1;
+            c->out_sent = 0;
             c->sent_continue = true;
-            (void)pt_transport_writev(&c->tr, &iov, 1, false);
+            c->is_interim = true;
+            c->state = AC_WRITE;
+            return 1;
         }
         return 0;
     }
@@ -582,6 +598,7 @@ static int try_request(struct aconn *c)
     memmove(c->in, c->in + need, c->in_len - need);
     c->in_len -= need;
     c->scanned = 0;
+    c->head_len = 0;
     c->in_request = false;
     c->sent_continue = false;
     return 1;
@@ -644,6 +661,12 @@ static void drive(struct aconn *c)
             free(c->out);
             c->out = NULL;
             c->out_len = c->out_sent = 0;
+            if (c->is_interim) {
+                c->is_interim = false;
+                c->state = AC_READ;
+                arm(c, st->header_timeout_ms);
+                continue;
+            }
             if (c->close_after) {
                 conn_close(c);
                 return;

@@ -396,3 +396,45 @@ def test_token_command_prints_token_and_hash_line():
     assert r.returncode == 2
     r = subprocess.run([PORTICO_BIN, "help", "token"], capture_output=True, text=True)
     assert r.returncode == 0 and "tokens_file" in r.stdout
+
+
+def test_expect_100_continue_gets_an_interim_answer(admin_setup):
+    _, a, toks, _ = admin_setup()
+    s = socket.create_connection(("127.0.0.1", a.port), timeout=5)
+    try:
+        s.sendall(b"POST /api/x HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer %s\r\n"
+                  b"Expect: 100-continue\r\nContent-Length: 2\r\nConnection: close\r\n\r\n"
+                  % toks["writer"].encode())
+        got = s.recv(4096)
+        assert got == b"HTTP/1.1 100 Continue\r\n\r\n", got
+        s.sendall(b"{}")
+        out = b""
+        while True:
+            b = s.recv(4096)
+            if not b:
+                break
+            out += b
+        assert out.startswith(b"HTTP/1.1 404 "), out
+    finally:
+        s.close()
+
+
+def test_body_arriving_after_the_head_is_read(admin_setup):
+    _, a, toks, _ = admin_setup()
+    s = socket.create_connection(("127.0.0.1", a.port), timeout=5)
+    try:
+        s.sendall(b"PUT /api/x HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer %s\r\n"
+                  b"Content-Length: 6\r\nConnection: close\r\n\r\n{" % toks["writer"].encode())
+        time.sleep(0.2)
+        s.sendall(b'"a"')
+        time.sleep(0.2)
+        s.sendall(b":1}")
+        out = b""
+        while True:
+            b = s.recv(4096)
+            if not b:
+                break
+            out += b
+        assert out.startswith(b"HTTP/1.1 404 "), out
+    finally:
+        s.close()
