@@ -106,7 +106,8 @@ void pt_admin_destroy(struct pt_admin *a);
 const char *pt_admin_method(const struct pt_admin_req *q);
 const char *pt_admin_path(const struct pt_admin_req *q);
 const char *pt_admin_query(const struct pt_admin_req *q);
-/* The value of parameter name (":name" in the pattern), NUL-terminated, or NULL. */
+/* The value of parameter name (":name" in the pattern), NUL-terminated, as sent (not
+   percent-decoded), or NULL. */
 const char *pt_admin_param(const struct pt_admin_req *q, const char *name);
 /* The first value of header name (case-insensitive) into *len, or NULL. */
 const char *pt_admin_header(const struct pt_admin_req *q, const char *name, size_t *len);

@@ -438,3 +438,26 @@ def test_body_arriving_after_the_head_is_read(admin_setup):
         assert out.startswith(b"HTTP/1.1 404 "), out
     finally:
         s.close()
+
+
+def test_client_ca_without_tls_is_an_error(tmp_path, pki):
+    path = base_config(tmp_path, "  tokens_file: TOKENS\n  client_ca: %s\n" % pki.ca_cert)
+    r = check(path)
+    assert r.returncode == 1
+    assert re.search(r":5:3: \"client_ca\" is only used with admin.tls", r.stderr), r.stderr
+
+
+def test_taken_admin_port_fails_the_start_with_one_line(tmp_path):
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen(1)
+    try:
+        port = held.getsockname()[1]
+        path = base_config(tmp_path, '  listen: "127.0.0.1:%d"\n  tokens_file: TOKENS\n' % port)
+        r = subprocess.run([PORTICO_BIN, "run", "-c", path], capture_output=True, text=True,
+                           timeout=30)
+        assert r.returncode == 1
+        assert "portico: cannot listen on admin address 127.0.0.1:%d: Address already in use" \
+            % port in r.stderr, r.stderr
+    finally:
+        held.close()
