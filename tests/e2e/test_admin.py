@@ -63,6 +63,16 @@ def raw(port, data, timeout=5.0, read_all=True):
         s.close()
 
 
+def read_to_close(s):
+    """Everything s receives until the peer closes it."""
+    out = b""
+    while True:
+        b = s.recv(4096)
+        if not b:
+            return out
+        out += b
+
+
 class Admin:
     """An HTTP/1.1 client for the admin port (one request per connection)."""
 
@@ -244,12 +254,7 @@ def test_idle_connection_is_closed_after_keepalive_timeout(admin_setup):
     s = socket.create_connection(("127.0.0.1", a.port), timeout=scaled(5))
     try:
         s.sendall(b"GET /live HTTP/1.1\r\nHost: a\r\n")
-        out = b""
-        while True:
-            b = s.recv(4096)
-            if not b:
-                break
-            out += b
+        out = read_to_close(s)
         assert out.startswith(b"HTTP/1.1 408 "), out
     finally:
         s.close()
@@ -408,12 +413,7 @@ def test_expect_100_continue_gets_an_interim_answer(admin_setup):
         got = s.recv(4096)
         assert got == b"HTTP/1.1 100 Continue\r\n\r\n", got
         s.sendall(b"{}")
-        out = b""
-        while True:
-            b = s.recv(4096)
-            if not b:
-                break
-            out += b
+        out = read_to_close(s)
         assert out.startswith(b"HTTP/1.1 404 "), out
     finally:
         s.close()
@@ -429,12 +429,7 @@ def test_body_arriving_after_the_head_is_read(admin_setup):
         s.sendall(b'"a"')
         time.sleep(0.2)
         s.sendall(b":1}")
-        out = b""
-        while True:
-            b = s.recv(4096)
-            if not b:
-                break
-            out += b
+        out = read_to_close(s)
         assert out.startswith(b"HTTP/1.1 404 "), out
     finally:
         s.close()
