@@ -23,7 +23,8 @@
  * Authentication: every route but those registered PT_ADMIN_PUBLIC needs
  * "Authorization: Bearer TOKEN" with a token of the tokens file (admin/tokens.h): none or an
  * unknown one is 401 (WWW-Authenticate: Bearer), a read token on a method other than GET or
- * HEAD is 403. Handlers run on the admin thread, one request at a time, and must not block
+ * HEAD is 403. Both are checked before routing answers 404 or 405, so the table of endpoints
+ * is not visible without a token. Handlers run on the admin thread, one request at a time, and must not block
  * for long (a SQLite write is fine; a network call is not).
  *
  * Answers are JSON. Errors have one shape: {"errors": [{"field": F, "message": M}]}, where F
