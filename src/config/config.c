@@ -129,7 +129,7 @@ static void load_trusted(struct pt_cfg_ctx *x, const struct pt_ynode *v)
  * arena, or NULL after reporting. The file is not created here (`check` creates nothing): an
  * existing file must be writable, else its directory must exist and be writable.
  */
-static const char *get_log_file(struct pt_cfg_ctx *x, const struct pt_ynode *v, const char *key)
+const char *pt_config_get_log_file(struct pt_cfg_ctx *x, const struct pt_ynode *v, const char *key)
 {
     char *path = pt_config_get_path(x, v, key, "file");
     if (!path)
@@ -195,7 +195,7 @@ static void load_log(struct pt_cfg_ctx *x, const struct pt_ynode *v)
             else if (is(val, "stdout") || is(val, "stderr") || is(val, "off"))
                 log->access = pt_config_strndup(x, &x->cfg->arena, s, val->len);
             else
-                log->access = get_log_file(x, val, "access");
+                log->access = pt_config_get_log_file(x, val, "access");
         } else {
             if (is(val, "combined"))
                 log->format = PT_LOG_FORMAT_COMBINED;
@@ -422,9 +422,9 @@ static void load_root(struct pt_cfg_ctx *x, const struct pt_ynode *root)
     static const char *const keys[] = {
         "workers", "shutdown_timeout", "listen", "limits",   "http2", "trusted_proxies",
         "log",     "upstreams",        "sites",  "routes",   "tls",   "resolver",
-        "geoip",   "server_header",    "errors", "pid_file", NULL};
-    static const char *const later[] = {"admin", "cache", "metrics",     "redis", "rules",
-                                        "acl",   "waf",   "rate_limits", NULL};
+        "geoip",   "server_header",    "errors", "pid_file", "admin", NULL};
+    static const char *const later[] = {"cache", "metrics", "redis",       "rules",
+                                        "acl",   "waf",     "rate_limits", NULL};
     struct pt_config *cfg = x->cfg;
     if (root->kind != PT_YNODE_MAP) {
         pt_config_error(x, root->pos,
@@ -476,6 +476,8 @@ static void load_root(struct pt_cfg_ctx *x, const struct pt_ynode *root)
             pt_config_load_errors(x, v, &cfg->error_pages, &cfg->n_error_pages);
         } else if (is(k, "pid_file")) {
             cfg->pid_file = pt_config_get_path(x, v, "pid_file", "file");
+        } else if (is(k, "admin")) {
+            pt_config_load_admin(x, v);
         } else {
             routes = v;
             routes_key = k;
@@ -506,6 +508,7 @@ static void load_root(struct pt_cfg_ctx *x, const struct pt_ynode *root)
     }
     pt_config_check_sites(x);
     pt_config_check_tls_listeners(x);
+    pt_config_check_admin(x);
     check_unreachable(x);
 }
 

@@ -397,6 +397,30 @@ struct pt_geoip_cfg {
     struct pt_cfg_pos pos; /* of the database value (errors opening the file point here) */
 };
 
+/*
+ * admin: the admin listener (src/admin/), off the request path; absent section: none. Loaded by
+ * config_admin.c. store, key_file, allow_private and ca_file are read here for the rules API
+ * (issue 11) and used by the code that serves it.
+ */
+struct pt_admin_cfg {
+    bool is_set;                   /* an admin: section was given */
+    const char *listen_text;       /* as written; "127.0.0.1:9900" by default */
+    struct pt_sockaddr addr;       /* where the admin listener binds */
+    bool is_loopback;              /* addr is 127.0.0.0/8 or ::1 */
+    const char *tls_cert;          /* tls.cert: PEM chain for the admin listener, or NULL (plain) */
+    const char *tls_key;           /* tls.key: its private key */
+    const char *client_ca;         /* PEM CAs whose client certificates are required, or NULL */
+    const char *tokens_file;       /* required: "NAME SCOPE SHA256HEX" lines (admin/tokens.h) */
+    const char *audit_log;         /* JSON lines of every change, or NULL: none */
+    const char *store;             /* SQLite file of the rules API, or NULL */
+    const char *key_file;          /* 32-byte secret key file, or NULL */
+    struct pt_cidr *allow_private; /* CIDRs API rules may target despite the SSRF guard */
+    size_t n_allow_private;
+    const char *ca_file;       /* PEM CAs for API rules' https targets, or NULL: system store */
+    struct pt_cfg_pos pos;     /* of the admin: value */
+    struct pt_cfg_pos tls_pos; /* of the tls: value (certificate errors point here) */
+};
+
 struct pt_config {
     struct pt_arena arena;        /* owns every byte below */
     const char *path;             /* file it came from */
@@ -433,6 +457,7 @@ struct pt_config {
     const char *pid_file;   /* resolved path `run` writes its process id to; NULL when not set */
     const struct pt_cfg_secret *secrets; /* values taken from the environment (${NAME}), which
                                             pt_config_report() keeps out of messages; opaque */
+    struct pt_admin_cfg admin;
 };
 
 /* One error about a place in the configuration file. */

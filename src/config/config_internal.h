@@ -264,6 +264,16 @@ bool pt_config_make_target(struct pt_cfg_ctx *x, const struct pt_ynode *v, const
 void pt_config_load_listen(struct pt_cfg_ctx *x, const struct pt_ynode *v);
 void pt_config_load_tls(struct pt_cfg_ctx *x, const struct pt_ynode *v);
 void pt_config_check_tls_listeners(struct pt_cfg_ctx *x);
+/* "0.0.0.0:8080", "[::1]:9900", ":8080" into *out (config_listen.c). Returns NULL on success
+   or what is wrong. */
+const char *pt_config_parse_listen_addr(const char *s, size_t n, struct pt_sockaddr *out);
+/* admin: (config_admin.c); check_admin runs once the whole file is read (its address against
+   the traffic listeners'). */
+void pt_config_load_admin(struct pt_cfg_ctx *x, const struct pt_ynode *v);
+void pt_config_check_admin(struct pt_cfg_ctx *x);
+/* A log file path for key (config.c): resolved, and writable or creatable; NULL after an
+   error at v. Nothing is created. */
+const char *pt_config_get_log_file(struct pt_cfg_ctx *x, const struct pt_ynode *v, const char *key);
 /* http2: (config_listen.c): settings of HTTP/2 client connections. */
 void pt_config_load_http2(struct pt_cfg_ctx *x, const struct pt_ynode *v);
 

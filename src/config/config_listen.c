@@ -24,7 +24,7 @@
  * "0.0.0.0:8080", "[::]:8080", "127.0.0.1:8080", ":8080" (all IPv4 addresses). Returns NULL on
  * success or what is wrong.
  */
-static const char *parse_listen_addr(const char *s, size_t n, struct pt_sockaddr *out)
+const char *pt_config_parse_listen_addr(const char *s, size_t n, struct pt_sockaddr *out)
 {
     char host[INET6_ADDRSTRLEN + 1];
     const char *colon;
@@ -404,7 +404,7 @@ void pt_config_load_listen(struct pt_cfg_ctx *x, const struct pt_ynode *v)
                 const char *s = pt_config_get_str(x, val, "addr");
                 if (!s)
                     continue;
-                const char *why = parse_listen_addr(s, val->len, &l->addr);
+                const char *why = pt_config_parse_listen_addr(s, val->len, &l->addr);
                 if (why) {
                     pt_config_error(x, val->pos, "bad listen address \"%.*s\": %s", shown(val->len),
                                     s, why);

@@ -33,6 +33,8 @@
 #include "admin/keycmd.h"
 #include "admin/metrics.h"
 #include "core/counters.h"
+#include "admin/admin.h"
+#include "admin/tokens.h"
 #include "core/log.h"
 #include "core/sock.h"
 #include "handler/geoip.h"
@@ -63,6 +65,7 @@ static const char *const usage_text =
     "  stop   [-c FILE | --pid PIDFILE] [--timeout SECONDS]   stop the running Portico\n"
     "  keygen FILE       write a new key file for header secrets (never overwrites)\n"
     "  rotate-key --store PATH --key OLD --new-key NEW   re-encrypt the store's secrets\n"
+    "  token  NAME [--scope read|write]   make an admin API token and its tokens-file line\n"
     "  version           print the version of portico and of its libraries\n"
     "  help [COMMAND]    print this help, or a command's\n";
 
@@ -100,6 +103,12 @@ static int cmd_help(const char *what)
                "Re-encrypts every header secret of the rules store PATH from key file OLD to\n"
                "key file NEW (make it with portico keygen), in one transaction: a value that\n"
                "does not open with OLD changes nothing. Then configure NEW as the key file.\n");
+    else if (what && strcmp(what, "token") == 0)
+        printf("usage: portico token NAME [--scope read|write]\n\n"
+               "Makes a random admin API token named NAME (scope read by default; write may\n"
+               "also change things) and prints two lines to stdout: the token, shown only\n"
+               "now, and the \"NAME SCOPE SHA256\" line to add to admin.tokens_file, which\n"
+               "keeps only the hash. Reload (SIGHUP) to take the file anew.\n");
     else if (what && strcmp(what, "version") == 0)
         printf("usage: portico version\n\nPrints Portico's version and its libraries'.\n");
     else if (what && strcmp(what, "help") != 0) {
@@ -130,7 +139,8 @@ static int cmd_version(void)
     return 0;
 }
 
-static struct pt_acme *acme; /* the ACME manager (main thread only), NULL without tls.acme */
+static struct pt_acme *acme;   /* the ACME manager (main thread only), NULL without tls.acme */
+static struct pt_admin *admin; /* the admin listener (main thread only), NULL without admin: */
 /* Every thread's counter blocks (core/counters.h), from the start of `run` to its end. */
 static struct pt_counters *counters;
 
@@ -325,7 +335,8 @@ static struct pt_snapshot *snapshot_of(struct pt_config *cfg, char *err, size_t 
         snprintf(err, errlen, "%s: out of memory", path);
         goto fail_snap;
     }
-    if (open_resources(s, prev, err, errlen) < 0)
+    if (open_resources(s, prev, err, errlen) < 0 ||
+        pt_admin_state_new(cfg, &s->admin, err, errlen) < 0)
         goto fail_snap;
     const char *a = cfg->log.access ? cfg->log.access : "stdout";
     if (!open_logs) {
@@ -495,6 +506,10 @@ static struct pt_snapshot *reload(const char *path, struct pt_snapshot *cur,
         pt_health_update(hc, s->res.urt);
     for (uint32_t i = 0; i < n_workers; i++)
         pt_worker_publish(&workers[i], s);
+    if (admin)
+        pt_admin_update(admin, s->admin);
+    else if (s->admin)
+        pt_log_warn("reload: the admin listener opens at start only: restart to open it");
     pt_snapshot_release_listeners(cur); /* removed listeners close once the workers let go */
     pt_snapshot_unref(cur);
     pt_ctr_add_self(PT_CTR_RELOADS_OK, 1);
@@ -693,6 +708,14 @@ static int cmd_run(const char *path)
         fprintf(stderr, "portico: cannot start the health checker\n");
         goto out;
     }
+    if (snap->admin) {
+        char aerr[512] = "";
+        admin = pt_admin_new(snap->admin, aerr, sizeof(aerr));
+        if (!admin || pt_admin_start(admin) < 0) {
+            fprintf(stderr, "portico: %s\n", admin ? "cannot start the admin thread" : aerr);
+            goto out;
+        }
+    }
     {
         /* One socket per listener, shared by the workers (worker.c): a port that another
            process holds is one line and exit 1, before anything starts. */
@@ -731,6 +754,7 @@ static int cmd_run(const char *path)
     }
     pt_log_info("portico %s started: %u worker(s), configuration %s", PT_VERSION, nw, path);
     pt_notify_ready(snap->generation, false);
+    pt_admin_set_ready(admin, true);
 
     uint64_t next_rotation = pt_upstream_now_ms() + ticket_rotation_ms(snap);
     uint64_t next_watch = pt_upstream_now_ms() + CERT_WATCH_MS;
@@ -776,6 +800,7 @@ static int cmd_run(const char *path)
         }
         if (sig == SIGUSR1) {
             reopen_access_log(snap);
+            pt_admin_reopen_logs(admin);
             continue;
         }
         char name[32];
@@ -794,6 +819,7 @@ static int cmd_run(const char *path)
     pt_notify_stopping();
     rc = 0;
 stop:
+    pt_admin_set_ready(admin, false);
     for (uint32_t i = 0; i < started; i++)
         pt_worker_request_stop(&workers[i]);
     pt_snapshot_release_listeners(snap); /* new connections are refused from now on */
@@ -802,6 +828,8 @@ stop:
     if (rc == 0)
         pt_log_info("stopped");
 out:
+    pt_admin_destroy(admin);
+    admin = NULL;
     if (hc)
         pt_health_destroy(hc);
     if (acme) {
@@ -994,6 +1022,8 @@ int main(int argc, char **argv)
         return cmd_version();
     if (strcmp(cmd, "keygen") == 0 || strcmp(cmd, "rotate-key") == 0)
         return pt_admin_key_command(argc - 1, argv + 1);
+    if (strcmp(cmd, "token") == 0)
+        return pt_tokens_cmd(argc - 1, argv + 1);
     bool is_run = strcmp(cmd, "run") == 0, is_check = strcmp(cmd, "check") == 0;
     bool is_reload = strcmp(cmd, "reload") == 0, is_stop = strcmp(cmd, "stop") == 0;
     if (!is_run && !is_check && !is_reload && !is_stop) {

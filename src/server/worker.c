@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #include "admin/metrics.h"
+#include "admin/admin.h"
 #include "core/buf.h"
 #include "core/counters.h"
 #include "core/log.h"
@@ -91,6 +92,7 @@ void pt_snapshot_unref(struct pt_snapshot *s)
         pt_lsock_unref(s->lsocks[i]);
     }
     free(s->lsocks);
+    pt_admin_state_unref(s->admin);
     pt_config_free(s->cfg);
     if (s->owns_access_fd && s->access_fd >= 0)
         close(s->access_fd);

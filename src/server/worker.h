@@ -77,6 +77,7 @@ struct pt_snapshot {
     size_t n_lsocks;
     bool holds_opens; /* the snapshot also holds an open on each lsock (main thread's) */
     struct pt_metrics_map *metrics; /* its series (admin/metrics.h); NULL: nothing counted */
+    struct pt_admin_state *admin;   /* the admin listener's tokens and TLS; NULL without admin: */
 };
 
 void pt_snapshot_ref(struct pt_snapshot *s);
