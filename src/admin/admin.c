@@ -139,6 +139,9 @@ struct pt_admin_req {
     size_t n_params;
     int status; /* 0 until answered */
     json_t *reply;
+    char *text; /* a text answer instead of JSON (pt_admin_reply_text), owned */
+    size_t text_len;
+    const char *text_type; /* its Content-Type (static) */
     char extra[EXTRA_MAX];
     size_t extra_len;
 };
@@ -247,20 +250,27 @@ static json_t *error_body(const char *field, const char *message)
     return json_pack("{s:[{s:s?, s:s}]}", "errors", "field", field, "message", message);
 }
 
-/* Builds the answer into c->out: head, extra headers, JSON body (omitted for HEAD). Returns
-   0, or -1 when out of memory (the connection is then closed). */
-static int build_answer(struct aconn *c, int status, json_t *body, const char *extra,
-                        size_t extra_len, bool is_head)
+/* Builds the answer into c->out: head, extra headers, and the body (omitted for HEAD): raw of
+   raw_len bytes with Content-Type raw_type when raw is set, else body as JSON. Returns 0, or -1
+   when out of memory (the connection is then closed). */
+static int build_answer(struct aconn *c, int status, json_t *body, const char *raw, size_t raw_len,
+                        const char *raw_type, const char *extra, size_t extra_len, bool is_head)
 {
     char *text = NULL;
-    size_t tlen = 0;
-    if (body && status != 204 && status != 304) {
+    size_t tlen = 0, blen = 0;
+    const char *ctype = NULL;
+    if (raw && status != 204 && status != 304) {
+        ctype = raw_type;
+        blen = raw_len;
+    } else if (body && status != 204 && status != 304) {
         text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
         if (!text)
             return -1;
         tlen = strlen(text);
+        ctype = "application/json";
+        blen = tlen + 1; /* a newline ends the JSON text */
     }
-    size_t cap = 256 + extra_len + tlen + 1;
+    size_t cap = 320 + extra_len + blen + 1;
     char *o = malloc(cap);
     if (!o) {
         free(text);
@@ -268,16 +278,19 @@ static int build_answer(struct aconn *c, int status, json_t *body, const char *e
     }
     int w =
         snprintf(o, cap,
-                 "HTTP/1.1 %d %s\r\n%sCache-Control: no-store\r\n"
+                 "HTTP/1.1 %d %s\r\n%s%s%sCache-Control: no-store\r\n"
                  "X-Content-Type-Options: nosniff\r\nContent-Length: %zu\r\n%s%.*s\r\n",
-                 status, pt_http_reason(status), text ? "Content-Type: application/json\r\n" : "",
-                 text ? tlen + 1 : 0, c->close_after ? "Connection: close\r\n" : "", (int)extra_len,
-                 extra ? extra : "");
+                 status, pt_http_reason(status), ctype ? "Content-Type: " : "", ctype ? ctype : "",
+                 ctype ? "\r\n" : "", blen, c->close_after ? "Connection: close\r\n" : "",
+                 (int)extra_len, extra ? extra : "");
     size_t n = (size_t)w;
-    if (text && !is_head) {
+    if (!is_head && ctype && text) {
         memcpy(o + n, text, tlen);
         n += tlen;
         o[n++] = '\n';
+    } else if (!is_head && ctype) {
+        memcpy(o + n, raw, raw_len);
+        n += raw_len;
     }
     free(text);
     free(c->out);
@@ -293,7 +306,7 @@ static void answer_and_close(struct aconn *c, int status, const char *message)
 {
     c->close_after = true;
     json_t *b = error_body(NULL, message);
-    int rc = build_answer(c, status, b, NULL, 0, false);
+    int rc = build_answer(c, status, b, NULL, 0, NULL, NULL, 0, false);
     json_decref(b);
     if (rc < 0)
         conn_close(c);
@@ -511,10 +524,13 @@ static int handle(struct aconn *c, const struct pt_h1_request *r, size_t hl, siz
         pt_log_info("admin: token %s: %s %s: %d", q->token_name, method, path, q->status);
     c->close_after = c->close_after || r->framing.conn_close ||
                      (r->minor_version == 0 && !r->framing.conn_keepalive);
-    rc = build_answer(c, q->status, q->reply, q->extra, q->extra_len, is_head);
+    rc = build_answer(c, q->status, q->reply, q->text, q->text_len, q->text_type, q->extra,
+                      q->extra_len, is_head);
 out:
-    if (q)
+    if (q) {
         json_decref(q->reply);
+        free(q->text);
+    }
     free(q);
     free(path);
     if (rc < 0)
@@ -1040,8 +1056,19 @@ json_t *pt_admin_body_json(struct pt_admin_req *q)
 void pt_admin_reply(struct pt_admin_req *q, int status, json_t *body)
 {
     json_decref(q->reply);
+    free(q->text);
+    q->text = NULL;
     q->status = status;
     q->reply = body;
+}
+
+void pt_admin_reply_text(struct pt_admin_req *q, int status, const char *content_type, char *text,
+                         size_t len)
+{
+    pt_admin_reply(q, status, NULL);
+    q->text = text;
+    q->text_len = len;
+    q->text_type = content_type;
 }
 
 void pt_admin_reply_error(struct pt_admin_req *q, int status, const char *field,

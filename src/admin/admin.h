@@ -124,6 +124,10 @@ json_t *pt_admin_body_json(struct pt_admin_req *q);
 /* Answers status with body (reference stolen; NULL: no body). A second answer replaces the
    first; headers added with pt_admin_reply_header, before or after, stay. */
 void pt_admin_reply(struct pt_admin_req *q, int status, json_t *body);
+/* Answers status with len bytes of text (malloc'd; ownership passes, freed after the answer;
+   NULL with len 0: no body) as content_type (a static string such as "text/plain"). */
+void pt_admin_reply_text(struct pt_admin_req *q, int status, const char *content_type, char *text,
+                         size_t len);
 /* Answers status with {"errors": [{"field": field or null, "message": message}]}. */
 void pt_admin_reply_error(struct pt_admin_req *q, int status, const char *field,
                           const char *message);

@@ -19,6 +19,7 @@
 #include <openssl/crypto.h>
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -143,6 +144,51 @@ static struct pt_acme *acme;   /* the ACME manager (main thread only), NULL with
 static struct pt_admin *admin; /* the admin listener (main thread only), NULL without admin: */
 /* Every thread's counter blocks (core/counters.h), from the start of `run` to its end. */
 static struct pt_counters *counters;
+
+/* What GET /metrics renders: the snapshot now serving, handed over by the main thread under a
+   lock; a scrape (on the admin thread) holds its own reference while it renders. */
+static pthread_mutex_t metrics_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct pt_snapshot *metrics_snap; /* one reference, or NULL */
+static uint32_t metrics_workers;
+
+/* Makes s (a reference is taken; NULL drops the one held) what /metrics renders. */
+static void metrics_publish(struct pt_snapshot *s)
+{
+    if (s)
+        pt_snapshot_ref(s);
+    pthread_mutex_lock(&metrics_lock);
+    struct pt_snapshot *old = metrics_snap;
+    metrics_snap = s;
+    pthread_mutex_unlock(&metrics_lock);
+    if (old)
+        pt_snapshot_unref(old);
+}
+
+/* GET /metrics (admin thread, a token of either scope): the Prometheus text page. */
+static void on_metrics(struct pt_admin_req *q, void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&metrics_lock);
+    struct pt_snapshot *s = metrics_snap;
+    if (s)
+        pt_snapshot_ref(s);
+    pthread_mutex_unlock(&metrics_lock);
+    if (!s) {
+        pt_admin_reply_error(q, 503, NULL, "not serving yet");
+        return;
+    }
+    struct pt_gbuf out = {.max = 64u << 20};
+    struct pt_metrics_view v = {counters,   metrics_workers, s->cfg,
+                                s->metrics, s->res.urt,      pt_upstream_now_ms()};
+    int rc = pt_metrics_render(&out, &v);
+    pt_snapshot_unref(s);
+    if (rc < 0) {
+        pt_gbuf_free(&out);
+        pt_admin_reply_error(q, 500, NULL, "the metrics page does not fit in 64 MiB");
+        return;
+    }
+    pt_admin_reply_text(q, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len);
+}
 
 /* Tells the ACME manager about cfg: starts it (acme NULL) or updates it. The host list is
    gathered for the call only. Returns 0, or -1 with err filled when the start failed. */
@@ -506,9 +552,10 @@ static struct pt_snapshot *reload(const char *path, struct pt_snapshot *cur,
         pt_health_update(hc, s->res.urt);
     for (uint32_t i = 0; i < n_workers; i++)
         pt_worker_publish(&workers[i], s);
-    if (admin)
+    if (admin) {
+        metrics_publish(s);
         pt_admin_update(admin, s->admin);
-    else if (s->admin)
+    } else if (s->admin)
         pt_log_warn("reload: the admin listener opens at start only: restart to open it");
     pt_snapshot_release_listeners(cur); /* removed listeners close once the workers let go */
     pt_snapshot_unref(cur);
@@ -710,7 +757,14 @@ static int cmd_run(const char *path)
     }
     if (snap->admin) {
         char aerr[512] = "";
+        metrics_workers = nw;
+        metrics_publish(snap);
         admin = pt_admin_new(snap->admin, aerr, sizeof(aerr));
+        if (admin && pt_admin_route(admin, "GET", "/metrics", 0, on_metrics, NULL) < 0) {
+            pt_admin_destroy(admin);
+            admin = NULL;
+            snprintf(aerr, sizeof(aerr), "out of memory");
+        }
         if (!admin || pt_admin_start(admin) < 0) {
             fprintf(stderr, "portico: %s\n", admin ? "cannot start the admin thread" : aerr);
             goto out;
@@ -830,6 +884,7 @@ stop:
 out:
     pt_admin_destroy(admin);
     admin = NULL;
+    metrics_publish(NULL);
     if (hc)
         pt_health_destroy(hc);
     if (acme) {
