@@ -43,7 +43,7 @@ INSTALL  ?= install
 INSTALL_BIN ?= build/portico
 DOCS     := README.md docs/config.md docs/operations.md docs/netlify.md
 
-.PHONY: all asan test test-only unit unit-asan e2e e2e-asan fuzz fuzz-smoke bench bench-h2 deps \
+.PHONY: all asan test test-only unit unit-asan e2e e2e-asan fuzz fuzz-smoke bench bench-h2 bench-routes deps \
         deps-test run jamstack clean format format-check ban-check layer-check help man install uninstall FORCE
 
 all: build/portico
@@ -60,6 +60,7 @@ help:
 	@echo "make fuzz       build the libFuzzer targets into build/fuzz/"
 	@echo "make bench      side-by-side benchmark against nginx (bench/run.sh)"
 	@echo "make bench-h2   the same for HTTP/2 over TLS, h2load -c16 -m4 (bench/h2.sh)"
+	@echo "make bench-routes  callgrind Ir/request with 10 vs 1,000 routes (bench/route_scale.sh)"
 	@echo "make deps       install the Debian packages needed to build and run"
 	@echo "make deps-test  install those and the test and benchmark tools"
 	@echo "make run        build and run examples/quickstart.yaml"
@@ -154,6 +155,10 @@ bench:
 	scripts/deps.sh --test
 	$(MAKE) build/portico
 	bench/run.sh
+
+bench-routes:
+	$(MAKE) build/portico
+	bench/route_scale.sh
 
 bench-h2:
 	scripts/deps.sh --test

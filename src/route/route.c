@@ -11,14 +11,39 @@
  *                                optional final '/' + '*' takes the rest as the splat
  *   regex    "~^/v[0-9]+/(.*)$"  PCRE2, JIT-compiled when the library has a JIT
  *
- * Matching walks a site's routes in configuration order and stops at the first one whose
- * pattern and method both match: the order is the user's, and a hash of exact routes would
- * have to re-check every earlier non-exact route anyway. With the length/memcmp pre-checks an
- * ordered scan of the usual few dozen routes costs well under a microsecond. Nothing is
- * allocated while matching: results are slices of the caller's path. A regex needs PCRE2 match
- * data; each thread creates one on its first regex match, keeps it in a thread-local, and a
- * pthread key destructor frees it when the thread exits (it never depends on the router, so a
- * reload does not touch it). Every regex runs under a match and depth limit so a pathological
+ * Matching answers exactly what a scan of the site's routes in configuration order would: the
+ * first route whose pattern and method both match (and *method_mismatch when an earlier route
+ * matched the path only). So that this costs about the same with 1,000 routes as with 10, build
+ * indexes each site's routes by the literal their pattern turns on, in one open-addressing
+ * table keyed by (kind, literal) whose entries hold the numbers of the routes with that key,
+ * ascending:
+ *
+ *   exact    key "/graphql"        looked up with the path (and, for Netlify's trailing
+ *                                  slash, the path without its final '/')
+ *   prefix   key "/api"            looked up with each leading run of the path that ends at a
+ *                                  '/' or at its end: "", "/a", "/a/b", ... (an incremental
+ *                                  FNV-1a, so the whole walk hashes the path once)
+ *   suffix   key ".json"           looked up with the path's tail of each suffix length in use
+ *   others   params, regex, Netlify "/blog*": one ascending list, always candidates
+ *
+ * A length set per kind (one bit per literal length) skips lookups for lengths no literal has.
+ * Each lookup gives a sorted list; the lists are merged lowest number first, from the caller's
+ * starting route on (a binary search finds it in each list), and each candidate goes through
+ * the same pattern and method checks as before, so the first answer, the 405 signal and
+ * pt_router_match_from's resumption are those of the plain scan. A candidate is only a
+ * candidate: the index may over-approximate (a Netlify trailing-slash lookup finds non-Netlify
+ * exact routes too) but never miss a route whose pattern could match. The merge keeps its list
+ * cursors on the stack (MAX_SOURCES); a path with more candidate lists than that (dozens of
+ * segments, each the literal of some prefix route) falls back to the plain scan. Rejected: a
+ * segment trie for prefixes (more code and pointer chasing for the same one probe per '/'), and
+ * a single per-path automaton over all kinds (regexes and placeholders would not fit, and the
+ * order across kinds is the user's). tests/unit/test_route_index.c checks the index against an
+ * independent linear scan over random route sets; bench/route_scale.sh measures the cost.
+ *
+ * Nothing is allocated while matching: results are slices of the caller's path. A regex needs
+ * PCRE2 match data; each thread creates one on its first regex match, keeps it in a
+ * thread-local, and a pthread key destructor frees it when the thread exits (it never depends
+ * on the router, so a reload does not touch it). Every regex runs under a match and depth limit so a pathological
  * pattern fails that one request instead of burning a worker.
  *
  * Literal parts of patterns must already be in normalised form (see http/path.c): "/a//b" or
@@ -74,10 +99,27 @@ struct croute {
     uint32_t n_groups; /* regex: capture groups in the pattern */
 };
 
+/* One distinct literal of one kind in a site's route index, with the routes that have it. */
+struct rkey {
+    const char *s; /* the literal (croute.lit); NULL marks a free slot */
+    size_t n;
+    int kind;      /* PAT_EXACT, PAT_PREFIX (not is_plain) or PAT_SUFFIX */
+    uint32_t *idx; /* route numbers with this kind and literal, ascending */
+    uint32_t n_idx;
+};
+
 struct pt_site {
     const struct pt_site_cfg *cfg;
     struct croute *routes;
     size_t n_routes;
+    struct rkey *keys;       /* open addressing, at least 2x the indexed routes; NULL: none */
+    size_t keys_mask;        /* table size - 1 */
+    uint64_t exact_lens[4];  /* bit n: an exact literal n bytes long (bit 255: 255 or more) */
+    uint64_t prefix_lens[4]; /* the same for prefix literals: other lengths are not looked up */
+    size_t *suffix_lens;     /* distinct suffix literal lengths, ascending */
+    size_t n_suffix_lens;
+    uint32_t *others; /* params, regex and "/blog*" prefixes: route numbers, ascending */
+    size_t n_others;
 };
 
 struct host_ent {
@@ -380,17 +422,149 @@ static void check_template(struct errs *e, const struct pt_route_cfg *r, const s
     }
 }
 
+/* ---- the route index ------------------------------------------------------------------- */
+
+#define FNV_INIT 14695981039346656037ull
+#define FNV_PRIME 1099511628211ull
+#define MAX_SOURCES 64 /* candidate lists merged per match; more: plain linear scan */
+
+/* Length sets: one bit per length 0..254, bit 255 for every longer one. */
+static inline void lens_add(uint64_t *set, size_t n)
+{
+    n = PT_MIN(n, (size_t)255);
+    set[n >> 6] |= 1ull << (n & 63);
+}
+
+static inline bool lens_has(const uint64_t *set, size_t n)
+{
+    n = PT_MIN(n, (size_t)255);
+    return (set[n >> 6] >> (n & 63)) & 1;
+}
+
+static inline uint64_t fnv_step(uint64_t h, unsigned char c)
+{
+    return (h ^ c) * FNV_PRIME;
+}
+
+static inline uint64_t key_final(uint64_t h, int kind)
+{
+    h = (h ^ (uint64_t)kind) * FNV_PRIME;
+    return h ^ (h >> 29);
+}
+
+static uint64_t key_hash(const char *s, size_t n, int kind)
+{
+    uint64_t h = FNV_INIT;
+    for (size_t i = 0; i < n; i++)
+        h = fnv_step(h, (unsigned char)s[i]);
+    return key_final(h, kind);
+}
+
+/* The slot holding (s, n, kind), or the free slot where it would go. */
+static struct rkey *key_slot(const struct pt_site *site, uint64_t h, const char *s, size_t n,
+                             int kind)
+{
+    size_t i = (size_t)h & site->keys_mask;
+    for (;;) {
+        struct rkey *k = &site->keys[i];
+        if (!k->s || (k->n == n && k->kind == kind && memcmp(k->s, s, n) == 0))
+            return k;
+        i = (i + 1) & site->keys_mask;
+    }
+}
+
+/* Whether cr goes into the hash (else into the linear others list). */
+static bool is_keyed(const struct croute *cr)
+{
+    return cr->kind == PAT_EXACT || cr->kind == PAT_SUFFIX ||
+           (cr->kind == PAT_PREFIX && !cr->is_plain);
+}
+
+/* Builds site's index from its compiled routes. Returns PT_OK, or PT_ERR when out of memory. */
+static int index_site(struct pt_router *rt, struct pt_site *site)
+{
+    size_t n_keyed = 0;
+    for (size_t i = 0; i < site->n_routes; i++)
+        n_keyed += is_keyed(&site->routes[i]);
+    site->n_others = site->n_routes - n_keyed;
+    site->others = pt_arena_alloc(&rt->arena, (site->n_others + 1) * sizeof(*site->others));
+    site->suffix_lens = pt_arena_alloc(&rt->arena, (n_keyed + 1) * sizeof(*site->suffix_lens));
+    if (!site->others || !site->suffix_lens)
+        return PT_ERR;
+    size_t tsize = 16;
+    while (tsize < 2 * n_keyed + 2)
+        tsize *= 2;
+    if (n_keyed) {
+        site->keys = pt_arena_alloc(&rt->arena, tsize * sizeof(*site->keys));
+        if (!site->keys)
+            return PT_ERR;
+        site->keys_mask = tsize - 1;
+    }
+    /* Pass 1: the distinct keys and how many routes each has. */
+    size_t o = 0;
+    for (size_t i = 0; i < site->n_routes; i++) {
+        const struct croute *cr = &site->routes[i];
+        if (!is_keyed(cr)) {
+            site->others[o++] = (uint32_t)i;
+            continue;
+        }
+        struct rkey *k = key_slot(site, key_hash(cr->lit, cr->lit_len, cr->kind), cr->lit,
+                                  cr->lit_len, cr->kind);
+        if (!k->s) {
+            k->s = cr->lit;
+            k->n = cr->lit_len;
+            k->kind = cr->kind;
+            if (cr->kind == PAT_EXACT)
+                lens_add(site->exact_lens, cr->lit_len);
+            else if (cr->kind == PAT_PREFIX)
+                lens_add(site->prefix_lens, cr->lit_len);
+            if (cr->kind == PAT_SUFFIX) {
+                size_t j = site->n_suffix_lens;
+                bool seen = false;
+                for (size_t l = 0; l < j && !seen; l++)
+                    seen = site->suffix_lens[l] == cr->lit_len;
+                if (!seen) { /* insertion keeps them ascending */
+                    while (j > 0 && site->suffix_lens[j - 1] > cr->lit_len) {
+                        site->suffix_lens[j] = site->suffix_lens[j - 1];
+                        j--;
+                    }
+                    site->suffix_lens[j] = cr->lit_len;
+                    site->n_suffix_lens++;
+                }
+            }
+        }
+        k->n_idx++;
+    }
+    /* Pass 2: each key's route numbers, in configuration order. */
+    for (size_t t = 0; site->keys && t < tsize; t++) {
+        struct rkey *k = &site->keys[t];
+        if (!k->s)
+            continue;
+        k->idx = pt_arena_alloc(&rt->arena, k->n_idx * sizeof(*k->idx));
+        if (!k->idx)
+            return PT_ERR;
+        k->n_idx = 0;
+    }
+    for (size_t i = 0; i < site->n_routes; i++) {
+        const struct croute *cr = &site->routes[i];
+        if (!is_keyed(cr))
+            continue;
+        struct rkey *k = key_slot(site, key_hash(cr->lit, cr->lit_len, cr->kind), cr->lit,
+                                  cr->lit_len, cr->kind);
+        k->idx[k->n_idx++] = (uint32_t)i;
+    }
+    return PT_OK;
+}
+
 /* ---- hosts ----------------------------------------------------------------------------- */
 
 static uint64_t host_hash(const char *s, size_t n, uint16_t port, bool wild)
 {
-    uint64_t h = 14695981039346656037ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ull;
-    }
+    uint64_t h = FNV_INIT;
+    for (size_t i = 0; i < n; i++)
+        h = fnv_step(h, (unsigned char)s[i]);
     h ^= (uint64_t)port << 1 | wild;
-    h *= 1099511628211ull;
+    h *= FNV_PRIME;
     return h ^ (h >> 29);
 }
 
@@ -597,6 +771,12 @@ int pt_router_build(const struct pt_config *cfg, struct pt_router **out, char *e
             else if (r->action == PT_ACTION_PROXY)
                 check_template(&e, r, cr, "proxy path", r->proxy.to_path);
         }
+        if (sc->n_routes >= UINT32_MAX) {
+            add_err(&e, sc->pos, "more than %u routes in one site", (unsigned)UINT32_MAX - 1);
+            continue;
+        }
+        if (!e.count && index_site(rt, site) != PT_OK)
+            goto oom;
     }
     if (e.count)
         goto fail;
@@ -817,6 +997,96 @@ const struct pt_route_cfg *pt_router_match(const struct pt_router *rt, const str
                                 &at);
 }
 
+/* A sorted list of candidate route numbers, consumed from the front. */
+struct source {
+    const uint32_t *p;
+    const uint32_t *end;
+};
+
+/* Adds the part of idx[0..n) at or after route number from to the sources; false when full. */
+static bool add_source(struct source *src, size_t *n_src, const uint32_t *idx, size_t n,
+                       size_t from)
+{
+    size_t lo = 0, hi = n; /* first element >= from */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (idx[mid] < from)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == n)
+        return true;
+    if (*n_src == MAX_SOURCES)
+        return false;
+    src[(*n_src)++] = (struct source){idx + lo, idx + n};
+    return true;
+}
+
+static bool add_key(const struct pt_site *site, struct source *src, size_t *n_src, uint64_t h,
+                    const char *s, size_t n, int kind, size_t from)
+{
+    const struct rkey *k = key_slot(site, h, s, n, kind);
+    return !k->s || add_source(src, n_src, k->idx, k->n_idx, from);
+}
+
+/*
+ * Gathers every route at or after from whose pattern could match path: the exact routes for
+ * the path (and, for Netlify's trailing slash, for the path without it), the prefix routes for
+ * each of the path's leading segment runs ("", "/a", "/a/b", ... and the whole path), the
+ * suffix routes for each suffix length in use, and the unindexed others. A candidate is only a
+ * candidate: match_pattern decides. Returns false when the lists do not fit in src.
+ */
+static bool gather(const struct pt_site *site, const char *path, size_t len, size_t from,
+                   struct source *src, size_t *n_src)
+{
+    *n_src = 0;
+    if (!add_source(src, n_src, site->others, site->n_others, from))
+        return false;
+    if (!site->keys)
+        return true;
+    if (lens_has(site->exact_lens, len) &&
+        !add_key(site, src, n_src, key_hash(path, len, PAT_EXACT), path, len, PAT_EXACT, from))
+        return false;
+    if (len > 1 && path[len - 1] == '/' && lens_has(site->exact_lens, len - 1) &&
+        !add_key(site, src, n_src, key_hash(path, len - 1, PAT_EXACT), path, len - 1, PAT_EXACT,
+                 from))
+        return false;
+    if (site->prefix_lens[0] | site->prefix_lens[1] | site->prefix_lens[2] | site->prefix_lens[3]) {
+        uint64_t h = FNV_INIT;
+        for (size_t i = 0; i <= len; i++) {
+            if ((i == len || path[i] == '/') && lens_has(site->prefix_lens, i) &&
+                !add_key(site, src, n_src, key_final(h, PAT_PREFIX), path, i, PAT_PREFIX, from))
+                return false;
+            if (i < len)
+                h = fnv_step(h, (unsigned char)path[i]);
+        }
+    }
+    for (size_t l = 0; l < site->n_suffix_lens && site->suffix_lens[l] <= len; l++) {
+        size_t n = site->suffix_lens[l];
+        const char *s = path + len - n;
+        if (!add_key(site, src, n_src, key_hash(s, n, PAT_SUFFIX), s, n, PAT_SUFFIX, from))
+            return false;
+    }
+    return true;
+}
+
+/* Tries route i: true when it is the answer; notes a pattern match refused by its methods. */
+static bool try_route(const struct pt_router *rt, const struct croute *cr, int method,
+                      struct pt_str method_tok, const char *path, size_t path_len,
+                      struct pt_route_match *m, int *method_mismatch)
+{
+    if (!match_pattern(rt, cr, path, path_len, m))
+        return false;
+    if (!method_ok(cr->cfg, method, method_tok)) {
+        if (method_mismatch)
+            *method_mismatch = 1;
+        return false;
+    }
+    m->route = cr->cfg;
+    return true;
+}
+
 const struct pt_route_cfg *pt_router_match_from(const struct pt_router *rt,
                                                 const struct pt_site *site, int method,
                                                 struct pt_str method_tok, const char *path,
@@ -828,20 +1098,39 @@ const struct pt_route_cfg *pt_router_match_from(const struct pt_router *rt,
     m->route = NULL;
     if (!rt || !site || path_len == 0)
         return NULL;
-    for (size_t i = *at; i < site->n_routes; i++) {
-        const struct croute *cr = &site->routes[i];
-        if (!match_pattern(rt, cr, path, path_len, m))
-            continue;
-        if (!method_ok(cr->cfg, method, method_tok)) {
-            if (method_mismatch)
-                *method_mismatch = 1;
-            continue;
+    struct source src[MAX_SOURCES];
+    size_t n_src = 0;
+    if (gather(site, path, path_len, *at, src, &n_src)) {
+        /* Merge the sorted lists: candidates are tried in configuration order, as the plain
+           scan below would meet them, so the first match and the 405 signal are the same. */
+        for (;;) {
+            size_t best = SIZE_MAX, bk = 0;
+            for (size_t k = 0; k < n_src; k++) {
+                if (src[k].p < src[k].end && *src[k].p < best) {
+                    best = *src[k].p;
+                    bk = k;
+                }
+            }
+            if (best == SIZE_MAX)
+                break;
+            src[bk].p++;
+            if (try_route(rt, &site->routes[best], method, method_tok, path, path_len, m,
+                          method_mismatch)) {
+                *at = best;
+                return m->route;
+            }
         }
-        m->route = cr->cfg;
-        *at = i;
-        return cr->cfg;
+    } else {
+        for (size_t i = *at; i < site->n_routes; i++) {
+            if (try_route(rt, &site->routes[i], method, method_tok, path, path_len, m,
+                          method_mismatch)) {
+                *at = i;
+                return m->route;
+            }
+        }
     }
     *at = site->n_routes;
+    m->splat = (struct pt_str){path, 0};
     m->n_params = 0;
     m->n_captures = 0;
     m->strip_len = 0;
