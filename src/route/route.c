@@ -34,7 +34,9 @@
  * candidate: the index may over-approximate (a Netlify trailing-slash lookup finds non-Netlify
  * exact routes too) but never miss a route whose pattern could match. The merge keeps its list
  * cursors on the stack (MAX_SOURCES); a path with more candidate lists than that (dozens of
- * segments, each the literal of some prefix route) falls back to the plain scan. Rejected: a
+ * segments, each the literal of some prefix route) falls back to the plain scan, and so does a
+ * site of at most LINEAR_MAX routes, where trying each pattern is cheaper than the lookups.
+ * Rejected: a
  * segment trie for prefixes (more code and pointer chasing for the same one probe per '/'), and
  * a single per-path automaton over all kinds (regexes and placeholders would not fit, and the
  * order across kinds is the user's). tests/unit/test_route_index.c checks the index against an
@@ -427,6 +429,10 @@ static void check_template(struct errs *e, const struct pt_route_cfg *r, const s
 #define FNV_INIT 14695981039346656037ull
 #define FNV_PRIME 1099511628211ull
 #define MAX_SOURCES 64 /* candidate lists merged per match; more: plain linear scan */
+/* Sites with at most this many routes are scanned in order: hashing the path's prefixes costs
+   more than trying a handful of patterns (bench/callgrind.sh: +280 instructions per request
+   for a one-route site when it went through the index). */
+#define LINEAR_MAX 8
 
 /* Length sets: one bit per length 0..254, bit 255 for every longer one. */
 static inline void lens_add(uint64_t *set, size_t n)
@@ -1100,7 +1106,7 @@ const struct pt_route_cfg *pt_router_match_from(const struct pt_router *rt,
         return NULL;
     struct source src[MAX_SOURCES];
     size_t n_src = 0;
-    if (gather(site, path, path_len, *at, src, &n_src)) {
+    if (site->n_routes > LINEAR_MAX && gather(site, path, path_len, *at, src, &n_src)) {
         /* Merge the sorted lists: candidates are tried in configuration order, as the plain
            scan below would meet them, so the first match and the 405 signal are the same. */
         for (;;) {

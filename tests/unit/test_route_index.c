@@ -310,7 +310,7 @@ static void test_random_small(void **state)
     (void)state;
     size_t answers = 0;
     for (uint64_t seed = 1; seed <= 300; seed++)
-        answers += run_random(seed * 0x9E3779B97F4A7C15ull, 1 + (size_t)(seed % 12), 200);
+        answers += run_random(seed * 0x9E3779B97F4A7C15ull, 1 + (size_t)(seed % 40), 200);
     assert_true(answers > 1000);
 }
 
