@@ -66,7 +66,9 @@ static void bad(struct errs *e, const char *field, const char *fmt, ...)
     va_end(ap);
     if (!e->list)
         e->list = json_array();
-    json_array_append_new(e->list, json_pack("{s:s?, s:s}", "field", field, "message", msg));
+    /* A field name may be the client's own unknown key: bounded like the message. */
+    json_t *f = field ? json_stringn(field, strnlen(field, 128)) : json_null();
+    json_array_append_new(e->list, json_pack("{s:o, s:s}", "field", f, "message", msg));
 }
 
 static void failed(void)
@@ -191,13 +193,6 @@ static json_t *rules_json(const struct pt_store_rule *v, size_t n)
     return json_pack("{s:o}", "rules", a);
 }
 
-static json_t *project_json(const struct pt_store_project *p)
-{
-    return json_pack("{s:s, s:s, s:o, s:s, s:s}", "id", p->id, "name", p->name, "hostnames",
-                     str_list(p->hostnames, p->n_hostnames), "createdAt", p->created_at,
-                     "updatedAt", p->updated_at);
-}
-
 static json_t *alias_json(const struct pt_store_alias *a)
 {
     return json_pack("{s:s, s:s, s:s, s:o, s:s, s:s}", "id", a->id, "projectId", a->project_id,
@@ -270,6 +265,15 @@ static bool is_field_value(const char *v)
         if (c < 0x20 ? c != '\t' : c == 0x7f)
             return false;
     }
+    return true;
+}
+
+/* No control character (tabs neither): a description is shown on one line. */
+static bool is_one_line(const char *v)
+{
+    for (; *v; v++)
+        if ((unsigned char)*v < 0x20 || *v == 0x7f)
+            return false;
     return true;
 }
 
@@ -445,8 +449,9 @@ static void parse_rule(struct pt_admin_req *q, json_t *b, struct pt_store_rule *
             const char *s = json_is_null(v) ? "" : json_string_value(v);
             if (!s)
                 bad(e, k, "description must be a string or null");
-            else if (!is_field_value(s) || json_string_length(v) > 4096)
-                bad(e, k, "description must be at most 4096 bytes on one line");
+            else if (!is_one_line(s) || json_string_length(v) != strlen(s) ||
+                     json_string_length(v) > 4096)
+                bad(e, k, "description must be at most 4096 bytes without control characters");
             else
                 set_str(&r->description, s);
         } else if (strcmp(k, "headerConfig") == 0) {
@@ -623,16 +628,17 @@ static void patch_rule(struct pt_admin_req *q, void *arg)
     pt_store_rule_clear(&r);
 }
 
-/* DELETE of one object: If-Match checked against the current version, then del(). */
+/* DELETE of one object: vrc and have are the result of reading its current version; If-Match
+   is checked against it, then del(). */
 static void delete_one(struct pt_admin_req *q, struct pt_store *s, const char *id,
-                       const char *action, int (*del)(struct pt_store *, const char *),
-                       int (*version)(struct pt_store *, const char *, char *))
+                       const char *action, int (*del)(struct pt_store *, const char *), int vrc,
+                       const char *have)
 {
-    char expected[PT_STORE_TIME_LEN + 8] = "", have[PT_STORE_TIME_LEN + 1];
+    char expected[PT_STORE_TIME_LEN + 8] = "";
     int im = if_match(q, expected, sizeof(expected));
     if (im < 0)
         return;
-    int rc = version(s, id, have);
+    int rc = vrc;
     if (rc == PT_STORE_OK && im > 0 && strcmp(expected, have) != 0)
         rc = PT_STORE_CONFLICT;
     if (rc == PT_STORE_OK)
@@ -645,21 +651,15 @@ static void delete_one(struct pt_admin_req *q, struct pt_store *s, const char *i
     pt_admin_reply(q, 200, json_pack("{s:b}", "success", 1));
 }
 
-static int rule_version(struct pt_store *s, const char *id, char *out)
+static void delete_rule(struct pt_admin_req *q, void *arg)
 {
+    struct pt_store *s = ((struct api *)arg)->store;
+    const char *id = pt_admin_param(q, "id");
     struct pt_store_rule r;
     memset(&r, 0, sizeof(r));
     int rc = pt_store_rule_get(s, id, PT_STORE_MASKED, &r);
-    if (rc == PT_STORE_OK)
-        memcpy(out, r.updated_at, sizeof(r.updated_at));
+    delete_one(q, s, id, "rule.delete", pt_store_rule_delete, rc, r.updated_at);
     pt_store_rule_clear(&r);
-    return rc;
-}
-
-static void delete_rule(struct pt_admin_req *q, void *arg)
-{
-    delete_one(q, ((struct api *)arg)->store, pt_admin_param(q, "id"), "rule.delete",
-               pt_store_rule_delete, rule_version);
 }
 
 /* PUT .../reorder {"ruleIds": [every id of the owner, in the new order]}. */
@@ -787,142 +787,104 @@ static void parse_named(json_t *b, char **name, char ***hosts, size_t *n_hosts, 
         bad(e, "name", "name is required");
 }
 
-static void get_projects(struct pt_admin_req *q, void *arg)
+/* Projects and aliases share one shape here: a project is carried as a struct pt_store_alias
+   whose project_id is empty (is_alias false), so each endpoint is written once. */
+
+/* Moves p's strings into a (p is left empty). */
+static void named_from_project(struct pt_store_alias *a, struct pt_store_project *p)
 {
-    struct pt_store *s = ((struct api *)arg)->store;
-    struct pt_store_project *v = NULL;
-    size_t n = 0;
-    int rc = pt_store_project_list(s, &v, &n);
-    if (rc != PT_STORE_OK) {
-        reply_store(q, s, rc, false);
-        return;
-    }
-    json_t *a = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(a, project_json(&v[i]));
-    pt_admin_reply(q, 200, json_pack("{s:o}", "projects", a));
-    pt_store_projects_free(v, n);
+    memcpy(a->id, p->id, sizeof(a->id));
+    a->project_id[0] = '\0';
+    a->name = p->name;
+    a->hostnames = p->hostnames;
+    a->n_hostnames = p->n_hostnames;
+    memcpy(a->created_at, p->created_at, sizeof(a->created_at));
+    memcpy(a->updated_at, p->updated_at, sizeof(a->updated_at));
+    memset(p, 0, sizeof(*p));
 }
 
-static void reply_project(struct pt_admin_req *q, struct pt_store *s, int status, const char *id,
-                          const char *action)
+static int named_get(struct pt_store *s, bool is_alias, const char *id, struct pt_store_alias *out)
 {
-    struct pt_store_project p;
-    memset(&p, 0, sizeof(p));
-    int rc = pt_store_project_get(s, id, &p);
-    if (rc != PT_STORE_OK) {
-        if (action)
-            committed(q, action, id, NULL);
-        reply_store(q, s, rc, false);
-        return;
-    }
-    json_t *j = project_json(&p);
-    if (action)
-        committed(q, action, id, j);
-    set_etag(q, p.updated_at);
-    pt_admin_reply(q, status, j);
-    pt_store_project_clear(&p);
-}
-
-static void get_project(struct pt_admin_req *q, void *arg)
-{
-    reply_project(q, ((struct api *)arg)->store, 200, pt_admin_param(q, "id"), NULL);
-}
-
-/* A project POST (p->id empty) or PATCH (p is the current project). */
-static void write_project(struct pt_admin_req *q, struct pt_store *s, struct pt_store_project *p)
-{
-    bool is_patch = p->id[0] != '\0';
-    char expected[PT_STORE_TIME_LEN + 8] = "";
-    if (is_patch && if_match(q, expected, sizeof(expected)) < 0)
-        return;
-    json_t *b = body_object(q);
-    if (!b)
-        return;
-    const char *fixed[] = {"id", "createdAt", NULL};
-    const char *vals[] = {p->id, p->created_at};
-    struct errs e = {NULL};
-    parse_named(b, &p->name, &p->hostnames, &p->n_hostnames, is_patch, fixed, vals, expected, &e);
-    json_decref(b);
-    int rc;
-    if (e.list)
-        reply_errs(q, &e);
-    else if ((rc = is_patch ? pt_store_project_update(s, p, expected[0] ? expected : NULL)
-                            : pt_store_project_create(s, p)) != PT_STORE_OK)
-        reply_store(q, s, rc, true);
-    else
-        reply_project(q, s, is_patch ? 200 : 201, p->id,
-                      is_patch ? "project.update" : "project.create");
-}
-
-static void post_project(struct pt_admin_req *q, void *arg)
-{
-    struct pt_store_project p;
-    memset(&p, 0, sizeof(p));
-    write_project(q, ((struct api *)arg)->store, &p);
-    pt_store_project_clear(&p);
-}
-
-static void patch_project(struct pt_admin_req *q, void *arg)
-{
-    struct pt_store *s = ((struct api *)arg)->store;
-    struct pt_store_project p;
-    memset(&p, 0, sizeof(p));
-    int rc = pt_store_project_get(s, pt_admin_param(q, "id"), &p);
-    if (rc != PT_STORE_OK)
-        reply_store(q, s, rc, true);
-    else
-        write_project(q, s, &p);
-    pt_store_project_clear(&p);
-}
-
-static int project_version(struct pt_store *s, const char *id, char *out)
-{
+    if (is_alias)
+        return pt_store_alias_get(s, id, out);
     struct pt_store_project p;
     memset(&p, 0, sizeof(p));
     int rc = pt_store_project_get(s, id, &p);
     if (rc == PT_STORE_OK)
-        memcpy(out, p.updated_at, sizeof(p.updated_at));
+        named_from_project(out, &p);
     pt_store_project_clear(&p);
     return rc;
 }
 
-static void delete_project(struct pt_admin_req *q, void *arg)
+/* Creates a (a->id empty) or updates it; fills its id and times. */
+static int named_write(struct pt_store *s, bool is_alias, struct pt_store_alias *a,
+                       const char *expected)
 {
-    delete_one(q, ((struct api *)arg)->store, pt_admin_param(q, "id"), "project.delete",
-               pt_store_project_delete, project_version);
+    bool is_patch = a->id[0] != '\0';
+    if (is_alias)
+        return is_patch ? pt_store_alias_update(s, a, expected) : pt_store_alias_create(s, a);
+    struct pt_store_project p; /* borrows a's strings */
+    memset(&p, 0, sizeof(p));
+    memcpy(p.id, a->id, sizeof(p.id));
+    p.name = a->name;
+    p.hostnames = a->hostnames;
+    p.n_hostnames = a->n_hostnames;
+    int rc = is_patch ? pt_store_project_update(s, &p, expected) : pt_store_project_create(s, &p);
+    memcpy(a->id, p.id, sizeof(a->id));
+    memcpy(a->created_at, p.created_at, sizeof(a->created_at));
+    memcpy(a->updated_at, p.updated_at, sizeof(a->updated_at));
+    return rc;
 }
 
-static void get_aliases(struct pt_admin_req *q, void *arg)
+static json_t *named_json(bool is_alias, const struct pt_store_alias *a)
+{
+    json_t *j = alias_json(a);
+    if (!is_alias)
+        json_object_del(j, "projectId");
+    return j;
+}
+
+/* GET /api/projects, or GET /api/projects/:projectId/aliases. */
+static void list_named(struct pt_admin_req *q, void *arg, bool is_alias)
 {
     struct pt_store *s = ((struct api *)arg)->store;
-    struct pt_store_alias *v = NULL;
+    struct pt_store_project *pv = NULL;
+    struct pt_store_alias *av = NULL;
     size_t n = 0;
-    int rc = pt_store_alias_list(s, pt_admin_param(q, "projectId"), &v, &n);
+    int rc = is_alias ? pt_store_alias_list(s, pt_admin_param(q, "projectId"), &av, &n)
+                      : pt_store_project_list(s, &pv, &n);
     if (rc != PT_STORE_OK) {
         reply_store(q, s, rc, false);
         return;
     }
-    json_t *a = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(a, alias_json(&v[i]));
-    pt_admin_reply(q, 200, json_pack("{s:o}", "aliases", a));
-    pt_store_aliases_free(v, n);
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++) {
+        struct pt_store_alias one;
+        if (!is_alias)
+            named_from_project(&one, &pv[i]);
+        json_array_append_new(list, named_json(is_alias, is_alias ? &av[i] : &one));
+        if (!is_alias)
+            pt_store_alias_clear(&one);
+    }
+    pt_admin_reply(q, 200, json_pack("{s:o}", is_alias ? "aliases" : "projects", list));
+    pt_store_projects_free(pv, is_alias ? 0 : n);
+    pt_store_aliases_free(av, is_alias ? n : 0);
 }
 
-static void reply_alias(struct pt_admin_req *q, struct pt_store *s, int status, const char *id,
-                        const char *action)
+/* Answers the object id (read back) with its ETag; after a commit when action is set. */
+static void reply_named(struct pt_admin_req *q, struct pt_store *s, bool is_alias, int status,
+                        const char *id, const char *action)
 {
     struct pt_store_alias a;
     memset(&a, 0, sizeof(a));
-    int rc = pt_store_alias_get(s, id, &a);
+    int rc = named_get(s, is_alias, id, &a);
     if (rc != PT_STORE_OK) {
-        if (action)
+        if (action) /* committed, only the read back failed */
             committed(q, action, id, NULL);
         reply_store(q, s, rc, false);
         return;
     }
-    json_t *j = alias_json(&a);
+    json_t *j = named_json(is_alias, &a);
     if (action)
         committed(q, action, id, j);
     set_etag(q, a.updated_at);
@@ -930,13 +892,9 @@ static void reply_alias(struct pt_admin_req *q, struct pt_store *s, int status, 
     pt_store_alias_clear(&a);
 }
 
-static void get_alias(struct pt_admin_req *q, void *arg)
-{
-    reply_alias(q, ((struct api *)arg)->store, 200, pt_admin_param(q, "id"), NULL);
-}
-
-/* An alias POST (a->id empty, a->project_id set) or PATCH (a is the current alias). */
-static void write_alias(struct pt_admin_req *q, struct pt_store *s, struct pt_store_alias *a)
+/* A POST (a->id empty; an alias's project_id set) or a PATCH (a is the current object). */
+static void write_named(struct pt_admin_req *q, struct pt_store *s, bool is_alias,
+                        struct pt_store_alias *a)
 {
     bool is_patch = a->id[0] != '\0';
     char expected[PT_STORE_TIME_LEN + 8] = "";
@@ -945,67 +903,116 @@ static void write_alias(struct pt_admin_req *q, struct pt_store *s, struct pt_st
     json_t *b = body_object(q);
     if (!b)
         return;
-    const char *fixed[] = {"id", "createdAt", "projectId", NULL};
+    const char *fixed[] = {"id", "createdAt", is_alias ? "projectId" : NULL, NULL};
     const char *vals[] = {a->id, a->created_at, a->project_id};
     struct errs e = {NULL};
     parse_named(b, &a->name, &a->hostnames, &a->n_hostnames, is_patch, fixed, vals, expected, &e);
     json_decref(b);
+    static const char *const actions[2][2] = {{"project.create", "project.update"},
+                                              {"alias.create", "alias.update"}};
     int rc;
     if (e.list)
         reply_errs(q, &e);
-    else if ((rc = is_patch ? pt_store_alias_update(s, a, expected[0] ? expected : NULL)
-                            : pt_store_alias_create(s, a)) != PT_STORE_OK)
+    else if ((rc = named_write(s, is_alias, a, expected[0] ? expected : NULL)) != PT_STORE_OK)
         reply_store(q, s, rc, true);
     else
-        reply_alias(q, s, is_patch ? 200 : 201, a->id, is_patch ? "alias.update" : "alias.create");
+        reply_named(q, s, is_alias, is_patch ? 200 : 201, a->id, actions[is_alias][is_patch]);
+}
+
+static void get_named(struct pt_admin_req *q, void *arg, bool is_alias)
+{
+    reply_named(q, ((struct api *)arg)->store, is_alias, 200, pt_admin_param(q, "id"), NULL);
+}
+
+static void patch_named(struct pt_admin_req *q, void *arg, bool is_alias)
+{
+    struct pt_store *s = ((struct api *)arg)->store;
+    struct pt_store_alias a;
+    memset(&a, 0, sizeof(a));
+    int rc = named_get(s, is_alias, pt_admin_param(q, "id"), &a);
+    if (rc != PT_STORE_OK)
+        reply_store(q, s, rc, true);
+    else
+        write_named(q, s, is_alias, &a);
+    pt_store_alias_clear(&a);
+}
+
+static void delete_named(struct pt_admin_req *q, void *arg, bool is_alias)
+{
+    struct pt_store *s = ((struct api *)arg)->store;
+    const char *id = pt_admin_param(q, "id");
+    struct pt_store_alias a;
+    memset(&a, 0, sizeof(a));
+    int rc = named_get(s, is_alias, id, &a);
+    delete_one(q, s, id, is_alias ? "alias.delete" : "project.delete",
+               is_alias ? pt_store_alias_delete : pt_store_project_delete, rc, a.updated_at);
+    pt_store_alias_clear(&a);
+}
+
+static void get_projects(struct pt_admin_req *q, void *arg)
+{
+    list_named(q, arg, false);
+}
+
+static void post_project(struct pt_admin_req *q, void *arg)
+{
+    struct pt_store_alias a;
+    memset(&a, 0, sizeof(a));
+    write_named(q, ((struct api *)arg)->store, false, &a);
+    pt_store_alias_clear(&a);
+}
+
+static void get_project(struct pt_admin_req *q, void *arg)
+{
+    get_named(q, arg, false);
+}
+
+static void patch_project(struct pt_admin_req *q, void *arg)
+{
+    patch_named(q, arg, false);
+}
+
+static void delete_project(struct pt_admin_req *q, void *arg)
+{
+    delete_named(q, arg, false);
+}
+
+static void get_aliases(struct pt_admin_req *q, void *arg)
+{
+    list_named(q, arg, true);
 }
 
 static void post_alias(struct pt_admin_req *q, void *arg)
 {
     struct pt_store *s = ((struct api *)arg)->store;
-    struct pt_store_project p;
-    memset(&p, 0, sizeof(p));
-    int rc = pt_store_project_get(s, pt_admin_param(q, "projectId"), &p);
+    struct pt_store_alias a;
+    memset(&a, 0, sizeof(a));
+    int rc = named_get(s, false, pt_admin_param(q, "projectId"), &a);
     if (rc != PT_STORE_OK) {
         reply_store(q, s, rc, true);
         return;
     }
-    struct pt_store_alias a;
-    memset(&a, 0, sizeof(a));
-    memcpy(a.project_id, p.id, sizeof(a.project_id));
-    pt_store_project_clear(&p);
-    write_alias(q, s, &a);
+    struct pt_store_alias na;
+    memset(&na, 0, sizeof(na));
+    memcpy(na.project_id, a.id, sizeof(na.project_id));
     pt_store_alias_clear(&a);
+    write_named(q, s, true, &na);
+    pt_store_alias_clear(&na);
+}
+
+static void get_alias(struct pt_admin_req *q, void *arg)
+{
+    get_named(q, arg, true);
 }
 
 static void patch_alias(struct pt_admin_req *q, void *arg)
 {
-    struct pt_store *s = ((struct api *)arg)->store;
-    struct pt_store_alias a;
-    memset(&a, 0, sizeof(a));
-    int rc = pt_store_alias_get(s, pt_admin_param(q, "id"), &a);
-    if (rc != PT_STORE_OK)
-        reply_store(q, s, rc, true);
-    else
-        write_alias(q, s, &a);
-    pt_store_alias_clear(&a);
-}
-
-static int alias_version(struct pt_store *s, const char *id, char *out)
-{
-    struct pt_store_alias a;
-    memset(&a, 0, sizeof(a));
-    int rc = pt_store_alias_get(s, id, &a);
-    if (rc == PT_STORE_OK)
-        memcpy(out, a.updated_at, sizeof(a.updated_at));
-    pt_store_alias_clear(&a);
-    return rc;
+    patch_named(q, arg, true);
 }
 
 static void delete_alias(struct pt_admin_req *q, void *arg)
 {
-    delete_one(q, ((struct api *)arg)->store, pt_admin_param(q, "id"), "alias.delete",
-               pt_store_alias_delete, alias_version);
+    delete_named(q, arg, true);
 }
 
 /* ---- the table and the OpenAPI document ------------------------------------------------- */

@@ -17,15 +17,6 @@ from helpers.portico import PORTICO_BIN
 SECRET = "s3cr3t-Value-7f1e2d9c-never-shown"
 
 
-def can_connect(port):
-    import socket
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
-
-
 class Api:
     def __init__(self, port, token):
         self.port = port
@@ -50,6 +41,12 @@ class Api:
             return r.status, hdrs, doc, raw
         finally:
             c.close()
+
+    def is_live(self):
+        try:
+            return self.call("GET", "/live")[0] == 200
+        except OSError:
+            return False
 
     def ok(self, method, path, body=None, status=(200, 201), **kw):
         st, h, doc, raw = self.call(method, path, body, **kw)
@@ -82,8 +79,9 @@ def api(portico, tmp_path):
     keygen(key)
     aport = free_port()
     p = portico(api_config(tmp_path, aport, tf, key, {"allow_private": ["192.0.2.0/24"]}))
-    wait_until(lambda: can_connect(aport), 10, what="admin port")
-    return Api(aport, writer), reader, p
+    a = Api(aport, writer)
+    wait_until(a.is_live, 10, what="admin listener")
+    return a, reader, p
 
 
 RULE_FIELDS = {"id", "projectId", "aliasId", "pathPattern", "targetUrl", "stripPrefix", "order",
@@ -151,7 +149,9 @@ BAD_RULES = [
     ({"headerConfig": {"add": {"X-Ok": "a\r\nb"}}}, "headerConfig.add"),
     ({"headerConfig": {"add": {"Content-Length": "5"}}}, "headerConfig.add"),
     ({"headerConfig": {"add": {"X-Ok": 5}}}, "headerConfig.add"),
+    ({"headerConfig": {"add": {"X-Key": "********"}}}, "headerConfig.add"),
     ({"headerConfig": {"remove": ["ok", "not ok"]}}, "headerConfig.remove"),
+    ({"description": "two\nlines"}, "description"),
     ({"headerConfig": {"strip": []}}, "headerConfig"),
     ({"headerConfig": []}, "headerConfig"),
     ({"id": "00000000-0000-4000-8000-000000000000"}, "id"),
