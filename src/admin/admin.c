@@ -49,6 +49,7 @@
 #include "admin/audit.h"
 #include "admin/tokens.h"
 #include "core/common.h"
+#include "core/counters.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/sock.h"
@@ -68,7 +69,9 @@ struct pt_admin_state {
     struct pt_sockaddr addr;
     struct pt_tls_ctx *tls; /* NULL: plain */
     struct pt_tokens tokens;
-    char *audit_log; /* NULL: none */
+    char *audit_log;       /* NULL: none */
+    struct pt_cidr *allow; /* admin.allow_private, copied (the config may go first) */
+    size_t n_allow;
     uint32_t header_timeout_ms, keepalive_timeout_ms, send_timeout_ms;
     size_t header_max, uri_max;
 };
@@ -121,6 +124,11 @@ struct pt_admin {
     size_t n_routes;
     struct aconn *conns;
     size_t n_conns;
+    void (*on_change)(void *arg); /* the change hook, or NULL */
+    void *on_change_arg;
+    struct pt_ctr_block *ctr;  /* bound by the thread, or NULL */
+    void (*own_free)(void *p); /* frees own in pt_admin_destroy */
+    void *own;
 };
 
 struct pt_admin_req {
@@ -157,6 +165,7 @@ void pt_admin_state_unref(struct pt_admin_state *st)
     pt_tokens_free(&st->tokens);
     free(st->listen_text);
     free(st->audit_log);
+    free(st->allow);
     free(st);
 }
 
@@ -182,6 +191,13 @@ int pt_admin_state_new(const struct pt_config *cfg, struct pt_admin_state **out,
     st->audit_log = ad->audit_log ? strdup(ad->audit_log) : NULL;
     if (!st->listen_text || (ad->audit_log && !st->audit_log))
         goto oom;
+    if (ad->n_allow_private) {
+        st->allow = malloc(ad->n_allow_private * sizeof(*st->allow));
+        if (!st->allow)
+            goto oom;
+        memcpy(st->allow, ad->allow_private, ad->n_allow_private * sizeof(*st->allow));
+        st->n_allow = ad->n_allow_private;
+    }
     st->header_timeout_ms = cfg->limits.header_timeout_ms;
     st->keepalive_timeout_ms = cfg->limits.keepalive_timeout_ms;
     st->send_timeout_ms = cfg->limits.send_timeout_ms;
@@ -798,8 +814,10 @@ static void on_wake(struct pt_io *io, uint32_t events)
 static void *run(void *arg)
 {
     struct pt_admin *a = arg;
+    pt_ctr_bind(a->ctr);
     while (!atomic_load_explicit(&a->stop, memory_order_acquire))
         pt_loop_run_once(&a->loop, 1000);
+    pt_ctr_bind(NULL);
     return NULL;
 }
 
@@ -902,6 +920,25 @@ int pt_admin_route(struct pt_admin *a, const char *method, const char *pattern, 
     return 0;
 }
 
+void pt_admin_on_change(struct pt_admin *a, void (*cb)(void *arg), void *arg)
+{
+    PT_BUG_ON(a->is_started);
+    a->on_change = cb;
+    a->on_change_arg = arg;
+}
+
+void pt_admin_bind_counters(struct pt_admin *a, struct pt_ctr_block *b)
+{
+    PT_BUG_ON(a->is_started);
+    a->ctr = b;
+}
+
+void pt_admin_own(struct pt_admin *a, void (*free_cb)(void *p), void *p)
+{
+    a->own_free = free_cb;
+    a->own = p;
+}
+
 int pt_admin_start(struct pt_admin *a)
 {
     int rc = pthread_create(&a->thread, NULL, run, a);
@@ -974,6 +1011,8 @@ void pt_admin_destroy(struct pt_admin *a)
     pt_admin_state_unref(a->pending);
     pt_admin_state_unref(a->st);
     pt_audit_close(a->audit);
+    if (a->own_free)
+        a->own_free(a->own);
     for (size_t i = 0; i < a->n_routes; i++)
         free(a->routes[i].pattern);
     free(a->routes);
@@ -1094,4 +1133,27 @@ int pt_admin_reply_header(struct pt_admin_req *q, const char *name, const char *
 int pt_admin_audit(struct pt_admin_req *q, const json_t *change)
 {
     return pt_audit_write(q->a->audit, q->token_name, q->method, q->path, change);
+}
+
+void pt_admin_changed(struct pt_admin_req *q)
+{
+    if (q->a->on_change)
+        q->a->on_change(q->a->on_change_arg);
+}
+
+const struct pt_cidr *pt_admin_allow_private(const struct pt_admin_req *q, size_t *n)
+{
+    *n = q->a->st->n_allow;
+    return q->a->st->allow;
+}
+
+int pt_admin_route_at(const struct pt_admin_req *q, size_t i, const char **method,
+                      const char **pattern, int *flags)
+{
+    if (i >= q->a->n_routes)
+        return -1;
+    *method = q->a->routes[i].method;
+    *pattern = q->a->routes[i].pattern;
+    *flags = q->a->routes[i].flags;
+    return 0;
 }

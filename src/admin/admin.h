@@ -82,6 +82,23 @@ struct pt_admin *pt_admin_new(struct pt_admin_state *st, char *err, size_t errle
 int pt_admin_route(struct pt_admin *a, const char *method, const char *pattern, int flags,
                    pt_admin_handler_cb cb, void *arg);
 
+/*
+ * The change hook: cb(arg) runs on the admin thread after each change that an API handler
+ * committed (pt_admin_changed), before the answer is written; it must not block for long (it
+ * hands the rebuild of the configuration to the main thread). NULL cb: none. Only before
+ * pt_admin_start.
+ */
+void pt_admin_on_change(struct pt_admin *a, void (*cb)(void *arg), void *arg);
+
+/* The counter block the admin thread binds (core/counters.h: pt_ctr_bind) when it starts, for
+   PT_CTR_API_CHANGES_OK/_FAILED. Only before pt_admin_start; b is borrowed for a's life. */
+struct pt_ctr_block;
+void pt_admin_bind_counters(struct pt_admin *a, struct pt_ctr_block *b);
+
+/* Gives a the object p to free with free_cb(p) in pt_admin_destroy, after the thread stopped
+   (the rules API's store). One object; a second call replaces the first without freeing it. */
+void pt_admin_own(struct pt_admin *a, void (*free_cb)(void *p), void *p);
+
 /* Starts the admin thread. Returns 0 or -errno. */
 int pt_admin_start(struct pt_admin *a);
 
@@ -134,6 +151,16 @@ void pt_admin_reply_error(struct pt_admin_req *q, int status, const char *field,
 /* Adds a response header (name and value without CR or LF; e.g. ETag, Location). Returns 0,
    or -1 when the answer's header space (1 KiB) is full or the text is invalid. */
 int pt_admin_reply_header(struct pt_admin_req *q, const char *name, const char *value);
+/* Runs the change hook (pt_admin_on_change), if any: call it once after each committed
+   change. */
+void pt_admin_changed(struct pt_admin_req *q);
+/* The prefixes of admin.allow_private in the state now in use (borrowed for the handler's
+   run; *n 0 and maybe NULL when none). */
+const struct pt_cidr *pt_admin_allow_private(const struct pt_admin_req *q, size_t *n);
+/* Route i of the table, in registration order (/live, /ready first): its method and pattern
+   (borrowed for the listener's life) and flags. Returns 0, or -1 when i is past the end. */
+int pt_admin_route_at(const struct pt_admin_req *q, size_t i, const char **method,
+                      const char **pattern, int *flags);
 /* Writes the audit line of this request's change (admin/audit.h): the token's name, method,
    path and change (borrowed; leave secret values out). Returns 0 or -1. */
 int pt_admin_audit(struct pt_admin_req *q, const json_t *change);

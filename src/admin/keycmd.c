@@ -3,8 +3,9 @@
  * `portico rotate-key --store PATH --key OLD --new-key NEW`.
  *
  * They live beside the store rather than in main.c so that main.c only dispatches. rotate-key
- * takes explicit paths for now; once the configuration has admin.store and admin.key_file it
- * can default to them. It opens the store with the old key (so the key check runs first), then
+ * takes explicit paths, or with -c FILE takes --store and --key from the configuration's
+ * admin.store and admin.key_file when they are not given. It opens the store with the old key
+ * (so the key check runs first), then
  * re-seals everything in one transaction; the running Portico must then be given the new key
  * file. Keys are wiped before returning on every path.
  */
@@ -16,6 +17,7 @@
 #include "admin/keycmd.h"
 #include "admin/secrets.h"
 #include "admin/store.h"
+#include "config/config.h"
 
 #define ERR_BYTES 1024
 
@@ -34,24 +36,53 @@ static int keygen(int argc, char **argv)
     return 0;
 }
 
+#define ROTATE_USAGE                                                                               \
+    "usage: portico rotate-key [-c FILE] --store PATH --key OLD --new-key NEW\n"                   \
+    "       (with -c, --store and --key default to admin.store and admin.key_file)\n"
+
+static int rotate_store(const char *store, const char *old_path, const char *new_path);
+
 static int rotate(int argc, char **argv)
 {
-    const char *store = NULL, *old_path = NULL, *new_path = NULL;
+    const char *store = NULL, *old_path = NULL, *new_path = NULL, *cfg_path = NULL;
     for (int i = 1; i < argc; i++) {
         const char **slot = strcmp(argv[i], "--store") == 0     ? &store
                             : strcmp(argv[i], "--key") == 0     ? &old_path
                             : strcmp(argv[i], "--new-key") == 0 ? &new_path
-                                                                : NULL;
+                            : strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0
+                                ? &cfg_path
+                                : NULL;
         if (!slot || i + 1 >= argc || *slot) {
-            fprintf(stderr, "usage: portico rotate-key --store PATH --key OLD --new-key NEW\n");
+            fprintf(stderr, ROTATE_USAGE);
             return 2;
         }
         *slot = argv[++i];
     }
-    if (!store || !old_path || !new_path) {
-        fprintf(stderr, "usage: portico rotate-key --store PATH --key OLD --new-key NEW\n");
-        return 2;
+    char err[ERR_BYTES];
+    struct pt_config *cfg = NULL;
+    if (cfg_path && (!store || !old_path)) {
+        if (pt_config_load(cfg_path, &cfg, err, sizeof(err)) != 0) {
+            fprintf(stderr, "%s\n", err);
+            return 1;
+        }
+        if (!store)
+            store = cfg->admin.store;
+        if (!old_path)
+            old_path = cfg->admin.key_file;
     }
+    int rc = 2;
+    if (!store || !old_path || !new_path) {
+        if (cfg)
+            fprintf(stderr, "portico: %s has no admin.store or admin.key_file\n", cfg_path);
+        fprintf(stderr, ROTATE_USAGE);
+    } else
+        rc = rotate_store(store, old_path, new_path);
+    pt_config_free(cfg);
+    return rc;
+}
+
+static int rotate_store(const char *store, const char *old_path, const char *new_path)
+{
     char err[ERR_BYTES];
     struct stat st;
     if (stat(store, &st) != 0) { /* opening would create an empty store */

@@ -825,7 +825,7 @@ int pt_store_project_list(struct pt_store *s, struct pt_store_project **out, siz
     sqlite3_stmt *st = NULL;
     char **ids = NULL;
     size_t n_ids = 0;
-    rc = pt_store_prepare(s, "SELECT id FROM projects ORDER BY created_ms, id", &st);
+    rc = pt_store_prepare(s, "SELECT id FROM projects ORDER BY created_ms, rowid", &st);
     if (rc == PT_STORE_OK)
         rc = pt_store_ids(s, st, &ids, &n_ids);
     sqlite3_finalize(st);
@@ -906,7 +906,7 @@ int pt_store_alias_list(struct pt_store *s, const char *project_id, struct pt_st
                                 project_id, NULL, &ignored);
     if (rc == PT_STORE_OK)
         rc = pt_store_prepare(
-            s, "SELECT id FROM aliases WHERE project_id = ?1 ORDER BY created_ms, id", &st);
+            s, "SELECT id FROM aliases WHERE project_id = ?1 ORDER BY created_ms, rowid", &st);
     if (rc == PT_STORE_OK) {
         sqlite3_bind_text(st, 1, project_id, -1, SQLITE_STATIC);
         rc = pt_store_ids(s, st, &ids, &n_ids);

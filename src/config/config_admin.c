@@ -88,7 +88,7 @@ void pt_config_load_admin(struct pt_cfg_ctx *x, const struct pt_ynode *v)
     ad->pos = v->pos;
     if (!pt_config_want_map(x, v, "admin"))
         return;
-    const struct pt_ynode *listen_val = NULL, *ca_key = NULL;
+    const struct pt_ynode *listen_val = NULL, *ca_key = NULL, *store_key = NULL;
     bool has_tokens = false;
     FOR_PAIRS(v, k, val)
     {
@@ -117,6 +117,7 @@ void pt_config_load_admin(struct pt_cfg_ctx *x, const struct pt_ynode *v)
         } else if (is(k, "audit_log")) {
             ad->audit_log = pt_config_get_log_file(x, val, "audit_log");
         } else if (is(k, "store")) {
+            store_key = k;
             ad->store = pt_config_get_path(x, val, "store", "file");
         } else if (is(k, "key_file")) {
             ad->key_file = pt_config_get_path(x, val, "key_file", "file");
@@ -128,6 +129,11 @@ void pt_config_load_admin(struct pt_cfg_ctx *x, const struct pt_ynode *v)
     }
     if (!has_tokens)
         pt_config_missing(x, v, "tokens_file", "admin");
+    /* Header secrets are sealed at rest: a store without a key would hold them in clear. */
+    if (store_key && ad->store && !ad->key_file)
+        pt_config_error(x, store_key->pos,
+                        "\"store\" needs \"key_file\" (the key that encrypts the header secrets "
+                        "of the rules; make one with: portico keygen FILE)");
     if (!listen_val) {
         ad->listen_text = ADMIN_DEFAULT_LISTEN;
         (void)pt_config_parse_listen_addr(ADMIN_DEFAULT_LISTEN, strlen(ADMIN_DEFAULT_LISTEN),

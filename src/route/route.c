@@ -161,8 +161,10 @@ static void add_err(struct errs *e, struct pt_cfg_pos pos, const char *fmt, ...)
     e->count++;
     if (!e->p || e->cap == 0 || e->len + 1 >= e->cap)
         return;
-    int n = snprintf(e->p + e->len, e->cap - e->len, "%s%s:%d:%d: ", e->len ? "\n" : "", e->file,
-                     pos.line, pos.col);
+    /* No file: one bare message (pt_route_pattern_check). */
+    int n = e->file ? snprintf(e->p + e->len, e->cap - e->len, "%s%s:%d:%d: ", e->len ? "\n" : "",
+                               e->file, pos.line, pos.col)
+                    : 0;
     if (n < 0 || (size_t)n >= e->cap - e->len) {
         e->len = e->cap - 1;
         return;
@@ -1212,4 +1214,30 @@ ssize_t pt_route_expand(const char *tmpl, const struct pt_route_match *m, char *
     }
     out[o] = '\0';
     return (ssize_t)o;
+}
+
+int pt_route_pattern_check(const char *pattern, char *msg, size_t cap)
+{
+    static const int kinds[] = {
+        [PAT_EXACT] = PT_ROUTE_PAT_EXACT,   [PAT_PREFIX] = PT_ROUTE_PAT_PREFIX,
+        [PAT_SUFFIX] = PT_ROUTE_PAT_SUFFIX, [PAT_PARAMS] = PT_ROUTE_PAT_PARAMS,
+        [PAT_REGEX] = PT_ROUTE_PAT_REGEX,
+    };
+    struct errs e = {.p = msg, .cap = cap, .file = NULL};
+    struct pt_router rt;
+    memset(&rt, 0, sizeof(rt));
+    pt_arena_init(&rt.arena, 1024);
+    struct pt_route_cfg r;
+    memset(&r, 0, sizeof(r));
+    r.match = pattern;
+    struct croute cr;
+    memset(&cr, 0, sizeof(cr));
+    cr.cfg = &r;
+    if (cap)
+        msg[0] = '\0';
+    int rc = compile_pattern(&rt, &e, &r, &cr);
+    if (cr.re)
+        pcre2_code_free(cr.re);
+    pt_arena_free(&rt.arena);
+    return rc == PT_OK ? kinds[cr.kind] : -1;
 }

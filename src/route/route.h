@@ -85,6 +85,23 @@ const struct pt_route_cfg *pt_router_match_from(const struct pt_router *rt,
                                                 size_t path_len, struct pt_route_match *m,
                                                 int *method_mismatch, size_t *at);
 
+/* The kinds of path pattern (pt_route_pattern_check). */
+enum pt_route_pattern_kind {
+    PT_ROUTE_PAT_EXACT = 0,  /* "/graphql" */
+    PT_ROUTE_PAT_PREFIX = 1, /* "/api/" then a star */
+    PT_ROUTE_PAT_SUFFIX = 2, /* "*.json" */
+    PT_ROUTE_PAT_PARAMS = 3, /* "/blog/:year/:slug" */
+    PT_ROUTE_PAT_REGEX = 4,  /* "~^/v[0-9]+/" */
+};
+
+/*
+ * Checks one path pattern by the rules pt_router_build compiles a route's "match" with, for
+ * patterns that come from elsewhere than the YAML file (the admin API's proxy rules). Returns
+ * its enum pt_route_pattern_kind, or -1 with one message in msg (NUL-terminated, truncated to
+ * cap; no "FILE:LINE" prefix). Allocates only for the check; any thread.
+ */
+int pt_route_pattern_check(const char *pattern, char *msg, size_t cap);
+
 /*
  * Expands a redirect/proxy template: ":splat", ":name" (a placeholder of the matched
  * pattern) and "$0".."$9" are replaced by the match's values (placeholders as they appear in

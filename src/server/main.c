@@ -35,6 +35,7 @@
 #include "admin/metrics.h"
 #include "core/counters.h"
 #include "admin/admin.h"
+#include "admin/api.h"
 #include "admin/tokens.h"
 #include "core/log.h"
 #include "core/sock.h"
@@ -65,7 +66,7 @@ static const char *const usage_text =
     "  reload [-c FILE | --pid PIDFILE]   check FILE, then make the running Portico reload it\n"
     "  stop   [-c FILE | --pid PIDFILE] [--timeout SECONDS]   stop the running Portico\n"
     "  keygen FILE       write a new key file for header secrets (never overwrites)\n"
-    "  rotate-key --store PATH --key OLD --new-key NEW   re-encrypt the store's secrets\n"
+    "  rotate-key [-c FILE] --store PATH --key OLD --new-key NEW   re-encrypt the store's secrets\n"
     "  token  NAME [--scope read|write]   make an admin API token and its tokens-file line\n"
     "  version           print the version of portico and of its libraries\n"
     "  help [COMMAND]    print this help, or a command's\n";
@@ -100,10 +101,11 @@ static int cmd_help(const char *what)
                "Writes 32 random bytes to FILE, created with mode 0600: the key that encrypts\n"
                "the header secrets of the rules store. Refuses to overwrite an existing file.\n");
     else if (what && strcmp(what, "rotate-key") == 0)
-        printf("usage: portico rotate-key --store PATH --key OLD --new-key NEW\n\n"
+        printf("usage: portico rotate-key [-c FILE] --store PATH --key OLD --new-key NEW\n\n"
                "Re-encrypts every header secret of the rules store PATH from key file OLD to\n"
                "key file NEW (make it with portico keygen), in one transaction: a value that\n"
-               "does not open with OLD changes nothing. Then configure NEW as the key file.\n");
+               "does not open with OLD changes nothing. Then configure NEW as the key file.\n"
+               "With -c FILE, --store and --key default to admin.store and admin.key_file.\n");
     else if (what && strcmp(what, "token") == 0)
         printf("usage: portico token NAME [--scope read|write]\n\n"
                "Makes a random admin API token named NAME (scope read by default; write may\n"
@@ -764,6 +766,17 @@ static int cmd_run(const char *path)
             pt_admin_destroy(admin);
             admin = NULL;
             snprintf(aerr, sizeof(aerr), "out of memory");
+        }
+        /* The rules API: opens admin.store and checks its key (a wrong key stops the start). */
+        if (admin && pt_api_attach(admin, cfg, aerr, sizeof(aerr)) < 0) {
+            pt_admin_destroy(admin);
+            admin = NULL;
+        }
+        if (admin) {
+            pt_admin_bind_counters(admin, pt_counters_block(counters, nw + PT_COUNTERS_ADMIN));
+            /* LIVE APPLY (merge): pt_admin_on_change(admin, <rebuild the snapshot from the
+               YAML file and the store>, <its argument>); the hook runs on the admin thread
+               after each committed API change. */
         }
         if (!admin || pt_admin_start(admin) < 0) {
             fprintf(stderr, "portico: %s\n", admin ? "cannot start the admin thread" : aerr);

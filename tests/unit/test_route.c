@@ -651,6 +651,25 @@ static void test_null_inputs(void **state)
     pt_router_free(rt);
 }
 
+/* pt_route_pattern_check: the kinds the router compiles, and its refusals as bare messages. */
+static void test_pattern_check(void **state)
+{
+    (void)state;
+    char msg[256];
+    assert_int_equal(pt_route_pattern_check("/graphql", msg, sizeof(msg)), PT_ROUTE_PAT_EXACT);
+    assert_int_equal(pt_route_pattern_check("/api/*", msg, sizeof(msg)), PT_ROUTE_PAT_PREFIX);
+    assert_int_equal(pt_route_pattern_check("*.json", msg, sizeof(msg)), PT_ROUTE_PAT_SUFFIX);
+    assert_int_equal(pt_route_pattern_check("/u/:id", msg, sizeof(msg)), PT_ROUTE_PAT_PARAMS);
+    assert_int_equal(pt_route_pattern_check("~^/v[0-9]+/", msg, sizeof(msg)), PT_ROUTE_PAT_REGEX);
+    static const char *const bad[] = {"", "api", "/a/*/b", "/a//b", "/a/../b", "*", "~(", "/x*"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        msg[0] = 'z';
+        assert_int_equal(pt_route_pattern_check(bad[i], msg, sizeof(msg)), -1);
+        assert_true(msg[0] != '\0' && msg[0] != 'z');
+        assert_null(strstr(msg, ":0:0:"));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -668,6 +687,7 @@ int main(void)
         cmocka_unit_test(test_site_errors),
         cmocka_unit_test(test_regex_threads),
         cmocka_unit_test(test_null_inputs),
+        cmocka_unit_test(test_pattern_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
