@@ -460,6 +460,47 @@ struct pt_config {
     struct pt_admin_cfg admin;
 };
 
+/*
+ * The rules API's sites (issue #11), described without the admin layer: server/ reads the
+ * store and fills these; pt_config_add_api_sites() turns them into sites, routes and
+ * upstreams. Strings are borrowed (copied into the configuration's arena).
+ */
+struct pt_api_header {
+    const char *name;
+    const char *value;
+};
+
+struct pt_api_rule {
+    const char *id;         /* for messages */
+    const char *pattern;    /* pathPattern, read as a YAML route's match */
+    const char *target_url; /* http:// or https:// URL, with an optional path */
+    bool strip_prefix;
+    bool preserve_host;
+    uint32_t timeout_ms;             /* 0: 30 s */
+    const struct pt_api_header *add; /* headerConfig.add: set on the request */
+    size_t n_add;
+    const char *const *remove; /* headerConfig.remove */
+    size_t n_remove;
+};
+
+struct pt_api_site {
+    const char *const *hosts; /* hostnames of the project or alias; none: skipped */
+    size_t n_hosts;
+    const struct pt_api_rule *rules; /* in evaluation order: the first match wins */
+    size_t n_rules;
+};
+
+/*
+ * Appends one site per entry of sites (those without hosts or rules are skipped) after cfg's
+ * own. Each rule is a proxy route to an upstream made for its target's origin, with the SSRF
+ * guard on (admin.allow_private as its exceptions) and admin.ca_file as its CAs, which strips
+ * Cookie and Authorization unless the rule sets them. The caller checks that no host is
+ * already a site's, and runs pt_dns_expand() afterwards. Returns PT_OK (err holds "" or, "; "
+ * separated, the rules skipped for an unusable target) or PT_ERR (out of memory, in err).
+ */
+int pt_config_add_api_sites(struct pt_config *cfg, const struct pt_api_site *sites, size_t n_sites,
+                            char *err, size_t errlen);
+
 /* One error about a place in the configuration file. */
 struct pt_config_errmsg {
     struct pt_cfg_pos pos; /* line 0: the file as a whole */
