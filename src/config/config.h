@@ -494,7 +494,8 @@ struct pt_api_site {
  * Appends one site per entry of sites (those without hosts or rules are skipped) after cfg's
  * own. Each rule is a proxy route to an upstream made for its target's origin, with the SSRF
  * guard on (admin.allow_private as its exceptions) and admin.ca_file as its CAs, which strips
- * Cookie and Authorization unless the rule sets them. The caller checks that no host is
+ * Cookie and Authorization unless the rule sets them. Host, framing and hop-by-hop names in a
+ * rule's add or remove are ignored (Portico writes those itself). The caller checks that no host is
  * already a site's, and runs pt_dns_expand() afterwards. Returns PT_OK (err holds "" or, "; "
  * separated, the rules skipped for an unusable target) or PT_ERR (out of memory, in err).
  */

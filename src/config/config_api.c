@@ -76,7 +76,29 @@ static struct pt_kv kv_of(struct pt_cfg_ctx *x, const char *name, const char *va
     return kv;
 }
 
-/* Fills r from ar; false (r untouched otherwise) when the target URL is unusable. */
+/* Headers a rule may not set or remove: Portico writes the request's framing, its Host and its
+   hop-by-hop fields itself; a rule that could add a second Content-Length would let an API
+   user smuggle requests to the target. */
+static bool is_reserved(const char *name)
+{
+    static const char *const names[] = {"host",
+                                        "content-length",
+                                        "transfer-encoding",
+                                        "connection",
+                                        "keep-alive",
+                                        "proxy-connection",
+                                        "upgrade",
+                                        "te",
+                                        "trailer",
+                                        "expect"};
+    for (size_t i = 0; i < PT_ARRAY_LEN(names); i++)
+        if (strcasecmp(name, names[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Fills r from ar; false (r untouched otherwise) when the target URL is unusable. Headers
+   is_reserved() names are left out. */
 static bool api_route(struct pt_cfg_ctx *x, size_t first_api, const struct pt_api_rule *ar,
                       struct pt_route_cfg *r)
 {
@@ -97,12 +119,14 @@ static bool api_route(struct pt_cfg_ctx *x, size_t first_api, const struct pt_ap
     if (ar->n_add) {
         p->request.set = pt_config_alloc(x, a, ar->n_add * sizeof(*p->request.set));
         for (size_t i = 0; i < ar->n_add; i++)
-            p->request.set[p->request.n_set++] = kv_of(x, ar->add[i].name, ar->add[i].value);
+            if (!is_reserved(ar->add[i].name))
+                p->request.set[p->request.n_set++] = kv_of(x, ar->add[i].name, ar->add[i].value);
     }
     if (ar->n_remove) {
         p->request.remove = pt_config_alloc(x, a, ar->n_remove * sizeof(*p->request.remove));
         for (size_t i = 0; i < ar->n_remove; i++)
-            p->request.remove[p->request.n_remove++] = kv_of(x, ar->remove[i], NULL);
+            if (!is_reserved(ar->remove[i]))
+                p->request.remove[p->request.n_remove++] = kv_of(x, ar->remove[i], NULL);
     }
     return true;
 }

@@ -25,6 +25,7 @@
 #include "admin/store.h"
 #include "core/common.h"
 #include "core/log.h"
+#include "route/route.h"
 
 /* What one build reads; freed whole by loaded_free. */
 struct loaded {
@@ -188,6 +189,41 @@ static void sites_free(struct pt_api_site *sites, size_t n)
     free(sites);
 }
 
+/* Leaves out of the API's sites (cfg->sites[n_file..]) each route whose pattern the router
+   refuses, with a warning, so that one bad row cannot fail every build: each route is
+   compiled alone in a configuration of one site. Sites left without routes go too. */
+static void drop_bad_patterns(struct pt_config *cfg, size_t n_file)
+{
+    size_t n_sites = n_file;
+    for (size_t i = n_file; i < cfg->n_sites; i++) {
+        struct pt_site_cfg *sc = &cfg->sites[i];
+        size_t kept = 0;
+        for (size_t r = 0; r < sc->n_routes; r++) {
+            struct pt_site_cfg one = {.routes = &sc->routes[r], .n_routes = 1};
+            struct pt_config mini;
+            memset(&mini, 0, sizeof(mini));
+            mini.path = "admin.store";
+            mini.sites = &one;
+            mini.n_sites = 1;
+            struct pt_router *rt = NULL;
+            char rerr[512];
+            if (pt_router_build(&mini, &rt, rerr, sizeof(rerr)) != PT_OK) {
+                size_t n = strlen(rerr);
+                while (n && rerr[n - 1] == '\n')
+                    rerr[--n] = '\0';
+                pt_log_warn("admin.store: a rule for %s skipped: %s", sc->hosts[0], rerr);
+                continue;
+            }
+            pt_router_free(rt);
+            sc->routes[kept++] = sc->routes[r];
+        }
+        sc->n_routes = kept;
+        if (kept)
+            cfg->sites[n_sites++] = *sc;
+    }
+    cfg->n_sites = n_sites;
+}
+
 static int add_sites(struct pt_config *cfg, const struct loaded *l, char *err, size_t errlen)
 {
     size_t n = l->n_projects;
@@ -212,11 +248,14 @@ static int add_sites(struct pt_config *cfg, const struct loaded *l, char *err, s
                       NULL, 0, &sites[k++]) < 0)
             goto oom_sites;
     }
+    size_t n_file = cfg->n_sites;
     int rc = pt_config_add_api_sites(cfg, sites, k, err, errlen);
     if (rc == PT_OK && err[0]) {
         pt_log_warn("admin.store: rules skipped: %s", err);
         err[0] = '\0';
     }
+    if (rc == PT_OK)
+        drop_bad_patterns(cfg, n_file);
     sites_free(sites, k);
     return rc;
 oom_sites:
