@@ -30,14 +30,8 @@ static struct pt_upstream_cfg *api_upstream(struct pt_cfg_ctx *x, size_t first_a
     if (pt_config_parse_url(ar->target_url, n, &u) || (u.rest_len && u.rest[0] != '/') ||
         memchr(u.rest, '#', u.rest_len) || memchr(u.rest, '?', u.rest_len))
         return NULL;
-    size_t nn = u.host_len + 32;
-    char *name = pt_config_alloc(x, &x->tmp, nn);
-    int w =
-        snprintf(name, nn, "api:%s://%s%.*s%s:%u", u.is_https ? "https" : "http",
-                 u.is_v6 ? "[" : "", (int)u.host_len, u.host, u.is_v6 ? "]" : "", (unsigned)u.port);
-    for (int i = 4; i < w; i++)
-        if (name[i] >= 'A' && name[i] <= 'Z')
-            name[i] = (char)(name[i] - 'A' + 'a');
+    size_t w;
+    char *name = pt_config_origin_name(x, "api", &u, &w);
     *to_path = pt_config_strndup(x, &cfg->arena, u.rest, u.rest_len);
     for (size_t i = first_api; i < cfg->n_upstreams; i++)
         if (strcmp(cfg->upstreams[i]->name, name) == 0)
@@ -55,7 +49,7 @@ static struct pt_upstream_cfg *api_upstream(struct pt_cfg_ctx *x, size_t first_a
         return NULL;
     }
     struct pt_cfg_pos pos = {0, 0};
-    struct pt_upstream_cfg *up = pt_config_new_upstream(x, name, (size_t)w, pos);
+    struct pt_upstream_cfg *up = pt_config_new_upstream(x, name, w, pos);
     up->targets = pt_config_alloc(x, &cfg->arena, sizeof(*up->targets));
     up->targets[0] = t;
     up->n_targets = 1;
