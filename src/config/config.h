@@ -381,6 +381,8 @@ struct pt_site_cfg {
     size_t n_nf_headers;
     struct pt_error_page *error_pages; /* errors: of the site (over the top level's) */
     size_t n_error_pages;
+    bool is_api; /* made from the rules store (pt_config_add_api_sites): its request.set
+                    values are header secrets, wiped by pt_config_free */
 };
 
 /* resolver: how target host names are resolved (c-ares, upstream/dns.c). */

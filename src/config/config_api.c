@@ -150,6 +150,7 @@ static int append(struct pt_cfg_ctx *x, const struct pt_api_site *sites, size_t 
             continue;
         struct pt_site_cfg *s = &all[n_all++];
         memset(s, 0, sizeof(*s));
+        s->is_api = true;
         s->hosts = pt_config_alloc(x, &cfg->arena, as->n_hosts * sizeof(*s->hosts));
         for (size_t h = 0; h < as->n_hosts; h++) {
             size_t l = strlen(as->hosts[h]);

@@ -126,9 +126,11 @@ static void test_store_rules_become_sites_in_evaluation_order(void **state)
         fail_msg("rules: %s", err);
     assert_int_equal(cfg->n_sites, n_file + 2); /* q's only hostname is the file's */
     assert_int_equal(site_of(cfg, "yaml.test"), &cfg->sites[0]);
+    assert_false(cfg->sites[0].is_api);
 
     const struct pt_site_cfg *ps = site_of(cfg, "app.test");
     assert_non_null(ps);
+    assert_true(ps->is_api);
     assert_int_equal(ps->n_routes, 2);
     assert_string_equal(ps->routes[0].match, "/api/*");
     assert_string_equal(ps->routes[0].proxy.to_path, "/v1");
