@@ -135,6 +135,19 @@ def apply(p, sig=LIVE):
     wait_until(lambda: p.stderr().count("configuration reloaded") > n, 5, what="rebuild")
 
 
+def served(env, backend, host):
+    """(Portico, Store, project id, backend): a project on host whose one rule /* reaches an
+    echo backend, applied."""
+    start, store = env
+    a = backend(bk.echo())
+    p = start()
+    s = store()
+    pid = s.project([host])
+    s.rule(pid, "/*", a.url, 0)
+    apply(p)
+    return p, s, pid, a
+
+
 def test_project_and_alias_rules_become_routes_in_evaluation_order(env, backend):
     start, store = env
     a, b, c = backend(bk.echo(headers=[("X-Who", "a")]), "a"), \
@@ -270,13 +283,7 @@ def test_sighup_keeps_rules_and_reads_changed_rows(env, backend):
 
 def test_burst_of_live_apply_signals_coalesces_and_a_bad_key_keeps_the_old_rules(env, backend,
                                                                                tmp_path):
-    start, store = env
-    a = backend(bk.echo())
-    p = start()
-    s = store()
-    pid = s.project(["b.test"])
-    s.rule(pid, "/*", a.url, 0)
-    apply(p)
+    p, s, pid, a = served(env, backend, "b.test")
     n = p.stderr().count("configuration reloaded")
     for _ in range(50):
         os.kill(p.pid, LIVE)
@@ -301,13 +308,7 @@ def test_burst_of_live_apply_signals_coalesces_and_a_bad_key_keeps_the_old_rules
 
 
 def test_a_pattern_the_router_refuses_is_skipped_with_a_warning(env, backend):
-    start, store = env
-    a = backend(bk.echo())
-    p = start()
-    s = store()
-    pid = s.project(["x.test"])
-    s.rule(pid, "/*", a.url, 0)
-    apply(p)
+    p, s, pid, a = served(env, backend, "x.test")
     s.rule(pid, "/a*b", a.url, 1)
     apply(p)
     assert 'a rule for x.test skipped: admin.store:0:0: route pattern "/a*b"' in p.stderr()
