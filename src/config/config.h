@@ -267,6 +267,9 @@ struct pt_upstream_cfg {
     bool ssrf_guard;                     /* default false: YAML targets are trusted */
     const struct pt_cidr *allow_private; /* prefixes the guard lets through; arena-owned */
     size_t n_allow_private;
+    bool is_dns_lenient; /* a target name that does not resolve stays unresolved (its
+                            connects are refused: 502) instead of failing the load: the rules
+                            API's upstreams, so one bad rule cannot stop every build */
 };
 
 enum pt_action { PT_ACTION_PROXY = 1, PT_ACTION_REDIRECT, PT_ACTION_RESPOND, PT_ACTION_STATIC };

@@ -57,6 +57,7 @@ static struct pt_upstream_cfg *api_upstream(struct pt_cfg_ctx *x, size_t first_a
     up->allow_private = cfg->admin.allow_private;
     up->n_allow_private = cfg->admin.n_allow_private;
     up->ca_file = cfg->admin.ca_file;
+    up->is_dns_lenient = true;
     return up;
 }
 

@@ -25,6 +25,7 @@ from helpers import backends as bk
 from helpers import certs
 from helpers.client import RawConn
 from helpers.common import wait_until
+from helpers.dnsserver import DnsServer
 from helpers.portico import PORTICO_BIN
 
 LIVE = signal.SIGRTMIN  # PT_SIG_RULES (src/server/api_rules.h)
@@ -106,14 +107,17 @@ def env(tmp_path, portico):
     _, tokens = adm.tokens(tmp_path, [("ops", "write")])
     dbpath = str(tmp_path / "rules.db")
 
-    def start(allow=("127.0.0.0/8",), ca=None):
+    def start(allow=("127.0.0.0/8",), ca=None, dns_port=None):
         def cfg(port):
             a = {"listen": "127.0.0.1:%d" % adm.admin_port(port), "tokens_file": tokens,
                  "store": dbpath, "key_file": key, "allow_private": list(allow)}
             if ca:
                 a["ca_file"] = ca
-            return {"admin": a, "sites": [{"hosts": ["yaml.test"], "routes": [
+            c = {"admin": a, "sites": [{"hosts": ["yaml.test"], "routes": [
                 {"match": "/*", "respond": {"status": 200, "body": "yaml"}}]}]}
+            if dns_port:
+                c["resolver"] = {"servers": ["127.0.0.1:%d" % dns_port], "timeout": "1s"}
+            return c
         return portico(cfg)
 
     return start, lambda: Store(dbpath, key)
@@ -314,3 +318,20 @@ def test_a_pattern_the_router_refuses_is_skipped_with_a_warning(env, backend):
     assert 'a rule for x.test skipped: admin.store:0:0: route pattern "/a*b"' in p.stderr()
     assert get(p, "/x", "x.test").status == 200
     assert get(p, "/a-b", "x.test").status == 200
+
+
+def test_a_target_name_that_does_not_resolve_is_a_502_and_the_other_rules_serve(env, backend):
+    start, store = env
+    a = backend(bk.echo())
+    with DnsServer({"api.test": ["127.0.0.1"]}) as dns:
+        p = start(dns_port=dns.port)
+        s = store()
+        pid = s.project(["d.test"])
+        s.rule(pid, "/gone/*", "http://no-such.test:%d" % a.port, 0)
+        s.rule(pid, "/named/*", "http://api.test:%d" % a.port, 1)
+        s.rule(pid, "/*", a.url, 2)
+        apply(p)
+        assert get(p, "/x", "d.test").status == 200
+        assert get(p, "/named/x", "d.test").status == 200
+        assert get(p, "/gone/x", "d.test").status == 502
+        assert 'cannot resolve host "no-such.test"' in p.stderr()
