@@ -779,9 +779,9 @@ static int cmd_run(const char *path)
         }
         if (admin) {
             pt_admin_bind_counters(admin, pt_counters_block(counters, nw + PT_COUNTERS_ADMIN));
-            /* LIVE APPLY (merge): pt_admin_on_change(admin, <rebuild the snapshot from the
-               YAML file and the store>, <its argument>); the hook runs on the admin thread
-               after each committed API change. */
+            /* Live apply: each committed API change signals this thread to rebuild the
+               snapshot from the file and the store (server/api_rules.h, PT_SIG_RULES). */
+            pt_admin_on_change(admin, pt_rules_changed_cb, NULL);
         }
         if (!admin || pt_admin_start(admin) < 0) {
             fprintf(stderr, "portico: %s\n", admin ? "cannot start the admin thread" : aerr);

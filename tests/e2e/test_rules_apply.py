@@ -8,11 +8,13 @@ The tests write rows with Python's sqlite3 into a store Portico has created (the
 docs/internals/admin.md), sealing header values as secrets.c does, then ask for a rebuild."""
 
 import base64
+import http.client
 import json
 import os
 import signal
 import sqlite3
 import subprocess
+import threading
 import time
 import uuid
 
@@ -335,3 +337,99 @@ def test_a_target_name_that_does_not_resolve_is_a_502_and_the_other_rules_serve(
         assert get(p, "/named/x", "d.test").status == 200
         assert get(p, "/gone/x", "d.test").status == 502
         assert 'cannot resolve host "no-such.test"' in p.stderr()
+
+
+def tls_target(tmp_path_factory, portico, body):
+    """(Portico serving body over TLS on 127.0.0.1 with a certificate for that IP, the CA)."""
+    pki = certs.session_pki(tmp_path_factory)
+    crt, key = pki._issue("srv-ip-127", "ec", "/CN=127.0.0.1",
+                          ["basicConstraints=critical,CA:FALSE", "keyUsage=critical,digitalSignature",
+                           "extendedKeyUsage=serverAuth", "subjectAltName=IP:127.0.0.1"])
+    t = portico(lambda port: {
+        "listen": [{"addr": "127.0.0.1:%d" % port, "tls": True}],
+        "tls": {"certificates": [{"cert": crt, "key": key}]},
+        "sites": [{"routes": [{"match": "/*", "respond": {"status": 200, "body": body}}]}]},
+        name="tls-" + body)
+    return t, pki.ca_cert
+
+
+class Api:
+    def __init__(self, p, token):
+        self.port = adm.admin_port(p.port)
+        self.token = token
+
+    def ok(self, method, path, body=None):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            c.request(method, path, body=json.dumps(body) if body is not None else None,
+                      headers={"Authorization": "Bearer " + self.token,
+                               "Content-Type": "application/json"})
+            r = c.getresponse()
+            raw = r.read()
+            assert r.status in (200, 201), (r.status, raw)
+            return json.loads(raw) if raw.strip() else None
+        finally:
+            c.close()
+
+
+def test_api_changes_are_live_within_100_ms_and_steady_load_sees_no_failure(
+        tmp_path_factory, tmp_path, portico):
+    ta, ca = tls_target(tmp_path_factory, portico, "A")
+    tb, _ = tls_target(tmp_path_factory, portico, "B")
+    (token,), tokens = adm.tokens(tmp_path, [("ops", "write")])
+    key = str(tmp_path / "k")
+    subprocess.run([PORTICO_BIN, "keygen", key], check=True, capture_output=True, timeout=10)
+    p = portico(lambda port: {
+        "admin": {"listen": "127.0.0.1:%d" % adm.admin_port(port), "tokens_file": tokens,
+                  "store": str(tmp_path / "rules.db"), "key_file": key,
+                  "allow_private": ["127.0.0.0/8"], "ca_file": ca},
+        "routes": [{"match": "/*", "respond": {"status": 200, "body": "yaml"}}]})
+    api = Api(p, token)
+    wait_until(lambda: get(p, "/", "x").status == 200, 5, what="portico")
+    pid = api.ok("POST", "/api/projects", {"name": "shop", "hostnames": ["shop.test"]})["id"]
+    aid = api.ok("POST", "/api/projects/%s/aliases" % pid,
+                 {"name": "staging", "hostnames": ["staging.shop.test"]})["id"]
+    url_a, url_b = "https://127.0.0.1:%d" % ta.port, "https://127.0.0.1:%d" % tb.port
+    r1 = api.ok("POST", "/api/proxy-rules/project/%s" % pid,
+                {"pathPattern": "/api/*", "targetUrl": url_a, "stripPrefix": True,
+                 "timeout": 5000, "description": "Backend API"})
+    t0 = time.monotonic()
+    wait_until(lambda: get(p, "/api/x", "shop.test").body == b"A", 2, interval=0.002,
+               what="the new rule")
+    live = time.monotonic() - t0
+    assert live < 0.1 * (5 if os.environ.get("PORTICO_SANITIZE") else 1), live
+    r2 = api.ok("POST", "/api/proxy-rules/project/%s" % pid,
+                {"pathPattern": "/api/v1/*", "targetUrl": url_b})
+    time.sleep(0.2)
+    assert get(p, "/api/v1/x", "shop.test").body == b"A"  # order 0 wins
+    api.ok("PUT", "/api/proxy-rules/project/%s/reorder" % pid, {"ruleIds": [r2["id"], r1["id"]]})
+    time.sleep(0.2)
+    assert get(p, "/api/v1/x", "shop.test").body == b"B"
+    api.ok("POST", "/api/proxy-rules/alias/%s" % aid, {"pathPattern": "/api/v1/*",
+                                                      "targetUrl": url_a})
+    time.sleep(0.2)
+    assert get(p, "/api/v1/x", "staging.shop.test").body == b"A"
+    assert get(p, "/api/v1/x", "shop.test").body == b"B"
+
+    # 100 changes in a row under steady load: no request fails.
+    stop, results = threading.Event(), []
+
+    def load():
+        while not stop.is_set():
+            try:
+                results.append(get(p, "/api/x", "shop.test").status)
+            except OSError as e:
+                results.append(repr(e))
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for t in threads:
+        t.start()
+    n = p.stderr().count("configuration reloaded")
+    for i in range(100):
+        api.ok("PATCH", "/api/proxy-rules/%s" % r1["id"], {"description": "change %d" % i})
+    time.sleep(0.3)
+    stop.set()
+    for t in threads:
+        t.join(10)
+    assert results and all(s == 200 for s in results), [s for s in results if s != 200][:5]
+    rebuilds = p.stderr().count("configuration reloaded") - n
+    assert 1 <= rebuilds <= 100, rebuilds
