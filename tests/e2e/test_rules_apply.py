@@ -240,17 +240,9 @@ def test_private_target_needs_allow_private(env, backend):
 
 
 def test_https_target_on_loopback_with_allow_private_and_ca_file(tmp_path_factory, env, portico):
-    pki = certs.session_pki(tmp_path_factory)
-    crt, key = pki._issue("srv-ip-127", "ec", "/CN=127.0.0.1",
-                          ["basicConstraints=critical,CA:FALSE", "keyUsage=critical,digitalSignature",
-                           "extendedKeyUsage=serverAuth", "subjectAltName=IP:127.0.0.1"])
-    tls = portico(lambda port: {
-        "listen": [{"addr": "127.0.0.1:%d" % port, "tls": True}],
-        "tls": {"certificates": [{"cert": crt, "key": key}]},
-        "sites": [{"routes": [{"match": "/*", "respond": {"status": 200, "body": "tls ok"}}]}]},
-        name="tlsbackend")
+    tls, ca = tls_target(tmp_path_factory, portico, "tls ok")
     start, store = env
-    p = start(ca=pki.ca_cert)
+    p = start(ca=ca)
     s = store()
     pid = s.project(["s.test"])
     s.rule(pid, "/*", "https://127.0.0.1:%d" % tls.port, 0)
@@ -262,7 +254,7 @@ def test_https_target_on_loopback_with_allow_private_and_ca_file(tmp_path_factor
     apply(q)
     assert get(q, "/x", "s.test").status == 502
     assert "certificate verify failed" in q.stderr()
-    g = start(allow=(), ca=pki.ca_cert)
+    g = start(allow=(), ca=ca)
     apply(g)
     assert get(g, "/x", "s.test").status == 502
     assert "refused" in g.stderr() and "127.0.0.1" in g.stderr()

@@ -73,15 +73,20 @@ static void test_store_rules_become_sites_in_evaluation_order(void **state)
     (void)state;
     char dir[] = "/tmp/pt_rules_XXXXXX";
     assert_non_null(mkdtemp(dir));
-    char db[128], yaml[128], tokens[128], err[1024];
+    char db[128], yaml[128], tokens[128], keyf[128], err[1024];
     snprintf(db, sizeof(db), "%s/rules.db", dir);
     snprintf(yaml, sizeof(yaml), "%s/portico.yaml", dir);
     snprintf(tokens, sizeof(tokens), "%s/tokens", dir);
+    snprintf(keyf, sizeof(keyf), "%s/key", dir);
+    struct pt_secret_key key;
+    assert_int_equal(pt_secret_keygen(keyf, err, sizeof(err)), 0);
+    assert_int_equal(pt_secret_key_load(keyf, &key, err, sizeof(err)), 0);
     FILE *f = fopen(tokens, "w");
     assert_non_null(f);
     fclose(f);
     struct pt_store *s = NULL;
-    assert_int_equal(pt_store_open(db, NULL, &s, err, sizeof(err)), 0);
+    assert_int_equal(pt_store_open(db, &key, &s, err, sizeof(err)), 0);
+    pt_secret_key_wipe(&key);
     struct pt_store_project p, q;
     memset(&p, 0, sizeof(p));
     memset(&q, 0, sizeof(q));
@@ -113,10 +118,11 @@ static void test_store_rules_become_sites_in_evaluation_order(void **state)
     assert_non_null(f);
     fprintf(f,
             "listen: [{addr: \"127.0.0.1:1\"}]\n"
-            "admin: {tokens_file: \"%s\", store: \"%s\", allow_private: [127.0.0.0/8],"
+            "admin: {tokens_file: \"%s\", store: \"%s\", key_file: \"%s\","
+            " allow_private: [127.0.0.0/8],"
             " ca_file: /etc/ssl/certs/ca-certificates.crt}\n"
             "sites:\n  - hosts: [yaml.test]\n    routes: [{match: \"/*\", respond: {}}]\n",
-            tokens, db);
+            tokens, db, keyf);
     fclose(f);
     struct pt_config *cfg = NULL;
     if (pt_config_load(yaml, &cfg, err, sizeof(err)) != PT_OK)
