@@ -870,9 +870,9 @@ static int cmd_run(const char *path)
             cert_watch_take(snap->cfg, &cw);
             continue;
         }
-        if (sig == PT_SIG_RULES) {
-            /* The rules store changed (server/api_rules.h): the same rebuild as SIGHUP. */
-            pt_rules_change_take();
+        /* The rules store changed (server/api_rules.h): the same rebuild as SIGHUP. Without
+           admin.store the signal is nobody's and is ignored below, as before. */
+        if (sig == PT_SIG_RULES && (pt_rules_change_take() || snap->cfg->admin.store)) {
             pt_log_info("rules store changed: rebuilding the configuration");
             snap = reload(path, snap, workers, nw, hc);
             cert_watch_take(snap->cfg, &cw);
