@@ -680,6 +680,13 @@ void pt_config_free(struct pt_config *cfg)
 {
     if (!cfg)
         return;
+    /* The API's header values are secrets (admin/secrets.h): none outlives its configuration. */
+    for (size_t i = 0; i < cfg->n_sites; i++)
+        for (size_t r = 0; cfg->sites[i].is_api && r < cfg->sites[i].n_routes; r++) {
+            const struct pt_header_ops *ops = &cfg->sites[i].routes[r].proxy.request;
+            for (size_t k = 0; k < ops->n_set; k++)
+                explicit_bzero((char *)ops->set[k].value, ops->set[k].value_len);
+        }
     struct pt_arena a = cfg->arena; /* cfg itself lives in the arena: copy before freeing */
     pt_arena_free(&a);
 }

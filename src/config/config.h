@@ -267,6 +267,9 @@ struct pt_upstream_cfg {
     bool ssrf_guard;                     /* default false: YAML targets are trusted */
     const struct pt_cidr *allow_private; /* prefixes the guard lets through; arena-owned */
     size_t n_allow_private;
+    bool is_dns_lenient; /* a target name that does not resolve stays unresolved (its
+                            connects are refused: 502) instead of failing the load: the rules
+                            API's upstreams, so one bad rule cannot stop every build */
 };
 
 enum pt_action { PT_ACTION_PROXY = 1, PT_ACTION_REDIRECT, PT_ACTION_RESPOND, PT_ACTION_STATIC };
@@ -381,6 +384,8 @@ struct pt_site_cfg {
     size_t n_nf_headers;
     struct pt_error_page *error_pages; /* errors: of the site (over the top level's) */
     size_t n_error_pages;
+    bool is_api; /* made from the rules store (pt_config_add_api_sites): its request.set
+                    values are header secrets, wiped by pt_config_free */
 };
 
 /* resolver: how target host names are resolved (c-ares, upstream/dns.c). */
@@ -459,6 +464,48 @@ struct pt_config {
                                             pt_config_report() keeps out of messages; opaque */
     struct pt_admin_cfg admin;
 };
+
+/*
+ * The rules API's sites (issue #11), described without the admin layer: server/ reads the
+ * store and fills these; pt_config_add_api_sites() turns them into sites, routes and
+ * upstreams. Strings are borrowed (copied into the configuration's arena).
+ */
+struct pt_api_header {
+    const char *name;
+    const char *value;
+};
+
+struct pt_api_rule {
+    const char *id;         /* for messages */
+    const char *pattern;    /* pathPattern, read as a YAML route's match */
+    const char *target_url; /* http:// or https:// URL, with an optional path */
+    bool strip_prefix;
+    bool preserve_host;
+    uint32_t timeout_ms;             /* 0: 30 s */
+    const struct pt_api_header *add; /* headerConfig.add: set on the request */
+    size_t n_add;
+    const char *const *remove; /* headerConfig.remove */
+    size_t n_remove;
+};
+
+struct pt_api_site {
+    const char *const *hosts; /* hostnames of the project or alias; none: skipped */
+    size_t n_hosts;
+    const struct pt_api_rule *rules; /* in evaluation order: the first match wins */
+    size_t n_rules;
+};
+
+/*
+ * Appends one site per entry of sites (those without hosts or rules are skipped) after cfg's
+ * own. Each rule is a proxy route to an upstream made for its target's origin, with the SSRF
+ * guard on (admin.allow_private as its exceptions) and admin.ca_file as its CAs, which strips
+ * Cookie and Authorization unless the rule sets them. Host, framing and hop-by-hop names in a
+ * rule's add or remove are ignored (Portico writes those itself). The caller checks that no host is
+ * already a site's, and runs pt_dns_expand() afterwards. Returns PT_OK (err holds "" or, "; "
+ * separated, the rules skipped for an unusable target) or PT_ERR (out of memory, in err).
+ */
+int pt_config_add_api_sites(struct pt_config *cfg, const struct pt_api_site *sites, size_t n_sites,
+                            char *err, size_t errlen);
 
 /* One error about a place in the configuration file. */
 struct pt_config_errmsg {

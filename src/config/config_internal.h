@@ -290,6 +290,11 @@ void pt_config_load_routes(struct pt_cfg_ctx *x, const struct pt_ynode *v,
                            struct pt_site_cfg *site);
 struct pt_upstream_cfg *pt_config_inline_upstream(struct pt_cfg_ctx *x, const struct pt_ynode *v,
                                                   struct pt_proxy_cfg *p);
+/* "PREFIX:scheme://host:port" naming u's origin, host lower-cased (in x->tmp); *len is its
+   length. The name of an upstream made for a URL ("url:" from the file, "api:" from the
+   rules API). */
+char *pt_config_origin_name(struct pt_cfg_ctx *x, const char *prefix, const struct pt_cfg_url *u,
+                            size_t *len);
 
 /*
  * sites: (config_sites.c). load_site fills one site; load_netlify reads the site's Netlify

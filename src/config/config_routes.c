@@ -118,6 +118,21 @@ static void load_proxy_headers(struct pt_cfg_ctx *x, const struct pt_ynode *v,
     }
 }
 
+char *pt_config_origin_name(struct pt_cfg_ctx *x, const char *prefix, const struct pt_cfg_url *u,
+                            size_t *len)
+{
+    size_t nn = strlen(prefix) + u->host_len + 32;
+    char *name = pt_config_alloc(x, &x->tmp, nn);
+    int w = snprintf(name, nn, "%s:%s://%s%.*s%s:%u", prefix, u->is_https ? "https" : "http",
+                     u->is_v6 ? "[" : "", (int)u->host_len, u->host, u->is_v6 ? "]" : "",
+                     (unsigned)u->port);
+    for (int i = (int)strlen(prefix); i < w; i++)
+        if (name[i] >= 'A' && name[i] <= 'Z')
+            name[i] = (char)(name[i] - 'A' + 'a');
+    *len = (size_t)w;
+    return name;
+}
+
 struct pt_upstream_cfg *pt_config_inline_upstream(struct pt_cfg_ctx *x, const struct pt_ynode *v,
                                                   struct pt_proxy_cfg *p)
 {
@@ -136,15 +151,9 @@ struct pt_upstream_cfg *pt_config_inline_upstream(struct pt_cfg_ctx *x, const st
         pt_config_error(x, v->pos, "\"to\" cannot have a fragment (#...)");
         return NULL;
     }
-    /* "url:http://host:port", host lower-cased: one upstream per distinct origin. */
-    size_t nn = u.host_len + 32;
-    char *name = pt_config_alloc(x, &x->tmp, nn);
-    int w =
-        snprintf(name, nn, "url:%s://%s%.*s%s:%u", u.is_https ? "https" : "http",
-                 u.is_v6 ? "[" : "", (int)u.host_len, u.host, u.is_v6 ? "]" : "", (unsigned)u.port);
-    for (int i = 4; i < w; i++)
-        if (name[i] >= 'A' && name[i] <= 'Z')
-            name[i] = (char)(name[i] - 'A' + 'a');
+    /* "url:http://host:port": one upstream per distinct origin. */
+    size_t w;
+    char *name = pt_config_origin_name(x, "url", &u, &w);
     p->to_path = pt_config_strndup(x, &cfg->arena, u.rest, u.rest_len);
     for (size_t i = x->n_named_ups; i < cfg->n_upstreams; i++)
         if (strcmp(cfg->upstreams[i]->name, name) == 0)
@@ -153,7 +162,7 @@ struct pt_upstream_cfg *pt_config_inline_upstream(struct pt_cfg_ctx *x, const st
     memset(&t, 0, sizeof(t));
     if (!pt_config_make_target(x, v, "to", true, &t))
         return NULL;
-    struct pt_upstream_cfg *up = pt_config_new_upstream(x, name, (size_t)w, v->pos);
+    struct pt_upstream_cfg *up = pt_config_new_upstream(x, name, w, v->pos);
     up->targets = pt_config_alloc(x, &cfg->arena, sizeof(*up->targets));
     up->targets[0] = t;
     up->n_targets = 1;

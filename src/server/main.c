@@ -43,6 +43,7 @@
 #include "handler/mime.h"
 #include "handler/netlify_rules.h"
 #include "handler/static.h"
+#include "server/api_rules.h"
 #include "server/notify.h"
 #include "server/pidfile.h"
 #include "server/worker.h"
@@ -416,14 +417,18 @@ fail:
     return NULL;
 }
 
-/* Loads path and expands its target host names (upstream/dns.h): a configuration is usable
-   only after both. On failure err holds the errors and *out is untouched. */
-static int config_load(const char *path, struct pt_config **out, char *err, size_t errlen)
+/* Loads path, adds the rules API's sites from admin.store when with_store is set (not for
+   `check`, which must not create the store), and expands its target host names
+   (upstream/dns.h): a configuration is usable only after all three. On failure err holds the
+   errors and *out is untouched. */
+static int config_load(const char *path, bool with_store, struct pt_config **out, char *err,
+                       size_t errlen)
 {
     struct pt_config *cfg = NULL;
     if (pt_config_load(path, &cfg, err, errlen) != PT_OK)
         return PT_ERR;
-    if (pt_dns_expand(cfg, err, errlen) != PT_OK) {
+    if ((with_store && pt_api_rules_add(cfg, err, errlen) != PT_OK) ||
+        pt_dns_expand(cfg, err, errlen) != PT_OK) {
         pt_config_free(cfg);
         return PT_ERR;
     }
@@ -435,7 +440,7 @@ static struct pt_snapshot *snapshot_build(const char *path, char *err, size_t er
                                           bool open_logs, const struct pt_snapshot *prev)
 {
     struct pt_config *cfg = NULL;
-    if (config_load(path, &cfg, err, errlen) != PT_OK)
+    if (config_load(path, open_logs, &cfg, err, errlen) != PT_OK)
         return NULL;
     return snapshot_of(cfg, err, errlen, open_logs, prev);
 }
@@ -707,7 +712,7 @@ static int cmd_run(const char *path)
         return 1;
     err[0] = '\0';
     struct pt_config *loaded = NULL;
-    if (config_load(path, &loaded, err, ERR_BYTES) != PT_OK) {
+    if (config_load(path, true, &loaded, err, ERR_BYTES) != PT_OK) {
         print_errors(err);
         free(err);
         return 1;
@@ -774,9 +779,9 @@ static int cmd_run(const char *path)
         }
         if (admin) {
             pt_admin_bind_counters(admin, pt_counters_block(counters, nw + PT_COUNTERS_ADMIN));
-            /* LIVE APPLY (merge): pt_admin_on_change(admin, <rebuild the snapshot from the
-               YAML file and the store>, <its argument>); the hook runs on the admin thread
-               after each committed API change. */
+            /* Live apply: each committed API change signals this thread to rebuild the
+               snapshot from the file and the store (server/api_rules.h, PT_SIG_RULES). */
+            pt_admin_on_change(admin, pt_rules_changed_cb, NULL);
         }
         if (!admin || pt_admin_start(admin) < 0) {
             fprintf(stderr, "portico: %s\n", admin ? "cannot start the admin thread" : aerr);
@@ -862,6 +867,14 @@ static int cmd_run(const char *path)
             continue;
         if (sig == SIGHUP) {
             snap = reload_notified(path, snap, workers, nw, hc);
+            cert_watch_take(snap->cfg, &cw);
+            continue;
+        }
+        /* The rules store changed (server/api_rules.h): the same rebuild as SIGHUP. Without
+           admin.store the signal is nobody's and is ignored below, as before. */
+        if (sig == PT_SIG_RULES && (pt_rules_change_take() || snap->cfg->admin.store)) {
+            pt_log_info("rules store changed: rebuilding the configuration");
+            snap = reload(path, snap, workers, nw, hc);
             cert_watch_take(snap->cfg, &cw);
             continue;
         }

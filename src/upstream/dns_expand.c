@@ -27,6 +27,7 @@
 #include <strings.h>
 
 #include "core/common.h"
+#include "core/log.h"
 
 struct names {
     struct pt_dns_name *v; /* malloc'ed */
@@ -93,6 +94,14 @@ static bool expand_upstream(struct pt_config *cfg, struct pt_upstream_cfg *u,
         has_dns = true;
         const char *why = NULL;
         size_t k = pt_dns_lookup(t->host, addrs, PT_DNS_MAX_ADDRS, &why);
+        if (k == 0 && u->is_dns_lenient) {
+            /* Kept with no address: the SSRF guard refuses it at connect ("not an IP
+               address"), and the next answer for the name (pt_dns_tick) reloads. */
+            pt_log_warn("upstream \"%s\": cannot resolve host \"%s\": %s; its requests get 502",
+                        u->name, t->host, why ? why : "no address");
+            total++;
+            continue;
+        }
         if (k == 0) {
             if (!pt_config_report(cfg, e, t->pos, "cannot resolve host \"%s\": %s", t->host,
                                   why ? why : "no address"))
@@ -118,11 +127,16 @@ static bool expand_upstream(struct pt_config *cfg, struct pt_upstream_cfg *u,
     for (size_t j = 0; j < u->n_targets; j++) {
         const struct pt_target_cfg *t = &u->targets[j];
         size_t k = 1;
-        if (t->is_dns)
+        bool is_resolved = false;
+        if (t->is_dns) {
             k = pt_dns_lookup(t->host, addrs, PT_DNS_MAX_ADDRS, NULL);
+            is_resolved = k > 0;
+            if (!is_resolved)
+                k = 1; /* lenient (above): the target stays, unresolved */
+        }
         for (size_t a = 0; a < k && m < total; a++) {
             nt[m] = *t;
-            if (t->is_dns) {
+            if (is_resolved) {
                 nt[m].addr = addrs[a];
                 set_port(&nt[m].addr, t->port);
             }
