@@ -190,8 +190,9 @@ static void sites_free(struct pt_api_site *sites, size_t n)
 }
 
 /* Leaves out of the API's sites (cfg->sites[n_file..]) each route whose pattern the router
-   refuses, with a warning, so that one bad row cannot fail every build: each route is
-   compiled alone in a configuration of one site. Sites left without routes go too. */
+   refuses (pt_route_pattern_check: the rules it compiles a route's "match" with), with a
+   warning naming the site and the pattern, so that one bad row cannot fail every build. Sites
+   left without routes go too. */
 static void drop_bad_patterns(struct pt_config *cfg, size_t n_file)
 {
     size_t n_sites = n_file;
@@ -199,22 +200,12 @@ static void drop_bad_patterns(struct pt_config *cfg, size_t n_file)
         struct pt_site_cfg *sc = &cfg->sites[i];
         size_t kept = 0;
         for (size_t r = 0; r < sc->n_routes; r++) {
-            struct pt_site_cfg one = {.routes = &sc->routes[r], .n_routes = 1};
-            struct pt_config mini;
-            memset(&mini, 0, sizeof(mini));
-            mini.path = "admin.store";
-            mini.sites = &one;
-            mini.n_sites = 1;
-            struct pt_router *rt = NULL;
-            char rerr[512];
-            if (pt_router_build(&mini, &rt, rerr, sizeof(rerr)) != PT_OK) {
-                size_t n = strlen(rerr);
-                while (n && rerr[n - 1] == '\n')
-                    rerr[--n] = '\0';
-                pt_log_warn("admin.store: a rule for %s skipped: %s", sc->hosts[0], rerr);
+            char msg[256];
+            if (pt_route_pattern_check(sc->routes[r].match, msg, sizeof(msg)) < 0) {
+                pt_log_warn("admin.store: the rule of %s for \"%s\" is skipped: %s", sc->hosts[0],
+                            sc->routes[r].match, msg);
                 continue;
             }
-            pt_router_free(rt);
             sc->routes[kept++] = sc->routes[r];
         }
         sc->n_routes = kept;

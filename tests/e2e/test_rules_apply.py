@@ -309,7 +309,7 @@ def test_a_pattern_the_router_refuses_is_skipped_with_a_warning(env, backend):
     p, s, pid, a = served(env, backend, "x.test")
     s.rule(pid, "/a*b", a.url, 1)
     apply(p)
-    assert 'a rule for x.test skipped: admin.store:0:0: route pattern "/a*b"' in p.stderr()
+    assert 'the rule of x.test for "/a*b" is skipped: route pattern "/a*b"' in p.stderr()
     assert get(p, "/x", "x.test").status == 200
     assert get(p, "/a-b", "x.test").status == 200
 
