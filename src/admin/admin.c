@@ -72,6 +72,8 @@ struct pt_admin_state {
     char *audit_log;       /* NULL: none */
     struct pt_cidr *allow; /* admin.allow_private, copied (the config may go first) */
     size_t n_allow;
+    char **file_hosts; /* host names of the configuration file's sites, copied */
+    size_t n_file_hosts;
     uint32_t header_timeout_ms, keepalive_timeout_ms, send_timeout_ms;
     size_t header_max, uri_max;
 };
@@ -166,6 +168,9 @@ void pt_admin_state_unref(struct pt_admin_state *st)
     free(st->listen_text);
     free(st->audit_log);
     free(st->allow);
+    for (size_t i = 0; i < st->n_file_hosts; i++)
+        free(st->file_hosts[i]);
+    free(st->file_hosts);
     free(st);
 }
 
@@ -197,6 +202,19 @@ int pt_admin_state_new(const struct pt_config *cfg, struct pt_admin_state **out,
             goto oom;
         memcpy(st->allow, ad->allow_private, ad->n_allow_private * sizeof(*st->allow));
         st->n_allow = ad->n_allow_private;
+    }
+    size_t n_hosts = 0;
+    for (size_t i = 0; i < cfg->n_sites; i++)
+        n_hosts += cfg->sites[i].is_api ? 0 : cfg->sites[i].n_hosts;
+    st->file_hosts = calloc(n_hosts ? n_hosts : 1, sizeof(*st->file_hosts));
+    if (!st->file_hosts)
+        goto oom;
+    for (size_t i = 0; i < cfg->n_sites; i++) {
+        for (size_t h = 0; !cfg->sites[i].is_api && h < cfg->sites[i].n_hosts; h++) {
+            if (!(st->file_hosts[st->n_file_hosts] = strdup(cfg->sites[i].hosts[h])))
+                goto oom;
+            st->n_file_hosts++;
+        }
     }
     st->header_timeout_ms = cfg->limits.header_timeout_ms;
     st->keepalive_timeout_ms = cfg->limits.keepalive_timeout_ms;
@@ -1139,6 +1157,14 @@ void pt_admin_changed(struct pt_admin_req *q)
 {
     if (q->a->on_change)
         q->a->on_change(q->a->on_change_arg);
+}
+
+bool pt_admin_is_file_host(const struct pt_admin_req *q, const char *host)
+{
+    for (size_t i = 0; i < q->a->st->n_file_hosts; i++)
+        if (strcasecmp(q->a->st->file_hosts[i], host) == 0)
+            return true;
+    return false;
 }
 
 const struct pt_cidr *pt_admin_allow_private(const struct pt_admin_req *q, size_t *n)

@@ -157,6 +157,11 @@ void pt_admin_changed(struct pt_admin_req *q);
 /* The prefixes of admin.allow_private in the state now in use (borrowed for the handler's
    run; *n 0 and maybe NULL when none). */
 const struct pt_cidr *pt_admin_allow_private(const struct pt_admin_req *q, size_t *n);
+/* Whether host (compared without case) is a host name of a site of the configuration file, as
+   of the snapshot now serving: the API's projects and aliases may not take it (the file's site
+   would keep it; server/api_rules.c). */
+bool pt_admin_is_file_host(const struct pt_admin_req *q, const char *host);
+
 /* Route i of the table, in registration order (/live, /ready first): its method and pattern
    (borrowed for the listener's life) and flags. Returns 0, or -1 when i is past the end. */
 int pt_admin_route_at(const struct pt_admin_req *q, size_t i, const char **method,

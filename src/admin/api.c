@@ -908,6 +908,11 @@ static void write_named(struct pt_admin_req *q, struct pt_store *s, bool is_alia
     struct errs e = {NULL};
     parse_named(b, &a->name, &a->hostnames, &a->n_hostnames, is_patch, fixed, vals, expected, &e);
     json_decref(b);
+    for (size_t i = 0; i < a->n_hostnames; i++)
+        if (pt_admin_is_file_host(q, a->hostnames[i]))
+            bad(&e, "hostnames",
+                "hostnames[%zu]: %s is served by a site of the configuration file, which keeps it",
+                i, a->hostnames[i]);
     static const char *const actions[2][2] = {{"project.create", "project.update"},
                                               {"alias.create", "alias.update"}};
     int rc;

@@ -453,3 +453,26 @@ def test_rotate_key_defaults_to_the_configuration(api, tmp_path):
                          api_config(tmp_path, free_port(), tf, tmp_path / "key"))
     r = run_portico(old_cfg)
     assert r.returncode == 1 and "does not open" in r.stderr, r
+
+
+def test_a_hostname_of_the_configuration_file_is_refused(portico, tmp_path):
+    (writer,), tf = tokens(tmp_path, [("writer", "write")])
+    key = tmp_path / "key"
+    keygen(key)
+    aport = free_port()
+    cfg = api_config(tmp_path, aport, tf, key)
+    del cfg["routes"]
+    cfg["sites"] = [{"hosts": ["yaml.test"],
+                     "routes": [{"match": "/*", "respond": {"status": 200, "body": "x"}}]}]
+    portico(cfg)
+    a = Api(aport, writer)
+    wait_until(a.is_live, 10, what="admin listener")
+    st, _, doc, _ = a.call("POST", "/api/projects",
+                           {"name": "shop", "hostnames": ["free.test", "YAML.test"]})
+    assert st == 400, doc
+    assert doc["errors"] == [{"field": "hostnames", "message": "hostnames[1]: YAML.test is served "
+                              "by a site of the configuration file, which keeps it"}]
+    pid = a.ok("POST", "/api/projects", {"name": "shop", "hostnames": ["free.test"]})["id"]
+    st, _, doc, _ = a.call("POST", "/api/projects/%s/aliases" % pid,
+                           {"name": "staging", "hostnames": ["yaml.test"]})
+    assert st == 400 and doc["errors"][0]["field"] == "hostnames", doc
