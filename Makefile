@@ -85,6 +85,12 @@ build/asan/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ASAN_CFLAGS) -c -o $@ $<
 
+# The dashboard's page, script and style sheet are embedded by .incbin in dashboard.c (gcc's -MMD does not
+# see them): editing either rebuilds the object.
+DASH_FILES := src/admin/dashboard.html src/admin/dashboard.js src/admin/dashboard.css
+build/release/src/admin/dashboard.o build/asan/src/admin/dashboard.o \
+build/fuzz/src/admin/dashboard.o: $(DASH_FILES)
+
 build/release/tests/%: tests/unit/%.c $(REL_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(REL_CFLAGS) -Wno-missing-prototypes -o $@ $^ $(LDLIBS) -lcmocka

@@ -35,11 +35,12 @@ libc-ares-dev libmaxminddb-dev libsystemd-dev libnghttp2-dev libsqlite3-dev medi
 # node for the Netlify differential test; python3-h2, -hyperframe and -hpack for the frame-level
 # HTTP/2 tests, python3-websockets for the WebSocket tests, python3-grpcio and python3-grpc-tools
 # (protoc for Python) for the gRPC tests; prometheus, the server the metrics test scrapes
-# Portico with (its node exporter, only recommended, is not installed).
+# Portico with (its node exporter, only recommended, is not installed); chromium, its
+# chromium-driver and python3-selenium for the browser test of the admin dashboard.
 TEST_PKGS="clang libclang-rt-14-dev clang-format libcmocka-dev python3-pytest curl
 nghttp2-client openssl procps mmdb-bin pebble testssl.sh slowhttptest nginx wrk valgrind nodejs
 python3-h2 python3-hyperframe python3-hpack python3-websockets python3-grpcio python3-grpc-tools
-prometheus"
+prometheus chromium chromium-driver python3-selenium"
 if [ "$want_test" -eq 1 ]; then
     PKGS="$PKGS $TEST_PKGS"
     # npm ships inside some nodejs builds (NodeSource's); Debian's own is a separate package

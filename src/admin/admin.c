@@ -1153,6 +1153,11 @@ int pt_admin_audit(struct pt_admin_req *q, const json_t *change)
     return pt_audit_write(q->a->audit, q->token_name, q->method, q->path, change);
 }
 
+json_t *pt_admin_recent_changes(struct pt_admin_req *q, size_t limit)
+{
+    return pt_audit_recent(q->a->audit, limit);
+}
+
 void pt_admin_changed(struct pt_admin_req *q)
 {
     if (q->a->on_change)

@@ -169,5 +169,9 @@ int pt_admin_route_at(const struct pt_admin_req *q, size_t i, const char **metho
 /* Writes the audit line of this request's change (admin/audit.h): the token's name, method,
    path and change (borrowed; leave secret values out). Returns 0 or -1. */
 int pt_admin_audit(struct pt_admin_req *q, const json_t *change);
+/* The last limit audit lines (at most PT_AUDIT_RECENT, admin/audit.h), newest first: a new
+   JSON array of {"time", "token", "method", "path", "change"}, kept in memory by the audit log
+   whether or not it has a file; NULL when out of memory. */
+json_t *pt_admin_recent_changes(struct pt_admin_req *q, size_t limit);
 
 #endif

@@ -35,6 +35,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "admin/dashboard.h"
 #include "admin/store.h"
 #include "core/counters.h"
 #include "core/log.h"
@@ -1042,6 +1043,13 @@ static const struct op ops[] = {
      200, "Status", "503"},
     {"GET", "/metrics", NULL, "Prometheus text exposition of Portico's metrics", NULL, 200, "", ""},
     {"GET", "/api/openapi.json", openapi, "This document", NULL, 200, "", ""},
+    {"GET", "/", NULL, "The dashboard's HTML page (public: it holds no data)", NULL, 200, "", ""},
+    {"GET", "/dashboard", NULL, "The dashboard's HTML page, as /", NULL, 200, "", ""},
+    {"GET", "/dashboard.js", NULL, "The dashboard's script (public)", NULL, 200, "", ""},
+    {"GET", "/dashboard.css", NULL, "The dashboard's style sheet (public)", NULL, 200, "", ""},
+    {"GET", "/api/changes", NULL,
+     "The last audit lines (query limit: 1 to 200, default 50), newest first", NULL, 200,
+     "ChangeList", "400"},
     {"GET", "/api/projects", get_projects, "List projects", NULL, 200, "ProjectList", ""},
     {"POST", "/api/projects", post_project, "Create a project", "ProjectInput", 201, "Project",
      "400,409"},
@@ -1141,6 +1149,10 @@ static const char components_json[] =
     "\"string\"}},\"updatedAt\":{\"type\":\"string\"}}},"
     "\"ProjectList\":{\"type\":\"object\",\"properties\":{\"projects\":{\"type\":\"array\","
     "\"items\":{\"$ref\":\"#/components/schemas/Project\"}}}},"
+    "\"ChangeList\":{\"type\":\"object\",\"properties\":{\"changes\":{\"type\":\"array\","
+    "\"items\":{\"type\":\"object\",\"properties\":{\"time\":{\"type\":\"string\"},"
+    "\"token\":{\"type\":\"string\"},\"method\":{\"type\":\"string\"},\"path\":{\"type\":"
+    "\"string\"},\"change\":{\"type\":\"object\"}}}}}},"
     "\"Alias\":{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"string\"},"
     "\"projectId\":{\"type\":\"string\"},\"name\":{\"type\":\"string\"},\"hostnames\":{\"type\":"
     "\"array\",\"items\":{\"type\":\"string\"}},\"createdAt\":{\"type\":\"string\"},"
@@ -1168,9 +1180,15 @@ static json_t *operation(const char *method, const char *pattern, int flags)
     json_t *okr = json_pack("{s:s}", "description", "success");
     if (o && o->ok[0])
         json_object_set_new(okr, "content", schema_ref(o->ok));
-    else if (strcmp(pattern, "/metrics") == 0)
+    else if (strcmp(pattern, "/metrics") == 0 || strcmp(pattern, "/") == 0 ||
+             strncmp(pattern, "/dashboard", 10) == 0)
         json_object_set_new(okr, "content",
-                            json_pack("{s:{s:{s:s}}}", "text/plain", "schema", "type", "string"));
+                            json_pack("{s:{s:{s:s}}}",
+                                      strcmp(pattern, "/metrics") == 0         ? "text/plain"
+                                      : strcmp(pattern, "/dashboard.js") == 0  ? "text/javascript"
+                                      : strcmp(pattern, "/dashboard.css") == 0 ? "text/css"
+                                                                               : "text/html",
+                                      "schema", "type", "string"));
     else
         json_object_set_new(
             okr, "content",
@@ -1279,7 +1297,8 @@ static void api_free(void *p)
 int pt_api_attach(struct pt_admin *a, const struct pt_config *cfg, char *err, size_t errlen)
 {
     const struct pt_admin_cfg *ad = &cfg->admin;
-    if (pt_admin_route(a, "GET", "/api/openapi.json", 0, openapi, NULL) < 0) {
+    if (pt_admin_route(a, "GET", "/api/openapi.json", 0, openapi, NULL) < 0 ||
+        pt_dashboard_attach(a) < 0) {
         snprintf(err, errlen, "admin: out of memory");
         return -1;
     }

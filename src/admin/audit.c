@@ -5,6 +5,9 @@
  * write(2) on an O_APPEND descriptor, so a line is never split by another writer or a
  * rotation. Reopening swaps the descriptor under the mutex; a write in flight holds it too.
  * Rejected: buffering lines (an audit line must be on disk when the API answers).
+ *
+ * The ring of recent lines holds a reference on each line's object (never changed after it is
+ * written), under the same mutex; pt_audit_recent copies references out into a new array.
  */
 #include "admin/audit.h"
 
@@ -22,8 +25,10 @@
 
 struct pt_audit {
     pthread_mutex_t mu;
-    int fd;     /* -1: no audit log */
-    char *path; /* owned; NULL with fd -1 */
+    int fd;                          /* -1: no audit log */
+    char *path;                      /* owned; NULL with fd -1 */
+    json_t *recent[PT_AUDIT_RECENT]; /* ring of the last lines' objects, owned references */
+    size_t n_written;                /* lines ever written: the next slot is n_written % N */
 };
 
 static int open_file(const char *path, char *err, size_t errlen)
@@ -118,8 +123,8 @@ int pt_audit_write(struct pt_audit *a, const char *token, const char *method, co
     json_t *o = json_pack("{s:s, s:s?, s:s, s:s, s:O?}", "time", when, "token", token, "method",
                           method, "path", path, "change", change);
     char *line = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(o);
     if (!line) {
+        json_decref(o);
         pt_log_error("audit log: out of memory writing a line for %s %s", method, path);
         return -1;
     }
@@ -127,6 +132,7 @@ int pt_audit_write(struct pt_audit *a, const char *token, const char *method, co
     char *full = realloc(line, n + 2);
     if (!full) {
         free(line);
+        json_decref(o);
         pt_log_error("audit log: out of memory writing a line for %s %s", method, path);
         return -1;
     }
@@ -134,6 +140,9 @@ int pt_audit_write(struct pt_audit *a, const char *token, const char *method, co
     full[n] = '\0';
     int rc = 0;
     pthread_mutex_lock(&a->mu);
+    json_t **slot = &a->recent[a->n_written++ % PT_AUDIT_RECENT];
+    json_decref(*slot);
+    *slot = o; /* the ring takes the reference */
     if (a->fd >= 0) {
         ssize_t w = write(a->fd, full, n);
         if (w != (ssize_t)n) {
@@ -147,10 +156,31 @@ int pt_audit_write(struct pt_audit *a, const char *token, const char *method, co
     return rc;
 }
 
+json_t *pt_audit_recent(struct pt_audit *a, size_t limit)
+{
+    json_t *arr = json_array();
+    if (!arr || !a)
+        return arr;
+    pthread_mutex_lock(&a->mu);
+    size_t n = a->n_written < PT_AUDIT_RECENT ? a->n_written : PT_AUDIT_RECENT;
+    if (limit < n)
+        n = limit;
+    for (size_t i = 0; i < n; i++)
+        if (json_array_append(arr, a->recent[(a->n_written - 1 - i) % PT_AUDIT_RECENT]) < 0) {
+            json_decref(arr);
+            arr = NULL;
+            break;
+        }
+    pthread_mutex_unlock(&a->mu);
+    return arr;
+}
+
 void pt_audit_close(struct pt_audit *a)
 {
     if (!a)
         return;
+    for (size_t i = 0; i < PT_AUDIT_RECENT; i++)
+        json_decref(a->recent[i]);
     if (a->fd >= 0)
         close(a->fd);
     free(a->path);

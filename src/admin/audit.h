@@ -7,6 +7,10 @@
  * as sent). The file is opened append-only (mode 0640) and reopened at its path on SIGUSR1,
  * like the access log, for rotation.
  *
+ * The last PT_AUDIT_RECENT lines are also kept in memory, as JSON objects, for the dashboard's
+ * list of recent changes (GET /api/changes): written whether or not a file is configured, and
+ * never re-read from the file.
+ *
  * Threads: pt_audit_write runs on the admin thread, pt_audit_reopen and pt_audit_set_path on
  * the main thread; a mutex orders them (changes are rare: no lock is on a request path).
  */
@@ -14,6 +18,9 @@
 #define PT_ADMIN_AUDIT_H
 
 #include <jansson.h>
+#include <stddef.h>
+
+#define PT_AUDIT_RECENT 200 /* lines kept in memory for pt_audit_recent */
 
 struct pt_audit;
 
@@ -35,6 +42,10 @@ void pt_audit_reopen(struct pt_audit *a);
  */
 int pt_audit_write(struct pt_audit *a, const char *token, const char *method, const char *path,
                    const json_t *change);
+
+/* The last limit lines written (at most PT_AUDIT_RECENT), newest first, as a new JSON array of
+   the lines' objects; NULL when out of memory. Any thread. */
+json_t *pt_audit_recent(struct pt_audit *a, size_t limit);
 
 void pt_audit_close(struct pt_audit *a);
 

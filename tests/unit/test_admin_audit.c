@@ -102,11 +102,50 @@ static void test_no_path_drops_lines(void **state)
     assert_null(pt_audit_open("/nonexistent-dir/a.log", err, sizeof(err)));
 }
 
+/* The in-memory ring of recent lines: newest first, bounded by PT_AUDIT_RECENT, kept without
+   a file, and holding what the file got. */
+static void test_recent_lines_newest_first(void **state)
+{
+    (void)state;
+    char err[64];
+    struct pt_audit *a = pt_audit_open(NULL, err, sizeof(err));
+    assert_non_null(a);
+    json_t *none = pt_audit_recent(a, 10);
+    assert_int_equal(json_array_size(none), 0);
+    json_decref(none);
+    for (int i = 0; i < PT_AUDIT_RECENT + 5; i++) {
+        char path[32];
+        snprintf(path, sizeof(path), "/api/%d", i);
+        json_t *change = json_pack("{s:i}", "n", i);
+        assert_int_equal(pt_audit_write(a, "ci", "PATCH", path, change), 0);
+        json_decref(change);
+    }
+    json_t *r = pt_audit_recent(a, 3);
+    assert_int_equal(json_array_size(r), 3);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(r, 0), "path")),
+                        "/api/204");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(r, 2), "path")),
+                        "/api/202");
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(json_array_get(r, 1), "change"), "n")),
+        203);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(r, 0), "token")), "ci");
+    json_decref(r);
+    r = pt_audit_recent(a, 100000);
+    assert_int_equal(json_array_size(r), PT_AUDIT_RECENT);
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(r, PT_AUDIT_RECENT - 1), "path")),
+        "/api/5");
+    json_decref(r);
+    pt_audit_close(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_line_has_time_token_method_path_change),
         cmocka_unit_test(test_no_path_drops_lines),
+        cmocka_unit_test(test_recent_lines_newest_first),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
