@@ -290,13 +290,11 @@ def test_burst_of_live_apply_signals_coalesces_and_a_bad_key_keeps_the_old_rules
     # Realtime signals queue: each is one rebuild from outside. The API's changes go through
     # pt_rules_changed(), which sends one only when none is pending (unit-tested).
     assert p.stderr().count("configuration reloaded") <= n + 50
-    # A change is live well within 100 ms of the signal.
+    # The signal alone makes a change live (how fast: make bench-live-apply).
     s.rule(pid, "/new/*", a.url, 1)
-    t0 = time.monotonic()
     p.signal(LIVE)
-    wait_until(lambda: get(p, "/new/x", "b.test").status == 200, 2, interval=0.005,
-               what="the new rule")
-    assert time.monotonic() - t0 < 0.1 * (10 if os.environ.get("PORTICO_SANITIZE") else 1)
+    assert wait_until(lambda: get(p, "/new/x", "b.test").status == 200, scaled(5),
+                      interval=0.005, what="the new rule")
     assert p.alive()
     os.rename(str(tmp_path / "store.key"), str(tmp_path / "gone.key"))
     p.signal(LIVE)
