@@ -439,3 +439,43 @@ def test_api_changes_go_live_and_steady_load_sees_no_failure(
     assert results and all(s == 200 for s in results), [s for s in results if s != 200][:5]
     rebuilds = p.stderr().count("configuration reloaded") - n
     assert 1 <= rebuilds <= 100, rebuilds
+
+
+def test_a_secret_header_set_through_the_api_reaches_the_backend_intact(
+        tmp_path_factory, tmp_path, portico, backend):
+    secret = "Bearer sk-live-4f1c9e-" + uuid.uuid4().hex
+    b = backend(bk.echo())
+    # The https target the rule needs: a TLS Portico on 127.0.0.1 in front of the echo backend.
+    pki = certs.session_pki(tmp_path_factory)
+    crt, key = pki._issue("srv-ip-127", "ec", "/CN=127.0.0.1",
+                          ["basicConstraints=critical,CA:FALSE", "keyUsage=critical,digitalSignature",
+                           "extendedKeyUsage=serverAuth", "subjectAltName=IP:127.0.0.1"])
+    t = portico(lambda port: {
+        "listen": [{"addr": "127.0.0.1:%d" % port, "tls": True}],
+        "tls": {"certificates": [{"cert": crt, "key": key}]},
+        "sites": [{"routes": [{"match": "/*", "proxy": {"to": b.url}}]}]}, name="tls-echo")
+    (token,), tokens = adm.tokens(tmp_path, [("ops", "write")])
+    kf = str(tmp_path / "k")
+    subprocess.run([PORTICO_BIN, "keygen", kf], check=True, capture_output=True, timeout=10)
+    p = portico(lambda port: {
+        "admin": {"listen": "127.0.0.1:%d" % adm.admin_port(port), "tokens_file": tokens,
+                  "store": str(tmp_path / "rules.db"), "key_file": kf,
+                  "allow_private": ["127.0.0.0/8"], "ca_file": pki.ca_cert},
+        "routes": [{"match": "/*", "respond": {"status": 200, "body": "yaml"}}]})
+    api = Api(p, token)
+    pid = api.ok("POST", "/api/projects", {"name": "s", "hostnames": ["sec.test"]})["id"]
+    rule = api.ok("POST", "/api/proxy-rules/project/%s" % pid, {
+        "pathPattern": "/api/*", "targetUrl": "https://127.0.0.1:%d" % t.port,
+        "stripPrefix": True, "headerConfig": {"add": {"Authorization": secret}}})
+    assert rule["headerConfig"]["add"]["Authorization"] != secret
+    assert wait_until(lambda: get(p, "/api/who", "sec.test").body.startswith(b"{"), scaled(5),
+                      what="the rule")
+    r = get(p, "/api/who", "sec.test", headers={"Authorization": "Basic client-own"})
+    sent = {k.lower(): v for k, v in seen(r)["headers"]}
+    assert seen(r)["path"] == "/who"
+    assert sent["authorization"] == secret  # the rule's value, decrypted, not the client's
+    assert secret not in p.stderr() and secret not in "\n".join(p.access_log())
+    for f in os.listdir(str(tmp_path)):
+        if f.startswith("rules.db"):
+            with open(str(tmp_path / f), "rb") as fh:
+                assert secret.encode() not in fh.read(), f
