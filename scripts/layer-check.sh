@@ -13,7 +13,7 @@ uses() {
     tls) echo "core http" ;;
     config) echo "core http" ;;
     route) echo "core http config" ;;
-    upstream) echo "core http tls config guard" ;;
+    upstream) echo "core http tls config" ;;
     guard | cache) echo "core http config" ;;
     handler) echo "core http tls config route upstream guard cache" ;;
     admin) echo "core http tls config route upstream guard cache handler" ;;

@@ -7,7 +7,7 @@
  * store is touched: every bad field is collected into one 400 ({"errors": [...]}, one entry per
  * field), then the store runs the change as one transaction. Checks here are the API's, on
  * top of the model's: patterns by the router's own rules (route/route.h), targets https only
- * and through the SSRF guard's write-time check with admin.allow_private (guard/ssrf.h),
+ * and through the SSRF guard's write-time check with admin.allow_private (upstream/ssrf.h),
  * header names and values, and no unknown fields.
  *
  * A change that commits is counted (PT_CTR_API_CHANGES_OK), written to the audit log (the
@@ -39,7 +39,7 @@
 #include "admin/store.h"
 #include "core/counters.h"
 #include "core/log.h"
-#include "guard/ssrf.h"
+#include "upstream/ssrf.h"
 #include "route/route.h"
 
 #define LIST_MAX 10000 /* ruleIds in one reorder */

@@ -262,7 +262,7 @@ struct pt_upstream_cfg {
     bool tls_verify;     /* default true; false only when written, warned about at start */
     const char *cert;    /* client certificate for mTLS to the targets, or NULL */
     const char *key;     /* its key */
-    /* SSRF guard (guard/ssrf.h): when set, every address is checked before each connect
+    /* SSRF guard (upstream/ssrf.h): when set, every address is checked before each connect
        (requests and health checks) and one in a forbidden range is refused */
     bool ssrf_guard;                     /* default false: YAML targets are trusted */
     const struct pt_cidr *allow_private; /* prefixes the guard lets through; arena-owned */

@@ -1,7 +1,7 @@
 /*
  * config_upstreams.c - the upstreams: section: targets, balance and hash_key, health checks,
  * outlier ejection, retries and the retry budget, the SSRF guard's ssrf_guard and allow_private
- * (the check itself is guard/ssrf.h's, run by upstream/ at connect time).
+ * (the check itself is upstream/ssrf.h's, run by upstream/ at connect time).
  *
  * Every upstream, named or made for a proxy.to URL (pt_config_inline_upstream in
  * config_routes.c), is created by pt_config_new_upstream() with the defaults of the contract

@@ -35,7 +35,7 @@
 
 #include "core/log.h"
 #include "core/sock.h"
-#include "guard/ssrf.h"
+#include "upstream/ssrf.h"
 #include "http/h1_parse.h"
 #include "tls/tls.h"
 #include "tls/tls_transport.h"
@@ -301,7 +301,7 @@ static int open_stream(struct pt_attempt *a)
     return 502;
 }
 
-/* The SSRF guard of an upstream with ssrf_guard: true (guard/ssrf.h), before anything
+/* The SSRF guard of an upstream with ssrf_guard: true (upstream/ssrf.h), before anything
    connects to t, pooled connections included (a reload may have narrowed allow_private, and
    the pool is keyed by address, not by upstream). A refused address ends the attempt like a
    refused connect: counted against the target, never retried on it (the tried mask), retried

@@ -29,7 +29,7 @@
  * that cannot speak h2, could serve no request, so a bare connect would call it up wrongly.
  * h2c tcp checks stay a connect: the preface would make them an HTTP check.
  *
- * An upstream with ssrf_guard has its addresses checked before each probe (guard/ssrf.h): a
+ * An upstream with ssrf_guard has its addresses checked before each probe (upstream/ssrf.h): a
  * forbidden one fails without a connect, so it goes down with the guard's reason in the log.
  *
  * Verdicts: fall failures in a row take an up target down, rise passes in a row bring it
@@ -71,7 +71,7 @@
 #include "core/loop.h"
 #include "core/sock.h"
 #include "core/transport.h"
-#include "guard/ssrf.h"
+#include "upstream/ssrf.h"
 #include "http/h1_parse.h"
 #include "tls/tls.h"
 #include "tls/tls_transport.h"

@@ -1,5 +1,5 @@
 /*
- * test_ssrf.c - the SSRF guard (src/guard/ssrf.c): every forbidden range in both families,
+ * test_ssrf.c - the SSRF guard (src/upstream/ssrf.c): every forbidden range in both families,
  * with the addresses just inside and just outside its edges; the IPv6 forms that embed an IPv4
  * address (mapped, translated, NAT64, 6to4) and the ranges refused whole (IPv4-compatible,
  * local-use NAT64, Teredo); the allow-list; the log text; the write-time URL check; and the
@@ -21,7 +21,7 @@
 #include <sys/socket.h>
 
 #include "config/config.h"
-#include "guard/ssrf.h"
+#include "upstream/ssrf.h"
 
 union addr {
     struct sockaddr sa;

@@ -11,8 +11,8 @@
  *
  * Everything here is pure: no allocation, no system call, no state; any thread may call it.
  */
-#ifndef PT_GUARD_SSRF_H
-#define PT_GUARD_SSRF_H
+#ifndef PT_UPSTREAM_SSRF_H
+#define PT_UPSTREAM_SSRF_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -26,7 +26,7 @@
  * lenient IPv4 parser (inet_aton's "127.1", "0177.0.0.1") for literals: those forms are
  * refused as hosts instead, since what one parser calls a name another calls an address.
  */
-#include "guard/ssrf.h"
+#include "upstream/ssrf.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
