@@ -329,8 +329,9 @@ def test_a_target_name_that_does_not_resolve_is_a_502_and_the_other_rules_serve(
         assert 'cannot resolve host "no-such.test"' in p.stderr()
 
 
-def tls_target(tmp_path_factory, portico, body):
-    """(Portico serving body over TLS on 127.0.0.1 with a certificate for that IP, the CA)."""
+def tls_target(tmp_path_factory, portico, body, action=None):
+    """(Portico serving body over TLS on 127.0.0.1 with a certificate for that IP, the CA); with
+    action (a route action mapping), that action instead of the fixed body."""
     pki = certs.session_pki(tmp_path_factory)
     crt, key = pki._issue("srv-ip-127", "ec", "/CN=127.0.0.1",
                           ["basicConstraints=critical,CA:FALSE", "keyUsage=critical,digitalSignature",
@@ -338,7 +339,8 @@ def tls_target(tmp_path_factory, portico, body):
     t = portico(lambda port: {
         "listen": [{"addr": "127.0.0.1:%d" % port, "tls": True}],
         "tls": {"certificates": [{"cert": crt, "key": key}]},
-        "sites": [{"routes": [{"match": "/*", "respond": {"status": 200, "body": body}}]}]},
+        "sites": [{"routes": [dict({"match": "/*"},
+                                   **(action or {"respond": {"status": 200, "body": body}}))]}]},
         name="tls-" + body)
     return t, pki.ca_cert
 
@@ -446,21 +448,14 @@ def test_a_secret_header_set_through_the_api_reaches_the_backend_intact(
     secret = "Bearer sk-live-4f1c9e-" + uuid.uuid4().hex
     b = backend(bk.echo())
     # The https target the rule needs: a TLS Portico on 127.0.0.1 in front of the echo backend.
-    pki = certs.session_pki(tmp_path_factory)
-    crt, key = pki._issue("srv-ip-127", "ec", "/CN=127.0.0.1",
-                          ["basicConstraints=critical,CA:FALSE", "keyUsage=critical,digitalSignature",
-                           "extendedKeyUsage=serverAuth", "subjectAltName=IP:127.0.0.1"])
-    t = portico(lambda port: {
-        "listen": [{"addr": "127.0.0.1:%d" % port, "tls": True}],
-        "tls": {"certificates": [{"cert": crt, "key": key}]},
-        "sites": [{"routes": [{"match": "/*", "proxy": {"to": b.url}}]}]}, name="tls-echo")
+    t, ca = tls_target(tmp_path_factory, portico, "echo", {"proxy": {"to": b.url}})
     (token,), tokens = adm.tokens(tmp_path, [("ops", "write")])
     kf = str(tmp_path / "k")
     subprocess.run([PORTICO_BIN, "keygen", kf], check=True, capture_output=True, timeout=10)
     p = portico(lambda port: {
         "admin": {"listen": "127.0.0.1:%d" % adm.admin_port(port), "tokens_file": tokens,
                   "store": str(tmp_path / "rules.db"), "key_file": kf,
-                  "allow_private": ["127.0.0.0/8"], "ca_file": pki.ca_cert},
+                  "allow_private": ["127.0.0.0/8"], "ca_file": ca},
         "routes": [{"match": "/*", "respond": {"status": 200, "body": "yaml"}}]})
     api = Api(p, token)
     pid = api.ok("POST", "/api/projects", {"name": "s", "hostnames": ["sec.test"]})["id"]
