@@ -338,6 +338,36 @@ struct pt_respond_cfg {
 struct pt_nf_rule;        /* config/netlify.h */
 struct pt_nf_header_rule; /* config/netlify.h */
 
+/* compress: on a site or a route (the route's replaces the site's whole). */
+enum pt_coding { PT_CODING_NONE = 0, PT_CODING_GZIP, PT_CODING_BR, PT_CODING_ZSTD, PT_CODING_N };
+struct pt_compress_cfg {
+    bool is_set;        /* compress: was given here */
+    bool is_on;         /* default off */
+    const char **types; /* MIME types ("text/ANY" prefixes), NULL-terminated; default list */
+    uint64_t min_size;  /* bytes: a response announced shorter is sent as it is (default
+                                256) */
+    uint8_t order[PT_CODING_N]; /* preference among equal q-values, PT_CODING_NONE-ended
+                                   (default br, zstd, gzip) */
+    int level[PT_CODING_N];     /* per coding (gzip 6, br 5, zstd 3) */
+};
+
+/* cache: on a route (RFC 9111 shared cache; handler/cache.c). */
+struct pt_route_cache_cfg {
+    bool is_on;            /* cache: given (and not enabled: false) */
+    int64_t default_ttl_s; /* lifetime when the response gives none (0: none) */
+    int16_t *ttl_status;   /* ttl: {STATUS: DURATION}: forced lifetimes */
+    int64_t *ttl_s;
+    size_t n_ttl;
+    bool key_query_all;       /* key.query: all (default) */
+    const char **key_query;   /* key.query: [names]: only these parameters (sorted), NULL-ended;
+                                  [] : none */
+    const char **key_headers; /* key.headers: [names] (lower-cased), NULL-ended, or NULL */
+    bool store_set_cookie;    /* cookies: true: responses with Set-Cookie may be stored */
+    bool is_coalescing;       /* lock: default true */
+    uint32_t lock_timeout_ms; /* how long a request waits for another's fetch (default 5s) */
+    int64_t stale_if_error_s; /* stale_if_error: a default window (0: the response's only) */
+};
+
 struct pt_route_cfg {
     const char *match;          /* pattern as written (see route/pattern.h) */
     uint32_t methods_mask;      /* bit (1u << enum pt_http_method); 0 means all methods */
@@ -346,10 +376,13 @@ struct pt_route_cfg {
     struct pt_proxy_cfg proxy;
     struct pt_redirect_cfg redirect;
     struct pt_respond_cfg respond;
-    struct pt_static_cfg files;  /* action static */
-    struct pt_cfg_pos pos;       /* position of the route's mapping */
-    struct pt_cfg_pos match_pos; /* position of the match value */
-    const struct pt_nf_rule *nf; /* non-NULL: compiled from a Netlify rule (_redirects or
+    struct pt_static_cfg files;      /* action static */
+    struct pt_compress_cfg compress; /* is_set: the route's; else the site's applies */
+    struct pt_route_cache_cfg cache; /* proxy routes */
+    uint32_t index_in_site;          /* position among its site's routes */
+    struct pt_cfg_pos pos;           /* position of the route's mapping */
+    struct pt_cfg_pos match_pos;     /* position of the match value */
+    const struct pt_nf_rule *nf;     /* non-NULL: compiled from a Netlify rule (_redirects or
                                     netlify.toml); conditions, shadowing and rewrites are
                                     checked at dispatch (handler/netlify_rules.h) */
 };
@@ -384,6 +417,7 @@ struct pt_site_cfg {
     size_t n_nf_headers;
     struct pt_error_page *error_pages; /* errors: of the site (over the top level's) */
     size_t n_error_pages;
+    struct pt_compress_cfg compress; /* the site's default for its routes */
     bool is_api; /* made from the rules store (pt_config_add_api_sites): its request.set
                     values are header secrets, wiped by pt_config_free */
 };
@@ -426,6 +460,19 @@ struct pt_admin_cfg {
     struct pt_cfg_pos tls_pos; /* of the tls: value (certificate errors point here) */
 };
 
+/* cache: the store every cached route shares (cache/store.h). */
+struct pt_cache_cfg {
+    bool is_set;
+    uint64_t memory_bytes;     /* default 256 MiB */
+    uint64_t max_object_bytes; /* default 8 MiB */
+    const char *disk_path;     /* disk.path (resolved), or NULL */
+    uint64_t disk_bytes;       /* disk.size, default 1 GiB */
+    bool status_header;        /* Cache-Status on responses of cached routes (default true) */
+    const char **tag_headers;  /* response fields whose values are tags, lower-cased,
+                                  NULL-ended (default cache-tag, surrogate-key); stripped */
+    struct pt_cfg_pos pos;
+};
+
 struct pt_config {
     struct pt_arena arena;        /* owns every byte below */
     const char *path;             /* file it came from */
@@ -463,6 +510,7 @@ struct pt_config {
     const struct pt_cfg_secret *secrets; /* values taken from the environment (${NAME}), which
                                             pt_config_report() keeps out of messages; opaque */
     struct pt_admin_cfg admin;
+    struct pt_cache_cfg cache;
 };
 
 /*

@@ -48,6 +48,13 @@ enum pt_ctr_fixed {
     PT_CTR_API_CHANGES_OK,     /* admin API changes committed */
     PT_CTR_API_CHANGES_FAILED, /* admin API changes refused or failed */
     PT_CTR_POOL_IDLE,          /* gauge: idle upstream connections in the thread's pool */
+    PT_CTR_CACHE_HITS,         /* requests answered from the cache (fresh) */
+    PT_CTR_CACHE_MISSES,       /* cacheable requests that went to the origin (no usable entry) */
+    PT_CTR_CACHE_STALE,        /* stale entries served (stale-while-revalidate, -if-error) */
+    PT_CTR_CACHE_REVALIDATED,  /* conditional requests to the origin that got 304 */
+    PT_CTR_CACHE_COALESCED,    /* requests that waited for another's fetch of their key */
+    PT_CTR_CACHE_STORED,       /* responses stored */
+    PT_CTR_CACHE_HIT_BYTES,    /* body bytes served from the cache */
     PT_CTR_N_FIXED
 };
 

@@ -84,3 +84,21 @@ void pt_body_free_trailers(struct pt_body *b)
     b->n_trailers = 0;
     b->dec.tr = NULL;
 }
+
+int pt_req_on_end(struct pt_req *r, void (*cb)(struct pt_req *r, void *arg), void *arg)
+{
+    if (r->n_cleanups >= PT_REQ_CLEANUPS_MAX)
+        return -1;
+    r->cleanups[r->n_cleanups].cb = cb;
+    r->cleanups[r->n_cleanups].arg = arg;
+    r->n_cleanups++;
+    return 0;
+}
+
+void pt_req_run_cleanups(struct pt_req *r)
+{
+    while (r->n_cleanups) {
+        r->n_cleanups--;
+        r->cleanups[r->n_cleanups].cb(r, r->cleanups[r->n_cleanups].arg);
+    }
+}

@@ -92,6 +92,9 @@ struct pt_body {
     struct pt_h1_chunked dec;
 };
 
+/* Most cleanups one request may register (pt_req_on_end). */
+#define PT_REQ_CLEANUPS_MAX 4
+
 /* Most trailer fields one chunked body keeps (more is malformed). */
 #define PT_BODY_TRAILERS_MAX 64
 
@@ -151,6 +154,15 @@ struct pt_req {
 
     const char *upstream_name; /* for the access log; borrowed from the snapshot */
 
+    /* what a handler or filter lets go of when the request ends (pt_req_on_end) */
+    uint8_t n_cleanups;
+    struct {
+        void (*cb)(struct pt_req *r, void *arg);
+        void *arg;
+    } cleanups[PT_REQ_CLEANUPS_MAX];
+    uint8_t accept_codings; /* handler/compress.c: codings the client accepts (pt_compress_note) */
+    void *cache;            /* handler/cache.c: the request's cache state, or NULL */
+
     /* for the access log (copied: the head is gone once dispatched); not cleared between
        requests: each is written NUL-terminated before use */
     char request_id[64];
@@ -175,6 +187,14 @@ ssize_t pt_body_chunked_decode(struct pt_body *b, char *buf, size_t *len);
 
 /* Frees b's trailers (none: nothing). */
 void pt_body_free_trailers(struct pt_body *b);
+
+/* Registers cb(r, arg) to run when r ends, however it ends (finished, reset, the client gone),
+   after the handler's abort and before r's memory is reused; cleanups run last registered
+   first. Returns 0, or -1 when PT_REQ_CLEANUPS_MAX are registered. */
+int pt_req_on_end(struct pt_req *r, void (*cb)(struct pt_req *r, void *arg), void *arg);
+
+/* Runs and forgets r's cleanups (the protocol calls it when r ends). */
+void pt_req_run_cleanups(struct pt_req *r);
 
 /* Pushes a filter on r's chain: from now on r->stream is ops, whose operations reach the layer
    below with pt_stream_below. state is the filter's, for this request (the caller owns it).

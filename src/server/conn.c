@@ -219,6 +219,7 @@ static inline void release_request(struct pt_worker *w, struct pt_req *r)
 {
     if (r->pstate != PT_PS_NONE)
         pt_proxy_abort(r);
+    pt_req_run_cleanups(r);
     pt_buf_release(&r->uout);
     pt_body_free_trailers(&r->req_body);
     pt_body_free_trailers(&r->resp_body);
