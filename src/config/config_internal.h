@@ -270,6 +270,12 @@ const char *pt_config_parse_listen_addr(const char *s, size_t n, struct pt_socka
 /* admin: (config_admin.c); check_admin runs once the whole file is read (its address against
    the traffic listeners'). */
 void pt_config_load_admin(struct pt_cfg_ctx *x, const struct pt_ynode *v);
+
+/* config_cache.c: the top-level cache: section, its defaults, and a route's cache:. */
+void pt_config_cache_defaults(struct pt_cache_cfg *c);
+void pt_config_load_cache(struct pt_cfg_ctx *x, const struct pt_ynode *v);
+void pt_config_load_route_cache(struct pt_cfg_ctx *x, const struct pt_ynode *v,
+                                struct pt_route_cfg *r);
 void pt_config_check_admin(struct pt_cfg_ctx *x);
 /* A log file path for key (config.c): resolved, and writable or creatable; NULL after an
    error at v. Nothing is created. */
