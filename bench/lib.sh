@@ -128,8 +128,11 @@ bench_nginx_prefix() { # DIR: an nginx prefix with its own logs and temp dirs.
 # taskset list; WORKERS: processes. The one nginx listens on three ports with the same server
 # block, so the three-target scenario (small3) has three targets that do the same work as the
 # single target of the others; the extra listen lines are added to the filled template here.
+# BENCH_BACKEND_CONF (default backend.conf.in) picks the template in conf/; its docroot is
+# $BENCH_TMP/backend/www, where a script may put more files before or after the start.
 bench_start_backend() {
     local cpus=$1 workers=$2 dir="$BENCH_TMP/backend" try extra
+    local tpl=$BENCH_LIB_DIR/conf/${BENCH_BACKEND_CONF:-backend.conf.in}
     bench_nginx_prefix "$dir"
     mkdir -p "$dir/www"
     printf 'hello, world\n' >"$dir/www/small.txt"
@@ -138,7 +141,7 @@ bench_start_backend() {
         BACKEND_PORT=$(bench_free_port)
         BACKEND_PORT2=$(bench_free_port)
         BACKEND_PORT3=$(bench_free_port)
-        bench_fill "$BENCH_LIB_DIR/conf/backend.conf.in" "$dir/nginx.conf" PREFIX="$dir" \
+        bench_fill "$tpl" "$dir/nginx.conf" PREFIX="$dir" \
             PORT="$BACKEND_PORT" DOCROOT="$dir/www" WORKERS="$workers" NOFILE="$BENCH_NOFILE"
         extra="\\1listen 127.0.0.1:$BACKEND_PORT2 \\2\\n\\1listen 127.0.0.1:$BACKEND_PORT3 \\2"
         sed -i "s|^\( *\)listen 127.0.0.1:$BACKEND_PORT \(.*\)\$|&\n$extra|" "$dir/nginx.conf"
@@ -206,7 +209,8 @@ bench_make_cert() {
 # portico-tls.yaml.in and nginx-tls.conf.in: the proxy on a TLS listener with the certificate of
 # bench_make_cert; its address is then https://) | h2 (templates portico-h2.yaml.in and
 # nginx-h2.conf.in: HTTP/2 over TLS, the server answering a 13-byte body itself, no backend;
-# https:// too).
+# https:// too) | cache (templates portico-cache.yaml.in and nginx-cache.conf.in: the cache and
+# compression routes of bench/cache.sh, in front of the backend of backend-cache.conf.in).
 bench_start_proxy() {
     local kind=$1 name=$2 cpus=$3 workers=$4 dir try master=on wait=10 suffix="" scheme=http
     local ptpl npfx=nginx-proxy mode
@@ -227,7 +231,8 @@ bench_start_proxy() {
         suffix=-$mode npfx=nginx scheme=https
         bench_make_cert
         ;;
-    *) bench_die "BENCH_PROXY_MODE must be proxy, static, tls or h2" ;;
+    cache) suffix=-cache npfx=nginx ;;
+    *) bench_die "BENCH_PROXY_MODE must be proxy, static, tls, h2 or cache" ;;
     esac
     ptpl=$BENCH_LIB_DIR/conf/portico$suffix.yaml.in
     shift 4
@@ -312,6 +317,19 @@ bench_status_kb() { # FIELD PID: the largest FIELD (VmHWM, VmRSS) in kB among th
         [ -n "$v" ] && [ "$v" -gt "$m" ] && m=$v
     done
     echo "$m"
+}
+
+bench_cg_total() { # DIR: the Ir total of the callgrind.out.* files in DIR, summed.
+    local f v t=0 n=0
+    for f in "$1"/callgrind.out.*; do
+        [ -f "$f" ] || continue
+        v=$(awk '/^(summary|totals):/ { print $2; exit }' "$f")
+        [ -n "$v" ] || continue
+        t=$((t + v))
+        n=$((n + 1))
+    done
+    [ "$n" -gt 0 ] || return 1
+    echo "$t"
 }
 
 # Which implementation fills the "portico" slot: the real binary, or a labelled nginx stand-in.
