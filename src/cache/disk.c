@@ -471,12 +471,12 @@ static bool header_ok(const unsigned char *h, uint64_t file_size, uint32_t len[5
     return *body_len <= file_size && total + *body_len == file_size;
 }
 
-static void forget(struct pt_cache_disk *d, uint64_t fkey, uint64_t seq)
+static void forget(struct pt_cache_disk *d, uint64_t uh, uint64_t fkey, uint64_t seq)
 {
     char path[4096];
     bool found = false;
     pthread_mutex_lock(&d->mu);
-    for (struct dentry *de = d->oldest; de; de = de->next) {
+    for (struct dentry *de = d->b[uh & (d->nb - 1)]; de; de = de->hnext) {
         if (de->fkey == fkey && de->seq == seq) {
             index_del(d, de);
             free(de);
@@ -551,7 +551,7 @@ struct pt_cache_obj *pt_cache_disk_get(struct pt_cache_disk *d, const char *url,
     return o;
 bad:
     free(buf);
-    forget(d, fkey, seq);
+    forget(d, uh, fkey, seq);
     return NULL;
 }
 

@@ -684,7 +684,7 @@ static bool same_key(const struct pt_cache_obj *o, const char *url, size_t url_l
            memcmp(o->url, url, url_len) == 0 && memcmp(o->extra, extra, extra_len) == 0;
 }
 
-static int publish(struct pt_cache *c, struct entry *e, uint64_t purge_epoch);
+static int publish(struct pt_cache *c, struct entry *e, uint64_t purge_epoch, struct entry **kept);
 
 struct pt_cache_obj *pt_cache_get(struct pt_cache *c, const char *url, size_t url_len,
                                   const char *extra, size_t extra_len, const struct pt_field *qf,
@@ -727,12 +727,10 @@ struct pt_cache_obj *pt_cache_get(struct pt_cache *c, const char *url, size_t ur
     struct entry *e = E(o);
     e->is_from_disk = true;
     atomic_store(&e->is_on_disk, true);
-    pt_cache_obj_ref(o);
-    if (publish(c, e, ep) < 0) {
-        pt_cache_obj_unref(o); /* purged while it was read */
-        return NULL;
-    }
-    return o;
+    struct entry *kept = NULL;
+    if (publish(c, e, ep, &kept) < 0)
+        return NULL; /* purged while it was read */
+    return &kept->o;
 }
 
 /* ---- writing ---- */
@@ -745,7 +743,11 @@ uint64_t pt_cache_epoch(struct pt_cache *c, const char *url, size_t url_len)
     return (uint64_t)atomic_load(&c->gepoch) << 32 | slot;
 }
 
-static int publish(struct pt_cache *c, struct entry *e, uint64_t purge_epoch)
+/* Indexes e (the caller's reference passes to the index) unless a purge since purge_epoch
+   covers its URL. An object read from disk (kept non-NULL) never replaces a variant stored
+   in memory meanwhile, which is newer: *kept gets a reference to the object that stays
+   indexed (e or that one). */
+static int publish(struct pt_cache *c, struct entry *e, uint64_t purge_epoch, struct entry **kept)
 {
     if (e->body_cap > e->o.body_len) { /* give back what the doubling reserved */
         size_t hs = head_size(e), len = e->o.body_len;
@@ -778,11 +780,22 @@ static int publish(struct pt_cache *c, struct entry *e, uint64_t purge_epoch)
     for (struct entry *x = s->b[e->uhash & (s->nb - 1)]; x; x = x->hnext) {
         if (x->uhash == e->uhash && same_key(&x->o, o->url, o->url_len, o->extra, o->extra_len) &&
             x->o.vary_len == o->vary_len && memcmp(x->o.vary, o->vary, o->vary_len) == 0) {
+            if (kept) {
+                atomic_fetch_add_explicit(&x->refs, 1, memory_order_relaxed);
+                *kept = x;
+                pthread_mutex_unlock(&s->mu);
+                pt_cache_obj_unref(o);
+                return 0;
+            }
             unlink_entry(c, s, x, &dead);
             break;
         }
     }
     link_entry(c, s, e);
+    if (kept) {
+        atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
+        *kept = e;
+    }
     bool to_disk = c->disk && !e->is_from_disk;
     if (to_disk)
         pt_cache_obj_ref(o); /* the disk queue's, taken while the index still holds one */
@@ -800,7 +813,7 @@ static int publish(struct pt_cache *c, struct entry *e, uint64_t purge_epoch)
 
 int pt_cache_publish(struct pt_cache *c, struct pt_cache_obj *o, uint64_t purge_epoch)
 {
-    return publish(c, E(o), purge_epoch);
+    return publish(c, E(o), purge_epoch, NULL);
 }
 
 /* ---- coalescing ---- */

@@ -139,6 +139,21 @@ static void test_variants_and_replace(void **state)
     pt_cache_close(c);
 }
 
+/* The budget is global: an object far over memory_bytes / 64 is kept. */
+static void test_large_object_fits(void **state)
+{
+    (void)state;
+    struct pt_cache *c = open_mem(1 << 20);
+    static char big[600000];
+    memset(big, 'z', sizeof big - 1);
+    assert_int_equal(put(c, "https://a.example/big", "", 0, NULL, 0, big), 0);
+    struct pt_cache_obj *o = get(c, "https://a.example/big", NULL, 0);
+    assert_non_null(o);
+    assert_int_equal(o->body_len, sizeof big - 1);
+    pt_cache_obj_unref(o);
+    pt_cache_close(c);
+}
+
 static void test_epoch_drops_a_fetch_older_than_a_purge(void **state)
 {
     (void)state;
@@ -488,6 +503,25 @@ static void test_disk_restart_and_corruption(void **state)
     assert_null(get(c, u, gz, 1));
     assert_int_equal(access(path, F_OK), -1);
 
+    /* an object both in memory and on disk counts once; prefix purges reach files */
+    assert_int_equal(put(c, u, VK_GZIP, sizeof VK_GZIP, "t1", 2, "disk body"), 0);
+    for (int i = 0; i < 2000; i++) {
+        pt_cache_stats(c, &st);
+        if (st.disk_objects == 1)
+            break;
+        usleep(1000);
+    }
+    assert_int_equal(st.disk_objects, 1);
+    assert_int_equal(st.objects, 1);
+    assert_int_equal(pt_cache_purge_url(c, u, strlen(u)), 1);
+    assert_false(only_file(path, sizeof path));
+    assert_int_equal(put(c, u, VK_GZIP, sizeof VK_GZIP, "t1", 2, "disk body"), 0);
+    pt_cache_close(c);
+    c = open_disk(1 << 20);
+    assert_int_equal(pt_cache_purge_prefix(c, "https://b.example/", 18), 0);
+    assert_int_equal(pt_cache_purge_prefix(c, "https://a.example/", 18), 1);
+    assert_null(get(c, u, gz, 1));
+
     /* purges remove files; the disk cap evicts the oldest */
     assert_int_equal(put(c, u, VK_GZIP, sizeof VK_GZIP, "t1", 2, "disk body"), 0);
     pt_cache_close(c);
@@ -574,6 +608,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_million_keys_within_cap), /* first: RSS from a fresh heap */
         cmocka_unit_test(test_variants_and_replace),
+        cmocka_unit_test(test_large_object_fits),
         cmocka_unit_test(test_epoch_drops_a_fetch_older_than_a_purge),
         cmocka_unit_test(test_coalescing),
         cmocka_unit_test(test_purge_prefix_tag_all),
