@@ -423,15 +423,16 @@ void pt_cache_disk_write(struct pt_cache_disk *d, struct pt_cache_obj *o)
 
 /* ---- reading ---- */
 
-/* Reads the whole file at path into a new buffer; *n its length. NULL when unreadable. */
-static unsigned char *read_whole(const char *path, size_t *n)
+/* Reads the whole file at path into a new buffer when it is expect bytes long (what the index
+   recorded); *n its length. NULL when unreadable or of another size. */
+static unsigned char *read_whole(const char *path, uint64_t expect, size_t *n)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return NULL;
     struct stat st;
     unsigned char *buf = NULL;
-    if (fstat(fd, &st) < 0 || st.st_size < HDR + 8)
+    if (fstat(fd, &st) < 0 || st.st_size < HDR + 8 || (uint64_t)st.st_size != expect)
         goto out;
     buf = malloc((size_t)st.st_size);
     if (!buf)
@@ -496,7 +497,7 @@ struct pt_cache_obj *pt_cache_disk_get(struct pt_cache_disk *d, const char *url,
                                        const struct pt_field *qf, size_t qn, bool *any_variant)
 {
     uint64_t uh = pt_cache_hash(pt_cache_key(d->c), url, url_len);
-    uint64_t fkey = 0, seq = 0;
+    uint64_t fkey = 0, seq = 0, size = 0;
     bool any = false;
     pthread_mutex_lock(&d->mu);
     for (struct dentry *de = d->b[uh & (d->nb - 1)]; de; de = de->hnext) {
@@ -507,6 +508,7 @@ struct pt_cache_obj *pt_cache_disk_get(struct pt_cache_disk *d, const char *url,
         if (de->seq > seq &&
             pt_cache_vary_match(de->s + url_len + extra_len, de->vary_len, qf, qn)) {
             fkey = de->fkey;
+            size = de->size;
             seq = de->seq;
         }
     }
@@ -518,7 +520,7 @@ struct pt_cache_obj *pt_cache_disk_get(struct pt_cache_disk *d, const char *url,
     char path[4096];
     file_path(d, fkey, path, sizeof path);
     size_t n = 0;
-    unsigned char *buf = read_whole(path, &n);
+    unsigned char *buf = read_whole(path, size, &n);
     struct pt_cache_obj *o = NULL;
     uint32_t len[5];
     uint64_t body_len;
@@ -712,6 +714,13 @@ static int scan(struct pt_cache_disk *d)
                     continue;
                 }
                 uint64_t fkey = strtoull(e->d_name, NULL, 16);
+                char want[8];
+                snprintf(want, sizeof want, "%02x%02x", (unsigned)(fkey >> 56),
+                         (unsigned)(fkey >> 48) & 0xff);
+                if (memcmp(want, a->d_name, 2) != 0 || memcmp(want + 2, b->d_name, 2) != 0) {
+                    unlink(p3); /* not where its name puts it: never found, remove it */
+                    continue;
+                }
                 struct timespec mt;
                 struct dentry *de = scan_file(d, p3, fkey, &mt);
                 if (!de)
