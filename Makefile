@@ -61,6 +61,7 @@ help:
 	@echo "make bench      side-by-side benchmark against nginx (bench/run.sh)"
 	@echo "make bench-h2   the same for HTTP/2 over TLS, h2load -c16 -m4 (bench/h2.sh)"
 	@echo "make bench-routes  callgrind Ir/request with 10 vs 1,000 routes (bench/route_scale.sh)"
+	@echo "make bench-cache-purge  time of a cache purge by tag of 10,000 of 100,000 objects"
 	@echo "make deps       install the Debian packages needed to build and run"
 	@echo "make deps-test  install those and the test and benchmark tools"
 	@echo "make run        build and run examples/quickstart.yaml"
