@@ -619,10 +619,10 @@ static void load_methods(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct 
 
 static void load_route(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_route_cfg *r)
 {
-    static const char *const keys[] = {"match",   "methods", "proxy", "redirect",
-                                       "respond", "static",  NULL};
-    static const char *const later[] = {"cache", "rate_limit", "auth",    "acl",
-                                        "waf",   "compress",   "headers", NULL};
+    static const char *const keys[] = {"match",   "methods", "proxy",    "redirect",
+                                       "respond", "static",  "compress", NULL};
+    static const char *const later[] = {"cache", "rate_limit", "auth", "acl",
+                                        "waf",   "headers",    NULL};
     r->pos = v->pos;
     if (v->kind != PT_YNODE_MAP) {
         pt_config_error(x, v->pos,
@@ -647,6 +647,8 @@ static void load_route(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt
                 r->match = pt_config_strndup(x, &x->cfg->arena, s, val->len);
         } else if (is(k, "methods")) {
             load_methods(x, val, r);
+        } else if (is(k, "compress")) {
+            pt_config_load_compress(x, val, &r->compress);
         } else {
             if (action_key) {
                 pt_config_error(x, k->pos,
