@@ -5,7 +5,7 @@
 # (clang + libFuzzer) to build/fuzz.
 
 CC       ?= cc
-PKGS     := yaml-0.1 libpcre2-8 libssl libcrypto jansson libcares libmaxminddb libsystemd libnghttp2
+PKGS     := yaml-0.1 libpcre2-8 libssl libcrypto jansson libcares libmaxminddb libsystemd libnghttp2 zlib libbrotlienc libzstd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
               -DPT_LIBSYSTEMD_VERSION='"$(shell pkg-config --modversion libsystemd 2>/dev/null)"'
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)

@@ -63,6 +63,7 @@
 #include "core/log.h"
 #include "core/sock.h"
 #include "core/time.h"
+#include "handler/compress.h"
 #include "handler/geoip.h"
 #include "handler/netlify_rules.h"
 #include "handler/resp_head.h"
@@ -480,11 +481,15 @@ int pt_proxy_response_head(struct pt_req *r, const struct pt_h1_response *resp, 
         pt_resp_add(&h, (struct pt_str){"Upgrade", 7}, (struct pt_str){"websocket", 9});
     }
     if (!interim) {
-        pt_resp_head_stage(r, &h, true);
+        /* The framing first: compression reads the announced length, and a compressed body
+           is streamed whatever the upstream announced. */
         h.is_chunked = streamed;
         if (!h.is_chunked && resp->framing.content_length >= 0 && !resp->framing.is_chunked &&
             resp->status != 204 && !(resp->status >= 100 && resp->status < 200))
             h.content_length = resp->framing.content_length;
+        if (resp->status != 101)
+            pt_compress_head(r, &h);
+        pt_resp_head_stage(r, &h, true);
     }
     return r->stream->send_head(r, &h) < 0 ? PT_ERR : PT_OK;
 }
@@ -1238,6 +1243,7 @@ int pt_proxy_start(struct pt_req *r, const struct pt_req_head *h, const struct p
     pt_attempt_init(&r->at, &ctx, ups, &snap->urt->ups[ups->index], r->method_id, timeout_ms,
                     r->is_h2_upstream ? &pt_proxy_h2_attempt_ops : &attempt_ops, r);
     r->upstream_name = ups->name;
+    pt_compress_note(r, h);
     capture_lb_key(r, h, path, path_len, query);
     /* The rewritten head may grow by what Portico adds (X-Forwarded-*, set/add rules). */
     uint32_t cap =
