@@ -43,7 +43,7 @@ INSTALL  ?= install
 INSTALL_BIN ?= build/portico
 DOCS     := README.md docs/config.md docs/operations.md docs/netlify.md
 
-.PHONY: all asan test test-only unit unit-asan e2e e2e-asan fuzz fuzz-smoke bench bench-h2 bench-routes bench-live-apply deps \
+.PHONY: all asan test test-only unit unit-asan e2e e2e-asan fuzz fuzz-smoke bench bench-h2 bench-compress bench-routes bench-live-apply deps \
         deps-test run jamstack clean format format-check ban-check layer-check help man install uninstall FORCE
 
 all: build/portico
@@ -60,6 +60,7 @@ help:
 	@echo "make fuzz       build the libFuzzer targets into build/fuzz/"
 	@echo "make bench      side-by-side benchmark against nginx (bench/run.sh)"
 	@echo "make bench-h2   the same for HTTP/2 over TLS, h2load -c16 -m4 (bench/h2.sh)"
+	@echo "make bench-compress  gzip level 6 of a 64 KiB JSON response vs nginx gzip (bench/compress.sh)"
 	@echo "make bench-routes  callgrind Ir/request with 10 vs 1,000 routes (bench/route_scale.sh)"
 	@echo "make deps       install the Debian packages needed to build and run"
 	@echo "make deps-test  install those and the test and benchmark tools"
@@ -178,6 +179,11 @@ bench-h2:
 	scripts/deps.sh --test
 	$(MAKE) build/portico
 	bench/h2.sh
+
+bench-compress:
+	scripts/deps.sh --test
+	$(MAKE) build/portico
+	bench/compress.sh
 
 deps:
 	scripts/deps.sh
