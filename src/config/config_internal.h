@@ -311,6 +311,13 @@ char *pt_config_origin_name(struct pt_cfg_ctx *x, const char *prefix, const stru
 void pt_config_load_site(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_site_cfg *site);
 void pt_config_load_netlify(struct pt_cfg_ctx *x, struct pt_site_cfg *site, bool has_redirects_key,
                             bool has_headers_key);
+/* compress: (config_compress.c): true, false or a mapping, into c (every field set, the
+   defaults included: a route's replaces its site's whole). */
+void pt_config_load_compress(struct pt_cfg_ctx *x, const struct pt_ynode *v,
+                             struct pt_compress_cfg *c);
+/* Fills c with the defaults (is_set, is_on as given, the default types, 256 bytes, br zstd
+   gzip, levels 5 3 6). */
+void pt_config_compress_defaults(struct pt_compress_cfg *c, bool is_on);
 void pt_config_load_errors(struct pt_cfg_ctx *x, const struct pt_ynode *v,
                            struct pt_error_page **out, size_t *n_out);
 void pt_config_check_sites(struct pt_cfg_ctx *x);

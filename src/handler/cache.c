@@ -769,6 +769,8 @@ static void take_tags(struct creq *cq, struct pt_resp_head *h)
     h->n_fields = k;
 }
 
+static const struct pt_stream_ops tee_ops;
+
 bool pt_cache_answer_error(struct pt_req *r, int status)
 {
     struct creq *cq = r->cache;
@@ -836,7 +838,10 @@ bool pt_cache_response(struct pt_req *r, int status, struct pt_resp_head *h)
         pt_cache_storable(r->method_id, cq->req_has_auth, &cq->req_cc, status, h->fields,
                           h->n_fields, cq->req_time, now, &rules, &m);
     if (v != PT_STORE_OK) {
-        fill_done(cq, false, PASS_S);
+        /* Later requests for the key skip the wait when the resource says so itself; not for
+           an answer to this request's own conditional or range. */
+        bool about_resource = status != 304 && v != PT_STORE_PARTIAL && v != PT_STORE_METHOD;
+        fill_done(cq, false, about_resource ? PASS_S : 0);
         int n = snprintf(cq->status + cq->status_len, sizeof(cq->status) - cq->status_len,
                          "; detail=%s", pt_cache_verdict_name(v));
         if (n > 0 && cq->status_len + (size_t)n < sizeof(cq->status))
@@ -844,13 +849,17 @@ bool pt_cache_response(struct pt_req *r, int status, struct pt_resp_head *h)
         return false;
     }
     cq->meta = m;
+    /* The tee goes on the chain now, under the compression filter that may follow: what it
+       keeps is what the client gets. Its object is made once the head is final. */
+    if (pt_stream_push_filter(r, &tee_ops, cq) < 0) {
+        fill_done(cq, false, 0);
+        return false;
+    }
     cq->is_stored = true;
     return false;
 }
 
 /* ---- the tee ---- */
-
-static const struct pt_stream_ops tee_ops;
 
 static void tee_drop(struct creq *cq)
 {
@@ -1036,11 +1045,9 @@ void pt_cache_response_filters(struct pt_req *r, struct pt_resp_head *h)
                                  h->content_length > 0 ? (uint64_t)h->content_length : 0);
         free(lines);
         cq->building = o;
-        if (!o || pt_stream_push_filter(r, &tee_ops, cq) < 0) {
-            if (o)
-                pt_cache_obj_discard(pt_cache_store, o);
-            cq->building = NULL;
-            fill_done(cq, false, PASS_S); /* over max_object, Vary: *: streams through */
+        if (!o) {
+            fill_done(cq, false, vl < 0 ? PASS_S : 0); /* Vary: *, over max_object: the tee
+                                                          passes everything through */
             cq->is_stored = false;
         }
     }

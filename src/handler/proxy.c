@@ -63,6 +63,7 @@
 #include "core/log.h"
 #include "core/sock.h"
 #include "core/time.h"
+#include "handler/compress.h"
 #include "handler/geoip.h"
 #include "handler/netlify_rules.h"
 #include "handler/resp_head.h"
@@ -492,8 +493,16 @@ int pt_proxy_response_head(struct pt_req *r, const struct pt_h1_response *resp, 
         pt_resp_add(&h, (struct pt_str){"Connection", 10}, (struct pt_str){"upgrade", 7});
         pt_resp_add(&h, (struct pt_str){"Upgrade", 7}, (struct pt_str){"websocket", 9});
     }
-    if (!interim && r->cache) {
-        if (pt_cache_response(r, resp->status, &h)) {
+    if (!interim) {
+        /* The framing first: compression reads the announced length, and a compressed body
+           is streamed whatever the upstream announced. */
+        h.is_chunked = streamed;
+        if (!h.is_chunked && resp->framing.content_length >= 0 && !resp->framing.is_chunked &&
+            resp->status != 204 && !(resp->status >= 100 && resp->status < 200))
+            h.content_length = resp->framing.content_length;
+        /* The cache decides (and may answer itself), its tee goes on the chain under the
+           compression filter, and it keeps the head compression made. */
+        if (r->cache && pt_cache_response(r, resp->status, &h)) {
             pt_attempt_end(&r->at, resp->status >= 500 ? PT_OUTCOME_STATUS_5XX : PT_OUTCOME_OK);
             pt_attempt_release(&r->at, false);
             r->pstate = PT_PS_NONE;
@@ -501,14 +510,11 @@ int pt_proxy_response_head(struct pt_req *r, const struct pt_h1_response *resp, 
                 r->is_keepalive = false;
             return PT_DONE;
         }
-        pt_cache_response_filters(r, &h);
-    }
-    if (!interim) {
+        if (resp->status != 101)
+            pt_compress_head(r, &h);
+        if (r->cache)
+            pt_cache_response_filters(r, &h);
         pt_resp_head_stage(r, &h, true);
-        h.is_chunked = streamed;
-        if (!h.is_chunked && resp->framing.content_length >= 0 && !resp->framing.is_chunked &&
-            resp->status != 204 && !(resp->status >= 100 && resp->status < 200))
-            h.content_length = resp->framing.content_length;
     }
     return r->stream->send_head(r, &h) < 0 ? PT_ERR : PT_OK;
 }
@@ -1275,6 +1281,7 @@ int pt_proxy_start(struct pt_req *r, const struct pt_req_head *h, const struct p
     pt_attempt_init(&r->at, &ctx, ups, &snap->urt->ups[ups->index], r->method_id, timeout_ms,
                     r->is_h2_upstream ? &pt_proxy_h2_attempt_ops : &attempt_ops, r);
     r->upstream_name = ups->name;
+    pt_compress_note(r, h);
     capture_lb_key(r, h, path, path_len, query);
     /* The rewritten head may grow by what Portico adds (X-Forwarded-*, set/add rules). */
     uint32_t cap =
