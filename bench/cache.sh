@@ -238,6 +238,8 @@ run_wrk() {
         "$bytes" "$(bench_status_kb VmHWM "$pid")" >>"$SAMPLES"
 }
 
+run_scenario() { run_wrk "$scen" "$@"; } # LABEL PID PORT ROUND, for bench_rounds
+
 for scen in $SCENARIOS; do
     read -r path file enc cached <<<"$(scenario_info "$scen")"
     BENCH_PROXY_MODE=cache bench_start_proxy "$A_KIND" "$A_LABEL-$scen" "$PROXY_CPUS" "$WORKERS"
@@ -247,18 +249,7 @@ for scen in $SCENARIOS; do
     bench_log "scenario $scen: $A_LABEL pid $a_pid port $a_port; nginx pid $b_pid port $b_port"
     check_proxy "$scen" "$A_KIND" "$A_LABEL" "$a_port"
     check_proxy "$scen" nginx nginx "$b_port"
-    run_wrk "$scen" "$A_LABEL" "$a_pid" "$a_port" warmup
-    run_wrk "$scen" nginx "$b_pid" "$b_port" warmup
-    for ((round = 1; round <= ROUNDS; round++)); do
-        # Alternate who goes first so a drift in the machine's speed does not favour one side.
-        if ((round % 2)); then
-            run_wrk "$scen" "$A_LABEL" "$a_pid" "$a_port" "$round"
-            run_wrk "$scen" nginx "$b_pid" "$b_port" "$round"
-        else
-            run_wrk "$scen" nginx "$b_pid" "$b_port" "$round"
-            run_wrk "$scen" "$A_LABEL" "$a_pid" "$a_port" "$round"
-        fi
-    done
+    bench_rounds run_scenario "$ROUNDS" "$A_LABEL" "$a_pid" "$a_port" nginx "$b_pid" "$b_port"
     bench_stop_proxy "$a_pid"
     bench_stop_proxy "$b_pid"
 done
