@@ -23,15 +23,16 @@
 # completed, wrk's requests/s, the bytes per response wrk read, and the requests that reached the
 # origin (the backend's stub_status count), which must be 0 in the cached scenarios. Then, with
 # BENCH_CALLGRIND=1, each proxy runs under callgrind for N1 and N2 sequential requests of the
-# cached compressed variant: the Ir spent in zlib per hit ((Ir(N2) - Ir(N1)) / (N2 - N1)) shows
-# whether a hit compresses. Prints medians per proxy and the ratios Portico/nginx, and writes the
-# table to build/bench/cache-latest.txt; raw outputs and samples.tsv go to
+# gzip scenarios: the Ir spent in zlib per request ((Ir(N2) - Ir(N1)) / (N2 - N1)) is the cost
+# of one compression in gzip-64k and shows whether a hit compresses in gzip-64k-cached. Prints
+# medians per proxy and the ratios Portico/nginx, and writes the table to
+# build/bench/cache-latest.txt; raw outputs and samples.tsv go to
 # build/bench/cache-YYYYMMDD-HHMMSS/.
 #
 # Env (defaults): BENCH_ROUNDS (5), BENCH_SECONDS (5), BENCH_CONNS (50), BENCH_THREADS (1),
 # BENCH_WARMUP (1 s), BENCH_WORKERS (1: Portico workers and nginx worker_processes),
 # BENCH_CACHE_SCENARIOS ("hit-small hit-64k gzip-64k gzip-64k-cached"), BENCH_CALLGRIND (1),
-# BENCH_CG_N1 (10), BENCH_CG_N2 (60), BENCH_CG_TIMEOUT (300 s per run), BENCH_PROXY_CPUS /
+# BENCH_CG_N1 (10), BENCH_CG_N2 (40), BENCH_CG_TIMEOUT (300 s per run), BENCH_PROXY_CPUS /
 # BENCH_BACKEND_CPUS / BENCH_WRK_CPUS (see bench_cpu_layout), PORTICO_BIN (build/portico; when
 # missing a second nginx, labelled nginx-standin, takes its slot), NGINX_BIN (nginx),
 # BENCH_KEEP_TMP (0).
@@ -48,7 +49,7 @@ WORKERS=${BENCH_WORKERS:-1}
 SCENARIOS=${BENCH_CACHE_SCENARIOS:-hit-small hit-64k gzip-64k gzip-64k-cached}
 CALLGRIND=${BENCH_CALLGRIND:-1}
 CG_N1=${BENCH_CG_N1:-10}
-CG_N2=${BENCH_CG_N2:-60}
+CG_N2=${BENCH_CG_N2:-40}
 CG_TIMEOUT=${BENCH_CG_TIMEOUT:-300}
 CLK_TCK=$(getconf CLK_TCK)
 
@@ -184,7 +185,8 @@ $(cat "$hdr")"
         bench_die "$label: a second GET $path is not a cache hit; its head:
 $(cat "$hdr")"
     fi
-    bench_log "$scen $label: $(sed -n 's/\r$//; /^\(cache-status\|x-cache-status\|content-encoding\|content-length\|vary\|age\):/Ip' "$hdr" |
+    bench_log "$scen $label: $(sed 's/\r$//' "$hdr" |
+        grep -iE '^(cache-status|x-cache-status|content-encoding|content-length|vary|age):' |
         paste -sd';' -)"
 }
 
@@ -258,18 +260,22 @@ done
 # zlib's deflate internals where zlib is linked in statically), from callgrind_annotate's list of
 # self costs.
 zlib_ir() {
-    callgrind_annotate --inclusive=no --threshold=100 "$1" 2>/dev/null |
-        awk '/\[[^]]*libz\.so[^]]*\]$/ ||
-             /:(deflate[A-Za-z_0-9]*|longest_match|fill_window|_tr_[a-z_]+|compress_block|crc32[a-z_0-9]*) / {
+    callgrind_annotate --inclusive=no --threshold=100 --auto=no "$1" 2>/dev/null |
+        awk '!/^ *[0-9,]+ \( *[0-9.]+%\)  / { next }
+             /\[[^]]*libz\.so[^]]*\]$/ ||
+             /:(deflate[A-Za-z_0-9]*|longest_match|fill_window|_tr_[a-z_]+|compress_block) / ||
+             /:crc32[a-z_0-9]* / {
                  v = $1; gsub(",", "", v); t += v } END { printf "%.0f\n", t }'
 }
 
-# cg_run KIND LABEL N: the proxy under callgrind, N sequential keep-alive GETs of the cached
-# compressed JSON (/gzc/data.json with Accept-Encoding: gzip; the first is a miss); appends
-# "LABEL N Ir zlib_Ir" to $CG_TSV.
+# cg_run SCENARIO KIND LABEL N: the proxy under callgrind, N sequential keep-alive GETs of
+# SCENARIO's path with Accept-Encoding: gzip (every response must be gzip-coded; in
+# gzip-64k-cached the first is a miss, the others hits); appends "SCENARIO LABEL N Ir zlib_Ir"
+# to $CG_TSV.
 cg_run() {
-    local kind=$1 label=$2 n=$3 name dir pid f ir zir=0
-    name="cg-$label-$n"
+    local scen=$1 kind=$2 label=$3 n=$4 name dir pid f ir zir=0 path file enc cached
+    read -r path file enc cached <<<"$(scenario_info "$scen")"
+    name="cg-$scen-$label-$n"
     dir="$BENCH_TMP/$name"
     mkdir -p "$dir"
     BENCH_PROXY_MODE=cache bench_start_proxy "$kind" "$name" "$PROXY_CPUS" 1 \
@@ -277,7 +283,7 @@ cg_run() {
         "--callgrind-out-file=$dir/callgrind.out.%p" --log-file="$dir/valgrind.log"
     pid=$PROXY_PID
     timeout --foreground "$CG_TIMEOUT" "$PYTHON" "$BENCH_LIB_DIR/client.py" \
-        --port "$PROXY_PORT" --count "$n" --path /gzc/data.json --length -1 \
+        --port "$PROXY_PORT" --count "$n" --path "$path" --length -1 \
         --header "Accept-Encoding: gzip" --expect-header "content-encoding:gzip" ||
         bench_die "$label under callgrind: the client failed (see $dir)"
     BENCH_STOP_WAIT=60 bench_stop_proxy "$pid"
@@ -285,18 +291,20 @@ cg_run() {
 $(tail -5 "$dir/valgrind.log"))"
     for f in "$dir"/callgrind.out.*; do
         zir=$((zir + $(zlib_ir "$f")))
+        cp "$f" "$RUN_DIR/callgrind-$scen-$label-$n.out"
     done
-    cp "$dir"/callgrind.out.* "$RUN_DIR/" 2>/dev/null
-    bench_log "callgrind $label N=$n: Ir $ir, in zlib $zir"
-    printf '%s\t%s\t%s\t%s\n' "$label" "$n" "$ir" "$zir" >>"$CG_TSV"
+    bench_log "callgrind $scen $label N=$n: Ir $ir, in zlib $zir"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$scen" "$label" "$n" "$ir" "$zir" >>"$CG_TSV"
 }
 
 CG_TSV=$RUN_DIR/callgrind.tsv
 : >"$CG_TSV"
 if [ "$CALLGRIND" != 0 ]; then
-    for n in "$CG_N1" "$CG_N2"; do
-        cg_run "$A_KIND" "$A_LABEL" "$n"
-        cg_run nginx nginx "$n"
+    for scen in gzip-64k gzip-64k-cached; do
+        for n in "$CG_N1" "$CG_N2"; do
+            cg_run "$scen" "$A_KIND" "$A_LABEL" "$n"
+            cg_run "$scen" nginx nginx "$n"
+        done
     done
 fi
 bench_stop_proxy "$BACKEND_PID"
@@ -376,24 +384,28 @@ if verdicts:
           "request: " + "; ".join(verdicts))
 cg = {}
 for ln in open(cg_tsv, encoding="utf-8"):
-    p, n, ir, zir = ln.split("\t")
-    cg.setdefault(p, {})[int(n)] = (int(ir), int(zir))
+    s, p, n, ir, zir = ln.split("\t")
+    cg.setdefault(s, {}).setdefault(p, {})[int(n)] = (int(ir), int(zir))
+what = {"gzip-64k": "per compressed response", "gzip-64k-cached": "per hit (the first a miss)"}
 if cg:
     print()
-    print(f"gzip-64k-cached under callgrind: N1 = {n1} and N2 = {n2} sequential keep-alive GETs "
-          f"of the cached JSON with Accept-Encoding: gzip (the first a miss); per hit = "
-          f"(Ir(N2) - Ir(N1)) / (N2 - N1)")
-    for p, r in cg.items():
+    print(f"Under callgrind: N1 = {n1} and N2 = {n2} sequential keep-alive GETs with "
+          f"Accept-Encoding: gzip, one worker; per request = (Ir(N2) - Ir(N1)) / (N2 - N1); "
+          f"zlib = the functions of libz")
+for s, runs in cg.items():
+    print(f"  {s}, {what.get(s, '')}:")
+    for p, r in runs.items():
         if n1 not in r or n2 not in r:
             continue
         per = (r[n2][0] - r[n1][0]) / (n2 - n1)
         zper = (r[n2][1] - r[n1][1]) / (n2 - n1)
-        print(f"  {p:14} Ir/hit {per:12,.0f}   in zlib {zper:12,.0f}   "
-              f"(zlib Ir of the runs: {r[n1][1]:,} and {r[n2][1]:,})")
-    if a in cg and n1 in cg[a] and n2 in cg[a]:
-        zper = (cg[a][n2][1] - cg[a][n1][1]) / (n2 - n1)
-        print("issue 12, serving a stored compressed variant costs no compression CPU: "
-              + ("met" if zper == 0 else "NOT met") + f" ({zper:,.0f} zlib Ir per hit)")
+        print(f"    {p:14} Ir {per:12,.0f}   in zlib {zper:12,.0f}   "
+              f"(zlib Ir of the two runs: {r[n1][1]:,} and {r[n2][1]:,})")
+r = cg.get("gzip-64k-cached", {}).get(a, {})
+if n1 in r and n2 in r:
+    zper = (r[n2][1] - r[n1][1]) / (n2 - n1)
+    print("issue 12, serving a stored compressed variant costs no compression CPU: "
+          + ("met" if zper == 0 else "NOT met") + f" ({zper:,.0f} zlib Ir per hit)")
 EOF
 } >"$RUN_DIR/report.txt" || bench_die "report failed"
 cp "$RUN_DIR/report.txt" "$BENCH_OUT/cache-latest.txt"
