@@ -202,42 +202,26 @@ wrk_bytes() {
 # run_wrk SCENARIO LABEL PID PORT ROUND: one wrk run; appends a line to $SAMPLES unless ROUND is
 # "warmup". Fails loudly on any non-2xx/3xx response.
 run_wrk() {
-    local scen=$1 label=$2 pid=$3 port=$4 round=$5 secs=$SECS out t0 t1 w0 w1 o0 o1 r ae=()
-    local origin bytes
+    local scen=$1 label=$2 pid=$3 port=$4 round=$5 secs=$SECS out o0 o1 ae=() origin bytes
     [ "$round" = warmup ] && secs=$WARMUP
     [ "$enc" = gzip ] && ae=(-H "Accept-Encoding: gzip")
     out="$RUN_DIR/wrk-$scen-$label-$round.txt"
     o0=$(origin_requests)
-    t0=$(bench_cpu_ticks "$pid")
-    w0=$(date +%s.%N)
-    timeout --foreground $((secs + 30)) taskset -c "$WRK_CPUS" \
-        wrk -t"$THREADS" -c"$CONNS" -d"${secs}s" --latency "${ae[@]}" \
-        "http://127.0.0.1:$port$path" >"$out" 2>&1 ||
-        bench_die "wrk failed for $label ($scen): $(tail -5 "$out")"
-    w1=$(date +%s.%N)
-    t1=$(bench_cpu_ticks "$pid")
+    bench_wrk "$pid" "$out" "$label ($scen)" "$secs" "${ae[@]}" "http://127.0.0.1:$port$path"
     o1=$(origin_requests)
-    [ -d "/proc/$pid" ] || bench_die "$label died during the $scen run"
     if [ -z "$o0" ] || [ -z "$o1" ]; then bench_die "cannot read the backend's request count"; fi
     origin=$((o1 - o0 - 1))
-    r=$("$PYTHON" "$BENCH_LIB_DIR/report.py" parse "$out") ||
-        bench_die "cannot parse wrk output $out"
-    # shellcheck disable=SC2086
-    set -- $r # rps p50_us p99_us requests non2xx sockerr
-    [ "$5" = 0 ] || bench_die "$label ($scen): $5 non-2xx/3xx responses, see $out"
-    [ "$4" -gt 0 ] || bench_die "$label ($scen): no request completed, see $out"
-    [ "$6" = 0 ] || bench_log "WARNING: $label ($scen): $6 socket errors, see $out"
-    bytes=$(awk -v b="$(wrk_bytes "$out")" -v n="$4" 'BEGIN { printf "%.0f", b / n }')
-    bench_log "$scen $label $round: $(printf '%.0f req/s' "$1"), cpu $((t1 - t0)) ticks," \
+    bytes=$(awk -v b="$(wrk_bytes "$out")" -v n="$BENCH_REQUESTS" 'BEGIN { printf "%.0f", b / n }')
+    bench_log "$scen $label $round: $(printf '%.0f req/s' "$BENCH_RPS"), cpu $BENCH_TICKS ticks," \
         "$bytes bytes/response, $origin requests reached the origin"
     if [ "$cached" = 1 ] && [ "$origin" != 0 ]; then
-        bench_log "WARNING: $label ($scen): $origin of $4 requests reached the origin" \
-            "(a cached scenario: expected none)"
+        bench_log "WARNING: $label ($scen): $origin of $BENCH_REQUESTS requests reached the" \
+            "origin (a cached scenario: expected none)"
     fi
     [ "$round" = warmup ] && return 0
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scen" "$label" "$round" "$4" "$1" \
-        "$((t1 - t0))" "$(awk -v a="$w0" -v b="$w1" 'BEGIN { print b - a }')" "$origin" \
-        "$bytes" "$(bench_status_kb VmHWM "$pid")" >>"$SAMPLES"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scen" "$label" "$round" \
+        "$BENCH_REQUESTS" "$BENCH_RPS" "$BENCH_TICKS" "$BENCH_WALL" "$origin" "$bytes" \
+        "$(bench_status_kb VmHWM "$pid")" >>"$SAMPLES"
 }
 
 run_scenario() { run_wrk "$scen" "$@"; } # LABEL PID PORT ROUND, for bench_rounds

@@ -313,6 +313,33 @@ bench_cpu_ticks() { # PID: utime+stime (clock ticks) of the process and its chil
     echo "$t"
 }
 
+# bench_wrk PID OUT WHAT SECS [WRK_ARGS...] URL: one wrk run (-t$THREADS -c$CONNS --latency, on
+# $WRK_CPUS, bounded by a timeout), its output in OUT. Stops the benchmark if wrk fails, if the
+# process tree PID died, on a non-2xx/3xx response or when no request completed (socket errors:
+# a warning); WHAT names the run in the messages. Sets BENCH_TICKS (PID's CPU ticks over the
+# run), BENCH_WALL (its seconds) and, from wrk, BENCH_RPS, BENCH_P50_US, BENCH_P99_US and
+# BENCH_REQUESTS.
+bench_wrk() {
+    local pid=$1 out=$2 what=$3 secs=$4 t0 w0 r
+    shift 4
+    t0=$(bench_cpu_ticks "$pid")
+    w0=$(date +%s.%N)
+    timeout --foreground $((secs + 30)) taskset -c "$WRK_CPUS" \
+        wrk -t"$THREADS" -c"$CONNS" -d"${secs}s" --latency "$@" >"$out" 2>&1 ||
+        bench_die "wrk failed for $what: $(tail -5 "$out")"
+    BENCH_WALL=$(awk -v a="$w0" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
+    BENCH_TICKS=$(($(bench_cpu_ticks "$pid") - t0))
+    [ -d "/proc/$pid" ] || bench_die "$what: the server died during the run"
+    r=$("$PYTHON" "$BENCH_LIB_DIR/report.py" parse "$out") ||
+        bench_die "cannot parse wrk output $out"
+    # shellcheck disable=SC2086
+    set -- $r # rps p50_us p99_us requests non2xx sockerr
+    [ "$5" = 0 ] || bench_die "$what: $5 non-2xx/3xx responses, see $out"
+    [ "$4" -gt 0 ] || bench_die "$what: no request completed, see $out"
+    [ "$6" = 0 ] || bench_log "WARNING: $what: $6 socket errors, see $out"
+    BENCH_RPS=$1 BENCH_P50_US=$2 BENCH_P99_US=$3 BENCH_REQUESTS=$4
+}
+
 bench_status_kb() { # FIELD PID: the largest FIELD (VmHWM, VmRSS) in kB among the tree's processes.
     local field=$1 p v m=0
     for p in $(bench_tree_pids "$2"); do
