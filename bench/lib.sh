@@ -313,7 +313,7 @@ bench_cpu_ticks() { # PID: utime+stime (clock ticks) of the process and its chil
     echo "$t"
 }
 
-# bench_wrk PID OUT WHAT SECS [WRK_ARGS...] URL: one wrk run (-t$THREADS -c$CONNS --latency, on
+# bench_wrk PID OUT WHAT SECS [WRK_ARGS...] URL: one wrk run (-t$THREADS (1) -c$CONNS --latency, on
 # $WRK_CPUS, bounded by a timeout), its output in OUT. Stops the benchmark if wrk fails, if the
 # process tree PID died, on a non-2xx/3xx response or when no request completed (socket errors:
 # a warning); WHAT names the run in the messages. Sets BENCH_TICKS (PID's CPU ticks over the
@@ -325,7 +325,7 @@ bench_wrk() {
     t0=$(bench_cpu_ticks "$pid")
     w0=$(date +%s.%N)
     timeout --foreground $((secs + 30)) taskset -c "$WRK_CPUS" \
-        wrk -t"$THREADS" -c"$CONNS" -d"${secs}s" --latency "$@" >"$out" 2>&1 ||
+        wrk -t"${THREADS:-1}" -c"$CONNS" -d"${secs}s" --latency "$@" >"$out" 2>&1 ||
         bench_die "wrk failed for $what: $(tail -5 "$out")"
     BENCH_WALL=$(awk -v a="$w0" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
     BENCH_TICKS=$(($(bench_cpu_ticks "$pid") - t0))
