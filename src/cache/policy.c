@@ -17,8 +17,9 @@
  *
  * Vary keys are built on the stack: each selected field's value is cut into its list
  * elements, normalised and (for the content-negotiation fields) sorted, in a fixed buffer;
- * too many elements or bytes is a key that cannot be made (-1), which the caller treats as
- * "do not store", never as a truncated key.
+ * too many elements or bytes, or a control byte (which no valid field holds, and which could
+ * make two keys collide), is a key that cannot be made (-1), which the caller treats as "do
+ * not store", never as a truncated key.
  */
 #include "cache/policy.h"
 
@@ -40,6 +41,12 @@
 static bool is_ows(char c)
 {
     return c == ' ' || c == '\t';
+}
+
+/* A control byte other than HTAB: never part of a field value. */
+static bool is_ctl(char c)
+{
+    return ((unsigned char)c < 0x20 && c != '\t') || c == 0x7f;
 }
 
 static char lower(char c)
@@ -200,8 +207,9 @@ static void parse_line(struct pt_cc *cc, const char *p, const char *end)
             has_val = true;
             const char *vs = p;
             if (p < end && *p == '"') {
-                ok &= skip_quoted(&p, end);
-                v = (struct pt_str){vs + 1, (size_t)(p - vs) - (ok ? 2 : 1)};
+                bool closed = skip_quoted(&p, end);
+                v = (struct pt_str){vs + 1, (size_t)(p - vs) - (closed ? 2 : 1)};
+                ok = ok && closed;
             } else {
                 while (p < end && *p != ',' && !is_ows(*p) && *p != '"')
                     p++;
@@ -632,6 +640,9 @@ static ssize_t vary_value(struct pt_str name, const struct pt_field *qf, size_t 
             bool quoted = false, space = false;
             for (; p < end && (quoted || *p != ','); p++) {
                 char c = *p;
+                if (is_ctl(c))
+                    return -1; /* not a field value (RFC 9110 §5.5); keeps "\1" and the
+                                  key's NULs unambiguous */
                 if (!quoted && is_ows(c)) {
                     space = true;
                     continue;
@@ -651,6 +662,8 @@ static ssize_t vary_value(struct pt_str name, const struct pt_field *qf, size_t 
                         return -1;
                     tmp[tn++] = c;
                     c = *++p;
+                    if (is_ctl(c))
+                        return -1;
                 }
                 if (tn >= sizeof(tmp))
                     return -1;
@@ -711,6 +724,9 @@ ssize_t pt_cache_vary_key(const struct pt_field *rf, size_t rn, const struct pt_
                 continue;
             if (nm.n == 1 && nm.p[0] == '*')
                 return -1;
+            for (size_t k = 0; k < nm.n; k++)
+                if (is_ctl(nm.p[k]))
+                    return -1;
             bool dup = false;
             for (size_t k = 0; k < ns && !dup; k++)
                 dup = pt_str_caseeq(seen[k], nm.p, nm.n);

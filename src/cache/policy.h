@@ -199,8 +199,9 @@ bool pt_cache_304_updates(struct pt_str name);
    an Authorization that differs in case is another request (folding it would serve one
    client's variant to another). An absent field gives the value "\1"; a present empty one
    "". Allocates nothing (the work is on the stack: at most 32 names, 64 elements and 4 KiB
-   per field). Returns the length; 0 when the response has no Vary; -1 when Vary holds "*"
-   or the result would exceed cap or those limits. */
+   per field). Returns the length; 0 when the response has no Vary; -1 when Vary holds "*",
+   a name or value holds a control byte (none is valid in a field), or the result would
+   exceed cap or those limits. */
 ssize_t pt_cache_vary_key(const struct pt_field *rf, size_t rn, const struct pt_field *qf,
                           size_t qn, char *out, size_t cap);
 
