@@ -112,13 +112,6 @@ run_h2load() {
         "$us" >>"$SAMPLES"
 }
 
-# column LABEL FIELD: one field of LABEL's samples, one value a line.
-column() { awk -F'\t' -v l="$1" -v f="$2" 'NR > 1 && $1 == l { print $f }' "$SAMPLES"; }
-median() {
-    sort -g | awk '{ a[NR] = $1 }
-        END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
-range() { sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { print lo "-" hi }'; }
 
 BENCH_PROXY_MODE=h2 bench_start_proxy "$A_KIND" "$A_LABEL-h2" "$PROXY_CPUS" "$WORKERS"
 a_pid=$PROXY_PID a_port=$PROXY_PORT
@@ -131,18 +124,7 @@ tls_a=$(check_tls "$A_LABEL" "$a_port") || exit 1
 tls_b=$(check_tls nginx "$b_port") || exit 1
 [ "$tls_a" = "$tls_b" ] || bench_die "the servers negotiate different TLS: $tls_a / $tls_b"
 
-run_h2load "$A_LABEL" "$a_pid" "$a_port" warmup
-run_h2load nginx "$b_pid" "$b_port" warmup
-for ((round = 1; round <= ROUNDS; round++)); do
-    # Alternate who goes first so a drift in the machine's speed does not favour one side.
-    if ((round % 2)); then
-        run_h2load "$A_LABEL" "$a_pid" "$a_port" "$round"
-        run_h2load nginx "$b_pid" "$b_port" "$round"
-    else
-        run_h2load nginx "$b_pid" "$b_port" "$round"
-        run_h2load "$A_LABEL" "$a_pid" "$a_port" "$round"
-    fi
-done
+bench_rounds run_h2load "$ROUNDS" "$A_LABEL" "$a_pid" "$a_port" nginx "$b_pid" "$b_port"
 rss_a=$(bench_status_kb VmHWM "$a_pid")
 rss_b=$(bench_status_kb VmHWM "$b_pid")
 bench_stop_proxy "$a_pid"
@@ -150,16 +132,13 @@ bench_stop_proxy "$b_pid"
 
 a_version=$A_LABEL
 [ "$A_KIND" = portico ] && a_version=$("$PORTICO_BIN" version 2>&1 | head -1)
-cpu_a=$(column "$A_LABEL" 7 | median)
-cpu_b=$(column nginx 7 | median)
-rps_a=$(column "$A_LABEL" 4 | median)
-rps_b=$(column nginx 4 | median)
+cpu_a=$(bench_column "$A_LABEL" 7 | bench_median)
+cpu_b=$(bench_column nginx 7 | bench_median)
+rps_a=$(bench_column "$A_LABEL" 4 | bench_median)
+rps_b=$(bench_column nginx 4 | bench_median)
 # CPU use: the server's CPU time over the run's wall time (100 % = it was the bottleneck).
-use_a=$(awk -F'\t' -v l="$A_LABEL" -v k="$CLK_TCK" 'NR > 1 && $1 == l { print 100 * $5 / k / $6 }' \
-    "$SAMPLES" | median)
-use_b=$(awk -F'\t' -v k="$CLK_TCK" 'NR > 1 && $1 == "nginx" { print 100 * $5 / k / $6 }' \
-    "$SAMPLES" | median)
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }'; }
+use_a=$(bench_cpu_use "$A_LABEL")
+use_b=$(bench_cpu_use nginx)
 {
     echo "HTTP/2 over TLS, 13-byte responses answered by the server itself (bench/h2.sh)"
     echo "date $(date -u +%Y-%m-%dT%H:%M:%SZ); $(nproc) cpus ($(sed -n 's/^model name[^:]*: //p' \
@@ -172,19 +151,21 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }'
         "(tick = $((1000000 / CLK_TCK)) us); medians over the rounds; ratio = $A_LABEL/nginx"
     echo
     printf '%-22s %14s %14s %8s\n' "" "$A_LABEL" nginx ratio
-    r=$(ratio "$cpu_a" "$cpu_b")
+    r=$(bench_ratio "$cpu_a" "$cpu_b")
     printf '%-22s %14.2f %14.2f %8s\n' "CPU us/request" "$cpu_a" "$cpu_b" "$r"
     printf '%-22s %14.0f %14.0f %8s\n' "requests/s (h2load)" "$rps_a" "$rps_b" \
-        "$(ratio "$rps_a" "$rps_b")"
+        "$(bench_ratio "$rps_a" "$rps_b")"
     printf '%-22s %13.0f%% %13.0f%%\n' "server CPU use" "$use_a" "$use_b"
-    printf '%-22s %14s %14s %8s\n' "peak RSS (kB)" "$rss_a" "$rss_b" "$(ratio "$rss_a" "$rss_b")"
-    printf '%-22s %14s %14s\n' "CPU us/req range" "$(column "$A_LABEL" 7 | range)" \
-        "$(column nginx 7 | range)"
-    printf '%-22s %14s %14s\n' "req/s range" "$(column "$A_LABEL" 4 | cut -d. -f1 | range)" \
-        "$(column nginx 4 | cut -d. -f1 | range)"
+    printf '%-22s %14s %14s %8s\n' "peak RSS (kB)" "$rss_a" "$rss_b" \
+        "$(bench_ratio "$rss_a" "$rss_b")"
+    printf '%-22s %14s %14s\n' "CPU us/req range" "$(bench_column "$A_LABEL" 7 | bench_range)" \
+        "$(bench_column nginx 7 | bench_range)"
+    printf '%-22s %14s %14s\n' "req/s range" \
+        "$(bench_column "$A_LABEL" 4 | cut -d. -f1 | bench_range)" \
+        "$(bench_column nginx 4 | cut -d. -f1 | bench_range)"
     echo
-    echo "per round (CPU us/request): $A_LABEL $(column "$A_LABEL" 7 | paste -sd' ' -);" \
-        "nginx $(column nginx 7 | paste -sd' ' -)"
+    echo "per round (CPU us/request): $A_LABEL $(bench_column "$A_LABEL" 7 | paste -sd' ' -);" \
+        "nginx $(bench_column nginx 7 | paste -sd' ' -)"
     echo "issue 10 asks for a CPU-per-request ratio of at most 0.75:" \
         "$(awk -v r="$r" 'BEGIN { print (r <= 0.75) ? "met" : "not met" }') ($r)"
 } >"$RUN_DIR/report.txt"

@@ -206,7 +206,8 @@ bench_make_cert() {
 # portico-tls.yaml.in and nginx-tls.conf.in: the proxy on a TLS listener with the certificate of
 # bench_make_cert; its address is then https://) | h2 (templates portico-h2.yaml.in and
 # nginx-h2.conf.in: HTTP/2 over TLS, the server answering a 13-byte body itself, no backend;
-# https:// too).
+# https:// too) | gzip (templates portico-gzip.yaml.in and nginx-proxy-gzip.conf.in: the proxy
+# setup, gzip at level 6 on application/json responses; bench/compress.sh).
 bench_start_proxy() {
     local kind=$1 name=$2 cpus=$3 workers=$4 dir try master=on wait=10 suffix="" scheme=http
     local ptpl npfx=nginx-proxy mode
@@ -227,7 +228,8 @@ bench_start_proxy() {
         suffix=-$mode npfx=nginx scheme=https
         bench_make_cert
         ;;
-    *) bench_die "BENCH_PROXY_MODE must be proxy, static, tls or h2" ;;
+    gzip) suffix=-gzip ;;
+    *) bench_die "BENCH_PROXY_MODE must be proxy, static, tls, h2 or gzip" ;;
     esac
     ptpl=$BENCH_LIB_DIR/conf/portico$suffix.yaml.in
     shift 4
@@ -353,4 +355,41 @@ bench_cpu_layout() {
         WRK_CPUS=${BENCH_WRK_CPUS:-$(bench_cpu_range $((w + half)) $((n - 1)))}
     fi
     BACKEND_WORKERS=${BENCH_BACKEND_WORKERS:-$(taskset -c "$BACKEND_CPUS" nproc)}
+}
+
+# ---- side-by-side runs (bench/h2.sh, bench/compress.sh) ----
+# Their samples file $SAMPLES is a TSV with a header line and the columns label, round,
+# requests, requests/s, cpu_ticks, wall_s, cpu_us_per_req.
+
+# bench_rounds FN ROUNDS LABEL_A PID_A PORT_A LABEL_B PID_B PORT_B: FN LABEL PID PORT ROUND for
+# a warm-up ("warmup") of each, then ROUNDS rounds of both, alternating who goes first so a drift
+# in the machine's speed does not favour one side.
+bench_rounds() {
+    local fn=$1 rounds=$2 round
+    shift 2
+    "$fn" "$1" "$2" "$3" warmup
+    "$fn" "$4" "$5" "$6" warmup
+    for ((round = 1; round <= rounds; round++)); do
+        if ((round % 2)); then
+            "$fn" "$1" "$2" "$3" "$round"
+            "$fn" "$4" "$5" "$6" "$round"
+        else
+            "$fn" "$4" "$5" "$6" "$round"
+            "$fn" "$1" "$2" "$3" "$round"
+        fi
+    done
+}
+
+# bench_column LABEL FIELD: one field of LABEL's samples, one value a line.
+bench_column() { awk -F'\t' -v l="$1" -v f="$2" 'NR > 1 && $1 == l { print $f }' "$SAMPLES"; }
+bench_median() { # the median of the numbers on stdin
+    sort -g | awk '{ a[NR] = $1 }
+        END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+bench_range() { sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { print lo "-" hi }'; }
+bench_ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }'; }
+# bench_cpu_use LABEL: the median of LABEL's CPU time over wall time, in % (100: the bottleneck).
+bench_cpu_use() {
+    awk -F'\t' -v l="$1" -v k="$(getconf CLK_TCK)" 'NR > 1 && $1 == l { print 100 * $5 / k / $6 }' \
+        "$SAMPLES" | bench_median
 }

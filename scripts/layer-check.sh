@@ -14,7 +14,8 @@ uses() {
     config) echo "core http" ;;
     route) echo "core http config" ;;
     upstream) echo "core http tls config" ;;
-    guard | cache) echo "core http config" ;;
+    guard) echo "core http config" ;;
+    cache) echo "core http" ;;
     handler) echo "core http tls config route upstream guard cache" ;;
     admin) echo "core http tls config route upstream guard cache handler" ;;
     server) echo "core http tls config route upstream guard cache handler admin" ;;

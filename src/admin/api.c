@@ -1043,6 +1043,11 @@ static const struct op ops[] = {
      200, "Status", "503"},
     {"GET", "/metrics", NULL, "Prometheus text exposition of Portico's metrics", NULL, 200, "", ""},
     {"GET", "/api/openapi.json", openapi, "This document", NULL, 200, "", ""},
+    {"POST", "/api/cache/purge", NULL,
+     "Purge cached responses by url, prefix, tag (or tags) or all, on every worker at once",
+     "PurgeInput", 200, "PurgeResult", "400,503"},
+    {"GET", "/api/cache", NULL, "The cache store's figures (objects, bytes, evictions)", NULL, 200,
+     "CacheStats", "503"},
     {"GET", "/", NULL, "The dashboard's HTML page (public: it holds no data)", NULL, 200, "", ""},
     {"GET", "/dashboard", NULL, "The dashboard's HTML page, as /", NULL, 200, "", ""},
     {"GET", "/dashboard.js", NULL, "The dashboard's script (public)", NULL, 200, "", ""},
@@ -1107,6 +1112,18 @@ static const char components_json[] =
     "\"type\":\"array\",\"items\":{\"type\":\"object\",\"properties\":{\"field\":{\"type\":"
     "\"string\",\"nullable\":true},\"message\":{\"type\":\"string\"}}}}}},"
     "\"Status\":{\"type\":\"object\",\"properties\":{\"status\":{\"type\":\"string\"}}},"
+    "\"PurgeInput\":{\"type\":\"object\",\"additionalProperties\":false,\"description\":"
+    "\"exactly one of url, prefix, tag, tags or all\",\"properties\":{\"url\":{\"type\":"
+    "\"string\"},\"prefix\":{\"type\":\"string\"},\"tag\":{\"type\":\"string\"},"
+    "\"tags\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},\"all\":{\"type\":"
+    "\"boolean\"}}},"
+    "\"PurgeResult\":{\"type\":\"object\",\"properties\":{\"purged\":{\"type\":"
+    "\"integer\"}}},"
+    "\"CacheStats\":{\"type\":\"object\",\"properties\":{\"objects\":{\"type\":"
+    "\"integer\"},\"bytes\":{\"type\":\"integer\"},\"diskObjects\":{\"type\":\"integer\"},"
+    "\"diskBytes\":{\"type\":\"integer\"},\"evictions\":{\"type\":\"integer\"},"
+    "\"diskEvictions\":{\"type\":\"integer\"},\"purged\":{\"type\":\"integer\"},"
+    "\"indexBytes\":{\"type\":\"integer\"}}},"
     "\"Success\":{\"type\":\"object\",\"properties\":{\"success\":{\"type\":\"boolean\"}}},"
     "\"HeaderConfig\":{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{"
     "\"add\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"},"

@@ -19,6 +19,8 @@
  */
 #include "admin/metrics.h"
 
+#include "cache/store.h"
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -411,10 +413,63 @@ static void render_process(struct pt_gbuf *out, const struct pt_metrics_view *v)
            pt_counters_sum(v->reg, PT_CTR_API_CHANGES_FAILED));
 }
 
+/* The cache: requests by outcome (per-thread counters) and the store's figures. */
+static void render_cache(struct pt_gbuf *out, const struct pt_metrics_view *v)
+{
+    if (!v->cache)
+        return;
+    static const struct {
+        const char *outcome;
+        enum pt_ctr_fixed id;
+    } outcomes[] = {
+        {"hit", PT_CTR_CACHE_HITS},
+        {"miss", PT_CTR_CACHE_MISSES},
+        {"stale", PT_CTR_CACHE_STALE},
+    };
+    family(out, "portico_cache_requests_total", "counter",
+           "Requests of cached routes by outcome: hit (fresh), miss (went to the origin), stale "
+           "(a stale response served: stale-while-revalidate or stale-if-error).");
+    for (size_t i = 0; i < sizeof(outcomes) / sizeof(outcomes[0]); i++)
+        sample(out, "portico_cache_requests_total",
+               &(struct labels){{"outcome"}, {outcomes[i].outcome}},
+               pt_counters_sum(v->reg, outcomes[i].id));
+    family(out, "portico_cache_revalidations_total", "counter",
+           "Conditional requests to the origin answered 304 (the stored response refreshed).");
+    sample(out, "portico_cache_revalidations_total", NULL,
+           pt_counters_sum(v->reg, PT_CTR_CACHE_REVALIDATED));
+    family(out, "portico_cache_coalesced_total", "counter",
+           "Requests that waited for another request's fetch of the same key.");
+    sample(out, "portico_cache_coalesced_total", NULL,
+           pt_counters_sum(v->reg, PT_CTR_CACHE_COALESCED));
+    family(out, "portico_cache_stored_total", "counter", "Responses stored.");
+    sample(out, "portico_cache_stored_total", NULL, pt_counters_sum(v->reg, PT_CTR_CACHE_STORED));
+    family(out, "portico_cache_hit_bytes_total", "counter", "Body bytes served from the cache.");
+    sample(out, "portico_cache_hit_bytes_total", NULL,
+           pt_counters_sum(v->reg, PT_CTR_CACHE_HIT_BYTES));
+    struct pt_cache_stats st;
+    pt_cache_stats(v->cache, &st);
+    family(out, "portico_cache_objects", "gauge", "Objects stored, by tier.");
+    sample(out, "portico_cache_objects", &(struct labels){{"tier"}, {"memory"}}, st.objects);
+    sample(out, "portico_cache_objects", &(struct labels){{"tier"}, {"disk"}}, st.disk_objects);
+    family(out, "portico_cache_bytes", "gauge", "Bytes stored, by tier.");
+    sample(out, "portico_cache_bytes", &(struct labels){{"tier"}, {"memory"}}, st.bytes);
+    sample(out, "portico_cache_bytes", &(struct labels){{"tier"}, {"disk"}}, st.disk_bytes);
+    family(out, "portico_cache_evictions_total", "counter",
+           "Objects evicted to stay within the tier's cap, by tier.");
+    sample(out, "portico_cache_evictions_total", &(struct labels){{"tier"}, {"memory"}},
+           st.evictions);
+    sample(out, "portico_cache_evictions_total", &(struct labels){{"tier"}, {"disk"}},
+           st.disk_evictions);
+    family(out, "portico_cache_purged_total", "counter",
+           "Objects dropped by purges and invalidations.");
+    sample(out, "portico_cache_purged_total", NULL, st.purged);
+}
+
 int pt_metrics_render(struct pt_gbuf *out, const struct pt_metrics_view *v)
 {
     render_requests(out, v);
     render_upstreams(out, v);
     render_process(out, v);
+    render_cache(out, v);
     return out->is_failed ? -1 : 0;
 }

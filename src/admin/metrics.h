@@ -104,6 +104,7 @@ static inline void pt_metrics_on_conn(struct pt_ctr_block *b, uint32_t base, boo
 }
 
 /* What a scrape reads, all borrowed for the call. */
+struct pt_cache;
 struct pt_metrics_view {
     const struct pt_counters *reg;
     uint32_t n_workers;                /* blocks 0 .. n_workers - 1 are the workers' */
@@ -111,6 +112,7 @@ struct pt_metrics_view {
     const struct pt_metrics_map *map;  /* built for cfg */
     const struct pt_upstreams_rt *urt; /* cfg's target states; NULL: no target metrics */
     uint64_t now_ms;                   /* monotonic ms (ejections end at their deadline) */
+    struct pt_cache *cache;            /* the cache store; NULL: no cache metrics */
 };
 
 /*

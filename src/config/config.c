@@ -422,9 +422,10 @@ static void load_root(struct pt_cfg_ctx *x, const struct pt_ynode *root)
     static const char *const keys[] = {
         "workers", "shutdown_timeout", "listen", "limits",   "http2", "trusted_proxies",
         "log",     "upstreams",        "sites",  "routes",   "tls",   "resolver",
-        "geoip",   "server_header",    "errors", "pid_file", "admin", NULL};
-    static const char *const later[] = {"cache", "metrics", "redis",       "rules",
-                                        "acl",   "waf",     "rate_limits", NULL};
+        "geoip",   "server_header",    "errors", "pid_file", "admin", "cache",
+        NULL};
+    static const char *const later[] = {"metrics", "redis",       "rules", "acl",
+                                        "waf",     "rate_limits", NULL};
     struct pt_config *cfg = x->cfg;
     if (root->kind != PT_YNODE_MAP) {
         pt_config_error(x, root->pos,
@@ -478,6 +479,8 @@ static void load_root(struct pt_cfg_ctx *x, const struct pt_ynode *root)
             cfg->pid_file = pt_config_get_path(x, v, "pid_file", "file");
         } else if (is(k, "admin")) {
             pt_config_load_admin(x, v);
+        } else if (is(k, "cache")) {
+            pt_config_load_cache(x, v);
         } else {
             routes = v;
             routes_key = k;
@@ -540,6 +543,7 @@ static void set_defaults(struct pt_config *cfg)
     cfg->server_header = "portico";
     cfg->server_line = "Server: portico\r\n";
     cfg->server_line_len = strlen(cfg->server_line);
+    pt_config_cache_defaults(&cfg->cache);
 }
 
 /* The part of a load that may longjmp; ctx lives in the caller so it survives the jump. */

@@ -379,7 +379,6 @@ struct pt_route_cfg {
     struct pt_static_cfg files;      /* action static */
     struct pt_compress_cfg compress; /* is_set: the route's; else the site's applies */
     struct pt_route_cache_cfg cache; /* proxy routes */
-    uint32_t index_in_site;          /* position among its site's routes */
     struct pt_cfg_pos pos;           /* position of the route's mapping */
     struct pt_cfg_pos match_pos;     /* position of the match value */
     const struct pt_nf_rule *nf;     /* non-NULL: compiled from a Netlify rule (_redirects or

@@ -270,6 +270,12 @@ const char *pt_config_parse_listen_addr(const char *s, size_t n, struct pt_socka
 /* admin: (config_admin.c); check_admin runs once the whole file is read (its address against
    the traffic listeners'). */
 void pt_config_load_admin(struct pt_cfg_ctx *x, const struct pt_ynode *v);
+
+/* config_cache.c: the top-level cache: section, its defaults, and a route's cache:. */
+void pt_config_cache_defaults(struct pt_cache_cfg *c);
+void pt_config_load_cache(struct pt_cfg_ctx *x, const struct pt_ynode *v);
+void pt_config_load_route_cache(struct pt_cfg_ctx *x, const struct pt_ynode *v,
+                                struct pt_route_cfg *r);
 void pt_config_check_admin(struct pt_cfg_ctx *x);
 /* A log file path for key (config.c): resolved, and writable or creatable; NULL after an
    error at v. Nothing is created. */
@@ -305,6 +311,13 @@ char *pt_config_origin_name(struct pt_cfg_ctx *x, const char *prefix, const stru
 void pt_config_load_site(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_site_cfg *site);
 void pt_config_load_netlify(struct pt_cfg_ctx *x, struct pt_site_cfg *site, bool has_redirects_key,
                             bool has_headers_key);
+/* compress: (config_compress.c): true, false or a mapping, into c (every field set, the
+   defaults included: a route's replaces its site's whole). */
+void pt_config_load_compress(struct pt_cfg_ctx *x, const struct pt_ynode *v,
+                             struct pt_compress_cfg *c);
+/* Fills c with the defaults (is_set, is_on as given, the default types, 256 bytes, br zstd
+   gzip, levels 5 3 6). */
+void pt_config_compress_defaults(struct pt_compress_cfg *c, bool is_on);
 void pt_config_load_errors(struct pt_cfg_ctx *x, const struct pt_ynode *v,
                            struct pt_error_page **out, size_t *n_out);
 void pt_config_check_sites(struct pt_cfg_ctx *x);

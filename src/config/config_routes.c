@@ -619,10 +619,9 @@ static void load_methods(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct 
 
 static void load_route(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_route_cfg *r)
 {
-    static const char *const keys[] = {"match",   "methods", "proxy", "redirect",
-                                       "respond", "static",  NULL};
-    static const char *const later[] = {"cache", "rate_limit", "auth",    "acl",
-                                        "waf",   "compress",   "headers", NULL};
+    static const char *const keys[] = {"match",  "methods", "proxy",    "redirect", "respond",
+                                       "static", "cache",   "compress", NULL};
+    static const char *const later[] = {"rate_limit", "auth", "acl", "waf", "headers", NULL};
     r->pos = v->pos;
     if (v->kind != PT_YNODE_MAP) {
         pt_config_error(x, v->pos,
@@ -631,7 +630,7 @@ static void load_route(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt
                         what_is(v));
         return;
     }
-    const struct pt_ynode *action_key = NULL;
+    const struct pt_ynode *action_key = NULL, *cache_key = NULL;
     bool has_match = false;
     FOR_PAIRS(v, k, val)
     {
@@ -647,6 +646,11 @@ static void load_route(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt
                 r->match = pt_config_strndup(x, &x->cfg->arena, s, val->len);
         } else if (is(k, "methods")) {
             load_methods(x, val, r);
+        } else if (is(k, "cache")) {
+            cache_key = k;
+            pt_config_load_route_cache(x, val, r);
+        } else if (is(k, "compress")) {
+            pt_config_load_compress(x, val, &r->compress);
         } else {
             if (action_key) {
                 pt_config_error(x, k->pos,
@@ -676,6 +680,10 @@ static void load_route(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt
         pt_config_missing(x, v, "match", "a route");
     if (!action_key)
         pt_config_error(x, v->pos, "a route needs one of proxy, redirect, respond or static");
+    if (cache_key && r->cache.is_on && action_key && r->action != PT_ACTION_PROXY)
+        pt_config_error(x, cache_key->pos,
+                        "cache: applies to proxy routes only (static files have their own "
+                        "validators and ranges)");
 }
 
 void pt_config_load_routes(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_site_cfg *site)

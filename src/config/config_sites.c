@@ -502,9 +502,9 @@ void pt_config_load_netlify(struct pt_cfg_ctx *x, struct pt_site_cfg *site, bool
 
 void pt_config_load_site(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_site_cfg *site)
 {
-    static const char *const keys[] = {"hosts",        "routes",         "https_redirect",
-                                       "hsts",         "redirects_file", "headers_file",
-                                       "netlify_toml", "errors",         NULL};
+    static const char *const keys[] = {
+        "hosts",        "routes",       "https_redirect", "hsts",     "redirects_file",
+        "headers_file", "netlify_toml", "errors",         "compress", NULL};
     static const char *const later[] = {"tls", "static", "headers", "redirects", NULL};
     bool has_redirects_key = false, has_headers_key = false;
     site->pos = v->pos;
@@ -538,6 +538,8 @@ void pt_config_load_site(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct 
             site->netlify_toml = pt_config_get_path(x, val, "netlify_toml", "file");
         } else if (is(k, "errors")) {
             pt_config_load_errors(x, val, &site->error_pages, &site->n_error_pages);
+        } else if (is(k, "compress")) {
+            pt_config_load_compress(x, val, &site->compress);
         } else {
             has_routes = true;
             pt_config_load_routes(x, val, site);

@@ -12,12 +12,23 @@
 #define PT_HANDLER_COMPRESS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "handler/request.h"
 #include "http/fields.h"
 
 /* Notes what the request's Accept-Encoding allows in r (a few bits; nothing allocated). */
 void pt_compress_note(struct pt_req *r, const struct pt_req_head *h);
+
+/* What h's Accept-Encoding fields allow, in r->accept_codings' form: for each coding c
+   (enum pt_coding, from 1), bits 2(c-1)..2(c-1)+1 hold its rank among the client's q-values
+   (0: not acceptable, 3: the highest). No Accept-Encoding: 0 (identity only). */
+uint8_t pt_compress_accept(const struct pt_req_head *h);
+
+/* The coding to send for accept (pt_compress_accept's form): the highest rank, ties broken
+   by order (preference, PT_CODING_NONE-ended or full); PT_CODING_NONE when none is
+   acceptable. */
+enum pt_coding pt_compress_pick(uint8_t accept, const uint8_t order[PT_CODING_N]);
 
 /* Decides whether h (a final head of r, before the response-header stage) is compressed,
    under the route's (else the site's) compress settings: edits h and pushes the filter on

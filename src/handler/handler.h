@@ -49,12 +49,15 @@ void pt_static_route(struct pt_req *r, const struct pt_req_head *h,
                      const struct pt_route_cfg *route, const struct pt_route_match *m,
                      const char *path, size_t path_len, struct pt_str query);
 /* Proxy (handler/proxy.c). Starts proxying r; hdrs are the parsed request headers (valid only
-   during the call). Returns PT_OK (the proxy drives the request from now on) or an HTTP status
-   to answer locally (>= 400). */
+   during the call). Returns PT_OK (the proxy drives the request from now on), PT_DONE (the
+   cache answered it locally), or an HTTP status to answer locally (>= 400). */
 int pt_proxy_start(struct pt_req *r, const struct pt_req_head *h, const struct pt_route_match *m,
                    const char *path, size_t path_len, struct pt_str query);
 /* Makes whatever progress the proxy can (called on client or upstream readiness). */
 void pt_proxy_run(struct pt_req *r);
+/* Picks a target and sends the head already built in r->uout (a request that waited for the
+   cache, PT_PS_CACHE_WAIT); failures are answered locally. Resumes r's stream. */
+void pt_proxy_launch(struct pt_req *r);
 /* The client connection is going away: release the upstream side. */
 void pt_proxy_abort(struct pt_req *r);
 /* The client sent no request body bytes within body_timeout: 408, or a reset once the

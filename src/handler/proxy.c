@@ -63,12 +63,14 @@
 #include "core/log.h"
 #include "core/sock.h"
 #include "core/time.h"
+#include "handler/compress.h"
 #include "handler/geoip.h"
 #include "handler/netlify_rules.h"
 #include "handler/resp_head.h"
 #include "handler/handler.h"
 #include "handler/websocket.h"
 #include "handler/proxy_internal.h"
+#include "handler/cache.h"
 #include "tls/tls_transport.h"
 #include "upstream/attempt.h"
 
@@ -148,6 +150,14 @@ static bool names_token(struct pt_str v, const char *tok)
         if (pt_str_caseeq(t, tok, strlen(tok)))
             return true;
     return false;
+}
+
+/* Whether n is a conditional request field (RFC 9110 §13.1). */
+static bool is_conditional(struct pt_str n)
+{
+    return PT_STR_CASEEQ_LIT(n, "if-none-match") || PT_STR_CASEEQ_LIT(n, "if-modified-since") ||
+           PT_STR_CASEEQ_LIT(n, "if-match") || PT_STR_CASEEQ_LIT(n, "if-unmodified-since") ||
+           PT_STR_CASEEQ_LIT(n, "if-range");
 }
 
 /* Whether an Upgrade field's value names websocket among its protocols (RFC 9110 §7.8). */
@@ -387,6 +397,8 @@ int pt_proxy_request_head(struct pt_req *r, const struct pt_req_head *h,
         }
         if (pt_kv_has(ops->remove, ops->n_remove, n) || pt_kv_has(ops->set, ops->n_set, n))
             continue;
+        if (r->ureq_drop_conditionals && (is_conditional(n) || PT_STR_CASEEQ_LIT(n, "range")))
+            continue;
         if (is_client_cert_header(r, n))
             continue; /* only Portico may say who the client certificate belongs to */
         put_str(&o, n);
@@ -437,6 +449,8 @@ int pt_proxy_request_head(struct pt_req *r, const struct pt_req_head *h,
         }
     }
     put_ops(&o, ops);
+    if (r->ureq_extra.n)
+        put_str(&o, r->ureq_extra);
     if (r->req_body.is_chunked) {
         PUT_LIT(&o, "Transfer-Encoding: chunked\r\n");
     } else if (h->content_length >= 0) {
@@ -480,11 +494,27 @@ int pt_proxy_response_head(struct pt_req *r, const struct pt_h1_response *resp, 
         pt_resp_add(&h, (struct pt_str){"Upgrade", 7}, (struct pt_str){"websocket", 9});
     }
     if (!interim) {
-        pt_resp_head_stage(r, &h, true);
+        /* The framing first: compression reads the announced length, and a compressed body
+           is streamed whatever the upstream announced. */
         h.is_chunked = streamed;
         if (!h.is_chunked && resp->framing.content_length >= 0 && !resp->framing.is_chunked &&
             resp->status != 204 && !(resp->status >= 100 && resp->status < 200))
             h.content_length = resp->framing.content_length;
+        /* The cache decides (and may answer itself), its tee goes on the chain under the
+           compression filter, and it keeps the head compression made. */
+        if (r->cache && pt_cache_response(r, resp->status, &h)) {
+            pt_attempt_end(&r->at, resp->status >= 500 ? PT_OUTCOME_STATUS_5XX : PT_OUTCOME_OK);
+            pt_attempt_release(&r->at, false);
+            r->pstate = PT_PS_NONE;
+            if (!r->req_body.is_done)
+                r->is_keepalive = false;
+            return PT_DONE;
+        }
+        if (resp->status != 101)
+            pt_compress_head(r, &h);
+        if (r->cache)
+            pt_cache_response_filters(r, &h);
+        pt_resp_head_stage(r, &h, true);
     }
     return r->stream->send_head(r, &h) < 0 ? PT_ERR : PT_OK;
 }
@@ -518,7 +548,9 @@ void pt_proxy_answer_locally(struct pt_req *r, int status)
     pt_attempt_end(&r->at, PT_OUTCOME_OK); /* whatever is still open was not the target's fault */
     r->pstate = PT_PS_NONE;
     if (!r->req_body.is_done)
-        r->is_keepalive = false;                /* the rest of the request body is never read */
+        r->is_keepalive = false; /* the rest of the request body is never read */
+    if (r->cache && status >= 500 && pt_cache_answer_error(r, status))
+        return;                                 /* a stale stored response (stale-if-error) */
     pt_respond_error(r, status, r->wants_json); /* the stream sends it as a local answer */
 }
 
@@ -915,7 +947,10 @@ static int handle_response_head(struct pt_req *r, size_t hl)
     bool streamed = !no_body && (b->is_chunked || b->is_close_delimited);
     if (!r->req_body.is_done)
         r->is_keepalive = false; /* answered before the body ended: the rest is never read */
-    if (pt_proxy_response_head(r, &resp, false, streamed) != PT_OK)
+    rc = pt_proxy_response_head(r, &resp, false, streamed);
+    if (rc == PT_DONE)
+        return PT_OK; /* the cache answered: the exchange was let go */
+    if (rc != PT_OK)
         return FAILED + PT_FAIL_BAD_RESPONSE;
     pt_buf_consume(&u->in, (uint32_t)hl);
     r->resp_head_seen = true;
@@ -1058,6 +1093,8 @@ static void finish(struct pt_req *r)
 
 void pt_proxy_run(struct pt_req *r)
 {
+    if (r->pstate == PT_PS_CACHE_WAIT)
+        return; /* the cache's timer goes on (handler/cache.c) */
     if (r->pstate == PT_PS_TUNNEL) {
         tunnel_run(r);
         return;
@@ -1219,6 +1256,12 @@ int pt_proxy_start(struct pt_req *r, const struct pt_req_head *h, const struct p
     const struct pt_handler_env *env = r->env;
     const struct pt_proxy_cfg *pc = &r->route->proxy;
     const struct pt_upstream_cfg *ups = pc->upstream;
+    int cache_rc = PT_DECLINED;
+    if (r->route->cache.is_on) {
+        cache_rc = pt_cache_start(r, h, m, path, path_len, query);
+        if (cache_rc != PT_DECLINED && cache_rc != PT_AGAIN)
+            return cache_rc; /* PT_DONE: answered from the cache; or a status */
+    }
     if (pc->n_split) {
         const struct pt_split_cfg *drawn;
         ups = pt_split_choose(pc, h, env->random(env->random_arg), &drawn);
@@ -1238,14 +1281,25 @@ int pt_proxy_start(struct pt_req *r, const struct pt_req_head *h, const struct p
     pt_attempt_init(&r->at, &ctx, ups, &snap->urt->ups[ups->index], r->method_id, timeout_ms,
                     r->is_h2_upstream ? &pt_proxy_h2_attempt_ops : &attempt_ops, r);
     r->upstream_name = ups->name;
+    pt_compress_note(r, h);
     capture_lb_key(r, h, path, path_len, query);
     /* The rewritten head may grow by what Portico adds (X-Forwarded-*, set/add rules). */
     uint32_t cap =
         pt_buf_class((uint32_t)PT_MIN((uint64_t)r->cfg->limits.header_size + 8192u, 1u << 24));
     if (pt_buf_alloc(&r->uout, cap) < 0)
         return 503;
+    int rc;
+    if (cache_rc == PT_AGAIN) {
+        /* Another request fetches this key: the head is built now (for the first target, as
+           for the queue below), the cache answers or launches later (pt_proxy_launch). */
+        r->at.target = &ups->targets[0];
+        rc = pt_proxy_request_head(r, h, m, path, path_len, query);
+        if (rc == PT_OK)
+            r->pstate = PT_PS_CACHE_WAIT;
+        return rc;
+    }
     /* Target first: the head names its Host and base path. */
-    int rc = pt_attempt_pick(&r->at);
+    rc = pt_attempt_pick(&r->at);
     if (rc == PT_ATTEMPT_FULL) {
         /* Wait for a free target in the upstream's bounded queue. The head is built for the
            first target now: the request's headers are gone by the time one frees up. */
@@ -1276,8 +1330,29 @@ int pt_proxy_start(struct pt_req *r, const struct pt_req_head *h, const struct p
     return rc;
 }
 
+void pt_proxy_launch(struct pt_req *r)
+{
+    r->pstate = PT_PS_ACTIVE;
+    int rc = pt_attempt_pick(&r->at);
+    if (rc == PT_ATTEMPT_FULL) {
+        r->at.target = &r->at.ups->targets[0];
+        rc = pt_attempt_enqueue(&r->at, r->start_ms + r->at.timeout_ms);
+        if (rc == PT_OK)
+            r->pstate = PT_PS_QUEUED;
+    } else if (rc == PT_OK) {
+        rc = pt_attempt_connect_first(&r->at);
+        if (rc == PT_OK && r->is_h2_upstream)
+            rc = pt_proxy_h2_submit(r);
+    }
+    if (rc != PT_OK)
+        pt_proxy_answer_locally(r, rc >= 400 ? rc : 503);
+    r->stream->resume(r);
+}
+
 void pt_proxy_abort(struct pt_req *r)
 {
+    if (r->pstate == PT_PS_CACHE_WAIT)
+        pt_cache_abort_wait(r);
     if (r->pstate == PT_PS_TUNNEL)
         (*r->env->n_tunnels)--;
     pt_attempt_abort(&r->at); /* the client went away: not the target's fault */

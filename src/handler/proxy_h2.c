@@ -201,8 +201,10 @@ static int take_head(struct pt_req *r, struct pt_h2c_stream *s)
     r->resp_body.is_done = no_body;
     if (!r->req_body.is_done)
         r->is_keepalive = false; /* answered before the body ended: the rest is never read */
-    if (pt_proxy_response_head(r, &resp, false, !no_body && resp.framing.content_length < 0) !=
-        PT_OK)
+    int hrc = pt_proxy_response_head(r, &resp, false, !no_body && resp.framing.content_length < 0);
+    if (hrc == PT_DONE)
+        return PT_DONE; /* the cache answered: the stream was let go */
+    if (hrc != PT_OK)
         return PT_ERR;
     r->resp_head_seen = true;
     r->response_started = true;
@@ -315,6 +317,8 @@ void pt_proxy_h2_run(struct pt_req *r)
             int rc = take_head(r, s);
             if (rc == PT_AGAIN)
                 continue;
+            if (rc == PT_DONE)
+                return;
             if (rc == PT_ERR) {
                 pt_proxy_failed(r, PT_FAIL_BAD_RESPONSE);
                 continue;

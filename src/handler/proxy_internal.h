@@ -17,8 +17,10 @@ int pt_proxy_request_head(struct pt_req *r, const struct pt_req_head *h,
                           struct pt_str query);
 
 /* Gives r's stream the response head made from the upstream's resp (fields less hop-by-hop
-   ones, Server, X-Request-Id; final heads through the response-header stage). interim: a 1xx
-   head; streamed: no length known. Returns PT_OK or PT_ERR (it does not fit). */
+   ones, Server, X-Request-Id; final heads through the cache, compression and the
+   response-header stage). interim: a 1xx head; streamed: no length known. Returns PT_OK,
+   PT_ERR (it does not fit), or PT_DONE: the cache answered instead (a refreshed or stale
+   stored response), the upstream exchange is let go and the answer is a local one. */
 int pt_proxy_response_head(struct pt_req *r, const struct pt_h1_response *resp, bool interim,
                            bool streamed);
 

@@ -66,14 +66,21 @@ struct pt_handler_env {
     uint64_t (*random)(void *random_arg);
     void *random_arg;
     uint32_t *n_tunnels; /* the worker's open tunnels (limits.max_tunnels) */
+    /* A request with no client on parent's worker and snapshot (server/bg.c): what it answers
+       goes nowhere (the cache keeps it: a background refresh). It has parent's routing,
+       addresses and log fields, no body; pt_proxy_start runs it, and it ends by itself.
+       NULL when no memory. */
+    struct pt_req *(*detach)(struct pt_req *parent);
 };
 
 enum pt_proxy_state {
     PT_PS_NONE = 0,
-    PT_PS_ACTIVE, /* connecting, sending the request, receiving the response */
-    PT_PS_DONE,   /* response fully forwarded */
-    PT_PS_QUEUED, /* every target at max_connections: waiting in the upstream's queue */
-    PT_PS_TUNNEL, /* the target switched protocols (101): bytes flow both ways, unparsed */
+    PT_PS_ACTIVE,     /* connecting, sending the request, receiving the response */
+    PT_PS_DONE,       /* response fully forwarded */
+    PT_PS_QUEUED,     /* every target at max_connections: waiting in the upstream's queue */
+    PT_PS_TUNNEL,     /* the target switched protocols (101): bytes flow both ways, unparsed */
+    PT_PS_CACHE_WAIT, /* waiting for another request's fetch of the same cache key
+                         (handler/cache.c); the upstream head is built */
 };
 
 /* Body framing of one direction of a proxied exchange. The request's (req_body) is kept by the
@@ -160,6 +167,11 @@ struct pt_req {
         void (*cb)(struct pt_req *r, void *arg);
         void *arg;
     } cleanups[PT_REQ_CLEANUPS_MAX];
+    struct pt_str ureq_extra;    /* whole lines the upstream head gets (cache validators) */
+    bool ureq_drop_conditionals; /* the client's If-* and Range fields stay here (the cache
+                                    answers them) */
+    bool is_detached;            /* a background request (env->detach): no client */
+    bool is_fill_leader;         /* detached: it leads the cache fill its parent began */
     uint8_t accept_codings; /* handler/compress.c: codings the client accepts (pt_compress_note) */
     void *cache;            /* handler/cache.c: the request's cache state, or NULL */
 

@@ -36,9 +36,12 @@
 #include "core/counters.h"
 #include "admin/admin.h"
 #include "admin/api.h"
+#include "admin/cache_api.h"
 #include "admin/tokens.h"
 #include "core/log.h"
 #include "core/sock.h"
+#include "cache/store.h"
+#include "handler/cache.h"
 #include "handler/geoip.h"
 #include "handler/mime.h"
 #include "handler/netlify_rules.h"
@@ -181,8 +184,8 @@ static void on_metrics(struct pt_admin_req *q, void *arg)
         return;
     }
     struct pt_gbuf out = {.max = 64u << 20};
-    struct pt_metrics_view v = {counters,   metrics_workers, s->cfg,
-                                s->metrics, s->res.urt,      pt_upstream_now_ms()};
+    struct pt_metrics_view v = {counters,   metrics_workers,      s->cfg,        s->metrics,
+                                s->res.urt, pt_upstream_now_ms(), pt_cache_store};
     int rc = pt_metrics_render(&out, &v);
     pt_snapshot_unref(s);
     if (rc < 0) {
@@ -354,6 +357,39 @@ static int open_resources(struct pt_snapshot *s, const struct pt_snapshot *prev,
     return 0;
 oom:
     snprintf(err, errlen, "%s: out of memory", cfg->path);
+    return -1;
+}
+
+/* Whether cfg caches anything: a cache: section or a route with cache: on. */
+static bool wants_cache(const struct pt_config *cfg)
+{
+    if (cfg->cache.is_set)
+        return true;
+    for (size_t i = 0; i < cfg->n_sites; i++)
+        for (size_t j = 0; j < cfg->sites[i].n_routes; j++)
+            if (cfg->sites[i].routes[j].cache.is_on)
+                return true;
+    return false;
+}
+
+/* Opens the cache store for cfg (the first configuration that wants one), or applies cfg's
+   limits to the open one (a reload). The store outlives snapshots: a reload keeps what is
+   stored. Returns 0, or -1 with err filled. */
+static int cache_follow(const struct pt_config *cfg, char *err, size_t errlen)
+{
+    if (!wants_cache(cfg))
+        return 0;
+    const struct pt_cache_cfg *cc = &cfg->cache;
+    struct pt_cache_limits lim = {cc->memory_bytes, cc->max_object_bytes, cc->disk_path,
+                                  cc->disk_bytes};
+    char e[512] = "";
+    if (pt_cache_store) {
+        if (pt_cache_set_limits(pt_cache_store, &lim, e, sizeof(e)) == 0)
+            return 0;
+    } else if ((pt_cache_store = pt_cache_open(&lim, e, sizeof(e))) != NULL) {
+        return 0;
+    }
+    snprintf(err, errlen, "%s:%d:%d: cache: %s", cfg->path, cc->pos.line, cc->pos.col, e);
     return -1;
 }
 
@@ -534,6 +570,13 @@ static struct pt_snapshot *reload(const char *path, struct pt_snapshot *cur,
             err[--n] = '\0';
         pt_log_error("reload failed, still serving the previous configuration: %s", err);
         pt_ctr_add_self(PT_CTR_RELOADS_FAILED, 1);
+        free(err);
+        return cur;
+    }
+    if (cache_follow(s->cfg, err, ERR_BYTES) < 0) {
+        pt_log_error("reload failed, still serving the previous configuration: %s", err);
+        pt_ctr_add_self(PT_CTR_RELOADS_FAILED, 1);
+        pt_snapshot_unref(s);
         free(err);
         return cur;
     }
@@ -734,6 +777,13 @@ static int cmd_run(const char *path)
         pt_acme_stop(acme);
         return 1;
     }
+    if (cache_follow(snap->cfg, err, ERR_BYTES) < 0) {
+        fprintf(stderr, "portico: %s\n", err);
+        free(err);
+        pt_snapshot_unref(snap);
+        pt_acme_stop(acme);
+        return 1;
+    }
     free(err);
     snap->generation = 1;
     const struct pt_config *cfg = snap->cfg;
@@ -767,7 +817,8 @@ static int cmd_run(const char *path)
         metrics_workers = nw;
         metrics_publish(snap);
         admin = pt_admin_new(snap->admin, aerr, sizeof(aerr));
-        if (admin && pt_admin_route(admin, "GET", "/metrics", 0, on_metrics, NULL) < 0) {
+        if (admin && (pt_admin_route(admin, "GET", "/metrics", 0, on_metrics, NULL) < 0 ||
+                      pt_cache_api_attach(admin, &pt_cache_store) < 0)) {
             pt_admin_destroy(admin);
             admin = NULL;
             snprintf(aerr, sizeof(aerr), "out of memory");

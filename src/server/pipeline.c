@@ -234,7 +234,9 @@ void pt_pipeline_run(struct pt_req *r, const struct pt_req_head *h)
         break;
     case PT_ACTION_PROXY: {
         int rc = pt_proxy_start(r, h, &m, mpath, mlen, query);
-        if (rc != PT_OK) {
+        if (rc == PT_DONE) {
+            pt_conn_plan_discard(r); /* answered from the cache */
+        } else if (rc != PT_OK) {
             pt_conn_plan_discard(r);
             pt_pipeline_fail(r, rc >= 400 ? rc : 500, false);
         }

@@ -37,6 +37,8 @@
 #include "http/fields.h"
 #include "server/worker.h"
 
+#include "server/bg.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -721,6 +723,7 @@ int pt_worker_init(struct pt_worker *w, int id)
     w->env.random = env_random;
     w->env.random_arg = w;
     w->env.n_tunnels = &w->n_tunnels;
+    w->env.detach = pt_bg_req_new;
     pt_timer_init(&w->drain_timer, on_drain_timeout);
     pt_timer_init(&w->reload_timer, on_reload_timeout);
     pt_timer_init(&w->accept_timer, on_accept_timer);

@@ -314,7 +314,7 @@ def test_projects_aliases_and_alias_rules(api):
 EXPECTED_ROUTES = {
     ("get", "/live"), ("get", "/ready"), ("get", "/metrics"), ("get", "/api/openapi.json"),
     ("get", "/"), ("get", "/dashboard"), ("get", "/dashboard.js"), ("get", "/dashboard.css"),
-    ("get", "/api/changes"),
+    ("get", "/api/changes"), ("post", "/api/cache/purge"), ("get", "/api/cache"),
     ("get", "/api/projects"), ("post", "/api/projects"), ("get", "/api/projects/{id}"),
     ("patch", "/api/projects/{id}"), ("delete", "/api/projects/{id}"),
     ("get", "/api/projects/{projectId}/aliases"), ("post", "/api/projects/{projectId}/aliases"),
