@@ -479,7 +479,9 @@ enum pt_reuse pt_cache_reuse(const struct pt_cache_meta *m, const struct pt_cc *
         return revalidate;
     if (q->flags & (PT_CC_NO_CACHE | PT_CC_PRAGMA_NO_CACHE)) /* §5.2.1.4, §5.4 */
         return revalidate;
-    if ((q->flags & PT_CC_MAX_AGE) && age > q->max_age) /* §5.2.1.1 */
+    /* §5.2.1.1; max-age=0 asks for validation even within the second the response came
+       (ages are whole seconds, so "age <= 0" would still serve it) */
+    if ((q->flags & PT_CC_MAX_AGE) && (age > q->max_age || q->max_age == 0))
         return revalidate;
     int64_t left = m->lifetime - age;                        /* > 0: fresh (§4.2) */
     if ((q->flags & PT_CC_MIN_FRESH) && left < q->min_fresh) /* §5.2.1.3 */

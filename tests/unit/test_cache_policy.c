@@ -535,6 +535,7 @@ static void test_reuse_request_directives(void **state)
     assert_int_equal(pt_cache_reuse(&m, &q, T0 + 11), PT_REUSE_REVALIDATE);
     q = cc_of("max-age=0");
     assert_int_equal(pt_cache_reuse(&m, &q, T0 + 1), PT_REUSE_REVALIDATE);
+    assert_int_equal(pt_cache_reuse(&m, &q, T0), PT_REUSE_REVALIDATE); /* even at age 0 */
     q = cc_of("min-fresh=20");
     assert_int_equal(pt_cache_reuse(&m, &q, T0 + 80), PT_REUSE_FRESH);
     assert_int_equal(pt_cache_reuse(&m, &q, T0 + 81), PT_REUSE_REVALIDATE);
