@@ -34,11 +34,13 @@ enum {
     PT_CC_S_MAXAGE = 1u << 11,  /* s_maxage holds a value */
     PT_CC_MAX_STALE = 1u << 12, /* max_stale holds a value (INT64_MAX: no value given) */
     PT_CC_MIN_FRESH = 1u << 13,
-    PT_CC_SWR = 1u << 14,         /* stale-while-revalidate=swr */
-    PT_CC_SIE = 1u << 15,         /* stale-if-error=sie */
-    PT_CC_INVALID_AGE = 1u << 16, /* a max-age / s-maxage that could not be used (malformed,
+    PT_CC_SWR = 1u << 14,             /* stale-while-revalidate=swr */
+    PT_CC_SIE = 1u << 15,             /* stale-if-error=sie */
+    PT_CC_INVALID_AGE = 1u << 16,     /* a max-age / s-maxage that could not be used (malformed,
                                      or given twice with different values): the response is
                                      to be treated as stale (RFC 9111 §4.2.1) */
+    PT_CC_PRAGMA_NO_CACHE = 1u << 17, /* no Cache-Control field, and Pragma: no-cache: no-cache
+                                         in a request (§5.4); ignored in a response */
 };
 
 struct pt_cc {
@@ -48,7 +50,12 @@ struct pt_cc {
 
 /* Parses every Cache-Control field among f[0..n) (names ASCII case-insensitive; several fields
    and comma lists combine) into *cc. Unknown directives are ignored; delta-seconds over 2^31
-   are 2^31 (§1.2.2). Never fails. */
+   are 2^31 (§1.2.2); a value may be quoted (max-age="60"); quoted strings may hold commas. A
+   malformed directive still counts when it restricts (no-store, no-cache, private,
+   must-revalidate, proxy-revalidate, no-transform, only-if-cached) and is dropped when it
+   permits (public, max-stale=, min-fresh, stale-*); a malformed max-age / s-maxage sets
+   PT_CC_INVALID_AGE. With no Cache-Control field, Pragma: no-cache sets
+   PT_CC_PRAGMA_NO_CACHE. Never fails. */
 void pt_cc_parse(struct pt_cc *cc, const struct pt_field *f, size_t n);
 
 /* The value of the first field named name among f[0..n); p NULL when absent. */
@@ -58,13 +65,20 @@ struct pt_str pt_cache_field(const struct pt_field *f, size_t n, const char *nam
 
 /* A route's overrides (config: route cache:). */
 struct pt_cache_rules {
-    int64_t default_ttl_s;     /* > 0: lifetime of a storable response with no explicit
-                                freshness and no heuristic one; 0: none */
-    const int16_t *ttl_status; /* n_ttl statuses whose lifetime is forced to ttl_s[i] */
+    int64_t default_ttl_s;     /* > 0: lifetime of a response that could have a heuristic one
+                                (heuristically cacheable status, or public) but has neither
+                                explicit freshness nor a heuristic lifetime (no usable
+                                Last-Modified); 0: none. Never applied to other statuses
+                                (302, 5xx...): ttl_status is the way to cache those. */
+    const int16_t *ttl_status; /* n_ttl statuses whose lifetime is forced to ttl_s[i], over
+                                  explicit freshness; an understood status listed here is
+                                  storable without any freshness field (no-store, private,
+                                  Authorization and Set-Cookie still apply) */
     const int64_t *ttl_s;
     size_t n_ttl;
     bool store_set_cookie;   /* responses with Set-Cookie may be stored (default false) */
-    int64_t heuristic_max_s; /* cap of a heuristic lifetime (10% of Date - Last-Modified) */
+    int64_t heuristic_max_s; /* cap of a heuristic lifetime (10% of Date - Last-Modified);
+                                0: one day */
 };
 
 /* What freshness and reuse need of a stored response, fixed when it is stored (or refreshed
@@ -92,21 +106,33 @@ enum pt_store_verdict {
     PT_STORE_PRIVATE,         /* private */
     PT_STORE_AUTH,            /* the request had Authorization; the response does not allow it */
     PT_STORE_SET_COOKIE,      /* Set-Cookie and the route does not store those */
-    PT_STORE_NO_FRESHNESS,    /* nothing makes it reusable (no explicit freshness, not
-                             heuristically cacheable, no default TTL) */
+    PT_STORE_NO_FRESHNESS,    /* nothing makes it reusable: no explicit freshness and not
+                                 heuristically cacheable (nor public), or a lifetime of 0
+                                 with no validator and no stale window */
     PT_STORE_VARY_STAR,       /* Vary: * */
     PT_STORE_PARTIAL,         /* 206, or Content-Range */
     PT_STORE_MUST_UNDERSTAND, /* must-understand on a status not understood */
 };
 
-/* Decides whether the response (status, fields rf[0..rn)) to a request (method_id, whether it
-   carried Authorization, its Cache-Control req_cc) may be stored, and fills *m (times in
-   seconds: req_time/resp_time as measured by the caller). rules may be NULL. */
+/* Decides whether the response (status, fields rf[0..rn)) to a request (method_id, enum
+   pt_http_method; whether it carried Authorization; its Cache-Control req_cc, may be NULL) may
+   be stored, and fills *m whatever the verdict (times in seconds: req_time/resp_time as
+   measured by the caller). Lifetime: a ttl_status override, else s-maxage, else max-age, else
+   Expires - Date (§4.2.1; an invalid max-age or Expires gives 0), else the heuristic (§4.2.2),
+   else default_ttl_s. rules may be NULL. */
 enum pt_store_verdict pt_cache_storable(int method_id, bool req_has_auth,
                                         const struct pt_cc *req_cc, int status,
                                         const struct pt_field *rf, size_t rn, int64_t req_time,
                                         int64_t resp_time, const struct pt_cache_rules *rules,
                                         struct pt_cache_meta *m);
+
+/* Whether this cache understands status (RFC 9111 §3: 200, 203, 204, 300, 301, 302, 303, 307,
+   308, 404, 405, 410, 414, 451, 500, 501, 502, 503, 504); others are never stored. */
+bool pt_cache_status_understood(int status);
+
+/* Whether status is heuristically cacheable (RFC 9110 §15.1: 200, 203, 204, 300, 301, 308, 404,
+   405, 410, 414, 501). */
+bool pt_cache_status_heuristic(int status);
 
 /* A short name of a verdict for logs and Cache-Status details ("no-store"). */
 const char *pt_cache_verdict_name(enum pt_store_verdict v);
@@ -127,9 +153,11 @@ enum pt_reuse {
 enum pt_reuse pt_cache_reuse(const struct pt_cache_meta *m, const struct pt_cc *req_cc,
                              int64_t now);
 
-/* Whether a stale response may answer a request whose origin attempt failed (502, 503, 504,
-   500, or no connection) at now: within stale-if-error (the response's, or the request's),
-   and not must-revalidate / proxy-revalidate / no-cache... (§4.2.4, RFC 5861 §4). */
+/* Whether a stored response may answer a request whose origin attempt failed (502, 503, 504,
+   500, or no connection) at now: never under the response's no-cache, must-revalidate,
+   proxy-revalidate or s-maxage, nor the request's no-cache (§4.2.4); else when the request
+   allows that staleness (its stale-if-error or max-stale), or when the response is fresh or
+   within its stale-if-error (RFC 5861 §4) and the request's max-age allows its age. */
 bool pt_cache_stale_if_error_ok(const struct pt_cache_meta *m, const struct pt_cc *req_cc,
                                 int64_t now);
 
@@ -142,25 +170,38 @@ bool pt_cache_stale_if_error_ok(const struct pt_cache_meta *m, const struct pt_c
 bool pt_cache_not_modified(const struct pt_field *qf, size_t qn, const struct pt_field *sf,
                            size_t sn);
 
-/* Whether a 304's fields nf[0..nn) select the stored response sf[0..sn) (§4.3.4: the strong
-   ETag matches; or neither has one and Last-Modified matches; or the 304 carries no
-   validator at all). */
+/* Whether a 304's fields nf[0..nn) select the stored response sf[0..sn) (§4.3.4): an ETag in
+   the 304 must match the stored one (a strong one strongly, a weak one weakly); else a
+   Last-Modified in the 304 must equal the stored one; a 304 with neither selects it. That
+   last case goes beyond §4.3.4, which asks the stored response to lack validators too: we
+   keep one response per variant and sent the conditional from it, and RFC 9110 §15.4.5 does
+   not require a 304 to repeat Last-Modified. */
 bool pt_cache_304_selects(const struct pt_field *nf, size_t nn, const struct pt_field *sf,
                           size_t sn);
 
-/* Whether field name may be taken from a 304 into a stored response (§3.2: not
-   Content-Length, Content-Encoding, Content-Range, Transfer-Encoding, hop-by-hop...). */
+/* Whether field name may be taken from a 304 into a stored response (§3.2): not
+   Content-Length; not the hop-by-hop fields (Connection, Keep-Alive, Proxy-Connection, TE,
+   Trailer, Transfer-Encoding, Upgrade, Proxy-Authenticate, Proxy-Authorization: §3.1); not
+   Content-Encoding and Content-Range, which the stored bytes depend on. Fields that the
+   304's Connection names are the caller's to skip. Everything else (Content-Type,
+   Cache-Control, Expires, Set-Cookie...) is updated. */
 bool pt_cache_304_updates(struct pt_str name);
 
 /* ---- Vary (§4.1) ---- */
 
 /* Writes into out the normalised values of the request fields qf[0..qn) that a response's
-   Vary fields (among rf[0..rn)) select, as "name\0value\0" pairs in the order Vary names them,
-   names lower-cased, each value the field lines joined with ',', its list elements trimmed of
-   whitespace (also around ';' and '='), lower-cased and sorted, so that two requests that
-   differ only in spacing, case or order give the same bytes. An absent field gives an empty
-   value marked absent ("\1"). Returns the length; 0 when the response has no Vary; -1 when
-   Vary holds "*" or the result would exceed cap. */
+   Vary fields (among rf[0..rn)) select, as "name\0value\0" pairs in the order Vary names them
+   (a name named twice, once), names lower-cased, each value the field lines' list elements
+   trimmed of whitespace (none around ';' and '=' outside quotes) and joined with ','. For
+   the content-negotiation fields (Accept, Accept-Encoding, Accept-Language, Accept-Charset)
+   the elements are also lower-cased (outside quotes) and sorted, so that "gzip, br" and
+   "BR ,GZIP" give the same bytes; other fields keep their case and order, since a Cookie or
+   an Authorization that differs in case is another request (folding it would serve one
+   client's variant to another). An absent field gives the value "\1"; a present empty one
+   "". Allocates nothing (the work is on the stack: at most 32 names, 64 elements and 4 KiB
+   per field). Returns the length; 0 when the response has no Vary; -1 when Vary holds "*",
+   a name or value holds a control byte (none is valid in a field), or the result would
+   exceed cap or those limits. */
 ssize_t pt_cache_vary_key(const struct pt_field *rf, size_t rn, const struct pt_field *qf,
                           size_t qn, char *out, size_t cap);
 

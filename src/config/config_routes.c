@@ -619,8 +619,8 @@ static void load_methods(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct 
 
 static void load_route(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_route_cfg *r)
 {
-    static const char *const keys[] = {"match",   "methods", "proxy", "redirect", "respond",
-                                       "static",  "cache",   "compress", NULL};
+    static const char *const keys[] = {"match",  "methods", "proxy",    "redirect", "respond",
+                                       "static", "cache",   "compress", NULL};
     static const char *const later[] = {"rate_limit", "auth", "acl", "waf", "headers", NULL};
     r->pos = v->pos;
     if (v->kind != PT_YNODE_MAP) {

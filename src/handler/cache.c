@@ -51,6 +51,7 @@
 #include "handler/handler.h"
 #include "handler/resp_head.h"
 #include "handler/static.h"
+#include "http/date.h"
 
 struct pt_cache *pt_cache_store;
 
@@ -330,7 +331,7 @@ static int serve(struct pt_req *r, struct creq *cq, struct pt_cache_obj *o,
             struct pt_str et = field_of(sf, sn, "etag");
             struct pt_str lm = field_of(sf, sn, "last-modified");
             time_t mt = 0;
-            bool has_lm = lm.p && pt_static_parse_http_date(lm.p, lm.n, &mt) == 0;
+            bool has_lm = lm.p && pt_http_date_parse(lm.p, lm.n, &mt) == 0;
             ok = pt_static_if_range_ok(ir.p, ir.n, et.p ? et.p : "", et.p ? et.n : 0,
                                        has_lm ? mt : (time_t)-1);
         }

@@ -167,7 +167,7 @@ struct pt_req {
         void (*cb)(struct pt_req *r, void *arg);
         void *arg;
     } cleanups[PT_REQ_CLEANUPS_MAX];
-    struct pt_str ureq_extra;    /* whole lines the upstream head gets (cache validators) */
+    struct pt_str ureq_extra;    /* whole lines the upstream head receives (cache validators) */
     bool ureq_drop_conditionals; /* the client's If-* and Range fields stay here (the cache
                                     answers them) */
     bool is_detached;            /* a background request (env->detach): no client */

@@ -274,7 +274,7 @@ static int fetch(int rootfd, const char *rel, size_t rlen, struct finfo *fi)
     int n = snprintf(fi->etag, sizeof(fi->etag), "\"%llx-%llx-%llx\"", (unsigned long long)fi->ino,
                      (unsigned long long)fi->size, (unsigned long long)fi->mtime_ns);
     fi->etag_len = n > 0 && (size_t)n < sizeof(fi->etag) ? (uint8_t)n : 0;
-    fi->lm_len = (uint8_t)pt_static_fmt_http_date(fi->lm, sizeof(fi->lm), fi->mtime);
+    fi->lm_len = (uint8_t)pt_http_date_fmt(fi->lm, sizeof(fi->lm), fi->mtime);
     fi->type = pt_mime_type(rel, rlen);
     return 0;
 }
@@ -991,25 +991,24 @@ static void decide(const struct pt_static_request *req, const struct finfo *fi, 
     /* RFC 9110 §13.2.2: If-Match, If-Unmodified-Since, If-None-Match, If-Modified-Since,
        If-Range, in that order. */
     if (req->if_match.p) {
-        if (!pt_static_etag_list_match(req->if_match, fi->etag, fi->etag_len, true)) {
+        if (!pt_http_etag_list_match(req->if_match, fi->etag, fi->etag_len, true)) {
             d->status = 412;
             return;
         }
     } else if (req->if_unmodified_since.p &&
-               pt_static_parse_http_date(req->if_unmodified_since.p, req->if_unmodified_since.n,
-                                         &t) == 0 &&
+               pt_http_date_parse(req->if_unmodified_since.p, req->if_unmodified_since.n, &t) ==
+                   0 &&
                mtime > t) {
         d->status = 412;
         return;
     }
     if (req->if_none_match.p) {
-        if (pt_static_etag_list_match(req->if_none_match, fi->etag, fi->etag_len, false)) {
+        if (pt_http_etag_list_match(req->if_none_match, fi->etag, fi->etag_len, false)) {
             d->status = 304;
             return;
         }
     } else if (req->if_modified_since.p &&
-               pt_static_parse_http_date(req->if_modified_since.p, req->if_modified_since.n, &t) ==
-                   0 &&
+               pt_http_date_parse(req->if_modified_since.p, req->if_modified_since.n, &t) == 0 &&
                mtime <= t) {
         d->status = 304;
         return;

@@ -184,12 +184,6 @@ bool pt_static_if_range_ok(const char *v, size_t n, const char *etag, size_t eta
                            time_t mtime);
 
 /*
- * Parses an HTTP-date (RFC 9110 §5.6.7): IMF-fixdate, and the obsolete RFC 850 and asctime
- * forms recipients must accept. Returns 0 and *t (seconds since the epoch, UTC) or -1.
- */
-int pt_static_parse_http_date(const char *v, size_t n, time_t *t);
-
-/*
  * Whether the last segment of the root-relative path rel (n bytes) is a Netlify rule file name
  * (_redirects, _headers, netlify.toml) or one of its precompressed copies (.br, .zst, .gz).
  * pt_static_resolve never serves such a file, in any folder.

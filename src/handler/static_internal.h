@@ -11,17 +11,8 @@
 
 #include "core/str.h"
 #include "handler/static.h"
-
-/* Writes t as an IMF-fixdate (RFC 9110 §5.6.7) into buf; returns its length, or 0 when t is
-   out of range (years 0..9999) or cap is too small. */
-size_t pt_static_fmt_http_date(char *buf, size_t cap, time_t t);
-
-/*
- * Does the entity-tag list v (If-Match / If-None-Match) hold "*" or a tag matching etag (elen
- * bytes)? strong: RFC 9110 §8.8.3.2 strong comparison, else weak. A malformed list matches
- * nothing.
- */
-bool pt_static_etag_list_match(struct pt_str v, const char *etag, size_t elen, bool strong);
+#include "http/date.h"
+#include "http/etag.h"
 
 /*
  * Iterates a comma list of "token[;params]" (Accept, Accept-Encoding) from *pp to end: false

@@ -6,8 +6,8 @@
  * threads reading, publishing and purging at once; the disk tier across a restart and with a
  * truncated or corrupted file.
  *
- * Vary keys here are single lower-case tokens, which the weak stand-in (vary_weak.c) and the
- * real pt_cache_vary_match (policy.c) agree on.
+ * Vary keys here are built by hand as "name\0value\0" with single lower-case tokens, which
+ * pt_cache_vary_match (policy.c) reads as its own.
  *
  * PT_BENCH_PURGE=1 runs only the tag purge measurement (make bench-cache-purge).
  */

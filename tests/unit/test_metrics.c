@@ -260,7 +260,7 @@ static void test_render_parses_back(void **state)
     atomic_store(&urt->ups[0].targets[0]->ejections_total, 5);
 
     struct pt_gbuf out = {.max = 1 << 20};
-    struct pt_metrics_view v = {reg, 2, cfg, m, urt, NOW};
+    struct pt_metrics_view v = {reg, 2, cfg, m, urt, NOW, NULL};
     assert_int_equal(pt_metrics_render(&out, &v), 0);
     size_t n;
     struct parsed *s = parse_page(out.data, &n);
@@ -332,7 +332,7 @@ static void test_render_parses_back(void **state)
     assert_int_equal(m2->listen_base[0], m->listen_base[0]);
     pt_metrics_on_request(b0, pt_metrics_route_base(m2, 1, 0), PT_METHOD_GET, 200, 1);
     pt_gbuf_free(&out);
-    struct pt_metrics_view v2 = {reg, 2, cfg2, m2, NULL, NOW};
+    struct pt_metrics_view v2 = {reg, 2, cfg2, m2, NULL, NOW, NULL};
     assert_int_equal(pt_metrics_render(&out, &v2), 0);
     s = parse_page(out.data, &n);
     assert_true(find(s, n, rq,

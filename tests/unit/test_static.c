@@ -31,6 +31,7 @@
 #include <cmocka.h>
 
 #include "handler/static.h"
+#include "http/date.h"
 #include "http/h1_parse.h"
 
 static char base[64]; /* mkdtemp: holds root/ and outside/ */
@@ -306,7 +307,7 @@ static void test_get_file(void **state)
     assert_string_equal(hv("ETag"), etag);
     time_t t;
     const char *lm = hv("Last-Modified");
-    assert_int_equal(pt_static_parse_http_date(lm, strlen(lm), &t), 0);
+    assert_int_equal(pt_http_date_parse(lm, strlen(lm), &t), 0);
     assert_int_equal(t, st.st_mtim.tv_sec);
 
     expect_body(r_def, "/index.html", 200, "<h1>home</h1>\n");
@@ -666,7 +667,7 @@ static void test_conditionals(void **state)
     snprintf(weak, sizeof(weak), "W/%s", etag);
     snprintf(list, sizeof(list), "\"nope\", W/\"x\",%s , \"y\"", etag);
     time_t t;
-    assert_int_equal(pt_static_parse_http_date(lm, strlen(lm), &t), 0);
+    assert_int_equal(pt_http_date_parse(lm, strlen(lm), &t), 0);
     char before[64], after[64];
     struct tm tm;
     time_t tb = t - 1, ta = t + 3600;
@@ -883,35 +884,14 @@ static void test_parse_range_direct(void **state)
     assert_int_equal(pt_static_parse_range(NULL, 0, 10, &off, &len), PT_STATIC_RANGE_WHOLE);
 }
 
-static void test_http_date(void **state)
+static void test_if_range(void **state)
 {
     (void)state;
-    const char *good[] = {"Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT",
-                          "Sun Nov  6 08:49:37 1994"};
-    for (size_t i = 0; i < 3; i++) {
-        time_t t = 0;
-        assert_int_equal(pt_static_parse_http_date(good[i], strlen(good[i]), &t), 0);
-        assert_int_equal(t, 784111777);
-    }
-    const char *bad[] = {"",
-                         "Sun, 06 Nov 1994 08:49:37 UTC",
-                         "Sun, 06 Foo 1994 08:49:37 GMT",
-                         "Sun, 6 Nov 1994 08:49:37 GMT",
-                         "Sun, 06 Nov 1994 25:49:37 GMT",
-                         "Sun, 00 Nov 1994 08:49:37 GMT",
-                         "Sunday, 06-Nov-94 08:49:37 GM",
-                         "Funday, 06-Nov-94 08:49:37 GMT",
-                         "Sun Nov 6 08:49:37 1994",
-                         "1994-11-06T08:49:37Z"};
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        time_t t;
-        if (pt_static_parse_http_date(bad[i], strlen(bad[i]), &t) == 0)
-            fail_msg("accepted %s", bad[i]);
-    }
+    const char *good = "Sun, 06 Nov 1994 08:49:37 GMT";
     assert_true(pt_static_if_range_ok(" \"a\" ", 5, "\"a\"", 3, 0));
     assert_false(pt_static_if_range_ok("W/\"a\"", 5, "\"a\"", 3, 0));
-    assert_true(pt_static_if_range_ok(good[0], strlen(good[0]), "\"a\"", 3, 784111777));
-    assert_false(pt_static_if_range_ok(good[0], strlen(good[0]), "\"a\"", 3, 784111778));
+    assert_true(pt_static_if_range_ok(good, strlen(good), "\"a\"", 3, 784111777));
+    assert_false(pt_static_if_range_ok(good, strlen(good), "\"a\"", 3, 784111778));
 }
 
 /* A change on disk is seen by the next request when it does not hit the cache: new length, new
@@ -1275,7 +1255,7 @@ int main(void)
         DECISION_TESTS(mode_uncached),
         cmocka_unit_test_setup_teardown(test_change_seen, mode_uncached, check_fds),
         cmocka_unit_test_teardown(test_parse_range_direct, check_fds),
-        cmocka_unit_test_teardown(test_http_date, check_fds),
+        cmocka_unit_test_teardown(test_if_range, check_fds),
     };
     const struct CMUnitTest revalidate[] = {
         DECISION_TESTS(mode_revalidate),
