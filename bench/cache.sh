@@ -22,9 +22,9 @@
 # of its process tree, /proc/PID/stat, delta over the run) divided by the requests wrk
 # completed, wrk's requests/s, the bytes per response wrk read, and the requests that reached the
 # origin (the backend's stub_status count), which must be 0 in the cached scenarios. Then, with
-# BENCH_CALLGRIND=1, each proxy runs under callgrind for N1 and N2 sequential requests of the
-# gzip scenarios: the Ir spent in zlib per request ((Ir(N2) - Ir(N1)) / (N2 - N1)) is the cost
-# of one compression in gzip-64k and shows whether a hit compresses in gzip-64k-cached. Prints
+# BENCH_CALLGRIND=1, each proxy runs under callgrind for N1 and N2 sequential requests of each
+# scenario: Ir per request ((Ir(N2) - Ir(N1)) / (N2 - N1)), and the Ir spent in zlib, the cost
+# of one compression in gzip-64k, which shows whether a hit compresses in gzip-64k-cached. Prints
 # medians per proxy and the ratios Portico/nginx, and writes the table to
 # build/bench/cache-latest.txt; raw outputs and samples.tsv go to
 # build/bench/cache-YYYYMMDD-HHMMSS/.
@@ -253,12 +253,14 @@ zlib_ir() {
 }
 
 # cg_run SCENARIO KIND LABEL N: the proxy under callgrind, N sequential keep-alive GETs of
-# SCENARIO's path with Accept-Encoding: gzip (every response must be gzip-coded; in
-# gzip-64k-cached the first is a miss, the others hits); appends "SCENARIO LABEL N Ir zlib_Ir"
-# to $CG_TSV.
+# SCENARIO's path (in gzip-*, with Accept-Encoding: gzip, and every response must be gzip-coded;
+# in the cached scenarios the first is a miss, the others hits); appends
+# "SCENARIO LABEL N Ir zlib_Ir" to $CG_TSV.
 cg_run() {
-    local scen=$1 kind=$2 label=$3 n=$4 name dir pid f ir zir=0 path file enc cached
+    local scen=$1 kind=$2 label=$3 n=$4 name dir pid f ir zir=0 path file enc cached args=()
     read -r path file enc cached <<<"$(scenario_info "$scen")"
+    [ "$enc" = gzip ] &&
+        args=(--header "Accept-Encoding: gzip" --expect-header "content-encoding:gzip")
     name="cg-$scen-$label-$n"
     dir="$BENCH_TMP/$name"
     mkdir -p "$dir"
@@ -267,8 +269,7 @@ cg_run() {
         "--callgrind-out-file=$dir/callgrind.out.%p" --log-file="$dir/valgrind.log"
     pid=$PROXY_PID
     timeout --foreground "$CG_TIMEOUT" "$PYTHON" "$BENCH_LIB_DIR/client.py" \
-        --port "$PROXY_PORT" --count "$n" --path "$path" --length -1 \
-        --header "Accept-Encoding: gzip" --expect-header "content-encoding:gzip" ||
+        --port "$PROXY_PORT" --count "$n" --path "$path" --length -1 "${args[@]}" ||
         bench_die "$label under callgrind: the client failed (see $dir)"
     BENCH_STOP_WAIT=60 bench_stop_proxy "$pid"
     ir=$(bench_cg_total "$dir") || bench_die "$label: no callgrind totals in $dir (valgrind.log:
@@ -284,7 +285,7 @@ $(tail -5 "$dir/valgrind.log"))"
 CG_TSV=$RUN_DIR/callgrind.tsv
 : >"$CG_TSV"
 if [ "$CALLGRIND" != 0 ]; then
-    for scen in gzip-64k gzip-64k-cached; do
+    for scen in $SCENARIOS; do
         for n in "$CG_N1" "$CG_N2"; do
             cg_run "$scen" "$A_KIND" "$A_LABEL" "$n"
             cg_run "$scen" nginx nginx "$n"
@@ -370,21 +371,25 @@ cg = {}
 for ln in open(cg_tsv, encoding="utf-8"):
     s, p, n, ir, zir = ln.split("\t")
     cg.setdefault(s, {}).setdefault(p, {})[int(n)] = (int(ir), int(zir))
-what = {"gzip-64k": "per compressed response", "gzip-64k-cached": "per hit (the first a miss)"}
+what = {"gzip-64k": "per compressed response", "gzip-64k-cached": "per hit (the first a miss)",
+        "hit-small": "per hit (the first a miss)", "hit-64k": "per hit (the first a miss)"}
 if cg:
     print()
-    print(f"Under callgrind: N1 = {n1} and N2 = {n2} sequential keep-alive GETs with "
-          f"Accept-Encoding: gzip, one worker; per request = (Ir(N2) - Ir(N1)) / (N2 - N1); "
+    print(f"Under callgrind: N1 = {n1} and N2 = {n2} sequential keep-alive GETs (gzip-*: with "
+          f"Accept-Encoding: gzip), one worker; per request = (Ir(N2) - Ir(N1)) / (N2 - N1); "
           f"zlib = the functions of libz")
 for s, runs in cg.items():
     print(f"  {s}, {what.get(s, '')}:")
+    pers = {}
     for p, r in runs.items():
         if n1 not in r or n2 not in r:
             continue
-        per = (r[n2][0] - r[n1][0]) / (n2 - n1)
+        pers[p] = per = (r[n2][0] - r[n1][0]) / (n2 - n1)
         zper = (r[n2][1] - r[n1][1]) / (n2 - n1)
         print(f"    {p:14} Ir {per:12,.0f}   in zlib {zper:12,.0f}   "
               f"(zlib Ir of the two runs: {r[n1][1]:,} and {r[n2][1]:,})")
+    if a in pers and pers.get("nginx"):
+        print(f"    {'ratio':14} Ir {pers[a] / pers['nginx']:12.2f}")
 r = cg.get("gzip-64k-cached", {}).get(a, {})
 if n1 in r and n2 in r:
     zper = (r[n2][1] - r[n1][1]) / (n2 - n1)
