@@ -113,10 +113,11 @@ static bool method_reads(int m)
     return m == PT_METHOD_GET || m == PT_METHOD_HEAD;
 }
 
+/* Unsafe (RFC 9110 §9.2.1): every method not known to be safe, extension methods too. */
 static bool method_unsafe(int m)
 {
-    return m == PT_METHOD_POST || m == PT_METHOD_PUT || m == PT_METHOD_PATCH ||
-           m == PT_METHOD_DELETE;
+    return m != PT_METHOD_GET && m != PT_METHOD_HEAD && m != PT_METHOD_OPTIONS &&
+           m != PT_METHOD_TRACE && m != PT_METHOD_CONNECT;
 }
 
 /* Cache-Status (RFC 9211): "Portico; " then what, and "; ttl=N" when with_ttl. */
