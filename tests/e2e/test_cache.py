@@ -347,16 +347,27 @@ def test_stale_if_error_when_the_origin_is_unreachable(portico, backend):
 
 
 def test_concurrent_misses_for_one_key_reach_the_origin_once(cached):
+    """PORTICO_CACHE_COALESCE=1000 runs the issue's figure: 1,000 concurrent requests (one
+    connection each) for one cold key; make test runs 100."""
     n = int(os.environ.get("PORTICO_CACHE_COALESCE", "100"))
-    p, o = cached(delay=0.5)
+    # The origin holds its answer until every client has connected and sent its request.
+    p, o = cached(delay=1.0 + n / 1000.0)  # within lock_timeout (5s)
     o.routes["/hot"] = cc("max-age=60", body=b"x" * 5000)
+    sent = threading.Semaphore(0)
+    out = [None] * n
 
-    def one(_):
-        return get(p.port, "/hot", timeout=IO_TIMEOUT * 2)
+    def one(i):
+        with RawConn(p.port, timeout=IO_TIMEOUT * 3) as c:
+            c.send(b"GET /hot HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            sent.release()
+            out[i] = c.read_response("GET")
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(n, 200)) as ex:
-        rs = list(ex.map(one, range(n)))
-    assert all(r.status == 200 and r.body == b"x" * 5000 for r in rs)
+    ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(IO_TIMEOUT * 4)
+    assert all(r is not None and r.status == 200 and r.body == b"x" * 5000 for r in out)
     assert o.n("/hot") == 1
 
 
@@ -579,3 +590,25 @@ def test_http2_clients_get_hits_ranges_and_304s_from_the_cache(portico, backend)
     head, body = curl("-H", 'If-None-Match: "h"')
     assert head.startswith("http/2 304") and body == b""
     assert o.n("/h2") == 1
+
+
+def test_compressed_variants_are_stored_once_and_served_many_times(portico, backend):
+    import gzip
+    o = Origin(backend)
+    body = json.dumps([{"id": i, "name": "item %d" % i} for i in range(300)]).encode()
+    o.routes["/j"] = (200, [("Cache-Control", "max-age=60"), ("Content-Type", "application/json"),
+                            ("ETag", '"j1"')], body)
+    cfg = config(o)
+    cfg["sites"][0]["routes"][0]["compress"] = {"algorithms": ["gzip"]}
+    p = portico(cfg)
+    a = get(p.port, "/j", {"Accept-Encoding": "gzip"})
+    b = get(p.port, "/j", {"Accept-Encoding": "gzip"})
+    assert a.header("content-encoding") == b.header("content-encoding") == "gzip"
+    assert gzip.decompress(a.body) == gzip.decompress(b.body) == body
+    assert b.header("cache-status").startswith("Portico; hit")
+    assert "accept-encoding" in b.header("vary").lower()
+    assert b.header("etag") == 'W/"j1"'
+    c = get(p.port, "/j")
+    assert c.header("content-encoding") is None and c.body == body
+    assert get(p.port, "/j").body == body
+    assert o.n("/j") == 2
