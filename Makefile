@@ -133,11 +133,16 @@ unit: $(UNIT_REL)
 unit-asan: $(UNIT_ASAN)
 	@set -e; for t in $(UNIT_ASAN); do echo "unit (asan): $$t"; $$t; done
 
+# End-to-end tests run E2E_JOBS at a time (pytest-xdist): most of their time is spent waiting
+# on sockets and timers, so two share a 2-core machine well. E2E_JOBS=0 runs them one by one.
+E2E_JOBS ?= 2
+E2E_ARGS := $(if $(filter-out 0,$(E2E_JOBS)),-n $(E2E_JOBS),)
+
 e2e: build/portico
-	PORTICO_BIN=$(CURDIR)/build/portico $(PYTEST) -q tests/e2e
+	PORTICO_BIN=$(CURDIR)/build/portico $(PYTEST) -q $(E2E_ARGS) tests/e2e
 
 e2e-asan: build/asan/portico
-	PORTICO_BIN=$(CURDIR)/build/asan/portico PORTICO_SANITIZE=1 $(PYTEST) -q tests/e2e
+	PORTICO_BIN=$(CURDIR)/build/asan/portico PORTICO_SANITIZE=1 $(PYTEST) -q $(E2E_ARGS) tests/e2e
 
 format:
 	clang-format -i $(SRCS) $(wildcard src/*/*.h) $(UNIT_SRCS) $(FUZZ_SRCS)

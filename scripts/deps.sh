@@ -42,7 +42,7 @@ libbrotli-dev libzstd-dev media-types python3"
 # chromium-driver and python3-selenium for the browser test of the admin dashboard.
 TEST_PKGS="clang libclang-rt-14-dev clang-format libcmocka-dev python3-pytest curl
 nghttp2-client openssl procps mmdb-bin pebble testssl.sh slowhttptest nginx wrk valgrind nodejs
-python3-h2 python3-hyperframe python3-hpack python3-websockets python3-grpcio python3-grpc-tools
+python3-pytest-xdist python3-h2 python3-hyperframe python3-hpack python3-websockets python3-grpcio python3-grpc-tools
 python3-brotli python3-zstandard prometheus chromium chromium-driver python3-selenium"
 if [ "$want_test" -eq 1 ]; then
     PKGS="$PKGS $TEST_PKGS"

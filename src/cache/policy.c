@@ -79,6 +79,26 @@ static bool read_delta(struct pt_str v, int64_t *out)
     return true;
 }
 
+/* An Age value: the first element of the first line, less any parameters ("7200, 0" and
+   "7200;x=1" are 7200); digits only, else it is ignored ("7200.0", "-1", "abc"). */
+static bool read_age(struct pt_str v, int64_t *out)
+{
+    if (!v.p)
+        return false;
+    const char *p = v.p, *end = v.p + v.n;
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    const char *s = p;
+    while (p < end && *p >= '0' && *p <= '9')
+        p++;
+    const char *e = p;
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    if (p < end && *p != ',' && *p != ';')
+        return false;
+    return read_delta((struct pt_str){s, (size_t)(e - s)}, out);
+}
+
 /* max-age and s-maxage: an unusable value, or a second one that differs from the first,
    makes the response stale (§4.2.1: "considered stale" is the choice we make for conflicts). */
 static void set_age(struct pt_cc *cc, uint32_t flag, int64_t *slot, bool ok, struct pt_str v)
@@ -243,6 +263,103 @@ static bool list_has(struct pt_str v, const char *tok, size_t tn)
     return false;
 }
 
+/* Whether v is a Structured Field Dictionary (RFC 8941 §3.2) whose members are what RFC 9213
+   allows: lower-case keys, integer values for the delta-seconds directives, and bare items
+   (token, integer, string, boolean) with parameters elsewhere. An invalid field is ignored
+   whole (RFC 9213 §2.1). */
+static bool sf_key_char(char c, bool first)
+{
+    return (c >= 'a' && c <= 'z') || c == '*' ||
+           (!first && ((c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.'));
+}
+
+static const char *sf_item(const char *p, const char *end, bool want_int)
+{
+    if (p < end && (*p == '-' || (*p >= '0' && *p <= '9'))) {
+        if (*p == '-')
+            p++;
+        const char *d = p;
+        while (p < end && *p >= '0' && *p <= '9')
+            p++;
+        if (p == d || p - d > 15)
+            return NULL;
+        if (p < end && *p == '.') { /* a decimal: never where an integer is wanted */
+            const char *f = ++p;
+            while (p < end && *p >= '0' && *p <= '9')
+                p++;
+            return want_int || p == f || p - f > 3 ? NULL : p;
+        }
+        return p;
+    }
+    if (want_int)
+        return NULL;
+    if (p < end && *p == '"') {
+        for (p++; p < end && *p != '"'; p++)
+            if (*p == '\\' && ++p == end)
+                return NULL;
+        return p < end ? p + 1 : NULL;
+    }
+    if (p + 1 < end && *p == '?' && (p[1] == '0' || p[1] == '1'))
+        return p + 2;
+    if (p < end && ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '*')) {
+        while (p < end && (*p > ' ' && *p < 127 && *p != ',' && *p != ';' && *p != '"' &&
+                           *p != '(' && *p != ')' && *p != '=' && *p != '\\'))
+            p++;
+        return p;
+    }
+    return NULL;
+}
+
+static bool sf_dictionary_ok(struct pt_str v)
+{
+    const char *p = v.p, *end = v.p + v.n;
+    for (;;) {
+        while (p < end && (*p == ' ' || *p == '\t'))
+            p++;
+        const char *k = p;
+        while (p < end && sf_key_char(*p, p == k))
+            p++;
+        if (p == k)
+            return false;
+        size_t kn = (size_t)(p - k);
+        bool delta = (kn == 7 && memcmp(k, "max-age", 7) == 0) ||
+                     (kn == 8 && memcmp(k, "s-maxage", 8) == 0) ||
+                     (kn == 22 && memcmp(k, "stale-while-revalidate", 22) == 0) ||
+                     (kn == 14 && memcmp(k, "stale-if-error", 14) == 0);
+        if (p < end && *p == '=') {
+            p = sf_item(p + 1, end, delta);
+            if (!p)
+                return false;
+        } else if (delta) {
+            return false;
+        }
+        while (p < end && *p == ';') { /* parameters */
+            const char *pk = ++p;
+            while (p < end && sf_key_char(*p, p == pk))
+                p++;
+            if (p == pk)
+                return false;
+            if (p < end && *p == '=' && !(p = sf_item(p + 1, end, false)))
+                return false;
+        }
+        while (p < end && (*p == ' ' || *p == '\t'))
+            p++;
+        if (p == end)
+            return true;
+        if (*p != ',')
+            return false;
+        p++;
+    }
+}
+
+void pt_cc_parse_targeted(struct pt_cc *cc, const struct pt_field *f, size_t n)
+{
+    memset(cc, 0, sizeof(*cc));
+    for (size_t i = 0; i < n; i++)
+        if (PT_STR_CASEEQ_LIT(f[i].name, "cdn-cache-control"))
+            parse_line(cc, f[i].value.p, f[i].value.p + f[i].value.n);
+}
+
 void pt_cc_parse(struct pt_cc *cc, const struct pt_field *f, size_t n)
 {
     memset(cc, 0, sizeof(*cc));
@@ -338,7 +455,7 @@ static bool vary_star(const struct pt_field *f, size_t n)
  * nothing gives the response one (no explicit freshness, not heuristically cacheable).
  */
 static bool lifetime(const struct pt_cc *cc, int status, const struct pt_field *rf, size_t rn,
-                     const struct pt_cache_rules *rules, struct pt_cache_meta *m)
+                     const struct pt_cache_rules *rules, struct pt_cache_meta *m, bool use_expires)
 {
     for (size_t i = 0; rules && i < rules->n_ttl; i++) {
         if (rules->ttl_status[i] == status) {
@@ -358,7 +475,7 @@ static bool lifetime(const struct pt_cc *cc, int status, const struct pt_field *
         m->lifetime = cc->max_age;
         return true;
     }
-    if (has_field(rf, rn, "expires", 7)) {
+    if (use_expires && has_field(rf, rn, "expires", 7)) {
         m->lifetime = expires_lifetime(rf, rn, m->date);
         return true;
     }
@@ -385,8 +502,20 @@ enum pt_store_verdict pt_cache_storable(int method_id, bool req_has_auth,
                                         int64_t resp_time, const struct pt_cache_rules *rules,
                                         struct pt_cache_meta *m)
 {
+    /* RFC 9213: a CDN-Cache-Control field is the directives for this cache, in place of
+       Cache-Control (and Expires). */
     struct pt_cc cc;
-    pt_cc_parse(&cc, rf, rn);
+    bool targeted = false;
+    for (size_t i = 0; i < rn; i++)
+        if (PT_STR_CASEEQ_LIT(rf[i].name, "cdn-cache-control")) {
+            targeted = sf_dictionary_ok(rf[i].value);
+            if (!targeted)
+                break;
+        }
+    if (targeted)
+        pt_cc_parse_targeted(&cc, rf, rn);
+    else
+        pt_cc_parse(&cc, rf, rn);
     memset(m, 0, sizeof(*m));
     m->status = (int16_t)(status >= 0 && status < 1000 ? status : 0);
     m->cc_flags = cc.flags & ~(uint32_t)PT_CC_PRAGMA_NO_CACHE; /* Pragma means nothing here */
@@ -394,15 +523,14 @@ enum pt_store_verdict pt_cache_storable(int method_id, bool req_has_auth,
     m->resp_time = resp_time >= req_time ? resp_time : req_time;
     if (!field_date(rf, rn, "date", 4, &m->date))
         m->date = m->resp_time;
-    struct pt_str age = FIELD(rf, rn, "age");
-    if (!age.p || !read_delta(age, &m->age))
+    if (!read_age(FIELD(rf, rn, "age"), &m->age))
         m->age = 0;
     if (!field_date(rf, rn, "last-modified", 13, &m->last_modified))
         m->last_modified = -1;
     m->has_validator = m->last_modified >= 0 || has_field(rf, rn, "etag", 4);
     m->swr = cc.flags & PT_CC_SWR ? cc.swr : -1;
     m->sie = cc.flags & PT_CC_SIE ? cc.sie : -1;
-    bool fresh_source = lifetime(&cc, status, rf, rn, rules, m);
+    bool fresh_source = lifetime(&cc, status, rf, rn, rules, m, !targeted);
 
     if (method_id != PT_METHOD_GET)
         return PT_STORE_METHOD;

@@ -58,6 +58,11 @@ struct pt_cc {
    PT_CC_PRAGMA_NO_CACHE. Never fails. */
 void pt_cc_parse(struct pt_cc *cc, const struct pt_field *f, size_t n);
 
+/* The same for the CDN-Cache-Control fields among f[0..n) (RFC 9213): a response's
+   directives for a CDN, which pt_cache_storable follows in place of Cache-Control and Expires
+   when the response has any. */
+void pt_cc_parse_targeted(struct pt_cc *cc, const struct pt_field *f, size_t n);
+
 /* The value of the first field named name among f[0..n); p NULL when absent. */
 struct pt_str pt_cache_field(const struct pt_field *f, size_t n, const char *name, size_t nlen);
 

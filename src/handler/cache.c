@@ -113,10 +113,11 @@ static bool method_reads(int m)
     return m == PT_METHOD_GET || m == PT_METHOD_HEAD;
 }
 
+/* Unsafe (RFC 9110 §9.2.1): every method not known to be safe, extension methods too. */
 static bool method_unsafe(int m)
 {
-    return m == PT_METHOD_POST || m == PT_METHOD_PUT || m == PT_METHOD_PATCH ||
-           m == PT_METHOD_DELETE;
+    return m != PT_METHOD_GET && m != PT_METHOD_HEAD && m != PT_METHOD_OPTIONS &&
+           m != PT_METHOD_TRACE && m != PT_METHOD_CONNECT;
 }
 
 /* Cache-Status (RFC 9211): "Portico; " then what, and "; ttl=N" when with_ttl. */
@@ -153,7 +154,6 @@ static void creq_free(struct pt_req *r, void *arg)
     put_obj(&cq->serving);
     if (cq->building)
         pt_cache_obj_discard(pt_cache_store, cq->building);
-    free(cq->url);
     free(cq->qbuf);
     free(cq->tags);
     free(cq);
@@ -315,16 +315,20 @@ static struct pt_str field_of(const struct pt_field *f, size_t n, const char *na
 static int serve(struct pt_req *r, struct creq *cq, struct pt_cache_obj *o,
                  const struct pt_field *qf, size_t qn, int64_t now)
 {
-    size_t sn = 0;
-    struct pt_field *sf = obj_fields(o, &sn);
-    if (!sf)
-        return 503;
     int status = o->meta.status;
     uint64_t off = 0, len = o->body_len;
-    bool not_modified = status == 200 && pt_cache_not_modified(qf, qn, sf, sn);
     struct pt_str range = pt_cache_field(qf, qn, "range", 5);
+    /* The stored fields as an array only for a request that has something to compare with
+       them (a conditional, a range): a plain hit parses them once, into its head. */
+    bool asks = range.p || pt_cache_field(qf, qn, "if-none-match", 13).p ||
+                pt_cache_field(qf, qn, "if-modified-since", 17).p;
+    size_t sn = 0;
+    struct pt_field *sf = asks && status == 200 ? obj_fields(o, &sn) : NULL;
+    if (asks && status == 200 && !sf)
+        return 503;
+    bool not_modified = sf && pt_cache_not_modified(qf, qn, sf, sn);
     bool ranged = false, unsat = false;
-    if (!not_modified && status == 200 && range.p) {
+    if (!not_modified && sf && range.p) {
         struct pt_str ir = pt_cache_field(qf, qn, "if-range", 8);
         bool ok = true;
         if (ir.p) {
@@ -387,9 +391,10 @@ static int serve(struct pt_req *r, struct creq *cq, struct pt_cache_obj *o,
 
 /* ---- start ---- */
 
-static struct creq *creq_new(struct pt_req *r)
+/* The request's cache state, with room for its key (key_len bytes after it). */
+static struct creq *creq_new(struct pt_req *r, size_t key_len)
 {
-    struct creq *cq = calloc(1, sizeof(*cq));
+    struct creq *cq = calloc(1, sizeof(*cq) + key_len + 1);
     if (!cq)
         return NULL;
     if (pt_req_on_end(r, creq_free, cq) < 0) {
@@ -508,17 +513,15 @@ int pt_cache_start(struct pt_req *r, const struct pt_req_head *h, const struct p
 {
     if (!pt_cache_store)
         return PT_DECLINED;
-    struct creq *cq = creq_new(r);
-    if (!cq)
-        return PT_DECLINED; /* no memory: the origin answers, nothing is stored */
     char url[URL_MAX], extra[EXTRA_MAX];
     ssize_t ul = build_url(r, path, path_len, query, url, sizeof(url));
-    ssize_t el = build_extra(cq->rc, h, extra, sizeof(extra));
+    ssize_t el = build_extra(&r->route->cache, h, extra, sizeof(extra));
     if (ul < 0 || el < 0)
         return PT_DECLINED; /* too long to key: not cached */
-    cq->url = malloc((size_t)ul + (size_t)el + 1);
-    if (!cq->url)
-        return PT_DECLINED;
+    struct creq *cq = creq_new(r, (size_t)ul + (size_t)el);
+    if (!cq)
+        return PT_DECLINED; /* no memory: the origin answers, nothing is stored */
+    cq->url = (char *)(cq + 1);
     memcpy(cq->url, url, (size_t)ul);
     cq->url_len = (size_t)ul;
     cq->extra = cq->url + ul;

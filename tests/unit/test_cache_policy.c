@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -458,6 +459,50 @@ static void test_age(void **state)
     assert_int_equal(pt_cache_age(&s, T0 + 10), 1010);
 }
 
+/* Age: the first element of the first line, less parameters; anything else is ignored. */
+static void test_age_field(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *age;
+        int64_t want;
+    } cases[] = {
+        {"7200, 0", 7200}, {"0, 7200", 0}, {"7200;foo=bar", 7200}, {"7200.0", 0},
+        {"-7200", 0},      {"abc", 0},     {" 30 ", 30},           {"2147483649", 2147483648LL}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char line[64];
+        snprintf(line, sizeof(line), "Age: %s", cases[i].age);
+        H(h, line, "Cache-Control: max-age=3600");
+        struct pt_cache_meta m;
+        assert_int_equal(store(200, &h, NULL, &m), PT_STORE_OK);
+        assert_int_equal(m.age, cases[i].want);
+    }
+}
+
+/* RFC 9213: CDN-Cache-Control replaces Cache-Control and Expires; an invalid one is ignored. */
+static void test_cdn_cache_control(void **state)
+{
+    (void)state;
+    struct pt_cache_meta m;
+    H(a, "CDN-Cache-Control: max-age=600", "Cache-Control: no-store");
+    assert_int_equal(store(200, &a, NULL, &m), PT_STORE_OK);
+    assert_int_equal(m.lifetime, 600);
+    H(b, "CDN-Cache-Control: private", "Cache-Control: max-age=600", "Expires: " D_T0_PLUS_100);
+    assert_int_equal(store(200, &b, NULL, &m), PT_STORE_PRIVATE);
+    H(c, "CDN-Cache-Control: no-store", "Cache-Control: max-age=600");
+    assert_int_equal(store(200, &c, NULL, &m), PT_STORE_NO_STORE);
+    H(d, "CDN-Cache-Control: no-cache", "Cache-Control: max-age=600", "ETag: \"e\"");
+    assert_int_equal(store(200, &d, NULL, &m), PT_STORE_OK);
+    assert_true(m.cc_flags & PT_CC_NO_CACHE);
+    H(e, "CDN-Cache-Control: max-age=10000, &&&&&", "Cache-Control: no-store");
+    assert_int_equal(store(200, &e, NULL, &m), PT_STORE_NO_STORE);
+    H(f, "CDN-Cache-Control: max-age=\"10000\"", "Cache-Control: no-store");
+    assert_int_equal(store(200, &f, NULL, &m), PT_STORE_NO_STORE);
+    H(g, "CDN-Cache-Control: max-age=60, foo=\"bar\";x=?1, baz=1.5", "Cache-Control: no-store");
+    assert_int_equal(store(200, &g, NULL, &m), PT_STORE_OK);
+    assert_int_equal(m.lifetime, 60);
+}
+
 static struct pt_cache_meta meta(int64_t lifetime, uint32_t flags, bool validator)
 {
     return (struct pt_cache_meta){.status = 200,
@@ -833,6 +878,8 @@ int main(void)
         cmocka_unit_test(test_storable),
         cmocka_unit_test(test_authorization),
         cmocka_unit_test(test_age),
+        cmocka_unit_test(test_age_field),
+        cmocka_unit_test(test_cdn_cache_control),
         cmocka_unit_test(test_reuse_fresh_stale),
         cmocka_unit_test(test_reuse_never_stale),
         cmocka_unit_test(test_reuse_request_directives),

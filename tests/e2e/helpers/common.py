@@ -15,9 +15,14 @@ IO_TIMEOUT = float(os.environ.get("PORTICO_IO_TIMEOUT") or (30.0 if SANITIZE els
 START_TIMEOUT = 30.0 if SANITIZE else 10.0
 
 
+# Tests run side by side (pytest-xdist, make e2e): each gets less of the machine.
+PARALLEL = os.environ.get("PYTEST_XDIST_WORKER", "") != ""
+
+
 def scaled(seconds):
-    """A time limit for something Portico does, made generous under the sanitizer build."""
-    return seconds * 3 if SANITIZE else seconds
+    """A time limit for something Portico does, made generous under the sanitizer build and
+    when tests run side by side."""
+    return seconds * (3 if SANITIZE else 1) * (2 if PARALLEL else 1)
 
 
 def free_port():
