@@ -402,9 +402,18 @@ def admin_up(p):
         return False
 
 
-def admin_cfg(tmp_path, port):
+def with_admin(portico, o, tmp_path):
+    """Portico caching o's answers, with an admin listener; returns (portico, a write token)."""
     toks, tf = A.tokens(tmp_path, [("w", "write")])
-    return toks[0], {"listen": "127.0.0.1:%d" % A.admin_port(port), "tokens_file": tf}
+
+    def build(port):
+        c = config(o)
+        c["admin"] = {"listen": "127.0.0.1:%d" % A.admin_port(port), "tokens_file": tf}
+        return c
+
+    p = portico(build)
+    wait_until(lambda: admin_up(p), 10, what="admin")
+    return p, toks[0]
 
 
 def test_purge_by_url_prefix_tag_and_all_through_the_admin_api(portico, backend, tmp_path):
@@ -412,18 +421,7 @@ def test_purge_by_url_prefix_tag_and_all_through_the_admin_api(portico, backend,
     for path in ("/p/1", "/p/2", "/q/1"):
         o.routes[path] = (lambda pth: lambda req, n: cc("max-age=600", body=("%s %d" % (pth, n)).encode(),
                                                        extra=[("Cache-Tag", "all t" + pth[1])]))(path)
-    holder = {}
-
-    def build(port):
-        tok, adm = admin_cfg(tmp_path, port)
-        holder["tok"] = tok
-        c = config(o)
-        c["admin"] = adm
-        return c
-
-    p = portico(build)
-    wait_until(lambda: admin_up(p), 10, what="admin")
-    tok = holder["tok"]
+    p, tok = with_admin(portico, o, tmp_path)
     for path in ("/p/1", "/p/2", "/q/1"):
         r = get(p.port, path)
         assert r.header("cache-tag") is None  # tag fields are stripped
@@ -512,20 +510,10 @@ def test_the_disk_tier_survives_a_restart_and_a_corrupt_file_is_a_miss(portico, 
 def test_cache_metrics_count_hits_misses_and_stored(portico, backend, tmp_path):
     o = Origin(backend)
     o.routes["/m"] = cc("max-age=60")
-    holder = {}
-
-    def build(port):
-        tok, adm = admin_cfg(tmp_path, port)
-        holder["tok"] = tok
-        c = config(o)
-        c["admin"] = adm
-        return c
-
-    p = portico(build)
-    wait_until(lambda: admin_up(p), 10, what="admin")
+    p, tok = with_admin(portico, o, tmp_path)
     for _ in range(3):
         get(p.port, "/m")
-    st, _, out = A.call(p, "GET", "/metrics", holder["tok"])
+    st, _, out = A.call(p, "GET", "/metrics", tok)
     text = out.decode()
     assert 'portico_cache_requests_total{outcome="hit"} 2' in text
     assert 'portico_cache_requests_total{outcome="miss"} 1' in text
