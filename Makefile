@@ -43,7 +43,7 @@ INSTALL  ?= install
 INSTALL_BIN ?= build/portico
 DOCS     := README.md docs/config.md docs/operations.md docs/netlify.md
 
-.PHONY: all asan test test-only unit unit-asan e2e e2e-asan fuzz fuzz-smoke bench bench-h2 bench-compress bench-routes bench-live-apply bench-cache-purge deps \
+.PHONY: all asan test test-only unit unit-asan e2e e2e-asan fuzz fuzz-smoke bench bench-h2 bench-compress bench-cache bench-routes bench-live-apply bench-cache-purge deps \
         deps-test run jamstack clean format format-check ban-check layer-check help man install uninstall FORCE
 
 all: build/portico
@@ -61,6 +61,7 @@ help:
 	@echo "make bench      side-by-side benchmark against nginx (bench/run.sh)"
 	@echo "make bench-h2   the same for HTTP/2 over TLS, h2load -c16 -m4 (bench/h2.sh)"
 	@echo "make bench-compress  gzip level 6 of a 64 KiB JSON response vs nginx gzip (bench/compress.sh)"
+	@echo "make bench-cache  cache hits and gzip against nginx proxy_cache and gzip (bench/cache.sh)"
 	@echo "make bench-routes  callgrind Ir/request with 10 vs 1,000 routes (bench/route_scale.sh)"
 	@echo "make bench-cache-purge  time of a cache purge by tag of 10,000 of 100,000 objects"
 	@echo "make deps       install the Debian packages needed to build and run"
@@ -195,6 +196,11 @@ bench-compress:
 	scripts/deps.sh --test
 	$(MAKE) build/portico
 	bench/compress.sh
+
+bench-cache:
+	scripts/deps.sh --test
+	$(MAKE) build/portico
+	bench/cache.sh
 
 deps:
 	scripts/deps.sh

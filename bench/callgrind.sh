@@ -41,19 +41,6 @@ else
     bench_start_backend "$BACKEND_CPUS" 1
 fi
 
-cg_total() { # DIR: the Ir total of the callgrind.out files in DIR, summed.
-    local f v t=0 n=0
-    for f in "$1"/callgrind.out.*; do
-        [ -f "$f" ] || continue
-        v=$(awk '/^(summary|totals):/ { print $2; exit }' "$f")
-        [ -n "$v" ] || continue
-        t=$((t + v))
-        n=$((n + 1))
-    done
-    [ "$n" -gt 0 ] || return 1
-    echo "$t"
-}
-
 cg_run() { # KIND LABEL N
     local kind=$1 label=$2 n=$3 name dir ir
     name="cg-$label-$n"
@@ -68,7 +55,7 @@ cg_run() { # KIND LABEL N
         bench_die "$label under callgrind: the client failed (see $dir)"
     fi
     BENCH_STOP_WAIT=60 bench_stop_proxy "$pid"
-    ir=$(cg_total "$dir") || bench_die "$label: no callgrind totals in $dir (valgrind.log:
+    ir=$(bench_cg_total "$dir") || bench_die "$label: no callgrind totals in $dir (valgrind.log:
 $(tail -5 "$dir/valgrind.log"))"
     bench_log "callgrind $label N=$n: Ir $ir"
     printf '%s\t%s\t%s\n' "$label" "$n" "$ir" >>"$OUT_TSV"

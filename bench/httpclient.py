@@ -11,8 +11,10 @@ class HttpError(Exception):
     pass
 
 
-def request_bytes(path, host="bench"):
-    return f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: portico-bench\r\n\r\n".encode()
+def request_bytes(path, host="bench", headers=()):
+    """The bytes of a GET for PATH; HEADERS: extra "Name: value" lines."""
+    extra = "".join(f"{h}\r\n" for h in headers)
+    return f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: portico-bench\r\n{extra}\r\n".encode()
 
 
 class Conn:
@@ -26,8 +28,8 @@ class Conn:
     def close(self):
         self.sock.close()
 
-    def send_get(self, path):
-        self.sock.sendall(request_bytes(path))
+    def send_get(self, path, headers=()):
+        self.sock.sendall(request_bytes(path, headers=headers))
 
     def _fill(self):
         data = self.sock.recv(65536)
@@ -85,6 +87,6 @@ class Conn:
             raise HttpError("response without framing (would need read-to-close)")
         return status, headers, length
 
-    def get(self, path):
-        self.send_get(path)
+    def get(self, path, headers=()):
+        self.send_get(path, headers)
         return self.read_response()

@@ -128,8 +128,11 @@ bench_nginx_prefix() { # DIR: an nginx prefix with its own logs and temp dirs.
 # taskset list; WORKERS: processes. The one nginx listens on three ports with the same server
 # block, so the three-target scenario (small3) has three targets that do the same work as the
 # single target of the others; the extra listen lines are added to the filled template here.
+# BENCH_BACKEND_CONF (default backend.conf.in) picks the template in conf/; its docroot is
+# $BENCH_TMP/backend/www, where a script may put more files before or after the start.
 bench_start_backend() {
     local cpus=$1 workers=$2 dir="$BENCH_TMP/backend" try extra
+    local tpl=$BENCH_LIB_DIR/conf/${BENCH_BACKEND_CONF:-backend.conf.in}
     bench_nginx_prefix "$dir"
     mkdir -p "$dir/www"
     printf 'hello, world\n' >"$dir/www/small.txt"
@@ -138,7 +141,7 @@ bench_start_backend() {
         BACKEND_PORT=$(bench_free_port)
         BACKEND_PORT2=$(bench_free_port)
         BACKEND_PORT3=$(bench_free_port)
-        bench_fill "$BENCH_LIB_DIR/conf/backend.conf.in" "$dir/nginx.conf" PREFIX="$dir" \
+        bench_fill "$tpl" "$dir/nginx.conf" PREFIX="$dir" \
             PORT="$BACKEND_PORT" DOCROOT="$dir/www" WORKERS="$workers" NOFILE="$BENCH_NOFILE"
         extra="\\1listen 127.0.0.1:$BACKEND_PORT2 \\2\\n\\1listen 127.0.0.1:$BACKEND_PORT3 \\2"
         sed -i "s|^\( *\)listen 127.0.0.1:$BACKEND_PORT \(.*\)\$|&\n$extra|" "$dir/nginx.conf"
@@ -207,7 +210,9 @@ bench_make_cert() {
 # bench_make_cert; its address is then https://) | h2 (templates portico-h2.yaml.in and
 # nginx-h2.conf.in: HTTP/2 over TLS, the server answering a 13-byte body itself, no backend;
 # https:// too) | gzip (templates portico-gzip.yaml.in and nginx-proxy-gzip.conf.in: the proxy
-# setup, gzip at level 6 on application/json responses; bench/compress.sh).
+# setup, gzip at level 6 on application/json responses; bench/compress.sh) | cache (templates
+# portico-cache.yaml.in and nginx-cache.conf.in: the cache and compression routes of
+# bench/cache.sh, in front of the backend of backend-cache.conf.in).
 bench_start_proxy() {
     local kind=$1 name=$2 cpus=$3 workers=$4 dir try master=on wait=10 suffix="" scheme=http
     local ptpl npfx=nginx-proxy mode
@@ -229,7 +234,8 @@ bench_start_proxy() {
         bench_make_cert
         ;;
     gzip) suffix=-gzip ;;
-    *) bench_die "BENCH_PROXY_MODE must be proxy, static, tls, h2 or gzip" ;;
+    cache) suffix=-cache npfx=nginx ;;
+    *) bench_die "BENCH_PROXY_MODE must be proxy, static, tls, h2, gzip or cache" ;;
     esac
     ptpl=$BENCH_LIB_DIR/conf/portico$suffix.yaml.in
     shift 4
@@ -307,6 +313,33 @@ bench_cpu_ticks() { # PID: utime+stime (clock ticks) of the process and its chil
     echo "$t"
 }
 
+# bench_wrk PID OUT WHAT SECS [WRK_ARGS...] URL: one wrk run (-t$THREADS (1) -c$CONNS --latency, on
+# $WRK_CPUS, bounded by a timeout), its output in OUT. Stops the benchmark if wrk fails, if the
+# process tree PID died, on a non-2xx/3xx response or when no request completed (socket errors:
+# a warning); WHAT names the run in the messages. Sets BENCH_TICKS (PID's CPU ticks over the
+# run), BENCH_WALL (its seconds) and, from wrk, BENCH_RPS, BENCH_P50_US, BENCH_P99_US and
+# BENCH_REQUESTS.
+bench_wrk() {
+    local pid=$1 out=$2 what=$3 secs=$4 t0 w0 r
+    shift 4
+    t0=$(bench_cpu_ticks "$pid")
+    w0=$(date +%s.%N)
+    timeout --foreground $((secs + 30)) taskset -c "$WRK_CPUS" \
+        wrk -t"${THREADS:-1}" -c"$CONNS" -d"${secs}s" --latency "$@" >"$out" 2>&1 ||
+        bench_die "wrk failed for $what: $(tail -5 "$out")"
+    BENCH_WALL=$(awk -v a="$w0" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
+    BENCH_TICKS=$(($(bench_cpu_ticks "$pid") - t0))
+    [ -d "/proc/$pid" ] || bench_die "$what: the server died during the run"
+    r=$("$PYTHON" "$BENCH_LIB_DIR/report.py" parse "$out") ||
+        bench_die "cannot parse wrk output $out"
+    # shellcheck disable=SC2086
+    set -- $r # rps p50_us p99_us requests non2xx sockerr
+    [ "$5" = 0 ] || bench_die "$what: $5 non-2xx/3xx responses, see $out"
+    [ "$4" -gt 0 ] || bench_die "$what: no request completed, see $out"
+    [ "$6" = 0 ] || bench_log "WARNING: $what: $6 socket errors, see $out"
+    BENCH_RPS=$1 BENCH_P50_US=$2 BENCH_P99_US=$3 BENCH_REQUESTS=$4
+}
+
 bench_status_kb() { # FIELD PID: the largest FIELD (VmHWM, VmRSS) in kB among the tree's processes.
     local field=$1 p v m=0
     for p in $(bench_tree_pids "$2"); do
@@ -314,6 +347,19 @@ bench_status_kb() { # FIELD PID: the largest FIELD (VmHWM, VmRSS) in kB among th
         [ -n "$v" ] && [ "$v" -gt "$m" ] && m=$v
     done
     echo "$m"
+}
+
+bench_cg_total() { # DIR: the Ir total of the callgrind.out.* files in DIR, summed.
+    local f v t=0 n=0
+    for f in "$1"/callgrind.out.*; do
+        [ -f "$f" ] || continue
+        v=$(awk '/^(summary|totals):/ { print $2; exit }' "$f")
+        [ -n "$v" ] || continue
+        t=$((t + v))
+        n=$((n + 1))
+    done
+    [ "$n" -gt 0 ] || return 1
+    echo "$t"
 }
 
 # Which implementation fills the "portico" slot: the real binary, or a labelled nginx stand-in.

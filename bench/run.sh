@@ -110,35 +110,20 @@ check_tls() {
 # run_wrk SCENARIO LABEL PID PORT PATH ROUND: one wrk run; appends a line to $SAMPLES unless
 # ROUND is "warmup". Fails loudly on any non-2xx/3xx response. The URL's scheme is $scheme.
 run_wrk() {
-    local scen=$1 label=$2 pid=$3 port=$4 path=$5 round=$6 secs=$SECS out t0 t1 w0 w1 r
+    local scen=$1 label=$2 pid=$3 port=$4 path=$5 round=$6 secs=$SECS out
     [ "$client" = stime ] && {
         run_stime "$@"
         return
     }
     [ "$round" = warmup ] && secs=$WARMUP
     out="$RUN_DIR/wrk-$scen-$label-$round.txt"
-    t0=$(bench_cpu_ticks "$pid")
-    w0=$(date +%s.%N)
-    timeout --foreground $((secs + 30)) taskset -c "$WRK_CPUS" \
-        wrk -t"$THREADS" -c"$CONNS" -d"${secs}s" --latency "$scheme://127.0.0.1:$port$path" \
-        >"$out" 2>&1 ||
-        bench_die "wrk failed for $label ($scen): $(tail -5 "$out")"
-    w1=$(date +%s.%N)
-    t1=$(bench_cpu_ticks "$pid")
-    [ -d "/proc/$pid" ] || bench_die "$label died during the $scen run"
-    r=$("$PYTHON" "$BENCH_LIB_DIR/report.py" parse "$out") ||
-        bench_die "cannot parse wrk output $out"
-    # shellcheck disable=SC2086
-    set -- $r # rps p50_us p99_us requests non2xx sockerr
-    [ "$5" = 0 ] || bench_die "$label ($scen): $5 non-2xx/3xx responses, see $out"
-    [ "$4" -gt 0 ] || bench_die "$label ($scen): no request completed, see $out"
-    [ "$6" = 0 ] || bench_log "WARNING: $label ($scen): $6 socket errors, see $out"
-    bench_log "$scen $label $round: $(printf '%.0f req/s, p50 %.0f us, p99 %.0f us' "$1" "$2" \
-        "$3"), cpu $((t1 - t0)) ticks"
+    bench_wrk "$pid" "$out" "$label ($scen)" "$secs" "$scheme://127.0.0.1:$port$path"
+    bench_log "$scen $label $round: $(printf '%.0f req/s, p50 %.0f us, p99 %.0f us' \
+        "$BENCH_RPS" "$BENCH_P50_US" "$BENCH_P99_US"), cpu $BENCH_TICKS ticks"
     [ "$round" = warmup ] && return 0
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scen" "$label" "$round" "$1" "$2" "$3" \
-        "$4" "$((t1 - t0))" "$(bench_status_kb VmHWM "$pid")" \
-        "$(awk -v a="$w0" -v b="$w1" 'BEGIN { print b - a }')" >>"$SAMPLES"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scen" "$label" "$round" "$BENCH_RPS" \
+        "$BENCH_P50_US" "$BENCH_P99_US" "$BENCH_REQUESTS" "$BENCH_TICKS" \
+        "$(bench_status_kb VmHWM "$pid")" "$BENCH_WALL" >>"$SAMPLES"
 }
 
 # run_stime SCENARIO LABEL PID PORT PATH ROUND: new TLS handshakes for $SECS s (ROUND "warmup":
