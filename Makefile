@@ -43,7 +43,7 @@ INSTALL  ?= install
 INSTALL_BIN ?= build/portico
 DOCS     := README.md docs/config.md docs/operations.md docs/netlify.md
 
-.PHONY: all asan test test-only unit unit-asan e2e e2e-asan fuzz fuzz-smoke bench bench-h2 bench-compress bench-cache bench-routes bench-live-apply bench-cache-purge deps \
+.PHONY: all asan test test-only unit unit-asan e2e e2e-asan fuzz fuzz-smoke bench bench-h2 bench-compress bench-cache bench-routes bench-live-apply bench-cache-purge bench-cache-memory deps \
         deps-test run jamstack clean format format-check ban-check layer-check help man install uninstall FORCE
 
 all: build/portico
@@ -64,6 +64,7 @@ help:
 	@echo "make bench-cache  cache hits and gzip against nginx proxy_cache and gzip (bench/cache.sh)"
 	@echo "make bench-routes  callgrind Ir/request with 10 vs 1,000 routes (bench/route_scale.sh)"
 	@echo "make bench-cache-purge  time of a cache purge by tag of 10,000 of 100,000 objects"
+	@echo "make bench-cache-memory  the cache's memory after 1,000,000 distinct keys (bench/cache_memory.sh)"
 	@echo "make deps       install the Debian packages needed to build and run"
 	@echo "make deps-test  install those and the test and benchmark tools"
 	@echo "make run        build and run examples/quickstart.yaml"
@@ -201,6 +202,13 @@ bench-cache:
 	scripts/deps.sh --test
 	$(MAKE) build/portico
 	bench/cache.sh
+
+# The cache's memory with a 64 MiB cap after 1,000,000 distinct keys (issue 12: within the cap
+# plus the documented overhead).
+bench-cache-memory:
+	scripts/deps.sh --test
+	$(MAKE) build/portico
+	bench/cache_memory.sh
 
 deps:
 	scripts/deps.sh

@@ -325,7 +325,8 @@ static void add_vary(struct pt_resp_head *h, const struct head_facts *f)
     pt_resp_add(h, PT_STR("Vary"), PT_STR(ae)); /* a second Vary field is the same list */
 }
 
-/* Edits h for a body sent with coding c: Content-Encoding, Vary, a weak ETag, no length. */
+/* Edits h for a body sent with coding c: Content-Encoding, Vary, a weak ETag, no length, no
+   Accept-Ranges. */
 static void edit_head(struct pt_resp_head *h, const struct head_facts *f, enum pt_coding c)
 {
     static __thread char etag_buf[512];
@@ -334,8 +335,10 @@ static void edit_head(struct pt_resp_head *h, const struct head_facts *f, enum p
     for (uint32_t i = 0; i < h->n_fields; i++) {
         struct pt_field *fl = &h->fields[i];
         if (PT_STR_CASEEQ_LIT(fl->name, "content-length") ||
-            PT_STR_CASEEQ_LIT(fl->name, "content-encoding"))
-            continue; /* the length changes; an identity coding is replaced */
+            PT_STR_CASEEQ_LIT(fl->name, "content-encoding") ||
+            PT_STR_CASEEQ_LIT(fl->name, "accept-ranges"))
+            continue; /* the length changes; an identity coding is replaced; the upstream's
+                         ranges are of the identity bytes, not of these */
         if (PT_STR_CASEEQ_LIT(fl->name, "etag") && fl->value.n >= 2 && fl->value.p[0] == '"') {
             if (fl->value.n + 2 > sizeof(etag_buf))
                 continue; /* cannot weaken it here: better none than a strong lie */

@@ -300,6 +300,17 @@ def test_an_identity_content_encoding_is_replaced(portico, backend):
     assert decode("gzip", r.body) == BODY
 
 
+def test_a_compressed_response_does_not_offer_ranges(portico, backend):
+    """The upstream's ranges are of the identity bytes: a client resuming a gzip download with
+    them would splice two codings together."""
+    p, _ = start(portico, backend, B.fixed(200, BODY, JSON + [("Accept-Ranges", "bytes")]),
+                 site=True)
+    r = fetch(p, "gzip")
+    assert r.header("Content-Encoding") == "gzip" and not r.has_header("Accept-Ranges"), r
+    r = fetch(p, None)
+    assert r.header("Accept-Ranges") == "bytes" and r.body == BODY, r
+
+
 def test_a_partial_response_is_not_compressed(portico, backend):
     part = BODY[:1000]
     p, _ = start(portico, backend, B.fixed(206, part, JSON + [
