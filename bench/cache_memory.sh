@@ -60,7 +60,7 @@ pdir=$BENCH_TMP/portico
 mkdir -p "$pdir"
 PPORT=$(bench_free_port)
 APORT=$(bench_free_port)
-read -r TOKEN TLINE < <("$PORTICO_BIN" token bench --scope read | tr '\n' ' ')
+read -r TOKEN TLINE < <("$PORTICO_BIN" token bench --scope read 2>/dev/null | tr '\n' ' ')
 echo "$TLINE" >"$pdir/tokens"
 cat >"$pdir/portico.yaml" <<YAML
 workers: $WORKERS
@@ -83,33 +83,37 @@ cat >"$pdir/keys.lua" <<'LUA'
 local counter, prefix = 0, ""
 local id = 0
 function setup(thread) id = id + 1; thread:set("tid", id) end
-function init(args) prefix = "/k/" .. tid .. "/" end
+function init(args) prefix = "/k/" .. (args[1] or "p") .. "/" .. tid .. "/" end
 function request()
     counter = counter + 1
     return wrk.format("GET", prefix .. counter)
 end
 LUA
-# wrk runs for a time, not a count: the flood stops once KEYS requests were made (estimated from
-# a short probe of the rate), and the real count is what wrk reports.
-pout=$(wrk -t2 -c32 -d2s -s "$pdir/keys.lua" "http://127.0.0.1:$PPORT")
-probe=$(awk '/Requests\/sec/ { print int($2) }' <<<"$pout")
+# wrk runs for a time, not a count: runs of about 10 s (each with its own key prefix, so no key
+# repeats) go on until KEYS requests were made.
+pout=$(wrk -t2 -c32 -d2s -s "$pdir/keys.lua" "http://127.0.0.1:$PPORT" -- probe)
 probe_req=$(awk '/requests in/ { print $1 }' <<<"$pout")
-[ -n "$probe" ] && [ "$probe" -gt 0 ] || bench_die "the probe run made no requests"
-secs=$(( (KEYS + probe - 1) / probe ))
-bench_log "about $probe requests/s: $secs s for $KEYS keys"
-out=$(wrk -t2 -c32 -d"${secs}s" -s "$pdir/keys.lua" "http://127.0.0.1:$PPORT")
-done_req=$(awk '/requests in/ { print $1 }' <<<"$out")
+[ -n "$probe_req" ] && [ "$probe_req" -gt 0 ] || bench_die "the probe run made no requests"
+done_req=$probe_req
+run=0
+while [ "$done_req" -lt "$KEYS" ]; do
+    run=$((run + 1))
+    out=$(wrk -t2 -c32 -d10s -s "$pdir/keys.lua" "http://127.0.0.1:$PPORT" -- "r$run")
+    n=$(awk '/requests in/ { print $1 }' <<<"$out")
+    [ -n "$n" ] && [ "$n" -gt 0 ] || bench_die "wrk run $run made no requests"
+    done_req=$((done_req + n))
+    bench_log "run $run: $n requests, $done_req in all"
+done
 hwm_kb=$(bench_status_kb VmHWM "$PPID_")
 rss_kb=$(bench_status_kb VmRSS "$PPID_")
 stats=$(curl -s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$APORT/api/cache")
-"$PYTHON" - "$CAP" "$done_req" "$probe_req" "$base_kb" "$hwm_kb" "$rss_kb" "$stats" <<'PY'
+"$PYTHON" - "$CAP" "$done_req" "$base_kb" "$hwm_kb" "$rss_kb" "$stats" <<'PY'
 import json, sys
-cap_s, reqs, probe_reqs, base, hwm, rss, stats = sys.argv[1:]
+cap_s, reqs, base, hwm, rss, stats = sys.argv[1:]
 units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 cap = int(cap_s[:-1]) * units[cap_s[-1].lower()] if cap_s[-1].lower() in units else int(cap_s)
 s = json.loads(stats)
-# The probe's keys are the flood's first ones again (wrk starts its threads' counters anew).
-reqs = max(int(reqs), int(probe_reqs))
+reqs = int(reqs)
 mib = lambda b: b / (1 << 20)
 print("distinct keys requested  %d" % reqs)
 print("objects stored           %d" % s["objects"])
