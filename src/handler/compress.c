@@ -191,9 +191,20 @@ uint8_t pt_compress_accept(const struct pt_req_head *h)
     return bits;
 }
 
+static const struct pt_compress_cfg *cfg_of(const struct pt_req *r)
+{
+    if (r->route && r->route->compress.is_set)
+        return &r->route->compress;
+    if (r->site && r->site->compress.is_set)
+        return &r->site->compress;
+    return NULL;
+}
+
 void pt_compress_note(struct pt_req *r, const struct pt_req_head *h)
 {
-    r->accept_codings = pt_compress_accept(h);
+    const struct pt_compress_cfg *cfg = cfg_of(r);
+    /* A route that does not compress reads no Accept-Encoding: its requests cost nothing. */
+    r->accept_codings = cfg && cfg->is_on ? pt_compress_accept(h) : 0;
 }
 
 enum pt_coding pt_compress_pick(uint8_t accept, const uint8_t order[PT_CODING_N])
@@ -211,15 +222,6 @@ enum pt_coding pt_compress_pick(uint8_t accept, const uint8_t order[PT_CODING_N]
 }
 
 /* ---- the head ---- */
-
-static const struct pt_compress_cfg *cfg_of(const struct pt_req *r)
-{
-    if (r->route && r->route->compress.is_set)
-        return &r->route->compress;
-    if (r->site && r->site->compress.is_set)
-        return &r->site->compress;
-    return NULL;
-}
 
 /* Whether the media type of a Content-Type value is one of types ("a/b", "a/ *", "a/ *+s"). */
 static bool type_matches(struct pt_str ct, const char *const *types)
