@@ -88,36 +88,21 @@ size_a=$(check "$A_LABEL" "$a_port") || exit 1
 size_b=$(check nginx "$b_port") || exit 1
 bench_log "coded sizes: $A_LABEL $size_a bytes, nginx $size_b bytes (of 65536)"
 
-# run LABEL PID PORT ROUND: one wrk run; appends a line to $SAMPLES unless ROUND is "warmup".
+# run LABEL PID PORT ROUND: one wrk run (lib.sh's bench_wrk); appends a line to $SAMPLES unless
+# ROUND is "warmup".
 run() {
-    local label=$1 pid=$2 port=$3 round=$4 secs=$SECS out t0 t1 w0 w1 r ticks wall us
+    local label=$1 pid=$2 port=$3 round=$4 secs=$SECS us
     [ "$round" = warmup ] && secs=$WARMUP
-    out="$RUN_DIR/wrk-$label-$round.txt"
-    t0=$(bench_cpu_ticks "$pid")
-    w0=$(date +%s.%N)
-    timeout --foreground $((secs + 30)) taskset -c "$WRK_CPUS" \
-        wrk -t1 -c"$CONNS" -d"${secs}s" --latency -H 'Accept-Encoding: gzip' \
-        "http://127.0.0.1:$port/64k.json" >"$out" 2>&1 ||
-        bench_die "wrk failed for $label: $(tail -5 "$out")"
-    w1=$(date +%s.%N)
-    t1=$(bench_cpu_ticks "$pid")
-    [ -d "/proc/$pid" ] || bench_die "$label died during the run"
-    r=$("$PYTHON" "$BENCH_LIB_DIR/report.py" parse "$out") ||
-        bench_die "cannot parse wrk output $out"
-    # shellcheck disable=SC2086
-    set -- $r # rps p50_us p99_us requests non2xx sockerr
-    [ "$5" = 0 ] || bench_die "$label: $5 non-2xx/3xx responses, see $out"
-    [ "$4" -gt 0 ] || bench_die "$label: no request completed, see $out"
-    ticks=$((t1 - t0))
-    wall=$(awk -v a="$w0" -v b="$w1" 'BEGIN { printf "%.3f", b - a }')
-    us=$(awk -v t="$ticks" -v k="$CLK_TCK" -v n="$4" 'BEGIN { printf "%.3f", t * 1e6 / k / n }')
-    bench_log "$label $round: $4 requests, $(printf '%.0f' "$1") req/s, cpu $ticks ticks =" \
-        "$us us/request"
+    bench_wrk "$pid" "$RUN_DIR/wrk-$label-$round.txt" "$label" "$secs" \
+        -H 'Accept-Encoding: gzip' "http://127.0.0.1:$port/64k.json"
+    us=$(awk -v t="$BENCH_TICKS" -v k="$CLK_TCK" -v n="$BENCH_REQUESTS" \
+        'BEGIN { printf "%.3f", t * 1e6 / k / n }')
+    bench_log "$label $round: $BENCH_REQUESTS requests, $(printf '%.0f' "$BENCH_RPS") req/s," \
+        "cpu $BENCH_TICKS ticks = $us us/request"
     [ "$round" = warmup ] && return 0
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$round" "$4" "$1" "$ticks" "$wall" "$us" \
-        >>"$SAMPLES"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$round" "$BENCH_REQUESTS" "$BENCH_RPS" \
+        "$BENCH_TICKS" "$BENCH_WALL" "$us" >>"$SAMPLES"
 }
-
 
 bench_rounds run "$ROUNDS" "$A_LABEL" "$a_pid" "$a_port" nginx "$b_pid" "$b_port"
 rss_a=$(bench_status_kb VmHWM "$a_pid")
