@@ -104,20 +104,7 @@ run() {
         "$BENCH_TICKS" "$BENCH_WALL" "$us" >>"$SAMPLES"
 }
 
-bench_rounds run "$ROUNDS" "$A_LABEL" "$a_pid" "$a_port" nginx "$b_pid" "$b_port"
-rss_a=$(bench_status_kb VmHWM "$a_pid")
-rss_b=$(bench_status_kb VmHWM "$b_pid")
-bench_stop_proxy "$a_pid"
-bench_stop_proxy "$b_pid"
-
-a_version=$A_LABEL
-[ "$A_KIND" = portico ] && a_version=$("$PORTICO_BIN" version 2>&1 | head -1)
-cpu_a=$(bench_column "$A_LABEL" 7 | bench_median)
-cpu_b=$(bench_column nginx 7 | bench_median)
-rps_a=$(bench_column "$A_LABEL" 4 | bench_median)
-rps_b=$(bench_column nginx 4 | bench_median)
-use_a=$(bench_cpu_use "$A_LABEL")
-use_b=$(bench_cpu_use nginx)
+bench_pair run
 {
     echo "gzip level 6 of a 64 KiB JSON response from an nginx backend (bench/compress.sh)"
     echo "date $(date -u +%Y-%m-%dT%H:%M:%SZ); $(nproc) cpus ($(sed -n 's/^model name[^:]*: //p' \

@@ -124,21 +124,7 @@ tls_a=$(check_tls "$A_LABEL" "$a_port") || exit 1
 tls_b=$(check_tls nginx "$b_port") || exit 1
 [ "$tls_a" = "$tls_b" ] || bench_die "the servers negotiate different TLS: $tls_a / $tls_b"
 
-bench_rounds run_h2load "$ROUNDS" "$A_LABEL" "$a_pid" "$a_port" nginx "$b_pid" "$b_port"
-rss_a=$(bench_status_kb VmHWM "$a_pid")
-rss_b=$(bench_status_kb VmHWM "$b_pid")
-bench_stop_proxy "$a_pid"
-bench_stop_proxy "$b_pid"
-
-a_version=$A_LABEL
-[ "$A_KIND" = portico ] && a_version=$("$PORTICO_BIN" version 2>&1 | head -1)
-cpu_a=$(bench_column "$A_LABEL" 7 | bench_median)
-cpu_b=$(bench_column nginx 7 | bench_median)
-rps_a=$(bench_column "$A_LABEL" 4 | bench_median)
-rps_b=$(bench_column nginx 4 | bench_median)
-# CPU use: the server's CPU time over the run's wall time (100 % = it was the bottleneck).
-use_a=$(bench_cpu_use "$A_LABEL")
-use_b=$(bench_cpu_use nginx)
+bench_pair run_h2load
 {
     echo "HTTP/2 over TLS, 13-byte responses answered by the server itself (bench/h2.sh)"
     echo "date $(date -u +%Y-%m-%dT%H:%M:%SZ); $(nproc) cpus ($(sed -n 's/^model name[^:]*: //p' \

@@ -340,6 +340,27 @@ bench_wrk() {
     BENCH_RPS=$1 BENCH_P50_US=$2 BENCH_P99_US=$3 BENCH_REQUESTS=$4
 }
 
+# bench_pair FN: runs FN's rounds (bench_rounds) for $A_LABEL ($a_pid, $a_port) against nginx
+# ($b_pid, $b_port), stops both servers, and sets the figures of the side-by-side table: rss_a,
+# rss_b (peak kB), a_version, and the medians cpu_a, cpu_b (us/request), rps_a, rps_b and use_a,
+# use_b (CPU use).
+bench_pair() {
+    bench_rounds "$1" "$ROUNDS" "$A_LABEL" "$a_pid" "$a_port" nginx "$b_pid" "$b_port"
+    rss_a=$(bench_status_kb VmHWM "$a_pid")
+    rss_b=$(bench_status_kb VmHWM "$b_pid")
+    bench_stop_proxy "$a_pid"
+    bench_stop_proxy "$b_pid"
+    a_version=$A_LABEL
+    [ "$A_KIND" = portico ] && a_version=$("$PORTICO_BIN" version 2>&1 | head -1)
+    cpu_a=$(bench_column "$A_LABEL" 7 | bench_median)
+    cpu_b=$(bench_column nginx 7 | bench_median)
+    rps_a=$(bench_column "$A_LABEL" 4 | bench_median)
+    rps_b=$(bench_column nginx 4 | bench_median)
+    # CPU use: the server's CPU time over the run's wall time (100 % = it was the bottleneck).
+    use_a=$(bench_cpu_use "$A_LABEL")
+    use_b=$(bench_cpu_use nginx)
+}
+
 bench_status_kb() { # FIELD PID: the largest FIELD (VmHWM, VmRSS) in kB among the tree's processes.
     local field=$1 p v m=0
     for p in $(bench_tree_pids "$2"); do
