@@ -419,3 +419,41 @@ def test_grpc_call_past_the_route_timeout_is_deadline_exceeded(portico, grpc_tar
             ch.unary_unary("/portico.test.Echo/Slow")(b"z", timeout=scaled(10))
         assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
         assert time.monotonic() - t0 < scaled(5)  # Portico's deadline, not the client's
+
+
+def test_the_cache_over_an_h2c_upstream_hits_revalidates_and_serves_stale_on_error(portico, h2b):
+    """A cached route whose upstream speaks h2c: a hit, a 304 to the stored validators that
+    refreshes it, and a stale copy for a 503 within stale-if-error (issue 12 on HTTP/2)."""
+    n = {"k": 0}
+
+    def handler(req):
+        n["k"] += 1
+        if n["k"] == 1:
+            return H2Answer(200, [("cache-control", "max-age=1, stale-if-error=60"),
+                                  ("etag", '"v1"'), ("x-n", "1")], b"stored body")
+        if n["k"] == 2:
+            assert req.header("if-none-match") == '"v1"', req.headers
+            return H2Answer(304, [("cache-control", "max-age=1, stale-if-error=60"),
+                                  ("etag", '"v1"'), ("x-n", "2")])
+        return H2Answer(503, [], b"down")
+
+    b = H2Backend(handler)
+    try:
+        ups = {"targets": [{"url": h2c_url(b)}], "protocol": "h2c"}
+        p = portico({"upstreams": {"app": ups},
+                     "sites": [{"routes": [{"match": "/*", "proxy": {"to": "app"},
+                                            "cache": True}]}]})
+        r = get(p.port, "/c")
+        assert r.status == 200 and r.body == b"stored body"
+        r = get(p.port, "/c")
+        assert r.header("cache-status").startswith("Portico; hit") and n["k"] == 1
+        time.sleep(1.6)
+        r = get(p.port, "/c")
+        assert r.status == 200 and r.body == b"stored body" and r.header("x-n") == "2", r
+        assert n["k"] == 2
+        time.sleep(1.6)
+        r = get(p.port, "/c")
+        assert r.status == 200 and r.body == b"stored body", r
+        assert "fwd-status=503" in r.header("cache-status") and n["k"] == 3
+    finally:
+        b.close()
