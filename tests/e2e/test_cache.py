@@ -305,8 +305,8 @@ def test_ranges_and_head_are_served_from_a_stored_response(cached):
 
 def test_stale_while_revalidate_answers_stale_and_refreshes_once_in_the_background(cached):
     p, o = cached()
-    o.routes["/w"] = lambda req, n: (200, [("Cache-Control", "max-age=1, stale-while-revalidate=60")],
-                                      b"w%d" % n)
+    o.routes["/w"] = lambda req, n: (200, [("Cache-Control", "max-age=%d, stale-while-revalidate=60"
+                                            % (1 if n == 1 else 600))], b"w%d" % n)
     assert get(p.port, "/w").body == b"w1"
     time.sleep(1.6)
     r = get(p.port, "/w")
