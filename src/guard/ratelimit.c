@@ -1,0 +1,154 @@
+/*
+ * ratelimit.c - GCRA limiters in a shared, fixed-size table.
+ *
+ * GCRA keeps one "theoretical arrival time" (tat) per key: the moment the key's bucket would be
+ * full again. A request at now moves it to max(tat, now) + interval; it is allowed when that is
+ * at most burst intervals ahead of now. One stamp per key stands for a whole token bucket, and
+ * a key whose tat is in the past is exactly a key never seen: its slot is free. So the table
+ * needs no timer and no sweep: stale slots are reused as they are met.
+ *
+ * The table: 64 shards, each an open-addressing array of {hash, tat} (16 bytes) behind its own
+ * mutex, keyed by SipHash-2-4 under a random key drawn when the table is made (clients cannot
+ * aim keys at one shard or one run of slots). A key looks at PROBE consecutive slots from its
+ * hash: its own, else the first free (empty, or idle: tat <= now), else the one whose tat is
+ * the earliest (the nearest to a full bucket) is taken over and counted as an eviction. The
+ * lock covers a few loads and stores; nothing else runs under it.
+ *
+ * Rejected: a per-worker table (N workers would allow N times the rate); a global LRU list
+ * (a shared cache line written by every request); growing the table on demand (a flood of
+ * distinct addresses would take the process's memory).
+ */
+#include "guard/ratelimit.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "core/hash.h"
+
+#define SHARDS 64
+#define PROBE 16
+
+struct slot {
+    uint64_t h;   /* 0: never used */
+    uint64_t tat; /* microseconds, the caller's clock */
+};
+
+struct shard {
+    pthread_mutex_t lock;
+    struct slot *slots;
+    size_t mask;
+    uint64_t evictions;
+} __attribute__((aligned(64)));
+
+struct pt_rl {
+    uint64_t key[2];
+    size_t per_shard;
+    struct shard sh[SHARDS];
+};
+
+struct pt_rl *pt_rl_new(size_t max_keys)
+{
+    struct pt_rl *t = calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    if (getrandom(t->key, sizeof t->key, 0) != sizeof t->key) {
+        free(t);
+        return NULL;
+    }
+    if (max_keys < 1024)
+        max_keys = 1024;
+    size_t per = 64;
+    while (per * SHARDS < max_keys)
+        per <<= 1;
+    t->per_shard = per;
+    for (int i = 0; i < SHARDS; i++) {
+        t->sh[i].slots = calloc(per, sizeof(struct slot));
+        t->sh[i].mask = per - 1;
+        pthread_mutex_init(&t->sh[i].lock, NULL);
+        if (!t->sh[i].slots) {
+            pt_rl_free(t);
+            return NULL;
+        }
+    }
+    return t;
+}
+
+void pt_rl_free(struct pt_rl *t)
+{
+    if (!t)
+        return;
+    for (int i = 0; i < SHARDS; i++) {
+        free(t->sh[i].slots);
+        pthread_mutex_destroy(&t->sh[i].lock);
+    }
+    free(t);
+}
+
+/* The slot of h in s at now: its own, a free one, or the earliest one taken over. */
+static struct slot *find(struct shard *s, uint64_t h, uint64_t now)
+{
+    size_t i = (size_t)(h >> 6) & s->mask;
+    struct slot *free_slot = NULL, *oldest = NULL;
+    for (int k = 0; k < PROBE; k++, i = (i + 1) & s->mask) {
+        struct slot *sl = &s->slots[i];
+        if (sl->h == h)
+            return sl;
+        if (sl->h == 0 || sl->tat <= now) {
+            if (!free_slot)
+                free_slot = sl;
+            if (sl->h == 0)
+                break; /* never used: h is not further on */
+            continue;
+        }
+        if (!oldest || sl->tat < oldest->tat)
+            oldest = sl;
+    }
+    struct slot *sl = free_slot;
+    if (!sl) {
+        sl = oldest;
+        s->evictions++;
+    }
+    sl->h = h;
+    sl->tat = now;
+    return sl;
+}
+
+void pt_rl_take(struct pt_rl *t, const void *key, size_t n, const struct pt_rl_limit *lim,
+                uint64_t now_us, struct pt_rl_verdict *v)
+{
+    uint64_t h = pt_siphash24(t->key, key, n) | 1; /* never 0: 0 marks an unused slot */
+    struct shard *s = &t->sh[h & (SHARDS - 1)];
+    uint64_t iv = lim->interval_us ? lim->interval_us : 1;
+    uint64_t span = iv * (lim->burst ? lim->burst : 1); /* how far ahead tat may go */
+    pthread_mutex_lock(&s->lock);
+    struct slot *sl = find(s, h, now_us);
+    uint64_t tat = sl->tat > now_us ? sl->tat : now_us;
+    uint64_t next = tat + iv;
+    v->is_ok = next - now_us <= span;
+    if (v->is_ok)
+        sl->tat = next;
+    pthread_mutex_unlock(&s->lock);
+    uint64_t ahead = (v->is_ok ? next : tat) - now_us; /* the bucket's debt now */
+    v->remaining = (uint32_t)(ahead >= span ? 0 : (span - ahead) / iv);
+    v->retry_after_us = v->is_ok ? 0 : next - now_us - span;
+    v->reset_us = ahead;
+}
+
+uint64_t pt_rl_evictions(struct pt_rl *t)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < SHARDS; i++) {
+        pthread_mutex_lock(&t->sh[i].lock);
+        n += t->sh[i].evictions;
+        pthread_mutex_unlock(&t->sh[i].lock);
+    }
+    return n;
+}
+
+size_t pt_rl_bytes(const struct pt_rl *t)
+{
+    return sizeof(*t) + SHARDS * t->per_shard * sizeof(struct slot);
+}
