@@ -465,11 +465,21 @@ static void render_cache(struct pt_gbuf *out, const struct pt_metrics_view *v)
     sample(out, "portico_cache_purged_total", NULL, st.purged);
 }
 
+/* The guards: requests each refused. */
+static void render_guards(struct pt_gbuf *out, const struct pt_metrics_view *v)
+{
+    family(out, "portico_guard_refusals_total", "counter",
+           "Requests a guard refused, by guard (rate_limit: 429).");
+    sample(out, "portico_guard_refusals_total", &(struct labels){{"guard"}, {"rate_limit"}},
+           pt_counters_sum(v->reg, PT_CTR_GUARD_RATE_LIMITED));
+}
+
 int pt_metrics_render(struct pt_gbuf *out, const struct pt_metrics_view *v)
 {
     render_requests(out, v);
     render_upstreams(out, v);
     render_process(out, v);
     render_cache(out, v);
+    render_guards(out, v);
     return out->is_failed ? -1 : 0;
 }

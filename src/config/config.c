@@ -419,13 +419,17 @@ static void check_unreachable(struct pt_cfg_ctx *x)
 
 static void load_root(struct pt_cfg_ctx *x, const struct pt_ynode *root)
 {
-    static const char *const keys[] = {
-        "workers", "shutdown_timeout", "listen", "limits",   "http2", "trusted_proxies",
-        "log",     "upstreams",        "sites",  "routes",   "tls",   "resolver",
-        "geoip",   "server_header",    "errors", "pid_file", "admin", "cache",
-        NULL};
-    static const char *const later[] = {"metrics", "redis",       "rules", "acl",
-                                        "waf",     "rate_limits", NULL};
+    static const char *const keys[] = {"workers",     "shutdown_timeout",
+                                       "listen",      "limits",
+                                       "http2",       "trusted_proxies",
+                                       "log",         "upstreams",
+                                       "sites",       "routes",
+                                       "tls",         "resolver",
+                                       "geoip",       "server_header",
+                                       "errors",      "pid_file",
+                                       "admin",       "cache",
+                                       "rate_limits", NULL};
+    static const char *const later[] = {"metrics", "redis", "rules", "acl", "waf", NULL};
     struct pt_config *cfg = x->cfg;
     if (root->kind != PT_YNODE_MAP) {
         pt_config_error(x, root->pos,
@@ -481,6 +485,8 @@ static void load_root(struct pt_cfg_ctx *x, const struct pt_ynode *root)
             pt_config_load_admin(x, v);
         } else if (is(k, "cache")) {
             pt_config_load_cache(x, v);
+        } else if (is(k, "rate_limits")) {
+            pt_config_load_rate_limits(x, v);
         } else {
             routes = v;
             routes_key = k;
@@ -544,6 +550,7 @@ static void set_defaults(struct pt_config *cfg)
     cfg->server_line = "Server: portico\r\n";
     cfg->server_line_len = strlen(cfg->server_line);
     pt_config_cache_defaults(&cfg->cache);
+    cfg->rate_limit_keys = 1000000;
 }
 
 /* The part of a load that may longjmp; ctx lives in the caller so it survives the jump. */

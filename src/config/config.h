@@ -351,6 +351,26 @@ struct pt_compress_cfg {
     int level[PT_CODING_N];     /* per coding (gzip 6, br 5, zstd 3) */
 };
 
+/* rate_limit: on a site or a route (guard/rate.c); the route's replaces the site's. */
+enum pt_rl_kind { PT_RL_IP = 0, PT_RL_ROUTE, PT_RL_HEADER, PT_RL_COOKIE, PT_RL_QUERY };
+#define PT_RL_KEY_PARTS 4
+struct pt_rl_part {
+    int kind;         /* enum pt_rl_kind */
+    const char *name; /* header, cookie or query parameter name; NULL for ip and route */
+    size_t name_len;
+};
+struct pt_rate_limit_cfg {
+    bool is_set; /* rate_limit: was given here (false: none, over the site's) */
+    bool is_on;
+    const char *name;     /* the limit's name in RateLimit-Policy (a token; "default") */
+    uint64_t interval_us; /* 1 / rate */
+    uint64_t rate_x1000;  /* requests per 1,000 s, for messages */
+    uint32_t burst;       /* requests at once (default 1) */
+    struct pt_rl_part parts[PT_RL_KEY_PARTS];
+    size_t n_parts; /* the key: default [ip] */
+    struct pt_cfg_pos pos;
+};
+
 /* cache: on a route (RFC 9111 shared cache; handler/cache.c). */
 struct pt_route_cache_cfg {
     bool is_on;            /* cache: given (and not enabled: false) */
@@ -376,12 +396,13 @@ struct pt_route_cfg {
     struct pt_proxy_cfg proxy;
     struct pt_redirect_cfg redirect;
     struct pt_respond_cfg respond;
-    struct pt_static_cfg files;      /* action static */
-    struct pt_compress_cfg compress; /* is_set: the route's; else the site's applies */
-    struct pt_route_cache_cfg cache; /* proxy routes */
-    struct pt_cfg_pos pos;           /* position of the route's mapping */
-    struct pt_cfg_pos match_pos;     /* position of the match value */
-    const struct pt_nf_rule *nf;     /* non-NULL: compiled from a Netlify rule (_redirects or
+    struct pt_static_cfg files;          /* action static */
+    struct pt_compress_cfg compress;     /* is_set: the route's; else the site's applies */
+    struct pt_route_cache_cfg cache;     /* proxy routes */
+    struct pt_rate_limit_cfg rate_limit; /* is_set: the route's; else the site's applies */
+    struct pt_cfg_pos pos;               /* position of the route's mapping */
+    struct pt_cfg_pos match_pos;         /* position of the match value */
+    const struct pt_nf_rule *nf;         /* non-NULL: compiled from a Netlify rule (_redirects or
                                     netlify.toml); conditions, shadowing and rewrites are
                                     checked at dispatch (handler/netlify_rules.h) */
 };
@@ -416,7 +437,8 @@ struct pt_site_cfg {
     size_t n_nf_headers;
     struct pt_error_page *error_pages; /* errors: of the site (over the top level's) */
     size_t n_error_pages;
-    struct pt_compress_cfg compress; /* the site's default for its routes */
+    struct pt_compress_cfg compress;     /* the site's default for its routes */
+    struct pt_rate_limit_cfg rate_limit; /* the site's default for its routes */
     bool is_api; /* made from the rules store (pt_config_add_api_sites): its request.set
                     values are header secrets, wiped by pt_config_free */
 };
@@ -510,6 +532,7 @@ struct pt_config {
                                             pt_config_report() keeps out of messages; opaque */
     struct pt_admin_cfg admin;
     struct pt_cache_cfg cache;
+    uint64_t rate_limit_keys; /* rate_limits.max_keys: the shared table's size (1,000,000) */
 };
 
 /*

@@ -271,6 +271,11 @@ const char *pt_config_parse_listen_addr(const char *s, size_t n, struct pt_socka
    the traffic listeners'). */
 void pt_config_load_admin(struct pt_cfg_ctx *x, const struct pt_ynode *v);
 
+/* config_ratelimit.c: a site's or route's rate_limit:, and the top-level rate_limits:. */
+void pt_config_load_rate_limit(struct pt_cfg_ctx *x, const struct pt_ynode *v,
+                               struct pt_rate_limit_cfg *rl);
+void pt_config_load_rate_limits(struct pt_cfg_ctx *x, const struct pt_ynode *v);
+
 /* config_cache.c: the top-level cache: section, its defaults, and a route's cache:. */
 void pt_config_cache_defaults(struct pt_cache_cfg *c);
 void pt_config_load_cache(struct pt_cfg_ctx *x, const struct pt_ynode *v);

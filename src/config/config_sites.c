@@ -502,9 +502,17 @@ void pt_config_load_netlify(struct pt_cfg_ctx *x, struct pt_site_cfg *site, bool
 
 void pt_config_load_site(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_site_cfg *site)
 {
-    static const char *const keys[] = {
-        "hosts",        "routes",       "https_redirect", "hsts",     "redirects_file",
-        "headers_file", "netlify_toml", "errors",         "compress", NULL};
+    static const char *const keys[] = {"hosts",
+                                       "routes",
+                                       "https_redirect",
+                                       "hsts",
+                                       "redirects_file",
+                                       "headers_file",
+                                       "netlify_toml",
+                                       "errors",
+                                       "compress",
+                                       "rate_limit",
+                                       NULL};
     static const char *const later[] = {"tls", "static", "headers", "redirects", NULL};
     bool has_redirects_key = false, has_headers_key = false;
     site->pos = v->pos;
@@ -540,6 +548,8 @@ void pt_config_load_site(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct 
             pt_config_load_errors(x, val, &site->error_pages, &site->n_error_pages);
         } else if (is(k, "compress")) {
             pt_config_load_compress(x, val, &site->compress);
+        } else if (is(k, "rate_limit")) {
+            pt_config_load_rate_limit(x, val, &site->rate_limit);
         } else {
             has_routes = true;
             pt_config_load_routes(x, val, site);

@@ -41,6 +41,7 @@
 #include "core/log.h"
 #include "core/sock.h"
 #include "cache/store.h"
+#include "guard/rate.h"
 #include "handler/cache.h"
 #include "handler/geoip.h"
 #include "handler/mime.h"
@@ -393,6 +394,29 @@ static int cache_follow(const struct pt_config *cfg, char *err, size_t errlen)
     return -1;
 }
 
+/* Makes the shared rate-limit table (guard/rate.h) for the first configuration with a
+   rate_limit:, sized by rate_limits.max_keys; it lives as long as the process, so counters
+   survive reloads (a new max_keys needs a restart). Returns 0, or -1 with err filled. */
+static int rate_follow(const struct pt_config *cfg, char *err, size_t errlen)
+{
+    if (pt_guard_rl)
+        return 0;
+    bool wanted = false;
+    for (size_t i = 0; i < cfg->n_sites && !wanted; i++) {
+        wanted = cfg->sites[i].rate_limit.is_on;
+        for (size_t j = 0; j < cfg->sites[i].n_routes && !wanted; j++)
+            wanted = cfg->sites[i].routes[j].rate_limit.is_on;
+    }
+    if (!wanted)
+        return 0;
+    pt_guard_rl = pt_rl_new((size_t)cfg->rate_limit_keys);
+    if (pt_guard_rl)
+        return 0;
+    snprintf(err, errlen, "%s: out of memory for rate_limits.max_keys (%llu)", cfg->path,
+             (unsigned long long)cfg->rate_limit_keys);
+    return -1;
+}
+
 /* Loads path and builds everything a snapshot holds (the access log is opened only when
    open_logs is set: `check` must not create files). Returns NULL with err filled. */
 /* The snapshot of a loaded configuration; it owns cfg from here, also when it fails. */
@@ -573,7 +597,7 @@ static struct pt_snapshot *reload(const char *path, struct pt_snapshot *cur,
         free(err);
         return cur;
     }
-    if (cache_follow(s->cfg, err, ERR_BYTES) < 0) {
+    if (cache_follow(s->cfg, err, ERR_BYTES) < 0 || rate_follow(s->cfg, err, ERR_BYTES) < 0) {
         pt_log_error("reload failed, still serving the previous configuration: %s", err);
         pt_ctr_add_self(PT_CTR_RELOADS_FAILED, 1);
         pt_snapshot_unref(s);
@@ -777,7 +801,7 @@ static int cmd_run(const char *path)
         pt_acme_stop(acme);
         return 1;
     }
-    if (cache_follow(snap->cfg, err, ERR_BYTES) < 0) {
+    if (cache_follow(snap->cfg, err, ERR_BYTES) < 0 || rate_follow(snap->cfg, err, ERR_BYTES) < 0) {
         fprintf(stderr, "portico: %s\n", err);
         free(err);
         pt_snapshot_unref(snap);

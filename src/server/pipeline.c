@@ -19,6 +19,9 @@
 
 #include "core/log.h"
 #include "handler/handler.h"
+#include "core/counters.h"
+#include "guard/rate.h"
+#include "handler/geoip.h"
 #include "handler/netlify_rules.h"
 #include "tls/acme.h"
 
@@ -134,6 +137,41 @@ static bool answer_acme(struct pt_req *r, const char *path, size_t len)
     return true;
 }
 
+/* The rate limit of r's route, else of its site (guard/rate.h): true when it refused r (a 429
+   went out). */
+static bool rate_limited(struct pt_req *r, const struct pt_req_head *h)
+{
+    const struct pt_rate_limit_cfg *c = &r->route->rate_limit;
+    struct pt_str scope = {r->route->match, strlen(r->route->match)};
+    if (!c->is_set) {
+        c = &r->site->rate_limit;
+        scope = r->site->n_hosts ? (struct pt_str){r->site->hosts[0], strlen(r->site->hosts[0])}
+                                 : (struct pt_str){"*", 1};
+    }
+    if (!c->is_on)
+        return false;
+    char ip[64];
+    struct pt_str client = {"", 0};
+    for (size_t i = 0; i < c->n_parts; i++)
+        if (c->parts[i].kind == PT_RL_IP) {
+            struct pt_sockaddr addr;
+            if (!pt_geoip_client_addr(r->cfg, r->peer, h, &addr))
+                addr = *r->peer;
+            client = (struct pt_str){ip, pt_sock_ntop(&addr.u.sa, ip, sizeof(ip))};
+            break;
+        }
+    char lines[256];
+    size_t n = 0;
+    if (pt_guard_rate(c, scope, h, client, r->env->loop->now_ms * 1000, lines, &n) == 0)
+        return false;
+    pt_ctr_add_self(PT_CTR_GUARD_RATE_LIMITED, 1);
+    pt_log_ratelimited(PT_LOG_INFO, "request %s: refused by rate_limit \"%s\" (%s)", r->request_id,
+                       c->name, client.n ? ip : "key");
+    pt_conn_plan_discard(r);
+    pt_respond_error_extra(r, 429, r->wants_json, lines, n);
+    return true;
+}
+
 void pt_pipeline_run(struct pt_req *r, const struct pt_req_head *h)
 {
     struct pt_conn *c = r->c;
@@ -203,6 +241,9 @@ void pt_pipeline_run(struct pt_req *r, const struct pt_req_head *h)
         return;
     }
     r->route = route;
+    /* The guards, in their documented order (docs/config.md "Guards"): rate limits. */
+    if ((route->rate_limit.is_on || r->site->rate_limit.is_on) && rate_limited(r, h))
+        return;
     if (r->is_ext_connect && route->action != PT_ACTION_PROXY) {
         /* An HTTP/2 WebSocket (extended CONNECT) only opens a tunnel to a target: a file, a
            redirect or a fixed answer cannot be one. */

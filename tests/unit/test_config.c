@@ -355,8 +355,8 @@ static void test_unknown_keys(void **state)
     expect_has(e, "t.yaml:6:9: unknown key \"respnd\"; did you mean \"respond\"?");
     expect_has(e, "t.yaml:5:9: a route needs one of proxy, redirect, respond or static");
 
-    e = load_err("rate_limits: {}\n" BASE ROUTE_OK);
-    expect_has(e, "t.yaml:1:1: key \"rate_limits\" is not supported yet");
+    e = load_err("waf: {}\n" BASE ROUTE_OK);
+    expect_has(e, "t.yaml:1:1: key \"waf\" is not supported yet");
     e = load_err("cache: {memry: 1m}\n" BASE ROUTE_OK);
     expect_has(e, "t.yaml:1:9: unknown key \"memry\"; did you mean \"memory\"?");
     e = load_err("admin: {}\n" BASE ROUTE_OK);
