@@ -411,6 +411,10 @@ static void render_process(struct pt_gbuf *out, const struct pt_metrics_view *v)
            pt_counters_sum(v->reg, PT_CTR_API_CHANGES_OK));
     sample(out, "portico_api_changes_total", &(struct labels){{"outcome"}, {"failure"}},
            pt_counters_sum(v->reg, PT_CTR_API_CHANGES_FAILED));
+    family(out, "portico_guard_refusals_total", "counter",
+           "Requests refused by a guard (docs/config.md, Guards), by guard.");
+    sample(out, "portico_guard_refusals_total", &(struct labels){{"guard"}, {"ip"}},
+           pt_counters_sum(v->reg, PT_CTR_GUARD_IP_DENIED));
 }
 
 /* The cache: requests by outcome (per-thread counters) and the store's figures. */

@@ -620,7 +620,7 @@ static void load_methods(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct 
 static void load_route(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_route_cfg *r)
 {
     static const char *const keys[] = {"match",  "methods", "proxy",    "redirect", "respond",
-                                       "static", "cache",   "compress", NULL};
+                                       "static", "cache",   "compress", "ip",       NULL};
     static const char *const later[] = {"rate_limit", "auth", "acl", "waf", "headers", NULL};
     r->pos = v->pos;
     if (v->kind != PT_YNODE_MAP) {
@@ -651,6 +651,8 @@ static void load_route(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt
             pt_config_load_route_cache(x, val, r);
         } else if (is(k, "compress")) {
             pt_config_load_compress(x, val, &r->compress);
+        } else if (is(k, "ip")) {
+            pt_config_load_ip(x, val, &r->ip);
         } else {
             if (action_key) {
                 pt_config_error(x, k->pos,

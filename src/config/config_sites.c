@@ -502,9 +502,17 @@ void pt_config_load_netlify(struct pt_cfg_ctx *x, struct pt_site_cfg *site, bool
 
 void pt_config_load_site(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_site_cfg *site)
 {
-    static const char *const keys[] = {
-        "hosts",        "routes",       "https_redirect", "hsts",     "redirects_file",
-        "headers_file", "netlify_toml", "errors",         "compress", NULL};
+    static const char *const keys[] = {"hosts",
+                                       "routes",
+                                       "https_redirect",
+                                       "hsts",
+                                       "redirects_file",
+                                       "headers_file",
+                                       "netlify_toml",
+                                       "errors",
+                                       "compress",
+                                       "ip",
+                                       NULL};
     static const char *const later[] = {"tls", "static", "headers", "redirects", NULL};
     bool has_redirects_key = false, has_headers_key = false;
     site->pos = v->pos;
@@ -540,6 +548,8 @@ void pt_config_load_site(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct 
             pt_config_load_errors(x, val, &site->error_pages, &site->n_error_pages);
         } else if (is(k, "compress")) {
             pt_config_load_compress(x, val, &site->compress);
+        } else if (is(k, "ip")) {
+            pt_config_load_ip(x, val, &site->ip);
         } else {
             has_routes = true;
             pt_config_load_routes(x, val, site);
@@ -549,6 +559,10 @@ void pt_config_load_site(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct 
         pt_config_missing(x, v, "routes", "a site");
     else
         pt_config_load_netlify(x, site, has_redirects_key, has_headers_key);
+    /* A route without ip: takes its site's, so the pipeline tests one pointer. */
+    for (size_t i = 0; i < site->n_routes; i++)
+        if (!site->routes[i].ip)
+            site->routes[i].ip = site->ip;
     bool any_tls = false;
     for (size_t i = 0; i < x->cfg->n_listens; i++)
         any_tls |= x->cfg->listens[i].is_tls;

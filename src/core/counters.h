@@ -55,6 +55,7 @@ enum pt_ctr_fixed {
     PT_CTR_CACHE_COALESCED,    /* requests that waited for another's fetch of their key */
     PT_CTR_CACHE_STORED,       /* responses stored */
     PT_CTR_CACHE_HIT_BYTES,    /* body bytes served from the cache */
+    PT_CTR_GUARD_IP_DENIED,    /* requests refused by IP rules (guard/ip.c) */
     PT_CTR_N_FIXED
 };
 

@@ -261,6 +261,33 @@ enum pt_ip_verdict pt_ip_rules_check(const struct pt_ip_rules *rules, const stru
     return PT_IP_PASS;
 }
 
+struct pt_ip_rules *pt_ip_rules_build(const struct pt_ip_cfg *c)
+{
+    struct pt_ip_rules *rules = calloc(1, sizeof(*rules));
+    if (!rules)
+        return NULL;
+    if (pt_ip_set_build(&rules->allow, c->allow, c->n_allow) < 0 ||
+        pt_ip_set_build(&rules->deny, c->deny, c->n_deny) < 0) {
+        pt_ip_rules_free(rules);
+        return NULL;
+    }
+    rules->has_allow = c->has_allow;
+    rules->allow_cc = c->allow_cc;
+    rules->n_allow_cc = c->n_allow_cc;
+    rules->deny_cc = c->deny_cc;
+    rules->n_deny_cc = c->n_deny_cc;
+    return rules;
+}
+
+void pt_ip_rules_free(struct pt_ip_rules *rules)
+{
+    if (!rules)
+        return;
+    pt_ip_set_free(&rules->allow);
+    pt_ip_set_free(&rules->deny);
+    free(rules);
+}
+
 const char *pt_ip_verdict_text(enum pt_ip_verdict v)
 {
     switch (v) {

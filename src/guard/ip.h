@@ -101,6 +101,16 @@ uint16_t pt_ip_country_code(const char *cc);
 enum pt_ip_verdict pt_ip_rules_check(const struct pt_ip_rules *rules, const struct pt_ip_addr *a,
                                      const char *country);
 
+/*
+ * Compiles a configuration's ip: (allow, deny, countries) into new rules: the sets are the
+ * caller's (pt_ip_rules_free), the country lists are borrowed from c, which must outlive them.
+ * Returns NULL when out of memory.
+ */
+struct pt_ip_rules *pt_ip_rules_build(const struct pt_ip_cfg *c);
+
+/* Frees rules made by pt_ip_rules_build; NULL is fine. */
+void pt_ip_rules_free(struct pt_ip_rules *rules);
+
 /* A short text for a verdict, for the error log ("deny list", "not in allow list", ...). */
 const char *pt_ip_verdict_text(enum pt_ip_verdict v);
 
