@@ -11,7 +11,7 @@ import subprocess
 from helpers import admin as A
 from helpers import backends as B
 from helpers import mmdb, yamlgen
-from helpers.client import get
+from helpers.client import RawConn, get
 from helpers.common import wait_until
 from helpers.portico import PORTICO_BIN
 
@@ -170,3 +170,25 @@ def test_metric_counts_refusals(portico, backend, tmp_path):
     st, _, body = A.call(p, "GET", "/metrics", token[0])
     assert st == 200
     assert 'portico_guard_refusals_total{guard="ip"} 3' in body.decode()
+
+
+def test_empty_route_rules_lift_the_sites(portico, backend):
+    b = backend(B.echo())
+    p = portico(cfg_of(b.url, site_ip={"deny": ["127.0.0.2"]}, route_ip={}))
+    assert status(p, "127.0.0.2", "/x") == 200
+    assert status(p, "127.0.0.2", "/open/a") == 403
+
+
+def test_ipv6_client_and_mapped_entries(portico, backend):
+    b = backend(B.echo())
+
+    def build(port):
+        cfg = cfg_of(b.url, site_ip={"deny": ["::1/128", "::ffff:127.0.0.2"]})(port)
+        cfg["listen"] = [{"addr": "127.0.0.1:%d" % port}, {"addr": "[::1]:%d" % port}]
+        return cfg
+
+    p = portico(build)
+    with RawConn(p.port, host="::1") as c:
+        assert c.request("GET", "/x").status == 403
+    assert status(p, "127.0.0.2") == 403  # a mapped entry is the IPv4 address
+    assert status(p, "127.0.0.3") == 200
