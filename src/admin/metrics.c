@@ -411,6 +411,12 @@ static void render_process(struct pt_gbuf *out, const struct pt_metrics_view *v)
            pt_counters_sum(v->reg, PT_CTR_API_CHANGES_OK));
     sample(out, "portico_api_changes_total", &(struct labels){{"outcome"}, {"failure"}},
            pt_counters_sum(v->reg, PT_CTR_API_CHANGES_FAILED));
+    family(out, "portico_guard_refusals_total", "counter",
+           "Requests refused by a guard (docs/config.md, Guards), by guard.");
+    sample(out, "portico_guard_refusals_total", &(struct labels){{"guard"}, {"ip"}},
+           pt_counters_sum(v->reg, PT_CTR_GUARD_IP_DENIED));
+    sample(out, "portico_guard_refusals_total", &(struct labels){{"guard"}, {"rate_limit"}},
+           pt_counters_sum(v->reg, PT_CTR_GUARD_RATE_LIMITED));
 }
 
 /* The cache: requests by outcome (per-thread counters) and the store's figures. */
@@ -465,21 +471,11 @@ static void render_cache(struct pt_gbuf *out, const struct pt_metrics_view *v)
     sample(out, "portico_cache_purged_total", NULL, st.purged);
 }
 
-/* The guards: requests each refused. */
-static void render_guards(struct pt_gbuf *out, const struct pt_metrics_view *v)
-{
-    family(out, "portico_guard_refusals_total", "counter",
-           "Requests a guard refused, by guard (rate_limit: 429).");
-    sample(out, "portico_guard_refusals_total", &(struct labels){{"guard"}, {"rate_limit"}},
-           pt_counters_sum(v->reg, PT_CTR_GUARD_RATE_LIMITED));
-}
-
 int pt_metrics_render(struct pt_gbuf *out, const struct pt_metrics_view *v)
 {
     render_requests(out, v);
     render_upstreams(out, v);
     render_process(out, v);
     render_cache(out, v);
-    render_guards(out, v);
     return out->is_failed ? -1 : 0;
 }

@@ -516,6 +516,7 @@ static void load_root(struct pt_cfg_ctx *x, const struct pt_ynode *root)
         pt_config_load_netlify(x, site, false, false);
     }
     pt_config_check_sites(x);
+    pt_config_check_ip(x);
     pt_config_check_tls_listeners(x);
     pt_config_check_admin(x);
     check_unreachable(x);

@@ -338,6 +338,26 @@ struct pt_respond_cfg {
 struct pt_nf_rule;        /* config/netlify.h */
 struct pt_nf_header_rule; /* config/netlify.h */
 
+struct pt_ip_rules; /* guard/ip.h: an ip: compiled into address ranges */
+
+/*
+ * ip: on a site or a route (the route's replaces the site's whole): IP rules, checked by the
+ * guard (guard/ip.c). Addresses come from allow/deny and from the lines of allow_files and
+ * deny_files, read at load (a reload reads them again). Country codes are packed as
+ * ('A' << 8 | 'B'), upper-case, as pt_ip_country_code packs them.
+ */
+struct pt_ip_cfg {
+    struct pt_cidr *allow, *deny;
+    size_t n_allow, n_deny;
+    bool has_allow;               /* allow or allow_files given: other addresses are refused */
+    uint16_t *allow_cc, *deny_cc; /* countries.allow / countries.deny */
+    size_t n_allow_cc, n_deny_cc;
+    struct pt_cfg_pos pos;     /* of the ip: value */
+    struct pt_ip_cfg *next;    /* every ip: of the configuration (pt_config.ips) */
+    struct pt_ip_rules *rules; /* compiled by the server for its snapshot (guard/ip.h),
+                                      freed with it; NULL in `check` */
+};
+
 /* compress: on a site or a route (the route's replaces the site's whole). */
 enum pt_coding { PT_CODING_NONE = 0, PT_CODING_GZIP, PT_CODING_BR, PT_CODING_ZSTD, PT_CODING_N };
 struct pt_compress_cfg {
@@ -400,6 +420,7 @@ struct pt_route_cfg {
     struct pt_compress_cfg compress;     /* is_set: the route's; else the site's applies */
     struct pt_route_cache_cfg cache;     /* proxy routes */
     struct pt_rate_limit_cfg rate_limit; /* is_set: the route's; else the site's applies */
+    struct pt_ip_cfg *ip;                /* the route's ip:, else its site's; NULL: no IP rules */
     struct pt_cfg_pos pos;               /* position of the route's mapping */
     struct pt_cfg_pos match_pos;         /* position of the match value */
     const struct pt_nf_rule *nf;         /* non-NULL: compiled from a Netlify rule (_redirects or
@@ -439,6 +460,7 @@ struct pt_site_cfg {
     size_t n_error_pages;
     struct pt_compress_cfg compress;     /* the site's default for its routes */
     struct pt_rate_limit_cfg rate_limit; /* the site's default for its routes */
+    struct pt_ip_cfg *ip;                /* the site's ip: for routes without one, or NULL */
     bool is_api; /* made from the rules store (pt_config_add_api_sites): its request.set
                     values are header secrets, wiped by pt_config_free */
 };
@@ -514,6 +536,7 @@ struct pt_config {
     size_t n_static_routes; /* routes with action static, numbered by files.index_in_config */
     struct pt_resolver_cfg resolver;
     struct pt_geoip_cfg geoip;
+    struct pt_ip_cfg *ips;             /* every ip: of sites and routes, linked by next */
     struct pt_error_page *error_pages; /* top-level errors: for every site, and for errors
                                           answered before a site is known (400, 408, 414, 431) */
     size_t n_error_pages;

@@ -316,6 +316,12 @@ char *pt_config_origin_name(struct pt_cfg_ctx *x, const char *prefix, const stru
 void pt_config_load_site(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_site_cfg *site);
 void pt_config_load_netlify(struct pt_cfg_ctx *x, struct pt_site_cfg *site, bool has_redirects_key,
                             bool has_headers_key);
+/* ip: (config_ip.c): the mapping v into a new struct pt_ip_cfg (configuration arena, linked
+   into cfg->ips), stored in *out. */
+void pt_config_load_ip(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_ip_cfg **out);
+/* After the whole load: countries need the top-level geoip: database. */
+void pt_config_check_ip(struct pt_cfg_ctx *x);
+
 /* compress: (config_compress.c): true, false or a mapping, into c (every field set, the
    defaults included: a route's replaces its site's whole). */
 void pt_config_load_compress(struct pt_cfg_ctx *x, const struct pt_ynode *v,

@@ -512,6 +512,7 @@ void pt_config_load_site(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct 
                                        "errors",
                                        "compress",
                                        "rate_limit",
+                                       "ip",
                                        NULL};
     static const char *const later[] = {"tls", "static", "headers", "redirects", NULL};
     bool has_redirects_key = false, has_headers_key = false;
@@ -550,6 +551,8 @@ void pt_config_load_site(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct 
             pt_config_load_compress(x, val, &site->compress);
         } else if (is(k, "rate_limit")) {
             pt_config_load_rate_limit(x, val, &site->rate_limit);
+        } else if (is(k, "ip")) {
+            pt_config_load_ip(x, val, &site->ip);
         } else {
             has_routes = true;
             pt_config_load_routes(x, val, site);
@@ -559,6 +562,10 @@ void pt_config_load_site(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct 
         pt_config_missing(x, v, "routes", "a site");
     else
         pt_config_load_netlify(x, site, has_redirects_key, has_headers_key);
+    /* A route without ip: takes its site's, so the pipeline tests one pointer. */
+    for (size_t i = 0; i < site->n_routes; i++)
+        if (!site->routes[i].ip)
+            site->routes[i].ip = site->ip;
     bool any_tls = false;
     for (size_t i = 0; i < x->cfg->n_listens; i++)
         any_tls |= x->cfg->listens[i].is_tls;

@@ -56,6 +56,7 @@ enum pt_ctr_fixed {
     PT_CTR_CACHE_STORED,       /* responses stored */
     PT_CTR_CACHE_HIT_BYTES,    /* body bytes served from the cache */
     PT_CTR_GUARD_RATE_LIMITED, /* requests refused by a rate_limit (429) */
+    PT_CTR_GUARD_IP_DENIED,    /* requests refused by IP rules (guard/ip.c) */
     PT_CTR_N_FIXED
 };
 

@@ -43,6 +43,7 @@
 #include "cache/store.h"
 #include "guard/rate.h"
 #include "handler/cache.h"
+#include "guard/ip.h"
 #include "handler/geoip.h"
 #include "handler/mime.h"
 #include "handler/netlify_rules.h"
@@ -354,6 +355,13 @@ static int open_resources(struct pt_snapshot *s, const struct pt_snapshot *prev,
                      cfg->geoip.pos.line, cfg->geoip.pos.col, cfg->geoip.database, e);
             return -1;
         }
+    }
+    /* IP rules: each ip: compiled into sorted, merged ranges for this snapshot (worker.c frees
+       them with it). */
+    for (struct pt_ip_cfg *ip = cfg->ips; ip; ip = ip->next) {
+        ip->rules = pt_ip_rules_build(ip);
+        if (!ip->rules)
+            goto oom;
     }
     return 0;
 oom:

@@ -4,7 +4,8 @@
  *
  *     note (log fields, request id) -> path normalisation -> ACME HTTP-01 challenge
  *         -> site by Host -> route, with the Netlify rules (conditions; a 200 rewrite matches
- *            again once with the new path) -> https_redirect -> the route's action
+ *            again once with the new path) -> guards (run_guards: IP rules, rate limits) -> https_redirect
+ *         -> the route's action
  *
  * The protocol (conn.c for HTTP/1.1) gives a struct pt_req_head and keeps its input buffer
  * until pt_pipeline_run returns; it also decides what its own framing refuses (bad heads,
@@ -17,9 +18,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core/log.h"
-#include "handler/handler.h"
 #include "core/counters.h"
+#include "core/log.h"
+#include "guard/ip.h"
+#include "handler/handler.h"
 #include "guard/rate.h"
 #include "handler/geoip.h"
 #include "handler/netlify_rules.h"
@@ -172,6 +174,63 @@ static bool rate_limited(struct pt_req *r, const struct pt_req_head *h)
     return true;
 }
 
+/*
+ * IP rules: the client address (behind trusted_proxies, as for X-Forwarded-For) against the
+ * route's compiled lists, and its country when the rules name countries. A client address
+ * that cannot be known (a trusted proxy sent an X-Forwarded-For entry that is no address) is
+ * refused. Returns true when the request may go on, false after answering 403.
+ */
+static bool guard_ip(struct pt_req *r, const struct pt_req_head *h, const struct pt_ip_cfg *ip)
+{
+    const struct pt_snapshot *s = r->ws->s;
+    struct pt_sockaddr client;
+    struct pt_ip_addr a;
+    enum pt_ip_verdict v;
+    if (!pt_geoip_client_addr(s->cfg, r->peer, h, &client) ||
+        pt_ip_addr_from_sockaddr(&client.u.sa, &a) < 0) {
+        v = PT_IP_NOT_ALLOWED;
+        memset(&client, 0, sizeof(client));
+    } else {
+        char cc[3] = "";
+        const struct pt_ip_rules *rules = ip->rules;
+        bool wants_cc = ip->n_allow_cc || ip->n_deny_cc;
+        if (wants_cc && !(s->res.geoip && pt_geoip_country(s->res.geoip, &client.u.sa, cc)))
+            cc[0] = '\0';
+        v = pt_ip_rules_check(rules, &a, cc);
+    }
+    if (v == PT_IP_PASS)
+        return true;
+    pt_ctr_add_self(PT_CTR_GUARD_IP_DENIED, 1);
+    char text[INET6_ADDRSTRLEN] = "unknown";
+    if (client.u.sa.sa_family == AF_INET)
+        inet_ntop(AF_INET, &client.u.in.sin_addr, text, sizeof(text));
+    else if (client.u.sa.sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &client.u.in6.sin6_addr, text, sizeof(text));
+    pt_log_ratelimited(PT_LOG_INFO, "guard ip: refused client %s: %s (rules at %s:%d)", text,
+                       pt_ip_verdict_text(v), s->cfg->path, ip->pos.line);
+    pt_conn_plan_discard(r);
+    pt_pipeline_fail(r, 403, false);
+    return false;
+}
+
+/*
+ * The guards, after the route is chosen and before its handler, in one fixed order:
+ * connection limits (to come), IP rules, rate limits, auth (to come), WAF (to come).
+ * A route without a guard costs one pointer test each. Returns true when the request may go
+ * on, false after the guard that refused it answered.
+ */
+static bool run_guards(struct pt_req *r, const struct pt_req_head *h,
+                       const struct pt_route_cfg *route)
+{
+    /* Connection limits: to come. */
+    if (route->ip && !guard_ip(r, h, route->ip))
+        return false;
+    if ((route->rate_limit.is_on || r->site->rate_limit.is_on) && rate_limited(r, h))
+        return false;
+    /* Auth, then the WAF: to come. */
+    return true;
+}
+
 void pt_pipeline_run(struct pt_req *r, const struct pt_req_head *h)
 {
     struct pt_conn *c = r->c;
@@ -241,9 +300,6 @@ void pt_pipeline_run(struct pt_req *r, const struct pt_req_head *h)
         return;
     }
     r->route = route;
-    /* The guards, in their documented order (docs/config.md "Guards"): rate limits. */
-    if ((route->rate_limit.is_on || r->site->rate_limit.is_on) && rate_limited(r, h))
-        return;
     if (r->is_ext_connect && route->action != PT_ACTION_PROXY) {
         /* An HTTP/2 WebSocket (extended CONNECT) only opens a tunnel to a target: a file, a
            redirect or a fixed answer cannot be one. */
@@ -251,6 +307,8 @@ void pt_pipeline_run(struct pt_req *r, const struct pt_req_head *h)
         pt_pipeline_fail(r, 405, false);
         return;
     }
+    if (!run_guards(r, h, route))
+        return;
     if (r->site->https_redirect && !r->is_tls && !is_acme_challenge(w->path_buf, (size_t)plen)) {
         pt_conn_plan_discard(r);
         redirect_to_https(r, host, path, query);

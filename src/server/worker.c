@@ -57,6 +57,7 @@
 #include "core/log.h"
 #include "core/sock.h"
 #include "core/time.h"
+#include "guard/ip.h"
 #include "handler/geoip.h"
 #include "handler/static.h"
 #include "server/h2_conn.h"
@@ -95,6 +96,8 @@ void pt_snapshot_unref(struct pt_snapshot *s)
     }
     free(s->lsocks);
     pt_admin_state_unref(s->admin);
+    for (struct pt_ip_cfg *ip = s->cfg ? s->cfg->ips : NULL; ip; ip = ip->next)
+        pt_ip_rules_free(ip->rules);
     pt_config_free(s->cfg);
     if (s->owns_access_fd && s->access_fd >= 0)
         close(s->access_fd);
