@@ -671,6 +671,18 @@ static void invalidate(struct creq *cq, int status, const struct pt_resp_head *h
     }
 }
 
+/* The policy's view of a route's cache settings. */
+static struct pt_cache_rules rules_of(const struct pt_route_cache_cfg *rc)
+{
+    return (struct pt_cache_rules){
+        .default_ttl_s = rc->default_ttl_s,
+        .ttl_status = rc->ttl_status,
+        .ttl_s = rc->ttl_s,
+        .n_ttl = rc->n_ttl,
+        .store_set_cookie = rc->store_set_cookie,
+    };
+}
+
 /* Builds the refreshed stored response: o's fields, with those the 304 carries replacing
    theirs (§3.2, §4.3.4), and o's body. Publishes it; returns a reference, or NULL. */
 static struct pt_cache_obj *refresh(struct creq *cq, struct pt_cache_obj *o,
@@ -705,12 +717,12 @@ static struct pt_cache_obj *refresh(struct creq *cq, struct pt_cache_obj *o,
         ln += (size_t)snprintf(lines + ln, cap - ln, "%.*s: %.*s\r\n", (int)all[i].name.n,
                                all[i].name.p, (int)all[i].value.n, all[i].value.p);
     struct pt_cache_meta m;
+    struct pt_cache_rules rules = rules_of(cq->rc);
     enum pt_store_verdict v =
         pt_cache_storable(PT_METHOD_GET, cq->req_has_auth, &cq->req_cc, o->meta.status, all, na,
-                          cq->req_time, now, NULL, &m);
+                          cq->req_time, now, &rules, &m);
     if (v != PT_STORE_OK && v != PT_STORE_NO_FRESHNESS)
         goto out;
-    (void)v;
     n = pt_cache_obj_new(pt_cache_store, &m, o->url, o->url_len, o->extra, o->extra_len, o->vary,
                          o->vary_len, lines, ln, o->tags, o->tags_len, o->body_len);
     if (n && o->body_len && pt_cache_obj_append(pt_cache_store, &n, o->body, o->body_len) < 0) {
@@ -780,7 +792,6 @@ bool pt_cache_answer_error(struct pt_req *r, int status)
     struct creq *cq = r->cache;
     if (!cq || !cq->stale || r->response_started)
         return false;
-    (void)status;
     int64_t now = wall_now();
     struct pt_cache_meta m = cq->stale->meta;
     if (cq->rc->stale_if_error_s > 0 && m.sie < cq->rc->stale_if_error_s)
@@ -830,13 +841,7 @@ bool pt_cache_response(struct pt_req *r, int status, struct pt_resp_head *h)
     }
     if (!cq->may_store)
         return false;
-    struct pt_cache_rules rules = {
-        .default_ttl_s = cq->rc->default_ttl_s,
-        .ttl_status = cq->rc->ttl_status,
-        .ttl_s = cq->rc->ttl_s,
-        .n_ttl = cq->rc->n_ttl,
-        .store_set_cookie = cq->rc->store_set_cookie,
-    };
+    struct pt_cache_rules rules = rules_of(cq->rc);
     struct pt_cache_meta m;
     enum pt_store_verdict v =
         pt_cache_storable(r->method_id, cq->req_has_auth, &cq->req_cc, status, h->fields,

@@ -600,3 +600,17 @@ def test_compressed_variants_are_stored_once_and_served_many_times(portico, back
     assert c.header("content-encoding") is None and c.body == body
     assert get(p.port, "/j").body == body
     assert o.n("/j") == 2
+
+
+def test_a_304_refresh_keeps_the_routes_ttls(cached):
+    """A response with no freshness of its own lives by the route's default_ttl, also after a
+    304 refreshed it."""
+    p, o = cached(cache={"default_ttl": "60s"})
+    o.routes["/d"] = lambda req, n: ((200, [("ETag", '"d"')], b"dd") if n == 1
+                                     else (304, [("ETag", '"d"')], b""))
+    assert get(p.port, "/d").body == b"dd"
+    r = get(p.port, "/d", {"Cache-Control": "no-cache"})
+    assert r.status == 200 and r.body == b"dd"
+    r = get(p.port, "/d")
+    assert r.body == b"dd" and r.header("cache-status").startswith("Portico; hit")
+    assert o.n("/d") == 2
