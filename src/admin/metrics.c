@@ -417,6 +417,16 @@ static void render_process(struct pt_gbuf *out, const struct pt_metrics_view *v)
            pt_counters_sum(v->reg, PT_CTR_GUARD_IP_DENIED));
     sample(out, "portico_guard_refusals_total", &(struct labels){{"guard"}, {"rate_limit"}},
            pt_counters_sum(v->reg, PT_CTR_GUARD_RATE_LIMITED));
+    sample(out, "portico_guard_refusals_total", &(struct labels){{"guard"}, {"ip_accept"}},
+           pt_counters_sum(v->reg, PT_CTR_GUARD_IP_ACCEPT));
+    sample(out, "portico_guard_refusals_total", &(struct labels){{"guard"}, {"connection_limit"}},
+           pt_counters_sum(v->reg, PT_CTR_GUARD_CONN_LIMITED));
+    sample(out, "portico_guard_refusals_total", &(struct labels){{"guard"}, {"slow_client"}},
+           pt_counters_sum(v->reg, PT_CTR_GUARD_SLOW_CLIENT));
+    sample(out, "portico_guard_refusals_total", &(struct labels){{"guard"}, {"auth"}},
+           pt_counters_sum(v->reg, PT_CTR_GUARD_AUTH_REFUSED));
+    sample(out, "portico_guard_refusals_total", &(struct labels){{"guard"}, {"waf"}},
+           pt_counters_sum(v->reg, PT_CTR_GUARD_WAF_BLOCKED));
 }
 
 /* The cache: requests by outcome (per-thread counters) and the store's figures. */

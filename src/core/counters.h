@@ -57,6 +57,11 @@ enum pt_ctr_fixed {
     PT_CTR_CACHE_HIT_BYTES,    /* body bytes served from the cache */
     PT_CTR_GUARD_RATE_LIMITED, /* requests refused by a rate_limit (429) */
     PT_CTR_GUARD_IP_DENIED,    /* requests refused by IP rules (guard/ip.c) */
+    PT_CTR_GUARD_IP_ACCEPT,    /* connections refused at accept by IP rules (before TLS) */
+    PT_CTR_GUARD_CONN_LIMITED, /* connections or requests refused by a connection cap */
+    PT_CTR_GUARD_SLOW_CLIENT,  /* connections closed for sending or reading too slowly */
+    PT_CTR_GUARD_AUTH_REFUSED, /* requests refused by auth (401, 403, or 503 when it fails) */
+    PT_CTR_GUARD_WAF_BLOCKED,  /* requests refused by the WAF (403) */
     PT_CTR_N_FIXED
 };
 

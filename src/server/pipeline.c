@@ -222,12 +222,13 @@ static bool guard_ip(struct pt_req *r, const struct pt_req_head *h, const struct
 static bool run_guards(struct pt_req *r, const struct pt_req_head *h,
                        const struct pt_route_cfg *route)
 {
-    /* Connection limits: to come. */
+    /* Connection limits: per-client requests in flight (to come). */
     if (route->ip && !guard_ip(r, h, route->ip))
         return false;
     if ((route->rate_limit.is_on || r->site->rate_limit.is_on) && rate_limited(r, h))
         return false;
-    /* Auth, then the WAF: to come. */
+    /* Auth (to come): basic, JWT, then forward auth. */
+    /* The WAF (to come). */
     return true;
 }
 
