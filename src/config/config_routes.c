@@ -621,8 +621,8 @@ static void load_route(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt
 {
     static const char *const keys[] = {"match",   "methods",    "proxy", "redirect",
                                        "respond", "static",     "cache", "compress",
-                                       "ip",      "rate_limit", NULL};
-    static const char *const later[] = {"auth", "acl", "waf", "headers", NULL};
+                                       "ip",      "rate_limit", "waf",   NULL};
+    static const char *const later[] = {"auth", "acl", "headers", NULL};
     r->pos = v->pos;
     if (v->kind != PT_YNODE_MAP) {
         pt_config_error(x, v->pos,
@@ -656,6 +656,8 @@ static void load_route(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt
             pt_config_load_rate_limit(x, val, &r->rate_limit);
         } else if (is(k, "ip")) {
             pt_config_load_ip(x, val, &r->ip);
+        } else if (is(k, "waf")) {
+            pt_config_load_waf(x, val, &r->waf);
         } else {
             if (action_key) {
                 pt_config_error(x, k->pos,

@@ -513,6 +513,7 @@ void pt_config_load_site(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct 
                                        "compress",
                                        "rate_limit",
                                        "ip",
+                                       "waf",
                                        NULL};
     static const char *const later[] = {"tls", "static", "headers", "redirects", NULL};
     bool has_redirects_key = false, has_headers_key = false;
@@ -553,6 +554,8 @@ void pt_config_load_site(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct 
             pt_config_load_rate_limit(x, val, &site->rate_limit);
         } else if (is(k, "ip")) {
             pt_config_load_ip(x, val, &site->ip);
+        } else if (is(k, "waf")) {
+            pt_config_load_waf(x, val, &site->waf);
         } else {
             has_routes = true;
             pt_config_load_routes(x, val, site);

@@ -4,7 +4,7 @@
  *
  *     note (log fields, request id) -> path normalisation -> ACME HTTP-01 challenge
  *         -> site by Host -> route, with the Netlify rules (conditions; a 200 rewrite matches
- *            again once with the new path) -> guards (run_guards: IP rules, rate limits) -> https_redirect
+ *            again once with the new path) -> guards (run_guards: IP rules, rate limits, WAF) -> https_redirect
  *         -> the route's action
  *
  * The protocol (conn.c for HTTP/1.1) gives a struct pt_req_head and keeps its input buffer
@@ -23,6 +23,7 @@
 #include "guard/ip.h"
 #include "handler/handler.h"
 #include "guard/rate.h"
+#include "server/waf_guard.h"
 #include "handler/geoip.h"
 #include "handler/netlify_rules.h"
 #include "tls/acme.h"
@@ -215,7 +216,7 @@ static bool guard_ip(struct pt_req *r, const struct pt_req_head *h, const struct
 
 /*
  * The guards, after the route is chosen and before its handler, in one fixed order:
- * connection limits (to come), IP rules, rate limits, auth (to come), WAF (to come).
+ * connection limits (to come), IP rules, rate limits, auth (to come), WAF (server/waf_guard.c).
  * A route without a guard costs one pointer test each. Returns true when the request may go
  * on, false after the guard that refused it answered.
  */
@@ -228,7 +229,8 @@ static bool run_guards(struct pt_req *r, const struct pt_req_head *h,
     if ((route->rate_limit.is_on || r->site->rate_limit.is_on) && rate_limited(r, h))
         return false;
     /* Auth (to come): basic, JWT, then forward auth. */
-    /* The WAF (to come). */
+    if (route->waf && !pt_waf_guard(r, h, route->waf))
+        return false;
     return true;
 }
 

@@ -58,6 +58,7 @@
 #include "core/sock.h"
 #include "core/time.h"
 #include "guard/ip.h"
+#include "guard/waf.h"
 #include "handler/geoip.h"
 #include "handler/static.h"
 #include "server/h2_conn.h"
@@ -98,6 +99,7 @@ void pt_snapshot_unref(struct pt_snapshot *s)
     pt_admin_state_unref(s->admin);
     for (struct pt_ip_cfg *ip = s->cfg ? s->cfg->ips : NULL; ip; ip = ip->next)
         pt_ip_rules_free(ip->rules);
+    pt_waf_release(s->cfg);
     pt_config_free(s->cfg);
     if (s->owns_access_fd && s->access_fd >= 0)
         close(s->access_fd);
