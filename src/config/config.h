@@ -394,8 +394,8 @@ struct pt_waf_cfg {
     uint64_t body_limit;     /* body_limit: bytes of a request body inspected (default 128k) */
     bool is_over_limit_pass; /* over_limit: pass (inspect the first body_limit bytes, pass the
                                 rest); default refuse: 413 */
-    bool inspect_response;   /* inspect_response: response headers through the RESPONSE-*
-                                rules (default false) */
+    bool inspect_response;   /* inspect_response: always false (true is refused at load:
+                                response inspection is not there yet, issue #13) */
     const char *audit_log;   /* audit_log: JSON lines file (resolved), or NULL */
     struct pt_cfg_pos pos;   /* of the waf: value */
     struct pt_waf_cfg *next; /* every waf: of the configuration (pt_config.wafs) */

@@ -221,7 +221,11 @@ void pt_config_load_waf(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct p
                 else
                     pt_config_error(x, val->pos, "expected refuse or pass for \"over_limit\"");
             } else if (is(k, "inspect_response")) {
-                pt_config_get_bool(x, val, "inspect_response", &w->inspect_response);
+                if (pt_config_get_bool(x, val, "inspect_response", &w->inspect_response) &&
+                    w->inspect_response)
+                    pt_config_error(x, val->pos,
+                                    "\"inspect_response: true\" is not supported yet (issue "
+                                    "#13): responses are not inspected");
             } else {
                 w->audit_log = pt_config_get_path(x, val, "audit_log", "file");
             }

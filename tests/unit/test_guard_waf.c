@@ -167,6 +167,7 @@ static void test_errors(void **state)
     expect_err(R "{exclude: [{tag: \"a b\"}]}\n", "without spaces, quotes");
     expect_err(R "{rules: [/nonexistent/rules.conf]}\n", "rules");
     expect_err(R "{colour: red}\n", "colour");
+    expect_err(R "{inspect_response: true}\n", "not supported yet");
 #undef R
 }
 
