@@ -112,31 +112,35 @@ static void load_exclude_one(struct pt_cfg_ctx *x, const struct pt_ynode *v,
         pt_config_error(x, v->pos, "an exclude entry takes exactly one of \"id\" or \"tag\"");
 }
 
-static void load_excludes(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_waf_cfg *w)
+/* The number of items of the list v (key names it), or -1 after an error: not a list, or over
+   max items. */
+static ssize_t seq_len(struct pt_cfg_ctx *x, const struct pt_ynode *v, const char *key, size_t max)
 {
-    if (!pt_config_want_seq(x, v, "exclude"))
-        return;
+    if (!pt_config_want_seq(x, v, key))
+        return -1;
     size_t n = 0;
     FOR_ITEMS(v, it) n++;
-    if (n > WAF_EXCLUDES_MAX) {
-        pt_config_error(x, v->pos, "\"exclude\" takes at most %d entries", WAF_EXCLUDES_MAX);
+    if (n <= max)
+        return (ssize_t)n;
+    pt_config_error(x, v->pos, "\"%s\" takes at most %zu entries", key, max);
+    return -1;
+}
+
+static void load_excludes(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_waf_cfg *w)
+{
+    ssize_t n = seq_len(x, v, "exclude", WAF_EXCLUDES_MAX);
+    if (n <= 0)
         return;
-    }
-    w->excludes = n ? pt_config_alloc(x, &x->cfg->arena, n * sizeof(*w->excludes)) : NULL;
+    w->excludes = pt_config_alloc(x, &x->cfg->arena, (size_t)n * sizeof(*w->excludes));
     FOR_ITEMS(v, it) load_exclude_one(x, it, &w->excludes[w->n_excludes++]);
 }
 
 static void load_rule_files(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_waf_cfg *w)
 {
-    if (!pt_config_want_seq(x, v, "rules"))
+    ssize_t n = seq_len(x, v, "rules", WAF_RULES_MAX);
+    if (n <= 0)
         return;
-    size_t n = 0;
-    FOR_ITEMS(v, it) n++;
-    if (n > WAF_RULES_MAX) {
-        pt_config_error(x, v->pos, "\"rules\" takes at most %d files", WAF_RULES_MAX);
-        return;
-    }
-    w->rules = n ? pt_config_alloc(x, &x->cfg->arena, n * sizeof(*w->rules)) : NULL;
+    w->rules = pt_config_alloc(x, &x->cfg->arena, (size_t)n * sizeof(*w->rules));
     FOR_ITEMS(v, it)
     {
         const char *p = pt_config_get_file(x, it, "rules");
