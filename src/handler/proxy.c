@@ -1101,8 +1101,11 @@ void pt_proxy_run(struct pt_req *r)
         if (r->expect_continue)
             r->stream->continue_body(r);
         int rc = r->hold_body(r);
-        if (rc == PT_AGAIN)
+        if (rc == PT_AGAIN) {
+            if (r->stream->flush(r) == PT_ERR) /* a 100 Continue may be queued */
+                r->stream->reset(r);
             return;
+        }
         r->hold_body = NULL;
         rc = rc == PT_OK ? launch(r) : rc;
         if (rc != PT_OK) {

@@ -14,7 +14,7 @@ import subprocess
 import pytest
 
 from helpers import backends as B
-from helpers.client import RawConn, chunked_body, get, request
+from helpers.client import RawConn, build_request, chunked_body, get, request
 from helpers.common import scaled, wait_until
 from helpers.portico import PORTICO_BIN
 
@@ -103,6 +103,21 @@ def test_clean_get_and_json_post_pass_whole(portico, backend):
         # the connection stays usable after a body the WAF held
         assert c.request("GET", "/next", list(UA)).status == 200
     assert len(b.requests) == 4
+
+
+def test_expect_100_continue_body_is_asked_for_then_judged(portico, backend):
+    b = backend(B.echo())
+    p = portico(cfg_of(b.url, waf={"mode": "block"}))
+    form = [("Content-Type", "application/x-www-form-urlencoded")]
+    for body, want in ((b"a=1&b=two", 200), (b"user=admin%27+or+1%3D1--", 403)):
+        with RawConn(p.port) as c:
+            c.send(build_request("POST", "/form", list(UA) + form + [
+                ("Expect", "100-continue"), ("Content-Length", str(len(body)))]))
+            interim = c.read_response(method="POST", allow_interim=True)
+            assert interim.status == 100, interim  # sent while the WAF waits for the body
+            c.send(body)
+            assert c.read_response(method="POST").status == want
+    assert len(b.requests) == 1
 
 
 def test_attack_on_keepalive_connection_then_clean_request(portico, backend):
