@@ -160,6 +160,22 @@ def test_paranoia_level_takes_effect(portico, backend):
     assert request(p.port, "GET", "/pl2/x", headers=ua).status == 403
 
 
+def test_reload_with_another_paranoia_level_and_a_bad_rule(portico, backend, tmp_path):
+    b = backend(B.echo())
+    ua = [("User-Agent", "python-requests/2.31.0"), ("Accept", "*/*")]
+    p = portico(cfg_of(b.url, waf={"paranoia": 1}))
+    assert request(p.port, "GET", "/x", headers=ua).status == 200
+    p.reload(cfg_of(b.url, waf={"paranoia": 2}))
+    assert wait_until(lambda: request(p.port, "GET", "/x", headers=ua).status == 403,
+                      scaled(10), what="paranoia 2 after the reload")
+    # a rule that does not load: the reload fails whole, the running rules stay
+    bad = tmp_path / "bad.conf"
+    bad.write_text('SecRule ARGS "@rx x" "id:100003,phase:2,bogusaction"\n')
+    p.reload(cfg_of(b.url, waf={"paranoia": 1, "rules": [str(bad)]}))
+    assert wait_until(lambda: "bogusaction" in p.stderr(), scaled(10), what="the reload error")
+    assert request(p.port, "GET", "/x", headers=ua).status == 403
+
+
 def test_route_exclusion_lets_a_rule_hit_through(portico, backend):
     b = backend(B.echo())
     sqli = "?id=1%27%20or%20%271%27%3D%271"
