@@ -337,6 +337,6 @@ bool pt_waf_guard(struct pt_req *r, const struct pt_req_head *h, const struct pt
     if (!status)
         return true;
     pt_conn_plan_discard(r);
-    pt_pipeline_fail(r, status, status == 413);
+    pt_pipeline_fail(r, status, false); /* plan_discard closes after a large body */
     return false;
 }
