@@ -282,7 +282,7 @@ def test_operator_rules_file_applies(portico, backend, tmp_path):
     assert send(p, "GET", "/x?token=forbidden").status == 403
 
 
-def test_waf_on_http2(portico, backend):
+def test_waf_on_http2(portico, backend, tmp_path):
     b = backend(B.echo())
     p = portico(cfg_of(b.url, waf={"mode": "block"}, http2=True))
     base = ["curl", "-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_code}",
@@ -299,5 +299,13 @@ def test_waf_on_http2(portico, backend):
                 '{"q": "1 union select password from users--"}', url + "/api") == "403"
     assert code("-H", "Content-Type: application/json", "--data-binary",
                 '{"name": "fine"}', url + "/api") == "200"
-    assert len(b.requests) == 2
+    # a body larger than the stream's flow-control window is held, judged and sent whole
+    form = tmp_path / "form.txt"
+    form.write_bytes(b"a=" + b"b" * 120000)
+    r = subprocess.run(base[:3] + ["-H", "User-Agent: Mozilla/5.0", "-H", "Accept: */*", "-H",
+                                   "Content-Type: application/x-www-form-urlencoded",
+                                   "--data-binary", "@%s" % form, url + "/big"],
+                       capture_output=True, timeout=scaled(20))
+    assert json.loads(r.stdout)["body_len"] == 120002
+    assert len(b.requests) == 3
     assert get(p.port, "/h1", headers=UA).status == 200  # HTTP/1.1 on the same listener
