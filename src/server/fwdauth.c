@@ -361,8 +361,9 @@ static void conclude(struct fa_wait *w, int status, const char *why)
         pt_log_ratelimited(PT_LOG_INFO, "request %s: refused by forward_auth: status %d",
                            r->request_id, status);
         pt_conn_plan_discard(r);
-        pt_respond_copy(r, status, w->lines, w->lines_len, w->is_over ? NULL : w->body,
-                        w->is_over ? 0 : w->body_len);
+        bool has_body = w->body && !w->is_over;
+        pt_respond_copy(r, status, w->lines, w->lines_len, has_body ? w->body : "",
+                        has_body ? w->body_len : 0);
     } else {
         refuse(r, 503, why);
     }
@@ -437,7 +438,10 @@ static void call_end(void *arg, bool finished)
     if (!finished)
         conclude(w, 0, "the auth call failed");
     else
-        conclude(w, w->status, w->status >= 500 ? "auth service error" : "unexpected status");
+        conclude(w, w->status,
+                 w->status >= 500 ? "auth service error"
+                 : w->status      ? "unexpected status"
+                                  : "no answer");
 }
 
 static const struct pt_bg_watch call_watch = {call_head, call_data, call_end};
@@ -518,32 +522,30 @@ static bool start_call(struct fa_wait *w)
 
 int pt_fwdauth_check(struct pt_req *r, struct pt_pipeline_ctx *pc, const struct pt_fwdauth_cfg *fa)
 {
-    uint64_t key[2];
+    uint64_t key[2] = {0, 0};
     struct pt_fwdauth_cache *c = fa->cache_ttl_ms ? cache_of(r) : NULL;
     bool cacheable = c && make_key(c, fa, pc->h, key);
+    const struct fa_slot *hit = NULL;
     if (cacheable) {
-        struct fa_slot *s = slot_of(c, key);
-        if (s->h[0] == key[0] && s->h[1] == key[1] && s->expires_ms > r->env->loop->now_ms) {
-            if (!fa->n_response_headers)
-                return PT_OK;
-            struct fa_wait *w = wait_new(r, pc, fa);
-            if (!w) {
-                refuse(r, 503, "no memory");
-                return PT_DONE;
-            }
-            w->is_done = true;
-            if (s->copy_len)
-                memcpy(w->copy, s->copy, s->copy_len);
-            w->copy_len = s->copy_len;
-            edit_head(w, w->copy, w->copy_len);
-            pc->h = &w->h;
-            return PT_OK;
-        }
+        const struct fa_slot *s = slot_of(c, key);
+        if (s->h[0] == key[0] && s->h[1] == key[1] && s->expires_ms > r->env->loop->now_ms)
+            hit = s;
     }
+    if (hit && !fa->n_response_headers)
+        return PT_OK; /* the head goes on as it is */
     struct fa_wait *w = wait_new(r, pc, fa);
     if (!w) {
         refuse(r, 503, "no memory");
         return PT_DONE;
+    }
+    if (hit) { /* goes on now, with the cached answer's headers */
+        w->is_done = true;
+        if (hit->copy_len)
+            memcpy(w->copy, hit->copy, hit->copy_len);
+        w->copy_len = hit->copy_len;
+        edit_head(w, w->copy, w->copy_len);
+        pc->h = &w->h;
+        return PT_OK;
     }
     w->is_cacheable = cacheable;
     if (cacheable) {

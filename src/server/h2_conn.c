@@ -398,7 +398,8 @@ static bool keep_trailers(struct pt_h2_session *s, struct pt_h2_stream *st)
         return false;
     }
     struct pt_req *r = st->r;
-    if (!n || st->req_tr || !r || (r->pstate != PT_PS_ACTIVE && r->pstate != PT_PS_QUEUED))
+    if (!n || st->req_tr || !r ||
+        (r->pstate != PT_PS_ACTIVE && r->pstate != PT_PS_QUEUED && r->pstate != PT_PS_AUTH_WAIT))
         return true;
     size_t bytes = n * sizeof(*f);
     for (uint32_t i = 0; i < n; i++)

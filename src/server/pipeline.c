@@ -389,7 +389,8 @@ void pt_pipeline_run(struct pt_req *r, const struct pt_req_head *h)
                                  .mpath = mpath,
                                  .mlen = mlen,
                                  .query = query,
-                                 .is_acme = is_acme_challenge(w->path_buf, (size_t)plen)};
+                                 .is_acme = r->site->https_redirect && !r->is_tls &&
+                                            is_acme_challenge(w->path_buf, (size_t)plen)};
     if (run_guards(r, &pc) != PT_OK)
         return; /* refused (answered), or waiting for forward_auth's call */
     run_handler(r, &pc);

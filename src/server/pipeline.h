@@ -25,7 +25,8 @@ struct pt_pipeline_ctx {
     const char *mpath; /* the normalised (or rewritten) path the route matched */
     size_t mlen;
     struct pt_str query; /* h's, or a rewrite's */
-    bool is_acme;        /* an ACME HTTP-01 path: never redirected to https */
+    bool is_acme;        /* an ACME HTTP-01 path, never redirected to https (only looked at, and
+                     so only known, where https_redirect applies) */
 };
 
 /* Routes r by h (path normalisation, ACME challenge, site, route and Netlify rules, guards,
