@@ -272,3 +272,63 @@ def test_http2_stream_reset_and_close_during_the_call(portico, backend):
     c2.sock.close()  # the whole connection goes during the call
     time.sleep(0.6)
     assert get(p.port, "/app/x", headers=GOOD).status == 200
+
+
+def test_refusals_are_counted(portico, backend, tmp_path):
+    from helpers import admin as A
+    auth = backend(auth_service(), "auth")
+    b = backend(B.echo())
+    token, tokens_file = A.tokens(tmp_path, [("scraper", "read")])
+
+    def build(port):
+        cfg = cfg_of(auth, b.url)(port)
+        cfg["admin"] = {"listen": "127.0.0.1:%d" % A.admin_port(port), "tokens_file": tokens_file}
+        return cfg
+
+    p = portico(build)
+    assert get(p.port, "/app/x").status == 401
+    assert get(p.port, "/app/x", headers=GOOD).status == 200
+    auth.handler = auth_service(500)
+    assert get(p.port, "/app/x", headers=GOOD).status == 503
+    st, _, body = A.call(p, "GET", "/metrics", token[0])
+    assert st == 200
+    assert 'portico_guard_refusals_total{guard="auth"} 2' in body.decode()
+
+
+def test_head_request_refused_and_let_through(portico, backend):
+    auth = backend(auth_service(), "auth")
+    b = backend(B.echo())
+    p = portico(cfg_of(auth, b.url))
+    with RawConn(p.port) as c:
+        r = c.request("HEAD", "/app/x")
+        assert r.status == 401 and not r.body
+        r = c.request("HEAD", "/app/x", GOOD)
+        assert r.status == 200
+        r = c.request("GET", "/app/x", GOOD)
+        assert r.status == 200 and r.json()["method"] == "GET"
+    assert auth.requests[0].method == "HEAD"
+
+
+def test_route_match_survives_the_wait(portico, backend):
+    """The route's captures point into the matched path: they are copied for the wait."""
+    auth = backend(B.slow(0.1, auth_service()), "auth")
+    b = backend(B.echo())
+
+    def build(port):
+        cfg = cfg_of(auth, b.url)(port)
+        cfg["sites"][0]["routes"].insert(0, {"match": "/tmpl/*",
+                                             "proxy": {"to": b.url + "/base/:splat"}})
+        return cfg
+
+    p = portico(build)
+    r = get(p.port, "/tmpl/a/b%20c?x=1", headers=GOOD)
+    assert r.status == 200
+    assert r.json()["target"] == "/base/a/b%20c?x=1"
+
+
+def test_large_refusal_body_is_dropped(portico, backend):
+    auth = backend(auth_service(401, [("WWW-Authenticate", "Basic")], b"x" * 70000), "auth")
+    b = backend(B.echo())
+    p = portico(cfg_of(auth, b.url))
+    r = get(p.port, "/app/x")
+    assert r.status == 401 and r.header("www-authenticate") == "Basic" and r.body == b""
