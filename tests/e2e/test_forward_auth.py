@@ -332,3 +332,41 @@ def test_large_refusal_body_is_dropped(portico, backend):
     p = portico(cfg_of(auth, b.url))
     r = get(p.port, "/app/x")
     assert r.status == 401 and r.header("www-authenticate") == "Basic" and r.body == b""
+
+
+def test_reload_during_the_call(portico, backend):
+    import threading
+    auth = backend(B.slow(0.6, auth_service()), "auth")
+    b = backend(B.echo())
+    build = cfg_of(auth, b.url)
+    p = portico(build)
+    out = {}
+    t = threading.Thread(target=lambda: out.update(r=get(p.port, "/app/x", headers=GOOD)))
+    t.start()
+    time.sleep(0.2)
+    p.reload(build)
+    t.join(10)
+    assert out["r"].status == 200 and out["r"].json()["path"] == "/app/x"
+    assert get(p.port, "/app/y", headers=GOOD).status == 200
+
+
+def test_shutdown_during_the_call(portico, backend):
+    import threading
+    auth = backend(B.slow(0.8, auth_service()), "auth")
+    b = backend(B.echo())
+    p = portico(cfg_of(auth, b.url))
+    out = {}
+
+    def call():
+        try:
+            out["r"] = get(p.port, "/app/x", headers=GOOD)
+        except Exception as e:  # the connection may close with the process
+            out["e"] = e
+
+    t = threading.Thread(target=call)
+    t.start()
+    time.sleep(0.2)
+    p.stop()
+    t.join(10)
+    assert "r" in out or "e" in out
+    assert not p.sanitizer_report()
