@@ -13,28 +13,11 @@
 #include <cmocka.h>
 
 #include "config/config.h"
-
-static char errbuf[8192];
-
-static struct pt_config *load_ok(const char *yaml)
-{
-    struct pt_config *cfg = NULL;
-    int rc = pt_config_load_buf("t.yaml", yaml, strlen(yaml), &cfg, errbuf, sizeof(errbuf));
-    if (rc != 0)
-        fprintf(stderr, "unexpected errors:\n%s\n", errbuf);
-    assert_int_equal(rc, 0);
-    assert_non_null(cfg);
-    return cfg;
-}
+#include "config_load.h"
 
 static void expect_err(const char *yaml, const char *needle)
 {
-    struct pt_config *cfg = NULL;
-    int rc = pt_config_load_buf("t.yaml", yaml, strlen(yaml), &cfg, errbuf, sizeof(errbuf));
-    assert_true(rc < 0);
-    assert_null(cfg);
-    if (!strstr(errbuf, needle))
-        fail_msg("expected \"%s\" in:\n%s", needle, errbuf);
+    expect_has(load_err(yaml), needle);
 }
 
 #define BASE "listen:\n  - addr: \":8080\"\n"
