@@ -370,3 +370,41 @@ def test_shutdown_during_the_call(portico, backend):
     t.join(10)
     assert "r" in out or "e" in out
     assert not p.sanitizer_report()
+
+
+def test_https_auth_service_verified_with_its_upstream_ca(portico, backend, tmp_path):
+    """The call is a proxied request: an https upstream's TLS and verification apply."""
+    d = tmp_path
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(d / "key.pem"), "-out",
+                    str(d / "cert.pem"), "-days", "2", "-subj", "/CN=localhost", "-addext",
+                    "subjectAltName=DNS:localhost"], check=True, capture_output=True)
+
+    def tls_auth(port):
+        return {"listen": [{"addr": "127.0.0.1:%d" % port, "tls": True}],
+                "tls": {"certificates": [{"cert": str(d / "cert.pem"),
+                                          "key": str(d / "key.pem")}]},
+                "sites": [{"routes": [{"match": "/check", "respond": {
+                    "status": 200, "headers": {"X-User": "over-tls"}}}]}]}
+
+    a = portico(tls_auth, name="tlsauth")
+    b = backend(B.echo())
+
+    def front(port):
+        return {
+            "upstreams": {
+                "good": {"targets": [{"url": "https://localhost:%d" % a.port}],
+                         "ca_file": str(d / "cert.pem")},
+                "bad": {"targets": [{"url": "https://localhost:%d" % a.port}]}},
+            "sites": [{"forward_auth": {"upstream": "good", "path": "/check",
+                                        "response_headers": ["X-User"]},
+                       "routes": [{"match": "/bad/*", "proxy": {"to": b.url},
+                                   "forward_auth": {"upstream": "bad", "path": "/check"}},
+                                  {"match": "/*", "proxy": {"to": b.url}}]}]}
+
+    p = portico(front, name="front")
+    r = get(p.port, "/x")
+    assert r.status == 200, r
+    assert [v for k, v in r.json()["headers"] if k.lower() == "x-user"] == ["over-tls"]
+    assert get(p.port, "/bad/x").status == 503  # an unverified certificate is an error
+    assert len(b.requests) == 1
