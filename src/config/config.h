@@ -358,6 +358,29 @@ struct pt_ip_cfg {
                                       freed with it; NULL in `check` */
 };
 
+/*
+ * forward_auth: on a site or a route (the route's replaces the site's; `off` at a route lifts
+ * it): every request first asks an auth service (nginx auth_request, Traefik ForwardAuth). The
+ * call is a proxied request on route (a proxy route made here to the auth upstream: a named
+ * one, with its balancing and health, or one made for a URL), run by the server
+ * (server/fwdauth.c) while the client's request waits.
+ */
+struct pt_fwdauth_cfg {
+    struct pt_route_cfg *route;   /* the auth call's: proxy to the auth upstream, no cache */
+    const char *path;             /* the auth call's target path (url's path, or path:; "/") */
+    uint32_t timeout_ms;          /* the whole auth call; default 5s */
+    const char **request_headers; /* client fields sent along (default Authorization, Cookie) */
+    size_t n_request_headers;
+    const char **response_headers; /* fields of a 2xx copied into the request, replacing the
+                                      client's; lower-case */
+    size_t n_response_headers;
+    uint32_t cache_ttl_ms;  /* 0: no cache; else 2xx answers are kept this long (per worker) */
+    const char **cache_key; /* client fields whose values key the cache (default
+                                request_headers), with the method and the URI */
+    size_t n_cache_key;
+    struct pt_cfg_pos pos; /* of the forward_auth: value */
+};
+
 /* compress: on a site or a route (the route's replaces the site's whole). */
 enum pt_coding { PT_CODING_NONE = 0, PT_CODING_GZIP, PT_CODING_BR, PT_CODING_ZSTD, PT_CODING_N };
 struct pt_compress_cfg {
@@ -421,9 +444,11 @@ struct pt_route_cfg {
     struct pt_route_cache_cfg cache;     /* proxy routes */
     struct pt_rate_limit_cfg rate_limit; /* is_set: the route's; else the site's applies */
     struct pt_ip_cfg *ip;                /* the route's ip:, else its site's; NULL: no IP rules */
-    struct pt_cfg_pos pos;               /* position of the route's mapping */
-    struct pt_cfg_pos match_pos;         /* position of the match value */
-    const struct pt_nf_rule *nf;         /* non-NULL: compiled from a Netlify rule (_redirects or
+    const struct pt_fwdauth_cfg *forward_auth; /* the route's, else its site's; NULL: none */
+    bool forward_auth_is_set;                  /* forward_auth: given here (off included) */
+    struct pt_cfg_pos pos;                     /* position of the route's mapping */
+    struct pt_cfg_pos match_pos;               /* position of the match value */
+    const struct pt_nf_rule *nf; /* non-NULL: compiled from a Netlify rule (_redirects or
                                     netlify.toml); conditions, shadowing and rewrites are
                                     checked at dispatch (handler/netlify_rules.h) */
 };
@@ -458,9 +483,10 @@ struct pt_site_cfg {
     size_t n_nf_headers;
     struct pt_error_page *error_pages; /* errors: of the site (over the top level's) */
     size_t n_error_pages;
-    struct pt_compress_cfg compress;     /* the site's default for its routes */
-    struct pt_rate_limit_cfg rate_limit; /* the site's default for its routes */
-    struct pt_ip_cfg *ip;                /* the site's ip: for routes without one, or NULL */
+    struct pt_compress_cfg compress;           /* the site's default for its routes */
+    struct pt_rate_limit_cfg rate_limit;       /* the site's default for its routes */
+    struct pt_ip_cfg *ip;                      /* the site's ip: for routes without one, or NULL */
+    const struct pt_fwdauth_cfg *forward_auth; /* the site's, for routes without one, or NULL */
     bool is_api; /* made from the rules store (pt_config_add_api_sites): its request.set
                     values are header secrets, wiped by pt_config_free */
 };

@@ -319,6 +319,14 @@ void pt_config_load_netlify(struct pt_cfg_ctx *x, struct pt_site_cfg *site, bool
 /* ip: (config_ip.c): the mapping v into a new struct pt_ip_cfg (configuration arena, linked
    into cfg->ips), stored in *out. */
 void pt_config_load_ip(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_ip_cfg **out);
+/* forward_auth: (config_fwdauth.c): the value v into *out (configuration arena); `off` sets
+   *out to NULL. Either way *is_set becomes true. */
+void pt_config_load_fwdauth(struct pt_cfg_ctx *x, const struct pt_ynode *v,
+                            const struct pt_fwdauth_cfg **out, bool *is_set);
+/* The upstream named s (the scalar v) under upstreams: (config_routes.c), or NULL after
+   reporting it unknown. */
+struct pt_upstream_cfg *pt_config_named_upstream(struct pt_cfg_ctx *x, const struct pt_ynode *v,
+                                                 const char *s);
 /* After the whole load: countries need the top-level geoip: database. */
 void pt_config_check_ip(struct pt_cfg_ctx *x);
 

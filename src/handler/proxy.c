@@ -1093,8 +1093,8 @@ static void finish(struct pt_req *r)
 
 void pt_proxy_run(struct pt_req *r)
 {
-    if (r->pstate == PT_PS_CACHE_WAIT)
-        return; /* the cache's timer goes on (handler/cache.c) */
+    if (r->pstate == PT_PS_CACHE_WAIT || r->pstate == PT_PS_AUTH_WAIT)
+        return; /* the cache's timer goes on (handler/cache.c), or forward_auth's call */
     if (r->pstate == PT_PS_TUNNEL) {
         tunnel_run(r);
         return;
@@ -1351,6 +1351,10 @@ void pt_proxy_launch(struct pt_req *r)
 
 void pt_proxy_abort(struct pt_req *r)
 {
+    if (r->pstate == PT_PS_AUTH_WAIT) {
+        r->pstate = PT_PS_NONE; /* no attempt yet; forward_auth's cleanup cancels its call */
+        return;
+    }
     if (r->pstate == PT_PS_CACHE_WAIT)
         pt_cache_abort_wait(r);
     if (r->pstate == PT_PS_TUNNEL)
@@ -1361,6 +1365,8 @@ void pt_proxy_abort(struct pt_req *r)
 
 void pt_proxy_client_timeout(struct pt_req *r)
 {
+    if (r->pstate == PT_PS_AUTH_WAIT)
+        return; /* its body is not read yet; forward_auth's timer bounds the wait */
     if (r->response_started) {
         r->stream->reset(r);
         return;

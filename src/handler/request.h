@@ -81,6 +81,8 @@ enum pt_proxy_state {
     PT_PS_TUNNEL,     /* the target switched protocols (101): bytes flow both ways, unparsed */
     PT_PS_CACHE_WAIT, /* waiting for another request's fetch of the same cache key
                          (handler/cache.c); the upstream head is built */
+    PT_PS_AUTH_WAIT,  /* the pipeline waits for forward_auth's call (server/fwdauth.c), which
+                         resumes it; no handler runs yet and the body is not read */
 };
 
 /* Body framing of one direction of a proxied exchange. The request's (req_body) is kept by the

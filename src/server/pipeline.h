@@ -16,10 +16,29 @@
    log fields say "-". */
 void pt_pipeline_note(struct pt_req *r, const struct pt_req_head *h);
 
-/* Routes r by h (path normalisation, ACME challenge, site, route and Netlify rules,
-   https_redirect) and starts the route's handler, or answers locally. h's slices must stay
-   valid until it returns. */
+/* What the steps after auth need of a routed request: its head, the route match and the
+   path and query it matched with (after a Netlify rewrite). forward_auth keeps a copy of it
+   while the request waits (server/fwdauth.c). */
+struct pt_pipeline_ctx {
+    const struct pt_req_head *h;
+    const struct pt_route_match *m;
+    const char *mpath; /* the normalised (or rewritten) path the route matched */
+    size_t mlen;
+    struct pt_str query; /* h's, or a rewrite's */
+    bool is_acme;        /* an ACME HTTP-01 path, never redirected to https (only looked at, and
+                     so only known, where https_redirect applies) */
+};
+
+/* Routes r by h (path normalisation, ACME challenge, site, route and Netlify rules, guards,
+   https_redirect) and starts the route's handler, or answers locally, or leaves r waiting
+   for forward_auth's call (r->pstate PT_PS_AUTH_WAIT: pt_pipeline_resume goes on). h's
+   slices must stay valid until it returns. */
 void pt_pipeline_run(struct pt_req *r, const struct pt_req_head *h);
+
+/* Goes on with r where its guards left off for forward_auth's call, which let it through:
+   the guards after auth, https_redirect, the route's handler; then wakes r's protocol.
+   pc (and what it points to) must stay valid until it returns. */
+void pt_pipeline_resume(struct pt_req *r, const struct pt_pipeline_ctx *pc);
 
 /* Answers r with Portico's error page for status; close: the connection ends after it. */
 void pt_pipeline_fail(struct pt_req *r, int status, bool close);

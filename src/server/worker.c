@@ -38,6 +38,7 @@
 #include "server/worker.h"
 
 #include "server/bg.h"
+#include "server/fwdauth.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -786,6 +787,7 @@ static void *worker_main(void *arg)
         w->free_reqs = (struct pt_req *)(void *)r->c;
         free(r);
     }
+    pt_fwdauth_cache_free(w);
     free(w->env.hdrs);
     free(w->path_buf);
     free(w->log_buf);
