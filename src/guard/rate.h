@@ -13,9 +13,9 @@
 #include "guard/ratelimit.h"
 #include "http/fields.h"
 
-/* The process's table (made by the server when a configuration has a rate_limit:); NULL: no
-   limit is counted. */
-extern struct pt_rl *pt_guard_rl;
+/* The process's store (made by the server when a configuration has a rate_limit:; today the
+   local table, ratelimit.h's seam); NULL: no limit is counted. */
+extern struct pt_rl_store *pt_guard_rl;
 
 /*
  * Counts the request h from client (its address as text, behind trusted_proxies) against c at
@@ -24,10 +24,12 @@ extern struct pt_rl *pt_guard_rl;
  * its routes). Returns 0 when it may go on (also when one of the key's header, cookie or query
  * parts is absent: such a request is not counted, as with nginx's limit_req), or 429 with the
  * answer's header lines in out (Retry-After, RateLimit-Policy, RateLimit; CRLF-ended, *out_len
- * bytes). out needs 256 bytes.
+ * bytes). out needs 256 bytes. *delay_us is set on 0: how long the request must be held for
+ * its slot before it goes on (c->delay_ms; 0 when it goes on at once); the request is counted
+ * already, and the caller that cannot hold it lets it go on at once.
  */
 int pt_guard_rate(const struct pt_rate_limit_cfg *c, struct pt_str scope,
                   const struct pt_req_head *h, struct pt_str client, uint64_t now_us, char *out,
-                  size_t *out_len);
+                  size_t *out_len, uint64_t *delay_us);
 
 #endif

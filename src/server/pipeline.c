@@ -7,6 +7,10 @@
  *            again once with the new path) -> guards (run_guards: IP rules, rate limits) -> https_redirect
  *         -> the route's action
  *
+ * A guard may hold a request (rate_limit's delay:, server/guard_hold.c): the pipeline returns
+ * with nothing answered, and pt_pipeline_resume runs it again later on a copy of the head,
+ * past the guard steps it passed.
+ *
  * The protocol (conn.c for HTTP/1.1) gives a struct pt_req_head and keeps its input buffer
  * until pt_pipeline_run returns; it also decides what its own framing refuses (bad heads,
  * oversized bodies) before calling. Everything the pipeline answers itself goes through the
@@ -25,6 +29,7 @@
 #include "guard/rate.h"
 #include "handler/geoip.h"
 #include "handler/netlify_rules.h"
+#include "server/guard_hold.h"
 #include "tls/acme.h"
 
 /* Answers a request locally with Portico's error page; close: the connection ends after it. */
@@ -140,7 +145,8 @@ static bool answer_acme(struct pt_req *r, const char *path, size_t len)
 }
 
 /* The rate limit of r's route, else of its site (guard/rate.h): true when it refused r (a 429
-   went out). */
+   went out) or holds it (delay:, server/guard_hold.h: the pipeline resumes after this step
+   when its slot comes). */
 static bool rate_limited(struct pt_req *r, const struct pt_req_head *h)
 {
     const struct pt_rate_limit_cfg *c = &r->route->rate_limit;
@@ -164,11 +170,28 @@ static bool rate_limited(struct pt_req *r, const struct pt_req_head *h)
         }
     char lines[256];
     size_t n = 0;
-    if (pt_guard_rate(c, scope, h, client, r->env->loop->now_ms * 1000, lines, &n) == 0)
-        return false;
+    uint64_t delay_us = 0;
+    const char *why = "";
+    if (pt_guard_rate(c, scope, h, client, r->env->loop->now_ms * 1000, lines, &n, &delay_us) ==
+        0) {
+        if (delay_us == 0)
+            return false;
+        r->guards_done = PT_GUARD_STEP_RATE;
+        int rc = pt_guard_hold(r, h, (delay_us + 999) / 1000, r->cfg->rate_limit_delayed);
+        if (rc == PT_OK)
+            return true;
+        r->guards_done = PT_GUARD_STEP_NONE;
+        if (rc == PT_DECLINED)
+            return false;
+        /* the worker holds rate_limits.max_delayed requests already */
+        int w = snprintf(lines, sizeof(lines), "Retry-After: %llu\r\n",
+                         (unsigned long long)((delay_us + 999999) / 1000000));
+        n = w > 0 && (size_t)w < sizeof(lines) ? (size_t)w : 0;
+        why = ", too many held";
+    }
     pt_ctr_add_self(PT_CTR_GUARD_RATE_LIMITED, 1);
-    pt_log_ratelimited(PT_LOG_INFO, "request %s: refused by rate_limit \"%s\" (%s)", r->request_id,
-                       c->name, client.n ? ip : "key");
+    pt_log_ratelimited(PT_LOG_INFO, "request %s: refused by rate_limit \"%s\" (%s%s)",
+                       r->request_id, c->name, client.n ? ip : "key", why);
     pt_conn_plan_discard(r);
     pt_respond_error_extra(r, 429, r->wants_json, lines, n);
     return true;
@@ -217,19 +240,27 @@ static bool guard_ip(struct pt_req *r, const struct pt_req_head *h, const struct
  * The guards, after the route is chosen and before its handler, in one fixed order:
  * connection limits (to come), IP rules, rate limits, auth (to come), WAF (to come).
  * A route without a guard costs one pointer test each. Returns true when the request may go
- * on, false after the guard that refused it answered.
+ * on, false after the guard that refused it answered, or while one holds it (a held request
+ * comes back through pt_pipeline_resume, past the steps in r->guards_done).
  */
 static bool run_guards(struct pt_req *r, const struct pt_req_head *h,
                        const struct pt_route_cfg *route)
 {
+    unsigned done = r->guards_done;
     /* Connection limits: per-client requests in flight (to come). */
-    if (route->ip && !guard_ip(r, h, route->ip))
+    if (route->ip && done < PT_GUARD_STEP_IP && !guard_ip(r, h, route->ip))
         return false;
-    if ((route->rate_limit.is_on || r->site->rate_limit.is_on) && rate_limited(r, h))
+    if ((route->rate_limit.is_on || r->site->rate_limit.is_on) && done < PT_GUARD_STEP_RATE &&
+        rate_limited(r, h))
         return false;
     /* Auth (to come): basic, JWT, then forward auth. */
     /* The WAF (to come). */
     return true;
+}
+
+void pt_pipeline_resume(struct pt_req *r, const struct pt_req_head *h)
+{
+    pt_pipeline_run(r, h);
 }
 
 void pt_pipeline_run(struct pt_req *r, const struct pt_req_head *h)
