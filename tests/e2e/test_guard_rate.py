@@ -145,17 +145,17 @@ def read_timed(conns, t0):
 
 
 def test_delay_holds_a_request_until_its_slot_then_serves_it(portico, backend):
-    # 2/s, burst 1, held at most 1.2 s: at once 200, then slots at +0.5 s and +1 s, and a
-    # fourth (slot at +1.5 s, 1.5 s over the burst) is past the delay: 429 at once.
-    p, b = start(portico, backend, {"rate": "2/s", "burst": 1, "delay": "1200ms"})
+    # 1/s, burst 1, held at most 2.5 s: at once 200, then slots at +1 s and +2 s, and a
+    # fourth (slot at +3 s) is past the delay: 429 at once (unless it came 0.5 s late).
+    p, b = start(portico, backend, {"rate": "1/s", "burst": 1, "delay": "2500ms"})
     t0 = time.monotonic()
     got = read_timed(send_all(p, 4), t0)
     ok = sorted(t for st, t, _ in got if st == 200)
     refused = [r for st, _, r in got if st == 429]
     assert len(ok) == 3 and len(refused) == 1, [(st, t) for st, t, _ in got]
     assert int(refused[0].header("retry-after")) >= 1
-    assert ok[1] >= 0.4 and ok[2] >= 0.9, ok  # each waited for its slot ...
-    assert ok[2] < 5, ok  # ... and no longer than the delay allows (generously)
+    assert ok[1] >= 0.9 and ok[2] >= 1.9, ok  # each waited for its slot ...
+    assert ok[2] < 6, ok  # ... and no longer than the delay allows (generously)
     assert len(b.requests) == 3
 
 
@@ -219,3 +219,26 @@ def test_a_stop_while_requests_are_held_closes_them_cleanly(portico, backend):
     for c in conns:
         c.close()
     assert len(b.requests) == 1
+
+
+def test_an_h2_request_within_the_delay_goes_on_at_once_and_counts(portico, backend):
+    b = backend(B.echo())
+
+    def cfg(port):
+        return {"listen": [{"addr": "127.0.0.1:%d" % port, "http2": True}],
+                "upstreams": {"app": {"targets": [{"url": b.url}]}},
+                "routes": [{"match": "/*", "proxy": {"to": "app"},
+                            "rate_limit": {"rate": "2/m", "burst": 1, "delay": "45s"}}]}
+
+    p = portico(cfg)
+    url = "http://127.0.0.1:%d/x" % p.port
+    t0 = time.monotonic()
+    got = []
+    for _ in range(3):
+        r = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w",
+                            "%{http_version} %{http_code}", url],
+                           capture_output=True, text=True, timeout=30)
+        got.append(r.stdout)
+    # the second is within the delay (not held on HTTP/2), the third past it
+    assert got == ["2 200", "2 200", "2 429"], got
+    assert time.monotonic() - t0 < 15  # HTTP/1.1 would have held the second 30 s
