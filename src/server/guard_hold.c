@@ -37,12 +37,7 @@ struct hold {
     struct pt_field *fields;
 };
 
-static __thread uint64_t n_held;
-
-uint64_t pt_guard_held(void)
-{
-    return n_held;
-}
+static __thread uint64_t n_held; /* this worker's requests held now */
 
 static struct pt_str copy_str(char **at, struct pt_str s)
 {

@@ -22,7 +22,4 @@
 int pt_guard_hold(struct pt_req *r, const struct pt_req_head *h, uint64_t delay_ms,
                   uint64_t max_held);
 
-/* Requests this worker holds now. */
-uint64_t pt_guard_held(void);
-
 #endif

@@ -158,14 +158,14 @@ static bool rate_limited(struct pt_req *r, const struct pt_req_head *h)
     }
     if (!c->is_on)
         return false;
-    char ip[64];
+    char ipkey[17];
     struct pt_str client = {"", 0};
+    struct pt_sockaddr addr;
     for (size_t i = 0; i < c->n_parts; i++)
         if (c->parts[i].kind == PT_RL_IP) {
-            struct pt_sockaddr addr;
             if (!pt_geoip_client_addr(r->cfg, r->peer, h, &addr))
                 addr = *r->peer;
-            client = (struct pt_str){ip, pt_sock_ntop(&addr.u.sa, ip, sizeof(ip))};
+            client = pt_guard_rate_ip_key(&addr.u.sa, ipkey);
             break;
         }
     char lines[256];
@@ -190,8 +190,11 @@ static bool rate_limited(struct pt_req *r, const struct pt_req_head *h)
         why = ", too many held";
     }
     pt_ctr_add_self(PT_CTR_GUARD_RATE_LIMITED, 1);
+    char ip[64] = "key";
+    if (client.n)
+        pt_sock_ntop(&addr.u.sa, ip, sizeof(ip));
     pt_log_ratelimited(PT_LOG_INFO, "request %s: refused by rate_limit \"%s\" (%s%s)",
-                       r->request_id, c->name, client.n ? ip : "key", why);
+                       r->request_id, c->name, ip, why);
     pt_conn_plan_discard(r);
     pt_respond_error_extra(r, 429, r->wants_json, lines, n);
     return true;

@@ -66,6 +66,11 @@ def test_the_client_address_is_the_one_behind_trusted_proxies(portico, backend):
     assert get(p.port, "/x", xff("192.0.2.1")).status == 200
     assert get(p.port, "/x", xff("192.0.2.1")).status == 429
     assert get(p.port, "/x", xff("192.0.2.2")).status == 200
+    # IPv6 clients are keyed by their whole address (as bytes), apart from IPv4 ones
+    assert get(p.port, "/x", xff("2001:db8::1")).status == 200
+    assert get(p.port, "/x", xff("2001:db8::1")).status == 429
+    assert get(p.port, "/x", xff("2001:db8::2")).status == 200
+    assert get(p.port, "/x", xff("1.0.0.0")).status == 200
 
 
 def test_the_limit_is_shared_by_all_workers(portico, backend):
