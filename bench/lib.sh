@@ -383,6 +383,26 @@ bench_cg_total() { # DIR: the Ir total of the callgrind.out.* files in DIR, summ
     echo "$t"
 }
 
+# N LUA URL SECS DONE: wrk (2 threads, 32 connections) with the script LUA against URL in runs of
+# SECS s, each run given its own argument ("r1", "r2", ...: a key prefix, so no key repeats),
+# until N requests were made in all, counting from DONE; sets BENCH_WRK_DONE to that count.
+# wrk runs for a time, not a count. Used by the key-flood benches (cache_memory.sh,
+# ratelimit_keys.sh).
+bench_wrk_until() {
+    local want=$1 lua=$2 url=$3 secs=$4 run=0 out n
+    BENCH_WRK_DONE=$5
+    while [ "$BENCH_WRK_DONE" -lt "$want" ]; do
+        run=$((run + 1))
+        out=$(wrk -t2 -c32 "-d${secs}s" -s "$lua" "$url" -- "r$run")
+        n=$(awk '/requests in/ { print $1 }' <<<"$out")
+        if [ -z "$n" ] || [ "$n" -le 0 ]; then
+            bench_die "wrk run $run made no requests"
+        fi
+        BENCH_WRK_DONE=$((BENCH_WRK_DONE + n))
+        bench_log "run $run: $n requests, $BENCH_WRK_DONE in all"
+    done
+}
+
 # DIR BIN PORT COUNT PATH STATUS LENGTH: runs BIN on DIR/portico.yaml (listening on PORT, which
 # answers /health) under callgrind, sends COUNT requests for PATH on one keep-alive connection
 # (each must answer STATUS with LENGTH body bytes, -1: any), stops it and sets BENCH_CG_IR to

@@ -62,18 +62,9 @@ function request()
     return wrk.format("GET", "/k", {["X-Client"] = prefix .. counter})
 end
 LUA
-# wrk runs for a time, not a count: runs of about 5 s (each with its own key prefix, so no key
-# repeats) go on until KEYS requests were made.
-done_req=0
-run=0
-while [ "$done_req" -lt "$KEYS" ]; do
-    run=$((run + 1))
-    out=$(wrk -t2 -c32 -d5s -s "$pdir/keys.lua" "http://127.0.0.1:$PORT" -- "r$run")
-    n=$(awk '/requests in/ { print $1 }' <<<"$out")
-    [ -n "$n" ] && [ "$n" -gt 0 ] || bench_die "wrk run $run made no requests"
-    done_req=$((done_req + n))
-    bench_log "run $run: $n requests, $done_req in all"
-done
+# Runs of about 5 s, each with its own key prefix, until KEYS requests were made.
+bench_wrk_until "$KEYS" "$pdir/keys.lua" "http://127.0.0.1:$PORT" 5 0
+done_req=$BENCH_WRK_DONE
 hwm_kb=$(bench_status_kb VmHWM "$PID")
 rss_kb=$(bench_status_kb VmRSS "$PID")
 m=$(metrics)
