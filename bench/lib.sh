@@ -383,6 +383,49 @@ bench_cg_total() { # DIR: the Ir total of the callgrind.out.* files in DIR, summ
     echo "$t"
 }
 
+# N LUA URL SECS DONE: wrk (2 threads, 32 connections) with the script LUA against URL in runs of
+# SECS s, each run given its own argument ("r1", "r2", ...: a key prefix, so no key repeats),
+# until N requests were made in all, counting from DONE; sets BENCH_WRK_DONE to that count.
+# wrk runs for a time, not a count. Used by the key-flood benches (cache_memory.sh,
+# ratelimit_keys.sh).
+bench_wrk_until() {
+    local want=$1 lua=$2 url=$3 secs=$4 run=0 out n
+    BENCH_WRK_DONE=$5
+    while [ "$BENCH_WRK_DONE" -lt "$want" ]; do
+        run=$((run + 1))
+        out=$(wrk -t2 -c32 "-d${secs}s" -s "$lua" "$url" -- "r$run")
+        n=$(awk '/requests in/ { print $1 }' <<<"$out")
+        if [ -z "$n" ] || [ "$n" -le 0 ]; then
+            bench_die "wrk run $run made no requests"
+        fi
+        BENCH_WRK_DONE=$((BENCH_WRK_DONE + n))
+        bench_log "run $run: $n requests, $BENCH_WRK_DONE in all"
+    done
+}
+
+# DIR BIN PORT COUNT PATH STATUS LENGTH: runs BIN on DIR/portico.yaml (listening on PORT, which
+# answers /health) under callgrind, sends COUNT requests for PATH on one keep-alive connection
+# (each must answer STATUS with LENGTH body bytes, -1: any), stops it and sets BENCH_CG_IR to
+# the run's Ir total (a variable, not output: it runs in the caller's shell, so a failure
+# exits through the caller's cleanup, which knows the PID). The readiness probe is one request in every run, so it cancels out of a difference.
+# Used by bench/route_scale.sh and bench/guards.sh; CG_TIMEOUT bounds the client.
+bench_cg_portico() {
+    local dir=$1 bin=$2 port=$3 n=$4 path=$5 status=$6 len=$7 pid
+    valgrind --tool=callgrind --trace-children=no --dump-instr=no \
+        "--callgrind-out-file=$dir/callgrind.out.%p" --log-file="$dir/valgrind.log" \
+        "$bin" run -c "$dir/portico.yaml" >"$dir/stdout.log" 2>"$dir/stderr.log" &
+    pid=$!
+    BENCH_PIDS+=("$pid")
+    bench_wait_http "http://127.0.0.1:$port/health" 90 "$pid" ||
+        bench_die "portico did not start in $dir: $(tail -5 "$dir/stderr.log")"
+    timeout --foreground "${CG_TIMEOUT:-300}" "$PYTHON" "$BENCH_LIB_DIR/client.py" \
+        --port "$port" --count "$n" --path "$path" --status "$status" --length "$len" \
+        >/dev/null || bench_die "the client failed (see $dir)"
+    BENCH_STOP_WAIT=60 bench_stop "$pid"
+    bench_forget_pid "$pid"
+    BENCH_CG_IR=$(bench_cg_total "$dir") || bench_die "no callgrind totals in $dir"
+}
+
 # Which implementation fills the "portico" slot: the real binary, or a labelled nginx stand-in.
 bench_pick_portico() {
     if [ -x "$PORTICO_BIN" ]; then

@@ -552,6 +552,7 @@ static void set_defaults(struct pt_config *cfg)
     cfg->server_line_len = strlen(cfg->server_line);
     pt_config_cache_defaults(&cfg->cache);
     cfg->rate_limit_keys = 1000000;
+    cfg->rate_limit_delayed = 1024;
 }
 
 /* The part of a load that may longjmp; ctx lives in the caller so it survives the jump. */

@@ -409,6 +409,8 @@ struct pt_rate_limit_cfg {
     uint64_t interval_us; /* 1 / rate */
     uint64_t rate_x1000;  /* requests per 1,000 s, for messages */
     uint32_t burst;       /* requests at once (default 1) */
+    uint32_t delay_ms;    /* delay: the longest a request over the burst is held for its slot
+                             (0: such a request is refused at once) */
     struct pt_rl_part parts[PT_RL_KEY_PARTS];
     size_t n_parts; /* the key: default [ip] */
     struct pt_cfg_pos pos;
@@ -581,7 +583,9 @@ struct pt_config {
                                             pt_config_report() keeps out of messages; opaque */
     struct pt_admin_cfg admin;
     struct pt_cache_cfg cache;
-    uint64_t rate_limit_keys; /* rate_limits.max_keys: the shared table's size (1,000,000) */
+    uint64_t rate_limit_keys;    /* rate_limits.max_keys: the shared table's size (1,000,000) */
+    uint64_t rate_limit_delayed; /* rate_limits.max_delayed: requests one worker holds at once
+                                    for delay: (1,024) */
 };
 
 /*

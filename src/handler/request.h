@@ -176,6 +176,9 @@ struct pt_req {
     bool is_fill_leader;         /* detached: it leads the cache fill its parent began */
     uint8_t accept_codings; /* handler/compress.c: codings the client accepts (pt_compress_note) */
     void *cache;            /* handler/cache.c: the request's cache state, or NULL */
+    bool is_held;           /* a guard holds it (server/guard_hold.c): its connection waits */
+    uint8_t guards_done;    /* the guard steps it passed before a hold (server/pipeline.h,
+                               enum pt_guard_step): a resumed pipeline skips them */
 
     /* for the access log (copied: the head is gone once dispatched); not cleared between
        requests: each is written NUL-terminated before use */

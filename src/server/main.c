@@ -417,7 +417,7 @@ static int rate_follow(const struct pt_config *cfg, char *err, size_t errlen)
     }
     if (!wanted)
         return 0;
-    pt_guard_rl = pt_rl_new((size_t)cfg->rate_limit_keys);
+    pt_guard_rl = pt_rl_store_local((size_t)cfg->rate_limit_keys);
     if (pt_guard_rl)
         return 0;
     snprintf(err, errlen, "%s: out of memory for rate_limits.max_keys (%llu)", cfg->path,

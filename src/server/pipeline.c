@@ -14,6 +14,10 @@
  * run_handler needs of the head and the route match travels in struct pt_pipeline_ctx, which
  * server/fwdauth.c copies for the wait.
  *
+ * A guard may hold a request (rate_limit's delay:, server/guard_hold.c): the pipeline returns
+ * with nothing answered, and pt_pipeline_rerun runs it again later on a copy of the head,
+ * past the guard steps it passed.
+ *
  * The protocol (conn.c for HTTP/1.1) gives a struct pt_req_head and keeps its input buffer
  * until pt_pipeline_run returns; it also decides what its own framing refuses (bad heads,
  * oversized bodies) before calling. Everything the pipeline answers itself goes through the
@@ -33,6 +37,7 @@
 #include "server/fwdauth.h"
 #include "handler/geoip.h"
 #include "handler/netlify_rules.h"
+#include "server/guard_hold.h"
 #include "tls/acme.h"
 
 /* Answers a request locally with Portico's error page; close: the connection ends after it. */
@@ -148,7 +153,8 @@ static bool answer_acme(struct pt_req *r, const char *path, size_t len)
 }
 
 /* The rate limit of r's route, else of its site (guard/rate.h): true when it refused r (a 429
-   went out). */
+   went out) or holds it (delay:, server/guard_hold.h: the pipeline resumes after this step
+   when its slot comes). */
 static bool rate_limited(struct pt_req *r, const struct pt_req_head *h)
 {
     const struct pt_rate_limit_cfg *c = &r->route->rate_limit;
@@ -160,23 +166,43 @@ static bool rate_limited(struct pt_req *r, const struct pt_req_head *h)
     }
     if (!c->is_on)
         return false;
-    char ip[64];
+    char ipkey[17];
     struct pt_str client = {"", 0};
+    struct pt_sockaddr addr;
     for (size_t i = 0; i < c->n_parts; i++)
         if (c->parts[i].kind == PT_RL_IP) {
-            struct pt_sockaddr addr;
             if (!pt_geoip_client_addr(r->cfg, r->peer, h, &addr))
                 addr = *r->peer;
-            client = (struct pt_str){ip, pt_sock_ntop(&addr.u.sa, ip, sizeof(ip))};
+            client = pt_guard_rate_ip_key(&addr.u.sa, ipkey);
             break;
         }
     char lines[256];
     size_t n = 0;
-    if (pt_guard_rate(c, scope, h, client, r->env->loop->now_ms * 1000, lines, &n) == 0)
-        return false;
+    uint64_t delay_us = 0;
+    const char *why = "";
+    if (pt_guard_rate(c, scope, h, client, r->env->loop->now_ms * 1000, lines, &n, &delay_us) ==
+        0) {
+        if (delay_us == 0)
+            return false;
+        r->guards_done = PT_GUARD_STEP_RATE;
+        int rc = pt_guard_hold(r, h, (delay_us + 999) / 1000, r->cfg->rate_limit_delayed);
+        if (rc == PT_OK)
+            return true;
+        r->guards_done = PT_GUARD_STEP_NONE;
+        if (rc == PT_DECLINED)
+            return false;
+        /* the worker holds rate_limits.max_delayed requests already */
+        int w = snprintf(lines, sizeof(lines), "Retry-After: %llu\r\n",
+                         (unsigned long long)((delay_us + 999999) / 1000000));
+        n = w > 0 && (size_t)w < sizeof(lines) ? (size_t)w : 0;
+        why = ", too many held";
+    }
     pt_ctr_add_self(PT_CTR_GUARD_RATE_LIMITED, 1);
-    pt_log_ratelimited(PT_LOG_INFO, "request %s: refused by rate_limit \"%s\" (%s)", r->request_id,
-                       c->name, client.n ? ip : "key");
+    char ip[64] = "key";
+    if (client.n)
+        pt_sock_ntop(&addr.u.sa, ip, sizeof(ip));
+    pt_log_ratelimited(PT_LOG_INFO, "request %s: refused by rate_limit \"%s\" (%s%s)",
+                       r->request_id, c->name, ip, why);
     pt_conn_plan_discard(r);
     pt_respond_error_extra(r, 429, r->wants_json, lines, n);
     return true;
@@ -226,17 +252,20 @@ static bool guard_ip(struct pt_req *r, const struct pt_req_head *h, const struct
  * connection limits (to come), IP rules, rate limits, auth (basic and JWT to come, then
  * forward_auth), then the guards after auth (run_guards_after_auth). A route without a guard
  * costs one pointer test each. Returns PT_OK when the request may go on, PT_DONE after the
- * guard that refused it answered, PT_AGAIN when forward_auth's call runs (r waits; the
- * pipeline goes on from pt_pipeline_resume).
+ * guard that refused it answered or while rate_limit's delay holds it (a held request comes
+ * back through pt_pipeline_rerun, past the steps in r->guards_done), PT_AGAIN when
+ * forward_auth's call runs (r waits; the pipeline goes on from pt_pipeline_resume).
  */
 static int run_guards(struct pt_req *r, struct pt_pipeline_ctx *pc)
 {
     const struct pt_req_head *h = pc->h;
     const struct pt_route_cfg *route = r->route;
+    unsigned done = r->guards_done;
     /* Connection limits: per-client requests in flight (to come). */
-    if (route->ip && !guard_ip(r, h, route->ip))
+    if (route->ip && done < PT_GUARD_STEP_IP && !guard_ip(r, h, route->ip))
         return PT_DONE;
-    if ((route->rate_limit.is_on || r->site->rate_limit.is_on) && rate_limited(r, h))
+    if ((route->rate_limit.is_on || r->site->rate_limit.is_on) && done < PT_GUARD_STEP_RATE &&
+        rate_limited(r, h))
         return PT_DONE;
     /* Auth: basic, JWT (to come), then forward auth. */
     if (route->forward_auth) {
@@ -306,6 +335,11 @@ void pt_pipeline_resume(struct pt_req *r, const struct pt_pipeline_ctx *pc)
 {
     run_handler(r, pc);
     r->stream->resume(r);
+}
+
+void pt_pipeline_rerun(struct pt_req *r, const struct pt_req_head *h)
+{
+    pt_pipeline_run(r, h);
 }
 
 void pt_pipeline_run(struct pt_req *r, const struct pt_req_head *h)
