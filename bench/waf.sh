@@ -6,10 +6,12 @@
 # on, in front of the same backend: an nginx answering every request `return 200` with its body
 # read and dropped (conf/backend-waf.conf.in). `make bench-waf` runs this.
 #
-# The request mix is the clean set of the WAF tests (tests/waf/clean.json, HEAD requests left
-# out): browser pages and assets, form posts, JSON API calls, a third of them with a body, sent in
-# turn by one wrk Lua script ($RUN_DIR/mix.lua, made from the set). Every answer must be a 200:
-# a WAF that refused a clean request under load stops the run.
+# nginx runs three ways: the WAF off, on with the default profile, on with the stock CRS (the
+# profile's own cost is the difference). The request mix is the clean set of the WAF tests
+# (tests/waf/clean.json, HEAD requests left out): browser pages and assets, form posts, JSON API
+# calls, a third of them with a body, sent in turn by one wrk Lua script ($RUN_DIR/mix.lua, made
+# from the set). Every answer must be a 200: a WAF that refused a clean request under load stops
+# the run.
 #
 # Portico runs only when the built binary has the WAF: `portico check` must accept a config with
 # `waf: {mode: block}` (conf/portico-waf.yaml.in). Until then the nginx half runs alone and the
@@ -18,8 +20,8 @@
 # Per run: the proxy's CPU (utime+stime ticks of its process tree, /proc/PID/stat, delta over the
 # run) divided by the requests wrk completed, and wrk's requests/s. After a warm-up run each (not
 # recorded), BENCH_ROUNDS rounds run every variant, the order rotating each round. Prints medians
-# per variant, the WAF's own cost (on - off) per proxy, and the ratio Portico/nginx; writes the
-# table to build/bench/waf-latest.txt, the raw data to build/bench/waf-YYYYMMDD-HHMMSS/.
+# per variant, the WAF's own cost (on - off) per proxy, the profile's (nginx: profile - stock),
+# and the ratio Portico/nginx; writes the table to build/bench/waf-latest.txt, the raw data to build/bench/waf-YYYYMMDD-HHMMSS/.
 #
 # Env (defaults): BENCH_QUICK=1 (1 round of 2 s after a 1 s warm-up: a smoke run of the harness),
 # BENCH_ROUNDS (5), BENCH_SECONDS (5 per run), BENCH_WARMUP (1 s), BENCH_CONNS (16),
@@ -43,7 +45,8 @@ MODSEC_SO=/usr/share/nginx/modules/ngx_http_modsecurity_module.so
 for tool in wrk "$NGINX_BIN" taskset curl "$PYTHON"; do
     command -v "$tool" >/dev/null || bench_die "$tool is not installed (make deps-test)"
 done
-[ -f "$MODSEC_SO" ] || bench_die "$MODSEC_SO is missing (apt-get install libnginx-mod-http-modsecurity)"
+[ -f "$MODSEC_SO" ] ||
+    bench_die "$MODSEC_SO is missing (apt-get install libnginx-mod-http-modsecurity)"
 for v in ROUNDS SECS WARMUP CONNS WORKERS; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || bench_die "$v must be a positive integer, not '${!v}'"
 done
@@ -66,7 +69,7 @@ if [ -x "$PORTICO_BIN" ]; then
     if "$PORTICO_BIN" check -c "$probe" >"$BENCH_TMP/waf-probe.log" 2>&1; then
         PORTICO_WAF=1
     else
-        PORTICO_WHY="$PORTICO_BIN has no WAF yet (check rejects waf:: $(head -1 "$BENCH_TMP/waf-probe.log"))"
+        PORTICO_WHY="$PORTICO_BIN has no WAF yet: $(head -1 "$BENCH_TMP/waf-probe.log")"
     fi
 fi
 [ "$PORTICO_WAF" = 1 ] || bench_log "*** Portico's WAF is not available: $PORTICO_WHY; nginx only"
@@ -83,7 +86,7 @@ def lua(b):
 
 reqs = [r for r in run_sets.load_set(sys.argv[1]) if r.get("method", "GET") != "HEAD"]
 with open(sys.argv[2], "w") as f:
-    f.write("-- %d requests of tests/waf/clean.json, sent in turn (made by bench/waf.sh)\n" % len(reqs))
+    f.write("-- %d requests of tests/waf/clean.json, in turn (bench/waf.sh)\n" % len(reqs))
     f.write("local reqs = {\n")
     for r in reqs:
         f.write("  %s,\n" % lua(run_sets.encode(dict(r, headers=dict(r.get("headers", {}),
@@ -96,20 +99,27 @@ MIX_N=$(grep -c '^  "' "$RUN_DIR/mix.lua")
 
 BENCH_BACKEND_CONF=backend-waf.conf.in bench_start_backend "$BACKEND_CPUS" "$BACKEND_WORKERS"
 RULES=$(bench_waf_rules "$BENCH_TMP/modsec" api 1 Off) || exit 1
+RULES_STOCK=$(bench_waf_rules "$BENCH_TMP/modsec-stock" none 1 Off) || exit 1
 
-# The variants: LABEL KIND WAF. Started all at once, each on the proxy's CPUs.
-VARIANTS=(nginx-off nginx-waf)
+# The variants, KIND-WHAT: WHAT is off (the WAF off), waf (on, default profile) or stock (on,
+# stock CRS: the profile's own cost). All started at once, each on the proxy's CPUs.
+VARIANTS=(nginx-off nginx-waf nginx-stock)
 [ "$PORTICO_WAF" = 1 ] && VARIANTS+=(portico-off portico-waf)
 declare -A PID PORT
 for v in "${VARIANTS[@]}"; do
-    kind=${v%%-*}
-    if [ "${v#*-}" = waf ]; then
-        BENCH_WAF=on BENCH_WAF_MODE=block
-    else
-        BENCH_WAF=off BENCH_WAF_MODE=off
-    fi
-    BENCH_PROXY_MODE=waf BENCH_WAF=$BENCH_WAF BENCH_WAF_RULES=$RULES BENCH_WAF_MODE=$BENCH_WAF_MODE \
-        BENCH_WAF_PROFILE=api bench_start_proxy "$kind" "$v" "$PROXY_CPUS" "$WORKERS"
+    kind=${v%%-*} rules=$RULES
+    case ${v#*-} in
+    waf) BENCH_WAF=on BENCH_WAF_MODE=block ;;
+    stock) BENCH_WAF=on BENCH_WAF_MODE=block rules=$RULES_STOCK ;;
+    *) BENCH_WAF=off BENCH_WAF_MODE=off ;;
+    esac
+    mode=waf
+    # Portico without the WAF is the plain proxy (conf/portico.yaml.in, no waf: key: an absent
+    # guard costs nothing); nginx's is the same config with `modsecurity off;`.
+    [ "$v" = portico-off ] && mode=proxy
+    BENCH_PROXY_MODE=$mode BENCH_WAF=$BENCH_WAF BENCH_WAF_RULES=$rules \
+        BENCH_WAF_MODE=$BENCH_WAF_MODE BENCH_WAF_PROFILE=api \
+        bench_start_proxy "$kind" "$v" "$PROXY_CPUS" "$WORKERS"
     PID[$v]=$PROXY_PID PORT[$v]=$PROXY_PORT
     bench_log "$v pid $PROXY_PID port $PROXY_PORT"
 done
@@ -118,8 +128,8 @@ done
 for v in "${VARIANTS[@]}"; do
     code=$(curl -s -o /dev/null -m 5 -w '%{http_code}' \
         "http://127.0.0.1:${PORT[$v]}/search?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E")
-    want=200
-    [ "${v#*-}" = waf ] && want=403
+    want=403
+    [ "${v#*-}" = off ] && want=200
     [ "$code" = "$want" ] || bench_die "$v answers an XSS probe with $code, not $want"
 done
 
@@ -158,7 +168,8 @@ minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }
     echo "WAF CPU per request: libmodsecurity3 + OWASP CRS, paranoia 1, profile api (bench/waf.sh)"
     echo "date $(date -u +%Y-%m-%dT%H:%M:%SZ); $(nproc) cpus ($(sed -n 's/^model name[^:]*: //p' \
         /proc/cpuinfo | head -1)); proxy on cpu $PROXY_CPUS, backend $BACKEND_CPUS, wrk $WRK_CPUS"
-    echo "nginx $("$NGINX_BIN" -v 2>&1 | sed 's/.*version: //') with libnginx-mod-http-modsecurity" \
+    echo "nginx $("$NGINX_BIN" -v 2>&1 | sed 's/.*version: //') with" \
+        "libnginx-mod-http-modsecurity" \
         "$(dpkg-query -W -f '${Version}' libnginx-mod-http-modsecurity 2>/dev/null);" \
         "libmodsecurity3 $(dpkg-query -W -f '${Version}' libmodsecurity3 2>/dev/null);" \
         "modsecurity-crs $(dpkg-query -W -f '${Version}' modsecurity-crs 2>/dev/null)"
@@ -181,11 +192,14 @@ minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }
     echo "the WAF's own cost (on - off), CPU us/request:"
     echo "  nginx + ModSecurity: $(minus "${CPU[nginx-waf]}" "${CPU[nginx-off]}")" \
         "($(bench_ratio "${CPU[nginx-waf]}" "${CPU[nginx-off]}")x the proxy without it)"
+    echo "  the profile's own (profile - stock CRS), nginx: $(minus "${CPU[nginx-waf]}" \
+        "${CPU[nginx-stock]}")"
     if [ "$PORTICO_WAF" = 1 ]; then
         echo "  portico:             $(minus "${CPU[portico-waf]}" "${CPU[portico-off]}")" \
             "($(bench_ratio "${CPU[portico-waf]}" "${CPU[portico-off]}")x the proxy without it)"
         echo "ratio portico/nginx, WAF on: CPU $(bench_ratio "${CPU[portico-waf]}" \
-            "${CPU[nginx-waf]}"), requests/s $(bench_ratio "${RPS[portico-waf]}" "${RPS[nginx-waf]}")"
+            "${CPU[nginx-waf]}"), requests/s $(bench_ratio "${RPS[portico-waf]}" \
+            "${RPS[nginx-waf]}")"
     else
         echo "  portico:             not available"
     fi

@@ -22,7 +22,8 @@ Usage: run_sets.py BASE_URL SET [SET...] [--expect blocked|passed] [--json OUT] 
   SET: attack, clean, false_positive or a path to a set file. --expect: exit 1 when a request of
   the sets is not as expected (and list them). --json: write the results ({set: [{id, status,
   blocked}]}). --tag: add an X-Set-Id header naming the request (for matching an audit log; off
-  by default, so the sets are sent as written). Exit 2 on a connection failure. Stdlib only: /usr/bin/python3.
+  by default, so the sets are sent as written). Exit 2 on a connection failure.
+Stdlib only: /usr/bin/python3.
 """
 
 import argparse
