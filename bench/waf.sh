@@ -21,7 +21,8 @@
 # run) divided by the requests wrk completed, and wrk's requests/s. After a warm-up run each (not
 # recorded), BENCH_ROUNDS rounds run every variant, the order rotating each round. Prints medians
 # per variant, the WAF's own cost (on - off) per proxy, the profile's (nginx: profile - stock),
-# and the ratio Portico/nginx; writes the table to build/bench/waf-latest.txt, the raw data to build/bench/waf-YYYYMMDD-HHMMSS/.
+# and the ratio Portico/nginx; writes the table to build/bench/waf-latest.txt, the raw data to
+# build/bench/waf-YYYYMMDD-HHMMSS/.
 #
 # Env (defaults): BENCH_QUICK=1 (1 round of 2 s after a 1 s warm-up: a smoke run of the harness),
 # BENCH_ROUNDS (5), BENCH_SECONDS (5 per run), BENCH_WARMUP (1 s), BENCH_CONNS (16),
