@@ -24,7 +24,12 @@
 # and the ratio Portico/nginx; writes the table to build/bench/waf-latest.txt, the raw data to
 # build/bench/waf-YYYYMMDD-HHMMSS/.
 #
-# Env (defaults): BENCH_QUICK=1 (1 round of 2 s after a 1 s warm-up: a smoke run of the harness),
+# Then, unless BENCH_CALLGRIND=0, each variant runs under valgrind's callgrind (one worker) and a
+# sequential keep-alive client sends BENCH_CG_N1 (54: the mix once) and BENCH_CG_N2 (162) requests:
+# the instructions per request, (Ir(N2) - Ir(N1)) / (N2 - N1), do not depend on what else the
+# machine runs, as the CPU time does.
+#
+# Env (defaults): BENCH_QUICK=1 (1 round of 2 s after a 1 s warm-up, no callgrind: a smoke run),
 # BENCH_ROUNDS (5), BENCH_SECONDS (5 per run), BENCH_WARMUP (1 s), BENCH_CONNS (16),
 # BENCH_WORKERS (1: Portico workers and nginx worker_processes), BENCH_PROXY_CPUS /
 # BENCH_BACKEND_CPUS / BENCH_WRK_CPUS (see bench_cpu_layout), PORTICO_BIN (build/portico),
@@ -35,8 +40,10 @@ set -u
 
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
     ROUNDS=${BENCH_ROUNDS:-1} SECS=${BENCH_SECONDS:-2} WARMUP=${BENCH_WARMUP:-1}
+    CALLGRIND=${BENCH_CALLGRIND:-0}
 else
     ROUNDS=${BENCH_ROUNDS:-5} SECS=${BENCH_SECONDS:-5} WARMUP=${BENCH_WARMUP:-1}
+    CALLGRIND=${BENCH_CALLGRIND:-1}
 fi
 CONNS=${BENCH_CONNS:-16}
 WORKERS=${BENCH_WORKERS:-1}
@@ -107,20 +114,25 @@ RULES_STOCK=$(bench_waf_rules "$BENCH_TMP/modsec-stock" none 1 Off) || exit 1
 VARIANTS=(nginx-off nginx-waf nginx-stock)
 [ "$PORTICO_WAF" = 1 ] && VARIANTS+=(portico-off portico-waf)
 declare -A PID PORT
-for v in "${VARIANTS[@]}"; do
-    kind=${v%%-*} rules=$RULES
+# start_variant V [WRAPPER...]: starts variant V (KIND-WHAT); sets PROXY_PID and PROXY_PORT.
+start_variant() {
+    local v=$1 kind rules=$RULES mode=waf waf=off wafmode=off name=$1
+    shift
+    kind=${v%%-*}
     case ${v#*-} in
-    waf) BENCH_WAF=on BENCH_WAF_MODE=block ;;
-    stock) BENCH_WAF=on BENCH_WAF_MODE=block rules=$RULES_STOCK ;;
-    *) BENCH_WAF=off BENCH_WAF_MODE=off ;;
+    waf) waf=on wafmode=block ;;
+    stock) waf=on wafmode=block rules=$RULES_STOCK ;;
     esac
-    mode=waf
     # Portico without the WAF is the plain proxy (conf/portico.yaml.in, no waf: key: an absent
     # guard costs nothing); nginx's is the same config with `modsecurity off;`.
     [ "$v" = portico-off ] && mode=proxy
-    BENCH_PROXY_MODE=$mode BENCH_WAF=$BENCH_WAF BENCH_WAF_RULES=$rules \
-        BENCH_WAF_MODE=$BENCH_WAF_MODE BENCH_WAF_PROFILE=api \
-        bench_start_proxy "$kind" "$v" "$PROXY_CPUS" "$WORKERS"
+    [ "$#" -gt 0 ] && name=cg-$v-$CG_N
+    BENCH_PROXY_MODE=$mode BENCH_WAF=$waf BENCH_WAF_RULES=$rules BENCH_WAF_MODE=$wafmode \
+        BENCH_WAF_PROFILE=api bench_start_proxy "$kind" "$name" "$PROXY_CPUS" "$WORKERS" "$@"
+}
+CG_N=0
+for v in "${VARIANTS[@]}"; do
+    start_variant "$v"
     PID[$v]=$PROXY_PID PORT[$v]=$PROXY_PORT
     bench_log "$v pid $PROXY_PID port $PROXY_PORT"
 done
@@ -163,6 +175,61 @@ for v in "${VARIANTS[@]}"; do
     RSS[$v]=$(bench_status_kb VmHWM "${PID[$v]}")
     bench_stop_proxy "${PID[$v]}"
 done
+# Callgrind: instructions per request of each variant, as bench/callgrind.sh counts them (the
+# proxy under valgrind, one worker, nginx without its master; a sequential keep-alive client
+# sends the mix CG_N1 and then CG_N2 times over; (Ir(N2) - Ir(N1)) / (N2 - N1) requests). Not
+# disturbed by the other load of the machine, unlike the CPU time.
+declare -A IR
+cg_count() { # V N: sets CG_IR, the Ir total of variant V serving N requests of the mix.
+    local v=$1 dir pid
+    CG_N=$2
+    dir=$BENCH_TMP/cg-$v-$CG_N
+    mkdir -p "$dir"
+    WORKERS=1 start_variant "$v" valgrind --tool=callgrind --trace-children=no --dump-instr=no \
+        "--callgrind-out-file=$dir/callgrind.out.%p" --log-file="$dir/valgrind.log"
+    pid=$PROXY_PID
+    timeout --foreground "${BENCH_CG_TIMEOUT:-600}" "$PYTHON" - "$BENCH_ROOT/tests/waf" \
+        "$PROXY_PORT" "$CG_N" <<'PY' || bench_die "$v under callgrind: the client failed ($dir)"
+import socket, sys
+sys.path.insert(0, sys.argv[1])
+import run_sets
+reqs = [r for r in run_sets.load_set("clean") if r.get("method", "GET") != "HEAD"]
+s = socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=120)
+f = s.makefile("rb")
+for i in range(int(sys.argv[3])):
+    r = reqs[i % len(reqs)]
+    ka = dict(r.get("headers", {}), Connection="keep-alive")
+    s.sendall(run_sets.encode(dict(r, headers=ka)))
+    status = int(f.readline().split()[1])
+    length = 0
+    while True:
+        line = f.readline()
+        if line in (b"\r\n", b""):
+            break
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    f.read(length)
+    if status != 200:
+        sys.exit("request %d (%s): status %d" % (i, r["id"], status))
+PY
+    BENCH_STOP_WAIT=60 bench_stop_proxy "$pid"
+    CG_IR=$(bench_cg_total "$dir") ||
+        bench_die "$v: no callgrind totals in $dir ($(tail -3 "$dir/valgrind.log"))"
+}
+CG_N1=${BENCH_CG_N1:-$MIX_N}
+CG_N2=${BENCH_CG_N2:-$((MIX_N * 3))}
+if [ "$CALLGRIND" = 1 ]; then
+    command -v valgrind >/dev/null || bench_die "valgrind is missing (BENCH_CALLGRIND=0 skips it)"
+    for v in "${VARIANTS[@]}"; do
+        cg_count "$v" "$CG_N1"
+        ir1=$CG_IR
+        cg_count "$v" "$CG_N2"
+        ir2=$CG_IR
+        IR[$v]=$(((ir2 - ir1) / (CG_N2 - CG_N1)))
+        bench_log "callgrind $v: Ir $ir1 (N=$CG_N1), $ir2 (N=$CG_N2): ${IR[$v]} Ir/request"
+    done
+fi
+
 minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }
 
 {
@@ -203,6 +270,18 @@ minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }
             "${RPS[nginx-waf]}")"
     else
         echo "  portico:             not available"
+    fi
+    if [ "$CALLGRIND" = 1 ]; then
+        echo
+        echo "callgrind, instructions per request (the mix sent $CG_N1 and $CG_N2 times in turn" \
+            "over one keep-alive connection, (Ir(N2) - Ir(N1)) / (N2 - N1); one worker):"
+        for v in "${VARIANTS[@]}"; do printf '  %-14s %12s Ir/request\n' "$v" "${IR[$v]}"; done
+        echo "  WAF's own: nginx $((IR[nginx-waf] - IR[nginx-off])), profile's own (profile -" \
+            "stock) $((IR[nginx-waf] - IR[nginx-stock]))"
+        if [ "$PORTICO_WAF" = 1 ]; then
+            echo "  WAF's own: portico $((IR[portico-waf] - IR[portico-off])); ratio" \
+                "portico/nginx, WAF on: $(bench_ratio "${IR[portico-waf]}" "${IR[nginx-waf]}")"
+        fi
     fi
     echo
     for v in "${VARIANTS[@]}"; do

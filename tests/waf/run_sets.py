@@ -14,9 +14,10 @@ requests, each an object with
            application/json unless the headers name another type;
   why      for attack and false_positive sets: what the request is (what it attacks, or which
            rule of stock CRS refuses it).
-Each request goes on its own connection (Connection: close), written byte for byte as given, so
-odd targets such as ../ reach the server unchanged. A request counts as blocked when the answer
-is 403; any other status counts as passed (and is printed, so a 400 or 404 is visible).
+Each request goes on its own connection (Connection: close unless the request names another),
+written byte for byte as given, so odd targets such as ../ reach the server unchanged. A request
+counts as blocked when the answer is 403; any other status counts as passed (and is printed, so
+a 400 or 404 is visible).
 
 Usage: run_sets.py BASE_URL SET [SET...] [--expect blocked|passed] [--json OUT] [--tag] [-q]
   SET: attack, clean, false_positive or a path to a set file. --expect: exit 1 when a request of
@@ -77,7 +78,8 @@ def encode(req, tag=False):
         headers[k] = v
     if body is not None:
         headers["Content-Length"] = str(len(body))
-    headers["Connection"] = "close"
+    if not any(h.lower() == "connection" for h in headers):
+        headers["Connection"] = "close"
     head = "%s %s HTTP/1.1\r\n" % (req.get("method", "GET"), req["path"])
     head += "".join("%s: %s\r\n" % kv for kv in headers.items()) + "\r\n"
     return head.encode("utf-8") + (body or b"")
