@@ -273,7 +273,7 @@ minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }
     fi
     if [ "$CALLGRIND" = 1 ]; then
         echo
-        echo "callgrind, instructions per request (the mix sent $CG_N1 and $CG_N2 times in turn" \
+        echo "callgrind, instructions per request ($CG_N1 and then $CG_N2 requests of the mix" \
             "over one keep-alive connection, (Ir(N2) - Ir(N1)) / (N2 - N1); one worker):"
         for v in "${VARIANTS[@]}"; do printf '  %-14s %12s Ir/request\n' "$v" "${IR[$v]}"; done
         echo "  WAF's own: nginx $((IR[nginx-waf] - IR[nginx-off])), profile's own (profile -" \
