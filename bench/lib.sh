@@ -373,6 +373,19 @@ bench_wrk() {
     BENCH_RPS=$1 BENCH_P50_US=$2 BENCH_P99_US=$3 BENCH_REQUESTS=$4
 }
 
+# bench_record LABEL ROUND: after a bench_wrk run, logs its CPU per request and, unless ROUND is
+# "warmup", appends its line (label, round, requests, requests/s, ticks, wall s, us/request) to
+# $SAMPLES. Sets BENCH_US (CPU us/request).
+bench_record() {
+    BENCH_US=$(awk -v t="$BENCH_TICKS" -v k="$(getconf CLK_TCK)" -v n="$BENCH_REQUESTS" \
+        'BEGIN { printf "%.3f", t * 1e6 / k / n }')
+    bench_log "$1 $2: $BENCH_REQUESTS requests, $(printf '%.0f' "$BENCH_RPS") req/s," \
+        "cpu $BENCH_TICKS ticks = $BENCH_US us/request"
+    [ "$2" = warmup ] && return 0
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$BENCH_REQUESTS" "$BENCH_RPS" \
+        "$BENCH_TICKS" "$BENCH_WALL" "$BENCH_US" >>"$SAMPLES"
+}
+
 # bench_pair FN: runs FN's rounds (bench_rounds) for $A_LABEL ($a_pid, $a_port) against nginx
 # ($b_pid, $b_port), stops both servers, and sets the figures of the side-by-side table: rss_a,
 # rss_b (peak kB), a_version, and the medians cpu_a, cpu_b (us/request), rps_a, rps_b and use_a,

@@ -149,17 +149,11 @@ done
 # run LABEL ROUND: one wrk run of the mix (lib.sh's bench_wrk); a line in $SAMPLES unless ROUND
 # is "warmup".
 run() {
-    local label=$1 round=$2 secs=$SECS us
+    local label=$1 round=$2 secs=$SECS
     [ "$round" = warmup ] && secs=$WARMUP
     bench_wrk "${PID[$label]}" "$RUN_DIR/wrk-$label-$round.txt" "$label" "$secs" \
         -s "$RUN_DIR/mix.lua" "http://127.0.0.1:${PORT[$label]}/"
-    us=$(awk -v t="$BENCH_TICKS" -v k="$CLK_TCK" -v n="$BENCH_REQUESTS" \
-        'BEGIN { printf "%.3f", t * 1e6 / k / n }')
-    bench_log "$label $round: $BENCH_REQUESTS requests, $(printf '%.0f' "$BENCH_RPS") req/s," \
-        "cpu $BENCH_TICKS ticks = $us us/request"
-    [ "$round" = warmup ] && return 0
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$round" "$BENCH_REQUESTS" "$BENCH_RPS" \
-        "$BENCH_TICKS" "$BENCH_WALL" "$us" >>"$SAMPLES"
+    bench_record "$label" "$round"
 }
 
 for v in "${VARIANTS[@]}"; do run "$v" warmup; done
