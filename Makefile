@@ -43,7 +43,7 @@ INSTALL  ?= install
 INSTALL_BIN ?= build/portico
 DOCS     := README.md docs/config.md docs/operations.md docs/netlify.md
 
-.PHONY: all asan test test-only unit unit-asan e2e e2e-asan fuzz fuzz-smoke bench bench-h2 bench-compress bench-cache bench-routes bench-live-apply bench-cache-purge bench-cache-memory \
+.PHONY: all asan test test-only unit unit-asan e2e e2e-asan fuzz fuzz-smoke bench bench-h2 bench-compress bench-cache bench-waf waf-sets bench-routes bench-live-apply bench-cache-purge bench-cache-memory \
         bench-ratelimit bench-ratelimit-keys bench-guards deps \
         deps-test run jamstack clean format format-check ban-check layer-check help man install uninstall FORCE
 
@@ -63,6 +63,8 @@ help:
 	@echo "make bench-h2   the same for HTTP/2 over TLS, h2load -c16 -m4 (bench/h2.sh)"
 	@echo "make bench-compress  gzip level 6 of a 64 KiB JSON response vs nginx gzip (bench/compress.sh)"
 	@echo "make bench-cache  cache hits and gzip against nginx proxy_cache and gzip (bench/cache.sh)"
+	@echo "make bench-waf  WAF CPU/request, Portico vs nginx + ModSecurity, same CRS (bench/waf.sh)"
+	@echo "make waf-sets   the WAF request sets against nginx + ModSecurity (tests/waf/nginx_sets.sh)"
 	@echo "make bench-routes  callgrind Ir/request with 10 vs 1,000 routes (bench/route_scale.sh)"
 	@echo "make bench-cache-purge  time of a cache purge by tag of 10,000 of 100,000 objects"
 	@echo "make bench-cache-memory  the cache's memory after 1,000,000 distinct keys (bench/cache_memory.sh)"
@@ -206,6 +208,19 @@ bench-cache:
 	scripts/deps.sh --test
 	$(MAKE) build/portico
 	bench/cache.sh
+
+# The WAF's CPU per request against nginx + libnginx-mod-http-modsecurity running the same CRS
+# and default profile (issue 13); BENCH_QUICK=1 for a short smoke run. Runs the nginx half alone
+# while build/portico has no WAF.
+bench-waf:
+	scripts/deps.sh --test
+	$(MAKE) build/portico
+	bench/waf.sh
+
+# The WAF request sets of tests/waf/ (attack, clean, false_positive) against nginx + ModSecurity
+# with the stock CRS and with Portico's default profile (waf/profile-api-*.conf), paranoia 1.
+waf-sets:
+	tests/waf/nginx_sets.sh
 
 # The cache's memory with a 64 MiB cap after 1,000,000 distinct keys (issue 12: within the cap
 # plus the documented overhead).

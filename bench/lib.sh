@@ -212,7 +212,10 @@ bench_make_cert() {
 # https:// too) | gzip (templates portico-gzip.yaml.in and nginx-proxy-gzip.conf.in: the proxy
 # setup, gzip at level 6 on application/json responses; bench/compress.sh) | cache (templates
 # portico-cache.yaml.in and nginx-cache.conf.in: the cache and compression routes of
-# bench/cache.sh, in front of the backend of backend-cache.conf.in).
+# bench/cache.sh, in front of the backend of backend-cache.conf.in) | waf (templates
+# portico-waf.yaml.in and nginx-waf.conf.in: the proxy setup with the WAF; BENCH_WAF (on | off)
+# and BENCH_WAF_RULES (the rules file of bench_waf_rules) for nginx, BENCH_WAF_MODE (block |
+# detect | off) and BENCH_WAF_PROFILE (api | none) for Portico; bench/waf.sh).
 bench_start_proxy() {
     local kind=$1 name=$2 cpus=$3 workers=$4 dir try master=on wait=10 suffix="" scheme=http
     local ptpl npfx=nginx-proxy mode
@@ -235,7 +238,8 @@ bench_start_proxy() {
         ;;
     gzip) suffix=-gzip ;;
     cache) suffix=-cache npfx=nginx ;;
-    *) bench_die "BENCH_PROXY_MODE must be proxy, static, tls, h2, gzip or cache" ;;
+    waf) suffix=-waf npfx=nginx ;;
+    *) bench_die "BENCH_PROXY_MODE must be proxy, static, tls, h2, gzip, cache or waf" ;;
     esac
     ptpl=$BENCH_LIB_DIR/conf/portico$suffix.yaml.in
     shift 4
@@ -248,7 +252,8 @@ bench_start_proxy() {
             bench_fill "$ptpl" "$dir/portico.yaml" \
                 PORT="$PROXY_PORT" BACKEND_PORT="$BACKEND_PORT" BACKEND_PORT2="$BACKEND_PORT2" \
                 BACKEND_PORT3="$BACKEND_PORT3" WORKERS="$workers" \
-                STATIC_ROOT="${STATIC_ROOT:-}" CERT="${BENCH_CERT:-}" KEY="${BENCH_KEY:-}"
+                STATIC_ROOT="${STATIC_ROOT:-}" CERT="${BENCH_CERT:-}" KEY="${BENCH_KEY:-}" \
+                WAF_MODE="${BENCH_WAF_MODE:-off}" WAF_PROFILE="${BENCH_WAF_PROFILE:-api}"
             if ! "$PORTICO_BIN" check -c "$dir/portico.yaml" >"$dir/check.log" 2>&1; then
                 bench_die "portico check rejects $dir/portico.yaml: $(cat "$dir/check.log")"
             fi
@@ -261,7 +266,8 @@ bench_start_proxy() {
                 PREFIX="$dir" PORT="$PROXY_PORT" BACKEND_PORT="$BACKEND_PORT" \
                 BACKEND_PORT2="$BACKEND_PORT2" BACKEND_PORT3="$BACKEND_PORT3" WORKERS="$workers" \
                 MASTER="$master" NOFILE="$BENCH_NOFILE" WCONN="${BENCH_NGINX_WCONN:-4096}" \
-                STATIC_ROOT="${STATIC_ROOT:-}" CERT="${BENCH_CERT:-}" KEY="${BENCH_KEY:-}"
+                STATIC_ROOT="${STATIC_ROOT:-}" CERT="${BENCH_CERT:-}" KEY="${BENCH_KEY:-}" \
+                WAF="${BENCH_WAF:-off}" WAF_RULES="${BENCH_WAF_RULES:-/dev/null}"
             taskset -c "$cpus" "$@" "$NGINX_BIN" -c "$dir/nginx.conf" -p "$dir" \
                 -e "$dir/logs/error.log" >"$dir/stdout.log" 2>"$dir/stderr.log" &
             ;;
@@ -279,6 +285,33 @@ bench_start_proxy() {
         [ -f "$dir/logs/error.log" ] && tail -5 "$dir/logs/error.log" >&2
     done
     bench_die "$name ($kind) did not start"
+}
+
+# bench_waf_rules DIR PROFILE PARANOIA AUDIT: writes DIR/main.conf, the ModSecurity rules file of
+# the nginx WAF (nginx-waf.conf.in's modsecurity_rules_file) in the order Portico loads its WAF:
+# the base directives (conf/modsecurity-base.conf.in: engine, body processors, the paranoia level
+# and anomaly thresholds), waf/profile-api-before.conf when PROFILE is api, the CRS setup and
+# rules of Debian's modsecurity-crs, then waf/profile-api-after.conf when PROFILE is api.
+# PROFILE: api | none; AUDIT: On | Off | RelevantOnly (the audit log, DIR/audit.log). Prints the
+# path of main.conf.
+bench_waf_rules() {
+    local dir=$1 profile=$2 paranoia=$3 audit=$4 crs=/usr/share/modsecurity-crs/rules
+    case $profile in api | none) ;; *) bench_die "the WAF profile must be api or none" ;; esac
+    if [ ! -f /etc/modsecurity/crs/crs-setup.conf ] || [ ! -d "$crs" ]; then
+        bench_die "the OWASP CRS is not installed (apt-get install modsecurity-crs)"
+    fi
+    mkdir -p "$dir"
+    chmod 755 "$dir"
+    bench_fill "$BENCH_LIB_DIR/conf/modsecurity-base.conf.in" "$dir/base.conf" DIR="$dir" \
+        PARANOIA="$paranoia" AUDIT="$audit"
+    {
+        echo "Include $dir/base.conf"
+        [ "$profile" = api ] && echo "Include $BENCH_ROOT/waf/profile-api-before.conf"
+        echo "Include /etc/modsecurity/crs/crs-setup.conf"
+        echo "Include $crs/*.conf"
+        [ "$profile" = api ] && echo "Include $BENCH_ROOT/waf/profile-api-after.conf"
+    } >"$dir/main.conf"
+    echo "$dir/main.conf"
 }
 
 # bench_upstream_conns PID PORT: established TCP connections from the process tree PID to
@@ -338,6 +371,19 @@ bench_wrk() {
     [ "$4" -gt 0 ] || bench_die "$what: no request completed, see $out"
     [ "$6" = 0 ] || bench_log "WARNING: $what: $6 socket errors, see $out"
     BENCH_RPS=$1 BENCH_P50_US=$2 BENCH_P99_US=$3 BENCH_REQUESTS=$4
+}
+
+# bench_record LABEL ROUND: after a bench_wrk run, logs its CPU per request and, unless ROUND is
+# "warmup", appends its line (label, round, requests, requests/s, ticks, wall s, us/request) to
+# $SAMPLES. Sets BENCH_US (CPU us/request).
+bench_record() {
+    BENCH_US=$(awk -v t="$BENCH_TICKS" -v k="$(getconf CLK_TCK)" -v n="$BENCH_REQUESTS" \
+        'BEGIN { printf "%.3f", t * 1e6 / k / n }')
+    bench_log "$1 $2: $BENCH_REQUESTS requests, $(printf '%.0f' "$BENCH_RPS") req/s," \
+        "cpu $BENCH_TICKS ticks = $BENCH_US us/request"
+    [ "$2" = warmup ] && return 0
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$BENCH_REQUESTS" "$BENCH_RPS" \
+        "$BENCH_TICKS" "$BENCH_WALL" "$BENCH_US" >>"$SAMPLES"
 }
 
 # bench_pair FN: runs FN's rounds (bench_rounds) for $A_LABEL ($a_pid, $a_port) against nginx
