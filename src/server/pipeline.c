@@ -4,7 +4,7 @@
  *
  *     note (log fields, request id) -> path normalisation -> ACME HTTP-01 challenge
  *         -> site by Host -> route, with the Netlify rules (conditions; a 200 rewrite matches
- *            again once with the new path) -> guards (run_guards: IP rules, rate limits) -> https_redirect
+ *            again once with the new path) -> guards (run_guards: IP rules, rate limits, auth) -> https_redirect
  *         -> the route's action
  *
  * The protocol (conn.c for HTTP/1.1) gives a struct pt_req_head and keeps its input buffer
@@ -25,6 +25,7 @@
 #include "guard/rate.h"
 #include "handler/geoip.h"
 #include "handler/netlify_rules.h"
+#include "server/guard_auth.h"
 #include "tls/acme.h"
 
 /* Answers a request locally with Portico's error page; close: the connection ends after it. */
@@ -215,7 +216,8 @@ static bool guard_ip(struct pt_req *r, const struct pt_req_head *h, const struct
 
 /*
  * The guards, after the route is chosen and before its handler, in one fixed order:
- * connection limits (to come), IP rules, rate limits, auth (to come), WAF (to come).
+ * connection limits (to come), IP rules, rate limits, auth (basic_auth, jwt; forward auth to
+ * come), WAF (to come).
  * A route without a guard costs one pointer test each. Returns true when the request may go
  * on, false after the guard that refused it answered.
  */
@@ -227,7 +229,12 @@ static bool run_guards(struct pt_req *r, const struct pt_req_head *h,
         return false;
     if ((route->rate_limit.is_on || r->site->rate_limit.is_on) && rate_limited(r, h))
         return false;
-    /* Auth (to come): basic, JWT, then forward auth. */
+    /* Auth: basic_auth, jwt (server/guard_auth.c), then forward auth. */
+    if (route->basic_auth && !pt_guard_basic_run(r, h, route->basic_auth))
+        return false;
+    if (route->jwt && !pt_guard_jwt_run(r, h, route->jwt))
+        return false;
+    /* forward_auth comes here, after basic_auth and jwt. */
     /* The WAF (to come). */
     return true;
 }
