@@ -161,27 +161,31 @@ static void load_htpasswd(struct pt_cfg_ctx *x, const struct pt_ynode *v,
         }
         p += n + 1;
     }
-    if (b->n_users == 0 && bad == 0)
-        pt_config_error(x, v->pos, "htpasswd file \"%.200s\" lists no user", b->htpasswd);
+    /* An empty file is accepted, as nginx does: every request is refused. */
 }
 
-/* `off` (or false): the route lifts its site's guard. */
-static bool is_off(const struct pt_ynode *v)
+/* A zeroed guard configuration of size bytes in the configuration's arena; *on tells whether
+   v turns the guard on (a mapping): false when v is `off`/false (the route lifts its site's
+   guard; the struct stays, is_on false) or after an error. */
+static void *guard_new(struct pt_cfg_ctx *x, const struct pt_ynode *v, const char *key, size_t size,
+                       bool *on)
 {
-    return v->kind == PT_YNODE_SCALAR && (is(v, "off") || is(v, "false"));
+    void *g = pt_config_alloc(x, &x->cfg->arena, size);
+    memset(g, 0, size);
+    *on = !(v->kind == PT_YNODE_SCALAR && (is(v, "off") || is(v, "false"))) &&
+          pt_config_want_map(x, v, key);
+    return g;
 }
 
 void pt_config_load_basic_auth(struct pt_cfg_ctx *x, const struct pt_ynode *v,
                                struct pt_basic_auth_cfg **out)
 {
     static const char *const keys[] = {"realm", "htpasswd", "forward_credentials", NULL};
-    struct pt_basic_auth_cfg *b = pt_config_alloc(x, &x->cfg->arena, sizeof(*b));
-    memset(b, 0, sizeof(*b));
+    bool on;
+    struct pt_basic_auth_cfg *b = guard_new(x, v, "basic_auth", sizeof(*b), &on);
     b->pos = v->pos;
     *out = b;
-    if (is_off(v))
-        return;
-    if (!pt_config_want_map(x, v, "basic_auth"))
+    if (!on)
         return;
     b->is_on = true;
     b->realm = "Restricted";
@@ -318,13 +322,11 @@ void pt_config_load_jwt(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct p
                                        "claims_to_headers",
                                        "forward_credentials",
                                        NULL};
-    struct pt_jwt_cfg *j = pt_config_alloc(x, &x->cfg->arena, sizeof(*j));
-    memset(j, 0, sizeof(*j));
+    bool on;
+    struct pt_jwt_cfg *j = guard_new(x, v, "jwt", sizeof(*j), &on);
     j->pos = v->pos;
     *out = j;
-    if (is_off(v))
-        return;
-    if (!pt_config_want_map(x, v, "jwt"))
+    if (!on)
         return;
     j->is_on = true;
     j->jwks_refresh_ms = 300000;

@@ -16,7 +16,8 @@
  * Stopping sets stop, shuts the socket in use down (a blocked read ends at once) and joins.
  *
  * The client is deliberately small: GET with Connection: close, HTTP/1.x status 200 only,
- * Content-Length, chunked or read-to-close bodies up to 1 MiB; https verifies the server's
+ * the answer read whole (up to 1 MiB) and parsed with http/h1_parse.h's strict parsers
+ * (Content-Length, chunked or read-to-close bodies); https verifies the server's
  * certificate against the system store and its name (SSL_set1_host) with SNI.
  */
 #include "guard/jwks_fetch.h"
@@ -38,7 +39,9 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "core/common.h"
 #include "core/log.h"
+#include "http/h1_parse.h"
 
 #define BODY_MAX (1u << 20)
 #define KICK_MIN_MS 10000u
@@ -142,91 +145,45 @@ static int dial(struct pt_jwks_src *s, const struct url_parts *u, uint32_t timeo
     return fd;
 }
 
-/* Decodes a chunked body in place (RFC 9112 §7.1); its length, or -1. */
-static long unchunk(char *b, size_t n)
-{
-    size_t in = 0, out = 0;
-    for (;;) {
-        char *eol = in < n ? memchr(b + in, '\n', n - in) : NULL;
-        char *end;
-        if (!eol)
-            return -1;
-        unsigned long len = strtoul(b + in, &end, 16);
-        if (end == b + in || len > n)
-            return -1;
-        in = (size_t)(eol - b) + 1;
-        if (len == 0)
-            return (long)out;
-        if (len > n - in)
-            return -1;
-        memmove(b + out, b + in, len);
-        out += len;
-        in += len;
-        if (in < n && b[in] == '\r')
-            in++;
-        if (in < n && b[in] == '\n')
-            in++;
-    }
-}
-
-/* A header's value (trimmed) within head[0..n), into out; false when absent. */
-static bool field(const char *head, size_t n, const char *name, char *out, size_t cap)
-{
-    size_t nl = strlen(name);
-    for (const char *p = head, *end = head + n; p < end;) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        eol = eol ? eol : end;
-        if ((size_t)(eol - p) > nl && p[nl] == ':' && strncasecmp(p, name, nl) == 0) {
-            const char *v = p + nl + 1, *ve = eol;
-            while (v < ve && (*v == ' ' || *v == '\t'))
-                v++;
-            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
-                ve--;
-            snprintf(out, cap, "%.*s", (int)(ve - v), v);
-            return true;
-        }
-        p = eol + 1;
-    }
-    return false;
-}
-
-/* Takes the body of a whole response buf[0..used) (NUL-terminated); NULL with why. */
+/* Takes the body of a whole response buf[0..used) with the strict HTTP/1.1 parsers
+   (http/h1_parse.h): status 200, then Content-Length, chunked, or everything to the close.
+   NULL with why. */
 static char *take_body(char *buf, size_t used, size_t *len, char *why, size_t wl)
 {
-    char *sep = strstr(buf, "\r\n\r\n");
-    int status = 0;
-    if (!sep || sscanf(buf, "HTTP/1.%*1[01] %3d", &status) != 1) {
-        snprintf(why, wl, "not an HTTP/1.x response");
+    struct pt_field fields[64];
+    struct pt_h1_response resp = {.headers = fields, .num_headers = PT_ARRAY_LEN(fields)};
+    size_t scanned = 0;
+    ssize_t hl = pt_h1_find_head_end(buf, used, &scanned);
+    if (hl <= 0 || pt_h1_parse_response(buf, (size_t)hl, &resp) < 0) {
+        snprintf(why, wl, "not a valid HTTP/1.x response");
         return NULL;
     }
-    if (status != 200) {
-        snprintf(why, wl, "HTTP status %d", status);
+    if (resp.status != 200) {
+        snprintf(why, wl, "HTTP status %d", resp.status);
         return NULL;
     }
-    size_t hl = (size_t)(sep - buf) + 2, start = hl + 2, blen = used - start;
-    char te[64] = "", cl[32] = "";
-    if (field(buf, hl, "Transfer-Encoding", te, sizeof(te)) && strcasestr(te, "chunked")) {
-        long d = unchunk(buf + start, blen);
-        if (d < 0) {
-            snprintf(why, wl, "bad chunked body");
+    char *start = buf + hl;
+    size_t blen = used - (size_t)hl;
+    if (resp.framing.is_chunked) {
+        struct pt_h1_chunked d;
+        memset(&d, 0, sizeof(d));
+        if (pt_h1_chunked_decode(&d, start, &blen) < 0) {
+            snprintf(why, wl, "bad or cut chunked body");
             return NULL;
         }
-        blen = (size_t)d;
-    } else if (field(buf, hl, "Content-Length", cl, sizeof(cl))) {
-        char *e;
-        unsigned long want = strtoul(cl, &e, 10);
-        if (*e || want > blen) {
+    } else if (resp.framing.content_length >= 0) {
+        if ((uint64_t)resp.framing.content_length > blen) {
             snprintf(why, wl, "body shorter than its Content-Length");
             return NULL;
         }
-        blen = want;
+        blen = (size_t)resp.framing.content_length;
     }
     char *body = malloc(blen + 1);
     if (!body) {
         snprintf(why, wl, "out of memory");
         return NULL;
     }
-    memcpy(body, buf + start, blen);
+    memcpy(body, start, blen);
     body[blen] = '\0';
     *len = blen;
     return body;
