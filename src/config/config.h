@@ -405,6 +405,7 @@ struct pt_jwt_cfg {
     const unsigned char *secret; /* its bytes (a trailing newline dropped) */
     size_t secret_len;
     const char *jwks_url;     /* http:// or https:// URL, or NULL */
+    const char *jwks_ca;      /* PEM CA file for an https jwks_url, or NULL: the system's */
     uint32_t jwks_refresh_ms; /* default 5 min */
     uint32_t jwks_timeout_ms; /* one fetch (default 10 s) */
     const char *issuer;       /* iss must equal it, or NULL */

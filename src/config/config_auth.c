@@ -3,7 +3,7 @@
  * "Authentication: basic_auth and jwt"), checked by guard/auth_basic.c and guard/jwt.c.
  *
  *     basic_auth: {realm: "Staff", htpasswd: FILE, forward_credentials: true} | off
- *     jwt: {jwks_file: FILE | jwks_url: URL | secret_file: FILE, jwks_refresh: 5m,
+ *     jwt: {jwks_file: FILE | jwks_url: URL | secret_file: FILE, jwks_refresh: 5m, jwks_ca: FILE,
  *           issuer: ISS, audience: AUD, clock_skew: 60s, require: [exp], header: NAME,
  *           cookie: NAME, claims_to_headers: {sub: X-User-Id}, forward_credentials: true} | off
  *
@@ -308,20 +308,10 @@ static char *lower_dup(struct pt_cfg_ctx *x, const char *s, size_t n)
 
 void pt_config_load_jwt(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_jwt_cfg **out)
 {
-    static const char *const keys[] = {"jwks_file",
-                                       "jwks_url",
-                                       "jwks_refresh",
-                                       "jwks_timeout",
-                                       "secret_file",
-                                       "issuer",
-                                       "audience",
-                                       "clock_skew",
-                                       "require",
-                                       "header",
-                                       "cookie",
-                                       "claims_to_headers",
-                                       "forward_credentials",
-                                       NULL};
+    static const char *const keys[] = {
+        "jwks_file",   "jwks_url", "jwks_refresh",      "jwks_timeout",        "jwks_ca",
+        "secret_file", "issuer",   "audience",          "clock_skew",          "require",
+        "header",      "cookie",   "claims_to_headers", "forward_credentials", NULL};
     bool on;
     struct pt_jwt_cfg *j = guard_new(x, v, "jwt", sizeof(*j), &on);
     j->pos = v->pos;
@@ -358,6 +348,8 @@ void pt_config_load_jwt(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct p
                 pt_config_error(x, val->pos, "jwks_url: %s", bad);
             else if (s)
                 j->jwks_url = pt_config_strndup(x, &x->cfg->arena, s, val->len);
+        } else if (is(k, "jwks_ca")) {
+            j->jwks_ca = pt_config_get_file(x, val, "jwks_ca");
         } else if (is(k, "jwks_refresh")) {
             pt_config_get_ms(x, val, "jwks_refresh", 1000, 86400000, &j->jwks_refresh_ms);
         } else if (is(k, "jwks_timeout")) {

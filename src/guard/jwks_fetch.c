@@ -1,7 +1,7 @@
 /*
  * jwks_fetch.c - jwks_url: a JWKS fetched by a background thread, refreshed, shared.
  *
- * One struct pt_jwks_src per URL for the whole process, in a registry guarded by its own
+ * One struct pt_jwks_src per URL (and CA file) for the whole process, in a registry guarded by its own
  * mutex and reference-counted by the snapshots whose jwt: names the URL, so a reload keeps
  * the keys already fetched (the new snapshot takes its reference before the old one drops
  * its). Each source has one thread, modelled on the ACME manager's (tls/acme.c): blocking
@@ -18,7 +18,10 @@
  * The client is deliberately small: GET with Connection: close, HTTP/1.x status 200 only,
  * the answer read whole (up to 1 MiB) and parsed with http/h1_parse.h's strict parsers
  * (Content-Length, chunked or read-to-close bodies); https verifies the server's
- * certificate against the system store and its name (SSL_set1_host) with SNI.
+ * certificate against the system store (or the jwks_ca file) and its name (SSL_set1_host) with
+ * SNI. A fetched set is parsed leniently: keys Portico cannot use (use "enc", other curves or
+ * algorithms) are skipped, as an identity provider's set may hold them; a set with no usable
+ * key keeps the previous one.
  */
 #include "guard/jwks_fetch.h"
 
@@ -49,6 +52,7 @@
 
 struct pt_jwks_src {
     char *url;
+    char *ca; /* PEM CA file, or NULL: the system's store */
     uint32_t refresh_ms, timeout_ms;
     unsigned refs; /* under registry.mu */
     pthread_t thread;
@@ -189,8 +193,8 @@ static char *take_body(char *buf, size_t used, size_t *len, char *why, size_t wl
     return body;
 }
 
-static char *get(struct pt_jwks_src *s, const char *url, uint32_t timeout_ms, size_t *len,
-                 char *why, size_t wl)
+static char *get(struct pt_jwks_src *s, const char *url, const char *ca, uint32_t timeout_ms,
+                 size_t *len, char *why, size_t wl)
 {
     struct url_parts u;
     char req[2048];
@@ -214,12 +218,13 @@ static char *get(struct pt_jwks_src *s, const char *url, uint32_t timeout_ms, si
     }
     fd = dial(s, &u, timeout_ms);
     if (fd < 0) {
-        snprintf(why, wl, "cannot connect to %s port %s", u.host, u.port);
+        snprintf(why, wl, "cannot connect to %.120s port %s", u.host, u.port);
         goto out;
     }
     if (u.is_https) {
         ctx = SSL_CTX_new(TLS_client_method());
-        if (!ctx || SSL_CTX_set_default_verify_paths(ctx) != 1)
+        if (!ctx || (ca ? SSL_CTX_load_verify_locations(ctx, ca, NULL)
+                        : SSL_CTX_set_default_verify_paths(ctx)) != 1)
             goto tls_fail;
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
         SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
@@ -261,7 +266,7 @@ static char *get(struct pt_jwks_src *s, const char *url, uint32_t timeout_ms, si
     body = take_body(buf, used, len, why, wl);
     goto out;
 tls_fail:
-    snprintf(why, wl, "TLS with %s failed: %s", u.host,
+    snprintf(why, wl, "TLS with %.120s failed: %.80s", u.host,
              ERR_reason_error_string(ERR_peek_last_error())
                  ? ERR_reason_error_string(ERR_peek_last_error())
                  : "handshake");
@@ -280,11 +285,6 @@ out:
     return body;
 }
 
-char *pt_jwks_http_get(const char *url, uint32_t timeout_ms, size_t *len, char *why, size_t wl)
-{
-    return get(NULL, url, timeout_ms, len, why, wl);
-}
-
 /* ---- the source ---- */
 
 static uint64_t mono_ms(void)
@@ -298,8 +298,8 @@ static bool fetch(struct pt_jwks_src *s)
 {
     char why[256] = "";
     size_t len = 0;
-    char *body = get(s, s->url, s->timeout_ms, &len, why, sizeof(why));
-    struct pt_jwt_keyset *ks = body ? pt_jwt_keyset_parse(body, len, why, sizeof(why)) : NULL;
+    char *body = get(s, s->url, s->ca, s->timeout_ms, &len, why, sizeof(why));
+    struct pt_jwt_keyset *ks = body ? pt_jwt_keyset_parse(body, len, true, why, sizeof(why)) : NULL;
     free(body);
     if (!ks) {
         pt_log_warn("jwt: jwks_url %s: %s (keeping the keys it had)", s->url, why);
@@ -345,11 +345,17 @@ static void *run(void *arg)
     }
 }
 
-struct pt_jwks_src *pt_jwks_src_get(const char *url, uint32_t refresh_ms, uint32_t timeout_ms)
+static bool same_ca(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+struct pt_jwks_src *pt_jwks_src_get(const char *url, const char *ca, uint32_t refresh_ms,
+                                    uint32_t timeout_ms)
 {
     pthread_mutex_lock(&registry.mu);
     struct pt_jwks_src *s = registry.head;
-    while (s && strcmp(s->url, url) != 0)
+    while (s && (strcmp(s->url, url) != 0 || !same_ca(s->ca, ca)))
         s = s->next;
     if (s) {
         s->refs++;
@@ -361,7 +367,7 @@ struct pt_jwks_src *pt_jwks_src_get(const char *url, uint32_t refresh_ms, uint32
         goto out;
     }
     s = calloc(1, sizeof(*s));
-    if (!s || !(s->url = strdup(url)))
+    if (!s || !(s->url = strdup(url)) || (ca && !(s->ca = strdup(ca))))
         goto fail;
     s->refresh_ms = refresh_ms;
     s->timeout_ms = timeout_ms;
@@ -378,8 +384,10 @@ struct pt_jwks_src *pt_jwks_src_get(const char *url, uint32_t refresh_ms, uint32
     registry.head = s;
     goto out;
 fail:
-    if (s)
+    if (s) {
         free(s->url);
+        free(s->ca);
+    }
     free(s);
     s = NULL;
 out:
@@ -413,6 +421,7 @@ void pt_jwks_src_put(struct pt_jwks_src *s)
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     free(s->url);
+    free(s->ca);
     free(s);
 }
 

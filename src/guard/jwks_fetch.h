@@ -11,13 +11,15 @@
 struct pt_jwks_src;
 
 /*
- * The process's source for url, shared by every jwt: naming it (and across reloads, so keys
- * fetched before a reload stay): made and started on first use, its thread fetching at once
+ * The process's source for url (https verified with the PEM CA file ca, NULL: the system's
+ * store), shared by every jwt: naming them (and across reloads, so keys fetched before a
+ * reload stay): made and started on first use, its thread fetching at once
  * and then every refresh_ms (a shorter refresh given later wins). timeout_ms bounds each
  * network step. Returns a reference (pt_jwks_src_put), or NULL when out of memory. Main
  * thread; may block briefly (thread start).
  */
-struct pt_jwks_src *pt_jwks_src_get(const char *url, uint32_t refresh_ms, uint32_t timeout_ms);
+struct pt_jwks_src *pt_jwks_src_get(const char *url, const char *ca, uint32_t refresh_ms,
+                                    uint32_t timeout_ms);
 
 /* Drops a reference; the last stops the thread (its current fetch is cut) and frees the
    source. May block until the thread ends (at most one timeout). */
@@ -30,11 +32,5 @@ struct pt_jwt_keyset *pt_jwks_src_keys(struct pt_jwks_src *s);
 /* Asks for an early fetch (a token named a kid the keys lack): at most one per 10 s; the
    caller's request is not held for it. Any thread. */
 void pt_jwks_src_kick(struct pt_jwks_src *s);
-
-/* Fetches url once with a GET (http:// or https://, certificates verified against the system
-   store, SNI and host name checked), timeout_ms per step, answers up to 1 MiB, Content-Length,
-   chunked or read to close. Returns the body (malloc'd, NUL-terminated, *len bytes) of a 200,
-   or NULL with why filled. Blocks. */
-char *pt_jwks_http_get(const char *url, uint32_t timeout_ms, size_t *len, char *why, size_t whylen);
 
 #endif

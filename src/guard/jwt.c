@@ -245,7 +245,8 @@ static const char *load_jwk(const json_t *jwk, struct pt_jwt_key *k)
     return NULL;
 }
 
-struct pt_jwt_keyset *pt_jwt_keyset_parse(const char *json, size_t n, char *err, size_t errlen)
+struct pt_jwt_keyset *pt_jwt_keyset_parse(const char *json, size_t n, bool lenient, char *err,
+                                          size_t errlen)
 {
     json_error_t je;
     json_t *root = json_loadb(json, n, JSON_REJECT_DUPLICATES, &je);
@@ -266,15 +267,27 @@ struct pt_jwt_keyset *pt_jwt_keyset_parse(const char *json, size_t n, char *err,
         snprintf(err, errlen, "out of memory");
         goto out;
     }
+    const char *why = NULL;
     for (size_t i = 0; i < json_array_size(keys); i++) {
-        const char *why = load_jwk(json_array_get(keys, i), &ks->keys[i]);
-        ks->n = i + 1;
-        if (why) {
-            snprintf(err, errlen, "JWKS key %zu: %s", i + 1, why);
-            pt_jwt_keyset_unref(ks);
-            ks = NULL;
-            goto out;
-        }
+        struct pt_jwt_key *k = &ks->keys[ks->n];
+        why = load_jwk(json_array_get(keys, i), k);
+        ks->n++; /* counted also when refused: what it holds is freed with the set */
+        if (!why)
+            continue;
+        snprintf(err, errlen, "JWKS key %zu: %s", i + 1, why);
+        if (!lenient)
+            break;
+        EVP_PKEY_free(k->pkey);
+        OPENSSL_clear_free(k->secret, k->secret_len);
+        memset(k, 0, sizeof(*k));
+        ks->n--;
+        why = NULL;
+    }
+    if (why || ks->n == 0) {
+        if (!why && ks->n == 0)
+            snprintf(err + strlen(err), errlen - strlen(err), " (no usable key left)");
+        pt_jwt_keyset_unref(ks);
+        ks = NULL;
     }
 out:
     json_decref(root);

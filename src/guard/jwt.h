@@ -63,8 +63,10 @@ ssize_t pt_jwt_b64url_decode(const char *in, size_t n, unsigned char *out, size_
 /* Builds a key set from a JWKS text (n bytes). Supported keys: kty oct (HS256, k), RSA (RS256,
    n and e, at least 2048 bits), EC P-256 (ES256, x and y), OKP Ed25519 (EdDSA, x); a key
    whose "alg" names another algorithm than its type's, or whose "use" is not "sig", is an
-   error. Returns a set with one reference, or NULL with err filled. */
-struct pt_jwt_keyset *pt_jwt_keyset_parse(const char *json, size_t n, char *err, size_t errlen);
+   error, unless lenient (a fetched set): then such keys are skipped, and only a set with no
+   usable key is an error. Returns a set with one reference, or NULL with err filled. */
+struct pt_jwt_keyset *pt_jwt_keyset_parse(const char *json, size_t n, bool lenient, char *err,
+                                          size_t errlen);
 
 /* A set of one HS256 key holding a copy of secret[0..n). NULL when out of memory. */
 struct pt_jwt_keyset *pt_jwt_keyset_secret(const unsigned char *secret, size_t n);

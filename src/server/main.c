@@ -370,7 +370,7 @@ static int open_resources(struct pt_snapshot *s, const struct pt_snapshot *prev,
     for (struct pt_jwt_cfg *j = cfg->jwts; j; j = j->next) {
         char e[256] = "";
         if (j->jwks_text)
-            j->keys = pt_jwt_keyset_parse(j->jwks_text, j->jwks_len, e, sizeof(e));
+            j->keys = pt_jwt_keyset_parse(j->jwks_text, j->jwks_len, false, e, sizeof(e));
         else if (j->secret)
             j->keys = pt_jwt_keyset_secret(j->secret, j->secret_len);
         else
@@ -476,8 +476,8 @@ static struct pt_snapshot *snapshot_of(struct pt_config *cfg, char *err, size_t 
     /* jwt: jwks_url sources start fetching for a snapshot that serves (not for `check`);
        they are shared by URL, so a reload keeps the keys fetched (worker.c lets go of them). */
     for (struct pt_jwt_cfg *j = cfg->jwts; open_logs && j; j = j->next)
-        if (j->jwks_url &&
-            !(j->src = pt_jwks_src_get(j->jwks_url, j->jwks_refresh_ms, j->jwks_timeout_ms))) {
+        if (j->jwks_url && !(j->src = pt_jwks_src_get(j->jwks_url, j->jwks_ca, j->jwks_refresh_ms,
+                                                      j->jwks_timeout_ms))) {
             snprintf(err, errlen, "%s: out of memory", path);
             goto fail_snap;
         }

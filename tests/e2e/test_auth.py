@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import os
+import ssl
 import threading
 import time
 import warnings
@@ -20,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from helpers import backends as B
+from helpers import certs
 from helpers.client import get
 from helpers.common import free_port, wait_until
 
@@ -272,7 +274,7 @@ def test_jwt_cookie_source_and_secret_file(portico, backend, tmp_path):
 class JwksServer:
     """A JWKS served over plain HTTP from a thread; .jwks can be replaced at any time."""
 
-    def __init__(self, port):
+    def __init__(self, port, cert=None):
         self.jwks = {"keys": []}
         self.hits = 0
         outer = self
@@ -291,6 +293,10 @@ class JwksServer:
                 pass
 
         self.srv = ThreadingHTTPServer(("127.0.0.1", port), H)
+        if cert:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*cert)
+            self.srv.socket = ctx.wrap_socket(self.srv.socket, server_side=True)
         self.thread = threading.Thread(target=self.srv.serve_forever, daemon=True)
         self.thread.start()
 
@@ -346,3 +352,56 @@ def test_jwt_route_off_and_bad_jwks_file_is_a_config_error(portico, backend, jwk
     r = subprocess.run([portico_bin, "check", "-c", str(c)], capture_output=True, text=True)
     assert r.returncode != 0 and "JWKS key 1" in r.stderr, r.stderr
     assert os.path.exists(jwks_file)
+
+
+def test_jwt_jwks_url_https_verifies_the_certificate(portico, backend, keys, tmp_path_factory):
+    b = backend(B.echo())
+    pki = certs.session_pki(tmp_path_factory)
+    other = certs.session_pki(tmp_path_factory, "other")
+    port = free_port()
+    srv = JwksServer(port, cert=pki.server(["localhost"], kind="ec"))
+    try:
+        ed = keys["EdDSA"]
+        srv.jwks = {"keys": [jwk("k", ed), {"kty": "RSA", "use": "enc", "n": "AQAB", "e": "AQAB"}]}
+        url = "https://localhost:%d/jwks" % port
+        cfg = site({}, b.url)
+        cfg["sites"][0]["routes"] = [
+            {"match": "/good/*", "proxy": {"to": b.url},
+             "jwt": {"jwks_url": url, "jwks_ca": pki.ca_cert, "require": []}},
+            {"match": "/bad/*", "proxy": {"to": b.url},
+             "jwt": {"jwks_url": url, "jwks_ca": other.ca_cert, "require": []}},
+            {"match": "/system/*", "proxy": {"to": b.url}, "jwt": {"jwks_url": url}}]
+        p = portico(cfg)
+        tok = sign("EdDSA", ed, {"sub": "x"}, kid="k")
+        # the enc key of the fetched set is skipped, the usable one kept
+        assert wait_until(lambda: get(p.port, "/good/a", headers=bearer(tok)).status == 200, 10)
+        # a server the CA file (or the system's store) does not vouch for is never believed
+        time.sleep(1.5)
+        assert get(p.port, "/bad/a", headers=bearer(tok)).status == 503
+        assert get(p.port, "/system/a", headers=bearer(tok)).status == 503
+        assert "TLS with localhost failed" in p.stderr()
+    finally:
+        srv.close()
+
+
+def test_basic_htpasswd_and_jwks_file_are_read_again_on_reload(portico, backend, tmp_path, keys,
+                                                               jwks_file):
+    b = backend(B.echo())
+    path = tmp_path / "h"
+    path.write_text("ann:%s\n" % crypt.crypt("a-pw", crypt.mksalt(crypt.METHOD_SHA256)))
+    cfg = site({"basic_auth": {"htpasswd": str(path)}}, b.url)
+    cfg["sites"][0]["routes"].insert(0, {"match": "/j/*", "proxy": {"to": b.url},
+                                         "jwt": {"jwks_file": jwks_file, "require": []}})
+    p = portico(cfg)
+    assert get(p.port, "/x", headers=basic("ann", "a-pw")).status == 200
+    assert get(p.port, "/x", headers=basic("ben", "b-pw")).status == 401
+    rs = keys["RS256"]
+    tok = sign("RS256", rs, {"sub": "x"}, kid="new")
+    assert get(p.port, "/j/a", headers=bearer(tok)).status == 401
+    path.write_text("ben:%s\n" % crypt.crypt("b-pw", crypt.mksalt(crypt.METHOD_SHA256)))
+    with open(jwks_file, "w") as f:
+        json.dump({"keys": [jwk("new", rs)]}, f)
+    p.reload()
+    assert wait_until(lambda: get(p.port, "/x", headers=basic("ben", "b-pw")).status == 200, 10)
+    assert get(p.port, "/x", headers=basic("ann", "a-pw")).status == 401
+    assert get(p.port, "/j/a", headers=bearer(tok)).status == 200

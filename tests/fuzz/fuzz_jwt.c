@@ -30,7 +30,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_decref(claims);
 
     char err[256];
-    struct pt_jwt_keyset *set = pt_jwt_keyset_parse((const char *)data, size, err, sizeof(err));
+    struct pt_jwt_keyset *set =
+        pt_jwt_keyset_parse((const char *)data, size, size & 1, err, sizeof(err));
     if (set) {
         if (set->n == 0 || set->n > PT_JWT_MAX_KEYS)
             abort();

@@ -133,7 +133,7 @@ static struct pt_jwt_keyset *jwks(void)
              "\"y\":\"%s\"},{\"kty\":\"OKP\",\"kid\":\"ed\",\"crv\":\"Ed25519\",\"x\":\"%s\"},"
              "{\"kty\":\"oct\",\"kid\":\"hs\",\"k\":\"%s\",\"use\":\"sig\"}]}",
              n, e, x, y, ex, k);
-    struct pt_jwt_keyset *ks = pt_jwt_keyset_parse(json, strlen(json), err, sizeof(err));
+    struct pt_jwt_keyset *ks = pt_jwt_keyset_parse(json, strlen(json), false, err, sizeof(err));
     if (!ks)
         fail_msg("%s", err);
     assert_int_equal(ks->n, 4);
@@ -312,12 +312,28 @@ static void test_jwks_refused(void **state)
         NULL};
     for (size_t i = 0; bad[i]; i++) {
         char err[256] = "";
-        struct pt_jwt_keyset *ks = pt_jwt_keyset_parse(bad[i], strlen(bad[i]), err, sizeof(err));
+        struct pt_jwt_keyset *ks =
+            pt_jwt_keyset_parse(bad[i], strlen(bad[i]), false, err, sizeof(err));
         if (ks)
             fail_msg("accepted %s", bad[i]);
         assert_true(err[0] != '\0');
     }
     assert_string_equal(pt_jwt_verdict_text(PT_JWT_EXPIRED), "expired");
+    /* lenient (a fetched set): unusable keys are skipped, the usable one kept */
+    static const char mixed[] =
+        "{\"keys\":[{\"kty\":\"RSA\",\"use\":\"enc\",\"n\":\"AQAB\",\"e\":\"AQAB\"},"
+        "{\"kty\":\"EC\",\"crv\":\"P-384\",\"x\":\"AA\",\"y\":\"AA\"},"
+        "{\"kty\":\"oct\",\"kid\":\"k\",\"alg\":\"HS512\","
+        "\"k\":\"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY\"},"
+        "{\"kty\":\"oct\",\"kid\":\"ok\",\"k\":\"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY\"}]}";
+    char err[256] = "";
+    assert_null(pt_jwt_keyset_parse(mixed, strlen(mixed), false, err, sizeof(err)));
+    struct pt_jwt_keyset *ks = pt_jwt_keyset_parse(mixed, strlen(mixed), true, err, sizeof(err));
+    assert_non_null(ks);
+    assert_int_equal(ks->n, 1);
+    assert_string_equal(ks->keys[0].kid, "ok");
+    pt_jwt_keyset_unref(ks);
+    assert_null(pt_jwt_keyset_parse(bad[5], strlen(bad[5]), true, err, sizeof(err)));
 }
 
 int main(void)
