@@ -302,7 +302,11 @@ static bool fetch(struct pt_jwks_src *s)
     struct pt_jwt_keyset *ks = body ? pt_jwt_keyset_parse(body, len, true, why, sizeof(why)) : NULL;
     free(body);
     if (!ks) {
-        pt_log_warn("jwt: jwks_url %s: %s (keeping the keys it had)", s->url, why);
+        pthread_mutex_lock(&s->mu);
+        bool had = s->cur != NULL;
+        pthread_mutex_unlock(&s->mu);
+        pt_log_warn("jwt: jwks_url %s: %s (%s)", s->url, why,
+                    had ? "keeping the keys it had" : "no keys yet: its routes answer 503");
         return false;
     }
     pthread_mutex_lock(&s->mu);

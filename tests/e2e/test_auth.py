@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from helpers import admin as A
 from helpers import backends as B
 from helpers import certs
 from helpers.client import get
@@ -405,3 +406,30 @@ def test_basic_htpasswd_and_jwks_file_are_read_again_on_reload(portico, backend,
     assert wait_until(lambda: get(p.port, "/x", headers=basic("ben", "b-pw")).status == 200, 10)
     assert get(p.port, "/x", headers=basic("ann", "a-pw")).status == 401
     assert get(p.port, "/j/a", headers=bearer(tok)).status == 200
+
+
+def test_both_guards_on_one_route_and_refusals_are_counted(portico, backend, tmp_path, htpasswd):
+    b = backend(B.echo())
+    token, tokens_file = A.tokens(tmp_path, [("scraper", "read")])
+
+    def build(port):
+        cfg = site({"basic_auth": {"htpasswd": htpasswd},
+                    "jwt": {"secret_file": str(sec), "header": "X-Token", "require": []}},
+                   b.url)
+        cfg["admin"] = {"listen": "127.0.0.1:%d" % A.admin_port(port), "tokens_file": tokens_file}
+        return cfg
+
+    sec = tmp_path / "secret"
+    sec.write_bytes(SECRET)
+    p = portico(build)
+    tok = sign("HS256", SECRET, {"sub": "svc"})
+    both = dict(basic("bob", "bob-pw"), **{"X-Token": tok})
+    assert get(p.port, "/x", headers=both).status == 200
+    assert b.requests[-1].header("x-user-id") is None  # no claims_to_headers here
+    assert get(p.port, "/x", headers=basic("bob", "bob-pw")).status == 401  # no token
+    assert get(p.port, "/x", headers={"X-Token": tok}).status == 401  # no Basic
+    assert get(p.port, "/x", headers=dict(basic("bob", "bob-pw"),
+                                          **{"X-Token": "Bearer " + tok})).status == 401
+    st, _, body = A.call(p, "GET", "/metrics", token[0])
+    assert st == 200
+    assert 'portico_guard_refusals_total{guard="auth"} 3' in body.decode()
