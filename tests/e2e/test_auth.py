@@ -433,3 +433,18 @@ def test_both_guards_on_one_route_and_refusals_are_counted(portico, backend, tmp
     st, _, body = A.call(p, "GET", "/metrics", token[0])
     assert st == 200
     assert 'portico_guard_refusals_total{guard="auth"} 3' in body.decode()
+
+
+def test_top_level_routes_shorthand_off_and_claim_stripping(portico, backend, tmp_path):
+    b = backend(B.echo())
+    sec = tmp_path / "secret"
+    sec.write_bytes(SECRET)
+    p = portico({"routes": [
+        {"match": "/off/*", "basic_auth": "off", "jwt": "off", "proxy": {"to": b.url}},
+        {"match": "/*", "proxy": {"to": b.url},
+         "jwt": {"secret_file": str(sec), "require": [],
+                 "claims_to_headers": {"sub": "X-User-Id"}}}]})
+    assert get(p.port, "/off/a", headers={"X-User-Id": "root"}).status == 200
+    tok = sign("HS256", SECRET, {"role": "x"})
+    assert get(p.port, "/a", headers=dict(bearer(tok), **{"X-User-Id": "root"})).status == 200
+    assert b.requests[-1].header("x-user-id") is None  # no sub claim: the client's copy is gone
