@@ -15,7 +15,7 @@ BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -fwrapv -pthread $(WARN) -Isrc $(PKG_CFLAG
 REL_CFLAGS  := $(BASE_CFLAGS) -O2 -g
 ASAN_CFLAGS := $(BASE_CFLAGS) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
                -fno-sanitize-recover=all -DPT_SANITIZE=1
-LDLIBS   := $(PKG_LIBS) -lsqlite3 -pthread -lm
+LDLIBS   := $(PKG_LIBS) -lsqlite3 -lcrypt -pthread -lm
 
 SRCS     := $(sort $(wildcard src/*/*.c))
 LIB_SRCS := $(filter-out src/server/main.c,$(SRCS))

@@ -26,10 +26,12 @@ done
 # Build: the compiler and make, pkg-config, and the -dev package of every library in the
 # Makefile's PKGS (libnghttp2-dev: HTTP/2 framing and HPACK; zlib1g-dev, libbrotli-dev and
 # libzstd-dev: response compression, handler/compress.c), and libsqlite3-dev for the rules
-# store of the admin API (-lsqlite3 on the Makefile's link line). Run: media-types (/etc/mime.types, read at start) and python3 for the API of
+# store of the admin API (-lsqlite3 on the Makefile's link line), libcrypt-dev for crypt_rn
+# (bcrypt, SHA-crypt, yescrypt) of basic_auth's htpasswd users (-lcrypt, guard/auth_basic.c).
+# Run: media-types (/etc/mime.types, read at start) and python3 for the API of
 # examples/jamstack (make jamstack).
 PKGS="build-essential pkg-config libyaml-dev libpcre2-dev libssl-dev libjansson-dev
-libc-ares-dev libmaxminddb-dev libsystemd-dev libnghttp2-dev libsqlite3-dev zlib1g-dev
+libc-ares-dev libmaxminddb-dev libsystemd-dev libnghttp2-dev libsqlite3-dev libcrypt-dev zlib1g-dev
 libbrotli-dev libzstd-dev media-types python3"
 # Test and benchmark: clang and its runtime (libFuzzer), clang-format, cmocka, pytest, the
 # clients the end-to-end tests drive Portico with, the ACME test server, the MaxMind DB tools,

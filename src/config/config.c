@@ -514,6 +514,7 @@ static void load_root(struct pt_cfg_ctx *x, const struct pt_ynode *root)
         site->pos = routes_key->pos;
         pt_config_load_routes(x, routes, site);
         pt_config_load_netlify(x, site, false, false);
+        pt_config_finish_auth(x, site);
     }
     pt_config_check_sites(x);
     pt_config_check_ip(x);

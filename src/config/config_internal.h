@@ -330,6 +330,16 @@ struct pt_upstream_cfg *pt_config_named_upstream(struct pt_cfg_ctx *x, const str
 /* After the whole load: countries need the top-level geoip: database. */
 void pt_config_check_ip(struct pt_cfg_ctx *x);
 
+/* basic_auth: and jwt: (config_auth.c): v into a new struct in the configuration's arena,
+   stored in *out (`off` gives one with is_on false); jwt: is linked into cfg->jwts.
+   finish_auth, once a site's routes are loaded: routes without their own take the site's,
+   `off` becomes NULL, and proxy routes drop the client's copies of claim headers (and of
+   Authorization when forward_credentials is false) through their request remove list. */
+void pt_config_load_basic_auth(struct pt_cfg_ctx *x, const struct pt_ynode *v,
+                               struct pt_basic_auth_cfg **out);
+void pt_config_load_jwt(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_jwt_cfg **out);
+void pt_config_finish_auth(struct pt_cfg_ctx *x, struct pt_site_cfg *site);
+
 /* compress: (config_compress.c): true, false or a mapping, into c (every field set, the
    defaults included: a route's replaces its site's whole). */
 void pt_config_load_compress(struct pt_cfg_ctx *x, const struct pt_ynode *v,

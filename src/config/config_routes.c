@@ -616,10 +616,10 @@ static void load_methods(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct 
 
 static void load_route(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_route_cfg *r)
 {
-    static const char *const keys[] = {"match",   "methods",    "proxy",        "redirect",
-                                       "respond", "static",     "cache",        "compress",
-                                       "ip",      "rate_limit", "forward_auth", NULL};
-    static const char *const later[] = {"auth", "acl", "waf", "headers", NULL};
+    static const char *const keys[] = {
+        "match",    "methods", "proxy",      "redirect",   "respond", "static",       "cache",
+        "compress", "ip",      "rate_limit", "basic_auth", "jwt",     "forward_auth", NULL};
+    static const char *const later[] = {"acl", "waf", "headers", NULL};
     r->pos = v->pos;
     if (v->kind != PT_YNODE_MAP) {
         pt_config_error(x, v->pos,
@@ -653,6 +653,10 @@ static void load_route(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt
             pt_config_load_rate_limit(x, val, &r->rate_limit);
         } else if (is(k, "ip")) {
             pt_config_load_ip(x, val, &r->ip);
+        } else if (is(k, "basic_auth")) {
+            pt_config_load_basic_auth(x, val, &r->basic_auth);
+        } else if (is(k, "jwt")) {
+            pt_config_load_jwt(x, val, &r->jwt);
         } else if (is(k, "forward_auth")) {
             pt_config_load_fwdauth(x, val, &r->forward_auth, &r->forward_auth_is_set);
         } else {

@@ -21,8 +21,7 @@ struct pt_rl_store *pt_guard_rl;
 
 #define KEY_MAX 1024
 
-/* The value of cookie name in the request's Cookie fields; p NULL when absent. */
-static struct pt_str cookie_of(const struct pt_req_head *h, const char *name, size_t n)
+struct pt_str pt_guard_cookie(const struct pt_req_head *h, const char *name, size_t n)
 {
     for (size_t i = 0; i < h->n_fields; i++) {
         if (!PT_STR_CASEEQ_LIT(h->fields[i].name, "cookie"))
@@ -113,7 +112,7 @@ int pt_guard_rate(const struct pt_rate_limit_cfg *c, struct pt_str scope,
             v = pt_req_field(h, part->name, part->name_len);
             break;
         case PT_RL_COOKIE:
-            v = cookie_of(h, part->name, part->name_len);
+            v = pt_guard_cookie(h, part->name, part->name_len);
             break;
         case PT_RL_QUERY:
             v = query_of(h->query, part->name, part->name_len);

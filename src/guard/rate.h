@@ -39,4 +39,8 @@ int pt_guard_rate(const struct pt_rate_limit_cfg *c, struct pt_str scope,
                   const struct pt_req_head *h, struct pt_str client, uint64_t now_us, char *out,
                   size_t *out_len, uint64_t *delay_us);
 
+/* The value of cookie name (n bytes, case-sensitive) in the request's Cookie fields; p NULL
+   when absent. Points into h. */
+struct pt_str pt_guard_cookie(const struct pt_req_head *h, const char *name, size_t n);
+
 #endif

@@ -451,6 +451,8 @@ int pt_proxy_request_head(struct pt_req *r, const struct pt_req_head *h,
     put_ops(&o, ops);
     if (r->ureq_extra.n)
         put_str(&o, r->ureq_extra);
+    if (r->ureq_auth.n)
+        put_str(&o, r->ureq_auth);
     if (r->req_body.is_chunked) {
         PUT_LIT(&o, "Transfer-Encoding: chunked\r\n");
     } else if (h->content_length >= 0) {

@@ -170,6 +170,8 @@ struct pt_req {
         void *arg;
     } cleanups[PT_REQ_CLEANUPS_MAX];
     struct pt_str ureq_extra;    /* whole lines the upstream head receives (cache validators) */
+    struct pt_str ureq_auth;     /* whole lines from the auth guards (claims_to_headers), owned
+                                    by a cleanup of r; empty on routes without them */
     bool ureq_drop_conditionals; /* the client's If-* and Range fields stay here (the cache
                                     answers them) */
     bool is_detached;            /* a background request (env->detach): no client */

@@ -5,7 +5,7 @@
  *     note (log fields, request id) -> path normalisation -> ACME HTTP-01 challenge
  *         -> site by Host -> route, with the Netlify rules (conditions; a 200 rewrite matches
  *            again once with the new path) -> guards (run_guards: IP rules, rate limits,
- *            forward_auth) -> [the wait for forward_auth's call, if any] -> the guards after
+ *            basic_auth, jwt, forward_auth) -> [the wait for forward_auth's call, if any] -> the guards after
  *            auth -> https_redirect -> the route's action (run_handler)
  *
  * forward_auth asks another service over the network: while its call runs the request waits
@@ -38,6 +38,7 @@
 #include "handler/geoip.h"
 #include "handler/netlify_rules.h"
 #include "server/guard_hold.h"
+#include "server/guard_auth.h"
 #include "tls/acme.h"
 
 /* Answers a request locally with Portico's error page; close: the connection ends after it. */
@@ -249,7 +250,7 @@ static bool guard_ip(struct pt_req *r, const struct pt_req_head *h, const struct
 
 /*
  * The guards, after the route is chosen and before its handler, in one fixed order:
- * connection limits (to come), IP rules, rate limits, auth (basic and JWT to come, then
+ * connection limits (to come), IP rules, rate limits, auth (basic_auth, jwt, then
  * forward_auth), then the guards after auth (run_guards_after_auth). A route without a guard
  * costs one pointer test each. Returns PT_OK when the request may go on, PT_DONE after the
  * guard that refused it answered or while rate_limit's delay holds it (a held request comes
@@ -267,7 +268,11 @@ static int run_guards(struct pt_req *r, struct pt_pipeline_ctx *pc)
     if ((route->rate_limit.is_on || r->site->rate_limit.is_on) && done < PT_GUARD_STEP_RATE &&
         rate_limited(r, h))
         return PT_DONE;
-    /* Auth: basic, JWT (to come), then forward auth. */
+    /* Auth: basic_auth, jwt (server/guard_auth.c), then forward auth. */
+    if (route->basic_auth && !pt_guard_basic_run(r, h, route->basic_auth))
+        return PT_DONE;
+    if (route->jwt && !pt_guard_jwt_run(r, h, route->jwt))
+        return PT_DONE;
     if (route->forward_auth) {
         int rc = pt_fwdauth_check(r, pc, route->forward_auth);
         if (rc != PT_OK)
