@@ -17,35 +17,14 @@
 #include <cmocka.h>
 
 #include "config/config.h"
+#include "config_load.h"
 #include "guard/waf.h"
-
-static char errbuf[8192];
 
 #define BASE "listen:\n  - addr: \":8080\"\n"
 
-static struct pt_config *load_ok(const char *yaml)
-{
-    struct pt_config *cfg = NULL;
-    int rc = pt_config_load_buf("t.yaml", yaml, strlen(yaml), &cfg, errbuf, sizeof(errbuf));
-    if (rc != 0)
-        fprintf(stderr, "unexpected errors:\n%s\n", errbuf);
-    assert_int_equal(rc, 0);
-    return cfg;
-}
-
 static void expect_err(const char *yaml, const char *needle)
 {
-    struct pt_config *cfg = NULL;
-    int rc = pt_config_load_buf("t.yaml", yaml, strlen(yaml), &cfg, errbuf, sizeof(errbuf));
-    assert_true(rc < 0);
-    if (!strstr(errbuf, needle))
-        fail_msg("expected \"%s\" in:\n%s", needle, errbuf);
-}
-
-static void expect_has(const char *text, const char *needle)
-{
-    if (!strstr(text, needle))
-        fail_msg("expected \"%s\" in:\n%s", needle, text);
+    expect_has(load_err(yaml), needle);
 }
 
 static void test_defaults_and_inheritance(void **state)
