@@ -337,10 +337,17 @@ static size_t str_bytes(struct pt_str s)
 size_t pt_pipeline_copy_room(const struct pt_pipeline_ctx *pc, size_t extra_fields)
 {
     const struct pt_req_head *h = pc->h;
+    const struct pt_route_match *m = pc->m;
     size_t bytes = str_bytes(h->method) + str_bytes(h->authority) + str_bytes(h->target) +
                    str_bytes(h->path) + str_bytes(h->query) + str_bytes(pc->query) + pc->mlen;
     for (size_t i = 0; i < h->n_fields; i++)
         bytes += str_bytes(h->fields[i].name) + str_bytes(h->fields[i].value);
+    /* the match's slices outside the path (at most: those inside take no room) */
+    bytes += str_bytes(m->splat);
+    for (size_t i = 0; i < m->n_params && i < PT_ROUTE_MAX_PARAMS; i++)
+        bytes += str_bytes(m->param_values[i]);
+    for (size_t i = 0; i < m->n_captures && i < PT_ROUTE_MAX_CAPTURES; i++)
+        bytes += str_bytes(m->captures[i]);
     return (h->n_fields + extra_fields) * sizeof(struct pt_field) + bytes;
 }
 
@@ -355,11 +362,15 @@ static struct pt_str keep(char **at, struct pt_str s)
     return k;
 }
 
-/* s moved to the copy of [from, from + n) at to, when it lies there (route match slices). */
-static void rebase(struct pt_str *s, const char *from, size_t n, const char *to)
+/* A route match's slice, moved to the copy of the path [from, from + n) at to when it lies
+   there, else copied at *at: a Netlify rule's query placeholders point into a thread-local
+   buffer that the worker's next request overwrites. */
+static void rebase(struct pt_str *s, const char *from, size_t n, const char *to, char **at)
 {
     if (s->p && s->p >= from && s->p + s->n <= from + n)
         s->p = to + (s->p - from);
+    else
+        *s = keep(at, *s);
 }
 
 void pt_pipeline_copy(struct pt_pipeline_copy *cp, const struct pt_pipeline_ctx *pc,
@@ -385,11 +396,11 @@ void pt_pipeline_copy(struct pt_pipeline_copy *cp, const struct pt_pipeline_ctx 
     at += pc->mlen;
     cp->m = *pc->m;
     struct pt_route_match *m = &cp->m;
-    rebase(&m->splat, pc->mpath, pc->mlen, mpath);
+    rebase(&m->splat, pc->mpath, pc->mlen, mpath, &at);
     for (size_t i = 0; i < m->n_params && i < PT_ROUTE_MAX_PARAMS; i++)
-        rebase(&m->param_values[i], pc->mpath, pc->mlen, mpath);
+        rebase(&m->param_values[i], pc->mpath, pc->mlen, mpath, &at);
     for (size_t i = 0; i < m->n_captures && i < PT_ROUTE_MAX_CAPTURES; i++)
-        rebase(&m->captures[i], pc->mpath, pc->mlen, mpath);
+        rebase(&m->captures[i], pc->mpath, pc->mlen, mpath, &at);
     cp->pc = (struct pt_pipeline_ctx){.h = &cp->h,
                                       .m = &cp->m,
                                       .mpath = mpath,
