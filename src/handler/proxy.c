@@ -1097,8 +1097,8 @@ static int launch(struct pt_req *r);
 
 void pt_proxy_run(struct pt_req *r)
 {
-    if (r->pstate == PT_PS_CACHE_WAIT || r->pstate == PT_PS_AUTH_WAIT)
-        return; /* the cache's timer goes on (handler/cache.c), or forward_auth's call */
+    if (r->pstate == PT_PS_CACHE_WAIT || r->pstate == PT_PS_GUARD_WAIT)
+        return; /* the cache's timer goes on (handler/cache.c), or a guard's wait */
     if (r->pstate == PT_PS_BODY_WAIT) {
         if (r->expect_continue)
             r->stream->continue_body(r);
@@ -1391,8 +1391,8 @@ void pt_proxy_launch(struct pt_req *r)
 
 void pt_proxy_abort(struct pt_req *r)
 {
-    if (r->pstate == PT_PS_AUTH_WAIT) {
-        r->pstate = PT_PS_NONE; /* no attempt yet; forward_auth's cleanup cancels its call */
+    if (r->pstate == PT_PS_GUARD_WAIT) {
+        r->pstate = PT_PS_NONE; /* no attempt yet; the guard's cleanup ends its wait */
         return;
     }
     if (r->pstate == PT_PS_CACHE_WAIT)
@@ -1405,8 +1405,8 @@ void pt_proxy_abort(struct pt_req *r)
 
 void pt_proxy_client_timeout(struct pt_req *r)
 {
-    if (r->pstate == PT_PS_AUTH_WAIT)
-        return; /* its body is not read yet; forward_auth's timer bounds the wait */
+    if (r->pstate == PT_PS_GUARD_WAIT)
+        return; /* its body is not read yet; the guard's timer bounds the wait */
     if (r->response_started) {
         r->stream->reset(r);
         return;

@@ -83,8 +83,9 @@ enum pt_proxy_state {
                          (handler/cache.c); the upstream head is built */
     PT_PS_BODY_WAIT,  /* r->hold_body keeps the request until its body is read and judged
                          (the WAF); the upstream head is built, no target is picked yet */
-    PT_PS_AUTH_WAIT,  /* the pipeline waits for forward_auth's call (server/fwdauth.c), which
-                         resumes it; no handler runs yet and the body is not read */
+    PT_PS_GUARD_WAIT, /* a guard makes the pipeline wait (forward_auth's call, server/fwdauth.c;
+                         rate_limit's delay:, server/guard_hold.c), then resumes it; no handler
+                         runs yet and the body is not read */
 };
 
 /* Body framing of one direction of a proxied exchange. The request's (req_body) is kept by the
@@ -185,9 +186,6 @@ struct pt_req {
     bool is_fill_leader;         /* detached: it leads the cache fill its parent began */
     uint8_t accept_codings; /* handler/compress.c: codings the client accepts (pt_compress_note) */
     void *cache;            /* handler/cache.c: the request's cache state, or NULL */
-    bool is_held;           /* a guard holds it (server/guard_hold.c): its connection waits */
-    uint8_t guards_done;    /* the guard steps it passed before a hold (server/pipeline.h,
-                               enum pt_guard_step): a resumed pipeline skips them */
 
     /* for the access log (copied: the head is gone once dispatched); not cleared between
        requests: each is written NUL-terminated before use */

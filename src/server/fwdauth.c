@@ -9,13 +9,15 @@
  * X-Forwarded-Uri (the proxy adds X-Forwarded-For, -Proto and -Host, and X-Request-Id), and
  * no body. The call is watched (pt_bg_req_watch): its final head and body bytes come here.
  *
- * While it runs, the client's request waits in PT_PS_AUTH_WAIT: neither protocol reads its
- * body for it (HTTP/2 holds what the window lets in), and the pipeline's state after the
- * route (struct pt_pipeline_ctx: the head, route match, path and query) is copied into one
- * allocation (struct fa_wait), since the protocol's head is gone when pt_pipeline_run
- * returns. The answer decides, from the call's end (the loop's post queue):
+ * While it runs, the client's request waits in PT_PS_GUARD_WAIT, as for any guard that makes
+ * it wait (rate_limit's delay: too, guard_hold.c): neither protocol reads its body for it
+ * (HTTP/2 holds what the window lets in), and the pipeline's state after the route (struct
+ * pt_pipeline_ctx: the head, route match, path and query) is copied (pt_pipeline_copy) into
+ * one allocation with the wait (struct fa_wait), since the protocol's head is gone when
+ * pt_pipeline_run returns. The answer decides, from the call's end (the loop's post queue):
  *
- *   2xx            the request goes on (pt_pipeline_resume) with a head where the
+ *   2xx            the request goes on (pt_pipeline_resume after the auth step: the guards
+ *                  after auth, then the handler) with a head where the
  *                  response_headers the auth answer gave replace the client's copies (the
  *                  client's are removed even when the answer has none);
  *   401, 403, 3xx  returned to the client: status, body (at most BODY_MAX, else none), and its
@@ -88,14 +90,12 @@ struct fa_wait {
     size_t n_copied;
     char *body; /* a refusal's body (malloc'd), body_len bytes */
     size_t body_len;
-    struct pt_pipeline_ctx pc; /* the copy the pipeline resumes with */
-    struct pt_route_match m;
-    struct pt_req_head h;
-    struct pt_field *fields; /* h's fields, with room for COPY_FIELDS more */
-    size_t n_client;         /* the client's fields (before the auth answer's) */
+    struct pt_pipeline_copy cp; /* what the pipeline resumes with; its head's fields have
+                                   room for COPY_FIELDS more */
+    size_t n_client;            /* the client's fields (before the auth answer's) */
     char lines[LINES_MAX];
     char copy[COPY_MAX];
-    /* then the fields and the bytes of the head, path and query */
+    /* then cp's fields and bytes */
 };
 
 /* ---- the cache ---- */
@@ -211,29 +211,6 @@ static void cache_put(struct pt_req *r, const struct fa_wait *w)
 
 /* ---- the wait: the pipeline's state, copied ---- */
 
-static size_t str_bytes(struct pt_str s)
-{
-    return s.p ? s.n : 0;
-}
-
-static struct pt_str keep(char **at, struct pt_str s)
-{
-    if (!s.p)
-        return s;
-    struct pt_str k = {*at, s.n};
-    if (s.n)
-        memcpy(*at, s.p, s.n);
-    *at += s.n;
-    return k;
-}
-
-/* s moved to the copy of [from, from + n) at to, when it lies there (route match slices). */
-static void rebase(struct pt_str *s, const char *from, size_t n, const char *to)
-{
-    if (s->p && s->p >= from && s->p + s->n <= from + n)
-        s->p = to + (s->p - from);
-}
-
 static void on_req_end(struct pt_req *r, void *arg);
 static void on_timeout(struct pt_timer *t);
 
@@ -241,13 +218,7 @@ static void on_timeout(struct pt_timer *t);
 static struct fa_wait *wait_new(struct pt_req *r, const struct pt_pipeline_ctx *pc,
                                 const struct pt_fwdauth_cfg *fa)
 {
-    const struct pt_req_head *h = pc->h;
-    size_t bytes = str_bytes(h->method) + str_bytes(h->authority) + str_bytes(h->target) +
-                   str_bytes(h->path) + str_bytes(h->query) + str_bytes(pc->query) + pc->mlen;
-    for (size_t i = 0; i < h->n_fields; i++)
-        bytes += h->fields[i].name.n + h->fields[i].value.n;
-    size_t nf = h->n_fields + COPY_FIELDS;
-    struct fa_wait *w = malloc(sizeof(*w) + nf * sizeof(struct pt_field) + bytes);
+    struct fa_wait *w = malloc(sizeof(*w) + pt_pipeline_copy_room(pc, COPY_FIELDS));
     if (!w)
         return NULL;
     memset(w, 0, offsetof(struct fa_wait, lines));
@@ -258,36 +229,8 @@ static struct fa_wait *wait_new(struct pt_req *r, const struct pt_pipeline_ctx *
     w->r = r;
     w->fa = fa;
     pt_timer_init(&w->timer, on_timeout);
-    w->fields = (struct pt_field *)(void *)(w + 1);
-    char *at = (char *)(w->fields + nf);
-    w->h = *h;
-    w->h.method = keep(&at, h->method);
-    w->h.authority = keep(&at, h->authority);
-    w->h.target = keep(&at, h->target);
-    w->h.path = keep(&at, h->path);
-    w->h.query = keep(&at, h->query);
-    for (size_t i = 0; i < h->n_fields; i++) {
-        w->fields[i].name = keep(&at, h->fields[i].name);
-        w->fields[i].value = keep(&at, h->fields[i].value);
-    }
-    w->n_client = h->n_fields;
-    w->h.fields = w->fields;
-    char *mpath = at;
-    memcpy(at, pc->mpath, pc->mlen);
-    at += pc->mlen;
-    w->m = *pc->m;
-    struct pt_route_match *m = &w->m;
-    rebase(&m->splat, pc->mpath, pc->mlen, mpath);
-    for (size_t i = 0; i < m->n_params && i < PT_ROUTE_MAX_PARAMS; i++)
-        rebase(&m->param_values[i], pc->mpath, pc->mlen, mpath);
-    for (size_t i = 0; i < m->n_captures && i < PT_ROUTE_MAX_CAPTURES; i++)
-        rebase(&m->captures[i], pc->mpath, pc->mlen, mpath);
-    w->pc = (struct pt_pipeline_ctx){.h = &w->h,
-                                     .m = &w->m,
-                                     .mpath = mpath,
-                                     .mlen = pc->mlen,
-                                     .query = keep(&at, pc->query),
-                                     .is_acme = pc->is_acme};
+    pt_pipeline_copy(&w->cp, pc, COPY_FIELDS, w + 1);
+    w->n_client = pc->h->n_fields;
     return w;
 }
 
@@ -303,20 +246,21 @@ static bool listed(const char *const *names, size_t n, struct pt_str name)
 static void edit_head(struct fa_wait *w, const char *copy, size_t copy_len)
 {
     const struct pt_fwdauth_cfg *fa = w->fa;
+    struct pt_field *f = w->cp.fields;
     size_t n = 0;
     for (size_t i = 0; i < w->n_client; i++)
-        if (!listed(fa->response_headers, fa->n_response_headers, w->fields[i].name))
-            w->fields[n++] = w->fields[i];
+        if (!listed(fa->response_headers, fa->n_response_headers, f[i].name))
+            f[n++] = f[i];
     const char *p = copy, *end = copy + copy_len;
     while (p < end && n < w->n_client + COPY_FIELDS) {
         size_t nl = strlen(p);
         const char *v = p + nl + 1;
         size_t vl = strlen(v);
-        w->fields[n++] = (struct pt_field){{p, nl}, {v, vl}};
+        f[n++] = (struct pt_field){{p, nl}, {v, vl}};
         p = v + vl + 1;
     }
-    w->h.fields = w->fields;
-    w->h.n_fields = n;
+    w->cp.h.fields = f;
+    w->cp.h.n_fields = n;
 }
 
 /* ---- the answer ---- */
@@ -340,7 +284,7 @@ static void conclude(struct fa_wait *w, int status, const char *why)
     struct pt_req *r = w->r;
     w->is_done = true;
     pt_timer_stop(r->env->loop, &w->timer);
-    if (r->pstate != PT_PS_AUTH_WAIT)
+    if (r->pstate != PT_PS_GUARD_WAIT)
         return; /* its protocol let it go (pt_proxy_abort: an HTTP/2 stream reset); it ends */
     r->pstate = PT_PS_NONE;
     if (status >= 200 && status < 300) {
@@ -348,7 +292,7 @@ static void conclude(struct fa_wait *w, int status, const char *why)
             cache_put(r, w);
         edit_head(w, w->copy, w->copy_len);
         w->in_resume = true;
-        pt_pipeline_resume(r, &w->pc);
+        pt_pipeline_resume(r, &w->cp.pc, PT_GUARD_STEP_FORWARD_AUTH);
         w->in_resume = false;
         if (w->is_dead) { /* the request ended inside: its cleanup left w to us */
             free(w->body);
@@ -476,7 +420,7 @@ static bool start_call(struct fa_wait *w)
 {
     struct pt_req *r = w->r;
     const struct pt_fwdauth_cfg *fa = w->fa;
-    const struct pt_req_head *h = &w->h;
+    const struct pt_req_head *h = &w->cp.h;
     struct pt_req *sub = r->env->detach ? r->env->detach(r) : NULL;
     if (!sub)
         return false;
@@ -544,7 +488,7 @@ int pt_fwdauth_check(struct pt_req *r, struct pt_pipeline_ctx *pc, const struct 
             memcpy(w->copy, hit->copy, hit->copy_len);
         w->copy_len = hit->copy_len;
         edit_head(w, w->copy, w->copy_len);
-        pc->h = &w->h;
+        pc->h = &w->cp.h;
         return PT_OK;
     }
     w->is_cacheable = cacheable;
@@ -557,6 +501,6 @@ int pt_fwdauth_check(struct pt_req *r, struct pt_pipeline_ctx *pc, const struct 
         refuse(r, 503, "the auth call could not start");
         return PT_DONE;
     }
-    r->pstate = PT_PS_AUTH_WAIT;
+    r->pstate = PT_PS_GUARD_WAIT;
     return PT_AGAIN;
 }

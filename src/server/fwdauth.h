@@ -15,9 +15,9 @@ struct pt_worker;
  * The forward_auth guard of r (routed; pc: what the pipeline goes on with). Returns PT_OK when
  * r may go on now (a cached 2xx: pc->h may then be a copy with the auth answer's headers,
  * owned by r until it ends); PT_DONE when r was answered (refused, or 503); PT_AGAIN when the
- * auth call runs: r waits in PT_PS_AUTH_WAIT, and its answer either refuses r or goes on
- * with pt_pipeline_resume on a copy of pc. A client that goes away meanwhile cancels the
- * call (a cleanup on r).
+ * auth call runs: r waits in PT_PS_GUARD_WAIT, and its answer either refuses r or goes on
+ * with pt_pipeline_resume on a copy of pc, after PT_GUARD_STEP_FORWARD_AUTH. A client that goes away
+ * meanwhile cancels the call (a cleanup on r).
  */
 int pt_fwdauth_check(struct pt_req *r, struct pt_pipeline_ctx *pc, const struct pt_fwdauth_cfg *fa);
 

@@ -2,63 +2,57 @@
  * guard_hold.c - holding a request for a guard (rate_limit's delay:), without blocking the
  * worker.
  *
- * A held request keeps its connection in the request state with r->is_held set (conn.c does
- * nothing for it meanwhile: pipelined bytes and a body wait in the input buffer); one loop
- * timer per hold brings it back. The protocol's head (its slices point into the connection's
- * buffer and the worker's scratch field array, both reused as soon as the pipeline returns)
- * is copied into the hold, one malloc for the whole of it; only a held request pays for it.
- * When the timer fires, the pipeline is run again from the top on the copy with the guard
- * steps already passed skipped (r->guards_done): routing is a pure function of the head and
- * the request's snapshot, so it lands on the same route, and nothing is counted twice.
+ * A held request waits as any request a guard makes wait (forward_auth's call too): in
+ * PT_PS_GUARD_WAIT, which both protocols treat as a proxied request that waits (HTTP/1.1's
+ * connection runs nothing for it, a body and pipelined requests stay in its input buffer;
+ * HTTP/2 keeps the stream and holds its DATA within the window), with the pipeline's context
+ * copied (pt_pipeline_copy: the protocol's head is gone once the pipeline returns) into the
+ * hold, one malloc for the whole of it; only a held request pays for it. One loop timer per
+ * hold brings it back: pt_pipeline_resume goes on with the guards after the step that held
+ * it (so nothing is counted twice, and forward_auth may make it wait again), then the
+ * handler, then wakes the protocol.
  *
- * The hold lives until the request ends (a cleanup frees it), so a client that goes away while
- * held only stops the timer. The worker's holds are counted in a thread-local: over the cap,
- * the caller refuses.
+ * The hold lives until the request ends (a cleanup frees it), so a client that goes away
+ * while held (a connection closed, an HTTP/2 stream reset, a shutdown) only stops the timer.
+ * A request that ends inside the resume (HTTP/1.1 runs the connection from the wake-up)
+ * leaves the freeing to the resume. The worker's holds are counted in a thread-local: over the
+ * cap, the caller refuses.
  *
- * HTTP/2 streams are not held: the session takes a request that is neither answered nor
- * proxied when the pipeline returns for a failed one (h2_conn.c); they go on at once, counted.
- *
- * Rejected: sleeping in the worker (every connection of the worker would wait); re-parsing the
- * head from the connection's buffer at resume (HTTP/1.1 only, and the buffer moves).
+ * Rejected: sleeping in the worker (every connection of the worker would wait); running the
+ * whole pipeline again on a copied head at the end of the hold (routing twice, and a state of
+ * its own that HTTP/2 did not know, so its streams went on at once).
  */
 #include "server/guard_hold.h"
 
 #include <stdlib.h>
-#include <string.h>
 
 #include "core/loop.h"
-#include "server/pipeline.h"
 
 struct hold {
     struct pt_timer timer;
     struct pt_req *r;
-    bool is_waiting;      /* the timer is armed: counted in n_held */
-    struct pt_req_head h; /* the copy; its slices point into fields[] and bytes after it */
-    struct pt_field *fields;
+    enum pt_guard_step step; /* the step that held it: the resume goes on after it */
+    bool is_waiting;         /* the timer is armed: counted in n_held */
+    bool in_resume;          /* pt_pipeline_resume runs: the cleanup leaves the freeing to it */
+    bool is_dead;            /* r ended during the resume */
+    struct pt_pipeline_copy cp;
+    /* then cp's fields and bytes */
 };
 
 static __thread uint64_t n_held; /* this worker's requests held now */
 
-static struct pt_str copy_str(char **at, struct pt_str s)
-{
-    if (!s.p)
-        return s;
-    struct pt_str d = {*at, s.n};
-    if (s.n)
-        memcpy(*at, s.p, s.n);
-    *at += s.n;
-    return d;
-}
-
 /* r ended (finished, or the client went away while held). */
 static void hold_end(struct pt_req *r, void *arg)
 {
-    (void)r;
     struct hold *hd = arg;
     if (hd->is_waiting) {
-        pt_timer_stop(hd->r->env->loop, &hd->timer);
-        hd->r->is_held = false;
+        pt_timer_stop(r->env->loop, &hd->timer);
+        hd->is_waiting = false;
         n_held--;
+    }
+    if (hd->in_resume) {
+        hd->is_dead = true;
+        return;
     }
     free(hd);
 }
@@ -69,46 +63,36 @@ static void hold_due(struct pt_timer *t)
     struct pt_req *r = hd->r;
     hd->is_waiting = false;
     n_held--;
-    r->is_held = false;
-    pt_pipeline_rerun(r, &hd->h);
-    r->stream->resume(r);
+    if (r->pstate != PT_PS_GUARD_WAIT)
+        return; /* its protocol let it go (pt_proxy_abort: an HTTP/2 stream reset); it ends */
+    r->pstate = PT_PS_NONE;
+    hd->in_resume = true;
+    pt_pipeline_resume(r, &hd->cp.pc, hd->step);
+    hd->in_resume = false;
+    if (hd->is_dead) /* the request ended inside: its cleanup left hd to us */
+        free(hd);
 }
 
-int pt_guard_hold(struct pt_req *r, const struct pt_req_head *h, uint64_t delay_ms,
-                  uint64_t max_held)
+int pt_guard_hold(struct pt_req *r, const struct pt_pipeline_ctx *pc, enum pt_guard_step step,
+                  uint64_t delay_ms, uint64_t max_held)
 {
-    if (r->h2s)
-        return PT_DECLINED;
     if (n_held >= max_held)
         return PT_ERR;
-    size_t bytes = h->method.n + h->authority.n + h->target.n + h->path.n + h->query.n;
-    for (size_t i = 0; i < h->n_fields; i++)
-        bytes += h->fields[i].name.n + h->fields[i].value.n;
-    size_t head = sizeof(struct hold) + h->n_fields * sizeof(struct pt_field);
-    struct hold *hd = malloc(head + bytes);
+    struct hold *hd = malloc(sizeof(*hd) + pt_pipeline_copy_room(pc, 0));
     if (!hd)
         return PT_ERR;
     if (pt_req_on_end(r, hold_end, hd) < 0) {
         free(hd);
         return PT_ERR;
     }
-    hd->fields = (struct pt_field *)(void *)(hd + 1);
-    char *at = (char *)hd + head;
-    hd->h = *h;
-    hd->h.method = copy_str(&at, h->method);
-    hd->h.authority = copy_str(&at, h->authority);
-    hd->h.target = copy_str(&at, h->target);
-    hd->h.path = copy_str(&at, h->path);
-    hd->h.query = copy_str(&at, h->query);
-    for (size_t i = 0; i < h->n_fields; i++) {
-        hd->fields[i].name = copy_str(&at, h->fields[i].name);
-        hd->fields[i].value = copy_str(&at, h->fields[i].value);
-    }
-    hd->h.fields = hd->fields;
+    pt_pipeline_copy(&hd->cp, pc, 0, hd + 1);
     hd->r = r;
+    hd->step = step;
     hd->is_waiting = true;
-    r->is_held = true;
+    hd->in_resume = false;
+    hd->is_dead = false;
     n_held++;
+    r->pstate = PT_PS_GUARD_WAIT;
     pt_timer_init(&hd->timer, hold_due);
     pt_timer_set(r->env->loop, &hd->timer, delay_ms);
     return PT_OK;

@@ -8,18 +8,19 @@
 #include <stdint.h>
 
 #include "handler/request.h"
-#include "http/fields.h"
+#include "server/pipeline.h"
 
 /*
- * Holds r for delay_ms on its worker's loop, with a copy of its head h, then runs
- * pt_pipeline_rerun(r, copy) (r->guards_done must say which guard steps it passed) and
- * resumes r's stream. The worker holds at most max_held requests at once. Returns PT_OK when
- * r is held (the caller answers nothing and returns: the connection waits), PT_DECLINED when
- * r's protocol cannot hold it (HTTP/2: the caller lets it go on), PT_ERR when the worker's
- * cap is reached or no memory is left (the caller refuses it). A client that goes away while
- * held ends r as usual: the hold is dropped with it (a cleanup, pt_req_on_end). Never blocks.
+ * Holds r (routed; pc: what its pipeline goes on with) for delay_ms on its worker's loop, in
+ * PT_PS_GUARD_WAIT with a copy of pc, then runs pt_pipeline_resume(r, copy, step): the guards
+ * after step, then the handler. Works alike for both protocols (an HTTP/2 stream keeps its
+ * DATA within its window meanwhile). The worker holds at most max_held requests at once.
+ * Returns PT_OK when r is held (the caller answers nothing and returns PT_AGAIN up the
+ * pipeline), PT_ERR when the worker's cap is reached or no memory is left (the caller refuses
+ * r). A client that goes away while held ends r as usual: the hold is dropped with it (a
+ * cleanup, pt_req_on_end). Never blocks.
  */
-int pt_guard_hold(struct pt_req *r, const struct pt_req_head *h, uint64_t delay_ms,
-                  uint64_t max_held);
+int pt_guard_hold(struct pt_req *r, const struct pt_pipeline_ctx *pc, enum pt_guard_step step,
+                  uint64_t delay_ms, uint64_t max_held);
 
 #endif

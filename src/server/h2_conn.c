@@ -166,11 +166,12 @@ static void stream_free(struct pt_h2_session *s, struct pt_h2_stream *st, bool l
 }
 
 /* Whether the proxy still drives r (the session runs it on wake-ups and holds its body); a
-   request waiting for forward_auth's call counts: its body is held for the proxy to come. */
+   request a guard makes wait (forward_auth's call, rate_limit's delay:) counts: its body is
+   held for the proxy to come. */
 static bool is_proxied(const struct pt_req *r)
 {
     return r->pstate == PT_PS_ACTIVE || r->pstate == PT_PS_QUEUED || r->pstate == PT_PS_TUNNEL ||
-           r->pstate == PT_PS_AUTH_WAIT || r->pstate == PT_PS_BODY_WAIT;
+           r->pstate == PT_PS_GUARD_WAIT || r->pstate == PT_PS_BODY_WAIT;
 }
 
 static void reset(struct pt_h2_session *s, struct pt_h2_stream *st, uint32_t code)
@@ -399,7 +400,7 @@ static bool keep_trailers(struct pt_h2_session *s, struct pt_h2_stream *st)
     }
     struct pt_req *r = st->r;
     if (!n || st->req_tr || !r ||
-        (r->pstate != PT_PS_ACTIVE && r->pstate != PT_PS_QUEUED && r->pstate != PT_PS_AUTH_WAIT &&
+        (r->pstate != PT_PS_ACTIVE && r->pstate != PT_PS_QUEUED && r->pstate != PT_PS_GUARD_WAIT &&
          r->pstate != PT_PS_BODY_WAIT))
         return true;
     size_t bytes = n * sizeof(*f);

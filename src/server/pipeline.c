@@ -5,18 +5,18 @@
  *     note (log fields, request id) -> path normalisation -> ACME HTTP-01 challenge
  *         -> site by Host -> route, with the Netlify rules (conditions; a 200 rewrite matches
  *            again once with the new path) -> guards (run_guards: IP rules, rate limits,
- *            basic_auth, jwt, forward_auth) -> [the wait for forward_auth's call, if any] -> the guards after
- *            auth (the WAF) -> https_redirect -> the route's action (run_handler)
+ *            basic_auth, jwt, forward_auth, the WAF) -> https_redirect -> the route's action
+ *            (run_handler)
  *
- * forward_auth asks another service over the network: while its call runs the request waits
- * (PT_PS_AUTH_WAIT, a state both protocols leave alone, its body unread), and what follows
- * the wait is run_handler, from pt_pipeline_resume when the call let it through. What
- * run_handler needs of the head and the route match travels in struct pt_pipeline_ctx, which
- * server/fwdauth.c copies for the wait.
- *
- * A guard may hold a request (rate_limit's delay:, server/guard_hold.c): the pipeline returns
- * with nothing answered, and pt_pipeline_rerun runs it again later on a copy of the head,
- * past the guard steps it passed.
+ * A guard may make the request wait instead of deciding at once: rate_limit's delay: holds it
+ * until its slot (server/guard_hold.c), forward_auth asks another service over the network
+ * (server/fwdauth.c). The request then waits in PT_PS_GUARD_WAIT, a state both protocols
+ * leave alone (its body unread; HTTP/2 keeps the stream and holds its DATA), with what the
+ * steps after the route need of it, struct pt_pipeline_ctx, copied with the bytes it points
+ * to (pt_pipeline_copy: the protocol's head is gone once pt_pipeline_run returns). The guard
+ * then refuses the request itself, or calls pt_pipeline_resume, which runs the guards after
+ * its step, then run_handler: a request may wait more than once (held by the rate limit,
+ * then asking forward_auth), each wait going on from where the last one stopped.
  *
  * The protocol (conn.c for HTTP/1.1) gives a struct pt_req_head and keeps its input buffer
  * until pt_pipeline_run returns; it also decides what its own framing refuses (bad heads,
@@ -32,12 +32,12 @@
 #include "core/counters.h"
 #include "core/log.h"
 #include "guard/ip.h"
-#include "handler/handler.h"
 #include "guard/rate.h"
 #include "server/waf_guard.h"
-#include "server/fwdauth.h"
 #include "handler/geoip.h"
+#include "handler/handler.h"
 #include "handler/netlify_rules.h"
+#include "server/fwdauth.h"
 #include "server/guard_hold.h"
 #include "server/guard_auth.h"
 #include "tls/acme.h"
@@ -154,11 +154,12 @@ static bool answer_acme(struct pt_req *r, const char *path, size_t len)
     return true;
 }
 
-/* The rate limit of r's route, else of its site (guard/rate.h): true when it refused r (a 429
-   went out) or holds it (delay:, server/guard_hold.h: the pipeline resumes after this step
-   when its slot comes). */
-static bool rate_limited(struct pt_req *r, const struct pt_req_head *h)
+/* The rate limit of r's route, else of its site (guard/rate.h). Returns PT_OK when r may go
+   on, PT_DONE after a 429, PT_AGAIN when delay: holds it (server/guard_hold.h: the pipeline
+   resumes after this step when its slot comes). */
+static int rate_limited(struct pt_req *r, const struct pt_pipeline_ctx *pc)
 {
+    const struct pt_req_head *h = pc->h;
     const struct pt_rate_limit_cfg *c = &r->route->rate_limit;
     struct pt_str scope = {r->route->match, strlen(r->route->match)};
     if (!c->is_set) {
@@ -167,7 +168,7 @@ static bool rate_limited(struct pt_req *r, const struct pt_req_head *h)
                                  : (struct pt_str){"*", 1};
     }
     if (!c->is_on)
-        return false;
+        return PT_OK;
     char ipkey[17];
     struct pt_str client = {"", 0};
     struct pt_sockaddr addr;
@@ -185,15 +186,11 @@ static bool rate_limited(struct pt_req *r, const struct pt_req_head *h)
     if (pt_guard_rate(c, scope, h, client, r->env->loop->now_ms * 1000, lines, &n, &delay_us) ==
         0) {
         if (delay_us == 0)
-            return false;
-        r->guards_done = PT_GUARD_STEP_RATE;
-        int rc = pt_guard_hold(r, h, (delay_us + 999) / 1000, r->cfg->rate_limit_delayed);
-        if (rc == PT_OK)
-            return true;
-        r->guards_done = PT_GUARD_STEP_NONE;
-        if (rc == PT_DECLINED)
-            return false;
-        /* the worker holds rate_limits.max_delayed requests already */
+            return PT_OK;
+        if (pt_guard_hold(r, pc, PT_GUARD_STEP_RATE, (delay_us + 999) / 1000,
+                          r->cfg->rate_limit_delayed) == PT_OK)
+            return PT_AGAIN;
+        /* the worker holds rate_limits.max_delayed requests already (or no memory is left) */
         int w = snprintf(lines, sizeof(lines), "Retry-After: %llu\r\n",
                          (unsigned long long)((delay_us + 999999) / 1000000));
         n = w > 0 && (size_t)w < sizeof(lines) ? (size_t)w : 0;
@@ -207,7 +204,7 @@ static bool rate_limited(struct pt_req *r, const struct pt_req_head *h)
                        r->request_id, c->name, ip, why);
     pt_conn_plan_discard(r);
     pt_respond_error_extra(r, 429, r->wants_json, lines, n);
-    return true;
+    return PT_DONE;
 }
 
 /*
@@ -251,53 +248,46 @@ static bool guard_ip(struct pt_req *r, const struct pt_req_head *h, const struct
 
 /*
  * The guards, after the route is chosen and before its handler, in one fixed order:
- * connection limits (to come), IP rules, rate limits, auth (basic_auth, jwt, then
- * forward_auth), then the guards after auth (run_guards_after_auth). A route without a guard
- * costs one pointer test each. Returns PT_OK when the request may go on, PT_DONE after the
- * guard that refused it answered or while rate_limit's delay holds it (a held request comes
- * back through pt_pipeline_rerun, past the steps in r->guards_done), PT_AGAIN when
- * forward_auth's call runs (r waits; the pipeline goes on from pt_pipeline_resume).
+ * connection limits (to come), IP rules, rate limits, auth (basic_auth, jwt, forward_auth),
+ * the WAF; only those after step `after` (a request a guard made wait goes on past that
+ * guard's step; PT_GUARD_STEP_NONE: all). A route without a guard costs one test each (its
+ * configuration's). Returns PT_OK when the request may go on, PT_DONE after the guard that
+ * refused it answered, PT_AGAIN when a guard
+ * makes it wait (PT_PS_GUARD_WAIT: rate_limit's delay, forward_auth's call); that guard
+ * resumes it with pt_pipeline_resume.
  */
-static int run_guards(struct pt_req *r, struct pt_pipeline_ctx *pc)
+static int run_guards(struct pt_req *r, struct pt_pipeline_ctx *pc, enum pt_guard_step after)
 {
-    const struct pt_req_head *h = pc->h;
     const struct pt_route_cfg *route = r->route;
-    unsigned done = r->guards_done;
     /* Connection limits: per-client requests in flight (to come). */
-    if (route->ip && done < PT_GUARD_STEP_IP && !guard_ip(r, h, route->ip))
+    if (route->ip && after < PT_GUARD_STEP_IP && !guard_ip(r, pc->h, route->ip))
         return PT_DONE;
-    if ((route->rate_limit.is_on || r->site->rate_limit.is_on) && done < PT_GUARD_STEP_RATE &&
-        rate_limited(r, h))
-        return PT_DONE;
+    if ((route->rate_limit.is_on || r->site->rate_limit.is_on) && after < PT_GUARD_STEP_RATE) {
+        int rc = rate_limited(r, pc);
+        if (rc != PT_OK)
+            return rc;
+    }
     /* Auth: basic_auth, jwt (server/guard_auth.c), then forward auth. */
-    if (route->basic_auth && !pt_guard_basic_run(r, h, route->basic_auth))
+    if (route->basic_auth && after < PT_GUARD_STEP_BASIC_AUTH &&
+        !pt_guard_basic_run(r, pc->h, route->basic_auth))
         return PT_DONE;
-    if (route->jwt && !pt_guard_jwt_run(r, h, route->jwt))
+    if (route->jwt && after < PT_GUARD_STEP_JWT && !pt_guard_jwt_run(r, pc->h, route->jwt))
         return PT_DONE;
-    if (route->forward_auth) {
+    if (route->forward_auth && after < PT_GUARD_STEP_FORWARD_AUTH) {
         int rc = pt_fwdauth_check(r, pc, route->forward_auth);
         if (rc != PT_OK)
             return rc;
     }
+    if (route->waf && after < PT_GUARD_STEP_WAF && !pt_waf_guard(r, pc->h, route->waf))
+        return PT_DONE; /* server/waf_guard.c */
     return PT_OK;
 }
 
-/* The guards that run after auth (also after forward_auth's wait): true when r may go on. */
-static bool run_guards_after_auth(struct pt_req *r, const struct pt_pipeline_ctx *pc)
-{
-    const struct pt_waf_cfg *waf = r->route->waf;
-    if (waf && !pt_waf_guard(r, pc->h, waf)) /* server/waf_guard.c */
-        return false;
-    return true;
-}
-
-/* After the auth guards: the rest of the guards, https_redirect, and the route's action. */
+/* After the guards: https_redirect, and the route's action. */
 static void run_handler(struct pt_req *r, const struct pt_pipeline_ctx *pc)
 {
     const struct pt_req_head *h = pc->h;
     const struct pt_route_cfg *route = r->route;
-    if (!run_guards_after_auth(r, pc))
-        return;
     if (r->site->https_redirect && !r->is_tls && !pc->is_acme) {
         pt_conn_plan_discard(r);
         redirect_to_https(r, h->authority, h->path, pc->query);
@@ -337,15 +327,96 @@ static void run_handler(struct pt_req *r, const struct pt_pipeline_ctx *pc)
     }
 }
 
-void pt_pipeline_resume(struct pt_req *r, const struct pt_pipeline_ctx *pc)
+void pt_pipeline_resume(struct pt_req *r, const struct pt_pipeline_ctx *pc,
+                        enum pt_guard_step after)
 {
-    run_handler(r, pc);
+    struct pt_pipeline_ctx ctx = *pc; /* a guard may point ctx.h elsewhere (forward_auth) */
+    int rc = run_guards(r, &ctx, after);
+    if (rc == PT_AGAIN)
+        return; /* a later guard makes it wait in turn, and resumes it */
+    if (rc == PT_OK)
+        run_handler(r, &ctx);
     r->stream->resume(r);
 }
 
-void pt_pipeline_rerun(struct pt_req *r, const struct pt_req_head *h)
+static size_t str_bytes(struct pt_str s)
 {
-    pt_pipeline_run(r, h);
+    return s.p ? s.n : 0;
+}
+
+size_t pt_pipeline_copy_room(const struct pt_pipeline_ctx *pc, size_t extra_fields)
+{
+    const struct pt_req_head *h = pc->h;
+    const struct pt_route_match *m = pc->m;
+    size_t bytes = str_bytes(h->method) + str_bytes(h->authority) + str_bytes(h->target) +
+                   str_bytes(h->path) + str_bytes(h->query) + str_bytes(pc->query) + pc->mlen;
+    for (size_t i = 0; i < h->n_fields; i++)
+        bytes += str_bytes(h->fields[i].name) + str_bytes(h->fields[i].value);
+    /* the match's slices outside the path (at most: those inside take no room) */
+    bytes += str_bytes(m->splat);
+    for (size_t i = 0; i < m->n_params && i < PT_ROUTE_MAX_PARAMS; i++)
+        bytes += str_bytes(m->param_values[i]);
+    for (size_t i = 0; i < m->n_captures && i < PT_ROUTE_MAX_CAPTURES; i++)
+        bytes += str_bytes(m->captures[i]);
+    return (h->n_fields + extra_fields) * sizeof(struct pt_field) + bytes;
+}
+
+static struct pt_str keep(char **at, struct pt_str s)
+{
+    if (!s.p)
+        return s;
+    struct pt_str k = {*at, s.n};
+    if (s.n)
+        memcpy(*at, s.p, s.n);
+    *at += s.n;
+    return k;
+}
+
+/* A route match's slice, moved to the copy of the path [from, from + n) at to when it lies
+   there, else copied at *at: a Netlify rule's query placeholders point into a thread-local
+   buffer that the worker's next request overwrites. */
+static void rebase(struct pt_str *s, const char *from, size_t n, const char *to, char **at)
+{
+    if (s->p && s->p >= from && s->p + s->n <= from + n)
+        s->p = to + (s->p - from);
+    else
+        *s = keep(at, *s);
+}
+
+void pt_pipeline_copy(struct pt_pipeline_copy *cp, const struct pt_pipeline_ctx *pc,
+                      size_t extra_fields, void *room)
+{
+    const struct pt_req_head *h = pc->h;
+    cp->fields = room;
+    char *at = (char *)(cp->fields + h->n_fields + extra_fields);
+    cp->h = *h;
+    cp->h.method = keep(&at, h->method);
+    cp->h.authority = keep(&at, h->authority);
+    cp->h.target = keep(&at, h->target);
+    cp->h.path = keep(&at, h->path);
+    cp->h.query = keep(&at, h->query);
+    for (size_t i = 0; i < h->n_fields; i++) {
+        cp->fields[i].name = keep(&at, h->fields[i].name);
+        cp->fields[i].value = keep(&at, h->fields[i].value);
+    }
+    cp->h.fields = cp->fields;
+    char *mpath = at;
+    if (pc->mlen)
+        memcpy(at, pc->mpath, pc->mlen);
+    at += pc->mlen;
+    cp->m = *pc->m;
+    struct pt_route_match *m = &cp->m;
+    rebase(&m->splat, pc->mpath, pc->mlen, mpath, &at);
+    for (size_t i = 0; i < m->n_params && i < PT_ROUTE_MAX_PARAMS; i++)
+        rebase(&m->param_values[i], pc->mpath, pc->mlen, mpath, &at);
+    for (size_t i = 0; i < m->n_captures && i < PT_ROUTE_MAX_CAPTURES; i++)
+        rebase(&m->captures[i], pc->mpath, pc->mlen, mpath, &at);
+    cp->pc = (struct pt_pipeline_ctx){.h = &cp->h,
+                                      .m = &cp->m,
+                                      .mpath = mpath,
+                                      .mlen = pc->mlen,
+                                      .query = keep(&at, pc->query),
+                                      .is_acme = pc->is_acme};
 }
 
 void pt_pipeline_run(struct pt_req *r, const struct pt_req_head *h)
@@ -431,7 +502,6 @@ void pt_pipeline_run(struct pt_req *r, const struct pt_req_head *h)
                                  .query = query,
                                  .is_acme = r->site->https_redirect && !r->is_tls &&
                                             is_acme_challenge(w->path_buf, (size_t)plen)};
-    if (run_guards(r, &pc) != PT_OK)
-        return; /* refused (answered), or waiting for forward_auth's call */
-    run_handler(r, &pc);
+    if (run_guards(r, &pc, PT_GUARD_STEP_NONE) == PT_OK)
+        run_handler(r, &pc); /* else refused (answered), or waiting for a guard */
 }

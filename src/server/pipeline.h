@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 #include "http/fields.h"
+#include "route/route.h"
 #include "server/worker.h"
 
 /* Takes what the access log and the error pages need from h into r (method, target, host,
@@ -16,9 +17,9 @@
    log fields say "-". */
 void pt_pipeline_note(struct pt_req *r, const struct pt_req_head *h);
 
-/* What the steps after auth need of a routed request: its head, the route match and the
-   path and query it matched with (after a Netlify rewrite). forward_auth keeps a copy of it
-   while the request waits (server/fwdauth.c). */
+/* What the steps after the route need of a routed request: its head, the route match and
+   the path and query it matched with (after a Netlify rewrite). A guard that makes the
+   request wait keeps a copy of it (struct pt_pipeline_copy). */
 struct pt_pipeline_ctx {
     const struct pt_req_head *h;
     const struct pt_route_match *m;
@@ -29,33 +30,53 @@ struct pt_pipeline_ctx {
                      so only known, where https_redirect applies) */
 };
 
+/* The guard steps in their order (run_guards in pipeline.c). A guard that makes a request wait
+   resumes it after its own step. */
+enum pt_guard_step {
+    PT_GUARD_STEP_NONE = 0,     /* none passed yet */
+    PT_GUARD_STEP_CONN,         /* connection limits */
+    PT_GUARD_STEP_IP,           /* IP rules */
+    PT_GUARD_STEP_RATE,         /* rate limits (delay: waits, server/guard_hold.c) */
+    PT_GUARD_STEP_BASIC_AUTH,   /* basic_auth (server/guard_auth.c) */
+    PT_GUARD_STEP_JWT,          /* jwt (server/guard_auth.c) */
+    PT_GUARD_STEP_FORWARD_AUTH, /* forward_auth (waits, server/fwdauth.c) */
+    PT_GUARD_STEP_WAF,          /* the WAF */
+};
+
 /* Routes r by h (path normalisation, ACME challenge, site, route and Netlify rules, guards,
    https_redirect) and starts the route's handler, or answers locally, or leaves r waiting
-   for forward_auth's call (r->pstate PT_PS_AUTH_WAIT: pt_pipeline_resume goes on). h's
+   for a guard (r->pstate PT_PS_GUARD_WAIT: the guard calls pt_pipeline_resume later). h's
    slices must stay valid until it returns. */
 void pt_pipeline_run(struct pt_req *r, const struct pt_req_head *h);
 
-/* Goes on with r where its guards left off for forward_auth's call, which let it through:
-   the guards after auth, https_redirect, the route's handler; then wakes r's protocol.
-   pc (and what it points to) must stay valid until it returns. */
-void pt_pipeline_resume(struct pt_req *r, const struct pt_pipeline_ctx *pc);
+/* Goes on with r after a guard made it wait at step `after` (r->pstate back to PT_PS_NONE):
+   the guards after that step, https_redirect, the route's handler; then wakes r's protocol,
+   unless a later guard makes r wait again (PT_PS_GUARD_WAIT). pc (and what it points to) must
+   stay valid until it returns. r may have ended when it returns (HTTP/1.1 runs the connection
+   from the wake-up): the caller touches neither r nor what r's cleanups free afterwards. */
+void pt_pipeline_resume(struct pt_req *r, const struct pt_pipeline_ctx *pc,
+                        enum pt_guard_step after);
 
-/* The guard steps in their order (run_guards in pipeline.c); r->guards_done holds the last one
-   a held request passed. */
-enum pt_guard_step {
-    PT_GUARD_STEP_NONE = 0,
-    PT_GUARD_STEP_CONN, /* connection limits */
-    PT_GUARD_STEP_IP,   /* IP rules */
-    PT_GUARD_STEP_RATE, /* rate limits */
-    PT_GUARD_STEP_AUTH, /* basic_auth, jwt, forward_auth */
-    PT_GUARD_STEP_WAF,  /* the WAF */
+/* A struct pt_pipeline_ctx copied with everything it points to, for a request that waits: the
+   protocol's head (its slices point into the connection's buffer and the worker's scratch
+   arrays) and the match (its slices point into the worker's path buffer) are reused once
+   pt_pipeline_run returns. */
+struct pt_pipeline_copy {
+    struct pt_pipeline_ctx pc; /* points into this copy */
+    struct pt_req_head h;
+    struct pt_route_match m;
+    struct pt_field *fields; /* h's fields, then room for the extra ones asked for */
 };
 
-/* Runs r's pipeline again on h after a guard held it (server/guard_hold.c), skipping the guard
-   steps up to r->guards_done: the same route is chosen (the head and the snapshot are the
-   same), and the request goes on from the step after the one that held it. pt_pipeline_run's
-   contract otherwise; the caller resumes r's stream after it. */
-void pt_pipeline_rerun(struct pt_req *r, const struct pt_req_head *h);
+/* The bytes of room pt_pipeline_copy needs for pc with extra_fields fields to spare. */
+size_t pt_pipeline_copy_room(const struct pt_pipeline_ctx *pc, size_t extra_fields);
+
+/* Copies pc into cp, its fields (and extra_fields spare ones) and bytes into room: at least
+   pt_pipeline_copy_room(pc, extra_fields) bytes, aligned for a struct pt_field, which the
+   caller owns and keeps as long as cp is used (one allocation with cp is the way). The route
+   match's slices are moved onto the copied path. Never fails. */
+void pt_pipeline_copy(struct pt_pipeline_copy *cp, const struct pt_pipeline_ctx *pc,
+                      size_t extra_fields, void *room);
 
 /* Answers r with Portico's error page for status; close: the connection ends after it. */
 void pt_pipeline_fail(struct pt_req *r, int status, bool close);

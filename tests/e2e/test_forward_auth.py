@@ -326,6 +326,31 @@ def test_route_match_survives_the_wait(portico, backend):
     assert r.json()["target"] == "/base/a/b%20c?x=1"
 
 
+def test_a_rules_query_placeholders_survive_the_wait(portico, backend, tmp_path):
+    """A _redirects rule's query placeholders point into a buffer of the worker's that its
+    next request overwrites: the wait keeps its own copy."""
+    auth = backend(B.slow(0.3, auth_service()), "auth")
+    root = tmp_path / "public"
+    root.mkdir()
+    (root / "_redirects").write_text("/store id=:id /product/:id 301\n")
+    p = portico({"workers": 1,
+                 "sites": [{"routes": [{"match": "/*", "static": {"root": str(root)}}],
+                            "forward_auth": {"url": auth.url + "/check"}}]})
+    conns = []
+    for v in ("aaa", "bbb"):
+        c = RawConn(p.port)
+        c.send(b"GET /store?id=%s HTTP/1.1\r\nHost: localhost\r\n"
+               b"Authorization: Bearer good\r\n\r\n" % v.encode())
+        conns.append(c)
+        time.sleep(0.1)  # the second is routed while the first waits
+    got = [c.read_response() for c in conns]
+    for c in conns:
+        c.close()
+    assert [r.status for r in got] == [301, 301]
+    assert got[0].header("location").startswith("/product/aaa"), got[0].header("location")
+    assert got[1].header("location").startswith("/product/bbb"), got[1].header("location")
+
+
 def test_large_refusal_body_is_dropped(portico, backend):
     auth = backend(auth_service(401, [("WWW-Authenticate", "Basic")], b"x" * 70000), "auth")
     b = backend(B.echo())

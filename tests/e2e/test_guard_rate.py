@@ -2,8 +2,10 @@
 client address (behind trusted_proxies), a header, a cookie, a query parameter or the route;
 429 with Retry-After and the IETF RateLimit fields; a site's limit is one budget for its
 routes; a request the limit refuses never reaches the backend. With delay:, a request over
-the burst whose slot comes within the delay is held (the worker goes on serving others) and
-then goes on; past the delay, or past the worker's cap on held requests, it gets 429."""
+the burst whose slot comes within the delay is held (the worker goes on serving others), over
+HTTP/1.1 and HTTP/2 alike, and then goes on to the guards after the rate limit (forward_auth
+may make it wait again); past the delay, or past the worker's cap on held requests, it gets
+429."""
 
 import hashlib
 import subprocess
@@ -226,24 +228,148 @@ def test_a_stop_while_requests_are_held_closes_them_cleanly(portico, backend):
     assert len(b.requests) == 1
 
 
-def test_an_h2_request_within_the_delay_goes_on_at_once_and_counts(portico, backend):
+def h2_answers(c, sids, timeout=15.0):
+    """Reads c until every stream in sids ended; returns {sid: monotonic time it ended}."""
+    import h2.events
+    ended = {}
+    deadline = time.monotonic() + timeout
+    while len(ended) < len(sids) and not c.closed and time.monotonic() < deadline:
+        for e in c.read(timeout=0.2):
+            if isinstance(e, (h2.events.StreamEnded, h2.events.StreamReset)):
+                ended.setdefault(e.stream_id, time.monotonic())
+    assert len(ended) == len(sids), (ended, c.events[-5:])
+    return ended
+
+
+def start_h2(portico, backend, route_limit):
+    """An h2c listener, one route with route_limit to an echo backend."""
     b = backend(B.echo())
 
     def cfg(port):
         return {"listen": [{"addr": "127.0.0.1:%d" % port, "http2": True}],
                 "upstreams": {"app": {"targets": [{"url": b.url}]}},
-                "routes": [{"match": "/*", "proxy": {"to": "app"},
-                            "rate_limit": {"rate": "2/m", "burst": 1, "delay": "45s"}}]}
+                "routes": [{"match": "/*", "proxy": {"to": "app"}, "rate_limit": route_limit}]}
 
-    p = portico(cfg)
-    url = "http://127.0.0.1:%d/x" % p.port
-    t0 = time.monotonic()
-    got = []
-    for _ in range(3):
-        r = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w",
-                            "%{http_version} %{http_code}", url],
-                           capture_output=True, text=True, timeout=30)
-        got.append(r.stdout)
-    # the second is within the delay (not held on HTTP/2), the third past it
-    assert got == ["2 200", "2 200", "2 429"], got
-    assert time.monotonic() - t0 < 15  # HTTP/1.1 would have held the second 30 s
+    return portico(cfg), b
+
+
+def test_h2_requests_within_the_delay_are_held_until_their_slots(portico, backend):
+    # burst 1 at 1/s: three streams sent together on one connection; the first goes on at
+    # once, the others are held for their slots (GCRA: +1 s, +2 s), bodies included
+    from test_h2 import H2
+    p, b = start_h2(portico, backend, {"rate": "1/s", "burst": 1, "delay": "5s"})
+    c = H2(p.port)
+    body = b"y" * 3000
+    sids = [c.request("/x?n=1"), c.request("/x?n=2"),
+            c.request("/x?n=3", method="POST", body=body)]
+    ended = h2_answers(c, sids)
+    got = [c.response(sid) for sid in sids]
+    c.close()
+    assert [st for st, _, _ in got] == [200, 200, 200], got
+    times = [ended[sid] for sid in sids]
+    assert times[0] < times[1] < times[2], times  # answered in their slots' order ...
+    assert times[2] - times[0] >= 1.0, times  # ... the third at least a slot after the first
+    assert [r.query for r in b.requests] == ["n=1", "n=2", "n=3"]
+    assert b.requests[2].time - b.requests[0].time >= 1.0
+    assert b.requests[2].body_len == len(body)
+
+
+def test_an_h2_stream_reset_or_a_connection_closed_while_held(portico, backend):
+    from test_h2 import H2
+    p, b = start_h2(portico, backend, {"rate": "2/s", "burst": 1, "delay": "5s"})
+    c = H2(p.port)
+    first = c.request("/x?n=1")
+    gone = c.request("/x?n=2", method="POST", body=b"q" * 1000, end=False)
+    kept = c.request("/x?n=3")
+    time.sleep(0.1)
+    c.conn.reset_stream(gone)
+    c.flush()
+    assert c.response(first)[0] == 200
+    assert c.response(kept)[0] == 200
+    c2 = H2(p.port)
+    c2.request("/x?n=4")
+    time.sleep(0.1)
+    c2.sock.close()  # the whole connection goes while its request is held
+    time.sleep(1.5)  # every hold's timer came and went
+    assert p.alive()
+    assert [r.query for r in b.requests] == ["n=1", "n=3"]
+    c.close()
+
+
+def delayed_then_authed(portico, backend, h2c):
+    """A route with a rate limit that delays and forward_auth behind it (slow auth)."""
+    from test_forward_auth import auth_service
+    auth = backend(B.slow(0.2, auth_service()), "auth")
+    b = backend(B.echo())
+
+    def cfg(port):
+        c = {"upstreams": {"app": {"targets": [{"url": b.url}]}},
+             "routes": [{"match": "/*", "proxy": {"to": "app"},
+                         "rate_limit": {"rate": "1/s", "burst": 1, "delay": "5s",
+                                        "key": ["route"]},
+                         "forward_auth": {"url": auth.url + "/check",
+                                          "response_headers": ["X-User"]}},
+                        {"match": "/local", "respond": {"status": 200, "body": "local\n"},
+                         "rate_limit": {"rate": "1/s", "burst": 1, "delay": "5s",
+                                        "key": ["route"]},
+                         "forward_auth": {"url": auth.url + "/check"}}]}
+        c["routes"].reverse()  # /local first
+        if h2c:
+            c["listen"] = [{"addr": "127.0.0.1:%d" % port, "http2": True}]
+        return c
+
+    return portico(cfg), auth, b
+
+
+def check_both_waits(auth, b, statuses):
+    assert statuses == [200, 200, 401], statuses
+    # the auth service was asked in the slots' order, the held ones after their hold
+    assert [r.header("x-forwarded-uri") for r in auth.requests] == ["/x?n=1", "/x?n=2",
+                                                                     "/x?n=3"]
+    assert auth.requests[1].time - auth.requests[0].time >= 0.5
+    assert auth.requests[2].time - auth.requests[0].time >= 1.0
+    assert [r.query for r in b.requests] == ["n=1", "n=2"]  # the refused one never got there
+    assert all(r.header("x-user") == "alice" for r in b.requests)
+
+
+def test_a_held_request_then_waits_for_forward_auth_over_http1(portico, backend):
+    p, auth, b = delayed_then_authed(portico, backend, h2c=False)
+    good = "Authorization: Bearer good\r\n"
+    conns = []
+    for n, hdr in ((1, good), (2, good), (3, "")):
+        c = RawConn(p.port)
+        c.send(("GET /x?n=%d HTTP/1.1\r\nHost: localhost\r\n%s\r\n" % (n, hdr)).encode())
+        conns.append(c)
+        time.sleep(0.05)  # in this order
+    got = [c.read_response() for c in conns]
+    for c in conns:
+        c.close()
+    check_both_waits(auth, b, [r.status for r in got])
+    assert got[1].json()["query"] == "n=2"
+    # a local answer after both waits
+    with RawConn(p.port) as c:
+        c.send(b"GET /local HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer good\r\n\r\n"
+               b"GET /local HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer good\r\n\r\n")
+        assert [c.read_response().body for _ in range(2)] == [b"local\n", b"local\n"]
+
+
+def test_a_held_request_then_waits_for_forward_auth_over_http2(portico, backend):
+    from test_h2 import H2
+    p, auth, b = delayed_then_authed(portico, backend, h2c=True)
+    c = H2(p.port)
+    good = [("authorization", "Bearer good")]
+    sids = [c.request("/x?n=1", headers=good)]
+    time.sleep(0.05)
+    sids.append(c.request("/x?n=2", method="POST", headers=good, body=b"p" * 2000))
+    time.sleep(0.05)
+    sids.append(c.request("/x?n=3"))
+    h2_answers(c, sids)
+    got = [c.response(sid) for sid in sids]
+    check_both_waits(auth, b, [st for st, _, _ in got])
+    assert b.requests[1].body_len == 2000
+    assert b"log in first" in got[2][2]
+    # a local answer after both waits
+    sids = [c.request("/local", headers=good), c.request("/local", headers=good)]
+    h2_answers(c, sids)
+    assert [c.response(sid)[2] for sid in sids] == [b"local\n", b"local\n"]
+    c.close()
