@@ -4,7 +4,7 @@
  *
  *     note (log fields, request id) -> path normalisation -> ACME HTTP-01 challenge
  *         -> site by Host -> route, with the Netlify rules (conditions; a 200 rewrite matches
- *            again once with the new path) -> guards (run_guards: IP rules, rate limits) -> https_redirect
+ *            again once with the new path) -> guards (run_guards: requests in flight, IP rules, rate limits) -> https_redirect
  *         -> the route's action
  *
  * The protocol (conn.c for HTTP/1.1) gives a struct pt_req_head and keeps its input buffer
@@ -215,14 +215,15 @@ static bool guard_ip(struct pt_req *r, const struct pt_req_head *h, const struct
 
 /*
  * The guards, after the route is chosen and before its handler, in one fixed order:
- * connection limits (to come), IP rules, rate limits, auth (to come), WAF (to come).
+ * connection limits (requests in flight per client), IP rules, rate limits, auth (to come), WAF (to come).
  * A route without a guard costs one pointer test each. Returns true when the request may go
  * on, false after the guard that refused it answered.
  */
 static bool run_guards(struct pt_req *r, const struct pt_req_head *h,
                        const struct pt_route_cfg *route)
 {
-    /* Connection limits: per-client requests in flight (to come). */
+    if (r->cfg->limits.max_requests_per_client && !pt_connguard_request(r, h))
+        return false; /* connection limits: this client's requests in flight (connguard.c) */
     if (route->ip && !guard_ip(r, h, route->ip))
         return false;
     if ((route->rate_limit.is_on || r->site->rate_limit.is_on) && rate_limited(r, h))
