@@ -43,7 +43,7 @@ INSTALL  ?= install
 INSTALL_BIN ?= build/portico
 DOCS     := README.md docs/config.md docs/operations.md docs/netlify.md
 
-.PHONY: all asan test test-only unit unit-asan e2e e2e-asan fuzz fuzz-smoke bench bench-h2 bench-compress bench-cache bench-routes bench-live-apply bench-cache-purge bench-cache-memory deps \
+.PHONY: all asan test test-only unit unit-asan e2e e2e-asan fuzz fuzz-smoke bench bench-h2 bench-compress bench-cache bench-routes bench-live-apply bench-cache-purge bench-cache-memory bench-slowhttp deps \
         deps-test run jamstack clean format format-check ban-check layer-check help man install uninstall FORCE
 
 all: build/portico
@@ -63,6 +63,7 @@ help:
 	@echo "make bench-compress  gzip level 6 of a 64 KiB JSON response vs nginx gzip (bench/compress.sh)"
 	@echo "make bench-cache  cache hits and gzip against nginx proxy_cache and gzip (bench/cache.sh)"
 	@echo "make bench-routes  callgrind Ir/request with 10 vs 1,000 routes (bench/route_scale.sh)"
+	@echo "make bench-slowhttp  slowhttptest -H/-B/-X at 10,000 connections with probes (bench/slowhttp.sh)"
 	@echo "make bench-cache-purge  time of a cache purge by tag of 10,000 of 100,000 objects"
 	@echo "make bench-cache-memory  the cache's memory after 1,000,000 distinct keys (bench/cache_memory.sh)"
 	@echo "make deps       install the Debian packages needed to build and run"
@@ -174,6 +175,12 @@ bench:
 bench-routes:
 	$(MAKE) build/portico
 	bench/route_scale.sh
+
+# slowhttptest's three modes at 10,000 connections with a probe every 100 ms (issue 13);
+# SLOWHTTP_QUICK=1 for a short run while developing.
+bench-slowhttp:
+	$(MAKE) build/portico
+	bench/slowhttp.sh
 
 # How long an admin API change takes to reach traffic (issue 11: within 100 ms): 50 changes
 # through the API, each timed from the API's answer to the first request the new rule serves;
