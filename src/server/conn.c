@@ -287,6 +287,19 @@ void pt_conn_close(struct pt_conn *c)
     pt_loop_defer(&w->loop, &c->defer, conn_free);
 }
 
+void pt_conn_abort_slow(struct pt_conn *c)
+{
+    if (c->is_closed)
+        return;
+    pt_connguard_slow("response reading", c->id, &c->peer);
+    /* A reset, not a FIN behind the queued bytes: the client would take as long to reach the
+       FIN as it took not to read them, while the kernel kept them for it. */
+    struct linger lg = {1, 0};
+    (void)setsockopt(c->io.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    c->is_lingering = true; /* no close_notify: it would only queue behind the same bytes */
+    pt_conn_close(c);
+}
+
 void pt_conn_close_idle(struct pt_worker *w)
 {
     struct pt_conn *c = w->conns.next;
@@ -317,8 +330,7 @@ static void proxy_timeout(struct pt_conn *c)
     bool body_wait =
         !r->req_body.is_done && !r->req_body.pending && pt_buf_len(&c->in) == 0 && !c->t.can_read;
     if (write_blocked) {
-        pt_connguard_slow("response reading", c->id, &c->peer);
-        pt_conn_close(c);
+        pt_conn_abort_slow(c);
     } else if (body_wait) {
         pt_connguard_slow("request body", c->id, &c->peer);
         pt_proxy_client_timeout(r);
@@ -357,8 +369,7 @@ static void conn_timeout(struct pt_timer *t)
             pt_conn_run(c);
             return;
         }
-        pt_connguard_slow("response reading", c->id, &c->peer);
-        pt_conn_close(c); /* the client did not read its response in send_timeout */
+        pt_conn_abort_slow(c); /* the client did not take its response in time */
         return;
     case PT_CS_H2:
         pt_h2_conn_timeout(c);

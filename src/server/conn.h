@@ -114,6 +114,9 @@ void pt_conn_req_end(struct pt_worker *w, struct pt_req *r, bool log);
 bool pt_conn_ensure_scratch(struct pt_worker *w, const struct pt_config *cfg);
 /* Continues c in the next loop iteration (a busy stream yielding to the worker's others). */
 void pt_conn_yield(struct pt_conn *c);
+/* Closes c, a client too slow to take its response (send_min_rate, send_timeout), with a
+   reset: the bytes queued for it are dropped at once. Counts and logs it (connguard.h). */
+void pt_conn_abort_slow(struct pt_conn *c);
 /* Closes idle connections; used when draining. */
 void pt_conn_close_idle(struct pt_worker *w);
 

@@ -889,10 +889,12 @@ void pt_h2_conn_timeout(struct pt_conn *c)
         pt_conn_run(c);
         return;
     }
-    if (output_pending(c) || s->is_doomed) {
-        if (output_pending(c))
-            pt_connguard_slow("response reading", c->id, &c->peer);
-        pt_conn_close(c); /* the client does not read */
+    if (output_pending(c)) {
+        pt_conn_abort_slow(c); /* the client does not read */
+        return;
+    }
+    if (s->is_doomed) {
+        pt_conn_close(c);
         return;
     }
     doom(s, NGHTTP2_NO_ERROR,

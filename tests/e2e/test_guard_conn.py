@@ -11,7 +11,6 @@ import re
 import socket
 import ssl
 import subprocess
-import threading
 import time
 
 import pytest
@@ -146,22 +145,58 @@ def test_global_cap_closes_the_longest_idle_keepalive_connection_first(portico):
             x.close()
 
 
+def test_global_cap_closes_an_idle_http2_connection_to_make_room(portico):
+    from test_h2 import H2  # the python3-h2 client of the HTTP/2 tests
+
+    p = portico(lambda port: {"workers": 1, "listen": [{"addr": "127.0.0.1:%d" % port,
+                                                        "http2": True}],
+                              "limits": {"max_connections": 2, "header_timeout": "60s"},
+                              "routes": [OK]})
+    h = H2(p.port)
+    busy = socket.create_connection(("127.0.0.1", p.port), timeout=scaled(5))
+    try:
+        status, _, _ = h.response(h.request("/"))
+        assert status == 200  # the HTTP/2 connection is now idle: no stream open
+        busy.sendall(b"GET / HTTP/1.1\r\n")  # in the middle of a head: not idle
+        with RawConn(p.port) as c:
+            assert c.request("GET", "/").status == 200
+        assert h.until(lambda: h.closed, 5), "the idle HTTP/2 connection was not closed"
+    finally:
+        busy.close()
+        h.sock.close()
+
+
 # --- slow clients
 
 
 def test_a_trickled_head_is_closed_at_its_deadline_whatever_it_sends(portico, tmp_path):
     toks, tf = A.tokens(tmp_path, [("r", "read")])
     p = portico(with_admin(tf, lambda port: {"limits": {"header_timeout": "1s"}, "routes": [OK]}))
-    s = socket.create_connection(("127.0.0.1", p.port), timeout=scaled(10))
+    # a header line every 0.2 s, never the end
+    got = trickle(plain(p.port), b"GET / HTTP/1.1\r\nHost: x\r\n", lambda i: b"X-%d: y\r\n" % i,
+                  0.2, scaled(20))
+    assert got.startswith(b"HTTP/1.1 408"), got[:100]
+    assert refusals(p, toks[0]).get("slow_client", 0) >= 1
+    assert "request head too slow" in p.stderr()
+
+
+def plain(port):
+    return lambda: socket.create_connection(("127.0.0.1", port), timeout=scaled(10))
+
+
+def trickle(connect, head, piece, every, bound):
+    """On a connection from connect(), sends head, then piece(i) every `every` seconds;
+    returns what came back before the connection ended (or bound passed)."""
+    s = connect()
     got = b""
-    end = time.monotonic() + scaled(20)
+    end = time.monotonic() + bound
     try:
-        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
-        s.settimeout(0.2)
+        s.sendall(head)
+        s.settimeout(every)
         i = 0
         while time.monotonic() < end:
             try:
-                s.sendall(b"X-%d: y\r\n" % i)  # a header line every 0.2 s, never the end
+                s.sendall(piece(i))
                 i += 1
                 d = s.recv(4096)
                 if not d:
@@ -169,38 +204,17 @@ def test_a_trickled_head_is_closed_at_its_deadline_whatever_it_sends(portico, tm
                 got += d
             except socket.timeout:
                 continue
-            except (ConnectionResetError, BrokenPipeError):
-                break
-    finally:
-        s.close()
-    assert got.startswith(b"HTTP/1.1 408"), got[:100]
-    assert refusals(p, toks[0]).get("slow_client", 0) >= 1
-    assert "request head too slow" in p.stderr()
-
-
-def trickle_body(port, rate_sleep, bound):
-    """POSTs a 100,000-byte body 10 bytes at a time; returns what came back before the
-    connection ended (or bound passed)."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=scaled(10))
-    got = b""
-    end = time.monotonic() + bound
-    try:
-        s.sendall(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
-        s.settimeout(rate_sleep)
-        while time.monotonic() < end:
-            try:
-                s.sendall(b"0123456789")
-                d = s.recv(4096)
-                if not d:
-                    break
-                got += d
-            except socket.timeout:
-                continue
-            except (ConnectionResetError, BrokenPipeError):
+            except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
                 break
     finally:
         s.close()
     return got
+
+
+def trickle_body(port, every, bound):
+    """POSTs a 100,000-byte body 10 bytes at a time."""
+    return trickle(plain(port), b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n",
+                   lambda i: b"0123456789", every, bound)
 
 
 def test_a_trickled_body_is_refused_below_body_min_rate(portico, backend):
@@ -321,3 +335,19 @@ def test_limits_config_errors_name_the_key(portico_bin, tmp_path):
     r = subprocess.run([portico_bin, "check", "-c", str(f)], capture_output=True, text=True,
                        timeout=10)
     assert r.returncode != 0 and "CIDR" in r.stderr, r.stderr
+
+
+def test_a_trickled_head_is_refused_over_tls_too(portico, server_cert):
+    p = portico(lambda port: {
+        "listen": [{"addr": "127.0.0.1:%d" % port, "tls": True}],
+        "tls": {"certificates": [{"cert": server_cert[0], "key": server_cert[1]}]},
+        "limits": {"header_timeout": "1s"}, "routes": [OK]})
+
+    def connect():
+        raw = socket.create_connection(("127.0.0.1", p.port), timeout=scaled(10))
+        return context().wrap_socket(raw, server_hostname="a.test")
+
+    got = trickle(connect, b"GET / HTTP/1.1\r\nHost: x\r\n", lambda i: b"X-%d: y\r\n" % i, 0.2,
+                  scaled(20))
+    assert got.startswith(b"HTTP/1.1 408"), got[:100]
+    assert "request head too slow" in p.stderr()
