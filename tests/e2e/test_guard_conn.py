@@ -111,6 +111,25 @@ def test_per_client_requests_in_flight_cap_answers_429(portico, backend):
     assert "refused by connection_limit" in p.stderr()
 
 
+def test_http2_streams_count_as_requests_in_flight(portico, backend):
+    from test_h2 import H2  # the python3-h2 client of the HTTP/2 tests
+
+    b = backend(B.by_path({"/slow": B.slow(scaled(2), B.fixed(200, b"slow\n"))},
+                          default=B.fixed(200, b"fast\n")))
+    p = portico(lambda port: {"listen": [{"addr": "127.0.0.1:%d" % port, "http2": True}],
+                              "limits": {"max_requests_per_client": 1},
+                              "routes": [{"match": "/*", "proxy": {"to": b.url}}]})
+    h = H2(p.port)
+    try:
+        slow = h.request("/slow")
+        assert wait_until(lambda: len(b.requests) == 1, scaled(5))
+        assert h.response(h.request("/x"))[0] == 429  # a second stream while the first runs
+        assert h.response(slow, timeout=10)[0] == 200
+        assert h.response(h.request("/x"))[0] == 200  # given back when the stream ended
+    finally:
+        h.sock.close()
+
+
 def test_requests_in_flight_cap_uses_the_client_behind_trusted_proxies(portico, backend):
     b = backend(B.by_path({"/slow": B.slow(scaled(2), B.fixed(200, b"slow\n"))},
                           default=B.fixed(200, b"fast\n")))
