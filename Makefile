@@ -15,7 +15,7 @@ BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -fwrapv -pthread $(WARN) -Isrc $(PKG_CFLAG
 REL_CFLAGS  := $(BASE_CFLAGS) -O2 -g
 ASAN_CFLAGS := $(BASE_CFLAGS) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
                -fno-sanitize-recover=all -DPT_SANITIZE=1
-LDLIBS   := $(PKG_LIBS) -lsqlite3 -pthread -lm
+LDLIBS   := $(PKG_LIBS) -lsqlite3 -lcrypt -pthread -lm
 
 SRCS     := $(sort $(wildcard src/*/*.c))
 LIB_SRCS := $(filter-out src/server/main.c,$(SRCS))
@@ -43,7 +43,8 @@ INSTALL  ?= install
 INSTALL_BIN ?= build/portico
 DOCS     := README.md docs/config.md docs/operations.md docs/netlify.md
 
-.PHONY: all asan test test-only unit unit-asan e2e e2e-asan fuzz fuzz-smoke bench bench-h2 bench-compress bench-cache bench-routes bench-live-apply bench-cache-purge bench-cache-memory bench-slowhttp deps \
+.PHONY: all asan test test-only unit unit-asan e2e e2e-asan fuzz fuzz-smoke bench bench-h2 bench-compress bench-cache bench-waf waf-sets bench-routes bench-live-apply bench-cache-purge bench-cache-memory \
+        bench-ratelimit bench-ratelimit-keys bench-guards bench-slowhttp deps \
         deps-test run jamstack clean format format-check ban-check layer-check help man install uninstall FORCE
 
 all: build/portico
@@ -62,10 +63,15 @@ help:
 	@echo "make bench-h2   the same for HTTP/2 over TLS, h2load -c16 -m4 (bench/h2.sh)"
 	@echo "make bench-compress  gzip level 6 of a 64 KiB JSON response vs nginx gzip (bench/compress.sh)"
 	@echo "make bench-cache  cache hits and gzip against nginx proxy_cache and gzip (bench/cache.sh)"
+	@echo "make bench-waf  WAF CPU/request, Portico vs nginx + ModSecurity, same CRS (bench/waf.sh)"
+	@echo "make waf-sets   the WAF request sets against nginx + ModSecurity (tests/waf/nginx_sets.sh)"
 	@echo "make bench-routes  callgrind Ir/request with 10 vs 1,000 routes (bench/route_scale.sh)"
 	@echo "make bench-slowhttp  slowhttptest -H/-B/-X at 10,000 connections with probes (bench/slowhttp.sh)"
 	@echo "make bench-cache-purge  time of a cache purge by tag of 10,000 of 100,000 objects"
 	@echo "make bench-cache-memory  the cache's memory after 1,000,000 distinct keys (bench/cache_memory.sh)"
+	@echo "make bench-ratelimit  admitted vs allowed at 1,000 req/s against 100/s, 2 workers (bench/ratelimit.sh)"
+	@echo "make bench-ratelimit-keys  RSS and evictions after 1,000,000 distinct rate-limit keys"
+	@echo "make bench-guards  callgrind Ir/request of each guard, and of none vs the build before them"
 	@echo "make deps       install the Debian packages needed to build and run"
 	@echo "make deps-test  install those and the test and benchmark tools"
 	@echo "make run        build and run examples/quickstart.yaml"
@@ -210,12 +216,43 @@ bench-cache:
 	$(MAKE) build/portico
 	bench/cache.sh
 
+# The WAF's CPU per request against nginx + libnginx-mod-http-modsecurity running the same CRS
+# and default profile (issue 13); BENCH_QUICK=1 for a short smoke run. Runs the nginx half alone
+# while build/portico has no WAF.
+bench-waf:
+	scripts/deps.sh --test
+	$(MAKE) build/portico
+	bench/waf.sh
+
+# The WAF request sets of tests/waf/ (attack, clean, false_positive) against nginx + ModSecurity
+# with the stock CRS and with Portico's default profile (waf/profile-api-*.conf), paranoia 1.
+waf-sets:
+	tests/waf/nginx_sets.sh
+
 # The cache's memory with a 64 MiB cap after 1,000,000 distinct keys (issue 12: within the cap
 # plus the documented overhead).
 bench-cache-memory:
 	scripts/deps.sh --test
 	$(MAKE) build/portico
 	bench/cache_memory.sh
+
+# Rate-limit accuracy (issue 13): 1,000 req/s for 10 s against 100/s, burst 20, over two
+# workers: admitted within +-5% of 1,020. BENCH_QUICK=1: 3 s.
+bench-ratelimit:
+	$(MAKE) build/portico
+	bench/ratelimit.sh
+
+# The rate-limit table under 1,000,000 distinct keys: peak RSS, table size, evictions.
+bench-ratelimit-keys:
+	scripts/deps.sh --test
+	$(MAKE) build/portico
+	bench/ratelimit_keys.sh
+
+# Each guard's cost, and no guard against the build before the guard layer (+-1%), in
+# callgrind instructions per request (BASE_REF to choose the baseline; BENCH_QUICK=1).
+bench-guards:
+	$(MAKE) build/portico
+	bench/guards.sh
 
 deps:
 	scripts/deps.sh

@@ -94,16 +94,8 @@ LUA
 pout=$(wrk -t2 -c32 -d2s -s "$pdir/keys.lua" "http://127.0.0.1:$PPORT" -- probe)
 probe_req=$(awk '/requests in/ { print $1 }' <<<"$pout")
 [ -n "$probe_req" ] && [ "$probe_req" -gt 0 ] || bench_die "the probe run made no requests"
-done_req=$probe_req
-run=0
-while [ "$done_req" -lt "$KEYS" ]; do
-    run=$((run + 1))
-    out=$(wrk -t2 -c32 -d10s -s "$pdir/keys.lua" "http://127.0.0.1:$PPORT" -- "r$run")
-    n=$(awk '/requests in/ { print $1 }' <<<"$out")
-    [ -n "$n" ] && [ "$n" -gt 0 ] || bench_die "wrk run $run made no requests"
-    done_req=$((done_req + n))
-    bench_log "run $run: $n requests, $done_req in all"
-done
+bench_wrk_until "$KEYS" "$pdir/keys.lua" "http://127.0.0.1:$PPORT" 10 "$probe_req"
+done_req=$BENCH_WRK_DONE
 hwm_kb=$(bench_status_kb VmHWM "$PPID_")
 rss_kb=$(bench_status_kb VmRSS "$PPID_")
 stats=$(curl -s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$APORT/api/cache")

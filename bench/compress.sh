@@ -91,17 +91,11 @@ bench_log "coded sizes: $A_LABEL $size_a bytes, nginx $size_b bytes (of 65536)"
 # run LABEL PID PORT ROUND: one wrk run (lib.sh's bench_wrk); appends a line to $SAMPLES unless
 # ROUND is "warmup".
 run() {
-    local label=$1 pid=$2 port=$3 round=$4 secs=$SECS us
+    local label=$1 pid=$2 port=$3 round=$4 secs=$SECS
     [ "$round" = warmup ] && secs=$WARMUP
     bench_wrk "$pid" "$RUN_DIR/wrk-$label-$round.txt" "$label" "$secs" \
         -H 'Accept-Encoding: gzip' "http://127.0.0.1:$port/64k.json"
-    us=$(awk -v t="$BENCH_TICKS" -v k="$CLK_TCK" -v n="$BENCH_REQUESTS" \
-        'BEGIN { printf "%.3f", t * 1e6 / k / n }')
-    bench_log "$label $round: $BENCH_REQUESTS requests, $(printf '%.0f' "$BENCH_RPS") req/s," \
-        "cpu $BENCH_TICKS ticks = $us us/request"
-    [ "$round" = warmup ] && return 0
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$round" "$BENCH_REQUESTS" "$BENCH_RPS" \
-        "$BENCH_TICKS" "$BENCH_WALL" "$us" >>"$SAMPLES"
+    bench_record "$label" "$round"
 }
 
 bench_pair run

@@ -212,7 +212,10 @@ bench_make_cert() {
 # https:// too) | gzip (templates portico-gzip.yaml.in and nginx-proxy-gzip.conf.in: the proxy
 # setup, gzip at level 6 on application/json responses; bench/compress.sh) | cache (templates
 # portico-cache.yaml.in and nginx-cache.conf.in: the cache and compression routes of
-# bench/cache.sh, in front of the backend of backend-cache.conf.in).
+# bench/cache.sh, in front of the backend of backend-cache.conf.in) | waf (templates
+# portico-waf.yaml.in and nginx-waf.conf.in: the proxy setup with the WAF; BENCH_WAF (on | off)
+# and BENCH_WAF_RULES (the rules file of bench_waf_rules) for nginx, BENCH_WAF_MODE (block |
+# detect | off) and BENCH_WAF_PROFILE (api | none) for Portico; bench/waf.sh).
 bench_start_proxy() {
     local kind=$1 name=$2 cpus=$3 workers=$4 dir try master=on wait=10 suffix="" scheme=http
     local ptpl npfx=nginx-proxy mode
@@ -235,7 +238,8 @@ bench_start_proxy() {
         ;;
     gzip) suffix=-gzip ;;
     cache) suffix=-cache npfx=nginx ;;
-    *) bench_die "BENCH_PROXY_MODE must be proxy, static, tls, h2, gzip or cache" ;;
+    waf) suffix=-waf npfx=nginx ;;
+    *) bench_die "BENCH_PROXY_MODE must be proxy, static, tls, h2, gzip, cache or waf" ;;
     esac
     ptpl=$BENCH_LIB_DIR/conf/portico$suffix.yaml.in
     shift 4
@@ -248,7 +252,8 @@ bench_start_proxy() {
             bench_fill "$ptpl" "$dir/portico.yaml" \
                 PORT="$PROXY_PORT" BACKEND_PORT="$BACKEND_PORT" BACKEND_PORT2="$BACKEND_PORT2" \
                 BACKEND_PORT3="$BACKEND_PORT3" WORKERS="$workers" \
-                STATIC_ROOT="${STATIC_ROOT:-}" CERT="${BENCH_CERT:-}" KEY="${BENCH_KEY:-}"
+                STATIC_ROOT="${STATIC_ROOT:-}" CERT="${BENCH_CERT:-}" KEY="${BENCH_KEY:-}" \
+                WAF_MODE="${BENCH_WAF_MODE:-off}" WAF_PROFILE="${BENCH_WAF_PROFILE:-api}"
             if ! "$PORTICO_BIN" check -c "$dir/portico.yaml" >"$dir/check.log" 2>&1; then
                 bench_die "portico check rejects $dir/portico.yaml: $(cat "$dir/check.log")"
             fi
@@ -261,7 +266,8 @@ bench_start_proxy() {
                 PREFIX="$dir" PORT="$PROXY_PORT" BACKEND_PORT="$BACKEND_PORT" \
                 BACKEND_PORT2="$BACKEND_PORT2" BACKEND_PORT3="$BACKEND_PORT3" WORKERS="$workers" \
                 MASTER="$master" NOFILE="$BENCH_NOFILE" WCONN="${BENCH_NGINX_WCONN:-4096}" \
-                STATIC_ROOT="${STATIC_ROOT:-}" CERT="${BENCH_CERT:-}" KEY="${BENCH_KEY:-}"
+                STATIC_ROOT="${STATIC_ROOT:-}" CERT="${BENCH_CERT:-}" KEY="${BENCH_KEY:-}" \
+                WAF="${BENCH_WAF:-off}" WAF_RULES="${BENCH_WAF_RULES:-/dev/null}"
             taskset -c "$cpus" "$@" "$NGINX_BIN" -c "$dir/nginx.conf" -p "$dir" \
                 -e "$dir/logs/error.log" >"$dir/stdout.log" 2>"$dir/stderr.log" &
             ;;
@@ -279,6 +285,33 @@ bench_start_proxy() {
         [ -f "$dir/logs/error.log" ] && tail -5 "$dir/logs/error.log" >&2
     done
     bench_die "$name ($kind) did not start"
+}
+
+# bench_waf_rules DIR PROFILE PARANOIA AUDIT: writes DIR/main.conf, the ModSecurity rules file of
+# the nginx WAF (nginx-waf.conf.in's modsecurity_rules_file) in the order Portico loads its WAF:
+# the base directives (conf/modsecurity-base.conf.in: engine, body processors, the paranoia level
+# and anomaly thresholds), waf/profile-api-before.conf when PROFILE is api, the CRS setup and
+# rules of Debian's modsecurity-crs, then waf/profile-api-after.conf when PROFILE is api.
+# PROFILE: api | none; AUDIT: On | Off | RelevantOnly (the audit log, DIR/audit.log). Prints the
+# path of main.conf.
+bench_waf_rules() {
+    local dir=$1 profile=$2 paranoia=$3 audit=$4 crs=/usr/share/modsecurity-crs/rules
+    case $profile in api | none) ;; *) bench_die "the WAF profile must be api or none" ;; esac
+    if [ ! -f /etc/modsecurity/crs/crs-setup.conf ] || [ ! -d "$crs" ]; then
+        bench_die "the OWASP CRS is not installed (apt-get install modsecurity-crs)"
+    fi
+    mkdir -p "$dir"
+    chmod 755 "$dir"
+    bench_fill "$BENCH_LIB_DIR/conf/modsecurity-base.conf.in" "$dir/base.conf" DIR="$dir" \
+        PARANOIA="$paranoia" AUDIT="$audit"
+    {
+        echo "Include $dir/base.conf"
+        [ "$profile" = api ] && echo "Include $BENCH_ROOT/waf/profile-api-before.conf"
+        echo "Include /etc/modsecurity/crs/crs-setup.conf"
+        echo "Include $crs/*.conf"
+        [ "$profile" = api ] && echo "Include $BENCH_ROOT/waf/profile-api-after.conf"
+    } >"$dir/main.conf"
+    echo "$dir/main.conf"
 }
 
 # bench_upstream_conns PID PORT: established TCP connections from the process tree PID to
@@ -340,6 +373,19 @@ bench_wrk() {
     BENCH_RPS=$1 BENCH_P50_US=$2 BENCH_P99_US=$3 BENCH_REQUESTS=$4
 }
 
+# bench_record LABEL ROUND: after a bench_wrk run, logs its CPU per request and, unless ROUND is
+# "warmup", appends its line (label, round, requests, requests/s, ticks, wall s, us/request) to
+# $SAMPLES. Sets BENCH_US (CPU us/request).
+bench_record() {
+    BENCH_US=$(awk -v t="$BENCH_TICKS" -v k="$(getconf CLK_TCK)" -v n="$BENCH_REQUESTS" \
+        'BEGIN { printf "%.3f", t * 1e6 / k / n }')
+    bench_log "$1 $2: $BENCH_REQUESTS requests, $(printf '%.0f' "$BENCH_RPS") req/s," \
+        "cpu $BENCH_TICKS ticks = $BENCH_US us/request"
+    [ "$2" = warmup ] && return 0
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$BENCH_REQUESTS" "$BENCH_RPS" \
+        "$BENCH_TICKS" "$BENCH_WALL" "$BENCH_US" >>"$SAMPLES"
+}
+
 # bench_pair FN: runs FN's rounds (bench_rounds) for $A_LABEL ($a_pid, $a_port) against nginx
 # ($b_pid, $b_port), stops both servers, and sets the figures of the side-by-side table: rss_a,
 # rss_b (peak kB), a_version, and the medians cpu_a, cpu_b (us/request), rps_a, rps_b and use_a,
@@ -381,6 +427,49 @@ bench_cg_total() { # DIR: the Ir total of the callgrind.out.* files in DIR, summ
     done
     [ "$n" -gt 0 ] || return 1
     echo "$t"
+}
+
+# N LUA URL SECS DONE: wrk (2 threads, 32 connections) with the script LUA against URL in runs of
+# SECS s, each run given its own argument ("r1", "r2", ...: a key prefix, so no key repeats),
+# until N requests were made in all, counting from DONE; sets BENCH_WRK_DONE to that count.
+# wrk runs for a time, not a count. Used by the key-flood benches (cache_memory.sh,
+# ratelimit_keys.sh).
+bench_wrk_until() {
+    local want=$1 lua=$2 url=$3 secs=$4 run=0 out n
+    BENCH_WRK_DONE=$5
+    while [ "$BENCH_WRK_DONE" -lt "$want" ]; do
+        run=$((run + 1))
+        out=$(wrk -t2 -c32 "-d${secs}s" -s "$lua" "$url" -- "r$run")
+        n=$(awk '/requests in/ { print $1 }' <<<"$out")
+        if [ -z "$n" ] || [ "$n" -le 0 ]; then
+            bench_die "wrk run $run made no requests"
+        fi
+        BENCH_WRK_DONE=$((BENCH_WRK_DONE + n))
+        bench_log "run $run: $n requests, $BENCH_WRK_DONE in all"
+    done
+}
+
+# DIR BIN PORT COUNT PATH STATUS LENGTH: runs BIN on DIR/portico.yaml (listening on PORT, which
+# answers /health) under callgrind, sends COUNT requests for PATH on one keep-alive connection
+# (each must answer STATUS with LENGTH body bytes, -1: any), stops it and sets BENCH_CG_IR to
+# the run's Ir total (a variable, not output: it runs in the caller's shell, so a failure
+# exits through the caller's cleanup, which knows the PID). The readiness probe is one request in every run, so it cancels out of a difference.
+# Used by bench/route_scale.sh and bench/guards.sh; CG_TIMEOUT bounds the client.
+bench_cg_portico() {
+    local dir=$1 bin=$2 port=$3 n=$4 path=$5 status=$6 len=$7 pid
+    valgrind --tool=callgrind --trace-children=no --dump-instr=no \
+        "--callgrind-out-file=$dir/callgrind.out.%p" --log-file="$dir/valgrind.log" \
+        "$bin" run -c "$dir/portico.yaml" >"$dir/stdout.log" 2>"$dir/stderr.log" &
+    pid=$!
+    BENCH_PIDS+=("$pid")
+    bench_wait_http "http://127.0.0.1:$port/health" 90 "$pid" ||
+        bench_die "portico did not start in $dir: $(tail -5 "$dir/stderr.log")"
+    timeout --foreground "${CG_TIMEOUT:-300}" "$PYTHON" "$BENCH_LIB_DIR/client.py" \
+        --port "$port" --count "$n" --path "$path" --status "$status" --length "$len" \
+        >/dev/null || bench_die "the client failed (see $dir)"
+    BENCH_STOP_WAIT=60 bench_stop "$pid"
+    bench_forget_pid "$pid"
+    BENCH_CG_IR=$(bench_cg_total "$dir") || bench_die "no callgrind totals in $dir"
 }
 
 # Which implementation fills the "portico" slot: the real binary, or a labelled nginx stand-in.

@@ -59,7 +59,7 @@ rs_config() { # ROUTES PORT OUT: a one-site configuration with ROUTES routes.
 }
 
 rs_run() { # ROUTES CASE N
-    local routes=$1 case=$2 n=$3 dir port pid ir path status len
+    local routes=$1 case=$2 n=$3 dir port ir path status len
     dir="$BENCH_TMP/rs-$routes-$case-$n"
     mkdir -p "$dir"
     if [ "$case" = hit ]; then
@@ -71,22 +71,8 @@ rs_run() { # ROUTES CASE N
     rs_config "$routes" "$port" "$dir/portico.yaml"
     "$PORTICO_BIN" check -c "$dir/portico.yaml" >"$dir/check.log" 2>&1 ||
         bench_die "portico check rejects $dir/portico.yaml: $(cat "$dir/check.log")"
-    valgrind --tool=callgrind --trace-children=no --dump-instr=no \
-        "--callgrind-out-file=$dir/callgrind.out.%p" --log-file="$dir/valgrind.log" \
-        "$PORTICO_BIN" run -c "$dir/portico.yaml" >"$dir/stdout.log" 2>"$dir/stderr.log" &
-    pid=$!
-    BENCH_PIDS+=("$pid")
-    bench_wait_http "http://127.0.0.1:$port/health" 90 "$pid" ||
-        bench_die "portico ($routes routes) did not start: $(tail -5 "$dir/stderr.log")"
-    # The readiness probe above is one request in every run: it cancels out too.
-    timeout --foreground "$CG_TIMEOUT" "$PYTHON" "$BENCH_LIB_DIR/client.py" --port "$port" \
-        --count "$n" --path "$path" --status "$status" --length "$len" >/dev/null ||
-        bench_die "$routes routes, $case: the client failed (see $dir)"
-    BENCH_STOP_WAIT=60 bench_stop "$pid"
-    bench_forget_pid "$pid"
-    ir=$(awk '/^(summary|totals):/ { print $2; exit }' "$dir"/callgrind.out.*) ||
-        bench_die "no callgrind totals in $dir"
-    [ -n "$ir" ] || bench_die "no callgrind totals in $dir"
+    bench_cg_portico "$dir" "$PORTICO_BIN" "$port" "$n" "$path" "$status" "$len"
+    ir=$BENCH_CG_IR
     bench_log "callgrind $routes routes, $case, N=$n: Ir $ir"
     printf '%s\t%s\t%s\t%s\n' "$routes" "$case" "$n" "$ir" >>"$OUT_TSV"
 }

@@ -26,10 +26,12 @@ done
 # Build: the compiler and make, pkg-config, and the -dev package of every library in the
 # Makefile's PKGS (libnghttp2-dev: HTTP/2 framing and HPACK; zlib1g-dev, libbrotli-dev and
 # libzstd-dev: response compression, handler/compress.c), and libsqlite3-dev for the rules
-# store of the admin API (-lsqlite3 on the Makefile's link line). Run: media-types (/etc/mime.types, read at start) and python3 for the API of
+# store of the admin API (-lsqlite3 on the Makefile's link line), libcrypt-dev for crypt_rn
+# (bcrypt, SHA-crypt, yescrypt) of basic_auth's htpasswd users (-lcrypt, guard/auth_basic.c).
+# Run: media-types (/etc/mime.types, read at start) and python3 for the API of
 # examples/jamstack (make jamstack).
 PKGS="build-essential pkg-config libyaml-dev libpcre2-dev libssl-dev libjansson-dev
-libc-ares-dev libmaxminddb-dev libsystemd-dev libnghttp2-dev libsqlite3-dev zlib1g-dev
+libc-ares-dev libmaxminddb-dev libsystemd-dev libnghttp2-dev libsqlite3-dev libcrypt-dev zlib1g-dev
 libbrotli-dev libzstd-dev media-types python3"
 # Test and benchmark: clang and its runtime (libFuzzer), clang-format, cmocka, pytest, the
 # clients the end-to-end tests drive Portico with, the ACME test server, the MaxMind DB tools,
@@ -39,11 +41,14 @@ libbrotli-dev libzstd-dev media-types python3"
 # (protoc for Python) for the gRPC tests; python3-brotli and python3-zstandard, the decoders the
 # compression tests check Portico's output with; prometheus, the server the metrics test scrapes
 # Portico with (its node exporter, only recommended, is not installed); chromium, its
-# chromium-driver and python3-selenium for the browser test of the admin dashboard.
+# chromium-driver and python3-selenium for the browser test of the admin dashboard;
+# libnginx-mod-http-modsecurity and modsecurity-crs, the nginx + ModSecurity + OWASP CRS the WAF
+# benchmark and request sets compare Portico's WAF with (bench/waf.sh, tests/waf/nginx_sets.sh).
 TEST_PKGS="clang libclang-rt-14-dev clang-format libcmocka-dev python3-pytest curl
 nghttp2-client openssl procps mmdb-bin pebble testssl.sh slowhttptest nginx wrk valgrind nodejs
 python3-pytest-xdist python3-h2 python3-hyperframe python3-hpack python3-websockets python3-grpcio python3-grpc-tools
-python3-brotli python3-zstandard prometheus chromium chromium-driver python3-selenium"
+python3-brotli python3-zstandard prometheus chromium chromium-driver python3-selenium
+libnginx-mod-http-modsecurity modsecurity-crs"
 if [ "$want_test" -eq 1 ]; then
     PKGS="$PKGS $TEST_PKGS"
     # npm ships inside some nodejs builds (NodeSource's); Debian's own is a separate package

@@ -20,6 +20,7 @@
 #include "admin/metrics.h"
 
 #include "cache/store.h"
+#include "guard/rate.h"
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -427,6 +428,15 @@ static void render_process(struct pt_gbuf *out, const struct pt_metrics_view *v)
            pt_counters_sum(v->reg, PT_CTR_GUARD_AUTH_REFUSED));
     sample(out, "portico_guard_refusals_total", &(struct labels){{"guard"}, {"waf"}},
            pt_counters_sum(v->reg, PT_CTR_GUARD_WAF_BLOCKED));
+    if (pt_guard_rl) { /* the rate-limit store, once a configuration made it */
+        family(out, "portico_rate_limit_evictions_total", "counter",
+               "Rate-limit keys dropped to make room in the bounded table (those keys start "
+               "again with their whole burst).");
+        sample(out, "portico_rate_limit_evictions_total", NULL, pt_rl_store_evictions(pt_guard_rl));
+        family(out, "portico_rate_limit_table_bytes", "gauge",
+               "Memory of the rate-limit table, fixed by rate_limits.max_keys.");
+        sample(out, "portico_rate_limit_table_bytes", NULL, pt_rl_store_bytes(pt_guard_rl));
+    }
 }
 
 /* The cache: requests by outcome (per-thread counters) and the store's figures. */

@@ -518,6 +518,7 @@ static void load_root(struct pt_cfg_ctx *x, const struct pt_ynode *root)
         site->pos = routes_key->pos;
         pt_config_load_routes(x, routes, site);
         pt_config_load_netlify(x, site, false, false);
+        pt_config_finish_auth(x, site);
     }
     pt_config_check_sites(x);
     pt_config_check_ip(x);
@@ -558,6 +559,7 @@ static void set_defaults(struct pt_config *cfg)
     cfg->server_line_len = strlen(cfg->server_line);
     pt_config_cache_defaults(&cfg->cache);
     cfg->rate_limit_keys = 1000000;
+    cfg->rate_limit_delayed = 1024;
 }
 
 /* The part of a load that may longjmp; ctx lives in the caller so it survives the jump. */

@@ -368,6 +368,99 @@ struct pt_ip_cfg {
                                       freed with it; NULL in `check` */
 };
 
+/*
+ * forward_auth: on a site or a route (the route's replaces the site's; `off` at a route lifts
+ * it): every request first asks an auth service (nginx auth_request, Traefik ForwardAuth). The
+ * call is a proxied request on route (a proxy route made here to the auth upstream: a named
+ * one, with its balancing and health, or one made for a URL), run by the server
+ * (server/fwdauth.c) while the client's request waits.
+ */
+struct pt_fwdauth_cfg {
+    struct pt_route_cfg *route;   /* the auth call's: proxy to the auth upstream, no cache */
+    const char *path;             /* the auth call's target path (url's path, or path:; "/") */
+    uint32_t timeout_ms;          /* the whole auth call; default 5s */
+    const char **request_headers; /* client fields sent along (default Authorization, Cookie) */
+    size_t n_request_headers;
+    const char **response_headers; /* fields of a 2xx copied into the request, replacing the
+                                      client's; lower-case */
+    size_t n_response_headers;
+    uint32_t cache_ttl_ms;  /* 0: no cache; else 2xx answers are kept this long (per worker) */
+    const char **cache_key; /* client fields whose values key the cache (default
+                                request_headers), with the method and the URI */
+    size_t n_cache_key;
+    struct pt_cfg_pos pos; /* of the forward_auth: value */
+};
+
+struct pt_jwt_keyset; /* guard/jwt.h: verification keys */
+struct pt_jwks_src;   /* guard/jwks_fetch.h: a jwks_url fetched in the background */
+
+/* One line of an htpasswd file: a user and its crypt(3) hash (both NUL-terminated). */
+struct pt_htpasswd_user {
+    const char *name;
+    const char *hash; /* "$2y$...", "$5$...", "$6$..." or "$y$..." */
+};
+
+/*
+ * basic_auth: on a site or a route (guard/auth_basic.c); a route's replaces its site's, and
+ * `basic_auth: off` lifts it. The users come from the htpasswd file, read at load (a reload
+ * reads it again).
+ */
+struct pt_basic_auth_cfg {
+    bool is_on;                     /* false: `off` (a route lifting its site's) */
+    const char *realm;              /* default "Restricted" */
+    const char *htpasswd;           /* resolved path */
+    struct pt_htpasswd_user *users; /* in file order */
+    size_t n_users;
+    bool forward_credentials; /* Authorization goes upstream (default true, as nginx) */
+    const char *challenge;    /* "WWW-Authenticate: Basic realm=..., charset=...\r\n" */
+    size_t challenge_len;
+    struct pt_cfg_pos pos;
+};
+
+/* claims_to_headers: one claim copied into a request header for the backend. */
+struct pt_jwt_claim_header {
+    const char *claim;
+    const char *header; /* as written (a token) */
+    size_t header_len;
+};
+
+/*
+ * jwt: on a site or a route (guard/jwt.c); a route's replaces its site's, and `jwt: off` lifts
+ * it. Keys come from jwks_file or secret_file (read at load; the server compiles them into
+ * keys for its snapshot) or from jwks_url (fetched in the background by guard/jwks_fetch.c).
+ */
+struct pt_jwt_cfg {
+    bool is_on;            /* false: `off` */
+    const char *jwks_file; /* resolved path, or NULL */
+    const char *jwks_text; /* its contents (NUL-terminated) */
+    size_t jwks_len;
+    const char *secret_file;     /* resolved path, or NULL */
+    const unsigned char *secret; /* its bytes (a trailing newline dropped) */
+    size_t secret_len;
+    const char *jwks_url;     /* http:// or https:// URL, or NULL */
+    const char *jwks_ca;      /* PEM CA file for an https jwks_url, or NULL: the system's */
+    uint32_t jwks_refresh_ms; /* default 5 min */
+    uint32_t jwks_timeout_ms; /* one fetch (default 10 s) */
+    const char *issuer;       /* iss must equal it, or NULL */
+    const char *audience;     /* aud (string or array) must hold it, or NULL */
+    uint32_t clock_skew_s;    /* default 60 */
+    const char **require;     /* claims that must be present, NULL-ended (default exp) */
+    const char *header;       /* header the token comes in (default "authorization") */
+    size_t header_len;
+    bool is_bearer;     /* header is Authorization: the Bearer scheme is required */
+    const char *cookie; /* or the cookie of that name, or NULL */
+    size_t cookie_len;
+    struct pt_jwt_claim_header *claims; /* claims_to_headers, in order */
+    size_t n_claims;
+    bool forward_credentials; /* the token's header goes upstream (default true) */
+    struct pt_cfg_pos pos;
+    struct pt_jwt_cfg *next;    /* every jwt: of the configuration (pt_config.jwts) */
+    struct pt_jwt_keyset *keys; /* jwks_file/secret_file compiled by the server for its
+                                   snapshot, freed with it; NULL with jwks_url */
+    struct pt_jwks_src *src;    /* jwks_url: the shared background source (held by the
+                                   snapshot) */
+};
+
 /* compress: on a site or a route (the route's replaces the site's whole). */
 enum pt_coding { PT_CODING_NONE = 0, PT_CODING_GZIP, PT_CODING_BR, PT_CODING_ZSTD, PT_CODING_N };
 struct pt_compress_cfg {
@@ -396,6 +489,8 @@ struct pt_rate_limit_cfg {
     uint64_t interval_us; /* 1 / rate */
     uint64_t rate_x1000;  /* requests per 1,000 s, for messages */
     uint32_t burst;       /* requests at once (default 1) */
+    uint32_t delay_ms;    /* delay: the longest a request over the burst is held for its slot
+                             (0: such a request is refused at once) */
     struct pt_rl_part parts[PT_RL_KEY_PARTS];
     size_t n_parts; /* the key: default [ip] */
     struct pt_cfg_pos pos;
@@ -431,9 +526,13 @@ struct pt_route_cfg {
     struct pt_route_cache_cfg cache;     /* proxy routes */
     struct pt_rate_limit_cfg rate_limit; /* is_set: the route's; else the site's applies */
     struct pt_ip_cfg *ip;                /* the route's ip:, else its site's; NULL: no IP rules */
-    struct pt_cfg_pos pos;               /* position of the route's mapping */
-    struct pt_cfg_pos match_pos;         /* position of the match value */
-    const struct pt_nf_rule *nf;         /* non-NULL: compiled from a Netlify rule (_redirects or
+    const struct pt_fwdauth_cfg *forward_auth; /* the route's, else its site's; NULL: none */
+    bool forward_auth_is_set;                  /* forward_auth: given here (off included) */
+    struct pt_basic_auth_cfg *basic_auth;      /* the route's, else its site's; NULL: none */
+    struct pt_jwt_cfg *jwt;                    /* the route's, else its site's; NULL: none */
+    struct pt_cfg_pos pos;                     /* position of the route's mapping */
+    struct pt_cfg_pos match_pos;               /* position of the match value */
+    const struct pt_nf_rule *nf; /* non-NULL: compiled from a Netlify rule (_redirects or
                                     netlify.toml); conditions, shadowing and rewrites are
                                     checked at dispatch (handler/netlify_rules.h) */
 };
@@ -468,9 +567,12 @@ struct pt_site_cfg {
     size_t n_nf_headers;
     struct pt_error_page *error_pages; /* errors: of the site (over the top level's) */
     size_t n_error_pages;
-    struct pt_compress_cfg compress;     /* the site's default for its routes */
-    struct pt_rate_limit_cfg rate_limit; /* the site's default for its routes */
-    struct pt_ip_cfg *ip;                /* the site's ip: for routes without one, or NULL */
+    struct pt_compress_cfg compress;           /* the site's default for its routes */
+    struct pt_rate_limit_cfg rate_limit;       /* the site's default for its routes */
+    struct pt_ip_cfg *ip;                      /* the site's ip: for routes without one, or NULL */
+    const struct pt_fwdauth_cfg *forward_auth; /* the site's, for routes without one, or NULL */
+    struct pt_basic_auth_cfg *basic_auth;      /* the site's for routes without one, or NULL */
+    struct pt_jwt_cfg *jwt;                    /* the site's for routes without one, or NULL */
     bool is_api; /* made from the rules store (pt_config_add_api_sites): its request.set
                     values are header secrets, wiped by pt_config_free */
 };
@@ -547,6 +649,7 @@ struct pt_config {
     struct pt_resolver_cfg resolver;
     struct pt_geoip_cfg geoip;
     struct pt_ip_cfg *ips;             /* every ip: of sites and routes, linked by next */
+    struct pt_jwt_cfg *jwts;           /* every jwt: of sites and routes, linked by next */
     struct pt_error_page *error_pages; /* top-level errors: for every site, and for errors
                                           answered before a site is known (400, 408, 414, 431) */
     size_t n_error_pages;
@@ -565,7 +668,9 @@ struct pt_config {
                                             pt_config_report() keeps out of messages; opaque */
     struct pt_admin_cfg admin;
     struct pt_cache_cfg cache;
-    uint64_t rate_limit_keys; /* rate_limits.max_keys: the shared table's size (1,000,000) */
+    uint64_t rate_limit_keys;    /* rate_limits.max_keys: the shared table's size (1,000,000) */
+    uint64_t rate_limit_delayed; /* rate_limits.max_delayed: requests one worker holds at once
+                                    for delay: (1,024) */
 };
 
 /*
@@ -675,5 +780,14 @@ const struct pt_error_page *pt_config_error_page(const struct pt_config *cfg,
                                                  const struct pt_site_cfg *site, int status);
 /* True when sa is in one of cfg's trusted_proxies (peers whose X-Forwarded-For is believed). */
 bool pt_config_is_trusted_proxy(const struct pt_config *cfg, const struct sockaddr *sa);
+
+/*
+ * One line of an htpasswd file (config_auth.c), edited in place: "user:hash" fills out (name
+ * and hash NUL-terminated inside line) and returns 1; a blank or "#" line returns 0; a line
+ * that is wrong, or whose hash is not bcrypt, SHA-crypt or yescrypt, returns -1 with *why set
+ * to a static message. Never allocates.
+ */
+int pt_config_parse_htpasswd_line(char *line, size_t n, struct pt_htpasswd_user *out,
+                                  const char **why);
 
 #endif

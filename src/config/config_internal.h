@@ -325,8 +325,26 @@ void pt_config_load_conn_key(struct pt_cfg_ctx *x, const struct pt_ynode *k,
                              const struct pt_ynode *v, struct pt_limits_cfg *lim);
 
 void pt_config_load_ip(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_ip_cfg **out);
+/* forward_auth: (config_fwdauth.c): the value v into *out (configuration arena); `off` sets
+   *out to NULL. Either way *is_set becomes true. */
+void pt_config_load_fwdauth(struct pt_cfg_ctx *x, const struct pt_ynode *v,
+                            const struct pt_fwdauth_cfg **out, bool *is_set);
+/* The upstream named s (the scalar v) under upstreams: (config_routes.c), or NULL after
+   reporting it unknown. */
+struct pt_upstream_cfg *pt_config_named_upstream(struct pt_cfg_ctx *x, const struct pt_ynode *v,
+                                                 const char *s);
 /* After the whole load: countries need the top-level geoip: database. */
 void pt_config_check_ip(struct pt_cfg_ctx *x);
+
+/* basic_auth: and jwt: (config_auth.c): v into a new struct in the configuration's arena,
+   stored in *out (`off` gives one with is_on false); jwt: is linked into cfg->jwts.
+   finish_auth, once a site's routes are loaded: routes without their own take the site's,
+   `off` becomes NULL, and proxy routes drop the client's copies of claim headers (and of
+   Authorization when forward_credentials is false) through their request remove list. */
+void pt_config_load_basic_auth(struct pt_cfg_ctx *x, const struct pt_ynode *v,
+                               struct pt_basic_auth_cfg **out);
+void pt_config_load_jwt(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_jwt_cfg **out);
+void pt_config_finish_auth(struct pt_cfg_ctx *x, struct pt_site_cfg *site);
 
 /* compress: (config_compress.c): true, false or a mapping, into c (every field set, the
    defaults included: a route's replaces its site's whole). */

@@ -2,13 +2,15 @@
  * config_ratelimit.c - rate_limit: on a site or a route, and the top-level rate_limits: section
  * (docs/config.md "Rate limits").
  *
- *   rate_limit: {rate: 10/s, burst: 20, key: [ip, "header:X-Api-Key"], name: api}
- *   rate_limits: {max_keys: 1000000}
+ *   rate_limit: {rate: 10/s, burst: 20, delay: 2s, key: [ip, "header:X-Api-Key"], name: api}
+ *   rate_limits: {max_keys: 1000000, max_delayed: 1024}
  *
  * A rate is N/s, N/m or N/h (N >= 1); the interval between two requests is its inverse, kept
  * in microseconds. A key is a list of parts, all of which make the key: ip (the client address
  * behind trusted_proxies), header:NAME, cookie:NAME, query:NAME, route (nothing of the
- * request: one counter for the route).
+ * request: one counter for the route). delay is a duration: the longest a request over the
+ * burst waits for its slot instead of being refused (nginx's limit_req without nodelay); at
+ * most 60s, since a held request keeps its connection.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -85,7 +87,7 @@ static void load_key(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_r
 void pt_config_load_rate_limit(struct pt_cfg_ctx *x, const struct pt_ynode *v,
                                struct pt_rate_limit_cfg *rl)
 {
-    static const char *const keys[] = {"rate", "burst", "key", "name", "enabled", NULL};
+    static const char *const keys[] = {"rate", "burst", "delay", "key", "name", "enabled", NULL};
     memset(rl, 0, sizeof(*rl));
     rl->is_set = true;
     rl->pos = v->pos;
@@ -117,6 +119,8 @@ void pt_config_load_rate_limit(struct pt_cfg_ctx *x, const struct pt_ynode *v,
             uint64_t b = 0;
             if (pt_config_get_uint(x, val, "burst", 1, 1000000, &b))
                 rl->burst = (uint32_t)b;
+        } else if (is(k, "delay")) {
+            pt_config_get_ms(x, val, "delay", 0, 60000, &rl->delay_ms);
         } else if (is(k, "key")) {
             load_key(x, val, rl);
         } else if (is(k, "enabled")) {
@@ -136,16 +140,19 @@ void pt_config_load_rate_limit(struct pt_cfg_ctx *x, const struct pt_ynode *v,
         pt_config_missing(x, v, "rate", "rate_limit");
 }
 
-/* rate_limits: {max_keys: N} */
+/* rate_limits: {max_keys: N, max_delayed: N} */
 void pt_config_load_rate_limits(struct pt_cfg_ctx *x, const struct pt_ynode *v)
 {
-    static const char *const keys[] = {"max_keys", NULL};
+    static const char *const keys[] = {"max_keys", "max_delayed", NULL};
     if (!pt_config_want_map(x, v, "rate_limits"))
         return;
     FOR_PAIRS(v, k, val)
     {
         if (!pt_config_known_key(x, k, keys, NULL, "rate_limits"))
             continue;
-        pt_config_get_uint(x, val, "max_keys", 1024, 100000000, &x->cfg->rate_limit_keys);
+        if (is(k, "max_keys"))
+            pt_config_get_uint(x, val, "max_keys", 1024, 100000000, &x->cfg->rate_limit_keys);
+        else
+            pt_config_get_uint(x, val, "max_delayed", 0, 1000000, &x->cfg->rate_limit_delayed);
     }
 }

@@ -169,9 +169,6 @@ struct pt_upstream_cfg *pt_config_inline_upstream(struct pt_cfg_ctx *x, const st
     return up;
 }
 
-static struct pt_upstream_cfg *named_upstream(struct pt_cfg_ctx *x, const struct pt_ynode *v,
-                                              const char *s);
-
 static void load_proxy_to(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_proxy_cfg *p)
 {
     struct pt_config *cfg = x->cfg;
@@ -184,12 +181,12 @@ static void load_proxy_to(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct
         p->upstream = pt_config_inline_upstream(x, v, p);
         return;
     }
-    p->upstream = named_upstream(x, v, s);
+    p->upstream = pt_config_named_upstream(x, v, s);
 }
 
 /* The upstream named s (the scalar v) under upstreams:, or NULL after reporting it unknown. */
-static struct pt_upstream_cfg *named_upstream(struct pt_cfg_ctx *x, const struct pt_ynode *v,
-                                              const char *s)
+struct pt_upstream_cfg *pt_config_named_upstream(struct pt_cfg_ctx *x, const struct pt_ynode *v,
+                                                 const char *s)
 {
     struct pt_config *cfg = x->cfg;
     for (size_t i = 0; i < x->n_named_ups; i++)
@@ -316,7 +313,7 @@ static void load_split(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt
                     continue;
                 }
                 sp->to = pt_config_strndup(x, &x->cfg->arena, s, val->len);
-                sp->upstream = named_upstream(x, val, s);
+                sp->upstream = pt_config_named_upstream(x, val, s);
             } else if (is(k, "weight")) {
                 if (pt_config_get_uint(x, val, "weight", 0, PT_CFG_MAX_WEIGHT, &n))
                     sp->weight = (uint32_t)n;
@@ -619,10 +616,10 @@ static void load_methods(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct 
 
 static void load_route(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_route_cfg *r)
 {
-    static const char *const keys[] = {"match",   "methods",    "proxy", "redirect",
-                                       "respond", "static",     "cache", "compress",
-                                       "ip",      "rate_limit", NULL};
-    static const char *const later[] = {"auth", "acl", "waf", "headers", NULL};
+    static const char *const keys[] = {
+        "match",    "methods", "proxy",      "redirect",   "respond", "static",       "cache",
+        "compress", "ip",      "rate_limit", "basic_auth", "jwt",     "forward_auth", NULL};
+    static const char *const later[] = {"acl", "waf", "headers", NULL};
     r->pos = v->pos;
     if (v->kind != PT_YNODE_MAP) {
         pt_config_error(x, v->pos,
@@ -656,6 +653,12 @@ static void load_route(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt
             pt_config_load_rate_limit(x, val, &r->rate_limit);
         } else if (is(k, "ip")) {
             pt_config_load_ip(x, val, &r->ip);
+        } else if (is(k, "basic_auth")) {
+            pt_config_load_basic_auth(x, val, &r->basic_auth);
+        } else if (is(k, "jwt")) {
+            pt_config_load_jwt(x, val, &r->jwt);
+        } else if (is(k, "forward_auth")) {
+            pt_config_load_fwdauth(x, val, &r->forward_auth, &r->forward_auth_is_set);
         } else {
             if (action_key) {
                 pt_config_error(x, k->pos,

@@ -513,6 +513,9 @@ void pt_config_load_site(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct 
                                        "compress",
                                        "rate_limit",
                                        "ip",
+                                       "basic_auth",
+                                       "jwt",
+                                       "forward_auth",
                                        NULL};
     static const char *const later[] = {"tls", "static", "headers", "redirects", NULL};
     bool has_redirects_key = false, has_headers_key = false;
@@ -553,6 +556,13 @@ void pt_config_load_site(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct 
             pt_config_load_rate_limit(x, val, &site->rate_limit);
         } else if (is(k, "ip")) {
             pt_config_load_ip(x, val, &site->ip);
+        } else if (is(k, "basic_auth")) {
+            pt_config_load_basic_auth(x, val, &site->basic_auth);
+        } else if (is(k, "jwt")) {
+            pt_config_load_jwt(x, val, &site->jwt);
+        } else if (is(k, "forward_auth")) {
+            bool set;
+            pt_config_load_fwdauth(x, val, &site->forward_auth, &set);
         } else {
             has_routes = true;
             pt_config_load_routes(x, val, site);
@@ -566,6 +576,10 @@ void pt_config_load_site(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct 
     for (size_t i = 0; i < site->n_routes; i++)
         if (!site->routes[i].ip)
             site->routes[i].ip = site->ip;
+    for (size_t i = 0; i < site->n_routes; i++)
+        if (!site->routes[i].forward_auth_is_set)
+            site->routes[i].forward_auth = site->forward_auth;
+    pt_config_finish_auth(x, site);
     bool any_tls = false;
     for (size_t i = 0; i < x->cfg->n_listens; i++)
         any_tls |= x->cfg->listens[i].is_tls;

@@ -1,24 +1,27 @@
 /*
  * rate.c - the rate-limit guard.
  *
- * A limit's key is its scope (where it is configured) and name, then each part of its key: the client address, a header's value,
- * a cookie's value, a query parameter's value, or nothing (route: one counter for the route).
+ * A limit's key is its scope (where it is configured) and name, then each part of its key: the
+ * client address (binary, with a length byte: formatting it as text cost more than the rest of
+ * the guard), a header's value, a cookie's value, a query parameter's value, or nothing (route:
+ * one counter for the route), each part ended by a zero byte.
  * The bytes go to the shared table as they are (hashed there); nothing is allocated. Over the
  * limit the answer is 429 with Retry-After (whole seconds, rounded up) and the IETF draft's
  * fields: RateLimit-Policy: "NAME";q=BURST;w=WINDOW and RateLimit: "NAME";r=LEFT;t=RESET,
- * where the window is the time the whole burst takes to come back.
+ * where the window is the time the whole burst takes to come back. With delay:, a request the
+ * store counts late is not refused: the caller holds it for the delay the store gives.
  */
 #include "guard/rate.h"
 
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 
-struct pt_rl *pt_guard_rl;
+struct pt_rl_store *pt_guard_rl;
 
 #define KEY_MAX 1024
 
-/* The value of cookie name in the request's Cookie fields; p NULL when absent. */
-static struct pt_str cookie_of(const struct pt_req_head *h, const char *name, size_t n)
+struct pt_str pt_guard_cookie(const struct pt_req_head *h, const char *name, size_t n)
 {
     for (size_t i = 0; i < h->n_fields; i++) {
         if (!PT_STR_CASEEQ_LIT(h->fields[i].name, "cookie"))
@@ -65,6 +68,21 @@ static bool put(char *key, size_t *n, const char *p, size_t len)
     return true;
 }
 
+struct pt_str pt_guard_rate_ip_key(const struct sockaddr *sa, char out[17])
+{
+    if (sa->sa_family == AF_INET) {
+        out[0] = 4;
+        memcpy(out + 1, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+        return (struct pt_str){out, 5};
+    }
+    if (sa->sa_family == AF_INET6) {
+        out[0] = 16;
+        memcpy(out + 1, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+        return (struct pt_str){out, 17};
+    }
+    return (struct pt_str){"", 0};
+}
+
 static uint64_t ceil_s(uint64_t us)
 {
     return (us + 999999) / 1000000;
@@ -72,9 +90,10 @@ static uint64_t ceil_s(uint64_t us)
 
 int pt_guard_rate(const struct pt_rate_limit_cfg *c, struct pt_str scope,
                   const struct pt_req_head *h, struct pt_str client, uint64_t now_us, char *out,
-                  size_t *out_len)
+                  size_t *out_len, uint64_t *delay_us)
 {
     *out_len = 0;
+    *delay_us = 0;
     if (!pt_guard_rl)
         return 0;
     char key[KEY_MAX];
@@ -93,7 +112,7 @@ int pt_guard_rate(const struct pt_rate_limit_cfg *c, struct pt_str scope,
             v = pt_req_field(h, part->name, part->name_len);
             break;
         case PT_RL_COOKIE:
-            v = cookie_of(h, part->name, part->name_len);
+            v = pt_guard_cookie(h, part->name, part->name_len);
             break;
         case PT_RL_QUERY:
             v = query_of(h->query, part->name, part->name_len);
@@ -104,11 +123,13 @@ int pt_guard_rate(const struct pt_rate_limit_cfg *c, struct pt_str scope,
         if (!v.p || !put(key, &n, v.p, v.n))
             return 0; /* absent (or too long to key): not counted */
     }
-    struct pt_rl_limit lim = {c->interval_us, c->burst};
+    struct pt_rl_limit lim = {c->interval_us, c->burst, (uint64_t)c->delay_ms * 1000};
     struct pt_rl_verdict vd;
-    pt_rl_take(pt_guard_rl, key, n, &lim, now_us, &vd);
-    if (vd.is_ok)
+    pt_rl_store_take(pt_guard_rl, key, n, &lim, now_us, &vd);
+    if (vd.is_ok) {
+        *delay_us = vd.delay_us;
         return 0;
+    }
     uint64_t window = ceil_s(c->interval_us * c->burst);
     int w = snprintf(out, 256,
                      "Retry-After: %llu\r\nRateLimit-Policy: \"%s\";q=%u;w=%llu\r\n"

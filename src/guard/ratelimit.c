@@ -14,6 +14,14 @@
  * the earliest (the nearest to a full bucket) is taken over and counted as an eviction. The
  * lock covers a few loads and stores; nothing else runs under it.
  *
+ * Delay (nginx's limit_req without nodelay): a limit with delay_us lets tat run delay_us
+ * further ahead than the burst; a request that lands there is counted and told to wait
+ * tat - burst - now, the moment its slot comes. The caller does the waiting.
+ *
+ * The store seam (ratelimit.h, struct pt_rl_store_ops): the table is wrapped as the "local"
+ * store; the guard sees only the store, so a shared one (Redis) replaces it without touching
+ * the guard.
+ *
  * Rejected: a per-worker table (N workers would allow N times the rate); a global LRU list
  * (a shared cache line written by every request); growing the table on demand (a flood of
  * distinct addresses would take the process's memory).
@@ -122,18 +130,20 @@ void pt_rl_take(struct pt_rl *t, const void *key, size_t n, const struct pt_rl_l
     uint64_t h = pt_siphash24(t->key, key, n) | 1; /* never 0: 0 marks an unused slot */
     struct shard *s = &t->sh[h & (SHARDS - 1)];
     uint64_t iv = lim->interval_us ? lim->interval_us : 1;
-    uint64_t span = iv * (lim->burst ? lim->burst : 1); /* how far ahead tat may go */
+    uint64_t span = iv * (lim->burst ? lim->burst : 1); /* how far ahead tat may go at once */
+    uint64_t reach = span + lim->delay_us;              /* ... and by waiting */
     pthread_mutex_lock(&s->lock);
     struct slot *sl = find(s, h, now_us);
     uint64_t tat = sl->tat > now_us ? sl->tat : now_us;
     uint64_t next = tat + iv;
-    v->is_ok = next - now_us <= span;
+    v->is_ok = next - now_us <= reach;
     if (v->is_ok)
         sl->tat = next;
     pthread_mutex_unlock(&s->lock);
     uint64_t ahead = (v->is_ok ? next : tat) - now_us; /* the bucket's debt now */
     v->remaining = (uint32_t)(ahead >= span ? 0 : (span - ahead) / iv);
-    v->retry_after_us = v->is_ok ? 0 : next - now_us - span;
+    v->retry_after_us = v->is_ok ? 0 : next - now_us - reach;
+    v->delay_us = v->is_ok && ahead > span ? ahead - span : 0;
     v->reset_us = ahead;
 }
 
@@ -151,4 +161,55 @@ uint64_t pt_rl_evictions(struct pt_rl *t)
 size_t pt_rl_bytes(const struct pt_rl *t)
 {
     return sizeof(*t) + SHARDS * t->per_shard * sizeof(struct slot);
+}
+
+/* ---- the local store (ratelimit.h, struct pt_rl_store_ops) ---- */
+
+struct local_store {
+    struct pt_rl_store base;
+    struct pt_rl *t;
+};
+
+static void local_take(struct pt_rl_store *s, const void *key, size_t n,
+                       const struct pt_rl_limit *lim, uint64_t now_us, struct pt_rl_verdict *v)
+{
+    pt_rl_take(((struct local_store *)s)->t, key, n, lim, now_us, v);
+}
+
+static uint64_t local_evictions(struct pt_rl_store *s)
+{
+    return pt_rl_evictions(((struct local_store *)s)->t);
+}
+
+static size_t local_bytes(const struct pt_rl_store *s)
+{
+    return sizeof(struct local_store) + pt_rl_bytes(((const struct local_store *)s)->t);
+}
+
+static void local_free(struct pt_rl_store *s)
+{
+    pt_rl_free(((struct local_store *)s)->t);
+    free(s);
+}
+
+static const struct pt_rl_store_ops local_ops = {
+    .name = "local",
+    .take = local_take,
+    .evictions = local_evictions,
+    .bytes = local_bytes,
+    .free = local_free,
+};
+
+struct pt_rl_store *pt_rl_store_local(size_t max_keys)
+{
+    struct local_store *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->t = pt_rl_new(max_keys);
+    if (!s->t) {
+        free(s);
+        return NULL;
+    }
+    s->base.ops = &local_ops;
+    return &s->base;
 }

@@ -451,6 +451,8 @@ int pt_proxy_request_head(struct pt_req *r, const struct pt_req_head *h,
     put_ops(&o, ops);
     if (r->ureq_extra.n)
         put_str(&o, r->ureq_extra);
+    if (r->ureq_auth.n)
+        put_str(&o, r->ureq_auth);
     if (r->req_body.is_chunked) {
         PUT_LIT(&o, "Transfer-Encoding: chunked\r\n");
     } else if (h->content_length >= 0) {
@@ -1093,8 +1095,8 @@ static void finish(struct pt_req *r)
 
 void pt_proxy_run(struct pt_req *r)
 {
-    if (r->pstate == PT_PS_CACHE_WAIT)
-        return; /* the cache's timer goes on (handler/cache.c) */
+    if (r->pstate == PT_PS_CACHE_WAIT || r->pstate == PT_PS_AUTH_WAIT)
+        return; /* the cache's timer goes on (handler/cache.c), or forward_auth's call */
     if (r->pstate == PT_PS_TUNNEL) {
         tunnel_run(r);
         return;
@@ -1351,6 +1353,10 @@ void pt_proxy_launch(struct pt_req *r)
 
 void pt_proxy_abort(struct pt_req *r)
 {
+    if (r->pstate == PT_PS_AUTH_WAIT) {
+        r->pstate = PT_PS_NONE; /* no attempt yet; forward_auth's cleanup cancels its call */
+        return;
+    }
     if (r->pstate == PT_PS_CACHE_WAIT)
         pt_cache_abort_wait(r);
     if (r->pstate == PT_PS_TUNNEL)
@@ -1361,6 +1367,8 @@ void pt_proxy_abort(struct pt_req *r)
 
 void pt_proxy_client_timeout(struct pt_req *r)
 {
+    if (r->pstate == PT_PS_AUTH_WAIT)
+        return; /* its body is not read yet; forward_auth's timer bounds the wait */
     if (r->response_started) {
         r->stream->reset(r);
         return;

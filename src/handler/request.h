@@ -81,6 +81,8 @@ enum pt_proxy_state {
     PT_PS_TUNNEL,     /* the target switched protocols (101): bytes flow both ways, unparsed */
     PT_PS_CACHE_WAIT, /* waiting for another request's fetch of the same cache key
                          (handler/cache.c); the upstream head is built */
+    PT_PS_AUTH_WAIT,  /* the pipeline waits for forward_auth's call (server/fwdauth.c), which
+                         resumes it; no handler runs yet and the body is not read */
 };
 
 /* Body framing of one direction of a proxied exchange. The request's (req_body) is kept by the
@@ -168,6 +170,8 @@ struct pt_req {
         void *arg;
     } cleanups[PT_REQ_CLEANUPS_MAX];
     struct pt_str ureq_extra;    /* whole lines the upstream head receives (cache validators) */
+    struct pt_str ureq_auth;     /* whole lines from the auth guards (claims_to_headers), owned
+                                    by a cleanup of r; empty on routes without them */
     bool ureq_drop_conditionals; /* the client's If-* and Range fields stay here (the cache
                                     answers them) */
     bool is_detached;            /* a background request (env->detach): no client */
@@ -176,6 +180,9 @@ struct pt_req {
     bool is_fill_leader;    /* detached: it leads the cache fill its parent began */
     uint8_t accept_codings; /* handler/compress.c: codings the client accepts (pt_compress_note) */
     void *cache;            /* handler/cache.c: the request's cache state, or NULL */
+    bool is_held;           /* a guard holds it (server/guard_hold.c): its connection waits */
+    uint8_t guards_done;    /* the guard steps it passed before a hold (server/pipeline.h,
+                               enum pt_guard_step): a resumed pipeline skips them */
 
     /* for the access log (copied: the head is gone once dispatched); not cleared between
        requests: each is written NUL-terminated before use */

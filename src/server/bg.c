@@ -9,6 +9,9 @@
  * caller's again at once), its request has no body, and the request ends (no access-log
  * line) when the handler finishes it, resets it, or answers it locally. Wake-ups (resume,
  * yield) run the handler from the loop's post queue, never from inside the handler's own call.
+ *
+ * A watched request (pt_bg_req_watch; forward_auth's call, server/fwdauth.c) tells its owner
+ * what it answers: its final head, its body bytes, and its end, the last from the post queue.
  */
 #include "server/bg.h"
 
@@ -26,7 +29,10 @@ struct bg_req {
     struct pt_sockaddr peer;
     struct pt_defer post;
     bool is_posted;
-    bool is_ended; /* reset, finished or answered: the post ends it */
+    bool is_ended;                   /* reset, finished or answered: the post ends it */
+    bool is_finished;                /* the handler finished it (the whole answer came) */
+    const struct pt_bg_watch *watch; /* its owner's, or NULL */
+    void *watch_arg;
 };
 
 static struct bg_req *bg_of(struct pt_req *r)
@@ -37,6 +43,8 @@ static struct bg_req *bg_of(struct pt_req *r)
 static void bg_end(struct bg_req *b)
 {
     struct pt_req *r = &b->r;
+    if (b->watch)
+        b->watch->on_end(b->watch_arg, b->is_finished);
     pt_conn_req_end(r->w, r, false);
 }
 
@@ -64,16 +72,22 @@ static void bg_post(struct pt_req *r)
 
 static int bg_send_head(struct pt_req *r, const struct pt_resp_head *h)
 {
-    if (h->status >= 200)
+    struct bg_req *b = bg_of(r);
+    if (h->status >= 200) {
         r->status = h->status;
+        if (b->watch)
+            b->watch->on_head(b->watch_arg, h);
+    }
     return 0;
 }
 
 static int bg_send_data(struct pt_req *r, const char *p, size_t n, bool is_stable)
 {
-    (void)p;
     (void)is_stable;
+    struct bg_req *b = bg_of(r);
     r->bytes_out += n;
+    if (b->watch && n)
+        b->watch->on_data(b->watch_arg, p, n);
     return 0;
 }
 
@@ -141,6 +155,7 @@ static int bg_flush(struct pt_req *r)
 static void bg_finish(struct pt_req *r)
 {
     bg_of(r)->is_ended = true;
+    bg_of(r)->is_finished = true;
     bg_post(r);
 }
 
@@ -220,4 +235,19 @@ struct pt_req *pt_bg_req_new(struct pt_req *parent)
     memcpy(r->request_id, parent->request_id, sizeof(r->request_id));
     r->request_id_len = parent->request_id_len;
     return r;
+}
+
+void pt_bg_req_watch(struct pt_req *r, const struct pt_bg_watch *watch, void *arg)
+{
+    struct bg_req *b = bg_of(r);
+    b->watch = watch;
+    b->watch_arg = arg;
+}
+
+void pt_bg_req_cancel(struct pt_req *r)
+{
+    struct bg_req *b = bg_of(r);
+    b->watch = NULL;
+    if (!b->is_ended)
+        r->stream->reset(r);
 }

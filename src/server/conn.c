@@ -1155,6 +1155,8 @@ static void conn_step(struct pt_conn *c)
         return;
     case PT_CS_REQ: {
         struct pt_req *r = c->r;
+        if (r->is_held)
+            return; /* a guard holds it; its timer resumes it (server/guard_hold.c) */
         if (r->pstate != PT_PS_NONE) {
             pt_proxy_run(r);
             if (!c->is_closed && c->r == r && r->pstate == PT_PS_NONE)

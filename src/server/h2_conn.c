@@ -165,10 +165,12 @@ static void stream_free(struct pt_h2_session *s, struct pt_h2_stream *st, bool l
     free(st);
 }
 
-/* Whether the proxy still drives r (the session runs it on wake-ups and holds its body). */
+/* Whether the proxy still drives r (the session runs it on wake-ups and holds its body); a
+   request waiting for forward_auth's call counts: its body is held for the proxy to come. */
 static bool is_proxied(const struct pt_req *r)
 {
-    return r->pstate == PT_PS_ACTIVE || r->pstate == PT_PS_QUEUED || r->pstate == PT_PS_TUNNEL;
+    return r->pstate == PT_PS_ACTIVE || r->pstate == PT_PS_QUEUED || r->pstate == PT_PS_TUNNEL ||
+           r->pstate == PT_PS_AUTH_WAIT;
 }
 
 static void reset(struct pt_h2_session *s, struct pt_h2_stream *st, uint32_t code)
@@ -396,7 +398,8 @@ static bool keep_trailers(struct pt_h2_session *s, struct pt_h2_stream *st)
         return false;
     }
     struct pt_req *r = st->r;
-    if (!n || st->req_tr || !r || (r->pstate != PT_PS_ACTIVE && r->pstate != PT_PS_QUEUED))
+    if (!n || st->req_tr || !r ||
+        (r->pstate != PT_PS_ACTIVE && r->pstate != PT_PS_QUEUED && r->pstate != PT_PS_AUTH_WAIT))
         return true;
     size_t bytes = n * sizeof(*f);
     for (uint32_t i = 0; i < n; i++)

@@ -45,6 +45,8 @@
 #include "handler/cache.h"
 #include "guard/connlimit.h"
 #include "guard/ip.h"
+#include "guard/jwks_fetch.h"
+#include "guard/jwt.h"
 #include "handler/geoip.h"
 #include "handler/mime.h"
 #include "handler/netlify_rules.h"
@@ -364,6 +366,22 @@ static int open_resources(struct pt_snapshot *s, const struct pt_snapshot *prev,
         if (!ip->rules)
             goto oom;
     }
+    /* jwt: jwks_file and secret_file keys for this snapshot (worker.c frees them with it); a
+       key the guard cannot use fails the load, in `check` too. */
+    for (struct pt_jwt_cfg *j = cfg->jwts; j; j = j->next) {
+        char e[256] = "";
+        if (j->jwks_text)
+            j->keys = pt_jwt_keyset_parse(j->jwks_text, j->jwks_len, false, e, sizeof(e));
+        else if (j->secret)
+            j->keys = pt_jwt_keyset_secret(j->secret, j->secret_len);
+        else
+            continue;
+        if (!j->keys) {
+            snprintf(err, errlen, "%s:%d:%d: jwt: %s: %s", cfg->path, j->pos.line, j->pos.col,
+                     j->jwks_file ? j->jwks_file : j->secret_file, e[0] ? e : "out of memory");
+            return -1;
+        }
+    }
     return 0;
 oom:
     snprintf(err, errlen, "%s: out of memory", cfg->path);
@@ -418,7 +436,7 @@ static int rate_follow(const struct pt_config *cfg, char *err, size_t errlen)
     }
     if (!wanted)
         return 0;
-    pt_guard_rl = pt_rl_new((size_t)cfg->rate_limit_keys);
+    pt_guard_rl = pt_rl_store_local((size_t)cfg->rate_limit_keys);
     if (pt_guard_rl)
         return 0;
     snprintf(err, errlen, "%s: out of memory for rate_limits.max_keys (%llu)", cfg->path,
@@ -476,6 +494,14 @@ static struct pt_snapshot *snapshot_of(struct pt_config *cfg, char *err, size_t 
     if (open_resources(s, prev, err, errlen) < 0 ||
         pt_admin_state_new(cfg, &s->admin, err, errlen) < 0)
         goto fail_snap;
+    /* jwt: jwks_url sources start fetching for a snapshot that serves (not for `check`);
+       they are shared by URL, so a reload keeps the keys fetched (worker.c lets go of them). */
+    for (struct pt_jwt_cfg *j = cfg->jwts; open_logs && j; j = j->next)
+        if (j->jwks_url && !(j->src = pt_jwks_src_get(j->jwks_url, j->jwks_ca, j->jwks_refresh_ms,
+                                                      j->jwks_timeout_ms))) {
+            snprintf(err, errlen, "%s: out of memory", path);
+            goto fail_snap;
+        }
     const char *a = cfg->log.access ? cfg->log.access : "stdout";
     if (!open_logs) {
         s->access_fd = -1;

@@ -4,8 +4,19 @@
  *
  *     note (log fields, request id) -> path normalisation -> ACME HTTP-01 challenge
  *         -> site by Host -> route, with the Netlify rules (conditions; a 200 rewrite matches
- *            again once with the new path) -> guards (run_guards: requests in flight, IP rules, rate limits) -> https_redirect
- *         -> the route's action
+ *            again once with the new path) -> guards (run_guards: requests in flight, IP rules,
+ *            rate limits, basic_auth, jwt, forward_auth) -> [the wait for forward_auth's call, if
+ *            any] -> the guards after auth -> https_redirect -> the route's action (run_handler)
+ *
+ * forward_auth asks another service over the network: while its call runs the request waits
+ * (PT_PS_AUTH_WAIT, a state both protocols leave alone, its body unread), and what follows
+ * the wait is run_handler, from pt_pipeline_resume when the call let it through. What
+ * run_handler needs of the head and the route match travels in struct pt_pipeline_ctx, which
+ * server/fwdauth.c copies for the wait.
+ *
+ * A guard may hold a request (rate_limit's delay:, server/guard_hold.c): the pipeline returns
+ * with nothing answered, and pt_pipeline_rerun runs it again later on a copy of the head,
+ * past the guard steps it passed.
  *
  * The protocol (conn.c for HTTP/1.1) gives a struct pt_req_head and keeps its input buffer
  * until pt_pipeline_run returns; it also decides what its own framing refuses (bad heads,
@@ -23,8 +34,11 @@
 #include "guard/ip.h"
 #include "handler/handler.h"
 #include "guard/rate.h"
+#include "server/fwdauth.h"
 #include "handler/geoip.h"
 #include "handler/netlify_rules.h"
+#include "server/guard_hold.h"
+#include "server/guard_auth.h"
 #include "tls/acme.h"
 
 /* Answers a request locally with Portico's error page; close: the connection ends after it. */
@@ -140,7 +154,8 @@ static bool answer_acme(struct pt_req *r, const char *path, size_t len)
 }
 
 /* The rate limit of r's route, else of its site (guard/rate.h): true when it refused r (a 429
-   went out). */
+   went out) or holds it (delay:, server/guard_hold.h: the pipeline resumes after this step
+   when its slot comes). */
 static bool rate_limited(struct pt_req *r, const struct pt_req_head *h)
 {
     const struct pt_rate_limit_cfg *c = &r->route->rate_limit;
@@ -152,23 +167,43 @@ static bool rate_limited(struct pt_req *r, const struct pt_req_head *h)
     }
     if (!c->is_on)
         return false;
-    char ip[64];
+    char ipkey[17];
     struct pt_str client = {"", 0};
+    struct pt_sockaddr addr;
     for (size_t i = 0; i < c->n_parts; i++)
         if (c->parts[i].kind == PT_RL_IP) {
-            struct pt_sockaddr addr;
             if (!pt_geoip_client_addr(r->cfg, r->peer, h, &addr))
                 addr = *r->peer;
-            client = (struct pt_str){ip, pt_sock_ntop(&addr.u.sa, ip, sizeof(ip))};
+            client = pt_guard_rate_ip_key(&addr.u.sa, ipkey);
             break;
         }
     char lines[256];
     size_t n = 0;
-    if (pt_guard_rate(c, scope, h, client, r->env->loop->now_ms * 1000, lines, &n) == 0)
-        return false;
+    uint64_t delay_us = 0;
+    const char *why = "";
+    if (pt_guard_rate(c, scope, h, client, r->env->loop->now_ms * 1000, lines, &n, &delay_us) ==
+        0) {
+        if (delay_us == 0)
+            return false;
+        r->guards_done = PT_GUARD_STEP_RATE;
+        int rc = pt_guard_hold(r, h, (delay_us + 999) / 1000, r->cfg->rate_limit_delayed);
+        if (rc == PT_OK)
+            return true;
+        r->guards_done = PT_GUARD_STEP_NONE;
+        if (rc == PT_DECLINED)
+            return false;
+        /* the worker holds rate_limits.max_delayed requests already */
+        int w = snprintf(lines, sizeof(lines), "Retry-After: %llu\r\n",
+                         (unsigned long long)((delay_us + 999999) / 1000000));
+        n = w > 0 && (size_t)w < sizeof(lines) ? (size_t)w : 0;
+        why = ", too many held";
+    }
     pt_ctr_add_self(PT_CTR_GUARD_RATE_LIMITED, 1);
-    pt_log_ratelimited(PT_LOG_INFO, "request %s: refused by rate_limit \"%s\" (%s)", r->request_id,
-                       c->name, client.n ? ip : "key");
+    char ip[64] = "key";
+    if (client.n)
+        pt_sock_ntop(&addr.u.sa, ip, sizeof(ip));
+    pt_log_ratelimited(PT_LOG_INFO, "request %s: refused by rate_limit \"%s\" (%s%s)",
+                       r->request_id, c->name, ip, why);
     pt_conn_plan_discard(r);
     pt_respond_error_extra(r, 429, r->wants_json, lines, n);
     return true;
@@ -215,22 +250,103 @@ static bool guard_ip(struct pt_req *r, const struct pt_req_head *h, const struct
 
 /*
  * The guards, after the route is chosen and before its handler, in one fixed order:
- * connection limits (requests in flight per client), IP rules, rate limits, auth (to come), WAF (to come).
- * A route without a guard costs one pointer test each. Returns true when the request may go
- * on, false after the guard that refused it answered.
+ * connection limits (requests in flight per client), IP rules, rate limits, auth (basic_auth, jwt, then
+ * forward_auth), then the guards after auth (run_guards_after_auth). A route without a guard
+ * costs one pointer test each. Returns PT_OK when the request may go on, PT_DONE after the
+ * guard that refused it answered or while rate_limit's delay holds it (a held request comes
+ * back through pt_pipeline_rerun, past the steps in r->guards_done), PT_AGAIN when
+ * forward_auth's call runs (r waits; the pipeline goes on from pt_pipeline_resume).
  */
-static bool run_guards(struct pt_req *r, const struct pt_req_head *h,
-                       const struct pt_route_cfg *route)
+static int run_guards(struct pt_req *r, struct pt_pipeline_ctx *pc)
 {
-    if (r->cfg->limits.max_requests_per_client && !pt_connguard_request(r, h))
-        return false; /* connection limits: this client's requests in flight (connguard.c) */
-    if (route->ip && !guard_ip(r, h, route->ip))
-        return false;
-    if ((route->rate_limit.is_on || r->site->rate_limit.is_on) && rate_limited(r, h))
-        return false;
-    /* Auth (to come): basic, JWT, then forward auth. */
+    const struct pt_req_head *h = pc->h;
+    const struct pt_route_cfg *route = r->route;
+    unsigned done = r->guards_done;
+    if (r->cfg->limits.max_requests_per_client && done < PT_GUARD_STEP_CONN &&
+        !pt_connguard_request(r, h))
+        return PT_DONE; /* connection limits: this client's requests in flight (connguard.c) */
+    if (route->ip && done < PT_GUARD_STEP_IP && !guard_ip(r, h, route->ip))
+        return PT_DONE;
+    if ((route->rate_limit.is_on || r->site->rate_limit.is_on) && done < PT_GUARD_STEP_RATE &&
+        rate_limited(r, h))
+        return PT_DONE;
+    /* Auth: basic_auth, jwt (server/guard_auth.c), then forward auth. */
+    if (route->basic_auth && !pt_guard_basic_run(r, h, route->basic_auth))
+        return PT_DONE;
+    if (route->jwt && !pt_guard_jwt_run(r, h, route->jwt))
+        return PT_DONE;
+    if (route->forward_auth) {
+        int rc = pt_fwdauth_check(r, pc, route->forward_auth);
+        if (rc != PT_OK)
+            return rc;
+    }
+    return PT_OK;
+}
+
+/* The guards that run after auth (also after forward_auth's wait): true when r may go on. */
+static bool run_guards_after_auth(struct pt_req *r, const struct pt_pipeline_ctx *pc)
+{
+    (void)r;
+    (void)pc;
     /* The WAF (to come). */
     return true;
+}
+
+/* After the auth guards: the rest of the guards, https_redirect, and the route's action. */
+static void run_handler(struct pt_req *r, const struct pt_pipeline_ctx *pc)
+{
+    const struct pt_req_head *h = pc->h;
+    const struct pt_route_cfg *route = r->route;
+    if (!run_guards_after_auth(r, pc))
+        return;
+    if (r->site->https_redirect && !r->is_tls && !pc->is_acme) {
+        pt_conn_plan_discard(r);
+        redirect_to_https(r, h->authority, h->path, pc->query);
+        return;
+    }
+    if (route->action != PT_ACTION_PROXY)
+        pt_conn_plan_discard(r);
+    switch (route->action) {
+    case PT_ACTION_STATIC:
+        pt_static_route(r, h, route, pc->m, pc->mpath, pc->mlen, pc->query);
+        break;
+    case PT_ACTION_RESPOND:
+        if (route->nf) {
+            char buf[8192];
+            ssize_t n = pt_route_expand(pt_nf_rule_to(route), pc->m, buf, sizeof(buf));
+            pt_nf_error_page(r, buf, n > 0 ? (size_t)n : 0);
+        } else {
+            pt_respond_route(r, route);
+        }
+        break;
+    case PT_ACTION_REDIRECT:
+        pt_redirect_route(r, route, pc->m, pc->query);
+        break;
+    case PT_ACTION_PROXY: {
+        int rc = pt_proxy_start(r, h, pc->m, pc->mpath, pc->mlen, pc->query);
+        if (rc == PT_DONE) {
+            pt_conn_plan_discard(r); /* answered from the cache */
+        } else if (rc != PT_OK) {
+            pt_conn_plan_discard(r);
+            pt_pipeline_fail(r, rc >= 400 ? rc : 500, false);
+        }
+        break;
+    }
+    default:
+        pt_pipeline_fail(r, 500, true);
+        break;
+    }
+}
+
+void pt_pipeline_resume(struct pt_req *r, const struct pt_pipeline_ctx *pc)
+{
+    run_handler(r, pc);
+    r->stream->resume(r);
+}
+
+void pt_pipeline_rerun(struct pt_req *r, const struct pt_req_head *h)
+{
+    pt_pipeline_run(r, h);
 }
 
 void pt_pipeline_run(struct pt_req *r, const struct pt_req_head *h)
@@ -238,8 +354,8 @@ void pt_pipeline_run(struct pt_req *r, const struct pt_req_head *h)
     struct pt_conn *c = r->c;
     struct pt_worker *w = c->w;
     struct pt_wsnap *ws = r->ws;
-    struct pt_str host = h->authority, path = h->path, query = h->query;
-    ssize_t plen = pt_path_normalize(path.p, path.n, w->path_buf, w->path_cap);
+    struct pt_str host = h->authority, query = h->query;
+    ssize_t plen = pt_path_normalize(h->path.p, h->path.n, w->path_buf, w->path_cap);
     if (plen < 0) {
         pt_pipeline_fail(r, 400, true);
         return;
@@ -309,42 +425,14 @@ void pt_pipeline_run(struct pt_req *r, const struct pt_req_head *h)
         pt_pipeline_fail(r, 405, false);
         return;
     }
-    if (!run_guards(r, h, route))
-        return;
-    if (r->site->https_redirect && !r->is_tls && !is_acme_challenge(w->path_buf, (size_t)plen)) {
-        pt_conn_plan_discard(r);
-        redirect_to_https(r, host, path, query);
-        return;
-    }
-    if (route->action != PT_ACTION_PROXY)
-        pt_conn_plan_discard(r);
-    switch (route->action) {
-    case PT_ACTION_STATIC:
-        pt_static_route(r, h, route, &m, mpath, mlen, query);
-        break;
-    case PT_ACTION_RESPOND:
-        if (route->nf) {
-            ssize_t n = pt_route_expand(pt_nf_rule_to(route), &m, rw_buf, sizeof(rw_buf));
-            pt_nf_error_page(r, rw_buf, n > 0 ? (size_t)n : 0);
-        } else {
-            pt_respond_route(r, route);
-        }
-        break;
-    case PT_ACTION_REDIRECT:
-        pt_redirect_route(r, route, &m, query);
-        break;
-    case PT_ACTION_PROXY: {
-        int rc = pt_proxy_start(r, h, &m, mpath, mlen, query);
-        if (rc == PT_DONE) {
-            pt_conn_plan_discard(r); /* answered from the cache */
-        } else if (rc != PT_OK) {
-            pt_conn_plan_discard(r);
-            pt_pipeline_fail(r, rc >= 400 ? rc : 500, false);
-        }
-        break;
-    }
-    default:
-        pt_pipeline_fail(r, 500, true);
-        break;
-    }
+    struct pt_pipeline_ctx pc = {.h = h,
+                                 .m = &m,
+                                 .mpath = mpath,
+                                 .mlen = mlen,
+                                 .query = query,
+                                 .is_acme = r->site->https_redirect && !r->is_tls &&
+                                            is_acme_challenge(w->path_buf, (size_t)plen)};
+    if (run_guards(r, &pc) != PT_OK)
+        return; /* refused (answered), or waiting for forward_auth's call */
+    run_handler(r, &pc);
 }

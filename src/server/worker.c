@@ -38,6 +38,7 @@
 #include "server/worker.h"
 
 #include "server/bg.h"
+#include "server/fwdauth.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -58,6 +59,8 @@
 #include "core/sock.h"
 #include "core/time.h"
 #include "guard/ip.h"
+#include "guard/jwks_fetch.h"
+#include "guard/jwt.h"
 #include "handler/geoip.h"
 #include "handler/static.h"
 #include "server/h2_conn.h"
@@ -98,6 +101,10 @@ void pt_snapshot_unref(struct pt_snapshot *s)
     pt_admin_state_unref(s->admin);
     for (struct pt_ip_cfg *ip = s->cfg ? s->cfg->ips : NULL; ip; ip = ip->next)
         pt_ip_rules_free(ip->rules);
+    for (struct pt_jwt_cfg *j = s->cfg ? s->cfg->jwts : NULL; j; j = j->next) {
+        pt_jwt_keyset_unref(j->keys);
+        pt_jwks_src_put(j->src);
+    }
     pt_config_free(s->cfg);
     if (s->owns_access_fd && s->access_fd >= 0)
         close(s->access_fd);
@@ -786,6 +793,7 @@ static void *worker_main(void *arg)
         w->free_reqs = (struct pt_req *)(void *)r->c;
         free(r);
     }
+    pt_fwdauth_cache_free(w);
     free(w->env.hdrs);
     free(w->path_buf);
     free(w->log_buf);

@@ -32,6 +32,7 @@
 struct pt_tls_ctx;
 struct pt_ctr_block;
 struct pt_metrics_map;
+struct pt_fwdauth_cache;
 
 /* Counter blocks (core/counters.h) after the workers' (0 .. workers - 1): the main thread's,
    then the admin thread's. */
@@ -137,8 +138,9 @@ struct pt_worker {
     unsigned n_free_reqs;
     char *log_buf; /* access-log lines waiting for one write */
     size_t log_len;
-    uint64_t rid_seed[2]; /* request-id generator state */
-    uint32_t n_tunnels;   /* open WebSocket tunnels (env.n_tunnels) */
+    uint64_t rid_seed[2];             /* request-id generator state */
+    uint32_t n_tunnels;               /* open WebSocket tunnels (env.n_tunnels) */
+    struct pt_fwdauth_cache *fwdauth; /* forward_auth's answers (server/fwdauth.c); NULL: none */
     bool is_draining;
     struct pt_timer drain_timer;
     struct pt_timer reload_timer;          /* shutdown_timeout after a reload: tunnels on older

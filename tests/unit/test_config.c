@@ -20,37 +20,9 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "config_load.h"
 #include "core/log.h"
 #include "http/h1_parse.h"
-
-static char errbuf[8192];
-
-static struct pt_config *load_ok(const char *yaml)
-{
-    struct pt_config *cfg = NULL;
-    int rc = pt_config_load_buf("t.yaml", yaml, strlen(yaml), &cfg, errbuf, sizeof(errbuf));
-    if (rc != 0)
-        fprintf(stderr, "unexpected errors:\n%s\n", errbuf);
-    assert_int_equal(rc, 0);
-    assert_non_null(cfg);
-    return cfg;
-}
-
-static const char *load_err(const char *yaml)
-{
-    struct pt_config *cfg = NULL;
-    int rc = pt_config_load_buf("t.yaml", yaml, strlen(yaml), &cfg, errbuf, sizeof(errbuf));
-    assert_true(rc < 0);
-    assert_null(cfg);
-    return errbuf;
-}
-
-/* Fails with the whole error text when needle is not in it. */
-static void expect_has(const char *err, const char *needle)
-{
-    if (!strstr(err, needle))
-        fail_msg("expected \"%s\" in:\n%s", needle, err);
-}
 
 static const char *in_tmp(const char *rel);
 
