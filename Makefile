@@ -5,7 +5,7 @@
 # (clang + libFuzzer) to build/fuzz.
 
 CC       ?= cc
-PKGS     := yaml-0.1 libpcre2-8 libssl libcrypto jansson libcares libmaxminddb libsystemd libnghttp2 zlib libbrotlienc libzstd
+PKGS     := yaml-0.1 libpcre2-8 libssl libcrypto jansson libcares libmaxminddb libsystemd libnghttp2 zlib libbrotlienc libzstd modsecurity
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
               -DPT_LIBSYSTEMD_VERSION='"$(shell pkg-config --modversion libsystemd 2>/dev/null)"'
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -101,6 +101,10 @@ build/asan/%.o: %.c
 DASH_FILES := src/admin/dashboard.html src/admin/dashboard.js src/admin/dashboard.css
 build/release/src/admin/dashboard.o build/asan/src/admin/dashboard.o \
 build/fuzz/src/admin/dashboard.o: $(DASH_FILES)
+
+# The WAF's default profile is embedded the same way in waf.c (.incbin of waf/*.conf).
+WAF_FILES := waf/profile-api-before.conf waf/profile-api-after.conf
+build/release/src/guard/waf.o build/asan/src/guard/waf.o build/fuzz/src/guard/waf.o: $(WAF_FILES)
 
 build/release/tests/%: tests/unit/%.c $(REL_LIB)
 	@mkdir -p $(dir $@)

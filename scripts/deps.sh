@@ -27,12 +27,13 @@ done
 # Makefile's PKGS (libnghttp2-dev: HTTP/2 framing and HPACK; zlib1g-dev, libbrotli-dev and
 # libzstd-dev: response compression, handler/compress.c), and libsqlite3-dev for the rules
 # store of the admin API (-lsqlite3 on the Makefile's link line), libcrypt-dev for crypt_rn
-# (bcrypt, SHA-crypt, yescrypt) of basic_auth's htpasswd users (-lcrypt, guard/auth_basic.c).
-# Run: media-types (/etc/mime.types, read at start) and python3 for the API of
-# examples/jamstack (make jamstack).
+# (bcrypt, SHA-crypt, yescrypt) of basic_auth's htpasswd users (-lcrypt, guard/auth_basic.c);
+# libmodsecurity-dev for the WAF (guard/waf.c) and modsecurity-crs, the OWASP Core Rule Set it
+# loads (waf_crs: defaults to its paths). Run: media-types (/etc/mime.types, read at start) and
+# python3 for the API of examples/jamstack (make jamstack).
 PKGS="build-essential pkg-config libyaml-dev libpcre2-dev libssl-dev libjansson-dev
 libc-ares-dev libmaxminddb-dev libsystemd-dev libnghttp2-dev libsqlite3-dev libcrypt-dev zlib1g-dev
-libbrotli-dev libzstd-dev media-types python3"
+libbrotli-dev libzstd-dev libmodsecurity-dev modsecurity-crs media-types python3"
 # Test and benchmark: clang and its runtime (libFuzzer), clang-format, cmocka, pytest, the
 # clients the end-to-end tests drive Portico with, the ACME test server, the MaxMind DB tools,
 # the slow-client tool, nginx, wrk and h2load (nghttp2-client) for the side-by-side benchmarks,

@@ -423,16 +423,11 @@ static void check_unreachable(struct pt_cfg_ctx *x)
 
 static void load_root(struct pt_cfg_ctx *x, const struct pt_ynode *root)
 {
-    static const char *const keys[] = {"workers",     "shutdown_timeout",
-                                       "listen",      "limits",
-                                       "http2",       "trusted_proxies",
-                                       "log",         "upstreams",
-                                       "sites",       "routes",
-                                       "tls",         "resolver",
-                                       "geoip",       "server_header",
-                                       "errors",      "pid_file",
-                                       "admin",       "cache",
-                                       "rate_limits", NULL};
+    static const char *const keys[] = {
+        "workers",     "shutdown_timeout", "listen", "limits",   "http2", "trusted_proxies",
+        "log",         "upstreams",        "sites",  "routes",   "tls",   "resolver",
+        "geoip",       "server_header",    "errors", "pid_file", "admin", "cache",
+        "rate_limits", "waf_crs",          NULL};
     static const char *const later[] = {"metrics", "redis", "rules", "acl", "waf", NULL};
     struct pt_config *cfg = x->cfg;
     if (root->kind != PT_YNODE_MAP) {
@@ -491,6 +486,8 @@ static void load_root(struct pt_cfg_ctx *x, const struct pt_ynode *root)
             pt_config_load_cache(x, v);
         } else if (is(k, "rate_limits")) {
             pt_config_load_rate_limits(x, v);
+        } else if (is(k, "waf_crs")) {
+            pt_config_load_waf_crs(x, v);
         } else {
             routes = v;
             routes_key = k;
@@ -522,6 +519,7 @@ static void load_root(struct pt_cfg_ctx *x, const struct pt_ynode *root)
     }
     pt_config_check_sites(x);
     pt_config_check_ip(x);
+    pt_config_finish_waf(x);
     pt_config_check_tls_listeners(x);
     pt_config_check_admin(x);
     check_unreachable(x);

@@ -368,6 +368,51 @@ struct pt_ip_cfg {
                                       freed with it; NULL in `check` */
 };
 
+struct pt_waf_rules; /* guard/waf.h: a waf: compiled into a ModSecurity rule set */
+
+/* waf.mode: what the WAF does with a request the rules would refuse. */
+enum pt_waf_mode {
+    PT_WAF_OFF = 0, /* waf: off (a route lifting its site's) */
+    PT_WAF_DETECT,  /* logged (audit log, info line), let through */
+    PT_WAF_BLOCK,   /* refused with a 403 */
+};
+
+/* waf.exclude: one rule exclusion of a route or site: by id (or id range) or by tag, whole or
+   for one target (turned into SecRuleRemoveById/ByTag or SecRuleUpdateTargetById/ByTag). */
+struct pt_waf_exclude {
+    uint32_t id_lo, id_hi; /* id: N or "N-M"; 0 when by tag */
+    const char *tag;       /* tag: ...; NULL when by id */
+    const char *target;    /* target: "ARGS:foo"; NULL: the whole rule */
+};
+
+/*
+ * waf: on a site or a route (the route's replaces the site's whole; `waf: off` at a route
+ * lifts its site's): libmodsecurity with the OWASP CRS, checked by the guard (guard/waf.c).
+ * Every waf: is linked into pt_config.wafs; the server compiles each into rules when the
+ * snapshot is built (identical ones share one compiled set) and frees them with it.
+ */
+struct pt_waf_cfg {
+    enum pt_waf_mode mode;       /* default block */
+    uint8_t paranoia;            /* 1..4, default 1 */
+    uint16_t inbound_threshold;  /* anomaly_threshold.inbound, default 5 */
+    uint16_t outbound_threshold; /* anomaly_threshold.outbound, default 4 */
+    bool profile_api;            /* profile: api (default) loads Portico's profile; none */
+    const char **rules;          /* rules: the operator's ModSecurity files (resolved paths) */
+    size_t n_rules;
+    struct pt_waf_exclude *excludes; /* exclude: */
+    size_t n_excludes;
+    uint64_t body_limit;     /* body_limit: bytes of a request body inspected (default 128k) */
+    bool is_over_limit_pass; /* over_limit: pass (inspect the first body_limit bytes, pass the
+                                rest); default refuse: 413 */
+    bool inspect_response;   /* inspect_response: always false (true is refused at load:
+                                response inspection is not there yet, issue #13) */
+    const char *audit_log;   /* audit_log: JSON lines file (resolved), or NULL */
+    struct pt_cfg_pos pos;   /* of the waf: value */
+    struct pt_waf_cfg *next; /* every waf: of the configuration (pt_config.wafs) */
+    struct pt_waf_rules *compiled; /* compiled by the server for its snapshot (guard/waf.h),
+                                      shared by identical waf:s, freed with it */
+};
+
 /*
  * forward_auth: on a site or a route (the route's replaces the site's; `off` at a route lifts
  * it): every request first asks an auth service (nginx auth_request, Traefik ForwardAuth). The
@@ -530,8 +575,9 @@ struct pt_route_cfg {
     bool forward_auth_is_set;                  /* forward_auth: given here (off included) */
     struct pt_basic_auth_cfg *basic_auth;      /* the route's, else its site's; NULL: none */
     struct pt_jwt_cfg *jwt;                    /* the route's, else its site's; NULL: none */
-    struct pt_cfg_pos pos;                     /* position of the route's mapping */
-    struct pt_cfg_pos match_pos;               /* position of the match value */
+    struct pt_waf_cfg *waf;      /* the route's waf:, else its site's; NULL: no WAF (waf: off) */
+    struct pt_cfg_pos pos;       /* position of the route's mapping */
+    struct pt_cfg_pos match_pos; /* position of the match value */
     const struct pt_nf_rule *nf; /* non-NULL: compiled from a Netlify rule (_redirects or
                                     netlify.toml); conditions, shadowing and rewrites are
                                     checked at dispatch (handler/netlify_rules.h) */
@@ -573,6 +619,7 @@ struct pt_site_cfg {
     const struct pt_fwdauth_cfg *forward_auth; /* the site's, for routes without one, or NULL */
     struct pt_basic_auth_cfg *basic_auth;      /* the site's for routes without one, or NULL */
     struct pt_jwt_cfg *jwt;                    /* the site's for routes without one, or NULL */
+    struct pt_waf_cfg *waf;                    /* the site's waf: for routes without one, or NULL */
     bool is_api; /* made from the rules store (pt_config_add_api_sites): its request.set
                     values are header secrets, wiped by pt_config_free */
 };
@@ -671,6 +718,11 @@ struct pt_config {
     uint64_t rate_limit_keys;    /* rate_limits.max_keys: the shared table's size (1,000,000) */
     uint64_t rate_limit_delayed; /* rate_limits.max_delayed: requests one worker holds at once
                                     for delay: (1,024) */
+    struct pt_waf_cfg *wafs;     /* every waf: of sites and routes, linked by next */
+    const char *waf_crs_setup;   /* waf_crs.setup: the CRS setup file
+                                  (/etc/modsecurity/crs/crs-setup.conf) */
+    const char *waf_crs_rules;   /* waf_crs.rules: the directory of the CRS REQUEST-* and
+                                  RESPONSE-* files (/usr/share/modsecurity-crs/rules) */
 };
 
 /*

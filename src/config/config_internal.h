@@ -336,6 +336,14 @@ struct pt_upstream_cfg *pt_config_named_upstream(struct pt_cfg_ctx *x, const str
 /* After the whole load: countries need the top-level geoip: database. */
 void pt_config_check_ip(struct pt_cfg_ctx *x);
 
+/* waf: (config_waf.c): off, detect, block or a mapping into a new struct pt_waf_cfg
+   (configuration arena, linked into cfg->wafs, defaults filled in), stored in *out. */
+void pt_config_load_waf(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_waf_cfg **out);
+/* waf_crs: {setup: FILE, rules: DIR} at the top level. */
+void pt_config_load_waf_crs(struct pt_cfg_ctx *x, const struct pt_ynode *v);
+/* After the whole load: the CRS paths' defaults; a route without waf: takes its site's, and a
+   waf: off becomes NULL (no WAF: one pointer test on the request path). */
+void pt_config_finish_waf(struct pt_cfg_ctx *x);
 /* basic_auth: and jwt: (config_auth.c): v into a new struct in the configuration's arena,
    stored in *out (`off` gives one with is_on false); jwt: is linked into cfg->jwts.
    finish_auth, once a site's routes are loaded: routes without their own take the site's,

@@ -616,10 +616,11 @@ static void load_methods(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct 
 
 static void load_route(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_route_cfg *r)
 {
-    static const char *const keys[] = {
-        "match",    "methods", "proxy",      "redirect",   "respond", "static",       "cache",
-        "compress", "ip",      "rate_limit", "basic_auth", "jwt",     "forward_auth", NULL};
-    static const char *const later[] = {"acl", "waf", "headers", NULL};
+    static const char *const keys[] = {"match",        "methods",    "proxy",      "redirect",
+                                       "respond",      "static",     "cache",      "compress",
+                                       "ip",           "rate_limit", "basic_auth", "jwt",
+                                       "forward_auth", "waf",        NULL};
+    static const char *const later[] = {"acl", "headers", NULL};
     r->pos = v->pos;
     if (v->kind != PT_YNODE_MAP) {
         pt_config_error(x, v->pos,
@@ -659,6 +660,8 @@ static void load_route(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt
             pt_config_load_jwt(x, val, &r->jwt);
         } else if (is(k, "forward_auth")) {
             pt_config_load_fwdauth(x, val, &r->forward_auth, &r->forward_auth_is_set);
+        } else if (is(k, "waf")) {
+            pt_config_load_waf(x, val, &r->waf);
         } else {
             if (action_key) {
                 pt_config_error(x, k->pos,

@@ -516,6 +516,7 @@ void pt_config_load_site(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct 
                                        "basic_auth",
                                        "jwt",
                                        "forward_auth",
+                                       "waf",
                                        NULL};
     static const char *const later[] = {"tls", "static", "headers", "redirects", NULL};
     bool has_redirects_key = false, has_headers_key = false;
@@ -563,6 +564,8 @@ void pt_config_load_site(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct 
         } else if (is(k, "forward_auth")) {
             bool set;
             pt_config_load_fwdauth(x, val, &site->forward_auth, &set);
+        } else if (is(k, "waf")) {
+            pt_config_load_waf(x, val, &site->waf);
         } else {
             has_routes = true;
             pt_config_load_routes(x, val, site);

@@ -1093,10 +1093,28 @@ static void finish(struct pt_req *r)
     r->stream->finish(r);
 }
 
+static int launch(struct pt_req *r);
+
 void pt_proxy_run(struct pt_req *r)
 {
     if (r->pstate == PT_PS_CACHE_WAIT || r->pstate == PT_PS_AUTH_WAIT)
         return; /* the cache's timer goes on (handler/cache.c), or forward_auth's call */
+    if (r->pstate == PT_PS_BODY_WAIT) {
+        if (r->expect_continue)
+            r->stream->continue_body(r);
+        int rc = r->hold_body(r);
+        if (rc == PT_AGAIN) {
+            if (r->stream->flush(r) == PT_ERR) /* a 100 Continue may be queued */
+                r->stream->reset(r);
+            return;
+        }
+        r->hold_body = NULL;
+        rc = rc == PT_OK ? launch(r) : rc;
+        if (rc != PT_OK) {
+            pt_proxy_answer_locally(r, rc >= 400 ? rc : 503);
+            return;
+        }
+    }
     if (r->pstate == PT_PS_TUNNEL) {
         tunnel_run(r);
         return;
@@ -1259,7 +1277,7 @@ int pt_proxy_start(struct pt_req *r, const struct pt_req_head *h, const struct p
     const struct pt_proxy_cfg *pc = &r->route->proxy;
     const struct pt_upstream_cfg *ups = pc->upstream;
     int cache_rc = PT_DECLINED;
-    if (r->route->cache.is_on) {
+    if (r->route->cache.is_on && !r->hold_body) {
         cache_rc = pt_cache_start(r, h, m, path, path_len, query);
         if (cache_rc != PT_DECLINED && cache_rc != PT_AGAIN)
             return cache_rc; /* PT_DONE: answered from the cache; or a status */
@@ -1291,6 +1309,18 @@ int pt_proxy_start(struct pt_req *r, const struct pt_req_head *h, const struct p
     if (pt_buf_alloc(&r->uout, cap) < 0)
         return 503;
     int rc;
+    if (r->hold_body) {
+        /* The body is read and judged first (PT_PS_BODY_WAIT in pt_proxy_run); the head is
+           built now, for the first target as for the queue below: the request's headers are
+           gone by then. */
+        r->at.target = &ups->targets[0];
+        rc = pt_proxy_request_head(r, h, m, path, path_len, query);
+        if (rc == PT_OK) {
+            r->pstate = PT_PS_BODY_WAIT;
+            r->stream->yield(r); /* the body may be here already: no read event will come */
+        }
+        return rc;
+    }
     if (cache_rc == PT_AGAIN) {
         /* Another request fetches this key: the head is built now (for the first target, as
            for the queue below), the cache answers or launches later (pt_proxy_launch). */
@@ -1332,7 +1362,9 @@ int pt_proxy_start(struct pt_req *r, const struct pt_req_head *h, const struct p
     return rc;
 }
 
-void pt_proxy_launch(struct pt_req *r)
+/* Picks a target and connects (or queues) a request whose head is built. Returns PT_OK or a
+   status to answer with. */
+static int launch(struct pt_req *r)
 {
     r->pstate = PT_PS_ACTIVE;
     int rc = pt_attempt_pick(&r->at);
@@ -1346,6 +1378,12 @@ void pt_proxy_launch(struct pt_req *r)
         if (rc == PT_OK && r->is_h2_upstream)
             rc = pt_proxy_h2_submit(r);
     }
+    return rc;
+}
+
+void pt_proxy_launch(struct pt_req *r)
+{
+    int rc = launch(r);
     if (rc != PT_OK)
         pt_proxy_answer_locally(r, rc >= 400 ? rc : 503);
     r->stream->resume(r);

@@ -81,6 +81,8 @@ enum pt_proxy_state {
     PT_PS_TUNNEL,     /* the target switched protocols (101): bytes flow both ways, unparsed */
     PT_PS_CACHE_WAIT, /* waiting for another request's fetch of the same cache key
                          (handler/cache.c); the upstream head is built */
+    PT_PS_BODY_WAIT,  /* r->hold_body keeps the request until its body is read and judged
+                         (the WAF); the upstream head is built, no target is picked yet */
     PT_PS_AUTH_WAIT,  /* the pipeline waits for forward_auth's call (server/fwdauth.c), which
                          resumes it; no handler runs yet and the body is not read */
 };
@@ -162,6 +164,11 @@ struct pt_req {
     int h2_body_status;  /* a status the request body's reading failed with (HTTP/2 upstream) */
 
     const char *upstream_name; /* for the access log; borrowed from the snapshot */
+    /* Set by a body filter that must see the whole request body before any of the request
+       leaves (the WAF, server/waf_guard.c): the proxy builds its head, then calls it on each
+       wake-up (PT_PS_BODY_WAIT) and picks a target only once it returns PT_OK; PT_AGAIN:
+       not yet (the stream calls back when bytes come); a status: answer with it. */
+    int (*hold_body)(struct pt_req *r);
 
     /* what a handler or filter lets go of when the request ends (pt_req_on_end) */
     uint8_t n_cleanups;

@@ -170,7 +170,7 @@ static void stream_free(struct pt_h2_session *s, struct pt_h2_stream *st, bool l
 static bool is_proxied(const struct pt_req *r)
 {
     return r->pstate == PT_PS_ACTIVE || r->pstate == PT_PS_QUEUED || r->pstate == PT_PS_TUNNEL ||
-           r->pstate == PT_PS_AUTH_WAIT;
+           r->pstate == PT_PS_AUTH_WAIT || r->pstate == PT_PS_BODY_WAIT;
 }
 
 static void reset(struct pt_h2_session *s, struct pt_h2_stream *st, uint32_t code)
@@ -399,7 +399,8 @@ static bool keep_trailers(struct pt_h2_session *s, struct pt_h2_stream *st)
     }
     struct pt_req *r = st->r;
     if (!n || st->req_tr || !r ||
-        (r->pstate != PT_PS_ACTIVE && r->pstate != PT_PS_QUEUED && r->pstate != PT_PS_AUTH_WAIT))
+        (r->pstate != PT_PS_ACTIVE && r->pstate != PT_PS_QUEUED && r->pstate != PT_PS_AUTH_WAIT &&
+         r->pstate != PT_PS_BODY_WAIT))
         return true;
     size_t bytes = n * sizeof(*f);
     for (uint32_t i = 0; i < n; i++)

@@ -47,6 +47,7 @@
 #include "guard/ip.h"
 #include "guard/jwks_fetch.h"
 #include "guard/jwt.h"
+#include "guard/waf.h"
 #include "handler/geoip.h"
 #include "handler/mime.h"
 #include "handler/netlify_rules.h"
@@ -491,7 +492,9 @@ static struct pt_snapshot *snapshot_of(struct pt_config *cfg, char *err, size_t 
         snprintf(err, errlen, "%s: out of memory", path);
         goto fail_snap;
     }
-    if (open_resources(s, prev, err, errlen) < 0 ||
+    /* WAF rule sets are compiled here, `check` included: a rule that does not load is a
+       configuration error, never an open door (the audit logs open only when running). */
+    if (open_resources(s, prev, err, errlen) < 0 || pt_waf_build(cfg, open_logs, err, errlen) < 0 ||
         pt_admin_state_new(cfg, &s->admin, err, errlen) < 0)
         goto fail_snap;
     /* jwt: jwks_url sources start fetching for a snapshot that serves (not for `check`);

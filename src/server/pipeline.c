@@ -6,7 +6,8 @@
  *         -> site by Host -> route, with the Netlify rules (conditions; a 200 rewrite matches
  *            again once with the new path) -> guards (run_guards: requests in flight, IP rules,
  *            rate limits, basic_auth, jwt, forward_auth) -> [the wait for forward_auth's call, if
- *            any] -> the guards after auth -> https_redirect -> the route's action (run_handler)
+ *            any] -> the guards after auth (the WAF) -> https_redirect -> the route's action
+ *            (run_handler)
  *
  * forward_auth asks another service over the network: while its call runs the request waits
  * (PT_PS_AUTH_WAIT, a state both protocols leave alone, its body unread), and what follows
@@ -34,6 +35,7 @@
 #include "guard/ip.h"
 #include "handler/handler.h"
 #include "guard/rate.h"
+#include "server/waf_guard.h"
 #include "server/fwdauth.h"
 #include "handler/geoip.h"
 #include "handler/netlify_rules.h"
@@ -286,9 +288,9 @@ static int run_guards(struct pt_req *r, struct pt_pipeline_ctx *pc)
 /* The guards that run after auth (also after forward_auth's wait): true when r may go on. */
 static bool run_guards_after_auth(struct pt_req *r, const struct pt_pipeline_ctx *pc)
 {
-    (void)r;
-    (void)pc;
-    /* The WAF (to come). */
+    const struct pt_waf_cfg *waf = r->route->waf;
+    if (waf && !pt_waf_guard(r, pc->h, waf)) /* server/waf_guard.c */
+        return false;
     return true;
 }
 

@@ -61,6 +61,7 @@
 #include "guard/ip.h"
 #include "guard/jwks_fetch.h"
 #include "guard/jwt.h"
+#include "guard/waf.h"
 #include "handler/geoip.h"
 #include "handler/static.h"
 #include "server/h2_conn.h"
@@ -105,6 +106,7 @@ void pt_snapshot_unref(struct pt_snapshot *s)
         pt_jwt_keyset_unref(j->keys);
         pt_jwks_src_put(j->src);
     }
+    pt_waf_release(s->cfg);
     pt_config_free(s->cfg);
     if (s->owns_access_fd && s->access_fd >= 0)
         close(s->access_fd);
