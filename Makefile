@@ -44,7 +44,7 @@ INSTALL_BIN ?= build/portico
 DOCS     := README.md docs/config.md docs/operations.md docs/netlify.md
 
 .PHONY: all asan test test-only unit unit-asan e2e e2e-asan fuzz fuzz-smoke bench bench-h2 bench-compress bench-cache bench-waf waf-sets bench-routes bench-live-apply bench-cache-purge bench-cache-memory \
-        bench-ratelimit bench-ratelimit-keys bench-guards deps \
+        bench-ratelimit bench-ratelimit-keys bench-guards bench-slowhttp deps \
         deps-test run jamstack clean format format-check ban-check layer-check help man install uninstall FORCE
 
 all: build/portico
@@ -66,6 +66,7 @@ help:
 	@echo "make bench-waf  WAF CPU/request, Portico vs nginx + ModSecurity, same CRS (bench/waf.sh)"
 	@echo "make waf-sets   the WAF request sets against nginx + ModSecurity (tests/waf/nginx_sets.sh)"
 	@echo "make bench-routes  callgrind Ir/request with 10 vs 1,000 routes (bench/route_scale.sh)"
+	@echo "make bench-slowhttp  slowhttptest -H/-B/-X at 10,000 connections with probes (bench/slowhttp.sh)"
 	@echo "make bench-cache-purge  time of a cache purge by tag of 10,000 of 100,000 objects"
 	@echo "make bench-cache-memory  the cache's memory after 1,000,000 distinct keys (bench/cache_memory.sh)"
 	@echo "make bench-ratelimit  admitted vs allowed at 1,000 req/s against 100/s, 2 workers (bench/ratelimit.sh)"
@@ -184,6 +185,12 @@ bench:
 bench-routes:
 	$(MAKE) build/portico
 	bench/route_scale.sh
+
+# slowhttptest's three modes at 10,000 connections with a probe every 100 ms (issue 13);
+# SLOWHTTP_QUICK=1 for a short run while developing.
+bench-slowhttp:
+	$(MAKE) build/portico
+	bench/slowhttp.sh
 
 # How long an admin API change takes to reach traffic (issue 11: within 100 ms): 50 changes
 # through the API, each timed from the API's answer to the first request the new rule serves;

@@ -55,8 +55,10 @@ struct pt_listen_cfg {
     int client_auth;       /* enum pt_client_auth; default none, optional/required need client_ca */
     const char *client_subject_header;     /* header carrying the verified subject, or NULL */
     const char *client_fingerprint_header; /* header carrying its SHA-256 fingerprint, or NULL */
-    bool is_http2; /* ALPN h2 on TLS (default on), h2c by prior knowledge on plain (default
+    bool is_http2;        /* ALPN h2 on TLS (default on), h2c by prior knowledge on plain (default
                       off); http2: says otherwise */
+    struct pt_ip_cfg *ip; /* ip: rules checked on the socket peer at accept, before TLS
+                             (server/connguard.c); NULL: none */
 };
 
 /* tls: certificates and protocol settings for listeners with tls: true. */
@@ -102,6 +104,14 @@ struct pt_limits_cfg {
     uint32_t max_connections;      /* client connections per process; 0: from RLIMIT_NOFILE */
     uint32_t tunnel_timeout_ms;    /* idle WebSocket tunnel; default 1h */
     uint32_t max_tunnels;          /* open tunnels per worker; default 10000; over it: 503 */
+    /* Connection and slow-client limits (config/config_conn.c; server/connguard.c). */
+    uint32_t max_connections_per_client; /* open connections per peer address; 0: no cap */
+    uint32_t max_requests_per_client;    /* requests in flight per client address (behind
+                                            trusted_proxies); 0: no cap; over it: 429 */
+    uint32_t body_min_rate;              /* bytes/s a request body must average while Portico
+                                            waits for it; 0: only body_timeout; default 1k */
+    uint32_t send_min_rate;              /* bytes/s a client must take a response at while
+                                            Portico waits on it; 0: only send_timeout; 1k */
 };
 
 /* http2: settings of every HTTP/2 client connection (listeners with http2: true). */

@@ -318,6 +318,12 @@ void pt_config_load_netlify(struct pt_cfg_ctx *x, struct pt_site_cfg *site, bool
                             bool has_headers_key);
 /* ip: (config_ip.c): the mapping v into a new struct pt_ip_cfg (configuration arena, linked
    into cfg->ips), stored in *out. */
+/* config_conn.c: the connection and slow-client keys of limits: (is_conn_key says which);
+   loads one of them into lim. */
+bool pt_config_is_conn_key(const struct pt_ynode *k);
+void pt_config_load_conn_key(struct pt_cfg_ctx *x, const struct pt_ynode *k,
+                             const struct pt_ynode *v, struct pt_limits_cfg *lim);
+
 void pt_config_load_ip(struct pt_cfg_ctx *x, const struct pt_ynode *v, struct pt_ip_cfg **out);
 /* forward_auth: (config_fwdauth.c): the value v into *out (configuration arena); `off` sets
    *out to NULL. Either way *is_set becomes true. */

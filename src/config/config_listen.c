@@ -371,7 +371,7 @@ void pt_config_load_listen(struct pt_cfg_ctx *x, const struct pt_ynode *v)
 {
     struct pt_config *cfg = x->cfg;
     static const char *const keys[] = {
-        "addr", "tls", "http2", "client_ca", "client_auth", "client_cert_headers", NULL};
+        "addr", "tls", "http2", "client_ca", "client_auth", "client_cert_headers", "ip", NULL};
     if (!pt_config_want_seq(x, v, "listen"))
         return;
     if (v->len == 0) {
@@ -397,7 +397,7 @@ void pt_config_load_listen(struct pt_cfg_ctx *x, const struct pt_ynode *v)
         {
             if (!pt_config_known_key(x, k, keys, NULL, "a listen entry"))
                 continue;
-            if (!is(k, "addr") && !is(k, "tls") && !is(k, "http2") && !client_key)
+            if (!is(k, "addr") && !is(k, "tls") && !is(k, "http2") && !is(k, "ip") && !client_key)
                 client_key = k;
             if (is(k, "addr")) {
                 has_addr = true;
@@ -434,6 +434,8 @@ void pt_config_load_listen(struct pt_cfg_ctx *x, const struct pt_ynode *v)
             } else if (is(k, "http2")) {
                 has_http2 = true;
                 pt_config_get_bool(x, val, "http2", &l->is_http2);
+            } else if (is(k, "ip")) {
+                pt_config_load_ip(x, val, &l->ip); /* refused at accept (server/connguard.c) */
             } else if (is(k, "client_ca")) {
                 l->client_ca = pt_config_get_file(x, val, "client_ca");
             } else if (is(k, "client_auth")) {

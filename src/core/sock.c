@@ -29,6 +29,14 @@ int pt_sock_listen(const struct sockaddr *sa, socklen_t len, int backlog)
        Nagle waiting for the client's delayed ACK. */
     if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
         goto fail;
+    /* Accepted sockets inherit TCP_NOTSENT_LOWAT: a socket takes no more than this many bytes
+       beyond what the peer's window lets go out. Without it the kernel's send-buffer
+       autotuning let a client reading through a tiny window (a slow-read attack) have a
+       megabyte or two of each response copied into its socket, each sendfile of them taking
+       milliseconds while every other connection of the worker waited. Bytes in flight are
+       not counted, so a fast client's throughput is untouched. Best effort (old kernels). */
+    int lowat = PT_SOCK_NOTSENT_LOWAT;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
     if (bind(fd, sa, len) < 0 || listen(fd, backlog) < 0)
         goto fail;
     return fd;

@@ -10,9 +10,11 @@
 /*
  * Creates a non-blocking listening socket bound to sa with SO_REUSEADDR (not SO_REUSEPORT: the
  * address is this socket's alone, so another process binding it gets EADDRINUSE),
- * IPV6_V6ONLY for IPv6 addresses, and TCP_NODELAY, which accepted sockets inherit. Returns the
- * fd or -errno (-EADDRINUSE when something else listens there).
+ * IPV6_V6ONLY for IPv6 addresses, and TCP_NODELAY and TCP_NOTSENT_LOWAT
+ * (PT_SOCK_NOTSENT_LOWAT), which accepted sockets inherit. Returns the fd or -errno
+ * (-EADDRINUSE when something else listens there).
  */
+#define PT_SOCK_NOTSENT_LOWAT (128 * 1024) /* bytes a client socket holds beyond its window */
 int pt_sock_listen(const struct sockaddr *sa, socklen_t len, int backlog);
 
 /* Starts a non-blocking TCP connect with TCP_NODELAY. Returns the fd (connected or in progress:

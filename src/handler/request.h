@@ -183,7 +183,9 @@ struct pt_req {
     bool ureq_drop_conditionals; /* the client's If-* and Range fields stay here (the cache
                                     answers them) */
     bool is_detached;            /* a background request (env->detach): no client */
-    bool is_fill_leader;         /* detached: it leads the cache fill its parent began */
+    uint64_t cl_req_key;    /* the server's: its client's in-flight count to give back (0: none;
+                            server/connguard.c) */
+    bool is_fill_leader;    /* detached: it leads the cache fill its parent began */
     uint8_t accept_codings; /* handler/compress.c: codings the client accepts (pt_compress_note) */
     void *cache;            /* handler/cache.c: the request's cache state, or NULL */
 

@@ -219,6 +219,8 @@ static inline void release_request(struct pt_worker *w, struct pt_req *r)
 {
     if (r->pstate != PT_PS_NONE)
         pt_proxy_abort(r);
+    if (r->cl_req_key)
+        pt_connguard_request_end(r);
     pt_req_run_cleanups(r);
     pt_buf_release(&r->uout);
     pt_body_free_trailers(&r->req_body);
@@ -273,6 +275,8 @@ void pt_conn_close(struct pt_conn *c)
     c->next->prev = c->prev;
     w->n_conns--;
     atomic_fetch_sub_explicit(&n_conns_total, 1, memory_order_relaxed);
+    if (c->cl_key)
+        pt_connguard_conn_end(c->cl_key);
     if (w->ctr)
         pt_metrics_on_conn(w->ctr, c->ctr_base, false);
     if (w->is_at_cap) { /* room again: accept in the next loop iteration */
@@ -281,6 +285,19 @@ void pt_conn_close(struct pt_conn *c)
     }
     c->is_deferred = true;
     pt_loop_defer(&w->loop, &c->defer, conn_free);
+}
+
+void pt_conn_abort_slow(struct pt_conn *c)
+{
+    if (c->is_closed)
+        return;
+    pt_connguard_slow("response reading", c->id, &c->peer);
+    /* A reset, not a FIN behind the queued bytes: the client would take as long to reach the
+       FIN as it took not to read them, while the kernel kept them for it. */
+    struct linger lg = {1, 0};
+    (void)setsockopt(c->io.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    c->is_lingering = true; /* no close_notify: it would only queue behind the same bytes */
+    pt_conn_close(c);
 }
 
 void pt_conn_close_idle(struct pt_worker *w)
@@ -312,10 +329,12 @@ static void proxy_timeout(struct pt_conn *c)
     bool write_blocked = (pt_buf_len(&c->out) || c->slice_len) && !c->t.can_write;
     bool body_wait =
         !r->req_body.is_done && !r->req_body.pending && pt_buf_len(&c->in) == 0 && !c->t.can_read;
-    if (write_blocked)
-        pt_conn_close(c);
-    else if (body_wait)
+    if (write_blocked) {
+        pt_conn_abort_slow(c);
+    } else if (body_wait) {
+        pt_connguard_slow("request body", c->id, &c->peer);
         pt_proxy_client_timeout(r);
+    }
 }
 
 static void conn_timeout(struct pt_timer *t)
@@ -325,6 +344,7 @@ static void conn_timeout(struct pt_timer *t)
         return;
     switch (c->state) {
     case PT_CS_HANDSHAKE:
+        pt_connguard_slow("TLS handshake", c->id, &c->peer);
         pt_conn_close(c); /* no TLS handshake within header_timeout */
         return;
     case PT_CS_HEAD:
@@ -333,6 +353,7 @@ static void conn_timeout(struct pt_timer *t)
             return;
         }
         /* A head still incomplete at its deadline: 408 (RFC 9110 §15.5.9), then close. */
+        pt_connguard_slow("request head", c->id, &c->peer);
         head_rejected(c, 408);
         pt_conn_run(c);
         return;
@@ -343,11 +364,12 @@ static void conn_timeout(struct pt_timer *t)
             return;
         }
         if (c->r && c->r->is_discarding) {
+            pt_connguard_slow("request body", c->id, &c->peer);
             discard_give_up(c); /* the body did not come within body_timeout */
             pt_conn_run(c);
             return;
         }
-        pt_conn_close(c); /* the client did not read its response in send_timeout */
+        pt_conn_abort_slow(c); /* the client did not take its response in time */
         return;
     case PT_CS_H2:
         pt_h2_conn_timeout(c);
@@ -375,12 +397,20 @@ static struct pt_tls_ctx *tls_ctx_for(struct pt_worker *w, uint8_t idx)
    (a close in another worker does not wake it; one of its own re-arms it at once). */
 #define CAP_RECHECK_MS 100u
 
-/* This worker's oldest idle keep-alive connection (the list is in accept order), or NULL. */
+/* This worker's idle keep-alive connection that has waited longest, or NULL: an HTTP/1.1
+   connection between requests, or an HTTP/2 one with no stream open. An HTTP/1.1 connection
+   moves to the list's tail each time it turns idle (pt_conn_request_done), so the first idle
+   one in list order is the longest idle; an HTTP/2 one keeps its place (accept order). */
 static struct pt_conn *oldest_idle(struct pt_worker *w)
 {
-    for (struct pt_conn *c = w->conns.next; c != &w->conns; c = c->next)
-        if (c->state == PT_CS_HEAD && c->n_requests > 0 && pt_buf_len(&c->in) == 0 && !c->is_closed)
+    for (struct pt_conn *c = w->conns.next; c != &w->conns; c = c->next) {
+        if (c->is_closed)
+            continue;
+        if (c->state == PT_CS_HEAD && c->n_requests > 0 && pt_buf_len(&c->in) == 0)
             return c;
+        if (c->state == PT_CS_H2 && pt_h2_conn_is_idle(c))
+            return c;
+    }
     return NULL;
 }
 
@@ -427,18 +457,25 @@ void pt_conn_accept(struct pt_listener *l)
             }
             return;
         }
+        const struct pt_config *cfg = pt_worker_cfg(w);
+        uint64_t cl_key = 0;
+        if (!cfg || !pt_connguard_accept(w, cfg, l->idx, &peer, &cl_key)) {
+            close(fd); /* refused before a byte is read or a TLS handshake spent */
+            continue;
+        }
         if (make_room) {
             struct pt_conn *idle = oldest_idle(w);
             if (idle)
                 pt_conn_close(idle);
         }
-        const struct pt_config *cfg = pt_worker_cfg(w);
         struct pt_conn *c = calloc(1, sizeof(*c));
-        if (!c || !cfg) {
-            free(c);
+        if (!c) {
+            if (cl_key)
+                pt_connguard_conn_end(cl_key);
             close(fd);
             continue;
         }
+        c->cl_key = cl_key;
         c->io.fd = fd;
         c->io.cb = conn_io;
         c->w = w;
@@ -449,6 +486,8 @@ void pt_conn_accept(struct pt_listener *l)
         if (l->is_tls) {
             struct pt_tls_ctx *ctx = tls_ctx_for(w, l->idx);
             if (!ctx || pt_tls_transport_server_init(&c->t, ctx, fd) < 0) {
+                if (cl_key)
+                    pt_connguard_conn_end(cl_key);
                 close(fd);
                 free(c);
                 continue;
@@ -459,6 +498,8 @@ void pt_conn_accept(struct pt_listener *l)
         c->id = ++w->next_conn_id;
         pt_timer_init(&c->timer, conn_timeout);
         if (pt_loop_add(&w->loop, &c->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP, false) < 0) {
+            if (cl_key)
+                pt_connguard_conn_end(cl_key);
             pt_transport_free(&c->t);
             close(fd);
             free(c);
@@ -498,6 +539,17 @@ ssize_t pt_conn_read(struct pt_conn *c, void *buf, size_t len)
 
 #define FILE_YIELD_BYTES (4u << 20) /* a file send yields to the worker's others after this */
 
+/* n bytes of a response went out: they pay for the time the client kept the socket full. */
+static inline void sent_bytes(struct pt_conn *c, uint64_t n)
+{
+    if (!c->send_cr.wait_us && !c->send_cr.debt_us)
+        return; /* never kept waiting: nothing to pay (the common case costs one test) */
+    const struct pt_config *cfg = c->r ? c->r->cfg : pt_worker_cfg(c->w);
+    if (cfg)
+        pt_credit_bytes(&c->send_cr, c->w->loop.now_ms, n, cfg->limits.send_min_rate,
+                        cfg->limits.send_timeout_ms);
+}
+
 /* Sends the next piece of the file body (sendfile(2) on plain connections, record by record on
    TLS: core/transport.h). Returns bytes sent, -EAGAIN or another negative value. */
 static ssize_t send_file_piece(struct pt_conn *c)
@@ -506,6 +558,7 @@ static ssize_t send_file_piece(struct pt_conn *c)
     ssize_t n = pt_transport_send_file(&c->t, c->file_fd, c->file_off, want);
     if (n <= 0)
         return n;
+    sent_bytes(c, (uint64_t)n);
     c->file_off += (uint64_t)n;
     c->file_left -= (uint64_t)n;
     if (c->r)
@@ -513,10 +566,13 @@ static ssize_t send_file_piece(struct pt_conn *c)
     return n;
 }
 
+/* The socket is full: the client has until its send credit (send_timeout, refilled by what
+   it takes at send_min_rate: connguard.h) is spent to make room. */
 static int flush_blocked(struct pt_conn *c)
 {
     const struct pt_config *cfg = c->r ? c->r->cfg : pt_worker_cfg(c->w);
-    pt_timer_set(&c->w->loop, &c->timer, cfg ? cfg->limits.send_timeout_ms : 30000);
+    uint32_t ms = cfg ? cfg->limits.send_timeout_ms : 30000;
+    pt_timer_set_at(&c->w->loop, &c->timer, pt_credit_wait(&c->send_cr, c->w->loop.now_ms, ms));
     return PT_AGAIN;
 }
 
@@ -556,6 +612,7 @@ int pt_conn_flush(struct pt_conn *c)
             return flush_blocked(c);
         if (n < 0)
             return PT_ERR;
+        sent_bytes(c, (uint64_t)n);
         size_t k = PT_MIN((size_t)n, (size_t)olen);
         pt_buf_consume(&c->out, (uint32_t)k);
         k = (size_t)n - k;
@@ -591,8 +648,17 @@ void pt_conn_request_done(struct pt_conn *c)
     }
     c->state = PT_CS_HEAD;
     c->head_scan = 0;
+    c->body_cr.wait_us = 0; /* between requests Portico waits on nobody's body */
     if (pt_buf_len(&c->in) == 0) {
         pt_buf_release(&c->in);
+        if (c->next != &w->conns) { /* idle from now: to the tail (oldest_idle) */
+            c->prev->next = c->next;
+            c->next->prev = c->prev;
+            c->next = &w->conns;
+            c->prev = w->conns.prev;
+            w->conns.prev->next = c;
+            w->conns.prev = c;
+        }
         const struct pt_config *cfg = pt_worker_cfg(w);
         pt_timer_set(&w->loop, &c->timer, cfg ? cfg->limits.keepalive_timeout_ms : 60000);
     } else {

@@ -25,6 +25,7 @@
 #include "core/loop.h"
 #include "core/transport.h"
 #include "http/stream.h"
+#include "server/connguard.h"
 
 struct pt_h2_session;
 struct pt_listener;
@@ -68,16 +69,19 @@ struct pt_conn {
     uint8_t state; /* enum pt_conn_state */
     bool is_eof;   /* the client half-closed (read returned 0) */
     bool is_closed;
-    bool again;          /* pt_conn_run: run another step (a request ended) */
-    bool is_posted;      /* post is on the loop's posted list (or in the batch it runs) */
-    bool is_deferred;    /* defer is on the deferred list: freed when off both (conn.c) */
-    uint8_t listen_idx;  /* which listen entry accepted it */
-    uint32_t ctr_base;   /* its listener's connection series (admin/metrics.h); PT_CTR_NONE */
-    bool is_lingering;   /* write side shut; draining input before close */
-    bool is_chunked_out; /* the response in progress goes out in chunks (h1_stream.c) */
-    bool chunk_open;     /* a chunk's data is queued; its CRLF is not yet */
-    bool may_h2c;        /* plain listener with http2: true, no byte of HTTP/1.1 seen yet: a
+    bool again;               /* pt_conn_run: run another step (a request ended) */
+    bool is_posted;           /* post is on the loop's posted list (or in the batch it runs) */
+    bool is_deferred;         /* defer is on the deferred list: freed when off both (conn.c) */
+    uint8_t listen_idx;       /* which listen entry accepted it */
+    uint32_t ctr_base;        /* its listener's connection series (admin/metrics.h); PT_CTR_NONE */
+    bool is_lingering;        /* write side shut; draining input before close */
+    bool is_chunked_out;      /* the response in progress goes out in chunks (h1_stream.c) */
+    bool chunk_open;          /* a chunk's data is queued; its CRLF is not yet */
+    bool may_h2c;             /* plain listener with http2: true, no byte of HTTP/1.1 seen yet: a
                             client preface makes it an HTTP/2 connection (RFC 9113 §3.3) */
+    uint64_t cl_key;          /* its per-client connection count (server/connguard.c); 0: none */
+    struct pt_credit body_cr; /* request bodies: limits.body_min_rate over body_timeout */
+    struct pt_credit send_cr; /* responses: limits.send_min_rate over send_timeout */
 };
 
 /* The HTTP/1.1 stream operations (h1_stream.c) every request on a client connection uses. */
@@ -110,6 +114,9 @@ void pt_conn_req_end(struct pt_worker *w, struct pt_req *r, bool log);
 bool pt_conn_ensure_scratch(struct pt_worker *w, const struct pt_config *cfg);
 /* Continues c in the next loop iteration (a busy stream yielding to the worker's others). */
 void pt_conn_yield(struct pt_conn *c);
+/* Closes c, a client too slow to take its response (send_min_rate, send_timeout), with a
+   reset: the bytes queued for it are dropped at once. Counts and logs it (connguard.h). */
+void pt_conn_abort_slow(struct pt_conn *c);
 /* Closes idle connections; used when draining. */
 void pt_conn_close_idle(struct pt_worker *w);
 

@@ -112,17 +112,25 @@ static void h1_send_file(struct pt_req *r, int fd, struct pt_static_file *ref, u
     c->file_left = len;
 }
 
+/* Waits for body bytes: the timer fires when the client's body credit is spent (body_timeout,
+   refilled at body_min_rate by what it sends: server/connguard.h). */
+static int body_wait(struct pt_req *r)
+{
+    struct pt_conn *c = r->c;
+    uint64_t at = pt_credit_wait(&c->body_cr, c->w->loop.now_ms, r->cfg->limits.body_timeout_ms);
+    pt_timer_set_at(&c->w->loop, &c->timer, at);
+    return PT_AGAIN;
+}
+
 /* Reads more of the request body into c->in. Returns PT_OK with bytes there, PT_AGAIN (body
-   timeout armed), or a status. */
+   timer armed), or a status (408 when the client sends slower than body_min_rate). */
 static int fill_body(struct pt_req *r)
 {
     struct pt_conn *c = r->c;
     if (c->is_eof)
         return 400;
-    if (!c->t.can_read) {
-        pt_timer_set(&c->w->loop, &c->timer, r->cfg->limits.body_timeout_ms);
-        return PT_AGAIN;
-    }
+    if (!c->t.can_read)
+        return body_wait(r);
     if (!c->in.data && pt_buf_alloc(&c->in, PT_BUF_SMALL) < 0)
         return 503;
     c->in.head = c->in.tail = 0;
@@ -131,12 +139,16 @@ static int fill_body(struct pt_req *r)
         c->is_eof = true;
         return 400;
     }
-    if (n == -EAGAIN) {
-        pt_timer_set(&c->w->loop, &c->timer, r->cfg->limits.body_timeout_ms);
-        return PT_AGAIN;
-    }
+    if (n == -EAGAIN)
+        return body_wait(r);
     if (n < 0)
         return 400;
+    const struct pt_limits_cfg *lim = &r->cfg->limits;
+    if (!pt_credit_bytes(&c->body_cr, c->w->loop.now_ms, (uint64_t)n, lim->body_min_rate,
+                         lim->body_timeout_ms)) {
+        pt_connguard_slow("request body", c->id, &c->peer);
+        return 408;
+    }
     c->in.tail = (uint32_t)n;
     pt_timer_set(&c->w->loop, &c->timer, r->cfg->limits.body_timeout_ms);
     return PT_OK;

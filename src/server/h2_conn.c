@@ -894,13 +894,23 @@ void pt_h2_conn_timeout(struct pt_conn *c)
         pt_conn_run(c);
         return;
     }
-    if (output_pending(c) || s->is_doomed) {
-        pt_conn_close(c); /* the client does not read */
+    if (output_pending(c)) {
+        pt_conn_abort_slow(c); /* the client does not read */
+        return;
+    }
+    if (s->is_doomed) {
+        pt_conn_close(c);
         return;
     }
     doom(s, NGHTTP2_NO_ERROR,
          s->n_streams ? "no progress within the timeout: GOAWAY" : "idle: GOAWAY");
     pt_conn_run(c);
+}
+
+bool pt_h2_conn_is_idle(const struct pt_conn *c)
+{
+    const struct pt_h2_session *s = c->h2;
+    return s && s->n_streams == 0 && !s->is_doomed && !output_pending(c);
 }
 
 void pt_h2_conn_goaway(struct pt_conn *c)

@@ -30,6 +30,10 @@ void pt_h2_conn_timeout(struct pt_conn *c);
    tunnels, which are logged); from pt_conn_close only. */
 void pt_h2_conn_free(struct pt_conn *c);
 
+/* Whether c's HTTP/2 session is idle: no stream open, nothing waiting to go out (limits.
+   max_connections closes such a connection to make room for a new one). */
+bool pt_h2_conn_is_idle(const struct pt_conn *c);
+
 /* Sends GOAWAY on c (drain, reload): streams already started finish, the client opens new
    ones on a new connection; c closes when the last one ends. Never runs c re-entrantly: the
    work continues in the next loop iteration. */

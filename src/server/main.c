@@ -43,6 +43,7 @@
 #include "cache/store.h"
 #include "guard/rate.h"
 #include "handler/cache.h"
+#include "guard/connlimit.h"
 #include "guard/ip.h"
 #include "guard/jwks_fetch.h"
 #include "guard/jwt.h"
@@ -444,6 +445,26 @@ static int rate_follow(const struct pt_config *cfg, char *err, size_t errlen)
     return -1;
 }
 
+/* Makes the shared per-client table (guard/connlimit.h) for the first configuration with a
+   per-client cap, sized for max_connections (or the open-file limit: a client holds a slot
+   only while it has a connection or a request open); it lives as long as the process, so
+   counts survive reloads. Returns 0, or -1 with err filled. */
+static int conn_follow(const struct pt_config *cfg, char *err, size_t errlen)
+{
+    if (pt_guard_cl ||
+        (!cfg->limits.max_connections_per_client && !cfg->limits.max_requests_per_client))
+        return 0;
+    size_t n = cfg->limits.max_connections;
+    struct rlimit rl;
+    if (!n && getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        n = rl.rlim_cur == RLIM_INFINITY ? (size_t)1 << 20 : (size_t)rl.rlim_cur;
+    pt_guard_cl = pt_cl_new(PT_MIN(n, (size_t)1 << 22));
+    if (pt_guard_cl)
+        return 0;
+    snprintf(err, errlen, "%s: out of memory for the per-client connection table", cfg->path);
+    return -1;
+}
+
 /* Loads path and builds everything a snapshot holds (the access log is opened only when
    open_logs is set: `check` must not create files). Returns NULL with err filled. */
 /* The snapshot of a loaded configuration; it owns cfg from here, also when it fails. */
@@ -634,7 +655,8 @@ static struct pt_snapshot *reload(const char *path, struct pt_snapshot *cur,
         free(err);
         return cur;
     }
-    if (cache_follow(s->cfg, err, ERR_BYTES) < 0 || rate_follow(s->cfg, err, ERR_BYTES) < 0) {
+    if (cache_follow(s->cfg, err, ERR_BYTES) < 0 || rate_follow(s->cfg, err, ERR_BYTES) < 0 ||
+        conn_follow(s->cfg, err, ERR_BYTES) < 0) {
         pt_log_error("reload failed, still serving the previous configuration: %s", err);
         pt_ctr_add_self(PT_CTR_RELOADS_FAILED, 1);
         pt_snapshot_unref(s);
@@ -838,7 +860,8 @@ static int cmd_run(const char *path)
         pt_acme_stop(acme);
         return 1;
     }
-    if (cache_follow(snap->cfg, err, ERR_BYTES) < 0 || rate_follow(snap->cfg, err, ERR_BYTES) < 0) {
+    if (cache_follow(snap->cfg, err, ERR_BYTES) < 0 || rate_follow(snap->cfg, err, ERR_BYTES) < 0 ||
+        conn_follow(snap->cfg, err, ERR_BYTES) < 0) {
         fprintf(stderr, "portico: %s\n", err);
         free(err);
         pt_snapshot_unref(snap);

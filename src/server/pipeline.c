@@ -4,8 +4,8 @@
  *
  *     note (log fields, request id) -> path normalisation -> ACME HTTP-01 challenge
  *         -> site by Host -> route, with the Netlify rules (conditions; a 200 rewrite matches
- *            again once with the new path) -> guards (run_guards: IP rules, rate limits,
- *            basic_auth, jwt, forward_auth, the WAF) -> https_redirect -> the route's action
+ *            again once with the new path) -> guards (run_guards: requests in flight, IP rules,
+ *            rate limits, basic_auth, jwt, forward_auth, the WAF) -> https_redirect -> the route's action
  *            (run_handler)
  *
  * A guard may make the request wait instead of deciding at once: rate_limit's delay: holds it
@@ -248,7 +248,7 @@ static bool guard_ip(struct pt_req *r, const struct pt_req_head *h, const struct
 
 /*
  * The guards, after the route is chosen and before its handler, in one fixed order:
- * connection limits (to come), IP rules, rate limits, auth (basic_auth, jwt, forward_auth),
+ * connection limits (requests in flight per client), IP rules, rate limits, auth (basic_auth, jwt, forward_auth),
  * the WAF; only those after step `after` (a request a guard made wait goes on past that
  * guard's step; PT_GUARD_STEP_NONE: all). A route without a guard costs one test each (its
  * configuration's). Returns PT_OK when the request may go on, PT_DONE after the guard that
@@ -259,7 +259,9 @@ static bool guard_ip(struct pt_req *r, const struct pt_req_head *h, const struct
 static int run_guards(struct pt_req *r, struct pt_pipeline_ctx *pc, enum pt_guard_step after)
 {
     const struct pt_route_cfg *route = r->route;
-    /* Connection limits: per-client requests in flight (to come). */
+    if (r->cfg->limits.max_requests_per_client && after < PT_GUARD_STEP_CONN &&
+        !pt_connguard_request(r, pc->h))
+        return PT_DONE; /* connection limits: this client's requests in flight (connguard.c) */
     if (route->ip && after < PT_GUARD_STEP_IP && !guard_ip(r, pc->h, route->ip))
         return PT_DONE;
     if ((route->rate_limit.is_on || r->site->rate_limit.is_on) && after < PT_GUARD_STEP_RATE) {
