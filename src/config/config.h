@@ -102,6 +102,8 @@ struct pt_limits_cfg {
     uint32_t max_connections;      /* client connections per process; 0: from RLIMIT_NOFILE */
     uint32_t tunnel_timeout_ms;    /* idle WebSocket tunnel; default 1h */
     uint32_t max_tunnels;          /* open tunnels per worker; default 10000; over it: 503 */
+    uint32_t auth_hash_queue;      /* basic_auth hashes waiting for the process's hashing
+                                      threads (server/offload.c); default 64; over it: 503 */
 };
 
 /* http2: settings of every HTTP/2 client connection (listeners with http2: true). */
