@@ -53,12 +53,13 @@
 
 static void load_limits(struct pt_cfg_ctx *x, const struct pt_ynode *v)
 {
-    static const char *const keys[] = {
-        "header_size", "headers", "uri_size", "body_size", "header_timeout", "body_timeout",
-        "keepalive_timeout", "send_timeout", "max_connections", "tunnel_timeout", "max_tunnels",
-        /* config_conn.c */
-        "max_connections_per_client", "max_requests_per_client", "body_min_rate", "send_min_rate",
-        NULL};
+    static const char *const keys[] = {"header_size", "headers", "uri_size", "body_size",
+                                       "header_timeout", "body_timeout", "keepalive_timeout",
+                                       "send_timeout", "max_connections", "tunnel_timeout",
+                                       "max_tunnels", "auth_hash_queue",
+                                       /* config_conn.c */
+                                       "max_connections_per_client", "max_requests_per_client",
+                                       "body_min_rate", "send_min_rate", NULL};
     struct pt_limits_cfg *lim = &x->cfg->limits;
     const uint64_t gib = 1ull << 30;
     if (!pt_config_want_map(x, v, "limits"))
@@ -95,6 +96,9 @@ static void load_limits(struct pt_cfg_ctx *x, const struct pt_ynode *v)
         } else if (is(k, "max_tunnels")) {
             if (pt_config_get_uint(x, val, "max_tunnels", 0, 1u << 24, &n))
                 lim->max_tunnels = (uint32_t)n;
+        } else if (is(k, "auth_hash_queue")) {
+            if (pt_config_get_uint(x, val, "auth_hash_queue", 1, 1u << 16, &n))
+                lim->auth_hash_queue = (uint32_t)n;
         } else if (pt_config_is_conn_key(k)) {
             pt_config_load_conn_key(x, k, val, lim);
         } else {
@@ -542,6 +546,7 @@ static void set_defaults(struct pt_config *cfg)
     cfg->limits.max_tunnels = 10000;
     cfg->limits.body_min_rate = 1024;
     cfg->limits.send_min_rate = 1024;
+    cfg->limits.auth_hash_queue = 64;
     cfg->http2.max_concurrent_streams = 100;
     cfg->http2.initial_window_size = 65535;
     cfg->log.level = PT_LOG_INFO;

@@ -112,6 +112,8 @@ struct pt_limits_cfg {
                                             waits for it; 0: only body_timeout; default 1k */
     uint32_t send_min_rate;              /* bytes/s a client must take a response at while
                                             Portico waits on it; 0: only send_timeout; 1k */
+    uint32_t auth_hash_queue;            /* basic_auth hashes waiting for the process's hashing
+                                      threads (server/offload.c); default 64; over it: 503 */
 };
 
 /* http2: settings of every HTTP/2 client connection (listeners with http2: true). */

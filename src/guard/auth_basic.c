@@ -3,16 +3,16 @@
  * (config/config_auth.c reads it at load).
  *
  * Hashes are checked with crypt_rn from libxcrypt (bcrypt, SHA-crypt, yescrypt): slow by
- * design, so that a stolen file costs an attacker as much per guess. That slowness lands on
- * the worker's event loop, which is why successes are cached: a table of 256 sets of 4 slots,
- * process-wide under one mutex (taken only on basic_auth routes), holds a 128-bit tag (two
- * SipHash-2-4 under random keys of "user\0password\0hash") and an expiry PT_BASIC_CACHE_TTL_MS
- * away. A keep-alive client therefore pays the hash once a minute; a changed password or file
- * changes the tag. Trade-off: a password that was right stays accepted for up to a minute
- * after the file changes it, and a failure is never cached, so a client guessing passwords
- * costs its worker one hash per request (rate_limit: before the route bounds that). Rejected:
- * a thread pool for the hash, which would need the request to wait: more machinery than this
- * round allows (docs/internals/guard.md).
+ * design, so that a stolen file costs an attacker as much per guess. The server runs them off
+ * its event loops (server/offload.c) through the three steps pt_basic_begin (never blocks),
+ * pt_basic_hash (the job alone: any thread) and pt_basic_end. Successes are cached: a table
+ * of 256 sets of 4 slots, process-wide under one mutex (taken only on basic_auth routes),
+ * holds a 128-bit tag (two SipHash-2-4 under random keys of "user\0password\0hash") and an
+ * expiry PT_BASIC_CACHE_TTL_MS away. A keep-alive client therefore pays the hash once a
+ * minute, and a cache hit needs no thread hop; a changed password or file changes the tag.
+ * Trade-off: a password that was right stays accepted for up to a minute after the file
+ * changes it, and a failure is never cached, so a client guessing passwords costs one hash
+ * per request on the hashing threads (rate_limit: before the route bounds that).
  *
  * Timing: every user's name is compared, in constant time, whatever matched; an unknown user's
  * password is hashed against the first user's hash and the result ignored, so the answer
@@ -23,6 +23,7 @@
 
 #include <crypt.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -32,7 +33,7 @@
 
 #define SETS 256
 #define WAYS 4
-#define CRED_MAX 1024 /* bytes of decoded "user:password" */
+#define CRED_MAX PT_BASIC_CRED_MAX
 
 struct slot {
     uint64_t tag[2];
@@ -168,8 +169,8 @@ static void cache_put(const uint64_t tag[2], uint64_t now_ms)
     victim->expires_ms = now_ms + PT_BASIC_CACHE_TTL_MS;
 }
 
-enum pt_basic_verdict pt_basic_check(const struct pt_basic_auth_cfg *b, const char *v, size_t n,
-                                     uint64_t now_ms, const char **user)
+enum pt_basic_verdict pt_basic_begin(const struct pt_basic_auth_cfg *b, const char *v, size_t n,
+                                     uint64_t now_ms, struct pt_basic_job *job, const char **user)
 {
     char cred[CRED_MAX + 1];
     if (!v)
@@ -188,30 +189,63 @@ enum pt_basic_verdict pt_basic_check(const struct pt_basic_auth_cfg *b, const ch
         found = eq && !found ? &b->users[i] : found;
     }
     enum pt_basic_verdict v_out = PT_BASIC_REFUSED;
-    uint64_t tag[2];
+    memset(job, 0, offsetof(struct pt_basic_job, password));
     if (found) {
         pthread_mutex_lock(&cache.mu);
         if (!cache.has_keys)
             cache.has_keys = getrandom(cache.k, sizeof(cache.k), 0) == (ssize_t)sizeof(cache.k);
-        bool can_cache = cache.has_keys;
-        if (can_cache)
-            tag_of(cred, un, pn, found->hash, tag);
-        bool hit = can_cache && cache_has(tag, now_ms);
+        job->can_cache = cache.has_keys;
+        if (job->can_cache)
+            tag_of(cred, un, pn, found->hash, job->tag);
+        bool hit = job->can_cache && cache_has(job->tag, now_ms);
         pthread_mutex_unlock(&cache.mu);
-        if (hit || hash_matches(cred + un + 1, found->hash)) {
-            v_out = PT_BASIC_OK;
+        if (hit) {
             *user = found->name;
-            if (!hit && can_cache) {
-                pthread_mutex_lock(&cache.mu);
-                cache_put(tag, now_ms);
-                pthread_mutex_unlock(&cache.mu);
-            }
+            OPENSSL_cleanse(cred, sizeof(cred));
+            return PT_BASIC_OK;
         }
-    } else if (b->n_users) {
-        (void)hash_matches(cred + un + 1, b->users[0].hash); /* the same time as a real user */
+        job->user = found->name;
+    }
+    /* an unknown user is hashed against the first user's hash, the result ignored */
+    const char *hash = found ? found->hash : b->n_users ? b->users[0].hash : NULL;
+    if (hash && strlen(hash) < sizeof(job->hash)) {
+        memcpy(job->password, cred + un + 1, pn + 1);
+        memcpy(job->hash, hash, strlen(hash) + 1);
+        v_out = PT_BASIC_PENDING;
     }
     OPENSSL_cleanse(cred, sizeof(cred));
     return v_out;
+}
+
+void pt_basic_hash(struct pt_basic_job *job)
+{
+    job->is_match = hash_matches(job->password, job->hash);
+    OPENSSL_cleanse(job->password, sizeof(job->password));
+}
+
+enum pt_basic_verdict pt_basic_end(struct pt_basic_job *job, uint64_t now_ms, const char **user)
+{
+    OPENSSL_cleanse(job->password, sizeof(job->password));
+    if (!job->user || !job->is_match)
+        return PT_BASIC_REFUSED;
+    if (job->can_cache) {
+        pthread_mutex_lock(&cache.mu);
+        cache_put(job->tag, now_ms);
+        pthread_mutex_unlock(&cache.mu);
+    }
+    *user = job->user;
+    return PT_BASIC_OK;
+}
+
+enum pt_basic_verdict pt_basic_check(const struct pt_basic_auth_cfg *b, const char *v, size_t n,
+                                     uint64_t now_ms, const char **user)
+{
+    struct pt_basic_job job;
+    enum pt_basic_verdict verdict = pt_basic_begin(b, v, n, now_ms, &job, user);
+    if (verdict != PT_BASIC_PENDING)
+        return verdict;
+    pt_basic_hash(&job);
+    return pt_basic_end(&job, now_ms, user);
 }
 
 const char *pt_basic_verdict_text(enum pt_basic_verdict v)
@@ -223,6 +257,8 @@ const char *pt_basic_verdict_text(enum pt_basic_verdict v)
         return "no Basic credentials";
     case PT_BASIC_MALFORMED:
         return "malformed credentials";
+    case PT_BASIC_PENDING:
+        return "hash pending";
     default:
         return "wrong user or password";
     }

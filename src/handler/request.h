@@ -84,7 +84,8 @@ enum pt_proxy_state {
     PT_PS_BODY_WAIT,  /* r->hold_body keeps the request until its body is read and judged
                          (the WAF); the upstream head is built, no target is picked yet */
     PT_PS_GUARD_WAIT, /* a guard makes the pipeline wait (forward_auth's call, server/fwdauth.c;
-                         rate_limit's delay:, server/guard_hold.c), then resumes it; no handler
+                         rate_limit's delay:, server/guard_hold.c; basic_auth's hash,
+                         server/guard_auth.c), then resumes it; no handler
                          runs yet and the body is not read */
 };
 
@@ -105,7 +106,7 @@ struct pt_body {
 };
 
 /* Most cleanups one request may register (pt_req_on_end). */
-#define PT_REQ_CLEANUPS_MAX 4
+#define PT_REQ_CLEANUPS_MAX 6
 
 /* Most trailer fields one chunked body keeps (more is malformed). */
 #define PT_BODY_TRAILERS_MAX 64

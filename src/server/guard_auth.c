@@ -8,6 +8,15 @@
  * counting PT_CTR_GUARD_AUTH_REFUSED, one rate-limited info line naming the guard, the reason
  * and the request id (never the credentials), and handing claims_to_headers to the proxy.
  *
+ * basic_auth's password hash never runs on the worker's loop: on a cache miss it goes to the
+ * process's hashing threads (server/offload.c) and the request waits as for forward_auth's
+ * call (PT_PS_GUARD_WAIT, a struct pt_pipeline_copy in one allocation, struct basic_wait, and
+ * a cleanup on the request). The wait is shared by the job, until its done runs or the
+ * cleanup takes it back from the queue, and by the request, until it ends: whichever lets go
+ * last frees it. done runs on the worker: 401, or pt_pipeline_resume after basic_auth (jwt,
+ * then forward_auth). A full queue (limits.auth_hash_queue) is a 503 at once. A cache hit
+ * stays synchronous.
+ *
  * Claim headers: their lines are built once per accepted request into one malloc'd buffer
  * that r->ureq_auth points at and a cleanup of r frees; the proxy's head builder appends it
  * (handler/proxy.c). The client's own copies of those headers are dropped by the route's
@@ -20,6 +29,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
+
 #include "core/counters.h"
 #include "core/log.h"
 #include "guard/auth_basic.h"
@@ -28,6 +39,8 @@
 #include "guard/rate.h"
 #include "handler/handler.h"
 #include "server/conn.h"
+#include "server/offload.h"
+#include "server/worker.h"
 
 #define CLAIM_LINES_MAX 8192 /* bytes of all claim header lines of one request */
 
@@ -40,16 +53,107 @@ static void refuse(struct pt_req *r, const char *guard, const char *why, int sta
     pt_respond_error_extra(r, status, r->wants_json, lines, n);
 }
 
-bool pt_guard_basic_run(struct pt_req *r, const struct pt_req_head *h,
-                        const struct pt_basic_auth_cfg *b)
+/* ---- basic_auth: the hash off the loop ---- */
+
+/* A request whose password is being hashed (server/offload.c): shared by the job, until its
+   done runs or it is taken back, and by the request, until it ends (on_basic_end). */
+struct basic_wait {
+    struct pt_offload_job job;
+    struct pt_req *r; /* NULL once the request ended */
+    const struct pt_basic_auth_cfg *b;
+    bool is_out;    /* the job is queued or runs */
+    bool in_resume; /* pt_pipeline_resume runs: the cleanup leaves the freeing to it */
+    bool is_dead;   /* the request ended during the resume */
+    struct pt_basic_job bj;
+    struct pt_pipeline_copy cp; /* the copy the pipeline resumes with */
+    /* then the copy's fields and bytes */
+};
+
+static void basic_wait_free(struct basic_wait *bw)
 {
-    struct pt_str v = pt_req_field(h, "authorization", 13);
+    OPENSSL_cleanse(bw->bj.password, sizeof(bw->bj.password));
+    free(bw);
+}
+
+static void basic_hash(struct pt_offload_job *j)
+{
+    pt_basic_hash(&PT_CONTAINER_OF(j, struct basic_wait, job)->bj);
+}
+
+/* The hash is done (r's worker): r goes on with the guards after basic_auth, or gets its 401. */
+static void basic_hashed(struct pt_offload_job *j)
+{
+    struct basic_wait *bw = PT_CONTAINER_OF(j, struct basic_wait, job);
+    struct pt_req *r = bw->r;
+    bw->is_out = false;
+    if (!r) { /* the client went away meanwhile */
+        basic_wait_free(bw);
+        return;
+    }
     const char *user = NULL;
-    enum pt_basic_verdict verdict = pt_basic_check(b, v.p, v.n, r->env->loop->now_ms, &user);
+    enum pt_basic_verdict v = pt_basic_end(&bw->bj, r->env->loop->now_ms, &user);
+    if (r->pstate != PT_PS_GUARD_WAIT)
+        return; /* its protocol let it go (an HTTP/2 stream reset); it ends */
+    r->pstate = PT_PS_NONE;
+    if (v != PT_BASIC_OK) {
+        const struct pt_basic_auth_cfg *b = bw->b;
+        refuse(r, "basic_auth", pt_basic_verdict_text(v), 401, b->challenge, b->challenge_len);
+        r->stream->resume(r); /* may end r, and free bw */
+        return;
+    }
+    bw->in_resume = true;
+    pt_pipeline_resume(r, &bw->cp.pc, PT_GUARD_STEP_BASIC_AUTH);
+    bw->in_resume = false;
+    if (bw->is_dead) /* the request ended inside: its cleanup left bw to us */
+        basic_wait_free(bw);
+}
+
+static void on_basic_end(struct pt_req *r, void *arg)
+{
+    (void)r;
+    struct basic_wait *bw = arg;
+    bw->r = NULL;
+    if (bw->is_out && pt_offload_cancel(&bw->job))
+        bw->is_out = false; /* still queued: taken back */
+    if (bw->in_resume)
+        bw->is_dead = true;
+    else if (!bw->is_out)
+        basic_wait_free(bw);
+    /* else the hash runs: basic_hashed frees bw */
+}
+
+int pt_guard_basic_run(struct pt_req *r, struct pt_pipeline_ctx *pc,
+                       const struct pt_basic_auth_cfg *b)
+{
+    struct pt_str v = pt_req_field(pc->h, "authorization", 13);
+    const char *user = NULL;
+    struct pt_basic_job bj;
+    enum pt_basic_verdict verdict = pt_basic_begin(b, v.p, v.n, r->env->loop->now_ms, &bj, &user);
     if (verdict == PT_BASIC_OK)
-        return true;
-    refuse(r, "basic_auth", pt_basic_verdict_text(verdict), 401, b->challenge, b->challenge_len);
-    return false;
+        return PT_OK; /* a cached success: no wait */
+    if (verdict != PT_BASIC_PENDING) {
+        refuse(r, "basic_auth", pt_basic_verdict_text(verdict), 401, b->challenge,
+               b->challenge_len);
+        return PT_DONE;
+    }
+    struct basic_wait *bw = malloc(sizeof(*bw) + pt_pipeline_copy_room(pc, 0));
+    if (!bw || pt_req_on_end(r, on_basic_end, bw) < 0) {
+        OPENSSL_cleanse(bj.password, sizeof(bj.password));
+        free(bw);
+        refuse(r, "basic_auth", "out of memory", 503, NULL, 0);
+        return PT_DONE;
+    }
+    *bw = (struct basic_wait){.job = {.work = basic_hash, .done = basic_hashed}, .r = r, .b = b};
+    bw->bj = bj;
+    OPENSSL_cleanse(bj.password, sizeof(bj.password));
+    pt_pipeline_copy(&bw->cp, pc, 0, bw + 1);
+    if (!pt_offload_submit(r->w, &bw->job, r->cfg->limits.auth_hash_queue)) {
+        refuse(r, "basic_auth", "too many password hashes waiting", 503, NULL, 0);
+        return PT_DONE; /* bw goes with r (on_basic_end) */
+    }
+    bw->is_out = true;
+    r->pstate = PT_PS_GUARD_WAIT;
+    return PT_AGAIN;
 }
 
 /* The token of j in h: the header's value (after "Bearer " for Authorization) or the

@@ -54,6 +54,7 @@
 #include "handler/static.h"
 #include "server/api_rules.h"
 #include "server/notify.h"
+#include "server/offload.h"
 #include "server/pidfile.h"
 #include "server/worker.h"
 #include "tls/acme.h"
@@ -1040,6 +1041,7 @@ stop:
     pt_snapshot_release_listeners(snap); /* new connections are refused from now on */
     for (uint32_t i = 0; i < started; i++)
         pt_worker_join(&workers[i]);
+    pt_offload_stop(); /* the workers waited for their hashes */
     if (rc == 0)
         pt_log_info("stopped");
 out:

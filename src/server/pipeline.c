@@ -9,7 +9,8 @@
  *            (run_handler)
  *
  * A guard may make the request wait instead of deciding at once: rate_limit's delay: holds it
- * until its slot (server/guard_hold.c), forward_auth asks another service over the network
+ * until its slot (server/guard_hold.c), basic_auth's password hash runs on the hashing threads
+ * (server/guard_auth.c, server/offload.c), forward_auth asks another service over the network
  * (server/fwdauth.c). The request then waits in PT_PS_GUARD_WAIT, a state both protocols
  * leave alone (its body unread; HTTP/2 keeps the stream and holds its DATA), with what the
  * steps after the route need of it, struct pt_pipeline_ctx, copied with the bytes it points
@@ -270,9 +271,11 @@ static int run_guards(struct pt_req *r, struct pt_pipeline_ctx *pc, enum pt_guar
             return rc;
     }
     /* Auth: basic_auth, jwt (server/guard_auth.c), then forward auth. */
-    if (route->basic_auth && after < PT_GUARD_STEP_BASIC_AUTH &&
-        !pt_guard_basic_run(r, pc->h, route->basic_auth))
-        return PT_DONE;
+    if (route->basic_auth && after < PT_GUARD_STEP_BASIC_AUTH) {
+        int rc = pt_guard_basic_run(r, pc, route->basic_auth); /* its hash waits */
+        if (rc != PT_OK)
+            return rc;
+    }
     if (route->jwt && after < PT_GUARD_STEP_JWT && !pt_guard_jwt_run(r, pc->h, route->jwt))
         return PT_DONE;
     if (route->forward_auth && after < PT_GUARD_STEP_FORWARD_AUTH) {

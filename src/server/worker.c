@@ -39,6 +39,7 @@
 
 #include "server/bg.h"
 #include "server/fwdauth.h"
+#include "server/offload.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -691,7 +692,8 @@ static void on_wake(struct pt_io *io, uint32_t events)
     uint64_t v;
     ssize_t n = read(io->fd, &v, sizeof(v));
     (void)n;
-    refresh(w); /* a new snapshot may bring or take listeners */
+    pt_offload_deliver(w); /* finished password hashes (server/offload.c) */
+    refresh(w);            /* a new snapshot may bring or take listeners */
     if (atomic_load(&w->stop_requested))
         start_drain(w);
 }
@@ -753,7 +755,7 @@ int pt_worker_init(struct pt_worker *w, int id)
     w->wake.cb = on_wake;
     if ((rc = pt_loop_add(&w->loop, &w->wake, EPOLLIN, true)) < 0)
         return rc;
-    return 0;
+    return pt_offload_inbox_init(w);
 }
 
 static void *worker_main(void *arg)
@@ -763,8 +765,8 @@ static void *worker_main(void *arg)
     for (;;) {
         pt_loop_run_once(&w->loop, 1000);
         log_flush(w);
-        if (w->is_draining && w->n_conns == 0)
-            break;
+        if (w->is_draining && w->n_conns == 0 && w->offload.n_out == 0)
+            break; /* a hash out still writes w's eventfd when it ends */
     }
     pt_timer_stop(&w->loop, &w->drain_timer);
     pt_timer_stop(&w->loop, &w->reload_timer);
@@ -789,6 +791,7 @@ static void *worker_main(void *arg)
         wsnap_free(ws);
     }
     close(w->wake.fd);
+    pt_offload_inbox_destroy(w);
     pt_loop_destroy(&w->loop);
     while (w->free_reqs) {
         struct pt_req *r = w->free_reqs;

@@ -25,6 +25,7 @@
 #include "http/fields.h"
 #include "route/route.h"
 #include "server/conn.h"
+#include "server/offload.h"
 #include "upstream/balance.h"
 #include "upstream/target.h"
 #include "upstream/uconn.h"
@@ -141,6 +142,7 @@ struct pt_worker {
     uint64_t rid_seed[2];             /* request-id generator state */
     uint32_t n_tunnels;               /* open WebSocket tunnels (env.n_tunnels) */
     struct pt_fwdauth_cache *fwdauth; /* forward_auth's answers (server/fwdauth.c); NULL: none */
+    struct pt_offload_inbox offload;  /* finished hashes (server/offload.c) */
     bool is_draining;
     struct pt_timer drain_timer;
     struct pt_timer reload_timer;          /* shutdown_timeout after a reload: tunnels on older

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import os
+import socket
 import ssl
 import threading
 import time
@@ -23,7 +24,7 @@ import pytest
 from helpers import admin as A
 from helpers import backends as B
 from helpers import certs
-from helpers.client import get
+from helpers.client import get, request
 from helpers.common import free_port, wait_until
 
 with warnings.catch_warnings():
@@ -161,6 +162,158 @@ def test_basic_site_guard_route_off_and_credentials_not_forwarded(portico, backe
     assert r.status == 200  # off lifts the site's
     assert get(p.port, "/x", headers=basic("sue", "sue-pw")).status == 200
     assert b.requests[-1].header("authorization") is None
+
+
+# ---- basic_auth: the hash runs off the worker's loop (src/server/offload.c) ----
+
+
+@pytest.fixture(scope="module")
+def slow_htpasswd(tmp_path_factory):
+    """A bcrypt user at cost 14 (about a second a hash) and a fast one."""
+    path = tmp_path_factory.mktemp("slow") / "users.htpasswd"
+    path.write_text("slow:%s\nfast:%s\n" % (
+        crypt.crypt("slow-pw", crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1 << 14)),
+        crypt.crypt("fast-pw", crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1 << 5))))
+    return str(path)
+
+
+def guesses(port, n, target="/x", user="slow"):
+    """n concurrent wrong-password requests; returns [(status, monotonic time answered)] and
+    the threads (joined by the caller through the list's filling)."""
+    out = []
+
+    def one(i):
+        r = get(port, target, headers=basic(user, "wrong-%d" % i), timeout=60)
+        out.append((r.status, time.monotonic()))
+
+    ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in ts:
+        t.start()
+    return out, ts
+
+
+def test_basic_hash_does_not_stall_the_worker(portico, backend, slow_htpasswd):
+    b = backend(B.echo())
+    p = portico(site({"basic_auth": {"htpasswd": slow_htpasswd}}, b.url))  # workers: 1
+    out, ts = guesses(p.port, 4)
+    time.sleep(0.1)  # the guesses are in (their hashes take two rounds of the two threads)
+    r = get(p.port, "/open/a")
+    plain_at = time.monotonic()
+    assert r.status == 200
+    for t in ts:
+        t.join()
+    assert sorted(s for s, _ in out) == [401] * 4
+    # answered while the hashes ran: before the first of them ended (a worker that hashed on
+    # its loop would have answered it after at least the first guess's hash)
+    assert plain_at < min(at for _, at in out)
+    assert get(p.port, "/x", headers=basic("slow", "slow-pw"), timeout=60).status == 200
+    assert len(b.requests) == 1
+    err = p.stderr()
+    assert err.count("refused by basic_auth: wrong user or password") >= 1
+    assert "wrong-" not in err and "slow-pw" not in err
+
+
+def test_basic_client_gone_during_the_hash(portico, backend, slow_htpasswd):
+    b = backend(B.echo())
+    p = portico(site({"basic_auth": {"htpasswd": slow_htpasswd}}, b.url))
+    socks = []
+    for i in range(5):  # two hash, three wait in the queue: both ends are cut short
+        s = socket.create_connection(("127.0.0.1", p.port))
+        s.sendall(b"POST /x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n"
+                  b"Authorization: Basic %s\r\n\r\n" %
+                  base64.b64encode(b"slow:" + (b"slow-pw" if i % 2 else b"nope")))
+        socks.append(s)
+    time.sleep(0.1)
+    for s in socks:
+        s.close()
+    assert get(p.port, "/open/a").status == 200
+    assert get(p.port, "/x", headers=basic("fast", "fast-pw"), timeout=60).status == 200
+    time.sleep(2)  # the hashes that ran finish for no one
+    assert p.alive()
+    assert [r.path for r in b.requests] == ["/x"]
+
+
+def test_basic_hash_queue_full_is_503(portico, backend, slow_htpasswd):
+    b = backend(B.echo())
+    cfg = site({"basic_auth": {"htpasswd": slow_htpasswd}}, b.url)
+    cfg["limits"] = {"auth_hash_queue": 1}
+    p = portico(cfg)
+    out, ts = guesses(p.port, 6)
+    for t in ts:
+        t.join()
+    statuses = sorted(s for s, _ in out)
+    # at least the first is queued (and hashed); how many more depends on when the threads
+    # take them, but six cannot fit in one queued and two running
+    assert set(statuses) == {401, 503}, statuses
+    assert "refused by basic_auth: too many password hashes waiting" in p.stderr()
+    assert len(b.requests) == 0
+
+
+def guarded_chain(auth_url, backend_url, htpasswd, secret_file, h2c=False):
+    """basic_auth, jwt and forward_auth on one route: the three in their order."""
+    def build(port):
+        cfg = site({"basic_auth": {"htpasswd": htpasswd},
+                    "jwt": {"secret_file": secret_file, "header": "X-Token", "require": []},
+                    "forward_auth": {"url": auth_url + "/check", "request_headers": ["X-Key"],
+                                     "response_headers": ["X-User"]}}, backend_url)
+        if h2c:
+            cfg["listen"] = [{"addr": "127.0.0.1:%d" % port, "http2": True}]
+        return cfg
+    return build
+
+
+def key_service(req, w):
+    if req.header("x-key") == "good":
+        w.respond(200, [("X-User", "alice"), ("Content-Length", "0")])
+    else:
+        w.respond(403, [("Content-Type", "text/plain")], b"no key\n")
+
+
+@pytest.mark.parametrize("h2c", [False, True], ids=["http1", "http2"])
+def test_basic_hash_wait_then_jwt_then_forward_auth_wait(portico, backend, tmp_path, h2c):
+    import subprocess
+    auth = backend(B.slow(0.2, key_service), "auth")
+    b = backend(B.echo())
+    sec = tmp_path / "secret"
+    sec.write_bytes(SECRET)
+    path = tmp_path / "users.htpasswd"
+    # a fresh password per request misses the success cache: every request waits for its hash
+    users = ["u%d" % i for i in range(8)]
+    path.write_text("".join("%s:%s\n" % (u, crypt.crypt(u + "-pw", crypt.mksalt(
+        crypt.METHOD_BLOWFISH, rounds=1 << 8))) for u in users))
+    p = portico(guarded_chain(auth.url, b.url, str(path), str(sec), h2c))
+    tok = sign("HS256", SECRET, {"sub": "svc"})
+    data = b"z" * 100000
+
+    def call(user, pw, token=tok, key="good", body=None):
+        hdrs = dict(basic(user, pw), **{"X-Token": token, "X-Key": key})
+        if not h2c:
+            r = request(p.port, "POST" if body else "GET", "/x", headers=hdrs, body=body,
+                        timeout=30)
+            return r.status, r.body
+        cmd = ["curl", "-sS", "--http2-prior-knowledge", "-w", "\n%{http_code}"]
+        for k, v in hdrs.items():
+            cmd += ["-H", "%s: %s" % (k, v)]
+        if body:
+            cmd += ["-X", "POST", "--data-binary", "@-"]
+        r = subprocess.run(cmd + ["http://127.0.0.1:%d/x" % p.port], input=body or b"",
+                           capture_output=True, timeout=30)
+        out, _, code = r.stdout.rpartition(b"\n")
+        return int(code), out
+
+    st, body = call("u0", "u0-pw")
+    assert st == 200, body
+    seen = json.loads(body)
+    assert [v for k, v in seen["headers"] if k.lower() == "x-user"] == ["alice"]
+    st, body = call("u1", "u1-pw", body=data)  # the body waits, unread, through both waits
+    assert st == 200 and json.loads(body)["body_len"] == len(data)
+    assert call("u2", "wrong")[0] == 401
+    assert call("u3", "u3-pw", token="bad")[0] == 401  # jwt, after the hash's wait
+    st, body = call("u4", "u4-pw", key="bad")          # forward_auth, after the hash's wait
+    assert st == 403 and b"no key" in body
+    assert call("u0", "u0-pw")[0] == 200  # cached: no hash wait, then the call's
+    assert len(b.requests) == 3
+    assert auth.last().header("x-forwarded-uri") == "/x"
 
 
 @pytest.mark.parametrize("line", ["carl:plaintext", "carl:$apr1$abc$0123456789abcdefghijkl",

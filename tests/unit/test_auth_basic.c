@@ -153,12 +153,47 @@ static void test_check(void **state)
     free((char *)users[1].hash);
 }
 
+/* The three steps the server uses (the hash on another thread): a miss is PENDING with the
+   password copied into the job, the cache hit after it is OK at once, an unknown user is
+   hashed too (a dummy) and refused, and the job's password is wiped. */
+static void test_steps(void **state)
+{
+    (void)state;
+    struct pt_htpasswd_user users[1] = {{"ann", hash_of("ann-pw", "$2b$", 5)}};
+    struct pt_basic_auth_cfg b = {.is_on = true, .users = users, .n_users = 1};
+    static const char ann[] = "Basic YW5uOmFubi1wdw=="; /* ann:ann-pw */
+    static const char eve[] = "Basic ZXZlOmFubi1wdw=="; /* eve:ann-pw */
+    struct pt_basic_job job;
+    const char *who = NULL;
+    assert_int_equal(pt_basic_begin(&b, ann, sizeof(ann) - 1, 5000, &job, &who), PT_BASIC_PENDING);
+    assert_null(who);
+    assert_string_equal(job.password, "ann-pw");
+    assert_string_equal(job.hash, users[0].hash);
+    pt_basic_hash(&job);
+    assert_true(job.is_match);
+    assert_int_equal(job.password[0], '\0');
+    assert_int_equal(pt_basic_end(&job, 5000, &who), PT_BASIC_OK);
+    assert_string_equal(who, "ann");
+    who = NULL;
+    assert_int_equal(pt_basic_begin(&b, ann, sizeof(ann) - 1, 5001, &job, &who), PT_BASIC_OK);
+    assert_string_equal(who, "ann");
+    assert_int_equal(pt_basic_begin(&b, eve, sizeof(eve) - 1, 5001, &job, &who), PT_BASIC_PENDING);
+    assert_null(job.user);
+    assert_string_equal(job.hash, users[0].hash); /* the dummy: a real user's */
+    pt_basic_hash(&job);
+    assert_int_equal(pt_basic_end(&job, 5001, &who), PT_BASIC_REFUSED);
+    struct pt_basic_auth_cfg none = {.is_on = true};
+    assert_int_equal(pt_basic_begin(&none, ann, sizeof(ann) - 1, 0, &job, &who), PT_BASIC_REFUSED);
+    free((char *)users[0].hash);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_htpasswd_lines),
         cmocka_unit_test(test_decode),
         cmocka_unit_test(test_check),
+        cmocka_unit_test(test_steps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
