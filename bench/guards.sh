@@ -74,23 +74,51 @@ with open(out, "w") as f:
         f.write("10.%d.%d.%d/32\n" % ((i >> 16) & 255, (i >> 8) & 255, i & 255))
 PY
 
+# basic_auth: one SHA-512-crypt user (a success is cached after the first request, so the figure is
+# the guard's steady cost, not the hash's); jwt: an HS256 secret and one token for it.
+"$PYTHON" - "$BENCH_TMP" <<'PY'
+import base64, crypt, hashlib, hmac, json, sys, time
+d = sys.argv[1]
+with open(d + "/htpasswd", "w") as f:
+    f.write("bench:" + crypt.crypt("secret", crypt.mksalt(crypt.METHOD_SHA512)) + "\n")
+key = b"bench-secret-of-thirty-two-bytes!"
+with open(d + "/jwt.key", "wb") as f:
+    f.write(key)
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+body = b64(json.dumps({"sub": "bench", "exp": int(time.time()) + 86400}).encode())
+sig = b64(hmac.new(key, (head + "." + body).encode(), hashlib.sha256).digest())
+with open(d + "/jwt.token", "w") as f:
+    f.write(head + "." + body + "." + sig)
+PY
+
+guard_header() { # CASE: the field each request sends for it, or nothing
+    case $1 in
+    basic_auth) echo "Authorization: Basic $(printf 'bench:secret' | base64)" ;;
+    jwt) echo "Authorization: Bearer $(cat "$BENCH_TMP/jwt.token")" ;;
+    esac
+}
+
 guard_yaml() { # CASE: the route's guard lines (6 spaces in), or nothing
     case $1 in
     ip_small) echo '    ip: {allow: ["127.0.0.0/8", "10.0.0.0/8", "192.168.0.0/16", "::1/128"]}' ;;
     ip_file) echo "    ip: {allow_files: [\"$IP_FILE\"]}" ;;
     rate) echo '    rate_limit: {rate: 1000000/s, burst: 1000000}' ;;
     basic_auth) echo "    basic_auth: {htpasswd: \"$BENCH_TMP/htpasswd\"}" ;;
-    jwt) echo "    jwt: {jwks_file: \"$BENCH_TMP/jwks.json\"}" ;;
-    waf) echo '    waf: {mode: detect}' ;;
+    jwt) echo "    jwt: {secret_file: \"$BENCH_TMP/jwt.key\"}" ;;
+    waf) echo '    waf: {mode: block}' ;;
     esac
 }
 
 g_config() { # CASE PORT OUT
     {
         echo "workers: 1"
+        [ "$1" = conn ] && echo "limits: {max_requests_per_client: 1000}"
         echo 'log: {level: warn, access: "off"}'
         echo "listen: [{addr: \"127.0.0.1:$2\"}]"
         echo "routes:"
+        echo '  - match: /health' # the start-up probe, past every guard
+        printf '%s\n' '    respond: {status: 200, body: "ok\n"}'
         echo '  - match: "/*"'
         printf '%s\n' '    respond: {status: 200, body: "ok\n"}'
         guard_yaml "$1"
@@ -103,7 +131,7 @@ g_run() { # CASE BIN N
     mkdir -p "$dir"
     port=$(bench_free_port)
     g_config "$case" "$port" "$dir/portico.yaml"
-    bench_cg_portico "$dir" "$bin" "$port" "$n" /x 200 3
+    BENCH_CG_HEADER=$(guard_header "$case") bench_cg_portico "$dir" "$bin" "$port" "$n" /x 200 3
     ir=$BENCH_CG_IR
     bench_log "callgrind $case, N=$n: Ir $ir"
     printf '%s\t%s\t%s\n' "$case" "$n" "$ir" >>"$OUT_TSV"
@@ -111,7 +139,7 @@ g_run() { # CASE BIN N
 
 cases=()
 [ -n "$BASE_BIN" ] && cases+=(base)
-cases+=(none ip_small ip_file rate)
+cases+=(none conn ip_small ip_file rate)
 for extra in basic_auth jwt waf; do
     g_config "$extra" 1 "$BENCH_TMP/probe-$extra.yaml"
     if "$PORTICO_BIN" check -c "$BENCH_TMP/probe-$extra.yaml" >"$BENCH_TMP/probe-$extra.log" 2>&1; then

@@ -455,6 +455,7 @@ bench_wrk_until() {
 # the run's Ir total (a variable, not output: it runs in the caller's shell, so a failure
 # exits through the caller's cleanup, which knows the PID). The readiness probe is one request in every run, so it cancels out of a difference.
 # Used by bench/route_scale.sh and bench/guards.sh; CG_TIMEOUT bounds the client.
+# BENCH_CG_HEADER, when set, is one "Name: value" field every request sends.
 bench_cg_portico() {
     local dir=$1 bin=$2 port=$3 n=$4 path=$5 status=$6 len=$7 pid
     valgrind --tool=callgrind --trace-children=no --dump-instr=no \
@@ -466,6 +467,7 @@ bench_cg_portico() {
         bench_die "portico did not start in $dir: $(tail -5 "$dir/stderr.log")"
     timeout --foreground "${CG_TIMEOUT:-300}" "$PYTHON" "$BENCH_LIB_DIR/client.py" \
         --port "$port" --count "$n" --path "$path" --status "$status" --length "$len" \
+        ${BENCH_CG_HEADER:+--header "$BENCH_CG_HEADER"} \
         >/dev/null || bench_die "the client failed (see $dir)"
     BENCH_STOP_WAIT=60 bench_stop "$pid"
     bench_forget_pid "$pid"

@@ -580,6 +580,8 @@ struct pt_route_cfg {
     struct pt_waf_cfg *waf;      /* the route's waf:, else its site's; NULL: no WAF (waf: off) */
     struct pt_cfg_pos pos;       /* position of the route's mapping */
     struct pt_cfg_pos match_pos; /* position of the match value */
+    bool no_guards; /* set by the server for its snapshot (server/main.c): no guard applies to
+                       the route, so the pipeline skips its guard step; false runs them all */
     const struct pt_nf_rule *nf; /* non-NULL: compiled from a Netlify rule (_redirects or
                                     netlify.toml); conditions, shadowing and rewrites are
                                     checked at dispatch (handler/netlify_rules.h) */

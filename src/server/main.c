@@ -469,6 +469,24 @@ static int conn_follow(const struct pt_config *cfg, char *err, size_t errlen)
 /* Loads path and builds everything a snapshot holds (the access log is opened only when
    open_logs is set: `check` must not create files). Returns NULL with err filled. */
 /* The snapshot of a loaded configuration; it owns cfg from here, also when it fails. */
+/*
+ * Marks each route that no guard applies to (route->no_guards), so the pipeline's guard step
+ * costs one test there. The test is the one run_guards (server/pipeline.c) makes guard by
+ * guard; a route this does not reach keeps no_guards false and runs every guard.
+ */
+static void mark_unguarded(struct pt_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_sites; i++) {
+        struct pt_site_cfg *site = &cfg->sites[i];
+        for (size_t j = 0; j < site->n_routes; j++) {
+            struct pt_route_cfg *rt = &site->routes[j];
+            rt->no_guards = !cfg->limits.max_requests_per_client && !rt->ip &&
+                            !rt->rate_limit.is_on && !site->rate_limit.is_on && !rt->basic_auth &&
+                            !rt->jwt && !rt->forward_auth && !rt->waf;
+        }
+    }
+}
+
 static struct pt_snapshot *snapshot_of(struct pt_config *cfg, char *err, size_t errlen,
                                        bool open_logs, const struct pt_snapshot *prev)
 {
@@ -485,6 +503,7 @@ static struct pt_snapshot *snapshot_of(struct pt_config *cfg, char *err, size_t 
     }
     s->cfg = cfg;
     s->router = rt;
+    mark_unguarded(cfg);
     s->access_fd = -1;
     /* Target state (health verdicts, ejections, load) carries over from the previous snapshot
        for targets that did not change. */

@@ -507,6 +507,6 @@ void pt_pipeline_run(struct pt_req *r, const struct pt_req_head *h)
                                  .query = query,
                                  .is_acme = r->site->https_redirect && !r->is_tls &&
                                             is_acme_challenge(w->path_buf, (size_t)plen)};
-    if (run_guards(r, &pc, PT_GUARD_STEP_NONE) == PT_OK)
+    if (route->no_guards || run_guards(r, &pc, PT_GUARD_STEP_NONE) == PT_OK)
         run_handler(r, &pc); /* else refused (answered), or waiting for a guard */
 }
