@@ -25,14 +25,11 @@
 #include "guard/connlimit.h"
 
 #include <netinet/in.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
-#include "core/hash.h"
+#include "guard/shards.h"
 
-#define SHARDS 64
 #define PROBE 16
 
 struct slot {
@@ -40,44 +37,21 @@ struct slot {
     uint32_t n[2]; /* by enum pt_cl_kind; both 0: free */
 };
 
-struct shard {
-    pthread_mutex_t lock;
-    struct slot *slots;
-    size_t mask;
-    uint64_t overflows;
-} __attribute__((aligned(64)));
-
 struct pt_cl {
-    uint64_t key[2];
-    size_t per_shard;
-    struct shard sh[SHARDS];
+    struct pt_shards t; /* of struct slot; a shard's dropped counts its overflows */
 };
 
 struct pt_cl *pt_guard_cl;
 
 struct pt_cl *pt_cl_new(size_t max_clients)
 {
-    struct pt_cl *t = calloc(1, sizeof(*t));
+    struct pt_cl *t = malloc(sizeof(*t));
     if (!t)
         return NULL;
-    if (getrandom(t->key, sizeof t->key, 0) != sizeof t->key) {
-        free(t);
+    if (pt_shards_init(&t->t, 2 * (max_clients < 4096 ? 4096 : max_clients), sizeof(struct slot)) <
+        0) {
+        pt_cl_free(t);
         return NULL;
-    }
-    if (max_clients < 4096)
-        max_clients = 4096;
-    size_t per = 64;
-    while (per * SHARDS < 2 * max_clients)
-        per <<= 1;
-    t->per_shard = per;
-    for (int i = 0; i < SHARDS; i++) {
-        pthread_mutex_init(&t->sh[i].lock, NULL);
-        t->sh[i].mask = per - 1;
-        t->sh[i].slots = calloc(per, sizeof(struct slot));
-        if (!t->sh[i].slots) {
-            pt_cl_free(t);
-            return NULL;
-        }
     }
     return t;
 }
@@ -86,10 +60,7 @@ void pt_cl_free(struct pt_cl *t)
 {
     if (!t)
         return;
-    for (int i = 0; i < SHARDS; i++) {
-        free(t->sh[i].slots);
-        pthread_mutex_destroy(&t->sh[i].lock);
-    }
+    pt_shards_fini(&t->t);
     free(t);
 }
 
@@ -111,21 +82,17 @@ uint64_t pt_cl_key(const struct pt_cl *t, const struct sockaddr *sa)
     } else {
         return 0;
     }
-    return pt_siphash24(t->key, p, n) | 1; /* never 0: 0 marks "no key" and an unused slot */
-}
-
-static inline struct shard *shard_of(struct pt_cl *t, uint64_t h)
-{
-    return &t->sh[h & (SHARDS - 1)];
+    return pt_shards_hash(&t->t, p, n); /* never 0: 0 marks "no key" and an unused slot */
 }
 
 /* h's own slot in s, or (when make) the first free one claimed for h; NULL when none. */
-static struct slot *find(struct shard *s, uint64_t h, bool make)
+static struct slot *find(struct pt_shard *s, uint64_t h, bool make)
 {
+    struct slot *slots = s->slots;
     size_t i = (size_t)(h >> 6) & s->mask;
     struct slot *free_slot = NULL;
     for (int k = 0; k < PROBE; k++, i = (i + 1) & s->mask) {
-        struct slot *sl = &s->slots[i];
+        struct slot *sl = &slots[i];
         if (sl->h == h)
             return sl;
         if (sl->h == 0 || (sl->n[0] == 0 && sl->n[1] == 0)) {
@@ -142,12 +109,12 @@ static struct slot *find(struct shard *s, uint64_t h, bool make)
 
 enum pt_cl_verdict pt_cl_take(struct pt_cl *t, uint64_t key, enum pt_cl_kind kind, uint32_t max)
 {
-    struct shard *s = shard_of(t, key);
+    struct pt_shard *s = pt_shards_of(&t->t, key);
     enum pt_cl_verdict v = PT_CL_TAKEN;
     pthread_mutex_lock(&s->lock);
     struct slot *sl = find(s, key, true);
     if (!sl) {
-        s->overflows++;
+        s->dropped++; /* an overflow */
         v = PT_CL_UNTRACKED;
     } else if (sl->n[kind] >= max) {
         v = PT_CL_OVER;
@@ -160,7 +127,7 @@ enum pt_cl_verdict pt_cl_take(struct pt_cl *t, uint64_t key, enum pt_cl_kind kin
 
 void pt_cl_put(struct pt_cl *t, uint64_t key, enum pt_cl_kind kind)
 {
-    struct shard *s = shard_of(t, key);
+    struct pt_shard *s = pt_shards_of(&t->t, key);
     pthread_mutex_lock(&s->lock);
     struct slot *sl = find(s, key, false);
     if (sl && sl->n[kind] > 0)
@@ -170,7 +137,7 @@ void pt_cl_put(struct pt_cl *t, uint64_t key, enum pt_cl_kind kind)
 
 uint32_t pt_cl_count(struct pt_cl *t, uint64_t key, enum pt_cl_kind kind)
 {
-    struct shard *s = shard_of(t, key);
+    struct pt_shard *s = pt_shards_of(&t->t, key);
     pthread_mutex_lock(&s->lock);
     const struct slot *sl = find(s, key, false);
     uint32_t n = sl ? sl->n[kind] : 0;
@@ -180,16 +147,10 @@ uint32_t pt_cl_count(struct pt_cl *t, uint64_t key, enum pt_cl_kind kind)
 
 uint64_t pt_cl_overflows(struct pt_cl *t)
 {
-    uint64_t n = 0;
-    for (int i = 0; i < SHARDS; i++) {
-        pthread_mutex_lock(&t->sh[i].lock);
-        n += t->sh[i].overflows;
-        pthread_mutex_unlock(&t->sh[i].lock);
-    }
-    return n;
+    return pt_shards_dropped(&t->t);
 }
 
 size_t pt_cl_bytes(const struct pt_cl *t)
 {
-    return sizeof(*t) + SHARDS * t->per_shard * sizeof(struct slot);
+    return pt_shards_bytes(&t->t);
 }

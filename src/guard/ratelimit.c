@@ -28,15 +28,12 @@
  */
 #include "guard/ratelimit.h"
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
-#include "core/hash.h"
+#include "guard/shards.h"
 
-#define SHARDS 64
 #define PROBE 16
 
 struct slot {
@@ -44,42 +41,18 @@ struct slot {
     uint64_t tat; /* microseconds, the caller's clock */
 };
 
-struct shard {
-    pthread_mutex_t lock;
-    struct slot *slots;
-    size_t mask;
-    uint64_t evictions;
-} __attribute__((aligned(64)));
-
 struct pt_rl {
-    uint64_t key[2];
-    size_t per_shard;
-    struct shard sh[SHARDS];
+    struct pt_shards t; /* of struct slot; a shard's dropped counts its evictions */
 };
 
 struct pt_rl *pt_rl_new(size_t max_keys)
 {
-    struct pt_rl *t = calloc(1, sizeof(*t));
+    struct pt_rl *t = malloc(sizeof(*t));
     if (!t)
         return NULL;
-    if (getrandom(t->key, sizeof t->key, 0) != sizeof t->key) {
-        free(t);
+    if (pt_shards_init(&t->t, max_keys < 1024 ? 1024 : max_keys, sizeof(struct slot)) < 0) {
+        pt_rl_free(t);
         return NULL;
-    }
-    if (max_keys < 1024)
-        max_keys = 1024;
-    size_t per = 64;
-    while (per * SHARDS < max_keys)
-        per <<= 1;
-    t->per_shard = per;
-    for (int i = 0; i < SHARDS; i++) {
-        t->sh[i].slots = calloc(per, sizeof(struct slot));
-        t->sh[i].mask = per - 1;
-        pthread_mutex_init(&t->sh[i].lock, NULL);
-        if (!t->sh[i].slots) {
-            pt_rl_free(t);
-            return NULL;
-        }
     }
     return t;
 }
@@ -88,20 +61,18 @@ void pt_rl_free(struct pt_rl *t)
 {
     if (!t)
         return;
-    for (int i = 0; i < SHARDS; i++) {
-        free(t->sh[i].slots);
-        pthread_mutex_destroy(&t->sh[i].lock);
-    }
+    pt_shards_fini(&t->t);
     free(t);
 }
 
 /* The slot of h in s at now: its own, a free one, or the earliest one taken over. */
-static struct slot *find(struct shard *s, uint64_t h, uint64_t now)
+static struct slot *find(struct pt_shard *s, uint64_t h, uint64_t now)
 {
+    struct slot *slots = s->slots;
     size_t i = (size_t)(h >> 6) & s->mask;
     struct slot *free_slot = NULL, *oldest = NULL;
     for (int k = 0; k < PROBE; k++, i = (i + 1) & s->mask) {
-        struct slot *sl = &s->slots[i];
+        struct slot *sl = &slots[i];
         if (sl->h == h)
             return sl;
         if (sl->h == 0 || sl->tat <= now) {
@@ -117,7 +88,7 @@ static struct slot *find(struct shard *s, uint64_t h, uint64_t now)
     struct slot *sl = free_slot;
     if (!sl) {
         sl = oldest;
-        s->evictions++;
+        s->dropped++; /* an eviction */
     }
     sl->h = h;
     sl->tat = now;
@@ -127,8 +98,8 @@ static struct slot *find(struct shard *s, uint64_t h, uint64_t now)
 void pt_rl_take(struct pt_rl *t, const void *key, size_t n, const struct pt_rl_limit *lim,
                 uint64_t now_us, struct pt_rl_verdict *v)
 {
-    uint64_t h = pt_siphash24(t->key, key, n) | 1; /* never 0: 0 marks an unused slot */
-    struct shard *s = &t->sh[h & (SHARDS - 1)];
+    uint64_t h = pt_shards_hash(&t->t, key, n);
+    struct pt_shard *s = pt_shards_of(&t->t, h);
     uint64_t iv = lim->interval_us ? lim->interval_us : 1;
     uint64_t span = iv * (lim->burst ? lim->burst : 1); /* how far ahead tat may go at once */
     uint64_t reach = span + lim->delay_us;              /* ... and by waiting */
@@ -149,18 +120,12 @@ void pt_rl_take(struct pt_rl *t, const void *key, size_t n, const struct pt_rl_l
 
 uint64_t pt_rl_evictions(struct pt_rl *t)
 {
-    uint64_t n = 0;
-    for (int i = 0; i < SHARDS; i++) {
-        pthread_mutex_lock(&t->sh[i].lock);
-        n += t->sh[i].evictions;
-        pthread_mutex_unlock(&t->sh[i].lock);
-    }
-    return n;
+    return pt_shards_dropped(&t->t);
 }
 
 size_t pt_rl_bytes(const struct pt_rl *t)
 {
-    return sizeof(*t) + SHARDS * t->per_shard * sizeof(struct slot);
+    return pt_shards_bytes(&t->t);
 }
 
 /* ---- the local store (ratelimit.h, struct pt_rl_store_ops) ---- */
