@@ -129,15 +129,18 @@ build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB)
 
 fuzz: $(FUZZERS)
 
-# A bounded run of each fuzzer over its committed corpus (new finds go to a scratch dir).
+# A bounded run of each fuzzer over its committed corpus (new finds go to a scratch dir),
+# FUZZ_JOBS at a time: each fuzzer is one process on one core, so two run side by side on a
+# 2-core machine in the time of one. Every target runs; any failure fails the whole.
+FUZZ_JOBS ?= 2
 fuzz-smoke: $(FUZZERS)
-	@set -e; for f in $(FUZZERS); do \
-	  n=$$(basename $$f); mkdir -p build/fuzz/new/$$n; \
+	@printf '%s\n' $(FUZZERS) | xargs -P $(FUZZ_JOBS) -I{} sh -c '\
+	  f={}; n=$$(basename $$f); mkdir -p build/fuzz/new/$$n; \
 	  echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
 	  $$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=0 \
 	      build/fuzz/new/$$n tests/fuzz/corpus/$$n >build/fuzz/$$n.log 2>&1 \
-	      || { tail -50 build/fuzz/$$n.log; exit 1; }; \
-	done; echo "fuzz: all targets clean"
+	      || { echo "fuzz: $$n FAILED"; tail -50 build/fuzz/$$n.log; exit 1; }'
+	@echo "fuzz: all targets clean"
 
 unit: $(UNIT_REL)
 	@set -e; for t in $(UNIT_REL); do echo "unit: $$t"; $$t; done
